@@ -1,0 +1,1 @@
+"""The EMR web service (JSON 1.1 protocol over Twisted)."""

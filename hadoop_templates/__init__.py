@@ -1,0 +1,1 @@
+"""Jinja2 templates for Hadoop configuration and node scripts."""

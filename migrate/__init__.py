@@ -1,0 +1,1 @@
+"""Deduplicated relocation of running clusters (not built yet)."""

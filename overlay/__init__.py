@@ -1,0 +1,1 @@
+"""The multi-cloud virtual network (not built yet)."""

@@ -1,0 +1,1 @@
+"""The local cloud: an EC2-compatible endpoint backed by containers."""

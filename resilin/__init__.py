@@ -1,0 +1,1 @@
+"""Resilin core: the job-flow model and its state machine, orchestration, configuration and CLI."""

@@ -1,0 +1,217 @@
+"""Resilin's configuration: where data lives, which ports services use, accounts and clouds.
+
+The configuration is a TOML file (``$RESILIN_HOME/resilin.toml``).  On first use a
+default one is written with a freshly generated access key for one account, and
+the key is also written in the AWS CLI's credentials format so that
+``aws --profile resilin`` and boto3 can use it directly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from resilin.sigv4 import Credentials
+
+DEFAULT_HOME = Path(os.environ.get("RESILIN_HOME", Path.home() / ".resilin"))
+DEFAULT_REGION = "us-east-1"
+
+
+class ConfigError(Exception):
+    """The configuration file is missing something or has a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """One EC2-compatible cloud that clusters can be placed in."""
+
+    name: str
+    endpoint: str  # EC2 endpoint URL; "local" clouds get theirs when the local cloud starts
+    region: str = DEFAULT_REGION
+    access_key: str = ""
+    secret_key: str = ""
+    image_id: str = ""  # empty: ask the cloud (DescribeImages) for the Resilin node image
+    kind: str = "ec2"  # "local" for a cloud served by Resilin's bundled local cloud
+    subnet: str = ""  # for local clouds: the container network's subnet (CIDR)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    bind_host: str = "127.0.0.1"
+    api_port: int = 8998
+    storage_port: int = 8999
+    localcloud_port: int = 8997
+    region: str = DEFAULT_REGION
+    redis_url: str = ""  # empty: Resilin starts a private Redis server in its home
+    accounts: tuple[Credentials, ...] = ()
+    clouds: tuple[CloudConfig, ...] = ()
+    default_cloud: str = "local"
+    node_image: str = "localhost/resilin-node:latest"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    def cloud(self, name: str) -> CloudConfig:
+        for cloud in self.clouds:
+            if cloud.name == name:
+                return cloud
+        raise KeyError(name)
+
+    def credentials(self, access_key: str) -> Credentials | None:
+        for creds in self.accounts:
+            if creds.access_key == access_key:
+                return creds
+        return None
+
+
+def _random_key(length: int, alphabet: str) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def new_credentials(account_id: str) -> Credentials:
+    """A fresh access key pair shaped like AWS's (AKIA…, 40-character secret)."""
+    access = "AKIA" + _random_key(16, string.ascii_uppercase + string.digits)
+    secret = _random_key(40, string.ascii_letters + string.digits + "/+")
+    return Credentials(access, secret, account_id)
+
+
+DEFAULT_CONFIG = """\
+# Resilin configuration.  See README.md for every setting.
+bind_host = "127.0.0.1"
+api_port = 8998
+storage_port = 8999
+localcloud_port = 8997
+region = "us-east-1"
+# redis_url = "redis://127.0.0.1:6379/0"   # unset: Resilin runs its own Redis in its home
+default_cloud = "local"
+
+[[accounts]]
+account_id = "{account_id}"
+access_key = "{access_key}"
+secret_key = "{secret_key}"
+
+[[clouds]]
+name = "local"
+kind = "local"
+subnet = "10.77.1.0/24"
+"""
+
+
+def write_default_config(home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "resilin.toml"
+    creds = new_credentials(account_id="".join(secrets.choice(string.digits) for _ in range(12)))
+    text = DEFAULT_CONFIG.format(
+        account_id=creds.account_id, access_key=creds.access_key, secret_key=creds.secret_key
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def write_aws_credentials(settings: Settings) -> Path:
+    """Write the first account's key as an AWS CLI profile named ``resilin``."""
+    path = settings.home / "aws-credentials"
+    creds = settings.accounts[0]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(
+            "[resilin]\n"
+            f"aws_access_key_id = {creds.access_key}\n"
+            f"aws_secret_access_key = {creds.secret_key}\n"
+            f"region = {settings.region}\n"
+        )
+    return path
+
+
+def _require(table: dict, key: str, kind: type, where: str):
+    if key not in table:
+        raise ConfigError(f"{where}: '{key}' is required")
+    value = table[key]
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}: '{key}' must be a {kind.__name__}")
+    return value
+
+
+def load(home: Path | None = None, path: Path | None = None) -> Settings:
+    """Read the configuration, writing a default one first if there is none."""
+    home = Path(home or DEFAULT_HOME)
+    path = path or home / "resilin.toml"
+    if not path.exists():
+        write_default_config(home)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+    accounts = []
+    for i, table in enumerate(raw.get("accounts", [])):
+        where = f"{path}: accounts[{i}]"
+        accounts.append(
+            Credentials(
+                access_key=_require(table, "access_key", str, where),
+                secret_key=_require(table, "secret_key", str, where),
+                account_id=_require(table, "account_id", str, where),
+            )
+        )
+    if not accounts:
+        raise ConfigError(f"{path}: at least one [[accounts]] entry is required")
+
+    clouds = []
+    for i, table in enumerate(raw.get("clouds", [])):
+        where = f"{path}: clouds[{i}]"
+        kind = table.get("kind", "ec2")
+        if kind not in ("ec2", "local"):
+            raise ConfigError(f"{where}: kind must be 'ec2' or 'local'")
+        clouds.append(
+            CloudConfig(
+                name=_require(table, "name", str, where),
+                endpoint=table.get("endpoint", "")
+                if kind == "local"
+                else _require(table, "endpoint", str, where),
+                region=table.get("region", DEFAULT_REGION),
+                access_key=table.get("access_key", ""),
+                secret_key=table.get("secret_key", ""),
+                image_id=table.get("image_id", ""),
+                kind=kind,
+                subnet=table.get("subnet", ""),
+            )
+        )
+    default_cloud = raw.get("default_cloud", clouds[0].name if clouds else "local")
+    if clouds and default_cloud not in {c.name for c in clouds}:
+        raise ConfigError(f"{path}: default_cloud '{default_cloud}' is not one of the [[clouds]]")
+
+    known = {
+        "bind_host",
+        "api_port",
+        "storage_port",
+        "localcloud_port",
+        "region",
+        "redis_url",
+        "default_cloud",
+        "node_image",
+        "accounts",
+        "clouds",
+    }
+    return Settings(
+        home=home,
+        bind_host=raw.get("bind_host", "127.0.0.1"),
+        api_port=int(raw.get("api_port", 8998)),
+        storage_port=int(raw.get("storage_port", 8999)),
+        localcloud_port=int(raw.get("localcloud_port", 8997)),
+        region=raw.get("region", DEFAULT_REGION),
+        redis_url=raw.get("redis_url", ""),
+        accounts=tuple(accounts),
+        clouds=tuple(clouds),
+        default_cloud=default_cloud,
+        node_image=raw.get("node_image", "localhost/resilin-node:latest"),
+        extra={k: v for k, v in raw.items() if k not in known},
+    )

@@ -1,0 +1,1 @@
+"""Resilin's S3-compatible storage service."""
