@@ -1,0 +1,93 @@
+"""The job-flow model and EMR operations against a real Redis server."""
+
+import pytest
+
+from resilin.errors import InvalidRequest, ValidationError
+from resilin.jobflows import states
+from resilin.jobflows.service import EmrService
+from resilin.jobflows.store import JobFlowStore, StateConflict
+
+STREAMING_STEP = {
+    "Name": "wc",
+    "ActionOnFailure": "TERMINATE_CLUSTER",
+    "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["hadoop-streaming", "-input", "s3://d/in"]},
+}
+
+
+@pytest.fixture
+def service(redis_client):
+    return EmrService(JobFlowStore(redis_client))
+
+
+def _run(service, account="111111111111", **extra):
+    params = {
+        "Name": "demo",
+        "Instances": {
+            "MasterInstanceType": "m5.xlarge",
+            "SlaveInstanceType": "m5.xlarge",
+            "InstanceCount": 3,
+        },
+        "Steps": [STREAMING_STEP],
+    } | extra
+    return service.run_job_flow(account, params)["JobFlowId"]
+
+
+def test_run_job_flow_records_groups_and_steps(service):
+    cid = _run(service)
+    cluster = service.describe_cluster("111111111111", {"ClusterId": cid})["Cluster"]
+    assert cluster["Status"]["State"] == "STARTING"
+    assert cluster["AutoTerminate"] is True
+    groups = service.store.get_cluster(cid)["groups"]
+    assert [(g["role"], g["requested"]) for g in groups] == [("MASTER", 1), ("CORE", 2)]
+    steps = service.list_steps("111111111111", {"ClusterId": cid})["Steps"]
+    assert [s["Status"]["State"] for s in steps] == ["PENDING"]
+    assert service.store.next_notification(1) == cid
+
+
+def test_accounts_see_only_their_clusters(service):
+    cid = _run(service)
+    with pytest.raises(InvalidRequest):
+        service.describe_cluster("222222222222", {"ClusterId": cid})
+    assert service.list_clusters("222222222222", {})["Clusters"] == []
+    assert [c["Id"] for c in service.list_clusters("111111111111", {})["Clusters"]] == [cid]
+
+
+def test_unknown_ids_and_bad_requests_change_nothing(service):
+    with pytest.raises(InvalidRequest):
+        service.describe_cluster("111111111111", {"ClusterId": "j-NOPE"})
+    with pytest.raises(ValidationError):
+        _run(service, ReleaseLabel="emr-1.0.0")
+    with pytest.raises(ValidationError):
+        _run(service, Instances={"InstanceCount": 2})
+    assert service.list_clusters("111111111111", {})["Clusters"] == []
+
+
+def test_list_steps_newest_first_and_filters(service):
+    cid = _run(service)
+    added = service.add_job_flow_steps("111111111111", {"JobFlowId": cid, "Steps": [STREAMING_STEP] * 2})[
+        "StepIds"
+    ]
+    listed = [s["Id"] for s in service.list_steps("111111111111", {"ClusterId": cid})["Steps"]]
+    assert listed[:2] == list(reversed(added))
+    only = service.list_steps("111111111111", {"ClusterId": cid, "StepIds": [added[0]]})["Steps"]
+    assert [s["Id"] for s in only] == [added[0]]
+
+
+def test_state_machine_refuses_illegal_transitions(service):
+    cid = _run(service)
+    with pytest.raises(StateConflict):
+        service.store.transition_cluster(cid, states.TERMINATED)
+    service.store.transition_cluster(cid, states.BOOTSTRAPPING)
+    done = service.store.transition_cluster(cid, states.RUNNING)
+    assert done["timeline"]["ready"]
+
+
+def test_terminate_marks_cluster_terminating_and_respects_protection(service):
+    cid = _run(service)
+    protected = _run(service, Instances={"MasterInstanceType": "m5.xlarge", "TerminationProtected": True})
+    with pytest.raises(ValidationError):
+        service.terminate_job_flows("111111111111", {"JobFlowIds": [cid, protected]})
+    assert service.store.get_cluster(cid)["state"] == "STARTING"
+    service.terminate_job_flows("111111111111", {"JobFlowIds": [cid]})
+    status = service.describe_cluster("111111111111", {"ClusterId": cid})["Cluster"]["Status"]
+    assert status["State"] == "TERMINATING" and status["StateChangeReason"]["Code"] == "USER_REQUEST"
