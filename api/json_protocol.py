@@ -1,0 +1,97 @@
+"""The JSON 1.1 protocol: ``POST /`` with ``X-Amz-Target: ElasticMapReduce.<Operation>``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from resilin.api import model
+from resilin.api.auth import authenticate
+from resilin.api.dispatch import Dispatcher
+from resilin.api.errors import (
+    InternalFailure,
+    MethodNotAllowed,
+    SerializationError,
+    UnknownOperation,
+    UnsupportedMediaType,
+)
+from resilin.api.request import ApiRequest, ApiResponse
+from resilin.api.results import JSON_SCALARS
+
+from resilin.errors import EmrError
+from resilin.sigv4 import CredentialLookup
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+_ACCEPTED_TYPES = {"application/x-amz-json-1.1", "application/x-amz-json-1.0"}
+
+
+def is_json_request(request: ApiRequest) -> bool:
+    return _media_type(request) in _ACCEPTED_TYPES
+
+
+def _media_type(request: ApiRequest) -> str:
+    return request.header("content-type").split(";")[0].strip().lower()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_body(body: bytes) -> Any:
+    if not body.strip():
+        return {}  # an operation without parameters may be sent with no body
+    try:
+        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SerializationError(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise SerializationError("The request body must be a JSON object.")
+    return document
+
+
+def operation_name(request: ApiRequest) -> str:
+    target = request.header("x-amz-target")
+    prefix, dot, name = target.partition(".")
+    if not dot or prefix != model.target_prefix() or not name:
+        raise UnknownOperation(f"The X-Amz-Target header {target!r} does not name an EMR operation.")
+    return name
+
+
+def error_response(error: EmrError) -> ApiResponse:
+    body = json.dumps({"__type": error.code, "message": error.message}).encode()
+    return ApiResponse(error.status, body, {"Content-Type": CONTENT_TYPE, "x-amzn-ErrorType": error.code})
+
+
+class JsonProtocol:
+    def __init__(self, dispatcher: Dispatcher, lookup: CredentialLookup, region: str) -> None:
+        self.dispatcher = dispatcher
+        self.lookup = lookup
+        self.region = region
+
+    def handle(self, request: ApiRequest) -> ApiResponse:
+        """Answer one request; blocking (the core is called here), so run it off the reactor."""
+        try:
+            result = self._answer(request)
+        except EmrError as exc:
+            return error_response(exc)
+        except Exception:
+            log.exception("request %s: unexpected failure", request.request_id)
+            return error_response(InternalFailure())
+        return ApiResponse(200, json.dumps(result).encode(), {"Content-Type": CONTENT_TYPE})
+
+    def _answer(self, request: ApiRequest) -> dict[str, Any]:
+        if request.method != "POST":
+            raise MethodNotAllowed(f"The JSON protocol accepts POST only, not {request.method}.")
+        if not is_json_request(request):
+            raise UnsupportedMediaType(
+                f"Content-Type {_media_type(request) or '(none)'!r} is not supported; use {CONTENT_TYPE}."
+            )
+        credentials = authenticate(request, self.lookup, self.region)
+        name = operation_name(request)
+        params = decode_body(request.body)
+        return self.dispatcher.execute(
+            credentials.account_id, name, params, JSON_SCALARS, request_id=request.request_id
+        )

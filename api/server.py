@@ -1,0 +1,90 @@
+"""The EMR web service as a Twisted site."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from resilin.api.dispatch import Dispatcher
+from resilin.api.errors import InternalFailure, RequestTooLarge
+from resilin.api.json_protocol import JsonProtocol, error_response
+from resilin.api.request import ApiRequest, ApiResponse
+from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
+from twisted.web import resource, server
+from twisted.web.server import Request
+
+from resilin.httputil import new_request_id, request_headers, split_uri
+from resilin.sigv4 import Credentials
+
+log = logging.getLogger(__name__)
+
+# Far above any real EMR request (RunJobFlow with hundreds of steps is well under 1 MiB).
+MAX_BODY = 16 * 1024 * 1024
+
+
+class EmrResource(resource.Resource):
+    """Every path and method: the protocols route by headers, not by URL."""
+
+    isLeaf = True
+
+    def __init__(self, json_protocol: JsonProtocol) -> None:
+        super().__init__()
+        self.json_protocol = json_protocol
+
+    def render(self, request: Request) -> bytes | int:
+        request_id = new_request_id()
+        too_large = _declared_length(request) > MAX_BODY
+        body = b"" if too_large else request.content.read(MAX_BODY + 1)
+        if too_large or len(body) > MAX_BODY:
+            self._write(
+                request, request_id, error_response(RequestTooLarge("The request body is too large."))
+            )
+            return server.NOT_DONE_YET
+        path, query = split_uri(request)
+        api_request = ApiRequest(
+            method=request.method.decode("latin-1"),
+            raw_path=path,
+            raw_query=query,
+            headers=request_headers(request),
+            body=body,
+            request_id=request_id,
+        )
+        # The legacy Query protocol will be routed here too, by its form-encoded Content-Type.
+        handler = self.json_protocol.handle
+        finished: list[bool] = []
+        request.notifyFinish().addBoth(lambda _: finished.append(True))
+        d = deferToThread(handler, api_request)
+        d.addCallback(lambda response: finished or self._write(request, request_id, response))
+        d.addErrback(self._crashed, request, request_id, finished)
+        return server.NOT_DONE_YET
+
+    def _write(self, request: Request, request_id: str, response: ApiResponse) -> None:
+        request.setResponseCode(response.status)
+        for name, value in response.headers.items():
+            request.setHeader(name, value)
+        request.setHeader("X-Amzn-RequestId", request_id)
+        request.setHeader("Content-Length", str(len(response.body)))
+        if request.method != b"HEAD":
+            request.write(response.body)
+        request.finish()
+
+    def _crashed(self, failure: Failure, request: Request, request_id: str, finished: list[bool]) -> None:
+        log.error("request %s: %s", request_id, failure.getTraceback())
+        if not finished:
+            self._write(request, request_id, error_response(InternalFailure()))
+
+
+def _declared_length(request: Request) -> int:
+    try:
+        return int(request.getHeader("content-length") or 0)
+    except ValueError:
+        return 0
+
+
+def make_site(service: object, lookup: Callable[[str], Credentials | None], region: str) -> server.Site:
+    """The EMR API over ``service`` (the core), authenticating with ``lookup`` for ``region``."""
+    protocol = JsonProtocol(Dispatcher(service), lookup, region)
+    site = server.Site(EmrResource(protocol))
+    site.displayTracebacks = False  # never a traceback to a client
+    return site
