@@ -173,7 +173,7 @@ def _integer(shape: Shape, value: Any, path: str, errors: _Errors) -> Any:
         return value
     low, high = _INT_RANGES[shape.type_name]
     if not low <= value <= high:
-        errors.add(path, value, f"must be a {shape.type_name} between {low} and {high}")
+        errors.add(path, value, f"must be between {low} and {high} (the {shape.type_name} range)")
         return value
     _range(shape, value, path, errors)
     return value
