@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from resilin.api import model
 from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import InternalFailure, RequestTooLarge
 from resilin.api.json_protocol import JsonProtocol, error_response
@@ -84,6 +85,7 @@ def _declared_length(request: Request) -> int:
 
 def make_site(service: object, lookup: Callable[[str], Credentials | None], region: str) -> server.Site:
     """The EMR API over ``service`` (the core), authenticating with ``lookup`` for ``region``."""
+    model.emr_model()  # load the model now rather than inside the first request
     protocol = JsonProtocol(Dispatcher(service), lookup, region)
     site = server.Site(EmrResource(protocol))
     site.displayTracebacks = False  # never a traceback to a client

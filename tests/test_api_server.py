@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ REGION = "us-east-1"
 JSON_TYPE = "application/x-amz-json-1.1"
 
 SERVER = """
-import json, logging, sys
+import json, logging, sys, time
 import redis
 from twisted.internet import reactor
 from resilin.api.server import make_site
@@ -52,6 +53,10 @@ class BrokenService(EmrService):
 
     def list_clusters(self, account, params):
         raise RuntimeError("do-not-leak: core crashed")
+
+    def describe_step(self, account, params):
+        time.sleep(2)
+        return super().describe_step(account, params)
 
 
 service_class = BrokenService if cfg["broken"] else EmrService
@@ -223,6 +228,11 @@ def test_wrong_content_type_and_method(server, redis_client):
     reply = send(server, "ListClusters", content_type="application/x-www-form-urlencoded")
     assert_error(reply, 415, "UnsupportedMediaTypeException")
     assert_error(send(server, "ListClusters", b"", method="GET"), 405, "MethodNotAllowedException")
+
+
+def test_oversized_body(server, redis_client):
+    body = b'{"Name": "' + b"x" * (17 * 1024 * 1024) + b'"}'
+    assert_error(send(server, "RunJobFlow", body, signed=False), 413, "RequestEntityTooLargeException")
 
 
 def test_missing_name(server, redis_client):
@@ -473,6 +483,22 @@ def test_core_crash_is_an_internal_error(broken_server, redis_client):
     assert "do-not-leak" not in reply.body.decode()
     assert "Traceback" not in reply.body.decode()
     _wait_for_log(broken_server, "RuntimeError: do-not-leak: core crashed")
+
+
+def test_slow_core_call_does_not_block_other_requests(broken_server, redis_client):
+    slow: list[Reply] = []
+    thread = threading.Thread(
+        target=lambda: slow.append(send(broken_server, "DescribeStep", {"ClusterId": "j-1", "StepId": "s-1"}))
+    )
+    thread.start()
+    time.sleep(0.3)  # let the slow call reach the core
+    started = time.monotonic()
+    quick = send(broken_server, "DescribeCluster", {"ClusterId": "j-1"})
+    assert time.monotonic() - started < 1.0
+    assert quick.status == 500
+    assert not slow  # still in the core
+    thread.join(timeout=10)
+    assert_error(slow[0], 400, "InvalidRequestException")
 
 
 def _wait_for_log(srv: Server, text: str) -> None:
