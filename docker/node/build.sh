@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Build the Resilin node image: localhost/resilin-node:<tag>
+#
+# The image is a Debian bookworm rootfs made with debootstrap (no base image
+# pull needed) plus Apache Hadoop 3.5.0 assembled from Maven Central jars,
+# our own launcher scripts, and the container init (init.sh).
+#
+# Usage: docker/node/build.sh [--print-tag] [--force]
+#   --print-tag   print the tag the current inputs would produce and exit
+#   --force       rebuild the image even if the tag already exists
+#
+# Caching (all under docker/node/build/, which is gitignored):
+#   base-<key>.tar     debootstrap rootfs with the Debian packages installed
+#   hadoop-<key>/      jars from `mvn dependency:copy-dependencies` (+ ~/.m2)
+# The image tag is a hash of every file in docker/node/ (except build/), so
+# editing any input produces a new tag; re-running with an existing tag
+# returns immediately.
+#
+# Prints the built image reference (localhost/resilin-node:<tag>) on stdout;
+# progress goes to stderr.  The image is also tagged :latest.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD=$HERE/build
+IMAGE=${RESILIN_NODE_IMAGE:-localhost/resilin-node}
+SUITE=bookworm
+# Bumping BASE_REV forces a new debootstrap even if the package list is unchanged.
+BASE_REV=1
+PACKAGES=(
+    openjdk-17-jre-headless openssh-server python3 procps iproute2 sudo bash
+    coreutils ca-certificates curl netcat-openbsd gzip less
+)
+
+log() { echo "[build-node] $*" >&2; }
+
+compute_tag() {
+    (
+        cd "$HERE"
+        find . -path ./build -prune -o -type f -print | LC_ALL=C sort |
+            while read -r f; do
+                printf '%s\n' "$f"
+                sha256sum <"$f"
+            done
+    ) | sha256sum | cut -c1-12
+}
+
+PRINT_TAG=0
+FORCE=0
+for arg in "$@"; do
+    case "$arg" in
+        --print-tag) PRINT_TAG=1 ;;
+        --force) FORCE=1 ;;
+        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
+TAG=$(compute_tag)
+REF=$IMAGE:$TAG
+if [ "$PRINT_TAG" = 1 ]; then
+    echo "$TAG"
+    exit 0
+fi
+if [ "$FORCE" = 0 ] && podman image exists "$REF"; then
+    log "image $REF is up to date"
+    echo "$REF"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "build.sh must run as root (debootstrap, chroot)" >&2
+    exit 1
+fi
+for tool in debootstrap podman mvn chroot; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (see scripts/setup-podman.sh)" >&2; exit 1; }
+done
+
+mkdir -p "$BUILD"
+START=$(date +%s)
+
+# --------------------------------------------------------------------------
+# Debian mirror: the one apt uses on this host.
+# --------------------------------------------------------------------------
+
+# Print "URI" for the first apt source (one-line or deb822 format) whose suites
+# include $1.
+apt_source_for_suite() {
+    local suite=$1 f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        awk -v s="$suite" '
+            /^[[:space:]]*deb[[:space:]]/ {
+                i = 2
+                if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+                if ($(i + 1) == s) { print $i; exit }
+            }' "$f"
+    done
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk -v s="$suite" '
+            function flush() {
+                if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " s " ") && uris != "") {
+                    split(uris, u, " "); print u[1]; found = 1
+                }
+                types = ""; suites = ""; uris = ""
+            }
+            /^[[:space:]]*$/ { flush(); if (found) exit; next }
+            /^[[:space:]]*#/ { next }
+            /^Types:/  { sub(/^Types:[[:space:]]*/, "");  types = $0 }
+            /^Suites:/ { sub(/^Suites:[[:space:]]*/, ""); suites = $0 }
+            /^URIs:/   { sub(/^URIs:[[:space:]]*/, "");   uris = $0 }
+            END { if (!found) flush() }' "$f"
+    done
+}
+
+MIRROR=${RESILIN_DEBIAN_MIRROR:-$(apt_source_for_suite "$SUITE" | head -n1)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+MIRROR=${MIRROR%/}
+SECURITY_MIRROR=$(apt_source_for_suite "$SUITE-security" | head -n1)
+SECURITY_MIRROR=${SECURITY_MIRROR%/}
+log "Debian mirror: $MIRROR (security: ${SECURITY_MIRROR:-none})"
+
+# --------------------------------------------------------------------------
+# Helpers for chroot work: mount /proc and /dev/pts only while needed, and
+# never remove a tree that still has something mounted in it.
+# --------------------------------------------------------------------------
+MOUNTED=()
+chroot_mount() {
+    local root=$1
+    mkdir -p "$root/proc" "$root/dev/pts"
+    mount -t proc proc "$root/proc"
+    MOUNTED+=("$root/proc")
+}
+chroot_umount_all() {
+    local m
+    for m in "${MOUNTED[@]}"; do
+        if mountpoint -q "$m"; then umount -l "$m" || true; fi
+    done
+    MOUNTED=()
+}
+safe_rm_tree() {
+    local d=$1
+    [ -e "$d" ] || return 0
+    if grep -q " $(readlink -f "$d")/" /proc/mounts; then
+        echo "refusing to remove $d: something is still mounted inside" >&2
+        exit 1
+    fi
+    rm -rf --one-file-system "$d"
+}
+trap chroot_umount_all EXIT
+
+# --------------------------------------------------------------------------
+# Stage 1: Debian base rootfs (cached tarball).
+# --------------------------------------------------------------------------
+BASE_KEY=$(printf '%s\n' "$BASE_REV" "$SUITE" "$MIRROR" "$SECURITY_MIRROR" "${PACKAGES[@]}" |
+    sha256sum | cut -c1-12)
+BASE_TAR=$BUILD/base-$SUITE-$BASE_KEY.tar
+if [ ! -f "$BASE_TAR" ]; then
+    log "stage 1: debootstrap $SUITE (minbase) -> $BASE_TAR"
+    t0=$(date +%s)
+    BROOT=$BUILD/base-root
+    safe_rm_tree "$BROOT"
+    include=$(IFS=,; echo "${PACKAGES[*]}")
+    debootstrap --variant=minbase --include="$include" "$SUITE" "$BROOT" "$MIRROR" >&2
+    {
+        echo "deb $MIRROR $SUITE main"
+        echo "deb $MIRROR $SUITE-updates main"
+        if [ -n "$SECURITY_MIRROR" ]; then echo "deb $SECURITY_MIRROR $SUITE-security main"; fi
+    } >"$BROOT/etc/apt/sources.list"
+    # Keep docs/man pages/locales out of the image (also for later apt installs).
+    cat >"$BROOT/etc/dpkg/dpkg.cfg.d/01-resilin-nodoc" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/lintian/*
+EOF
+    cat >"$BROOT/etc/apt/apt.conf.d/01-resilin" <<'EOF'
+APT::Install-Recommends "false";
+APT::Install-Suggests "false";
+EOF
+    chroot_mount "$BROOT"
+    # Pick up bookworm-updates / security fixes; not fatal if unreachable.
+    if ! chroot "$BROOT" /bin/sh -c 'export DEBIAN_FRONTEND=noninteractive;
+            apt-get update -qq && apt-get -y -qq -o Dpkg::Options::=--force-confold upgrade' >&2; then
+        log "warning: apt-get upgrade inside the rootfs failed; continuing with the $SUITE release packages"
+    fi
+    chroot "$BROOT" /bin/sh -c 'apt-get clean; rm -rf /var/lib/apt/lists/*
+        rm -rf /usr/share/doc/* /usr/share/man/* /usr/share/info/* /var/cache/debconf/*-old
+        find /usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+        rm -f /var/log/*.log /var/log/apt/* /etc/ssh/ssh_host_*'
+    chroot_umount_all
+    tar -C "$BROOT" --numeric-owner -cf "$BASE_TAR.tmp" .
+    mv "$BASE_TAR.tmp" "$BASE_TAR"
+    safe_rm_tree "$BROOT"
+    # Older base tarballs are useless now.
+    find "$BUILD" -maxdepth 1 -name "base-*.tar" ! -name "$(basename "$BASE_TAR")" -delete
+    log "stage 1 done in $(($(date +%s) - t0))s"
+else
+    log "stage 1: using cached $BASE_TAR"
+fi
+
+# --------------------------------------------------------------------------
+# Stage 2: Hadoop jars from Maven Central (cached per pom.xml hash).
+# --------------------------------------------------------------------------
+POM=$HERE/hadoop/pom.xml
+HADOOP_KEY=$(sha256sum <"$POM" | cut -c1-12)
+HADOOP_LIB=$BUILD/hadoop-$HADOOP_KEY
+if [ ! -f "$HADOOP_LIB/.done" ]; then
+    log "stage 2: resolving Hadoop jars with Maven -> $HADOOP_LIB"
+    t0=$(date +%s)
+    rm -rf "$HADOOP_LIB"
+    mvn -B -q -f "$POM" \
+        org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$HADOOP_LIB/jars" >&2
+    touch "$HADOOP_LIB/.done"
+    find "$BUILD" -maxdepth 1 -name "hadoop-*" -type d ! -name "$(basename "$HADOOP_LIB")" -exec rm -rf {} +
+    log "stage 2 done in $(($(date +%s) - t0))s ($(ls "$HADOOP_LIB/jars" | wc -l) jars)"
+else
+    log "stage 2: using cached $HADOOP_LIB"
+fi
+
+# --------------------------------------------------------------------------
+# Stage 3: assemble the final rootfs and import it into podman.
+# --------------------------------------------------------------------------
+log "stage 3: assembling rootfs"
+ROOT=$BUILD/rootfs
+safe_rm_tree "$ROOT"
+mkdir -p "$ROOT"
+tar -C "$ROOT" --numeric-owner -xf "$BASE_TAR"
+
+HH=$ROOT/opt/hadoop
+mkdir -p "$HH/bin" "$HH/libexec" "$HH/share/hadoop/common/lib" "$HH/share/hadoop/tools/lib" \
+    "$HH/share/hadoop/mapreduce"
+case "$(uname -m)" in
+    aarch64) NATIVE_ARCH=aarch_64 ;;
+    *) NATIVE_ARCH=$(uname -m) ;;
+esac
+for jar in "$HADOOP_LIB"/jars/*.jar; do
+    name=$(basename "$jar")
+    case "$name" in
+        # netty native transports for other platforms are dead weight.
+        *-osx-*.jar) continue ;;
+        *-linux-"$NATIVE_ARCH".jar) ;;
+        *-linux-*.jar) continue ;;
+    esac
+    case "$name" in
+        hadoop-streaming-*.jar | hadoop-distcp-*.jar) cp "$jar" "$HH/share/hadoop/tools/lib/" ;;
+        hadoop-mapreduce-examples-*.jar) cp "$jar" "$HH/share/hadoop/mapreduce/" ;;
+        *) cp "$jar" "$HH/share/hadoop/common/lib/" ;;
+    esac
+done
+install -m 0755 "$HERE"/bin/* "$HH/bin/"
+install -m 0644 "$HERE"/libexec/* "$HH/libexec/"
+mkdir -p "$ROOT/etc/hadoop"
+install -m 0644 "$HERE"/conf/* "$ROOT/etc/hadoop/"
+install -m 0755 "$HERE/init.sh" "$ROOT/usr/local/sbin/resilin-init"
+install -m 0644 "$HERE/hadoop-required-site.md" "$HH/REQUIRED-SITE.md"
+install -m 0755 "$HERE/rootfs-setup.sh" "$ROOT/tmp/rootfs-setup.sh"
+echo "$TAG" >"$ROOT/etc/resilin-node-release"
+
+chroot_mount "$ROOT"
+chroot "$ROOT" /bin/bash /tmp/rootfs-setup.sh >&2
+chroot_umount_all
+rm -f "$ROOT/tmp/rootfs-setup.sh"
+
+log "stage 3: importing into podman as $REF"
+JAVA_HOME_IN_IMAGE=$(chroot "$ROOT" readlink -f /usr/bin/java)
+JAVA_HOME_IN_IMAGE=${JAVA_HOME_IN_IMAGE%/bin/java}
+tar -C "$ROOT" --numeric-owner -c . |
+    podman import \
+        --change 'CMD ["/usr/local/sbin/resilin-init"]' \
+        --change "ENV JAVA_HOME=$JAVA_HOME_IN_IMAGE" \
+        --change 'ENV HADOOP_HOME=/opt/hadoop' \
+        --change 'ENV HADOOP_CONF_DIR=/etc/hadoop' \
+        --change 'ENV PATH=/opt/hadoop/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change "LABEL io.resilin.node.tag=$TAG" \
+        --change 'EXPOSE 22' \
+        --message "resilin node $TAG" \
+        - "$REF" >&2
+podman tag "$REF" "$IMAGE:latest"
+safe_rm_tree "$ROOT"
+log "built $REF in $(($(date +%s) - START))s ($(podman image inspect --format '{{.Size}}' "$REF" | awk '{printf "%.0f MB", $1/1e6}'))"
+echo "$REF"
