@@ -22,7 +22,7 @@ class NodeImageLayout:
     """Where Hadoop lives in the Resilin node image (see docker/node/)."""
 
     home: str = "/opt/hadoop"
-    classpath: str = "/opt/hadoop/etc/hadoop,/opt/hadoop/share/hadoop/lib/*"
+    classpath: str = "/etc/hadoop,/opt/hadoop/share/hadoop/common/lib/*"
     java_opts: str = ""
     streaming_jar: str = "/usr/lib/hadoop-mapreduce/hadoop-streaming.jar"
     daemon: str = "/opt/hadoop/bin/hadoop-daemon"

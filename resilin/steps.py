@@ -74,8 +74,9 @@ cd {workdir}
 : >"$logs"/syslog
 echo "$(date -u +%FT%TZ) INFO startExec {shlex.quote(command)}" >>"$logs"/controller
 echo $$ >"$logs"/pid
-export HADOOP_ROOT_LOGGER=INFO,RFA HADOOP_LOG_DIR="$logs" HADOOP_LOGFILE=syslog
-export HADOOP_CLIENT_OPTS="${{HADOOP_CLIENT_OPTS:-}} {java_props}"
+# Hadoop's own log lines go to syslog, as on EMR; the command's output to stdout and stderr.
+export HADOOP_ROOT_LOGGER=INFO,RFA HADOOP_LOG_DIR="$logs"
+export HADOOP_CLIENT_OPTS="${{HADOOP_CLIENT_OPTS:-}} -Dhadoop.log.file=syslog {java_props}"
 ( {command} ) >"$logs"/stdout 2>"$logs"/stderr </dev/null
 rc=$?
 echo "$(date -u +%FT%TZ) INFO Step {sid} exited with status $rc" >>"$logs"/controller

@@ -1,0 +1,5 @@
+import sys
+
+from resilin.cli import main
+
+sys.exit(main())

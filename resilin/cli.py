@@ -1,0 +1,154 @@
+"""The ``resilin`` command: run the services, or run the end-to-end demo against them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from resilin import config as config_module
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("botocore", "boto3", "urllib3", "paramiko"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from resilin import server
+
+    _configure_logging(args.verbose)
+    server.serve(args.home)
+    return 0
+
+
+class RunningServer:
+    """A ``resilin server`` child process, started for the demo when none is answering."""
+
+    def __init__(self, home: Path, settings: config_module.Settings) -> None:
+        self.home = home
+        self.settings = settings
+        self.process: subprocess.Popen | None = None
+
+    def api_answers(self) -> bool:
+        from resilin.ssh import port_open
+
+        return port_open(self.settings.bind_host, self.settings.api_port)
+
+    def __enter__(self) -> RunningServer:
+        if self.api_answers():
+            print(
+                f"using the Resilin already listening on {self.settings.bind_host}:{self.settings.api_port}"
+            )
+            return self
+        log_path = self.home / "server.log"
+        print(f"starting Resilin (log: {log_path})")
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "resilin", "server", "--home", str(self.home)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 120
+        while not self.api_answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"Resilin did not start; see {log_path}")
+            time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from resilin import demo
+
+    home = Path(args.home or config_module.DEFAULT_HOME)
+    settings = config_module.load(home)
+    creds = settings.accounts[0]
+    endpoints = demo.Endpoints(
+        api=f"http://{settings.bind_host}:{settings.api_port}",
+        storage=f"http://{settings.bind_host}:{settings.storage_port}",
+        access_key=creds.access_key,
+        secret_key=creds.secret_key,
+        region=settings.region,
+    )
+    ok = True
+    with RunningServer(home, settings):
+        print("== word count through boto3")
+        result = demo.wordcount(endpoints, bucket=args.bucket, core=args.core_instances)
+        ok &= _report(result, demo)
+        if args.with_cli:
+            print("== the same through the AWS CLI")
+            result = demo.wordcount_with_cli(
+                endpoints, settings.home, bucket=args.bucket + "-cli", core=args.core_instances
+            )
+            ok &= _report(result, demo)
+    leftovers = demo.leftover_instances()
+    if leftovers:
+        print(f"FAILED: containers of clusters still exist: {', '.join(leftovers)}")
+        ok = False
+    else:
+        print("no cluster container is left")
+    return 0 if ok else 1
+
+
+def _report(result: dict, demo) -> bool:
+    cluster, step = result["cluster"], result["step"]
+    print("time spent:")
+    for line in demo.summary(cluster, step, result["timeline"]):
+        print(line)
+    reason = cluster["Status"].get("StateChangeReason", {})
+    print(f"cluster ended {cluster['Status']['State']} ({reason.get('Code')}: {reason.get('Message')})")
+    counts = result.get("counts")
+    if counts is None:
+        print(f"FAILED: step ended {step['Status']['State']}: {step['Status'].get('FailureDetails')}")
+        return False
+    expected = result["expected"]
+    if counts != expected:
+        wrong = sorted(set(counts.items()) ^ set(expected.items()))[:10]
+        print(f"FAILED: the output differs from Python's count, e.g. {wrong}")
+        return False
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
+    print(
+        f"output matches Python's count: {len(counts)} distinct words, {sum(counts.values())} in all; top {top}"
+    )
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="resilin", description=__doc__)
+    parser.add_argument("--home", type=Path, default=os.environ.get("RESILIN_HOME"),
+                        help="Resilin's home: configuration, data and logs (default ~/.resilin)")  # fmt: skip
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("server", help="run the EMR API, storage, local clouds and orchestrator").set_defaults(
+        func=cmd_server
+    )
+    demo_parser = sub.add_parser("demo", help="run a word count end to end through the EMR API")
+    demo_parser.add_argument("--bucket", default="demo")
+    demo_parser.add_argument("--core-instances", type=int, default=2)
+    demo_parser.add_argument("--no-cli", dest="with_cli", action="store_false",
+                             help="skip the second run through the AWS CLI")  # fmt: skip
+    demo_parser.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Runs Resilin: Redis, the storage service, the local clouds, the EMR API and the orchestrator.
+
+All HTTP services share one Twisted reactor.  The EMR API and the local clouds'
+EC2 endpoints listen on the configured bind host (loopback by default); the
+storage service also listens on each local cloud's gateway address, which is how
+the cluster's nodes (and Hadoop's S3A) reach it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from twisted.internet import reactor
+
+from resilin import config as config_module
+from resilin.cluster_worker import Placement
+from resilin.config import CloudConfig, Settings
+from resilin.jobflows.service import EmrService
+from resilin.jobflows.store import JobFlowStore
+from resilin.orchestrator import Orchestrator
+from resilin.redis_server import PrivateRedis, connect
+from resilin.sigv4 import Credentials
+
+log = logging.getLogger("resilin")
+
+# The local clouds' own account: Resilin provisions there with a key made fresh at every start.
+LOCAL_CLOUD_ACCOUNT = "000000000000"
+
+
+@dataclass
+class LocalCloudRuntime:
+    cloud: CloudConfig
+    endpoint: str
+    gateway: str
+    credentials: Credentials
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: JobFlowStore
+    orchestrator: Orchestrator
+    private_redis: PrivateRedis | None
+    local_clouds: dict[str, LocalCloudRuntime] = field(default_factory=dict)
+    ports: list = field(default_factory=list)
+
+    def stop(self) -> None:
+        self.orchestrator.stop()
+        if self.private_redis is not None:
+            self.private_redis.stop()
+
+
+def _listen(site, port: int, host: str):
+    return reactor.listenTCP(port, site, interface=host)
+
+
+def start(settings: Settings) -> Runtime:
+    """Start every service in this process's reactor (call before ``reactor.run()``)."""
+    from resilin.api.server import make_site as make_api_site
+    from resilin.provisioners.ec2client import Ec2Client
+    from resilin.provisioners.localcloud.server import LocalCloud
+    from resilin.storage.server import make_site as make_storage_site
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    redis_client, private = connect(settings.redis_url, settings.home)
+    store = JobFlowStore(redis_client)
+    ports = []
+
+    local: dict[str, LocalCloudRuntime] = {}
+    local_port = settings.localcloud_port
+    for cloud in settings.clouds:
+        if cloud.kind != "local":
+            continue
+        cloud_creds = Credentials(
+            "AKIALOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30), LOCAL_CLOUD_ACCOUNT
+        )
+        lc = LocalCloud(cloud, redis_client, lambda k, c=cloud_creds: c if k == c.access_key else None,
+                        image=settings.node_image)  # fmt: skip
+        gateway = lc.ensure_network()
+        ports.append(_listen(lc.site(), local_port, settings.bind_host))
+        local[cloud.name] = LocalCloudRuntime(
+            cloud, f"http://{settings.bind_host}:{local_port}", gateway, cloud_creds
+        )
+        log.info("local cloud %s: EC2 endpoint http://%s:%d, network gateway %s",
+                 cloud.name, settings.bind_host, local_port, gateway)  # fmt: skip
+        local_port += 1
+
+    storage_site = make_storage_site(settings.data_dir / "storage", settings.credentials, settings.region)
+    ports.append(_listen(storage_site, settings.storage_port, settings.bind_host))
+    for runtime in local.values():
+        if runtime.gateway != settings.bind_host:
+            ports.append(_listen(storage_site, settings.storage_port, runtime.gateway))
+
+    service = EmrService(store, settings.region)
+    ports.append(_listen(make_api_site(service, settings.credentials, settings.region), settings.api_port,
+                         settings.bind_host))  # fmt: skip
+
+    clients: dict[str, Placement] = {}
+
+    def placement_for(name: str | None) -> Placement:
+        name = name or settings.default_cloud
+        if name in clients:
+            return clients[name]
+        cloud = settings.cloud(name)  # KeyError for an unknown cloud
+        if name in local:
+            runtime = local[name]
+            client = Ec2Client(runtime.endpoint, cloud.region, runtime.credentials.access_key,
+                               runtime.credentials.secret_key)  # fmt: skip
+            storage = f"http://{runtime.gateway}:{settings.storage_port}"
+        else:
+            client = Ec2Client(cloud.endpoint, cloud.region, cloud.access_key, cloud.secret_key)
+            storage = settings.extra.get(
+                "storage_public_endpoint", f"http://{settings.bind_host}:{settings.storage_port}"
+            )
+        image_id = cloud.image_id or client.image_for(settings.node_image)
+        clients[name] = Placement(name, client, image_id, storage)
+        return clients[name]
+
+    def credentials_for(account: str) -> Credentials:
+        return next(c for c in settings.accounts if c.account_id == account)
+
+    orchestrator = Orchestrator(store, placement_for, credentials_for, settings.home, settings.region)
+    runtime = Runtime(settings, store, orchestrator, private, local, ports)
+    reactor.callWhenRunning(orchestrator.start)
+    reactor.addSystemEventTrigger("before", "shutdown", runtime.stop)
+    return runtime
+
+
+def serve(home: Path | None = None) -> None:
+    settings = config_module.load(home)
+    config_module.write_aws_credentials(settings)
+    start(settings)
+    log.info("EMR API on http://%s:%d, storage on http://%s:%d",
+             settings.bind_host, settings.api_port, settings.bind_host, settings.storage_port)  # fmt: skip
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    reactor.suggestThreadPoolSize(32)
+    reactor.run(installSignalHandlers=True)
