@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from resilin.api.request import ApiRequest
-
 from resilin import sigv4
+from resilin.api.request import ApiRequest
 from resilin.errors import EmrError
 from resilin.sigv4 import CredentialLookup, Credentials, Failure, SignatureError
 

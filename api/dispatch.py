@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore import xform_name
+
 from resilin.api import model
 from resilin.api.errors import InternalFailure, UnknownOperation
 from resilin.api.results import ResultShapeError, Scalars, serialize_output
 from resilin.api.shapes import parse_input
-
 from resilin.errors import EmrError
 
 log = logging.getLogger(__name__)

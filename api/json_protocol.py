@@ -18,7 +18,6 @@ from resilin.api.errors import (
 )
 from resilin.api.request import ApiRequest, ApiResponse
 from resilin.api.results import JSON_SCALARS
-
 from resilin.errors import EmrError
 from resilin.sigv4 import CredentialLookup
 

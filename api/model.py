@@ -6,6 +6,7 @@ import functools
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel
+
 from resilin.api.errors import UnknownOperation
 
 

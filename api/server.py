@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from resilin.api import model
-from resilin.api.dispatch import Dispatcher
-from resilin.api.errors import InternalFailure, RequestTooLarge
-from resilin.api.json_protocol import JsonProtocol, error_response
-from resilin.api.request import ApiRequest, ApiResponse
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.web import resource, server
 from twisted.web.server import Request
 
+from resilin.api import model
+from resilin.api.dispatch import Dispatcher
+from resilin.api.errors import InternalFailure, RequestTooLarge
+from resilin.api.json_protocol import JsonProtocol, error_response
+from resilin.api.request import ApiRequest, ApiResponse
 from resilin.httputil import new_request_id, request_headers, split_uri
 from resilin.sigv4 import Credentials
 

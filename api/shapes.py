@@ -16,8 +16,8 @@ import math
 from typing import Any
 
 from botocore.model import Shape
-from resilin.api.patterns import matches
 
+from resilin.api.patterns import matches
 from resilin.errors import ValidationError
 
 MAX_LISTED_ERRORS = 10

@@ -229,7 +229,6 @@ def now() -> str:
 
 
 def _aws(endpoints: Endpoints, *args: str) -> str:
-    import json as _json  # noqa: F401  (kept local: only the CLI path needs it)
     import os
     import shutil
     import subprocess

@@ -370,7 +370,6 @@ def test_run_job_flow_and_list_clusters(emr):
     assert len(emr.list_clusters(ClusterStates=["STARTING", "RUNNING"])["Clusters"]) == 1
 
 
-@pytest.mark.xfail(reason="the core's Cluster carries InstanceGroupCount, which the Cluster shape lacks")
 def test_describe_cluster(emr):
     cid = emr.run_job_flow(**RUN_JOB_FLOW)["JobFlowId"]
     cluster = emr.describe_cluster(ClusterId=cid)["Cluster"]

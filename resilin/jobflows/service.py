@@ -305,7 +305,6 @@ class EmrService:
         return int(-(-hours // 1)) * count * 8  # an xlarge instance is 8 normalized units
 
     def _cluster_shape(self, c: Doc) -> dict:
-        master = next((g for g in c["groups"] if g["role"] == "MASTER"), None)
         return _strip(
             {
                 "Id": c["id"],
@@ -332,7 +331,6 @@ class EmrService:
                 "ClusterArn": c["arn"],
                 "RequestedAmiVersion": None,
                 "RunningAmiVersion": None,
-                "InstanceGroupCount": len(c["groups"]) if master else 0,
             }
         )
 

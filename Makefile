@@ -1,0 +1,19 @@
+# The two commands of README.md: `make demo` and `make test`.  Both set everything up first.
+.PHONY: setup demo test bench lint
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	.venv/bin/resilin demo
+
+test: setup
+	.venv/bin/ruff check .
+	.venv/bin/pytest -v -rs
+
+bench: setup
+	.venv/bin/python bench/deploy.py
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
