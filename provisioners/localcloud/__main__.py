@@ -1,0 +1,56 @@
+"""Run one local cloud: ``python -m resilin.provisioners.localcloud --cloud NAME --subnet CIDR ...``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import redis
+from twisted.internet import reactor
+
+from resilin.config import CloudConfig
+from resilin.provisioners.localcloud.server import make_site
+from resilin.sigv4 import Credentials
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m resilin.provisioners.localcloud", description=__doc__)
+    parser.add_argument("--cloud", required=True, help="cloud name (network resilin-NAME, Redis prefix)")
+    parser.add_argument("--subnet", required=True, help="CIDR of the cloud's container network")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--bind", default="127.0.0.1")
+    parser.add_argument("--image", action="append", required=True, help="node image reference (repeatable)")
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--access-key", required=True)
+    parser.add_argument("--secret-key", required=True)
+    parser.add_argument("--account-id", required=True)
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    endpoint = f"http://{args.bind}:{args.port}/"
+    cloud = CloudConfig(
+        name=args.cloud,
+        endpoint=endpoint,
+        region=args.region,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        kind="local",
+        subnet=args.subnet,
+    )
+    creds = Credentials(args.access_key, args.secret_key, args.account_id)
+    site = make_site(
+        cloud,
+        redis.Redis.from_url(args.redis_url, decode_responses=True),
+        lambda key: creds if key == creds.access_key else None,
+        args.image,
+    )
+    reactor.listenTCP(args.port, site, interface=args.bind)
+    logging.getLogger(__name__).info("local cloud %s serving EC2 on %s", args.cloud, endpoint)
+    reactor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

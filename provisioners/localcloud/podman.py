@@ -1,0 +1,141 @@
+"""A thin, blocking wrapper over the podman CLI (callers run it off the reactor thread)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+class PodmanError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Container:
+    """What the local cloud needs from one container (``podman ps`` / ``inspect``)."""
+
+    id: str
+    name: str
+    state: str  # created, running, exited, stopping, removing, ...
+    labels: dict[str, str]
+    exit_code: int = 0
+
+
+class Podman:
+    def __init__(self, binary: str = "podman") -> None:
+        self.binary = binary
+
+    def _run(
+        self, *args: str, check: bool = True, env: Mapping[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [self.binary, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **env} if env else None,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            raise PodmanError(f"podman {args[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
+        return proc
+
+    # Networks -----------------------------------------------------------------
+
+    def network_exists(self, name: str) -> bool:
+        return self._run("network", "exists", name, check=False).returncode == 0
+
+    def ensure_network(self, name: str, subnet: str, labels: Mapping[str, str] = {}) -> None:
+        """Create an isolated bridge network (no traffic to other podman networks) if it is missing."""
+        if self.network_exists(name):
+            have = [s["subnet"] for s in self.network_inspect(name).get("subnets", [])]
+            if subnet and subnet not in have:
+                raise PodmanError(f"network {name} exists with subnet(s) {have}, not {subnet}")
+            return
+        label_args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
+        self._run("network", "create", "--opt", "isolate=true", "--subnet", subnet, *label_args, name)
+
+    def network_inspect(self, name: str) -> dict:
+        return json.loads(self._run("network", "inspect", name).stdout)[0]
+
+    def network_gateway(self, name: str) -> str:
+        subnets = self.network_inspect(name).get("subnets") or []
+        if not subnets or not subnets[0].get("gateway"):
+            raise PodmanError(f"network {name} has no gateway")
+        return subnets[0]["gateway"]
+
+    def remove_network(self, name: str) -> None:
+        self._run("network", "rm", "--force", name, check=False)
+
+    # Images -------------------------------------------------------------------
+
+    def image_exists(self, ref: str) -> bool:
+        return self._run("image", "exists", ref, check=False).returncode == 0
+
+    # Containers ---------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        name: str,
+        image: str,
+        hostname: str,
+        network: str,
+        labels: Mapping[str, str],
+        env: Mapping[str, str],
+        extra: Sequence[str] = (),
+    ) -> str:
+        """Start a detached container; returns its id.
+
+        Environment values are handed over through podman's own environment
+        (``-e NAME`` without a value) so that user data never shows up in argv.
+        """
+        args = ["run", "--detach", "--name", name, "--hostname", hostname, "--network", network]
+        for key, value in labels.items():
+            args += ["--label", f"{key}={value}"]
+        for key in env:
+            args += ["--env", key]
+        args += [*extra, image]
+        return self._run(*args, env=env, timeout=300).stdout.strip()
+
+    def list(self, labels: Mapping[str, str]) -> list[Container]:
+        args = ["ps", "--all", "--no-trunc", "--format", "json"]
+        for key, value in labels.items():
+            args += ["--filter", f"label={key}={value}"]
+        out = []
+        for item in json.loads(self._run(*args).stdout or "[]"):
+            out.append(
+                Container(
+                    id=item["Id"],
+                    name=(item.get("Names") or [""])[0],
+                    state=item.get("State", ""),
+                    labels=item.get("Labels") or {},
+                    exit_code=item.get("ExitCode", 0),
+                )
+            )
+        return out
+
+    def ip_address(self, container: str, network: str) -> str:
+        proc = self._run("inspect", "--type", "container", container)
+        networks = json.loads(proc.stdout)[0]["NetworkSettings"].get("Networks") or {}
+        return (networks.get(network) or {}).get("IPAddress", "")
+
+    def logs(self, container: str) -> bytes:
+        # A console interleaves stdout and stderr, so read both through one pipe.
+        proc = subprocess.run(
+            [self.binary, "logs", container],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        if proc.returncode != 0:
+            raise PodmanError(f"podman logs failed: {proc.stdout.decode(errors='replace').strip()}")
+        return proc.stdout
+
+    def remove(self, containers: Sequence[str], stop_timeout: int = 5) -> None:
+        if containers:
+            self._run("rm", "--force", "--ignore", "--time", str(stop_timeout), *containers, timeout=300)

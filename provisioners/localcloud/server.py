@@ -1,0 +1,166 @@
+"""The local cloud's HTTP endpoint: EC2's Query protocol over Twisted.
+
+A request is authenticated (SigV4, service ``ec2``), its ``Action`` looked up in
+botocore's EC2 model, its parameters decoded per the operation's input shape,
+handed to :class:`LocalCloud`, and the result encoded per the output shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from twisted.internet.defer import Deferred
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from resilin import sigv4
+from resilin.config import CloudConfig
+from resilin.httputil import new_request_id, request_headers, split_uri
+from resilin.provisioners.localcloud import ec2model, querydecode, xmlencode
+from resilin.provisioners.localcloud.cloud import LocalCloud
+from resilin.provisioners.localcloud.errors import EC2Error
+from resilin.provisioners.localcloud.podman import Podman
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024  # EC2 Query requests are small; refuse anything absurd
+
+
+class _Startup:
+    """Requests wait until the cloud's network exists; a failed start is reported to each caller."""
+
+    def __init__(self, cloud: LocalCloud) -> None:
+        self.done = False
+        self.failure: str | None = None
+        self._waiters: list[Deferred] = []
+        Deferred.fromCoroutine(cloud.start()).addCallbacks(self._ok, self._failed)
+
+    def _ok(self, _: object) -> None:
+        self.done = True
+        for w in self._waiters:
+            w.callback(None)
+        self._waiters.clear()
+
+    def _failed(self, failure) -> None:
+        self.failure = failure.getErrorMessage()
+        log.error("local cloud failed to start: %s", self.failure)
+        for w in self._waiters:
+            w.callback(None)
+        self._waiters.clear()
+
+    async def wait(self) -> None:
+        if not self.done and self.failure is None:
+            d: Deferred = Deferred()
+            self._waiters.append(d)
+            await d
+        if self.failure is not None:
+            raise EC2Error("Unavailable", f"The local cloud could not start: {self.failure}", 503)
+
+
+class EC2Resource(Resource):
+    isLeaf = True
+
+    def __init__(self, cloud: LocalCloud, lookup: sigv4.CredentialLookup) -> None:
+        super().__init__()
+        self.cloud = cloud
+        self.lookup = lookup
+        self.startup = _Startup(cloud)
+
+    def render(self, request: Request) -> Any:
+        request_id = new_request_id()
+        d = Deferred.fromCoroutine(self._handle(request, request_id))
+        d.addErrback(self._unexpected, request_id)
+        d.addCallback(self._send, request)
+        return NOT_DONE_YET
+
+    async def _handle(self, request: Request, request_id: str) -> tuple[int, bytes]:
+        try:
+            return 200, await self._dispatch(request, request_id)
+        except EC2Error as exc:
+            return exc.status, xmlencode.error(exc.code, exc.message, request_id)
+
+    async def _dispatch(self, request: Request, request_id: str) -> bytes:
+        body = request.content.read(MAX_BODY + 1) if request.content else b""
+        if len(body) > MAX_BODY:
+            raise EC2Error("RequestEntityTooLarge", "The request is too large", 413)
+        account = self._authenticate(request, body)
+        path, query = split_uri(request)
+        params = sigv4.parse_query(query)
+        if request.method == b"POST":
+            try:
+                params += sigv4.parse_query(body.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise EC2Error("InvalidParameterValue", "The request body is not UTF-8") from None
+        action = next((v for k, v in params if k == "Action"), "")
+        if not action:
+            raise EC2Error("MissingAction", "The request must contain the parameter Action")
+        op = ec2model.operation(action)
+        handler = self.cloud.operations.get(action)
+        if handler is None:
+            raise EC2Error("UnsupportedOperation", f"The local cloud does not support {action}.")
+        decoded = querydecode.decode(params, op.input_shape)
+        if decoded.pop("DryRun", False):
+            raise EC2Error("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412)
+        await self.startup.wait()
+        result = await handler(account, decoded)
+        return xmlencode.response(op, result, request_id)
+
+    def _authenticate(self, request: Request, body: bytes) -> str:
+        path, query = split_uri(request)
+        try:
+            verified = sigv4.verify(
+                method=request.method.decode("latin-1"),
+                raw_path=path,
+                raw_query=query,
+                headers=request_headers(request),
+                body_sha256=lambda: hashlib.sha256(body).hexdigest(),
+                lookup=self.lookup,
+                service="ec2",
+            )
+        except sigv4.SignatureError as exc:
+            raise EC2Error("AuthFailure", exc.message, 401) from None
+        return verified.credentials.account_id
+
+    @staticmethod
+    def _unexpected(failure, request_id: str) -> tuple[int, bytes]:
+        log.error("local cloud request %s failed: %s", request_id, failure.getTraceback())
+        return 500, xmlencode.error("InternalError", "An internal error has occurred", request_id)
+
+    @staticmethod
+    def _send(result: tuple[int, bytes], request: Request) -> None:
+        status, payload = result
+        if request.finished or request._disconnected:
+            return
+        request.setResponseCode(status)
+        request.setHeader(b"Content-Type", b"text/xml;charset=UTF-8")
+        request.setHeader(b"Content-Length", str(len(payload)).encode())
+        request.write(payload)
+        request.finish()
+
+
+def make_site(
+    cloud: CloudConfig,
+    redis_client: redis.Redis,
+    lookup: sigv4.CredentialLookup,
+    image: str | Sequence[str],
+    *,
+    podman: Podman | None = None,
+) -> Site:
+    """A Site serving ``cloud``'s EC2 endpoint; ``site.resource.cloud`` is its :class:`LocalCloud`.
+
+    The cloud's network is created (if missing) in the background once the
+    reactor runs; requests wait for that.  ``image`` is the node image
+    reference(s) offered through DescribeImages.
+    """
+    images = [image] if isinstance(image, str) else list(image)
+    local = LocalCloud(cloud, redis_client, images, podman=podman)
+    return Site(EC2Resource(local, lookup))
+
+
+def local_cloud(site: Site) -> LocalCloud:
+    """The :class:`LocalCloud` behind a site made by :func:`make_site`."""
+    return site.resource.cloud

@@ -1,0 +1,116 @@
+"""The local cloud's records in Redis: key pairs, instances (with their tags) and client tokens.
+
+Containers are the state of record for what runs; Redis keeps what a container
+cannot carry or outlive: key pairs, tags that may change, launches still in
+flight, and terminated instances that stay visible for a while as on EC2.
+All keys start with ``localcloud:<cloud>:``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+TERMINATED_TTL = 3600  # seconds a terminated instance stays visible
+
+# Lifecycle of a record, from the local cloud's point of view.
+LAUNCHING = "launching"  # accepted; the container is being created
+LAUNCHED = "launched"  # the container exists; its own state says pending/running/stopped
+TERMINATING = "terminating"
+TERMINATED = "terminated"
+
+
+@dataclass
+class InstanceRecord:
+    instance_id: str
+    account: str
+    reservation_id: str
+    image_id: str
+    image: str  # container image reference
+    instance_type: str
+    launch_time: float
+    launch_index: int = 0
+    key_name: str = ""
+    public_key: str = ""
+    user_data_b64: str = ""
+    client_token: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    phase: str = LAUNCHING
+    private_ip: str = ""
+    state_reason: str = ""  # "Code: message" once something ended the instance
+    terminated_at: float = 0.0
+
+    @classmethod
+    def from_json(cls, text: str) -> InstanceRecord:
+        data: dict[str, Any] = json.loads(text)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Store:
+    def __init__(self, client: redis.Redis, cloud: str, terminated_ttl: int = TERMINATED_TTL) -> None:
+        self.redis = client
+        self.prefix = f"localcloud:{cloud}:"
+        self.terminated_ttl = terminated_ttl
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # Key pairs ----------------------------------------------------------------
+
+    def key_pairs(self, account: str) -> dict[str, dict[str, Any]]:
+        raw = self.redis.hgetall(self._key("keypairs", account))
+        return {name: json.loads(value) for name, value in raw.items()}
+
+    def add_key_pair(self, account: str, name: str, info: dict[str, Any]) -> bool:
+        """False if the account already has a key pair of that name."""
+        return bool(self.redis.hsetnx(self._key("keypairs", account), name, json.dumps(info)))
+
+    def delete_key_pair(self, account: str, name: str) -> None:
+        self.redis.hdel(self._key("keypairs", account), name)
+
+    # Instances ----------------------------------------------------------------
+
+    def save(self, record: InstanceRecord) -> None:
+        key = self._key("instance", record.instance_id)
+        pipe = self.redis.pipeline()
+        pipe.set(key, json.dumps(asdict(record)))
+        if record.phase == TERMINATED:
+            pipe.expire(key, self.terminated_ttl)
+        pipe.sadd(self._key("instances", record.account), record.instance_id)
+        pipe.execute()
+
+    def get(self, instance_id: str) -> InstanceRecord | None:
+        raw = self.redis.get(self._key("instance", instance_id))
+        return InstanceRecord.from_json(raw) if raw else None
+
+    def instances(self, account: str) -> list[InstanceRecord]:
+        index = self._key("instances", account)
+        ids = sorted(self.redis.smembers(index))
+        if not ids:
+            return []
+        raws = self.redis.mget([self._key("instance", i) for i in ids])
+        gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+        if gone:  # records of terminated instances expire; drop them from the index too
+            self.redis.srem(index, *gone)
+        return [InstanceRecord.from_json(raw) for raw in raws if raw is not None]
+
+    def all_instances(self) -> list[InstanceRecord]:
+        out = []
+        for key in self.redis.scan_iter(match=self._key("instance", "*")):
+            raw = self.redis.get(key)
+            if raw:
+                out.append(InstanceRecord.from_json(raw))
+        return out
+
+    # Idempotent launches (ClientToken) -----------------------------------------
+
+    def claim_token(self, account: str, token: str, reservation_id: str) -> str:
+        """The reservation a ClientToken already launched, or claim it for ``reservation_id``."""
+        key = self._key("token", account, token)
+        if self.redis.set(key, reservation_id, nx=True, ex=7 * 24 * 3600):
+            return reservation_id
+        return self.redis.get(key) or reservation_id

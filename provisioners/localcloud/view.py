@@ -1,0 +1,106 @@
+"""How an instance looks through the EC2 API: its record and its container, merged."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from resilin.provisioners.localcloud.catalogue import INSTANCE_TYPES
+from resilin.provisioners.localcloud.podman import Container
+from resilin.provisioners.localcloud.store import LAUNCHED, LAUNCHING, TERMINATED, TERMINATING, InstanceRecord
+
+STATE_CODES = {
+    "pending": 0,
+    "running": 16,
+    "shutting-down": 32,
+    "terminated": 48,
+    "stopping": 64,
+    "stopped": 80,
+}
+
+# podman container states → EC2 instance states.
+CONTAINER_STATES = {
+    "created": "pending",
+    "configured": "pending",
+    "initialized": "pending",
+    "running": "running",
+    "paused": "running",
+    "stopping": "stopping",
+    "exited": "stopped",
+    "stopped": "stopped",
+    "removing": "shutting-down",
+}
+
+
+def state_name(record: InstanceRecord, container: Container | None) -> str:
+    if record.phase == TERMINATED:
+        return "terminated"
+    if record.phase == TERMINATING:
+        return "shutting-down"
+    if container is None:
+        # Launching: the container is still being made.  Launched but gone: someone removed
+        # it behind our back; the caller records that as a termination.
+        return "pending" if record.phase == LAUNCHING else "terminated"
+    return CONTAINER_STATES.get(container.state, "pending")
+
+
+def state(name: str) -> dict[str, Any]:
+    return {"Code": STATE_CODES[name], "Name": name}
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def instance(record: InstanceRecord, name: str, region: str) -> dict[str, Any]:
+    """The ``Instance`` shape of botocore's EC2 model for one instance in state ``name``."""
+    itype = INSTANCE_TYPES.get(record.instance_type)
+    live = name not in ("terminated", "shutting-down")
+    ip = record.private_ip if live else ""
+    out: dict[str, Any] = {
+        "InstanceId": record.instance_id,
+        "ImageId": record.image_id,
+        "State": state(name),
+        # No DNS inside the local cloud: the address is the name, and the host reaches it directly.
+        "PrivateDnsName": ip,
+        "PublicDnsName": ip,
+        "StateTransitionReason": "",
+        "AmiLaunchIndex": record.launch_index,
+        "ProductCodes": [],
+        "InstanceType": record.instance_type,
+        "LaunchTime": _utc(record.launch_time),
+        "Placement": {"AvailabilityZone": f"{region}a", "Tenancy": "default"},
+        "Monitoring": {"State": "disabled"},
+        "Architecture": "x86_64",
+        "RootDeviceType": "ebs",
+        "RootDeviceName": "/dev/xvda",
+        "BlockDeviceMappings": [],
+        "VirtualizationType": "hvm",
+        "Hypervisor": "xen",
+        "EbsOptimized": False,
+        "EnaSupport": True,
+        "SecurityGroups": [],
+        "SourceDestCheck": True,
+        "PlatformDetails": "Linux/UNIX",
+        "Tags": [{"Key": k, "Value": v} for k, v in sorted(record.tags.items())] or None,
+    }
+    if record.key_name:
+        out["KeyName"] = record.key_name
+    if record.client_token:
+        out["ClientToken"] = record.client_token
+    if ip:
+        out["PrivateIpAddress"] = ip
+        out["PublicIpAddress"] = ip
+    if itype:
+        out["CpuOptions"] = {"CoreCount": itype.vcpus, "ThreadsPerCore": 1}
+    if record.state_reason:
+        code, _, message = record.state_reason.partition(": ")
+        out["StateReason"] = {"Code": code, "Message": record.state_reason}
+        if record.terminated_at:
+            when = _utc(record.terminated_at).strftime("%Y-%m-%d %H:%M:%S GMT")
+            out["StateTransitionReason"] = f"{message or code} ({when})"
+    return out
+
+
+def is_live(record: InstanceRecord) -> bool:
+    return record.phase in (LAUNCHING, LAUNCHED)
