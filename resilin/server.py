@@ -62,7 +62,9 @@ def start(settings: Settings) -> Runtime:
     """Start every service in this process's reactor (call before ``reactor.run()``)."""
     from resilin.api.server import make_site as make_api_site
     from resilin.provisioners.ec2client import Ec2Client
-    from resilin.provisioners.localcloud.server import LocalCloud
+    from resilin.provisioners.localcloud.cloud import LABEL
+    from resilin.provisioners.localcloud.server import local_cloud
+    from resilin.provisioners.localcloud.server import make_site as make_cloud_site
     from resilin.storage.server import make_site as make_storage_site
 
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -78,10 +80,13 @@ def start(settings: Settings) -> Runtime:
         cloud_creds = Credentials(
             "AKIALOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30), LOCAL_CLOUD_ACCOUNT
         )
-        lc = LocalCloud(cloud, redis_client, lambda k, c=cloud_creds: c if k == c.access_key else None,
-                        image=settings.node_image)  # fmt: skip
-        gateway = lc.ensure_network()
-        ports.append(_listen(lc.site(), local_port, settings.bind_host))
+        site = make_cloud_site(cloud, redis_client, lambda k, c=cloud_creds: c if k == c.access_key else None,
+                               settings.node_image)  # fmt: skip
+        lc = local_cloud(site)
+        # The network must exist now: the storage service listens on its gateway address.
+        lc.podman.ensure_network(lc.network, cloud.subnet, {f"{LABEL}.cloud": cloud.name})
+        gateway = lc.gateway_ip()
+        ports.append(_listen(site, local_port, settings.bind_host))
         local[cloud.name] = LocalCloudRuntime(
             cloud, f"http://{settings.bind_host}:{local_port}", gateway, cloud_creds
         )

@@ -1,0 +1,89 @@
+"""The whole path with real parts: EMR API → local cloud containers → Hadoop over SSH → storage via S3A."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from resilin import demo
+from resilin.process import cloud_containers, new_process
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(shutil.which("podman") is None, reason="needs podman"),
+]
+
+CLOUD = "e2e"
+
+
+@pytest.fixture(scope="module")
+def resilin(tmp_path_factory):
+    image = subprocess.run(["podman", "image", "exists", "localhost/resilin-node:latest"])
+    if image.returncode != 0:
+        pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
+    proc = new_process(tmp_path_factory.mktemp("resilin-home"), CLOUD, "10.78.11.0/24")
+    proc.start()
+    yield proc
+    proc.stop()
+    print(proc.log_tail(200))
+
+
+def _logged(resilin, say_lines):
+    return lambda line: (say_lines.append(line), print(line))
+
+
+def test_word_count_end_to_end(resilin):
+    lines: list[str] = []
+    result = demo.wordcount(resilin.endpoints(), bucket="demo", core=2, say=_logged(resilin, lines))
+    cluster, step = result["cluster"], result["step"]
+
+    assert step["Status"]["State"] == "COMPLETED", step["Status"]
+    assert result["counts"] == result["expected"]
+    assert cluster["Status"]["State"] == "TERMINATED"
+    assert cluster["Status"]["StateChangeReason"]["Code"] == "ALL_STEPS_COMPLETED"
+    # Every state EMR goes through was seen, in order, with real timestamps.
+    seen = [s for s in result["timeline"].seen if not s.startswith("step ")]
+    assert seen == ["STARTING", "BOOTSTRAPPING", "RUNNING", "TERMINATING", "TERMINATED"]
+    steps_seen = [s for s in result["timeline"].seen if s.startswith("step ")]
+    assert steps_seen == ["step PENDING", "step RUNNING", "step COMPLETED"]
+    timeline = cluster["Status"]["Timeline"]
+    assert timeline["CreationDateTime"] < timeline["ReadyDateTime"] < timeline["EndDateTime"]
+    st = step["Status"]["Timeline"]
+    assert timeline["ReadyDateTime"] <= st["StartDateTime"] < st["EndDateTime"] <= timeline["EndDateTime"]
+    # The step's logs were shipped to LogUri, and kept locally.
+    s3 = resilin.endpoints().client("s3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="demo", Prefix="logs/")["Contents"]}
+    assert f"logs/{cluster['Id']}/steps/{step['Id']}/controller.gz" in keys
+    assert (resilin.home / "logs" / cluster["Id"] / "steps" / step["Id"] / "syslog").stat().st_size > 0
+    assert cloud_containers(CLOUD) == []
+
+
+def test_failing_mapper_fails_step_and_terminates_with_errors(resilin):
+    endpoints = resilin.endpoints()
+    s3, emr = endpoints.client("s3"), endpoints.client("emr")
+    demo.upload_inputs(s3, "failing", {"a.txt": "one two\n"}, mapper=demo.FAILING_MAPPER)
+    cid = demo.run_job_flow(emr, "failing", core=0, name="failing mapper")
+    cluster, step, _ = demo.watch(emr, cid, print)
+    assert step["Status"]["State"] == "FAILED"
+    assert step["Status"]["FailureDetails"]["Message"]
+    assert cluster["Status"]["State"] == "TERMINATED_WITH_ERRORS"
+    assert cluster["Status"]["StateChangeReason"]["Code"] == "STEP_FAILURE"
+    assert cloud_containers(CLOUD) == []
+
+
+def test_instances_that_cannot_launch_end_the_cluster_cleanly(resilin):
+    emr = resilin.endpoints().client("emr")
+    cid = emr.run_job_flow(
+        Name="no such instance type",
+        ReleaseLabel="emr-7.5.0",
+        Instances={"MasterInstanceType": "x9.nonexistent", "InstanceCount": 1},
+        Steps=[demo.streaming_step("demo")],
+    )["JobFlowId"]
+    cluster, _, _ = demo.watch(emr, cid, print, timeout=300)
+    assert cluster["Status"]["State"] == "TERMINATED_WITH_ERRORS"
+    reason = cluster["Status"]["StateChangeReason"]
+    assert reason["Code"] in ("INSTANCE_FAILURE", "VALIDATION_ERROR")
+    assert "x9.nonexistent" in reason["Message"]
+    assert cloud_containers(CLOUD) == []
