@@ -1,0 +1,68 @@
+"""Run the storage service on its own: ``python -m resilin.storage --data-dir DIR --port N ...``.
+
+Prints ``listening on http://HOST:PORT`` once the port is open (``--port 0``
+picks a free one, which is how the tests start it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from twisted.internet import reactor
+from twisted.python import log as twisted_log
+
+from resilin.sigv4 import Credentials
+from resilin.storage.server import make_site
+
+
+def _account(text: str) -> Credentials:
+    access, sep, rest = text.partition(":")
+    secret, sep2, account = rest.rpartition(":")
+    if not (sep and sep2 and access and secret and account):
+        raise argparse.ArgumentTypeError("expected ACCESS_KEY:SECRET_KEY:ACCOUNT_ID")
+    return Credentials(access, secret, account)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m resilin.storage", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8999)
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--access-key")
+    parser.add_argument("--secret-key")
+    parser.add_argument("--account-id", default="000000000000")
+    parser.add_argument(
+        "--account",
+        type=_account,
+        action="append",
+        default=[],
+        help="ACCESS_KEY:SECRET_KEY:ACCOUNT_ID (repeatable)",
+    )
+    parser.add_argument("--virtual-host-base", help="accept bucket.<base> virtual-host-style requests")
+    parser.add_argument("--log", action="store_true", help="log requests to stderr")
+    args = parser.parse_args(argv)
+    if bool(args.access_key) != bool(args.secret_key):
+        parser.error("--access-key and --secret-key go together")
+    if args.access_key:
+        args.account.append(Credentials(args.access_key, args.secret_key, args.account_id))
+    if not args.account:
+        parser.error("give --access-key/--secret-key or at least one --account")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    accounts = {c.access_key: c for c in args.account}
+    if args.log:
+        twisted_log.startLogging(sys.stderr)
+    site = make_site(args.data_dir, accounts.get, args.region, virtual_host_base=args.virtual_host_base)
+    port = reactor.listenTCP(args.port, site, interface=args.host)  # type: ignore[attr-defined]
+    print(f"listening on http://{args.host}:{port.getHost().port}", flush=True)
+    reactor.run()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()

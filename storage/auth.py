@@ -1,0 +1,70 @@
+"""SigV4 checks for storage requests, with failures mapped to S3's error codes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from resilin.sigv4 import CredentialLookup, Failure, SignatureError, Verified, verify
+from resilin.storage.errors import S3Error
+
+_CODES = {
+    Failure.MISSING: ("AccessDenied", 403),
+    Failure.UNKNOWN_KEY: ("InvalidAccessKeyId", 403),
+    Failure.BAD_SIGNATURE: ("SignatureDoesNotMatch", 403),
+    Failure.SKEWED: ("RequestTimeTooSkewed", 403),
+    Failure.EXPIRED: ("AccessDenied", 403),
+}
+
+
+def to_s3_error(exc: SignatureError, presigned: bool) -> S3Error:
+    if exc.failure is Failure.MALFORMED:
+        # S3 answers AuthorizationHeaderMalformed for header auth, and a plain
+        # AuthorizationQueryParametersError for presigned URLs.
+        code = "AuthorizationQueryParametersError" if presigned else "AuthorizationHeaderMalformed"
+        return S3Error(code, exc.message, 400)
+    code, status = _CODES[exc.failure]
+    message = exc.message
+    if exc.failure is Failure.MISSING:
+        message = "Anonymous access is not allowed; sign requests with AWS Signature Version 4"
+    return S3Error(code, message, status)
+
+
+def authenticate(
+    *,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Mapping[str, Sequence[str]],
+    lookup: CredentialLookup,
+) -> Verified:
+    """Verify a request's signature; the body is checked later, against the signed payload hash."""
+    presigned = "X-Amz-Signature=" in raw_query
+    if not presigned and "Signature=" in raw_query and "AWSAccessKeyId=" in raw_query:
+        raise S3Error(
+            "InvalidRequest",
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+            400,
+        )
+    authorization = (headers.get("authorization") or [""])[0]
+    if authorization and not authorization.startswith("AWS4-HMAC-SHA256 "):
+        if authorization.startswith("AWS "):
+            raise S3Error(
+                "InvalidRequest",
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+                400,
+            )
+        raise S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed", 400)
+    if authorization and "x-amz-content-sha256" not in headers:
+        raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256", 400)
+    try:
+        return verify(
+            method=method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=headers,
+            body_sha256=None,
+            lookup=lookup,
+            service="s3",
+        )
+    except SignatureError as exc:
+        raise to_s3_error(exc, presigned) from None

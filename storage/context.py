@@ -1,0 +1,64 @@
+"""What a handler gets (one authenticated request) and what it gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from twisted.web.server import Request
+
+from resilin.sigv4 import Verified
+from resilin.storage.errors import access_denied
+from resilin.storage.store import BucketInfo, Store
+
+
+@dataclass
+class Call:
+    request: Request
+    store: Store
+    method: str
+    bucket: str | None
+    key: str | None
+    query: dict[str, str]  # decoded query parameters (first value of each)
+    headers: dict[str, list[str]]  # lower-case names
+    verified: Verified
+    request_id: str
+    region: str
+
+    @property
+    def account(self) -> str:
+        return self.verified.credentials.account_id
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name)
+        return values[0] if values else None
+
+    def owned_bucket(self, name: str | None = None) -> BucketInfo:
+        """The bucket, if it exists (NoSuchBucket) and belongs to the caller's account (AccessDenied)."""
+        info = self.store.require_bucket(name or self.bucket or "")
+        if info.owner != self.account:
+            raise access_denied()
+        return info
+
+    def body(self) -> bytes:
+        """A small request body (XML documents); uploads are streamed instead."""
+        content = self.request.content
+        content.seek(0)
+        return content.read()
+
+
+@dataclass
+class Stream:
+    """Part of an open file to send as the response body."""
+
+    file: BinaryIO
+    offset: int
+    length: int
+
+
+@dataclass
+class Response:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    stream: Stream | None = None

@@ -1,0 +1,270 @@
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject, CopyObject."""
+
+from __future__ import annotations
+
+import time
+from typing import BinaryIO
+from urllib.parse import unquote
+
+from resilin.storage import conditions, objfile, requestmeta, s3xml
+from resilin.storage.context import Call, Response, Stream
+from resilin.storage.errors import S3Error, invalid_argument, invalid_request, no_such_key
+from resilin.storage.ingest import MAX_OBJECT_SIZE, ingest
+from resilin.storage.names import check_key
+from resilin.storage.objfile import ObjectMeta
+from resilin.storage.writes import copy_range, publish_object, write_temp
+
+# Query parameters of a signed GET that override response headers (used with presigned URLs).
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def checksum_headers(meta: ObjectMeta) -> dict[str, str]:
+    if not meta.checksum:
+        return {}
+    return {
+        f"x-amz-checksum-{meta.checksum['algorithm']}": meta.checksum["value"],
+        "x-amz-checksum-type": meta.checksum.get("type", "FULL_OBJECT"),
+    }
+
+
+def object_headers(meta: ObjectMeta) -> dict[str, str]:
+    headers = {
+        "ETag": meta.quoted_etag,
+        "Last-Modified": conditions.http_date(meta.last_modified),
+        "Content-Type": meta.content_type,
+        "Accept-Ranges": "bytes",
+    }
+    for name, value in meta.headers.items():
+        headers[name.title()] = value
+    headers.update(meta.user_meta)
+    if meta.storage_class != "STANDARD":
+        headers["x-amz-storage-class"] = meta.storage_class
+    if meta.part_sizes:
+        headers["x-amz-mp-parts-count"] = str(len(meta.part_sizes))
+    return headers
+
+
+async def put_object(call: Call) -> Response:
+    bucket, key = call.owned_bucket().name, call.key or ""
+    check_key(key)
+    spec = requestmeta.body_spec(call)
+    content_type = requestmeta.content_type(call)
+    stored = requestmeta.stored_headers(call)
+    user_meta = requestmeta.user_metadata(call)
+    precondition = write_precondition(call, bucket, key)
+
+    def work(out: BinaryIO) -> ObjectMeta:
+        got = ingest(call.request.content, out, spec)
+        checksum = {}
+        if got.checksums:
+            algorithm, value = next(iter(got.checksums.items()))
+            checksum = {"algorithm": algorithm, "value": value, "type": "FULL_OBJECT"}
+        meta = ObjectMeta(
+            size=got.size,
+            etag=got.md5.hex(),
+            last_modified=time.time(),
+            content_type=content_type,
+            headers=stored,
+            user_meta=user_meta,
+            checksum=checksum,
+        )
+        objfile.finish(out, meta)
+        return meta
+
+    tmp, meta = await write_temp(call.store, work)
+    await publish_object(call.store, bucket, key, tmp, precondition)
+    return Response(headers={"ETag": meta.quoted_etag, **checksum_headers(meta)})
+
+
+def _part_slice(call: Call, meta: ObjectMeta) -> tuple[int, int] | None:
+    """(offset, length) of ?partNumber=N, or None when not asked."""
+    text = call.query.get("partNumber")
+    if text is None:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 10000:
+        raise invalid_argument(
+            "Part number must be an integer between 1 and 10000, inclusive", "partNumber", text
+        )
+    number = int(text)
+    sizes = meta.part_sizes or [meta.size]
+    if number > len(sizes):
+        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", 416)
+    return sum(sizes[: number - 1]), sizes[number - 1]
+
+
+async def get_object(call: Call, head: bool = False) -> Response:
+    bucket, key = call.owned_bucket().name, call.key or ""
+    check_key(key)
+    f, meta = call.store.open_object(bucket, key)
+    try:
+        response, offset, length = _read_response(call, meta, head)
+    except BaseException:
+        f.close()
+        raise
+    if head or response.status == 304:
+        f.close()
+    else:
+        response.stream = Stream(f, offset, length)
+    return response
+
+
+def _read_response(call: Call, meta: ObjectMeta, head: bool) -> tuple[Response, int, int]:
+    """The response for a GET or HEAD, and which bytes of the object it carries."""
+    headers = object_headers(meta)
+    if conditions.check_conditions(call.headers, meta.etag, meta.last_modified) == "not-modified":
+        return Response(304, {"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]}), 0, 0
+    part = _part_slice(call, meta)
+    wanted = conditions.parse_range(call.header("range"), meta.size) if part is None else None
+    status, offset, length = 200, 0, meta.size
+    if part is not None:
+        offset, length = part
+        status = 206 if meta.part_sizes else 200
+        if meta.part_sizes:
+            headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{meta.size}"
+    elif wanted is not None:
+        status, offset, length = 206, wanted[0], wanted[1] - wanted[0] + 1
+        headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{meta.size}"
+    elif (call.header("x-amz-checksum-mode") or "").upper() == "ENABLED":
+        # A checksum describes the whole object, so it is only sent with the whole object.
+        headers.update(checksum_headers(meta))
+    if not head:
+        for param, header in RESPONSE_OVERRIDES.items():
+            if param in call.query:
+                headers[header] = call.query[param]
+    headers["Content-Length"] = str(length)
+    return Response(status, headers), offset, length
+
+
+async def delete_object(call: Call) -> Response:
+    bucket, key = call.owned_bucket().name, call.key or ""
+    check_key(key)
+    call.store.delete_object(bucket, key)
+    return Response(204)
+
+
+def parse_copy_source(value: str) -> tuple[str, str]:
+    """Bucket and key of an x-amz-copy-source header (``[/]bucket/key[?versionId=...]``, URL-encoded)."""
+    path, _, query = value.partition("?")
+    if query and not (query.startswith("versionId=") and query[len("versionId=") :] in ("", "null")):
+        raise S3Error("NoSuchVersion", "The specified version does not exist.", 404)
+    try:
+        decoded = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise invalid_argument("Invalid copy source encoding", "x-amz-copy-source", value) from None
+    bucket, _, key = decoded.lstrip("/").partition("/")
+    if not bucket or not key:
+        raise invalid_argument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            "x-amz-copy-source",
+            value,
+        )
+    return bucket, key
+
+
+async def copy_object(call: Call) -> Response:
+    bucket, key = call.owned_bucket().name, call.key or ""
+    check_key(key)
+    src_bucket, src_key = parse_copy_source(call.header("x-amz-copy-source") or "")
+    call.owned_bucket(src_bucket)
+    check_key(src_key)
+    directive = (call.header("x-amz-metadata-directive") or "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)
+    algorithm = (call.header("x-amz-checksum-algorithm") or "").lower() or None
+
+    source, meta = call.store.open_object(src_bucket, src_key)
+    try:
+        conditions.check_conditions(call.headers, meta.etag, meta.last_modified, prefix="x-amz-copy-source-")
+        if (
+            (src_bucket, src_key) == (bucket, key)
+            and directive == "COPY"
+            and not algorithm
+            and not call.header("x-amz-storage-class")
+        ):
+            raise invalid_request(
+                "This copy request is illegal because it is trying to copy an object to itself without "
+                "changing the object's metadata, storage class, website redirect location or encryption attributes."
+            )
+        if meta.size > MAX_OBJECT_SIZE:
+            raise invalid_request(
+                "The specified copy source is larger than the maximum allowable size for a copy source: "
+                f"{MAX_OBJECT_SIZE}"
+            )
+        if directive == "REPLACE":
+            content_type = requestmeta.content_type(call)
+            stored, user_meta = requestmeta.stored_headers(call), requestmeta.user_metadata(call)
+        else:
+            content_type, stored, user_meta = meta.content_type, dict(meta.headers), dict(meta.user_meta)
+        if algorithm is None and meta.checksum and meta.checksum.get("type") == "FULL_OBJECT":
+            algorithm = meta.checksum["algorithm"]  # keep the source's checksum
+        if algorithm is not None and algorithm not in requestmeta.checksums.ALGORITHMS:
+            raise invalid_request(f"Checksum algorithm {algorithm} is not supported")
+
+        def work(out: BinaryIO) -> ObjectMeta:
+            md5, checksum = copy_range(source, 0, meta.size, out, algorithm)
+            new = ObjectMeta(
+                size=meta.size,
+                etag=md5.hex(),
+                last_modified=time.time(),
+                content_type=content_type,
+                headers=stored,
+                user_meta=user_meta,
+                checksum={"algorithm": algorithm, "value": checksum, "type": "FULL_OBJECT"}
+                if checksum
+                else {},
+            )
+            objfile.finish(out, new)
+            return new
+
+        tmp, new = await write_temp(call.store, work)
+    finally:
+        source.close()
+    await publish_object(call.store, bucket, key, tmp)
+    doc = s3xml.root("CopyObjectResult")
+    s3xml.subs(doc, [("ETag", new.quoted_etag), ("LastModified", s3xml.iso8601(new.last_modified))])
+    if new.checksum:
+        s3xml.sub(doc, f"Checksum{new.checksum['algorithm'].upper()}", new.checksum["value"])
+    return Response(body=s3xml.serialize(doc), headers={"Content-Type": "application/xml"})
+
+
+def write_precondition(call: Call, bucket: str, key: str):
+    """The check for a conditional write (If-None-Match: * or If-Match: etag), or None.
+
+    It is run once before the body is read, to fail fast, and again right before
+    the new object is published.
+    """
+    if_none_match, if_match = call.header("if-none-match"), call.header("if-match")
+    if if_none_match is None and if_match is None:
+        return None
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise S3Error("NotImplemented", "If-None-Match only accepts '*' on writes", 501)
+
+    def check() -> None:
+        current = call.store.head_object(bucket, key)
+        if if_none_match is not None and current is not None:
+            raise S3Error(
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+                412,
+                extra={"Condition": "If-None-Match"},
+            )
+        if if_match is not None:
+            if current is None:
+                raise no_such_key(key)
+            if not conditions.etag_matches(if_match, current.etag):
+                raise S3Error(
+                    "PreconditionFailed",
+                    "At least one of the pre-conditions you specified did not hold",
+                    412,
+                    extra={"Condition": "If-Match"},
+                )
+
+    check()
+    return check

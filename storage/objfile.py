@@ -1,0 +1,87 @@
+"""The on-disk object format: the data followed by its metadata, in one file.
+
+    <data bytes> <metadata JSON> <JSON length: 8 bytes big-endian> <magic: 8 bytes>
+
+Data and metadata live in the same file so that a single ``rename`` publishes
+both: a reader either sees the old object with the old metadata or the new
+object with the new metadata, never new data with stale metadata (which two
+files renamed one after the other could show after a crash).  The metadata goes
+*after* the data because the ETag and checksums are only known once the whole
+body has streamed through.  A reader holding the file open keeps reading the
+version it opened even if a new PUT replaces it meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import asdict, dataclass, field
+from typing import BinaryIO
+
+MAGIC = b"RSLNOBJ1"
+_FOOTER = struct.Struct(">Q8s")
+MAX_META_BYTES = 64 * 1024
+
+
+class CorruptObject(Exception):
+    """An object file whose trailer cannot be read (not written by us, or truncated)."""
+
+
+@dataclass
+class ObjectMeta:
+    size: int
+    etag: str  # without quotes: md5 hex, or "<hex>-<parts>" for multipart objects
+    last_modified: float  # seconds since the epoch
+    content_type: str = "binary/octet-stream"
+    headers: dict[str, str] = field(default_factory=dict)  # stored standard headers (lower-case)
+    user_meta: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* (lower-case full names)
+    checksum: dict[str, str] = field(default_factory=dict)  # {"algorithm", "value", "type"}
+    part_sizes: list[int] = field(default_factory=list)  # multipart objects: each part's size
+    storage_class: str = "STANDARD"
+
+    @property
+    def quoted_etag(self) -> str:
+        return f'"{self.etag}"'
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ObjectMeta:
+        try:
+            data = json.loads(raw)
+            return cls(**data)
+        except (ValueError, TypeError) as exc:
+            raise CorruptObject(f"unreadable metadata: {exc}") from None
+
+
+def finish(out: BinaryIO, meta: ObjectMeta) -> None:
+    """Append the metadata trailer to a freshly written data file and make it durable."""
+    raw = meta.to_json()
+    out.write(raw)
+    out.write(_FOOTER.pack(len(raw), MAGIC))
+    out.flush()
+    os.fsync(out.fileno())
+
+
+def read_meta(f: BinaryIO) -> ObjectMeta:
+    """Read the metadata of an open object file (positioned anywhere)."""
+    total = os.fstat(f.fileno()).st_size
+    if total < _FOOTER.size:
+        raise CorruptObject("file too short")
+    f.seek(total - _FOOTER.size)
+    length, magic = _FOOTER.unpack(f.read(_FOOTER.size))
+    if magic != MAGIC or length > MAX_META_BYTES or length > total - _FOOTER.size:
+        raise CorruptObject("bad trailer")
+    f.seek(total - _FOOTER.size - length)
+    meta = ObjectMeta.from_json(f.read(length))
+    if meta.size != total - _FOOTER.size - length:
+        raise CorruptObject("data length disagrees with metadata")
+    f.seek(0)
+    return meta
+
+
+def read_meta_at(path: str | os.PathLike[str]) -> ObjectMeta:
+    with open(path, "rb") as f:
+        return read_meta(f)

@@ -1,0 +1,151 @@
+"""Reading an upload request's headers: stored metadata, and what to check the body against."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from resilin.storage import checksums, chunked
+from resilin.storage.context import Call
+from resilin.storage.errors import S3Error, invalid_argument, invalid_request, not_implemented
+from resilin.storage.ingest import MAX_OBJECT_SIZE, BodySpec
+
+# Standard headers S3 stores with an object and returns on GET/HEAD.
+STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
+MAX_USER_METADATA = 2048
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+_NOT_VALUE_HEADERS = {"x-amz-checksum-algorithm", "x-amz-checksum-type", "x-amz-checksum-mode"}
+
+
+def content_type(call: Call) -> str:
+    return call.header("content-type") or DEFAULT_CONTENT_TYPE
+
+
+def stored_headers(call: Call) -> dict[str, str]:
+    stored = {}
+    for name in STORED_HEADERS:
+        value = call.header(name)
+        if value is None:
+            continue
+        if name == "content-encoding":
+            # aws-chunked describes how this request was framed, not the object.
+            codings = [
+                c.strip() for c in value.split(",") if c.strip() and c.strip().lower() != "aws-chunked"
+            ]
+            if not codings:
+                continue
+            value = ",".join(codings)
+        stored[name] = value
+    return stored
+
+
+def user_metadata(call: Call) -> dict[str, str]:
+    meta = {name: ",".join(values) for name, values in call.headers.items() if name.startswith("x-amz-meta-")}
+    if sum(len(k) - len("x-amz-meta-") + len(v) for k, v in meta.items()) > MAX_USER_METADATA:
+        raise S3Error(
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size.",
+            400,
+            extra={"MaxSizeAllowed": str(MAX_USER_METADATA)},
+        )
+    return meta
+
+
+def _content_md5(call: Call) -> bytes | None:
+    value = call.header("content-md5")
+    if value is None:
+        return None
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise S3Error("InvalidDigest", "The Content-MD5 you specified was invalid.", 400)
+    return raw
+
+
+def _is_hex_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+def checksum_request(call: Call) -> tuple[str | None, str | None, bool]:
+    """(algorithm, value sent in a header, value comes in a trailer) for x-amz-checksum-*."""
+    sent = [
+        name for name in call.headers if name.startswith("x-amz-checksum-") and name not in _NOT_VALUE_HEADERS
+    ]
+    trailer = (call.header("x-amz-trailer") or "").strip().lower()
+    declared = (
+        call.header("x-amz-sdk-checksum-algorithm") or call.header("x-amz-checksum-algorithm") or ""
+    ).lower()
+    if len(sent) + bool(trailer) > 1:
+        raise invalid_request(
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+        )
+    algorithm, value, in_trailer = None, None, False
+    if sent:
+        algorithm = sent[0][len("x-amz-checksum-") :]
+        if algorithm not in checksums.ALGORITHMS:
+            raise invalid_request(f"Unsupported checksum header {sent[0]}")
+        value = call.header(sent[0]) or ""
+        if checksums.decode(algorithm, value) is None:
+            raise invalid_request(f"Value for {sent[0]} header is invalid.")
+    elif trailer:
+        if not trailer.startswith("x-amz-checksum-") or trailer[15:] not in checksums.ALGORITHMS:
+            raise invalid_request(f"Unsupported trailing header {trailer}")
+        algorithm, in_trailer = trailer[15:], True
+    elif declared:
+        algorithm = declared
+    if declared and algorithm != declared:
+        raise invalid_request("The x-amz-sdk-checksum-algorithm does not match the checksum sent")
+    if algorithm is not None and algorithm not in checksums.ALGORITHMS:
+        raise invalid_request(f"Checksum algorithm {algorithm} is not supported")
+    return algorithm, value, in_trailer
+
+
+def body_spec(call: Call, *, max_size: int = MAX_OBJECT_SIZE, require_length: bool = True) -> BodySpec:
+    """Check the headers that describe an upload body, before reading it."""
+    payload = call.verified.payload_hash
+    if payload.startswith("STREAMING-") and payload not in chunked.STREAMING_MODES:
+        raise not_implemented(f"x-amz-content-sha256 {payload}")
+    if (
+        payload not in chunked.STREAMING_MODES
+        and payload != "UNSIGNED-PAYLOAD"
+        and not _is_hex_sha256(payload)
+    ):
+        raise invalid_argument(
+            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING- value or a valid sha256 value.",
+            "x-amz-content-sha256",
+            payload,
+        )
+    if require_length and call.header("content-length") is None and call.header("transfer-encoding") is None:
+        raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.", 411)
+    length = call.header("content-length")
+    if length is not None and (not length.isdigit() or int(length) > max_size * 2 + 1024**2):
+        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.", 400)
+
+    decoded_length = None
+    decoded = call.header("x-amz-decoded-content-length")
+    if payload in chunked.STREAMING_MODES and decoded is not None:
+        if not decoded.isdigit():
+            raise invalid_argument(
+                "x-amz-decoded-content-length must be a number", "x-amz-decoded-content-length", decoded
+            )
+        decoded_length = int(decoded)
+        if decoded_length > max_size:
+            raise S3Error(
+                "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.", 400
+            )
+
+    algorithm, value, in_trailer = checksum_request(call)
+    if in_trailer and payload not in (chunked.SIGNED_TRAILER, chunked.UNSIGNED_TRAILER):
+        raise invalid_request("x-amz-trailer requires a STREAMING-...-TRAILER x-amz-content-sha256")
+    return BodySpec(
+        payload_hash=payload,
+        verified=call.verified,
+        decoded_length=decoded_length,
+        content_md5=_content_md5(call),
+        checksum_algorithm=algorithm,
+        checksum_expected=value,
+        checksum_in_trailer=in_trailer,
+        max_size=max_size,
+    )

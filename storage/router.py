@@ -1,0 +1,121 @@
+"""Which operation a request is: bucket and key from the URL, then method and sub-resource."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from resilin.storage import bucket_ops, multipart_ops, object_ops
+from resilin.storage.context import Call, Response
+from resilin.storage.errors import S3Error, method_not_allowed, not_implemented
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+# Sub-resources S3 has that this server does not implement: answered 501, never
+# mistaken for a plain GET/PUT of the bucket or object.
+_UNSUPPORTED_BUCKET = {
+    "accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
+    "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
+    "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging", "versions", "website",
+}  # fmt: skip
+_UNSUPPORTED_OBJECT = {
+    "acl",
+    "attributes",
+    "legal-hold",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    bucket: str | None
+    key: str | None
+
+
+def _decode(raw: str) -> str:
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI.", 400) from None
+
+
+def parse_target(raw_path: str, host: str, virtual_host_base: str | None) -> Target:
+    """Path-style ``/bucket/key``, or ``bucket.<base>/key`` when a virtual-host base is configured."""
+    if not raw_path.startswith("/"):
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI.", 400)
+    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    hostname = hostname.lower()
+    if virtual_host_base and hostname.endswith("." + virtual_host_base):
+        bucket = hostname[: -len(virtual_host_base) - 1]
+        key = _decode(raw_path[1:])
+        return Target(bucket, key or None)
+    bucket_raw, slash, key_raw = raw_path[1:].partition("/")
+    if not bucket_raw:
+        return Target(None, None)
+    return Target(_decode(bucket_raw), _decode(key_raw) or None)
+
+
+def route(method: str, target: Target, query: dict[str, str], headers: dict[str, list[str]]) -> Handler:
+    if target.bucket is None:
+        if method == "GET":
+            return bucket_ops.list_buckets
+        raise method_not_allowed(method, "SERVICE")
+    if target.key is None:
+        return _bucket_route(method, query)
+    return _object_route(method, query, "x-amz-copy-source" in headers)
+
+
+def _bucket_route(method: str, query: dict[str, str]) -> Handler:
+    unsupported = _UNSUPPORTED_BUCKET.intersection(query)
+    if unsupported:
+        raise not_implemented(f"The bucket sub-resource ?{sorted(unsupported)[0]}")
+    if method == "GET":
+        if "location" in query:
+            return bucket_ops.get_location
+        if "versioning" in query:
+            return bucket_ops.get_versioning
+        if "uploads" in query:
+            return multipart_ops.list_uploads
+        return bucket_ops.list_objects
+    if method == "HEAD":
+        return bucket_ops.head_bucket
+    if method == "PUT":
+        if "versioning" in query:
+            raise not_implemented("Bucket versioning")
+        return bucket_ops.create_bucket
+    if method == "DELETE":
+        return bucket_ops.delete_bucket
+    if method == "POST" and "delete" in query:
+        return bucket_ops.delete_objects
+    raise method_not_allowed(method, "BUCKET")
+
+
+def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
+    unsupported = _UNSUPPORTED_OBJECT.intersection(query)
+    if unsupported:
+        raise not_implemented(f"The object sub-resource ?{sorted(unsupported)[0]}")
+    if method == "GET":
+        return multipart_ops.list_parts if "uploadId" in query else object_ops.get_object
+    if method == "HEAD":
+        return _head_object
+    if method == "PUT":
+        if "uploadId" in query or "partNumber" in query:
+            return multipart_ops.upload_part_copy if copy else multipart_ops.upload_part
+        return object_ops.copy_object if copy else object_ops.put_object
+    if method == "DELETE":
+        return multipart_ops.abort_upload if "uploadId" in query else object_ops.delete_object
+    if method == "POST":
+        if "uploads" in query:
+            return multipart_ops.create_upload
+        if "uploadId" in query:
+            return multipart_ops.complete_upload
+    raise method_not_allowed(method, "OBJECT")
+
+
+async def _head_object(call: Call) -> Response:
+    return await object_ops.get_object(call, head=True)

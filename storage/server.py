@@ -1,0 +1,170 @@
+"""The storage service's Twisted resource: authenticate, route, answer S3-shaped.
+
+Every response carries ``x-amz-request-id``.  Errors are S3's XML error
+document; anything unexpected is logged here and answered as a bare 500
+InternalError, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web import static
+from twisted.web.http_headers import Headers
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from resilin.httputil import new_request_id, request_headers, split_uri
+from resilin.sigv4 import Credentials, parse_query
+from resilin.storage import s3xml
+from resilin.storage.auth import authenticate
+from resilin.storage.context import Call, Response
+from resilin.storage.errors import S3Error, internal_error
+from resilin.storage.router import parse_target, route
+from resilin.storage.store import Store
+
+log = Logger()
+
+
+def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> Response:
+    doc = s3xml.root("Error", namespaced=False)
+    s3xml.subs(doc, [("Code", exc.code), ("Message", exc.message)])
+    s3xml.subs(doc, exc.extra.items())
+    s3xml.subs(doc, [("Resource", resource), ("RequestId", request_id)])
+    headers = {"Content-Type": "application/xml", **exc.headers}
+    # HEAD responses carry no body, so S3 says what went wrong in headers only.
+    return Response(exc.status, headers, b"" if head else s3xml.serialize(doc))
+
+
+class _S3ResponseHeaders(Headers):
+    """Response headers that keep ``x-amz-meta-*`` names in lower case, as S3 sends them.
+
+    Twisted writes every header name in Header-Case; HTTP does not care, but SDKs
+    hand user metadata keys to applications exactly as received (Hadoop's S3A,
+    for one, looks its own metadata up by lower-case name).
+    """
+
+    def setRawHeaders(self, name: str | bytes, values) -> None:  # type: ignore[override]
+        raw = name.encode("latin-1") if isinstance(name, str) else name
+        if raw.lower().startswith(b"x-amz-meta-"):
+            encoded = [v.encode("latin-1") if isinstance(v, str) else v for v in values]
+            self._rawHeaders[raw.lower()] = encoded
+        else:
+            super().setRawHeaders(name, values)
+
+
+class StorageRequest(Request):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.responseHeaders = _S3ResponseHeaders()
+
+
+class StorageResource(Resource):
+    isLeaf = True
+
+    def __init__(
+        self,
+        store: Store,
+        lookup: Callable[[str], Credentials | None],
+        region: str,
+        virtual_host_base: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.lookup = lookup
+        self.region = region
+        self.virtual_host_base = virtual_host_base.lower() if virtual_host_base else None
+
+    def render(self, request: Request) -> int:
+        request_id = new_request_id()
+        request.defaultContentType = None
+        request.setHeader(b"x-amz-request-id", request_id.encode())
+        request.setHeader(b"x-amz-id-2", base64.b64encode(hashlib.sha256(request_id.encode()).digest()))
+        request.setHeader(b"server", b"Resilin")
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        Deferred.fromCoroutine(self._handle(request, request_id, gone))
+        return NOT_DONE_YET
+
+    async def _handle(self, request: Request, request_id: str, gone: list[bool]) -> None:
+        method = request.method.decode("latin-1").upper()
+        raw_path, raw_query = split_uri(request)
+        try:
+            response = await self._dispatch(request, method, raw_path, raw_query, request_id)
+        except S3Error as exc:
+            response = error_response(exc, raw_path, request_id, method == "HEAD")
+        except Exception:
+            log.failure("storage request {method} {path} failed", method=method, path=raw_path)
+            response = error_response(internal_error(), raw_path, request_id, method == "HEAD")
+        if gone:
+            if response.stream is not None:
+                response.stream.file.close()
+            return
+        self._send(request, response, gone)
+
+    async def _dispatch(
+        self, request: Request, method: str, raw_path: str, raw_query: str, request_id: str
+    ) -> Response:
+        headers = request_headers(request)
+        verified = authenticate(
+            method=method, raw_path=raw_path, raw_query=raw_query, headers=headers, lookup=self.lookup
+        )
+        target = parse_target(raw_path, (headers.get("host") or [""])[0], self.virtual_host_base)
+        query: dict[str, str] = {}
+        for name, value in parse_query(raw_query):
+            query.setdefault(name, value)
+        handler = route(method, target, query, headers)
+        call = Call(
+            request=request,
+            store=self.store,
+            method=method,
+            bucket=target.bucket,
+            key=target.key,
+            query=query,
+            headers=headers,
+            verified=verified,
+            request_id=request_id,
+            region=self.region,
+        )
+        return await handler(call)
+
+    def _send(self, request: Request, response: Response, gone: list[bool]) -> None:
+        request.setResponseCode(response.status)
+        for name, value in response.headers.items():
+            request.setHeader(name.encode("latin-1"), value.encode("latin-1", "replace"))
+        if response.stream is not None:
+            stream = response.stream
+            request.notifyFinish().addBoth(lambda _: stream.file.close())
+            static.SingleRangeStaticProducer(request, stream.file, stream.offset, stream.length).start()
+            return
+        if response.status not in (204, 304) and "Content-Length" not in response.headers:
+            request.setHeader(b"content-length", str(len(response.body)).encode())
+        if response.body and request.method != b"HEAD":
+            request.write(response.body)
+        request.finish()
+
+
+def make_site(
+    data_dir: Path,
+    lookup: Callable[[str], Credentials | None],
+    region: str = "us-east-1",
+    *,
+    virtual_host_base: str | None = None,
+) -> Site:
+    """The storage service as a Twisted Site, to listen with on any reactor port.
+
+    ``lookup`` maps an access key to its credentials (None when unknown).  With
+    ``virtual_host_base`` (e.g. ``s3.example.test``), ``bucket.s3.example.test``
+    Host headers are accepted besides path-style URLs.
+    """
+    store = Store(Path(data_dir), region, background=lambda job: reactor.callInThread(job))  # type: ignore[attr-defined]
+    site = Site(StorageResource(store, lookup, region, virtual_host_base), requestFactory=StorageRequest)
+    site.displayTracebacks = False
+    site.storage = store  # type: ignore[attr-defined]
+    return site

@@ -1,0 +1,270 @@
+"""The data directory: buckets, objects and multipart uploads on disk.
+
+Layout::
+
+    <data_dir>/tmp/                                 files being written; emptied at start
+    <data_dir>/buckets/<bucket>/bucket.json         owner account, creation time, region
+    <data_dir>/buckets/<bucket>/objects/<hex...>.obj  one object: data + metadata (see objfile)
+    <data_dir>/buckets/<bucket>/uploads/<id>/upload.json, part-00001, ...
+
+New files are written under ``tmp/`` (same file system), fsynced, then renamed
+into place, so a write either fully happens or leaves the previous version.
+The Store is only called from the reactor thread; slow work (copying, hashing,
+fsync, removing trees) is done by callers in worker threads before or after
+the quick namespace changes here.  That single-threaded ownership is what keeps
+the in-memory key index and bucket table consistent with the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from resilin.storage import names, objfile
+from resilin.storage.errors import S3Error, no_such_bucket, no_such_key, no_such_upload
+from resilin.storage.keyindex import KeyIndex
+from resilin.storage.objfile import CorruptObject, ObjectMeta
+
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    owner: str  # account id
+    created: float
+    region: str
+
+
+def write_json_atomically(path: Path, data: dict, tmp_dir: Path) -> None:
+    tmp = tmp_dir / f"json-{secrets.token_hex(8)}"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    def __init__(
+        self, data_dir: Path, region: str, background: Callable[[Callable[[], None]], None] | None = None
+    ):
+        self.root = Path(data_dir)
+        self.region = region
+        self.tmp = self.root / "tmp"
+        self.buckets_dir = self.root / "buckets"
+        # How slow clean-ups (removing whole trees) are run; the server passes a thread pool.
+        self._background = background or (lambda job: job())
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.buckets_dir.mkdir(parents=True, exist_ok=True)
+        self._buckets = self._load_buckets()
+        self._indexes: dict[str, KeyIndex] = {}
+
+    # -- buckets ---------------------------------------------------------------
+
+    def _load_buckets(self) -> dict[str, BucketInfo]:
+        found = {}
+        for entry in self.buckets_dir.iterdir():
+            try:
+                data = json.loads((entry / "bucket.json").read_text())
+                found[entry.name] = BucketInfo(**data)
+            except (OSError, ValueError, TypeError):
+                continue  # not a complete bucket (e.g. crash during creation)
+        return found
+
+    def bucket(self, name: str) -> BucketInfo | None:
+        return self._buckets.get(name)
+
+    def require_bucket(self, name: str) -> BucketInfo:
+        info = self._buckets.get(name)
+        if info is None:
+            raise no_such_bucket(name)
+        return info
+
+    def buckets_of(self, owner: str) -> list[BucketInfo]:
+        return sorted((b for b in self._buckets.values() if b.owner == owner), key=lambda b: b.name)
+
+    def create_bucket(self, name: str, owner: str) -> BucketInfo:
+        info = BucketInfo(name=name, owner=owner, created=time.time(), region=self.region)
+        staging = self.tmp / f"bucket-{secrets.token_hex(8)}"
+        (staging / "objects").mkdir(parents=True)
+        (staging / "uploads").mkdir()
+        write_json_atomically(staging / "bucket.json", asdict(info), self.tmp)
+        os.rename(staging, self.buckets_dir / name)
+        fsync_dir(self.buckets_dir)
+        self._buckets[name] = info
+        self._indexes[name] = KeyIndex()
+        return info
+
+    def delete_bucket(self, name: str) -> None:
+        self.require_bucket(name)
+        if len(self.index(name)):
+            raise S3Error(
+                "BucketNotEmpty",
+                "The bucket you tried to delete is not empty",
+                409,
+                extra={"BucketName": name},
+            )
+        self._discard(self.buckets_dir / name)
+        del self._buckets[name]
+        self._indexes.pop(name, None)
+
+    def _discard(self, path: Path) -> None:
+        """Move a tree out of the namespace at once, and remove it in the background."""
+        trash = self.tmp / f"trash-{secrets.token_hex(8)}"
+        os.rename(path, trash)
+        self._background(lambda: shutil.rmtree(trash, ignore_errors=True))
+
+    # -- objects ----------------------------------------------------------------
+
+    def temp_path(self, kind: str = "obj") -> Path:
+        return self.tmp / f"{kind}-{secrets.token_hex(12)}"
+
+    def _objects_dir(self, bucket: str) -> Path:
+        return self.buckets_dir / bucket / "objects"
+
+    def object_path(self, bucket: str, key: str) -> Path:
+        return self._objects_dir(bucket).joinpath(*names.key_to_parts(key))
+
+    def index(self, bucket: str) -> KeyIndex:
+        index = self._indexes.get(bucket)
+        if index is None:
+            index = KeyIndex(self._scan_keys(bucket))
+            self._indexes[bucket] = index
+        return index
+
+    def _scan_keys(self, bucket: str) -> Iterator[str]:
+        base = self._objects_dir(bucket)
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel = Path(dirpath).relative_to(base).parts
+            dirnames[:] = [d for d in dirnames if names.is_hex_dir(d)]
+            for filename in filenames:
+                key = names.parts_to_key([*rel, filename])
+                if key is not None:
+                    yield key
+
+    def open_object(self, bucket: str, key: str) -> tuple[BinaryIO, ObjectMeta]:
+        """Open an object for reading: the file handle keeps this version even if replaced."""
+        try:
+            f = open(self.object_path(bucket, key), "rb")  # noqa: SIM115 - caller closes
+        except (FileNotFoundError, NotADirectoryError):
+            raise no_such_key(key) from None
+        try:
+            return f, objfile.read_meta(f)
+        except (CorruptObject, OSError):
+            f.close()
+            raise
+
+    def head_object(self, bucket: str, key: str) -> ObjectMeta | None:
+        try:
+            return objfile.read_meta_at(self.object_path(bucket, key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def commit_object(self, bucket: str, key: str, tmp: Path) -> Path:
+        """Publish a complete object file; returns the directory to fsync for durability."""
+        self.require_bucket(bucket)
+        target = self.object_path(bucket, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+        self.index(bucket).add(key)
+        return target.parent
+
+    def delete_object(self, bucket: str, key: str) -> bool:
+        target = self.object_path(bucket, key)
+        try:
+            target.unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        self.index(bucket).remove(key)
+        self._prune_dirs(target.parent, self._objects_dir(bucket))
+        return True
+
+    @staticmethod
+    def _prune_dirs(directory: Path, stop: Path) -> None:
+        """Remove directories a long key needed, once they are empty."""
+        while directory != stop:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+    # -- multipart uploads --------------------------------------------------------
+
+    def _upload_dir(self, bucket: str, upload_id: str) -> Path:
+        if not _UPLOAD_ID.match(upload_id):
+            raise no_such_upload(upload_id)
+        return self.buckets_dir / bucket / "uploads" / upload_id
+
+    def create_upload(self, bucket: str, info: dict) -> str:
+        upload_id = secrets.token_hex(16)
+        staging = self.tmp / f"upload-{upload_id}"
+        staging.mkdir()
+        write_json_atomically(staging / "upload.json", info, self.tmp)
+        os.rename(staging, self._upload_dir(bucket, upload_id))
+        return upload_id
+
+    def upload_info(self, bucket: str, upload_id: str) -> dict:
+        try:
+            return json.loads((self._upload_dir(bucket, upload_id) / "upload.json").read_text())
+        except FileNotFoundError:
+            raise no_such_upload(upload_id) from None
+
+    def part_path(self, bucket: str, upload_id: str, number: int) -> Path:
+        return self._upload_dir(bucket, upload_id) / f"part-{number:05d}"
+
+    def commit_part(self, bucket: str, upload_id: str, number: int, tmp: Path) -> Path:
+        self.upload_info(bucket, upload_id)  # still in progress?
+        target = self.part_path(bucket, upload_id, number)
+        os.replace(tmp, target)
+        return target.parent
+
+    def parts(self, bucket: str, upload_id: str) -> list[tuple[int, ObjectMeta]]:
+        directory = self._upload_dir(bucket, upload_id)
+        found = []
+        try:
+            entries = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            raise no_such_upload(upload_id) from None
+        for name in entries:
+            if name.startswith("part-"):
+                try:
+                    found.append((int(name[5:]), objfile.read_meta_at(directory / name)))
+                except (FileNotFoundError, CorruptObject, ValueError):
+                    continue
+        return found
+
+    def uploads(self, bucket: str) -> list[tuple[str, dict]]:
+        directory = self.buckets_dir / bucket / "uploads"
+        found = []
+        for upload_id in os.listdir(directory):
+            try:
+                found.append((upload_id, self.upload_info(bucket, upload_id)))
+            except S3Error:
+                continue
+        return found
+
+    def remove_upload(self, bucket: str, upload_id: str) -> None:
+        directory = self._upload_dir(bucket, upload_id)
+        if not directory.exists():
+            raise no_such_upload(upload_id)
+        self._discard(directory)

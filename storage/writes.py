@@ -1,0 +1,70 @@
+"""Writing new files off the reactor thread, and publishing them atomically."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from twisted.internet.threads import deferToThread
+
+from resilin.storage import checksums
+from resilin.storage.store import Store, fsync_dir
+
+T = TypeVar("T")
+COPY_PIECE = 1024 * 1024
+
+
+async def write_temp(store: Store, work: Callable[[BinaryIO], T], kind: str = "obj") -> tuple[Path, T]:
+    """Run ``work(out)`` in a thread on a new temp file; the file is removed if it fails."""
+    tmp = store.temp_path(kind)
+
+    def run() -> T:
+        with open(tmp, "wb") as out:
+            return work(out)
+
+    try:
+        result = await deferToThread(run)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, result
+
+
+async def publish_object(
+    store: Store, bucket: str, key: str, tmp: Path, precondition: Callable[[], None] | None = None
+) -> None:
+    """Rename a finished object file into place, after checking a conditional write's precondition.
+
+    The check and the rename run together on the reactor thread, so no other
+    write to the key can slip in between them.
+    """
+    try:
+        if precondition is not None:
+            precondition()
+        parent = store.commit_object(bucket, key, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    await deferToThread(fsync_dir, parent)
+
+
+def copy_range(
+    source: BinaryIO, offset: int, length: int, out: BinaryIO, algorithm: str | None = None
+) -> tuple[bytes, str | None]:
+    """Copy ``length`` bytes from ``offset``; returns (md5 digest, base64 checksum or None)."""
+    md5 = hashlib.md5()
+    extra = checksums.new_hasher(algorithm) if algorithm else None
+    source.seek(offset)
+    remaining = length
+    while remaining:
+        piece = source.read(min(COPY_PIECE, remaining))
+        if not piece:
+            raise OSError("source file shorter than its metadata says")
+        remaining -= len(piece)
+        out.write(piece)
+        md5.update(piece)
+        if extra is not None:
+            extra.update(piece)
+    return md5.digest(), checksums.encode(extra.digest()) if extra is not None else None

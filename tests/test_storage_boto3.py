@@ -1,0 +1,606 @@
+"""The storage service driven by boto3, as EMR jobs and users drive it."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import io
+import itertools
+import time
+import types
+
+import boto3.s3.transfer
+import botocore.httpchecksum
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from resilin.storage.testing import ALICE, BOB, StorageProcess, boto3_client
+
+MiB = 1024 * 1024
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    with StorageProcess(tmp_path_factory.mktemp("s3"), [ALICE, BOB]) as running:
+        yield running
+
+
+@pytest.fixture
+def s3(service):
+    return boto3_client(service.endpoint, ALICE)
+
+
+@pytest.fixture
+def bob(service):
+    return boto3_client(service.endpoint, BOB)
+
+
+@pytest.fixture
+def bucket(s3):
+    name = f"bucket-{next(_names)}-{int(time.time())}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def error_of(excinfo) -> tuple[int, str]:
+    response = excinfo.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
+
+
+# -- buckets ---------------------------------------------------------------------------
+
+
+def test_bucket_lifecycle(s3):
+    s3.create_bucket(Bucket="life-cycle")
+    assert "life-cycle" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    head = s3.head_bucket(Bucket="life-cycle")
+    assert head["ResponseMetadata"]["HTTPHeaders"]["x-amz-bucket-region"] == "us-east-1"
+    assert s3.get_bucket_location(Bucket="life-cycle")["LocationConstraint"] is None
+    s3.put_object(Bucket="life-cycle", Key="k", Body=b"x")
+    with pytest.raises(ClientError) as excinfo:
+        s3.delete_bucket(Bucket="life-cycle")
+    assert error_of(excinfo) == (409, "BucketNotEmpty")
+    s3.delete_object(Bucket="life-cycle", Key="k")
+    s3.delete_bucket(Bucket="life-cycle")
+    with pytest.raises(ClientError) as excinfo:
+        s3.head_bucket(Bucket="life-cycle")
+    assert error_of(excinfo)[0] == 404
+    with pytest.raises(ClientError) as excinfo:
+        s3.list_objects_v2(Bucket="life-cycle")
+    assert error_of(excinfo) == (404, "NoSuchBucket")
+
+
+def test_create_bucket_with_configuration_and_recreate(s3):
+    # us-east-1 behaviour: the owner re-creating its bucket gets 200.
+    s3.create_bucket(Bucket="recreated")
+    s3.create_bucket(Bucket="recreated")
+    with pytest.raises(ClientError) as excinfo:
+        s3.create_bucket(Bucket="elsewhere", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    assert error_of(excinfo) == (400, "IllegalLocationConstraintException")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ab",
+        "a" * 64,
+        "UpperCase",
+        "under_score",
+        "-leading",
+        "trailing-",
+        "two..dots",
+        "192.168.1.1",
+        "xn--punycode",
+    ],
+)
+def test_invalid_bucket_names(s3, name):
+    with pytest.raises(ClientError) as excinfo:
+        s3.create_bucket(Bucket=name)
+    assert error_of(excinfo) == (400, "InvalidBucketName")
+
+
+def test_buckets_belong_to_their_account(s3, bob, bucket):
+    s3.put_object(Bucket=bucket, Key="secret.txt", Body=b"alice's")
+    assert bucket not in [b["Name"] for b in bob.list_buckets()["Buckets"]]
+    for call in (
+        lambda: bob.get_object(Bucket=bucket, Key="secret.txt"),
+        lambda: bob.put_object(Bucket=bucket, Key="x", Body=b"bob's"),
+        lambda: bob.list_objects_v2(Bucket=bucket),
+        lambda: bob.delete_object(Bucket=bucket, Key="secret.txt"),
+        lambda: bob.delete_bucket(Bucket=bucket),
+        lambda: bob.copy_object(
+            Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "secret.txt"}
+        ),
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error_of(excinfo) == (403, "AccessDenied")
+    with pytest.raises(ClientError) as excinfo:
+        bob.head_bucket(Bucket=bucket)
+    assert error_of(excinfo)[0] == 403
+    with pytest.raises(ClientError) as excinfo:
+        bob.create_bucket(Bucket=bucket)
+    assert error_of(excinfo) == (409, "BucketAlreadyExists")
+    # Bob cannot copy Alice's object into a bucket of his own either.
+    bob.create_bucket(Bucket=f"{bucket}-bob")
+    with pytest.raises(ClientError) as excinfo:
+        bob.copy_object(
+            Bucket=f"{bucket}-bob", Key="stolen", CopySource={"Bucket": bucket, "Key": "secret.txt"}
+        )
+    assert error_of(excinfo) == (403, "AccessDenied")
+    assert s3.get_object(Bucket=bucket, Key="secret.txt")["Body"].read() == b"alice's"
+
+
+# -- objects ---------------------------------------------------------------------------
+
+
+def test_put_get_head_with_metadata(s3, bucket):
+    body = b"hello, resilin\n" * 1000
+    put = s3.put_object(
+        Bucket=bucket,
+        Key="dir/hello.txt",
+        Body=body,
+        ContentType="text/plain",
+        Metadata={"origin": "test", "Mixed-Case": "Value"},
+        CacheControl="no-cache",
+        ContentDisposition='attachment; filename="hello.txt"',
+    )
+    etag = f'"{hashlib.md5(body).hexdigest()}"'
+    assert put["ETag"] == etag
+    got = s3.get_object(Bucket=bucket, Key="dir/hello.txt")
+    assert got["Body"].read() == body
+    assert got["ETag"] == etag
+    assert got["ContentType"] == "text/plain"
+    assert got["ContentLength"] == len(body)
+    assert got["Metadata"] == {"origin": "test", "mixed-case": "Value"}
+    assert got["CacheControl"] == "no-cache"
+    assert got["ContentDisposition"] == 'attachment; filename="hello.txt"'
+    assert abs(got["LastModified"] - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+    headers = got["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["x-amz-request-id"]
+    assert headers["last-modified"].endswith(" GMT")
+    head = s3.head_object(Bucket=bucket, Key="dir/hello.txt")
+    assert head["ContentLength"] == len(body) and head["ETag"] == etag
+    assert head["Metadata"]["origin"] == "test"
+
+
+def test_default_content_type_and_empty_object(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="empty", Body=b"")
+    got = s3.get_object(Bucket=bucket, Key="empty")
+    assert got["Body"].read() == b""
+    assert got["ContentType"] == "binary/octet-stream"
+    assert got["ETag"] == f'"{hashlib.md5(b"").hexdigest()}"'
+
+
+def test_missing_object(s3, bucket):
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=bucket, Key="nope")
+    assert error_of(excinfo) == (404, "NoSuchKey")
+    with pytest.raises(ClientError) as excinfo:
+        s3.head_object(Bucket=bucket, Key="nope")
+    assert error_of(excinfo)[0] == 404
+
+
+def test_overwrite_replaces_data_and_metadata(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"first", Metadata={"v": "1"}, ContentType="text/a")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"second!", Metadata={"w": "2"})
+    got = s3.get_object(Bucket=bucket, Key="k")
+    assert got["Body"].read() == b"second!"
+    assert got["Metadata"] == {"w": "2"}
+    assert got["ContentType"] == "binary/octet-stream"
+
+
+def test_range_requests(s3, bucket):
+    body = bytes(range(256)) * 4
+    s3.put_object(Bucket=bucket, Key="r", Body=body)
+    for header, expected, content_range in [
+        ("bytes=0-9", body[:10], "bytes 0-9/1024"),
+        ("bytes=1000-", body[1000:], "bytes 1000-1023/1024"),
+        ("bytes=-24", body[-24:], "bytes 1000-1023/1024"),
+        ("bytes=1020-5000", body[1020:], "bytes 1020-1023/1024"),
+        ("bytes=-5000", body, "bytes 0-1023/1024"),
+    ]:
+        got = s3.get_object(Bucket=bucket, Key="r", Range=header)
+        assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert got["ContentRange"] == content_range
+        assert got["Body"].read() == expected
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=bucket, Key="r", Range="bytes=1024-")
+    assert error_of(excinfo) == (416, "InvalidRange")
+    # An unparseable range is ignored, as S3 does: the whole object comes back.
+    got = s3.get_object(Bucket=bucket, Key="r", Range="bytes=abc")
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 200 and got["Body"].read() == body
+
+
+def test_conditional_get(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="c", Body=b"conditional")["ETag"]
+    assert s3.get_object(Bucket=bucket, Key="c", IfMatch=etag)["Body"].read() == b"conditional"
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=bucket, Key="c", IfMatch='"0123"')
+    assert error_of(excinfo) == (412, "PreconditionFailed")
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=bucket, Key="c", IfNoneMatch=etag)
+    assert error_of(excinfo)[0] == 304
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=bucket, Key="c", IfModifiedSince=later)
+    assert error_of(excinfo)[0] == 304
+    assert s3.get_object(Bucket=bucket, Key="c", IfModifiedSince=earlier)["Body"].read() == b"conditional"
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=bucket, Key="c", IfUnmodifiedSince=earlier)
+    assert error_of(excinfo) == (412, "PreconditionFailed")
+    # A matching If-Match wins over a failing If-Unmodified-Since (S3's rule).
+    assert s3.get_object(Bucket=bucket, Key="c", IfMatch=etag, IfUnmodifiedSince=earlier)["ETag"] == etag
+    with pytest.raises(ClientError) as excinfo:
+        s3.head_object(Bucket=bucket, Key="c", IfMatch='"nope"')
+    assert error_of(excinfo)[0] == 412
+
+
+def test_conditional_put(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="once", Body=b"1", IfNoneMatch="*")
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=bucket, Key="once", Body=b"2", IfNoneMatch="*")
+    assert error_of(excinfo) == (412, "PreconditionFailed")
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"1"
+
+
+def test_delete_object_and_delete_objects(s3, bucket):
+    for key in ("a", "b", "c/d", "dir/"):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    assert s3.delete_object(Bucket=bucket, Key="a")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert s3.delete_object(Bucket=bucket, Key="never-was")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    verbose = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "b"}, {"Key": "missing"}]})
+    assert sorted(d["Key"] for d in verbose["Deleted"]) == ["b", "missing"]
+    quiet = s3.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": "c/d"}, {"Key": "dir/"}], "Quiet": True}
+    )
+    assert "Deleted" not in quiet and "Errors" not in quiet
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+def test_copy_object(s3, bucket):
+    etag = s3.put_object(
+        Bucket=bucket, Key="src", Body=b"copy me", ContentType="text/x", Metadata={"a": "1"}
+    )["ETag"]
+    copied = s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src"})
+    assert copied["CopyObjectResult"]["ETag"] == etag
+    got = s3.get_object(Bucket=bucket, Key="dst")
+    assert (got["Body"].read(), got["ContentType"], got["Metadata"]) == (b"copy me", "text/x", {"a": "1"})
+
+    s3.copy_object(
+        Bucket=bucket,
+        Key="dst",
+        CopySource=f"{bucket}/src",
+        MetadataDirective="REPLACE",
+        ContentType="text/y",
+        Metadata={"b": "2"},
+    )
+    got = s3.get_object(Bucket=bucket, Key="dst")
+    assert (got["ContentType"], got["Metadata"]) == ("text/y", {"b": "2"})
+
+    with pytest.raises(ClientError) as excinfo:
+        s3.copy_object(Bucket=bucket, Key="src", CopySource={"Bucket": bucket, "Key": "src"})
+    assert error_of(excinfo) == (400, "InvalidRequest")
+    # Replacing metadata in place is allowed.
+    s3.copy_object(
+        Bucket=bucket, Key="src", CopySource={"Bucket": bucket, "Key": "src"}, MetadataDirective="REPLACE",
+        Metadata={"c": "3"},
+    )  # fmt: skip
+    assert s3.head_object(Bucket=bucket, Key="src")["Metadata"] == {"c": "3"}
+
+    # S3A copies with x-amz-copy-source-if-match to detect concurrent changes.
+    s3.copy_object(
+        Bucket=bucket, Key="guarded", CopySource={"Bucket": bucket, "Key": "src"}, CopySourceIfMatch=etag
+    )
+    with pytest.raises(ClientError) as excinfo:
+        s3.copy_object(
+            Bucket=bucket, Key="guarded", CopySource={"Bucket": bucket, "Key": "src"}, CopySourceIfMatch='"0"'
+        )
+    assert error_of(excinfo) == (412, "PreconditionFailed")
+    with pytest.raises(ClientError) as excinfo:
+        s3.copy_object(Bucket=bucket, Key="x", CopySource={"Bucket": bucket, "Key": "no-such"})
+    assert error_of(excinfo) == (404, "NoSuchKey")
+
+    other = f"{bucket}-other"
+    s3.create_bucket(Bucket=other)
+    s3.copy_object(Bucket=other, Key="weird key+ü", CopySource={"Bucket": bucket, "Key": "src"})
+    s3.copy_object(Bucket=other, Key="back", CopySource={"Bucket": other, "Key": "weird key+ü"})
+    assert s3.get_object(Bucket=other, Key="back")["Body"].read() == b"copy me"
+
+
+# -- listings --------------------------------------------------------------------------
+
+
+def test_list_objects_v2_delimiter_and_pagination(s3, bucket):
+    keys = [f"logs/2024/{i:03d}.log" for i in range(25)] + ["logs/readme", "data/a", "data/b/c", "top"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+
+    root = s3.list_objects_v2(Bucket=bucket, Delimiter="/")
+    assert [p["Prefix"] for p in root["CommonPrefixes"]] == ["data/", "logs/"]
+    assert [c["Key"] for c in root["Contents"]] == ["top"]
+    assert root["KeyCount"] == 3
+
+    logs = s3.list_objects_v2(Bucket=bucket, Prefix="logs/", Delimiter="/")
+    assert [p["Prefix"] for p in logs["CommonPrefixes"]] == ["logs/2024/"]
+    assert [c["Key"] for c in logs["Contents"]] == ["logs/readme"]
+
+    seen, token, pages = [], None, 0
+    while True:
+        kwargs = {"ContinuationToken": token} if token else {}
+        page = s3.list_objects_v2(Bucket=bucket, MaxKeys=7, **kwargs)
+        pages += 1
+        seen += [c["Key"] for c in page.get("Contents", [])]
+        if not page["IsTruncated"]:
+            break
+        token = page["NextContinuationToken"]
+    assert seen == sorted(keys) and pages == 5
+
+    paginator = s3.get_paginator("list_objects_v2")
+    prefixes = []
+    for page in paginator.paginate(Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 1}):
+        prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        prefixes += [c["Key"] for c in page.get("Contents", [])]
+    assert prefixes == ["data/", "logs/", "top"]
+
+    after = s3.list_objects_v2(Bucket=bucket, StartAfter="logs/2024/020.log", Prefix="logs/")
+    assert [c["Key"] for c in after["Contents"]][:2] == ["logs/2024/021.log", "logs/2024/022.log"]
+
+    # S3A's directory probe: is there anything under "data/"?
+    probe = s3.list_objects_v2(Bucket=bucket, Prefix="data/", Delimiter="/", MaxKeys=2)
+    assert probe["KeyCount"] == 2 and not probe["IsTruncated"]
+    probe = s3.list_objects_v2(Bucket=bucket, Prefix="data/", MaxKeys=1)
+    assert probe["KeyCount"] == 1 and probe["IsTruncated"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="nothing/", MaxKeys=1)["KeyCount"] == 0
+
+
+def test_list_order_is_utf8_byte_order_and_url_encoding(s3, bucket):
+    keys = ["a b", "a+b", "a/b", "aé", "a\U0001f600", "a\uffff", "z", "A", "a%2F"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    listed = [c["Key"] for c in s3.list_objects_v2(Bucket=bucket)["Contents"]]  # boto3 asks for url encoding
+    assert listed == sorted(keys, key=lambda k: k.encode("utf-8"))
+    raw = requests.get(
+        s3.generate_presigned_url("list_objects_v2", Params={"Bucket": bucket, "EncodingType": "url"})
+    ).text
+    assert (
+        "<Key>a%20b</Key>" in raw and "<Key>a%2Bb</Key>" in raw and "<EncodingType>url</EncodingType>" in raw
+    )
+    for key in keys:
+        assert s3.get_object(Bucket=bucket, Key=key)["ContentLength"] == 0
+
+
+def test_list_objects_v1_with_marker(s3, bucket):
+    keys = [f"k{i:02d}" for i in range(12)] + ["p/1", "p/2", "q/1"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"1")
+    page = s3.list_objects(Bucket=bucket, MaxKeys=5)
+    assert [c["Key"] for c in page["Contents"]] == keys[:5] and page["IsTruncated"]
+    page = s3.list_objects(Bucket=bucket, Marker="k04", MaxKeys=5)
+    assert [c["Key"] for c in page["Contents"]] == keys[5:10]
+    assert page["Contents"][0]["Owner"]["DisplayName"] == ALICE.account_id
+    page = s3.list_objects(Bucket=bucket, Delimiter="/", Marker="k11", MaxKeys=1)
+    assert page["CommonPrefixes"] == [{"Prefix": "p/"}] and page["NextMarker"] == "p/"
+    page = s3.list_objects(Bucket=bucket, Delimiter="/", Marker=page["NextMarker"])
+    assert page["CommonPrefixes"] == [{"Prefix": "q/"}] and not page["IsTruncated"]
+    everything = [c["Key"] for p in s3.get_paginator("list_objects").paginate(Bucket=bucket, PaginationConfig={"PageSize": 4}) for c in p["Contents"]]  # fmt: skip
+    assert everything == sorted(keys)
+
+
+def test_directory_markers_as_s3a_uses_them(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="warehouse/table/", Body=b"")
+    head = s3.head_object(Bucket=bucket, Key="warehouse/table/")
+    assert head["ContentLength"] == 0
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="warehouse/table")
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix="warehouse/table/", Delimiter="/", MaxKeys=2)
+    assert [c["Key"] for c in listing["Contents"]] == ["warehouse/table/"]
+    s3.put_object(Bucket=bucket, Key="warehouse/table/part-0000", Body=b"row")
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "warehouse/table/"}]})
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix="warehouse/", Delimiter="/")
+    assert listing["CommonPrefixes"] == [{"Prefix": "warehouse/table/"}]
+
+
+def test_long_and_unusual_keys(s3, bucket):
+    long_key = "deep/" + "x" * 1000 + "/end"
+    assert len(long_key.encode()) <= 1024
+    unicode_key = "données/" + "é" * 400  # 800+ bytes, several path pieces on disk
+    for key in (long_key, unicode_key, "a//b", "./dot", "trailing/."):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == key.encode()
+    listed = {c["Key"] for c in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {long_key, unicode_key, "a//b", "./dot", "trailing/."} <= listed
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=bucket, Key="k" * 1025, Body=b"")
+    assert error_of(excinfo) == (400, "KeyTooLongError")
+    s3.delete_object(Bucket=bucket, Key=long_key)
+    assert long_key not in {c["Key"] for c in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+
+
+# -- multipart -----------------------------------------------------------------------
+
+
+def test_upload_file_multipart_and_download(s3, bucket, tmp_path):
+    source = tmp_path / "big.bin"
+    data = hashlib.sha256(b"seed").digest() * (13 * MiB // 32)
+    source.write_bytes(data)
+    config = boto3.s3.transfer.TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    s3.upload_file(str(source), bucket, "big.bin", Config=config)
+    head = s3.head_object(Bucket=bucket, Key="big.bin")
+    part_md5s = [hashlib.md5(data[i : i + 5 * MiB]).digest() for i in range(0, len(data), 5 * MiB)]
+    assert head["ETag"] == f'"{hashlib.md5(b"".join(part_md5s)).hexdigest()}-3"'
+    assert head["ContentLength"] == len(data)
+    target = tmp_path / "back.bin"
+    s3.download_file(bucket, "big.bin", str(target), Config=config)
+    assert target.read_bytes() == data
+    part = s3.get_object(Bucket=bucket, Key="big.bin", PartNumber=2)
+    assert part["Body"].read() == data[5 * MiB : 10 * MiB]
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_multipart_api(s3, bucket):
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp", ContentType="text/csv", Metadata={"m": "1"})
+    upload_id = upload["UploadId"]
+    listed = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert [(u["Key"], u["UploadId"]) for u in listed] == [("mp", upload_id)]
+    first = b"a" * (5 * MiB)
+    e1 = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=1, Body=first)["ETag"]
+    e2 = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=2, Body=b"tail")["ETag"]
+    parts = s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload_id)["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, 5 * MiB), (2, 4)]
+
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="mp", UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": '"bad"'}]},
+        )  # fmt: skip
+    assert error_of(excinfo) == (400, "InvalidPart")
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="mp", UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]},
+        )  # fmt: skip
+    assert error_of(excinfo) == (400, "InvalidPartOrder")
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]},
+    )  # fmt: skip
+    expected = hashlib.md5(bytes.fromhex(e1.strip('"')) + bytes.fromhex(e2.strip('"'))).hexdigest()
+    assert done["ETag"] == f'"{expected}-2"'
+    got = s3.get_object(Bucket=bucket, Key="mp")
+    assert got["Body"].read() == first + b"tail"
+    assert (got["ContentType"], got["Metadata"]) == ("text/csv", {"m": "1"})
+    with pytest.raises(ClientError) as excinfo:
+        s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload_id)
+    assert error_of(excinfo) == (404, "NoSuchUpload")
+
+
+def test_multipart_small_parts_and_abort(s3, bucket):
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="small")["UploadId"]
+    e1 = s3.upload_part(Bucket=bucket, Key="small", UploadId=upload_id, PartNumber=1, Body=b"1")["ETag"]
+    e2 = s3.upload_part(Bucket=bucket, Key="small", UploadId=upload_id, PartNumber=2, Body=b"2")["ETag"]
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="small", UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]},
+        )  # fmt: skip
+    assert error_of(excinfo) == (400, "EntityTooSmall")
+    s3.abort_multipart_upload(Bucket=bucket, Key="small", UploadId=upload_id)
+    with pytest.raises(ClientError) as excinfo:
+        s3.upload_part(Bucket=bucket, Key="small", UploadId=upload_id, PartNumber=3, Body=b"3")
+    assert error_of(excinfo) == (404, "NoSuchUpload")
+    with pytest.raises(ClientError) as excinfo:
+        s3.abort_multipart_upload(Bucket=bucket, Key="small", UploadId="../../etc")
+    assert error_of(excinfo) == (404, "NoSuchUpload")
+    with pytest.raises(ClientError) as excinfo:
+        s3.head_object(Bucket=bucket, Key="small")
+    assert error_of(excinfo)[0] == 404
+
+
+def test_upload_part_copy(s3, bucket):
+    source = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    s3.put_object(Bucket=bucket, Key="source", Body=source)
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="assembled")["UploadId"]
+    p1 = s3.upload_part_copy(
+        Bucket=bucket, Key="assembled", UploadId=upload_id, PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "source"}, CopySourceRange=f"bytes=0-{5 * MiB - 1}",
+    )["CopyPartResult"]["ETag"]  # fmt: skip
+    p2 = s3.upload_part_copy(
+        Bucket=bucket, Key="assembled", UploadId=upload_id, PartNumber=2,
+        CopySource={"Bucket": bucket, "Key": "source"}, CopySourceRange=f"bytes={5 * MiB}-{len(source) - 1}",
+    )["CopyPartResult"]["ETag"]  # fmt: skip
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="assembled", UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]},
+    )  # fmt: skip
+    assert s3.get_object(Bucket=bucket, Key="assembled")["Body"].read() == source
+
+
+# -- checksums and presigned URLs ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "SHA1", "SHA256"])
+def test_checksum_headers(s3, bucket, algorithm):
+    body = b"checksummed body " * 100
+    put = s3.put_object(Bucket=bucket, Key=f"sum-{algorithm}", Body=body, ChecksumAlgorithm=algorithm)
+    assert put[f"Checksum{algorithm}"]
+    got = s3.get_object(Bucket=bucket, Key=f"sum-{algorithm}", ChecksumMode="ENABLED")
+    assert got[f"Checksum{algorithm}"] == put[f"Checksum{algorithm}"]
+    assert got["Body"].read() == body  # botocore validated the checksum while reading
+
+
+@pytest.mark.parametrize(
+    "algorithm, check_value",  # the published check values: the CRC of b"123456789"
+    [("CRC32C", 0xE3069283), ("CRC64NVME", 0xAE8B14860A799888)],
+)
+def test_crc_checksums_botocore_needs_awscrt_for(s3, bucket, algorithm, check_value):
+    width = 8 if algorithm == "CRC64NVME" else 4
+    good = base64.b64encode(check_value.to_bytes(width, "big")).decode()
+    put = s3.put_object(Bucket=bucket, Key=algorithm, Body=b"123456789", **{f"Checksum{algorithm}": good})
+    assert put[f"Checksum{algorithm}"] == good
+    head = s3.head_object(Bucket=bucket, Key=algorithm, ChecksumMode="ENABLED")
+    assert head[f"Checksum{algorithm}"] == good
+    bad = base64.b64encode((check_value ^ 1).to_bytes(width, "big")).decode()
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=bucket, Key=algorithm, Body=b"123456789", **{f"Checksum{algorithm}": bad})
+    assert error_of(excinfo) == (400, "BadDigest")
+
+
+def test_wrong_checksum_is_refused(s3, bucket):
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=bucket, Key="bad-sum", Body=b"data", ChecksumCRC32="AAAAAA==")
+    assert error_of(excinfo) == (400, "BadDigest")
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="bad-sum")
+
+
+def test_boto3_aws_chunked_trailer_checksum(s3, bucket, monkeypatch):
+    """botocore sends its default CRC32 as an aws-chunked trailer (STREAMING-UNSIGNED-PAYLOAD-TRAILER)
+    over HTTPS only; make it believe the endpoint is HTTPS so it does so over our plain HTTP."""
+    monkeypatch.setattr(botocore.httpchecksum, "urlparse", lambda url: types.SimpleNamespace(scheme="https"))
+    sent = {}
+    s3.meta.events.register("before-send.s3.PutObject", lambda request, **_: sent.update(request.headers))
+    body = b"trailer checksum " * 5000
+    put = s3.put_object(Bucket=bucket, Key="trailer", Body=io.BytesIO(body), ContentEncoding="gzip")
+    assert sent["X-Amz-Content-SHA256"] == b"STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    assert sent["X-Amz-Trailer"] == b"x-amz-checksum-crc32"
+    assert sent["Transfer-Encoding"] == b"chunked" and "Content-Length" not in sent
+    got = s3.get_object(Bucket=bucket, Key="trailer", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+    assert got["ChecksumCRC32"] == put["ChecksumCRC32"]
+    assert got["ContentEncoding"] == "gzip"  # aws-chunked is not part of the stored encoding
+
+
+def test_presigned_urls(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="shared.txt", Body=b"shared")
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "shared.txt"}, ExpiresIn=60
+    )
+    response = requests.get(url)
+    assert response.status_code == 200 and response.content == b"shared"
+    assert response.headers["x-amz-request-id"]
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "shared.txt", "ResponseContentType": "text/csv"}
+    )
+    assert requests.get(url).headers["Content-Type"] == "text/csv"
+    assert requests.get(url + "x").status_code == 403  # tampered signature
+    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "uploaded"})
+    assert requests.put(put_url, data=b"via presigned PUT").status_code == 200
+    assert s3.get_object(Bucket=bucket, Key="uploaded")["Body"].read() == b"via presigned PUT"
+
+
+def test_data_survives_a_restart(tmp_path):
+    with StorageProcess(tmp_path, [ALICE]) as first:
+        client = boto3_client(first.endpoint, ALICE)
+        client.create_bucket(Bucket="durable")
+        client.put_object(Bucket="durable", Key="a/b", Body=b"kept", Metadata={"k": "v"})
+    with StorageProcess(tmp_path, [ALICE]) as second:
+        client = boto3_client(second.endpoint, ALICE)
+        got = client.get_object(Bucket="durable", Key="a/b")
+        assert (got["Body"].read(), got["Metadata"]) == (b"kept", {"k": "v"})
+        assert [c["Key"] for c in client.list_objects_v2(Bucket="durable")["Contents"]] == ["a/b"]
+        assert not list((tmp_path / "tmp").iterdir())
