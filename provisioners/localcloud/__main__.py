@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-key", required=True)
     parser.add_argument("--secret-key", required=True)
     parser.add_argument("--account-id", required=True)
+    parser.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="ACCESS:SECRET:ACCOUNT_ID",
+        help="a further account allowed to use this cloud (repeatable)",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -39,11 +46,16 @@ def main(argv: list[str] | None = None) -> int:
         kind="local",
         subnet=args.subnet,
     )
-    creds = Credentials(args.access_key, args.secret_key, args.account_id)
+    accounts = {args.access_key: Credentials(args.access_key, args.secret_key, args.account_id)}
+    for spec in args.account:
+        access, secret, account_id = spec.rsplit(":", 2) if spec.count(":") >= 2 else ("", "", "")
+        if not (access and secret and account_id):
+            parser.error(f"--account {spec!r}: expected ACCESS:SECRET:ACCOUNT_ID")
+        accounts[access] = Credentials(access, secret, account_id)
     site = make_site(
         cloud,
         redis.Redis.from_url(args.redis_url, decode_responses=True),
-        lambda key: creds if key == creds.access_key else None,
+        accounts.get,
         args.image,
     )
     reactor.listenTCP(args.port, site, interface=args.bind)

@@ -190,7 +190,8 @@ class LocalCloud:
                 log.error("cleanup of %s failed: %s", record.instance_id, cleanup)
             current = self.store.get(record.instance_id) or record
             current.phase, current.terminated_at = TERMINATED, time.time()
-            current.state_reason = "Server.InternalError: Internal error on launch"
+            cause = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+            current.state_reason = f"Server.InternalError: Internal error on launch ({cause})"
             self.store.save(current)
             return
         current = self.store.get(record.instance_id) or record

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
@@ -16,7 +17,7 @@ def parse_public_key(material: bytes) -> tuple[str, str, str]:
     text = material.decode("ascii", "replace").strip()
     try:
         key = serialization.load_ssh_public_key(text.encode())
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise EC2Error("InvalidKey.Format", "Key is not in valid OpenSSH public key format") from None
     if isinstance(key, rsa.RSAPublicKey):
         # EC2 fingerprints imported RSA keys as the MD5 of the DER public key.

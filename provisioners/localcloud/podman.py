@@ -58,6 +58,9 @@ class Podman:
         label_args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
         self._run("network", "create", "--opt", "isolate=true", "--subnet", subnet, *label_args, name)
 
+    def list_networks(self) -> list[str]:
+        return self._run("network", "ls", "--format", "{{.Name}}").stdout.split()
+
     def network_inspect(self, name: str) -> dict:
         return json.loads(self._run("network", "inspect", name).stdout)[0]
 
@@ -93,7 +96,19 @@ class Podman:
         Environment values are handed over through podman's own environment
         (``-e NAME`` without a value) so that user data never shows up in argv.
         """
-        args = ["run", "--detach", "--name", name, "--hostname", hostname, "--network", network]
+        # Never pull: node images are built locally, and a typo must fail fast, not hit a registry.
+        args = [
+            "run",
+            "--detach",
+            "--pull",
+            "never",
+            "--name",
+            name,
+            "--hostname",
+            hostname,
+            "--network",
+            network,
+        ]
         for key, value in labels.items():
             args += ["--label", f"{key}={value}"]
         for key in env:

@@ -1,0 +1,347 @@
+"""Provisioning through any EC2-compatible cloud, with boto3's EC2 client only.
+
+This is all Resilin's orchestrator needs from a cloud: import a key pair, launch
+tagged instances, wait until they run, learn their SSH host keys from the
+console (cloud-init's ``SSH HOST KEY KEYS`` block, so keys are pinned rather
+than trusted on first use), find them again by tag, and terminate them.
+Throttling is retried with exponential backoff and jitter; launches carry a
+ClientToken so that a retried RunInstances never starts instances twice.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+from resilin.config import CloudConfig
+
+# Error codes worth retrying: throttling and the cloud being briefly unwell.
+RETRYABLE = {
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "ServiceUnavailable",
+    "Unavailable",
+    "InternalError",
+}
+HOST_KEYS_BEGIN = "-----BEGIN SSH HOST KEY KEYS-----"
+HOST_KEYS_END = "-----END SSH HOST KEY KEYS-----"
+LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+
+
+class ProvisioningError(Exception):
+    """Something the cloud refused or never did; the message says what and for which instances."""
+
+
+class InstanceFailed(ProvisioningError):
+    def __init__(self, instance_id: str, state: str, reason: str) -> None:
+        super().__init__(
+            f"instance {instance_id} is {state} instead of running: {reason or 'no reason given'}"
+        )
+        self.instance_id = instance_id
+        self.state = state
+        self.reason = reason
+
+
+class ProvisioningTimeout(ProvisioningError):
+    pass
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    id: str
+    private_ip: str
+    public_ip: str
+    dns: str
+    state: str
+
+    @property
+    def address(self) -> str:
+        """Where to reach the instance from Resilin's host: its public address if it has one."""
+        return self.public_ip or self.dns or self.private_ip
+
+
+def parse_host_keys(console: str) -> list[str]:
+    """``type base64`` lines from the last complete SSH HOST KEY KEYS block of a console log."""
+    end = console.rfind(HOST_KEYS_END)
+    if end < 0:
+        return []
+    begin = console.rfind(HOST_KEYS_BEGIN, 0, end)
+    if begin < 0:
+        return []
+    keys = []
+    for line in console[begin + len(HOST_KEYS_BEGIN) : end].splitlines():
+        fields = line.strip().split()
+        if len(fields) >= 2 and (fields[0].startswith("ssh-") or fields[0].startswith("ecdsa-")):
+            keys.append(f"{fields[0]} {fields[1]}")
+    return keys
+
+
+class Backoff:
+    """Exponential backoff with full jitter, capped."""
+
+    def __init__(self, base: float = 0.5, cap: float = 10.0, rng: random.Random | None = None) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2**self.attempt)
+        self.attempt += 1
+        return self.rng.uniform(delay / 2, delay)
+
+
+class EC2Client:
+    def __init__(
+        self,
+        cloud: CloudConfig,
+        *,
+        client: Any = None,
+        max_attempts: int = 8,
+        poll_cap: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cloud = cloud
+        self.max_attempts = max_attempts
+        self.poll_cap = poll_cap
+        self.sleep = sleep
+        self.ec2 = client or boto3.client(
+            "ec2",
+            endpoint_url=cloud.endpoint or None,
+            region_name=cloud.region,
+            aws_access_key_id=cloud.access_key or None,
+            aws_secret_access_key=cloud.secret_key or None,
+            # Retries are ours (below), so that throttling gets a real backoff and is counted once.
+            config=Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=60),
+        )
+
+    # Calls -------------------------------------------------------------------------
+
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        backoff = Backoff()
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return getattr(self.ec2, operation)(**params)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code not in RETRYABLE or attempt == self.max_attempts:
+                    raise
+            except (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError):
+                if attempt == self.max_attempts:
+                    raise
+            self.sleep(backoff.next())
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _code(exc: ClientError) -> str:
+        return exc.response.get("Error", {}).get("Code", "")
+
+    # Key pairs -----------------------------------------------------------------------
+
+    def import_key_pair(self, name: str, public_key: str) -> str:
+        """Import an OpenSSH public key; returns the cloud's fingerprint of it."""
+        result = self._call("import_key_pair", KeyName=name, PublicKeyMaterial=public_key.encode())
+        return result.get("KeyFingerprint", "")
+
+    def delete_key_pair(self, name: str) -> None:
+        self._call("delete_key_pair", KeyName=name)
+
+    # Images --------------------------------------------------------------------------
+
+    def image_for(self, name_or_id: str) -> str:
+        """The image id for an ``ami-`` id (checked to exist) or an image name (wildcards allowed; newest wins)."""
+        try:
+            if name_or_id.startswith("ami-"):
+                images = self._call("describe_images", ImageIds=[name_or_id])["Images"]
+            else:
+                images = self._call("describe_images", Filters=[{"Name": "name", "Values": [name_or_id]}])[
+                    "Images"
+                ]
+        except ClientError as exc:
+            if self._code(exc).startswith("InvalidAMIID"):
+                raise ProvisioningError(f"image {name_or_id} not found in cloud {self.cloud.name}") from None
+            raise
+        if not images:
+            raise ProvisioningError(f"no image named {name_or_id} in cloud {self.cloud.name}")
+        images.sort(key=lambda i: i.get("CreationDate") or "")
+        return images[-1]["ImageId"]
+
+    # Instances -----------------------------------------------------------------------
+
+    def launch(
+        self,
+        image_id: str,
+        instance_type: str,
+        count: int,
+        key_name: str,
+        tags: dict[str, str],
+        user_data: str = "",
+        client_token: str | None = None,
+    ) -> list[str]:
+        """Start exactly ``count`` instances (all or none); returns their ids."""
+        params: dict[str, Any] = {
+            "ImageId": image_id,
+            "InstanceType": instance_type,
+            "MinCount": count,
+            "MaxCount": count,
+            "ClientToken": client_token or uuid.uuid4().hex,  # one token for every retry of this launch
+        }
+        if key_name:
+            params["KeyName"] = key_name
+        if tags:
+            params["TagSpecifications"] = [
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ]
+        if user_data:
+            params["UserData"] = user_data  # boto3 base64-encodes it
+        reservation = self._call("run_instances", **params)
+        return [i["InstanceId"] for i in reservation["Instances"]]
+
+    def describe(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Instance id → boto3 Instance dict, for the ids the cloud knows."""
+        out = {}
+        paginator_params: dict[str, Any] = {"InstanceIds": list(ids)}
+        while True:
+            page = self._call("describe_instances", **paginator_params)
+            for reservation in page.get("Reservations", []):
+                for inst in reservation.get("Instances", []):
+                    out[inst["InstanceId"]] = inst
+            if not page.get("NextToken"):
+                return out
+            paginator_params["NextToken"] = page["NextToken"]
+
+    def _describe_known(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Like :meth:`describe`, but ids the cloud does not know (yet, or any more) are just absent."""
+        try:
+            return self.describe(ids)
+        except ClientError as exc:
+            if self._code(exc) != "InvalidInstanceID.NotFound":
+                raise
+        out = {}
+        for iid in ids:
+            try:
+                out.update(self.describe([iid]))
+            except ClientError as exc:
+                if self._code(exc) != "InvalidInstanceID.NotFound":
+                    raise
+        return out
+
+    @staticmethod
+    def _info(inst: dict[str, Any]) -> InstanceInfo:
+        return InstanceInfo(
+            id=inst["InstanceId"],
+            private_ip=inst.get("PrivateIpAddress", ""),
+            public_ip=inst.get("PublicIpAddress", ""),
+            dns=inst.get("PublicDnsName") or inst.get("PrivateDnsName") or "",
+            state=inst["State"]["Name"],
+        )
+
+    def _poll(
+        self, ids: Sequence[str], timeout: float, done: Callable[[dict[str, dict]], bool], what: str
+    ) -> dict:
+        deadline = time.monotonic() + timeout
+        delay = 0.5
+        while True:
+            # Right after RunInstances, EC2 may not know the ids yet (eventual consistency).
+            found = self._describe_known(ids)
+            if done(found):
+                return found
+            if time.monotonic() + delay > deadline:
+                states = {i: found[i]["State"]["Name"] if i in found else "unknown" for i in ids}
+                raise ProvisioningTimeout(f"instances not {what} after {timeout:.0f}s: {states}")
+            self.sleep(delay)
+            delay = min(self.poll_cap, delay * 1.5)
+
+    def wait_running(self, ids: Sequence[str], timeout: float = 600) -> list[InstanceInfo]:
+        """Wait until every instance runs with an address; an instance that ends up stopped or
+        terminated raises :class:`InstanceFailed`.  Returns infos in the order of ``ids``."""
+
+        def done(found: dict[str, dict]) -> bool:
+            for iid in ids:
+                inst = found.get(iid)
+                if inst is None:
+                    return False
+                state = inst["State"]["Name"]
+                if state in ("terminated", "shutting-down", "stopping", "stopped"):
+                    reason = (inst.get("StateReason") or {}).get("Message") or inst.get(
+                        "StateTransitionReason", ""
+                    )
+                    raise InstanceFailed(iid, state, reason)
+                if state != "running" or not (inst.get("PrivateIpAddress") or inst.get("PublicIpAddress")):
+                    return False
+            return True
+
+        found = self._poll(ids, timeout, done, "running")
+        return [self._info(found[iid]) for iid in ids]
+
+    def host_keys(self, instance_id: str, timeout: float = 300) -> list[str]:
+        """The instance's SSH host public keys (``type base64``), as it printed them on its console."""
+        deadline = time.monotonic() + timeout
+        delay = 1.0
+        while True:
+            # boto3 has already base64-decoded the console text.
+            text = self._call("get_console_output", InstanceId=instance_id, Latest=True).get("Output") or ""
+            keys = parse_host_keys(text)
+            if keys:
+                return keys
+            if time.monotonic() + delay > deadline:
+                raise ProvisioningTimeout(
+                    f"instance {instance_id} printed no SSH host keys on its console within {timeout:.0f}s"
+                )
+            self.sleep(delay)
+            delay = min(self.poll_cap, delay * 1.5)
+
+    def terminate(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        try:
+            self._call("terminate_instances", InstanceIds=ids)
+        except ClientError as exc:
+            if self._code(exc) != "InvalidInstanceID.NotFound":
+                raise
+            # Some are long gone; terminate the rest one by one.
+            for iid in ids:
+                try:
+                    self._call("terminate_instances", InstanceIds=[iid])
+                except ClientError as one:
+                    if self._code(one) != "InvalidInstanceID.NotFound":
+                        raise
+
+    def wait_terminated(self, ids: Sequence[str], timeout: float = 300) -> None:
+        """Wait until every instance is terminated (or forgotten by the cloud)."""
+        ids = list(ids)
+        if not ids:
+            return
+
+        def done(found: dict[str, dict]) -> bool:
+            # An instance the cloud has forgotten is as terminated as it gets.
+            return all(iid not in found or found[iid]["State"]["Name"] == "terminated" for iid in ids)
+
+        self._poll(ids, timeout, done, "terminated")
+
+    def find_by_tag(self, key: str, value: str, states: Sequence[str] = LIVE_STATES) -> list[InstanceInfo]:
+        """Instances carrying tag ``key=value`` (not yet terminated, unless ``states`` says otherwise)."""
+        params: dict[str, Any] = {
+            "Filters": [
+                {"Name": f"tag:{key}", "Values": [value]},
+                {"Name": "instance-state-name", "Values": list(states)},
+            ]
+        }
+        out = []
+        while True:
+            page = self._call("describe_instances", **params)
+            for reservation in page.get("Reservations", []):
+                out.extend(self._info(i) for i in reservation.get("Instances", []))
+            if not page.get("NextToken"):
+                return out
+            params["NextToken"] = page["NextToken"]

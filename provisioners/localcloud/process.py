@@ -1,0 +1,99 @@
+"""Run a local cloud as a child process, and clean a cloud's containers and network away.
+
+Used by tests and by anything that wants a local cloud of its own without a
+Twisted reactor in its own process.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from resilin.provisioners.localcloud.podman import Podman
+from resilin.sigv4 import Credentials
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class LocalCloudProcess:
+    """``python -m resilin.provisioners.localcloud`` on loopback, its output in ``log_path``."""
+
+    def __init__(
+        self,
+        *,
+        cloud: str,
+        subnet: str,
+        images: Sequence[str],
+        redis_url: str,
+        accounts: Sequence[Credentials],
+        log_path: Path,
+        port: int | None = None,
+        region: str = "us-east-1",
+    ) -> None:
+        self.cloud, self.subnet, self.images = cloud, subnet, list(images)
+        self.redis_url, self.accounts, self.region = redis_url, list(accounts), region
+        self.log_path = Path(log_path)
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self, timeout: float = 30) -> LocalCloudProcess:
+        first, *others = self.accounts
+        args = [
+            sys.executable, "-m", "resilin.provisioners.localcloud",
+            "--cloud", self.cloud, "--subnet", self.subnet, "--port", str(self.port),
+            "--redis-url", self.redis_url, "--region", self.region,
+            "--access-key", first.access_key, "--secret-key", first.secret_key,
+            "--account-id", first.account_id,
+        ]  # fmt: skip
+        for image in self.images:
+            args += ["--image", image]
+        for creds in others:
+            args += ["--account", f"{creds.access_key}:{creds.secret_key}:{creds.account_id}"]
+        log = open(self.log_path, "ab")  # the child inherits it; we close our copy
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"local cloud exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(
+            f"local cloud did not listen on {self.port} within {timeout}s; see {self.log_path}"
+        )
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+def remove_cloud(cloud: str, podman: Podman | None = None) -> list[str]:
+    """Remove every container of ``cloud`` and its network; returns the containers removed."""
+    podman = podman or Podman()
+    containers = podman.list({"resilin.cloud": cloud})
+    podman.remove([c.id for c in containers], stop_timeout=1)
+    podman.remove_network(f"resilin-{cloud}")
+    return [c.name for c in containers]

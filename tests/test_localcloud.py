@@ -1,0 +1,456 @@
+"""The local cloud for real: its service on loopback (a child process), real podman containers,
+real Redis, spoken to with boto3's EC2 client and reached over SSH with paramiko."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import paramiko
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials as BotoCredentials
+from botocore.exceptions import ClientError
+
+import resilin.provisioners.localcloud as localcloud_pkg
+from resilin.config import CloudConfig
+from resilin.provisioners.ec2client import EC2Client, InstanceFailed
+from resilin.provisioners.localcloud.catalogue import image_id
+from resilin.provisioners.localcloud.podman import Podman
+from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
+from resilin.sigv4 import Credentials
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("podman") is None or os.geteuid() != 0, reason="needs podman as root"
+)
+
+ALICE = Credentials("AKIALOCALCLOUDALICE0", "alice-secret-0123456789abcdefghijklmnopq", "111111111111")
+BOB = Credentials("AKIALOCALCLOUDBOB000", "bob-secret-0123456789abcdefghijklmnopqrs", "222222222222")
+MISSING_IMAGE = "localhost/resilin-no-such-image:none"
+
+
+@pytest.fixture(scope="session")
+def node_image() -> str:
+    """The node image under test: $RESILIN_TEST_NODE_IMAGE, else the small stand-in built here."""
+    if os.environ.get("RESILIN_TEST_NODE_IMAGE"):
+        return os.environ["RESILIN_TEST_NODE_IMAGE"]
+    script = Path(localcloud_pkg.__file__).parent / "testnode.sh"
+    return subprocess.run([str(script)], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _free_subnet() -> str:
+    """A /24 no podman network uses yet."""
+    taken = []
+    for name in Podman().list_networks():
+        for s in Podman().network_inspect(name).get("subnets", []):
+            taken.append(ipaddress.ip_network(s["subnet"]))
+    while True:
+        candidate = ipaddress.ip_network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24")
+        if not any(candidate.overlaps(t) for t in taken):
+            return str(candidate)
+
+
+@pytest.fixture(scope="module")
+def cloud(redis_server, node_image, tmp_path_factory):
+    name = "test-" + secrets.token_hex(3)  # containers are labelled resilin.cloud=test-…: leaks are findable
+    proc = LocalCloudProcess(
+        cloud=name,
+        subnet=_free_subnet(),
+        images=[node_image, MISSING_IMAGE],
+        redis_url=redis_server.url,
+        accounts=[ALICE, BOB],
+        log_path=tmp_path_factory.mktemp("localcloud") / "localcloud.log",
+    )
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
+        remove_cloud(name)
+        client = redis_server.client()
+        for key in client.scan_iter(match=f"localcloud:{name}:*"):
+            client.delete(key)
+
+
+def _ec2(cloud, creds=ALICE):
+    return boto3.client(
+        "ec2",
+        endpoint_url=cloud.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=creds.access_key,
+        aws_secret_access_key=creds.secret_key,
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+@pytest.fixture
+def ec2(cloud):
+    return _ec2(cloud)
+
+
+@pytest.fixture
+def ssh_key():
+    return paramiko.RSAKey.generate(2048)
+
+
+@pytest.fixture
+def launched(ec2, cloud):
+    """Instance ids launched by a test; whatever is left is terminated afterwards."""
+    ids: list[str] = []
+    yield ids
+    if ids:
+        try:
+            ec2.terminate_instances(InstanceIds=ids)
+        except ClientError:
+            pass
+
+
+def _image(ec2, ref):
+    return next(i["ImageId"] for i in ec2.describe_images()["Images"] if i["Name"] == ref)
+
+
+def _instances(ec2, **kwargs):
+    return [i for r in ec2.describe_instances(**kwargs)["Reservations"] for i in r["Instances"]]
+
+
+def _wait(ec2, ids, state, timeout=90):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = _instances(ec2, InstanceIds=ids)
+        if all(i["State"]["Name"] == state for i in found) and len(found) == len(ids):
+            return found
+        assert time.monotonic() < deadline, f"not {state}: {[(i['InstanceId'], i['State']) for i in found]}"
+        time.sleep(0.5)
+
+
+def _host_keys(ec2, instance_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        text = ec2.get_console_output(InstanceId=instance_id).get("Output", "")  # boto3 decodes the base64
+        if "-----END SSH HOST KEY KEYS-----" in text:
+            block = text.split("-----BEGIN SSH HOST KEY KEYS-----")[1].split(
+                "-----END SSH HOST KEY KEYS-----"
+            )[0]
+            return [line.split()[:2] for line in block.strip().splitlines()]
+        assert time.monotonic() < deadline, f"no host keys on the console of {instance_id}: {text!r}"
+        time.sleep(0.5)
+
+
+def _ssh(host, host_keys, pkey, command, timeout=60):
+    """Run ``command`` as hadoop, trusting only ``host_keys`` (no trust on first use)."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    for key_type, b64 in host_keys:
+        client.get_host_keys().add(
+            host, key_type, paramiko.PKey.from_type_string(key_type, base64.b64decode(b64))
+        )
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                client.connect(
+                    host, username="hadoop", pkey=pkey, look_for_keys=False, allow_agent=False, timeout=10
+                )
+                break
+            except (paramiko.ssh_exception.NoValidConnectionsError, ConnectionError):
+                # The keys are printed just before sshd starts listening.
+                assert time.monotonic() < deadline, f"sshd on {host} never answered"
+                time.sleep(0.3)
+        _, stdout, _ = client.exec_command(command, timeout=30)
+        return stdout.read().decode().strip()
+    finally:
+        client.close()
+
+
+def test_boto3_launches_reaches_over_ssh_and_terminates(ec2, cloud, node_image, ssh_key, launched):
+    public = f"ssh-rsa {ssh_key.get_base64()} test"
+    ec2.import_key_pair(KeyName="e2e", PublicKeyMaterial=public.encode())
+    reservation = ec2.run_instances(
+        ImageId=_image(ec2, node_image),
+        InstanceType="m5.large",
+        MinCount=2,
+        MaxCount=2,
+        KeyName="e2e",
+        UserData="#!/bin/sh\necho user data\n",
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [{"Key": "cluster", "Value": "j-E2E"}, {"Key": "role", "Value": "core"}],
+            }
+        ],
+    )
+    ids = [i["InstanceId"] for i in reservation["Instances"]]
+    launched.extend(ids)
+    assert [i["State"]["Name"] for i in reservation["Instances"]] == ["pending", "pending"]
+    assert reservation["OwnerId"] == ALICE.account_id
+
+    running = _wait(ec2, ids, "running")
+    network = ipaddress.ip_network(cloud.subnet)
+    for inst in running:
+        assert ipaddress.ip_address(inst["PrivateIpAddress"]) in network
+        assert inst["PublicIpAddress"] == inst["PrivateIpAddress"] == inst["PublicDnsName"]
+        assert {t["Key"]: t["Value"] for t in inst["Tags"]} == {"cluster": "j-E2E", "role": "core"}
+        assert inst["KeyName"] == "e2e" and inst["InstanceType"] == "m5.large"
+    by_tag = _instances(ec2, Filters=[{"Name": "tag:cluster", "Values": ["j-E2E"]}])
+    assert sorted(i["InstanceId"] for i in by_tag) == sorted(ids)
+    assert _instances(ec2, Filters=[{"Name": "tag:cluster", "Values": ["j-OTHER"]}]) == []
+    assert (
+        len(
+            _instances(
+                ec2,
+                Filters=[{"Name": "tag-key", "Values": ["role"]}, {"Name": "instance-id", "Values": ids[:1]}],
+            )
+        )
+        == 1
+    )
+
+    for inst in running:
+        host_keys = _host_keys(ec2, inst["InstanceId"])
+        assert {"ssh-ed25519", "ssh-rsa"} <= {t for t, _ in host_keys}
+        assert _ssh(inst["PrivateIpAddress"], host_keys, ssh_key, "hostname") == inst["InstanceId"]
+
+    # The pin is what protects the connection: a wrong key for the address is refused.
+    wrong = [k for k in _host_keys(ec2, running[0]["InstanceId"]) if k[0] == "ssh-ed25519"]
+    with pytest.raises(paramiko.BadHostKeyException):
+        _ssh(running[1]["PrivateIpAddress"], wrong, ssh_key, "true")
+
+    result = ec2.terminate_instances(InstanceIds=ids)["TerminatingInstances"]
+    assert {r["CurrentState"]["Name"] for r in result} == {"shutting-down"}
+    assert {r["PreviousState"]["Name"] for r in result} == {"running"}
+    gone = _wait(ec2, ids, "terminated")
+    assert all(i["StateReason"]["Code"] == "Client.UserInitiatedShutdown" for i in gone)
+    assert Podman().list({"resilin.cloud": cloud.cloud, "resilin.instance-id": ids[0]}) == []
+    assert Podman().list({"resilin.cloud": cloud.cloud, "resilin.instance-id": ids[1]}) == []
+    # Terminated instances stay visible, like on EC2.
+    assert len(_instances(ec2, Filters=[{"Name": "instance-state-name", "Values": ["terminated"]}])) >= 2
+
+
+def test_container_limits_follow_the_instance_type(ec2, cloud, node_image, launched):
+    [inst] = ec2.run_instances(
+        ImageId=_image(ec2, node_image), InstanceType="t3.medium", MinCount=1, MaxCount=1
+    )["Instances"]
+    launched.append(inst["InstanceId"])
+    _wait(ec2, [inst["InstanceId"]], "running")
+    [container] = Podman().list({"resilin.instance-id": inst["InstanceId"]})
+    info = json.loads(
+        subprocess.run(["podman", "inspect", container.id], capture_output=True, check=True).stdout
+    )[0]
+    assert info["HostConfig"]["Memory"] == 4096 * 1024 * 1024
+    assert info["HostConfig"]["NanoCpus"] == min(2, os.cpu_count()) * 10**9
+    assert container.labels["resilin.account"] == ALICE.account_id
+    assert container.labels["resilin.instance-type"] == "t3.medium"
+
+
+def _code(call, *args, **kwargs) -> str:
+    with pytest.raises(ClientError) as err:
+        call(*args, **kwargs)
+    return err.value.response["Error"]["Code"]
+
+
+def test_bad_input_is_refused_with_ec2_errors(ec2, node_image):
+    ami = _image(ec2, node_image)
+    assert _code(ec2.run_instances, MinCount=1, MaxCount=1) == "MissingParameter"
+    assert _code(ec2.run_instances, ImageId=ami, InstanceType="m5.gigantic", MinCount=1, MaxCount=1) == (
+        "InvalidParameterValue"
+    )
+    assert (
+        _code(ec2.run_instances, ImageId="ami-00000000000000000", MinCount=1, MaxCount=1)
+        == "InvalidAMIID.NotFound"
+    )
+    assert _code(ec2.run_instances, ImageId="not-an-ami", MinCount=1, MaxCount=1) == "InvalidAMIID.Malformed"
+    assert _code(ec2.run_instances, ImageId=ami, MinCount=2, MaxCount=1) == "InvalidParameterValue"
+    assert (
+        _code(ec2.run_instances, ImageId=ami, MinCount=1, MaxCount=1, KeyName="nope")
+        == "InvalidKeyPair.NotFound"
+    )
+    assert _code(ec2.describe_instances, InstanceIds=["i-0123456789abcdef0"]) == "InvalidInstanceID.NotFound"
+    assert _code(ec2.terminate_instances, InstanceIds=["i-0123456789abcdef0"]) == "InvalidInstanceID.NotFound"
+    assert _code(ec2.describe_instances, InstanceIds=["vm-1"]) == "InvalidInstanceID.Malformed"
+    assert _code(ec2.get_console_output, InstanceId="i-0123456789abcdef0") == "InvalidInstanceID.NotFound"
+    assert (
+        _code(ec2.describe_instances, Filters=[{"Name": "flavour", "Values": ["x"]}])
+        == "InvalidParameterValue"
+    )
+    assert _code(ec2.describe_images, ImageIds=["ami-00000000000000000"]) == "InvalidAMIID.NotFound"
+    assert _code(ec2.import_key_pair, KeyName="bad", PublicKeyMaterial=b"not a key") == "InvalidKey.Format"
+    assert _code(ec2.run_instances, ImageId=ami, MinCount=1, MaxCount=1, DryRun=True) == "DryRunOperation"
+
+
+def _signed(cloud, body: str, creds=ALICE) -> urllib.request.Request:
+    request = AWSRequest(
+        method="POST",
+        url=cloud.endpoint,
+        data=body.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    SigV4Auth(BotoCredentials(creds.access_key, creds.secret_key), "ec2", "us-east-1").add_auth(request)
+    return urllib.request.Request(
+        cloud.endpoint, data=body.encode(), headers=dict(request.headers), method="POST"
+    )
+
+
+def _send(request) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_unknown_action_and_unsupported_action(cloud):
+    status, body = _send(_signed(cloud, "Action=LaunchRockets&Version=2016-11-15"))
+    assert status == 400 and "<Code>InvalidAction</Code>" in body and "<RequestID>" in body
+    status, body = _send(_signed(cloud, "Action=CreateVpc&Version=2016-11-15&CidrBlock=10.0.0.0/16"))
+    assert status == 400 and "<Code>UnsupportedOperation</Code>" in body
+    status, body = _send(_signed(cloud, "Action=DescribeInstances&Version=2016-11-15&Colour=blue"))
+    assert status == 400 and "<Code>UnknownParameter</Code>" in body
+
+
+def test_unsigned_and_badly_signed_requests_fail_auth(cloud):
+    body = b"Action=DescribeInstances&Version=2016-11-15"
+    status, text = _send(urllib.request.Request(cloud.endpoint, data=body, method="POST"))
+    assert status == 401 and "<Code>AuthFailure</Code>" in text
+    wrong_secret = Credentials(ALICE.access_key, "x" * 40, ALICE.account_id)
+    assert _code(_ec2(cloud, wrong_secret).describe_instances) == "AuthFailure"
+    unknown = Credentials("AKIAUNKNOWNUNKNOWN00", "y" * 40, "333333333333")
+    assert _code(_ec2(cloud, unknown).describe_instances) == "AuthFailure"
+    # Tampering with a signed body breaks the signature.
+    request = _signed(cloud, "Action=DescribeInstances&Version=2016-11-15")
+    request.data = b"Action=TerminateInstances&Version=2016-11-15&InstanceId.1=i-0123456789abcdef0"
+    request.headers["Content-length"] = str(len(request.data))
+    status, text = _send(request)
+    assert status == 401 and "AuthFailure" in text
+
+
+def test_accounts_do_not_see_each_others_instances_or_keys(ec2, cloud, node_image, launched, ssh_key):
+    bob = _ec2(cloud, BOB)
+    ec2.import_key_pair(KeyName="shared-name", PublicKeyMaterial=f"ssh-rsa {ssh_key.get_base64()}".encode())
+    [inst] = ec2.run_instances(
+        ImageId=_image(ec2, node_image), MinCount=1, MaxCount=1, KeyName="shared-name"
+    )["Instances"]
+    launched.append(inst["InstanceId"])
+    iid = inst["InstanceId"]
+    assert iid not in {i["InstanceId"] for i in _instances(bob)}
+    assert _code(bob.describe_instances, InstanceIds=[iid]) == "InvalidInstanceID.NotFound"
+    assert _code(bob.terminate_instances, InstanceIds=[iid]) == "InvalidInstanceID.NotFound"
+    assert _code(bob.get_console_output, InstanceId=iid) == "InvalidInstanceID.NotFound"
+    assert _code(
+        bob.run_instances, ImageId=inst["ImageId"], MinCount=1, MaxCount=1, KeyName="shared-name"
+    ) == ("InvalidKeyPair.NotFound")
+    assert bob.describe_key_pairs()["KeyPairs"] == []
+    # Bob may use the same key name for a key of his own.
+    bob.import_key_pair(KeyName="shared-name", PublicKeyMaterial=f"ssh-rsa {ssh_key.get_base64()}".encode())
+    assert _instances(ec2, InstanceIds=[iid])[0]["State"]["Name"] in ("pending", "running")
+
+
+def test_key_pairs_images_and_instance_types(ec2, node_image, ssh_key):
+    material = f"ssh-rsa {ssh_key.get_base64()} me@host".encode()
+    created = ec2.import_key_pair(KeyName="kp", PublicKeyMaterial=material)
+    assert created["KeyPairId"].startswith("key-") and created["KeyFingerprint"].count(":") == 15
+    assert _code(ec2.import_key_pair, KeyName="kp", PublicKeyMaterial=material) == "InvalidKeyPair.Duplicate"
+    [pair] = ec2.describe_key_pairs(KeyNames=["kp"], IncludePublicKey=True)["KeyPairs"]
+    assert pair["KeyFingerprint"] == created["KeyFingerprint"] and pair["PublicKey"].startswith("ssh-rsa ")
+    assert ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": ["k*"]}])["KeyPairs"]
+    assert ec2.delete_key_pair(KeyName="kp")["Return"] is True
+    assert _code(ec2.describe_key_pairs, KeyNames=["kp"]) == "InvalidKeyPair.NotFound"
+    assert ec2.delete_key_pair(KeyName="kp")["Return"] is True  # as on EC2: deleting nothing succeeds
+
+    images = {i["Name"]: i for i in ec2.describe_images()["Images"]}
+    assert (
+        images[node_image]["ImageId"] == image_id(node_image) and images[node_image]["State"] == "available"
+    )
+    assert images[MISSING_IMAGE]["State"] == "pending"
+    named = ec2.describe_images(Filters=[{"Name": "name", "Values": [node_image.split(":")[0] + ":*"]}])[
+        "Images"
+    ]
+    assert [i["ImageId"] for i in named] == [image_id(node_image)]
+
+    types = {t["InstanceType"]: t for t in ec2.describe_instance_types()["InstanceTypes"]}
+    assert types["m5.xlarge"]["VCpuInfo"]["DefaultVCpus"] == 4
+    assert types["m5.xlarge"]["MemoryInfo"]["SizeInMiB"] == 16384
+    assert _code(ec2.describe_instance_types, InstanceTypes=["m5.gigantic"]) == "InvalidInstanceType"
+
+
+def test_client_token_makes_run_instances_idempotent(ec2, node_image, launched):
+    ami = _image(ec2, node_image)
+    first = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, ClientToken="same-token")
+    launched.extend(i["InstanceId"] for i in first["Instances"])
+    again = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, ClientToken="same-token")
+    assert again["ReservationId"] == first["ReservationId"]
+    assert [i["InstanceId"] for i in again["Instances"]] == [i["InstanceId"] for i in first["Instances"]]
+
+
+def test_failed_launch_ends_terminated_with_a_reason(ec2, cloud):
+    [inst] = ec2.run_instances(ImageId=image_id(MISSING_IMAGE), MinCount=1, MaxCount=1)["Instances"]
+    [gone] = _wait(ec2, [inst["InstanceId"]], "terminated")
+    assert gone["StateReason"]["Code"] == "Server.InternalError"
+    assert "image not known" in gone["StateReason"]["Message"]
+
+
+def test_state_survives_a_restart_and_a_lost_redis(ec2, cloud, node_image, launched, redis_server):
+    [inst] = ec2.run_instances(
+        ImageId=_image(ec2, node_image),
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "keep", "Value": "me"}]}],
+    )["Instances"]
+    iid = inst["InstanceId"]
+    launched.append(iid)
+    [before] = _wait(ec2, [iid], "running")
+
+    cloud.stop()
+    cloud.start()
+    [after] = _wait(ec2, [iid], "running")
+    assert after["PrivateIpAddress"] == before["PrivateIpAddress"] and after["Tags"] == before["Tags"]
+
+    # Even without its Redis record, the instance is found again from its container's labels.
+    redis_server.client().delete(f"localcloud:{cloud.cloud}:instance:{iid}")
+    [adopted] = _wait(ec2, [iid], "running")
+    assert adopted["Tags"] == [{"Key": "keep", "Value": "me"}]
+    assert adopted["LaunchTime"] == before["LaunchTime"]
+
+
+def test_ec2client_provisions_on_the_local_cloud(cloud, node_image, ssh_key):
+    """The orchestrator's path: Resilin's EC2 client, pinned host keys, SSH, teardown."""
+    client = EC2Client(
+        CloudConfig(
+            name=cloud.cloud,
+            endpoint=cloud.endpoint,
+            access_key=ALICE.access_key,
+            secret_key=ALICE.secret_key,
+            kind="local",
+        )
+    )
+    key_name = "cluster-" + hashlib.sha256(ssh_key.get_base64().encode()).hexdigest()[:8]
+    client.import_key_pair(key_name, f"ssh-rsa {ssh_key.get_base64()}")
+    ids = client.launch(
+        client.image_for(node_image), "m5.xlarge", 1, key_name, {"cluster": "j-CLIENT"}, "echo hi"
+    )
+    try:
+        [info] = client.wait_running(ids, timeout=120)
+        keys = [k.split() for k in client.host_keys(info.id, timeout=60)]
+        assert _ssh(info.address, keys, ssh_key, "hostname") == info.id
+        assert [i.id for i in client.find_by_tag("cluster", "j-CLIENT")] == ids
+    finally:
+        client.terminate(ids)
+        client.wait_terminated(ids, timeout=60)
+        client.delete_key_pair(key_name)
+    assert client.find_by_tag("cluster", "j-CLIENT") == []
+
+    failing = client.launch(image_id(MISSING_IMAGE), "m1.small", 1, "", {}, "")
+    with pytest.raises(InstanceFailed, match="terminated"):
+        client.wait_running(failing, timeout=60)
