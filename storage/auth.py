@@ -54,10 +54,13 @@ def authenticate(
                 400,
             )
         raise S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed", 400)
-    if authorization and "x-amz-content-sha256" not in headers:
-        raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256", 400)
+    # S3 signs the payload hash it is sent; header-signed requests must send one.
+    missing_hash = S3Error(
+        "InvalidRequest", "Missing required header for this request: x-amz-content-sha256", 400
+    )
+    needs_hash = bool(authorization) and "x-amz-content-sha256" not in headers
     try:
-        return verify(
+        verified = verify(
             method=method,
             raw_path=raw_path,
             raw_query=raw_query,
@@ -67,4 +70,9 @@ def authenticate(
             service="s3",
         )
     except SignatureError as exc:
+        if needs_hash and exc.failure is not Failure.MALFORMED:
+            raise missing_hash from None
         raise to_s3_error(exc, presigned) from None
+    if needs_hash:
+        raise missing_hash
+    return verified

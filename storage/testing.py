@@ -1,7 +1,7 @@
 """Start a real storage service in a child process, for tests and local experiments.
 
-    with StorageProcess(tmp_path, accounts=[Credentials("AK", "SK", "111111111111")]) as s3:
-        boto3.client("s3", endpoint_url=s3.endpoint, ...)
+with StorageProcess(tmp_path, accounts=[Credentials("AK", "SK", "111111111111")]) as s3:
+    boto3.client("s3", endpoint_url=s3.endpoint, ...)
 """
 
 from __future__ import annotations
