@@ -64,7 +64,7 @@ def _parse_chunk_header(line: bytes, signed: bool) -> tuple[int, str]:
     size_text, _, extension = line.partition(b";")
     try:
         text = size_text.decode("ascii")
-        if not text or len(text) > 16:
+        if not text or len(text) > 16 or text.strip("0123456789abcdefABCDEF"):
             raise ValueError(text)
         size = int(text, 16)
     except ValueError:
@@ -141,6 +141,8 @@ def _read_trailers(source: BinaryIO, verified: Verified | None, previous: str) -
             raise _incomplete("bad trailing header")
         text_name = name.decode("latin-1").strip().lower()
         text_value = value.decode("latin-1").strip()
+        if not text_name:
+            raise _incomplete("bad trailing header")
         if text_name == "x-amz-trailer-signature":
             signature = text_value
         else:

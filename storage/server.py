@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from resilin.storage.router import parse_target, route
 from resilin.storage.store import Store
 
 log = Logger()
+SPOOL_THRESHOLD = 100_000  # bodies at least this large go to a file (Twisted's own threshold)
 
 
 def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> Response:
@@ -63,6 +65,15 @@ class StorageRequest(Request):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.responseHeaders = _S3ResponseHeaders()
+
+    def gotLength(self, length: int | None) -> None:
+        # Spool large bodies in the data directory rather than the system's
+        # temporary directory, which may be small (or in memory).
+        spool = getattr(getattr(self.channel, "site", None), "spool_dir", None)
+        if spool is not None and (length is None or length >= SPOOL_THRESHOLD):
+            self.content = tempfile.TemporaryFile(dir=spool)
+        else:
+            super().gotLength(length)
 
 
 class StorageResource(Resource):
@@ -167,4 +178,5 @@ def make_site(
     site = Site(StorageResource(store, lookup, region, virtual_host_base), requestFactory=StorageRequest)
     site.displayTracebacks = False
     site.storage = store  # type: ignore[attr-defined]
+    site.spool_dir = str(store.tmp)  # type: ignore[attr-defined]
     return site
