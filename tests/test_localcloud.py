@@ -11,7 +11,9 @@ import os
 import random
 import secrets
 import shutil
+import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +34,7 @@ from resilin.provisioners.ec2client import EC2Client, InstanceFailed
 from resilin.provisioners.localcloud.catalogue import image_id
 from resilin.provisioners.localcloud.podman import Podman
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
+from resilin.provisioners.localcloud.server import gateway_ip
 from resilin.sigv4 import Credentials
 
 pytestmark = pytest.mark.skipif(
@@ -444,6 +447,16 @@ def test_ec2client_provisions_on_the_local_cloud(cloud, node_image, ssh_key):
         [info] = client.wait_running(ids, timeout=120)
         keys = [k.split() for k in client.host_keys(info.id, timeout=60)]
         assert _ssh(info.address, keys, ssh_key, "hostname") == info.id
+        # Instances reach services on the host through the network's gateway.
+        gateway = gateway_ip(cloud.cloud)
+        assert ipaddress.ip_address(gateway) in ipaddress.ip_network(cloud.subnet)
+        with socket.create_server((gateway, 0)) as listener:
+            port = listener.getsockname()[1]
+            threading.Thread(
+                target=lambda: listener.accept()[0].sendall(b"hello from the host"), daemon=True
+            ).start()
+            probe = f"python3 -c \"import socket; print(socket.create_connection(('{gateway}', {port}), 5).recv(64).decode())\""
+            assert _ssh(info.address, keys, ssh_key, probe) == "hello from the host"
         assert [i.id for i in client.find_by_tag("cluster", "j-CLIENT")] == ids
     finally:
         client.terminate(ids)

@@ -10,7 +10,8 @@ import redis
 from twisted.internet import reactor
 
 from resilin.config import CloudConfig
-from resilin.provisioners.localcloud.server import make_site
+from resilin.provisioners.localcloud.podman import PodmanError
+from resilin.provisioners.localcloud.server import ensure_network, make_site
 from resilin.sigv4 import Credentials
 
 
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (access and secret and account_id):
             parser.error(f"--account {spec!r}: expected ACCESS:SECRET:ACCOUNT_ID")
         accounts[access] = Credentials(access, secret, account_id)
+    try:  # fail here, with a message, rather than answer every request with an error
+        gateway = ensure_network(cloud)
+    except PodmanError as exc:
+        parser.exit(1, f"cannot create the network of cloud {args.cloud}: {exc}\n")
     site = make_site(
         cloud,
         redis.Redis.from_url(args.redis_url, decode_responses=True),
@@ -59,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         args.image,
     )
     reactor.listenTCP(args.port, site, interface=args.bind)
-    logging.getLogger(__name__).info("local cloud %s serving EC2 on %s", args.cloud, endpoint)
+    logging.getLogger(__name__).info(
+        "local cloud %s serving EC2 on %s; instances reach the host at %s", args.cloud, endpoint, gateway
+    )
     reactor.run()
     return 0
 

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 
 from resilin.config import CloudConfig
 from resilin.provisioners.localcloud import catalogue, filters, view
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 IMAGE_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 USER_DATA_LIMIT = 16 * 1024  # bytes, as on EC2
+CONSOLE_LIMIT = 1024 * 1024  # bytes of console output returned
 IMAGE_OWNER = "000000000000"  # the local cloud's own images, visible to every account
 
 Operation = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -58,7 +60,7 @@ class LocalCloud:
         terminated_ttl: int = 3600,
     ) -> None:
         self.cloud = cloud
-        self.network = f"resilin-{cloud.name}"
+        self.network = f"resilin-{cloud.name}"  # server.network_name(); kept here to avoid an import cycle
         self.images = {catalogue.image_id(ref): ref for ref in images}
         self.podman = podman or Podman()
         self.store = Store(redis_client, cloud.name, terminated_ttl)
@@ -109,8 +111,8 @@ class LocalCloud:
 
         def done(result):
             self._pending.discard(d)
-            if isinstance(result, Exception) or hasattr(result, "getErrorMessage"):
-                log.error("local cloud background task failed: %s", result)
+            if isinstance(result, Failure):
+                log.error("local cloud background task failed: %s", result.getTraceback())
             return None
 
         d.addBoth(done)
@@ -320,7 +322,7 @@ class LocalCloud:
             if earlier != reservation_id:  # a retry of a launch we already made: same answer
                 return self._reservation(account, earlier, await self._view(account))
 
-        now = time.time()
+        now = round(time.time(), 3)  # milliseconds, as EC2 shows them and as the labels keep them
         records = [
             InstanceRecord(
                 instance_id=catalogue.new_id("i"),
@@ -420,6 +422,10 @@ class LocalCloud:
                 text = await deferToThread(self.podman.logs, self._container_name(record.instance_id))
             except Exception:
                 text = b""  # the container went away between the listing and now
+            if len(text) > CONSOLE_LIMIT:
+                # Keep the boot (host keys are printed there) and the most recent output.
+                head = CONSOLE_LIMIT // 8
+                text = text[:head] + b"\n[...]\n" + text[-(CONSOLE_LIMIT - head) :]
             if text:
                 out["Output"] = base64.b64encode(text).decode()
         return out

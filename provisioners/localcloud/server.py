@@ -161,6 +161,27 @@ def make_site(
     return Site(EC2Resource(local, lookup))
 
 
+def network_name(cloud_name: str) -> str:
+    return f"resilin-{cloud_name}"
+
+
+def ensure_network(cloud: CloudConfig, podman: Podman | None = None) -> str:
+    """Create ``cloud``'s isolated network if missing (blocking); returns its gateway IP.
+
+    The gateway is the host's address on that network: instances reach services
+    running on the host (storage, the API) through it.
+    """
+    podman = podman or Podman()
+    name = network_name(cloud.name)
+    podman.ensure_network(name, cloud.subnet, {"resilin.cloud": cloud.name})
+    return podman.network_gateway(name)
+
+
+def gateway_ip(cloud_name: str, podman: Podman | None = None) -> str:
+    """The gateway IP of an existing cloud network (blocking)."""
+    return (podman or Podman()).network_gateway(network_name(cloud_name))
+
+
 def local_cloud(site: Site) -> LocalCloud:
     """The :class:`LocalCloud` behind a site made by :func:`make_site`."""
     return site.resource.cloud
