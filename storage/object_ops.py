@@ -6,7 +6,7 @@ import time
 from typing import BinaryIO
 from urllib.parse import unquote
 
-from resilin.storage import conditions, objfile, requestmeta, s3xml
+from resilin.storage import checksums, conditions, objfile, requestmeta, s3xml
 from resilin.storage.context import Call, Response, Stream
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, no_such_key
 from resilin.storage.ingest import MAX_OBJECT_SIZE, ingest
@@ -58,10 +58,14 @@ async def put_object(call: Call) -> Response:
     content_type = requestmeta.content_type(call)
     stored = requestmeta.stored_headers(call)
     user_meta = requestmeta.user_metadata(call)
+    storage_class = requestmeta.storage_class(call)
     precondition = write_precondition(call, bucket, key)
 
+    body = call.body_file()
+
     def work(out: BinaryIO) -> ObjectMeta:
-        got = ingest(call.request.content, out, spec)
+        with body:
+            got = ingest(body, out, spec)
         checksum = {}
         if got.checksums:
             algorithm, value = next(iter(got.checksums.items()))
@@ -74,6 +78,7 @@ async def put_object(call: Call) -> Response:
             headers=stored,
             user_meta=user_meta,
             checksum=checksum,
+            storage_class=storage_class,
         )
         objfile.finish(out, meta)
         return meta
@@ -202,9 +207,10 @@ async def copy_object(call: Call) -> Response:
             stored, user_meta = requestmeta.stored_headers(call), requestmeta.user_metadata(call)
         else:
             content_type, stored, user_meta = meta.content_type, dict(meta.headers), dict(meta.user_meta)
+        storage_class = requestmeta.storage_class(call)  # S3: STANDARD unless asked, whatever the source
         if algorithm is None and meta.checksum and meta.checksum.get("type") == "FULL_OBJECT":
             algorithm = meta.checksum["algorithm"]  # keep the source's checksum
-        if algorithm is not None and algorithm not in requestmeta.checksums.ALGORITHMS:
+        if algorithm is not None and algorithm not in checksums.ALGORITHMS:
             raise invalid_request(f"Checksum algorithm {algorithm} is not supported")
 
         def work(out: BinaryIO) -> ObjectMeta:
@@ -219,6 +225,7 @@ async def copy_object(call: Call) -> Response:
                 checksum={"algorithm": algorithm, "value": checksum, "type": "FULL_OBJECT"}
                 if checksum
                 else {},
+                storage_class=storage_class,
             )
             objfile.finish(out, new)
             return new

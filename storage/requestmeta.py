@@ -17,6 +17,27 @@ DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 _NOT_VALUE_HEADERS = {"x-amz-checksum-algorithm", "x-amz-checksum-type", "x-amz-checksum-mode"}
 
 
+STORAGE_CLASSES = {
+    "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER",
+    "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE",
+}  # fmt: skip
+
+
+def storage_class(call: Call, default: str = "STANDARD") -> str:
+    """The requested storage class: only a label here, every class is stored and read alike."""
+    value = call.header("x-amz-storage-class")
+    if value is None:
+        return default
+    if value not in STORAGE_CLASSES:
+        raise S3Error(
+            "InvalidStorageClass",
+            "The storage class you specified is not valid",
+            400,
+            extra={"StorageClassRequested": value},
+        )
+    return value
+
+
 def content_type(call: Call) -> str:
     return call.header("content-type") or DEFAULT_CONTENT_TYPE
 

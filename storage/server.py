@@ -53,12 +53,12 @@ class _S3ResponseHeaders(Headers):
     """
 
     def setRawHeaders(self, name: str | bytes, values) -> None:  # type: ignore[override]
-        raw = name.encode("latin-1") if isinstance(name, str) else name
-        if raw.lower().startswith(b"x-amz-meta-"):
-            encoded = [v.encode("latin-1") if isinstance(v, str) else v for v in values]
-            self._rawHeaders[raw.lower()] = encoded
-        else:
-            super().setRawHeaders(name, values)
+        super().setRawHeaders(name, values)  # validates and sanitises
+        raw = (name.encode("latin-1") if isinstance(name, str) else name).lower()
+        if raw.startswith(b"x-amz-meta-"):
+            for stored in list(self._rawHeaders):
+                if stored.lower() == raw and stored != raw:
+                    self._rawHeaders[raw] = self._rawHeaders.pop(stored)
 
 
 class StorageRequest(Request):

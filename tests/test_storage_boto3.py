@@ -604,3 +604,18 @@ def test_data_survives_a_restart(tmp_path):
         assert (got["Body"].read(), got["Metadata"]) == (b"kept", {"k": "v"})
         assert [c["Key"] for c in client.list_objects_v2(Bucket="durable")["Contents"]] == ["a/b"]
         assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_storage_class_and_expected_owner(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="cold", Body=b"brr", StorageClass="STANDARD_IA")
+    assert s3.head_object(Bucket=bucket, Key="cold")["StorageClass"] == "STANDARD_IA"
+    assert s3.list_objects_v2(Bucket=bucket)["Contents"][0]["StorageClass"] == "STANDARD_IA"
+    s3.copy_object(Bucket=bucket, Key="warm", CopySource={"Bucket": bucket, "Key": "cold"})
+    assert "StorageClass" not in s3.head_object(Bucket=bucket, Key="warm")  # STANDARD is not sent
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=bucket, Key="x", Body=b"", StorageClass="NO_SUCH_CLASS")
+    assert error_of(excinfo) == (400, "InvalidStorageClass")
+    s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=ALICE.account_id)
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=bucket, Key="cold", ExpectedBucketOwner=BOB.account_id)
+    assert error_of(excinfo) == (403, "AccessDenied")

@@ -16,12 +16,14 @@ import socket
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 from lxml import etree
 
 from resilin.sigv4 import Credentials
+from resilin.storage import names
 from resilin.storage.testing import ALICE, BOB, StorageProcess, boto3_client
 
 EMPTY = hashlib.sha256(b"").hexdigest()
@@ -505,3 +507,16 @@ def test_virtual_host_style(tmp_path):
             "GET", "/?list-type=2", headers=sign("GET", "/", host, query="list-type=2").headers
         )
         assert b"<Key>some/key</Key>" in listing.body and signed
+
+
+def test_unexpected_failures_are_a_bare_internal_error(service, client):
+    assert put(client, "damaged", b"will be damaged").status == 200
+    path = service.data_dir / "buckets" / "raw-bucket" / "objects" / Path(*names.key_to_parts("damaged"))
+    path.write_bytes(b"not an object file")
+    reply = get(client, "damaged")
+    assert (reply.status, reply.code) == (500, "InternalError")
+    assert b"Traceback" not in reply.body and b"File " not in reply.body
+    listed = client.signed("GET", "/raw-bucket", query="list-type=2&prefix=damaged")
+    assert listed.status == 200 and b"<KeyCount>0</KeyCount>" in listed.body  # left out, not fatal
+    assert put(client, "damaged", b"repaired").status == 200
+    assert get(client, "damaged").body == b"repaired"
