@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import itertools
+import os
 import time
 import types
 
@@ -619,3 +620,36 @@ def test_storage_class_and_expected_owner(s3, bucket):
     with pytest.raises(ClientError) as excinfo:
         s3.get_object(Bucket=bucket, Key="cold", ExpectedBucketOwner=BOB.account_id)
     assert error_of(excinfo) == (403, "AccessDenied")
+
+
+def test_big_copies_do_not_stall_other_requests(s3, bucket, tmp_path):
+    """Copying and hashing run in worker threads: small requests keep being answered meanwhile."""
+    import threading
+
+    source = tmp_path / "large.bin"
+    source.write_bytes(os.urandom(48 * MiB))
+    s3.upload_file(
+        str(source), bucket, "large", Config=boto3.s3.transfer.TransferConfig(multipart_threshold=1024 * MiB)
+    )
+    done = threading.Event()
+    copier = boto3_client(s3.meta.endpoint_url, ALICE)
+
+    def copy() -> None:
+        try:
+            for i in range(2):
+                copier.copy_object(
+                    Bucket=bucket, Key=f"copy-{i}", CopySource={"Bucket": bucket, "Key": "large"}
+                )
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=copy)
+    thread.start()
+    latencies = []
+    while not done.is_set():
+        started = time.monotonic()
+        s3.head_object(Bucket=bucket, Key="large")
+        latencies.append(time.monotonic() - started)
+    thread.join()
+    assert s3.head_object(Bucket=bucket, Key="copy-1")["ContentLength"] == 48 * MiB
+    assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
