@@ -14,6 +14,7 @@ from twisted.internet import reactor
 from twisted.python import log as twisted_log
 
 from resilin.sigv4 import Credentials
+from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.server import make_site
 
 
@@ -42,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="ACCESS_KEY:SECRET_KEY:ACCOUNT_ID (repeatable)",
     )
     parser.add_argument("--virtual-host-base", help="accept bucket.<base> virtual-host-style requests")
+    parser.add_argument(
+        "--max-object-size", type=int, default=MAX_OBJECT_SIZE, help="largest single PUT or copy, in bytes"
+    )
     parser.add_argument("--log", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
     if bool(args.access_key) != bool(args.secret_key):
@@ -58,7 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     accounts = {c.access_key: c for c in args.account}
     if args.log:
         twisted_log.startLogging(sys.stderr)
-    site = make_site(args.data_dir, accounts.get, args.region, virtual_host_base=args.virtual_host_base)
+    site = make_site(
+        args.data_dir,
+        accounts.get,
+        args.region,
+        virtual_host_base=args.virtual_host_base,
+        max_object_size=args.max_object_size,
+    )
     port = reactor.listenTCP(args.port, site, interface=args.host)  # type: ignore[attr-defined]
     print(f"listening on http://{args.host}:{port.getHost().port}", flush=True)
     reactor.run()  # type: ignore[attr-defined]

@@ -148,7 +148,7 @@ def _read_trailers(source: BinaryIO, verified: Verified | None, previous: str) -
         else:
             trailers[text_name] = text_value
     if verified is not None:
-        canonical = "".join(f"{n}:{v}\n" for n, v in trailers.items()).encode("latin-1")
+        canonical = "".join(f"{n}:{v}\n" for n, v in sorted(trailers.items())).encode("latin-1")
         expected = verified.trailer_signature(previous, canonical)
         if not signature or not hmac.compare_digest(expected, signature):
             raise _bad_chunk_signature()

@@ -90,7 +90,7 @@ async def create_upload(call: Call) -> Response:
 async def upload_part(call: Call) -> Response:
     bucket, upload_id, info = _upload(call)
     number = _part_number(call)
-    spec = requestmeta.body_spec(call, max_size=MAX_PART_SIZE)
+    spec = requestmeta.body_spec(call, max_size=min(MAX_PART_SIZE, call.store.max_object_size))
     wanted = info.get("checksum_algorithm") or None
     if spec.checksum_algorithm and wanted and spec.checksum_algorithm != wanted:
         raise invalid_request(

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 from resilin.storage import checksums, conditions, objfile, requestmeta, s3xml
 from resilin.storage.context import Call, Response, Stream
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, no_such_key
-from resilin.storage.ingest import MAX_OBJECT_SIZE, ingest
+from resilin.storage.ingest import ingest
 from resilin.storage.names import check_key
 from resilin.storage.objfile import ObjectMeta
 from resilin.storage.writes import copy_range, publish_object, write_temp
@@ -197,10 +197,10 @@ async def copy_object(call: Call) -> Response:
                 "This copy request is illegal because it is trying to copy an object to itself without "
                 "changing the object's metadata, storage class, website redirect location or encryption attributes."
             )
-        if meta.size > MAX_OBJECT_SIZE:
+        if meta.size > call.store.max_object_size:
             raise invalid_request(
                 "The specified copy source is larger than the maximum allowable size for a copy source: "
-                f"{MAX_OBJECT_SIZE}"
+                f"{call.store.max_object_size}"
             )
         if directive == "REPLACE":
             content_type = requestmeta.content_type(call)

@@ -8,7 +8,7 @@ import binascii
 from resilin.storage import checksums, chunked
 from resilin.storage.context import Call
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, not_implemented
-from resilin.storage.ingest import MAX_OBJECT_SIZE, BodySpec
+from resilin.storage.ingest import BodySpec
 
 # Standard headers S3 stores with an object and returns on GET/HEAD.
 STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
@@ -123,8 +123,9 @@ def checksum_request(call: Call) -> tuple[str | None, str | None, bool]:
     return algorithm, value, in_trailer
 
 
-def body_spec(call: Call, *, max_size: int = MAX_OBJECT_SIZE, require_length: bool = True) -> BodySpec:
+def body_spec(call: Call, *, max_size: int | None = None, require_length: bool = True) -> BodySpec:
     """Check the headers that describe an upload body, before reading it."""
+    max_size = call.store.max_object_size if max_size is None else max_size
     payload = call.verified.payload_hash
     if payload.startswith("STREAMING-") and payload not in chunked.STREAMING_MODES:
         raise not_implemented(f"x-amz-content-sha256 {payload}")
@@ -141,7 +142,12 @@ def body_spec(call: Call, *, max_size: int = MAX_OBJECT_SIZE, require_length: bo
     if require_length and call.header("content-length") is None and call.header("transfer-encoding") is None:
         raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.", 411)
     length = call.header("content-length")
-    if length is not None and (not length.isdigit() or int(length) > max_size * 2 + 1024**2):
+    if (
+        length is not None
+        and payload not in chunked.STREAMING_MODES
+        and length.isdigit()
+        and int(length) > max_size
+    ):
         raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.", 400)
 
     decoded_length = None

@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 from resilin.storage import names, objfile
 from resilin.storage.errors import S3Error, no_such_bucket, no_such_key, no_such_upload
+from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.keyindex import KeyIndex
 from resilin.storage.objfile import CorruptObject, ObjectMeta
 
@@ -64,10 +65,15 @@ def fsync_dir(path: Path) -> None:
 
 class Store:
     def __init__(
-        self, data_dir: Path, region: str, background: Callable[[Callable[[], None]], None] | None = None
+        self,
+        data_dir: Path,
+        region: str,
+        background: Callable[[Callable[[], None]], None] | None = None,
+        max_object_size: int = MAX_OBJECT_SIZE,
     ):
         self.root = Path(data_dir)
         self.region = region
+        self.max_object_size = max_object_size  # for a single PUT or copy, as S3's 5 GiB
         self.tmp = self.root / "tmp"
         self.buckets_dir = self.root / "buckets"
         # How slow clean-ups (removing whole trees) are run; the server passes a thread pool.

@@ -520,3 +520,30 @@ def test_unexpected_failures_are_a_bare_internal_error(service, client):
     assert listed.status == 200 and b"<KeyCount>0</KeyCount>" in listed.body  # left out, not fatal
     assert put(client, "damaged", b"repaired").status == 200
     assert get(client, "damaged").body == b"repaired"
+
+
+def test_object_size_limit(tmp_path):
+    limit = 1024 * 1024
+    with StorageProcess(tmp_path, [ALICE], extra_args=["--max-object-size", str(limit)]) as running:
+        client = Client(running.endpoint)
+        assert client.signed("PUT", "/small-bucket").status == 200
+        assert client.signed("PUT", "/small-bucket/fits", body=b"x" * limit).status == 200
+        reply = client.signed("PUT", "/small-bucket/over", body=b"x" * (limit + 1))
+        assert (reply.status, reply.code) == (400, "EntityTooLarge")
+        # Far over: the body is not even spooled to disk.
+        reply = client.signed(
+            "PUT", "/small-bucket/far-over", body=b"x" * (3 * limit), payload="UNSIGNED-PAYLOAD"
+        )
+        assert (reply.status, reply.code) == (400, "EntityTooLarge")
+        chunks = [b"y" * 65536] * 17
+        mode = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+        good = {"x-amz-checksum-crc32": crc32_b64(b"".join(chunks))}
+        client_host = Client(running.endpoint)
+        headers = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(17 * 65536),
+                   "x-amz-trailer": "x-amz-checksum-crc32"}  # fmt: skip
+        body = unsigned_chunks(chunks, good)
+        headers["content-length"] = str(len(body))
+        signed = sign("PUT", "/small-bucket/chunked", client_host.host, headers=headers, payload=mode)
+        reply = client_host.send("PUT", "/small-bucket/chunked", body, signed.headers)
+        assert (reply.status, reply.code) == (400, "EntityTooLarge")
+        assert client.signed("GET", "/small-bucket", query="list-type=2").body.count(b"<Key>") == 1
