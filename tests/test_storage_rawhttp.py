@@ -547,3 +547,42 @@ def test_object_size_limit(tmp_path):
         reply = client_host.send("PUT", "/small-bucket/chunked", body, signed.headers)
         assert (reply.status, reply.code) == (400, "EntityTooLarge")
         assert client.signed("GET", "/small-bucket", query="list-type=2").body.count(b"<Key>") == 1
+
+
+def test_random_bad_requests_never_cause_a_server_error(client):
+    """A seeded fuzz over methods, paths, sub-resources, headers and bodies: 4xx (or 501), never 500."""
+    import random
+
+    rng = random.Random(20240601)
+    odd_values = ["", "*", '"x"', "bytes=", "bytes=--1", "bytes=1-0", "bytes=99999999999999999999-", "a" * 3000,
+                  "%", "%zz", "0", "-1", "Mon, 99 Foo 2020", 'W/"abc"', "/raw/../x", "raw-bucket/", "/",
+                  "raw-bucket/k?versionId=1", "AAAA", "====", "REPLACE", "STANDARD", "crc32", "x-amz-checksum-crc32"]  # fmt: skip
+    header_names = ["range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
+                    "x-amz-copy-source", "x-amz-copy-source-range", "content-md5", "x-amz-checksum-crc32",
+                    "x-amz-checksum-sha256", "x-amz-trailer", "x-amz-sdk-checksum-algorithm", "x-amz-checksum-algorithm",
+                    "x-amz-metadata-directive", "x-amz-storage-class", "x-amz-decoded-content-length",
+                    "content-encoding", "x-amz-checksum-type", "x-amz-checksum-mode", "x-amz-copy-source-if-match"]  # fmt: skip
+    queries = ["", "list-type=2", "list-type=2&max-keys=", "uploads", "uploadId=", "uploadId=" + "0" * 32,
+               "partNumber=1&uploadId=zz", "delete", "location", "versioning", "continuation-token=", "marker=%ff",
+               "prefix=%00", "delimiter=", "encoding-type=url", "partNumber=0", "partNumber=99999",
+               "max-uploads=x", "max-parts=-5&uploadId=" + "a" * 32, "list-type=1&start-after=zz"]  # fmt: skip
+    paths = ["/", "/raw-bucket", "/raw-bucket/", "/raw-bucket/fuzz", "/raw-bucket/dir/", "/raw-bucket/%e9",
+             "/raw-bucket/a%2Fb", "/no-such-bucket/k", "//", "/raw-bucket//x"]  # fmt: skip
+    bodies = [b"", b"x", b"<Delete><Object><Key>k</Key></Object></Delete>", b"\xff\xfe", b"0\r\n\r\n",
+              b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>",
+              b"<CreateBucketConfiguration><LocationConstraint>zz</LocationConstraint></CreateBucketConfiguration>"]  # fmt: skip
+    payloads = [None, "UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", "zz"]  # fmt: skip
+    assert put(client, "fuzz", b"fuzz target").status == 200
+    for _ in range(400):
+        method = rng.choice(["GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS"])
+        headers = {name: rng.choice(odd_values) for name in rng.sample(header_names, rng.randint(0, 4))}
+        reply = client.signed(
+            method,
+            rng.choice(paths),
+            query=rng.choice(queries),
+            body=rng.choice(bodies),
+            headers=headers,
+            payload=rng.choice(payloads),
+        )
+        assert reply.status < 500 or reply.status == 501, (method, headers, reply.body)
