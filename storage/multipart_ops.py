@@ -296,7 +296,10 @@ async def complete_upload(call: Call) -> Response:
         tmp.unlink(missing_ok=True)
         raise
     await publish_object(call.store, bucket, key, tmp, precondition)
-    call.store.remove_upload(bucket, upload_id)
+    try:
+        call.store.remove_upload(bucket, upload_id)
+    except S3Error:
+        pass  # aborted or completed again meanwhile: the object is in place all the same
 
     doc = s3xml.root("CompleteMultipartUploadResult")
     host = call.header("host") or "localhost"

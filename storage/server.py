@@ -114,7 +114,9 @@ class StorageResource(Resource):
         request.setHeader(b"server", b"Resilin")
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
-        Deferred.fromCoroutine(self._handle(request, request_id, gone))
+        Deferred.fromCoroutine(self._handle(request, request_id, gone)).addErrback(
+            lambda failure: log.failure("storage response failed", failure)
+        )
         return NOT_DONE_YET
 
     async def _handle(self, request: Request, request_id: str, gone: list[bool]) -> None:
@@ -131,7 +133,15 @@ class StorageResource(Resource):
             if response.stream is not None:
                 response.stream.file.close()
             return
-        self._send(request, response, gone)
+        try:
+            self._send(request, response)
+        except Exception:
+            # Nothing sensible can be sent once a response has started; drop the connection.
+            log.failure("storage response {method} {path} failed", method=method, path=raw_path)
+            if response.stream is not None:
+                response.stream.file.close()
+            if request.channel is not None:
+                request.channel.transport.abortConnection()
 
     async def _dispatch(
         self, request: Request, method: str, raw_path: str, raw_query: str, request_id: str
@@ -166,7 +176,7 @@ class StorageResource(Resource):
         )
         return await handler(call)
 
-    def _send(self, request: Request, response: Response, gone: list[bool]) -> None:
+    def _send(self, request: Request, response: Response) -> None:
         request.setResponseCode(response.status)
         for name, value in response.headers.items():
             request.setHeader(name.encode("latin-1"), value.encode("latin-1", "replace"))
