@@ -247,6 +247,15 @@ for jar in "$HADOOP_LIB"/jars/*.jar; do
         *-linux-*.jar) continue ;;
     esac
     case "$name" in
+        hadoop-hdfs-*-tests.jar)
+            # Only the HDFS web UI resources (see hadoop/pom.xml).
+            mkdir -p "$HH/share/hadoop/hdfs"
+            python3 - "$jar" "$HH/share/hadoop/hdfs" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith("webapps/")])
+PY
+            ;;
         hadoop-streaming-*.jar | hadoop-distcp-*.jar) cp "$jar" "$HH/share/hadoop/tools/lib/" ;;
         hadoop-mapreduce-examples-*.jar) cp "$jar" "$HH/share/hadoop/mapreduce/" ;;
         *) cp "$jar" "$HH/share/hadoop/common/lib/" ;;

@@ -65,7 +65,8 @@ HADOOP_JAVA17_OPTS="-XX:+IgnoreUnrecognizedVMOptions
 
 # hadoop_classpath: conf dir first, then every jar of the install.
 hadoop_classpath() {
-    local cp="$HADOOP_CONF_DIR:$HADOOP_LIB_DIR/*"
+    # share/hadoop/hdfs holds webapps/ (the HDFS web UIs), as in Apache's layout.
+    local cp="$HADOOP_CONF_DIR:$HADOOP_HOME/share/hadoop/hdfs:$HADOOP_LIB_DIR/*"
     if [ -n "${HADOOP_CLASSPATH:-}" ]; then
         if [ -n "${HADOOP_USER_CLASSPATH_FIRST:-}" ]; then
             cp="$HADOOP_CLASSPATH:$cp"
