@@ -1,34 +1,25 @@
-"""Multipart uploads: create, upload (and copy) parts, complete, abort, and list them."""
+"""Multipart uploads: create, upload (and copy) parts, abort.  Completing and listing live beside."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import time
 from typing import BinaryIO
 
 from resilin.storage import checksums, conditions, objfile, requestmeta, s3xml
-from resilin.storage.bodies import small_body
-from resilin.storage.bucket_ops import canonical_user_id
 from resilin.storage.context import Call, Response
-from resilin.storage.errors import S3Error, invalid_argument, invalid_request, malformed_xml, no_such_upload
+from resilin.storage.errors import invalid_argument, invalid_request, no_such_upload
 from resilin.storage.ingest import ingest
 from resilin.storage.names import check_key
-from resilin.storage.object_ops import checksum_headers, parse_copy_source, write_precondition
+from resilin.storage.object_ops import parse_copy_source
 from resilin.storage.objfile import ObjectMeta
-from resilin.storage.writes import copy_range, publish_object, write_temp
+from resilin.storage.writes import copy_range, write_temp
 
-XML = {"Content-Type": "application/xml"}
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024**3
 MAX_PARTS = 10000
 
 
-def _xml(doc) -> Response:
-    return Response(body=s3xml.serialize(doc), headers=dict(XML))
-
-
-def _upload(call: Call) -> tuple[str, str, dict]:
+def upload_of(call: Call) -> tuple[str, str, dict]:
     """Bucket, upload id and the upload's record, checking it belongs to this key."""
     bucket = call.owned_bucket().name
     upload_id = call.query.get("uploadId", "")
@@ -80,7 +71,7 @@ async def create_upload(call: Call) -> Response:
     upload_id = call.store.create_upload(bucket, info)
     doc = s3xml.root("InitiateMultipartUploadResult")
     s3xml.subs(doc, [("Bucket", bucket), ("Key", key), ("UploadId", upload_id)])
-    response = _xml(doc)
+    response = s3xml.response(doc)
     if algorithm:
         response.headers["x-amz-checksum-algorithm"] = algorithm.upper()
         response.headers["x-amz-checksum-type"] = kind
@@ -88,7 +79,7 @@ async def create_upload(call: Call) -> Response:
 
 
 async def upload_part(call: Call) -> Response:
-    bucket, upload_id, info = _upload(call)
+    bucket, upload_id, info = upload_of(call)
     number = _part_number(call)
     spec = requestmeta.body_spec(call, max_size=min(MAX_PART_SIZE, call.store.max_object_size))
     wanted = info.get("checksum_algorithm") or None
@@ -146,7 +137,7 @@ def _copy_range(value: str | None, size: int) -> tuple[int, int]:
 
 
 async def upload_part_copy(call: Call) -> Response:
-    bucket, upload_id, info = _upload(call)
+    bucket, upload_id, info = upload_of(call)
     number = _part_number(call)
     src_bucket, src_key = parse_copy_source(call.header("x-amz-copy-source") or "")
     call.owned_bucket(src_bucket)
@@ -182,243 +173,10 @@ async def upload_part_copy(call: Call) -> Response:
     s3xml.subs(doc, [("ETag", part.quoted_etag), ("LastModified", s3xml.iso8601(part.last_modified))])
     if part.checksum:
         s3xml.sub(doc, f"Checksum{part.checksum['algorithm'].upper()}", part.checksum["value"])
-    return _xml(doc)
-
-
-def _requested_parts(call: Call, algorithm: str | None) -> list[tuple[int, str, str | None]]:
-    """(part number, ETag, checksum) for each <Part> of a CompleteMultipartUpload body."""
-    doc = s3xml.parse(small_body(call))
-    if s3xml.local(doc) != "CompleteMultipartUpload":
-        raise malformed_xml()
-    parts = []
-    for part in s3xml.children(doc, "Part"):
-        number, etag = s3xml.child_text(part, "PartNumber"), s3xml.child_text(part, "ETag")
-        if number is None or etag is None or not number.strip().isdigit():
-            raise malformed_xml()
-        checksum = s3xml.child_text(part, f"Checksum{algorithm.upper()}") if algorithm else None
-        parts.append((int(number), etag.strip().strip('"'), checksum))
-    if not parts:
-        raise malformed_xml()
-    if len(parts) > MAX_PARTS:
-        raise invalid_argument("Part number must be an integer between 1 and 10000, inclusive")
-    numbers = [n for n, _, _ in parts]
-    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
-        raise S3Error(
-            "InvalidPartOrder",
-            "The list of parts was not in ascending order. Parts must be ordered by part number.",
-            400,
-        )
-    return parts
-
-
-def _invalid_part(number: int) -> S3Error:
-    return S3Error(
-        "InvalidPart",
-        "One or more of the specified parts could not be found.  The part may not have been uploaded, "
-        "or the specified entity tag may not match the part's entity tag.",
-        400,
-        extra={"PartNumber": str(number)},
-    )
-
-
-async def complete_upload(call: Call) -> Response:
-    bucket, upload_id, info = _upload(call)
-    key = info["key"]
-    algorithm = info.get("checksum_algorithm") or None
-    kind = info.get("checksum_type") or ""
-    requested = _requested_parts(call, algorithm)
-    precondition = write_precondition(call, bucket, key)
-    stored = dict(call.store.parts(bucket, upload_id))
-    chosen: list[tuple[int, ObjectMeta]] = []
-    for index, (number, etag, checksum) in enumerate(requested):
-        part = stored.get(number)
-        if part is None or part.etag != etag:
-            raise _invalid_part(number)
-        if checksum is not None and part.checksum and checksum != part.checksum.get("value"):
-            raise _invalid_part(number)
-        if index < len(requested) - 1 and part.size < MIN_PART_SIZE:
-            raise S3Error(
-                "EntityTooSmall",
-                "Your proposed upload is smaller than the minimum allowed size",
-                400,
-                extra={
-                    "ProposedSize": str(part.size),
-                    "MinSizeAllowed": str(MIN_PART_SIZE),
-                    "PartNumber": str(number),
-                },
-            )
-        chosen.append((number, part))
-
-    full_object = algorithm if kind == "FULL_OBJECT" else None
-    expected_full = call.header(f"x-amz-checksum-{algorithm}") if full_object else None
-    paths = [call.store.part_path(bucket, upload_id, n) for n, _ in chosen]
-
-    def work(out: BinaryIO) -> ObjectMeta:
-        hasher = checksums.new_hasher(full_object) if full_object else None
-        for path, (_, part) in zip(paths, chosen, strict=True):
-            with open(path, "rb") as source:
-                copy_range(source, 0, part.size, _Tee(out, hasher), None)
-        etag = hashlib.md5(b"".join(bytes.fromhex(p.etag) for _, p in chosen)).hexdigest()
-        checksum = {}
-        if hasher is not None and full_object:
-            value = checksums.encode(hasher.digest())
-            if expected_full is not None and expected_full != value:
-                raise S3Error(
-                    "BadDigest",
-                    f"The {full_object.upper()} you specified did not match the calculated checksum.",
-                    400,
-                )
-            checksum = {"algorithm": full_object, "value": value, "type": "FULL_OBJECT"}
-        elif algorithm and all(p.checksum for _, p in chosen):
-            combined = checksums.new_hasher(algorithm)
-            for _, p in chosen:
-                combined.update(base64.b64decode(p.checksum["value"]))
-            value = f"{checksums.encode(combined.digest())}-{len(chosen)}"
-            checksum = {"algorithm": algorithm, "value": value, "type": "COMPOSITE"}
-        meta = ObjectMeta(
-            size=sum(p.size for _, p in chosen),
-            etag=f"{etag}-{len(chosen)}",
-            last_modified=time.time(),
-            content_type=info.get("content_type") or requestmeta.DEFAULT_CONTENT_TYPE,
-            headers=info.get("headers") or {},
-            user_meta=info.get("user_meta") or {},
-            checksum=checksum,
-            part_sizes=[p.size for _, p in chosen],
-            storage_class=info.get("storage_class") or "STANDARD",
-        )
-        objfile.finish(out, meta)
-        return meta
-
-    tmp, meta = await write_temp(call.store, work)
-    try:
-        call.store.upload_info(bucket, upload_id)  # aborted meanwhile?
-    except S3Error:
-        tmp.unlink(missing_ok=True)
-        raise
-    await publish_object(call.store, bucket, key, tmp, precondition)
-    try:
-        call.store.remove_upload(bucket, upload_id)
-    except S3Error:
-        pass  # aborted or completed again meanwhile: the object is in place all the same
-
-    doc = s3xml.root("CompleteMultipartUploadResult")
-    host = call.header("host") or "localhost"
-    s3xml.subs(
-        doc,
-        [
-            ("Location", f"http://{host}/{bucket}/{key}"),
-            ("Bucket", bucket),
-            ("Key", key),
-            ("ETag", meta.quoted_etag),
-        ],
-    )
-    if meta.checksum:
-        s3xml.sub(doc, f"Checksum{meta.checksum['algorithm'].upper()}", meta.checksum["value"])
-        s3xml.sub(doc, "ChecksumType", meta.checksum["type"])
-    response = _xml(doc)
-    response.headers.update(checksum_headers(meta))
-    return response
-
-
-class _Tee:
-    """A writable file that also feeds a hasher."""
-
-    def __init__(self, out: BinaryIO, hasher) -> None:
-        self.out, self.hasher = out, hasher
-
-    def write(self, data: bytes) -> int:
-        if self.hasher is not None:
-            self.hasher.update(data)
-        return self.out.write(data)
+    return s3xml.response(doc)
 
 
 async def abort_upload(call: Call) -> Response:
-    bucket, upload_id, _ = _upload(call)
+    bucket, upload_id, _ = upload_of(call)
     call.store.remove_upload(bucket, upload_id)
     return Response(204)
-
-
-async def list_parts(call: Call) -> Response:
-    bucket, upload_id, info = _upload(call)
-    try:
-        max_parts = min(int(call.query.get("max-parts", "1000")), 1000)
-        marker = int(call.query.get("part-number-marker", "0"))
-    except ValueError:
-        raise invalid_argument("max-parts and part-number-marker must be integers") from None
-    parts = [(n, p) for n, p in call.store.parts(bucket, upload_id) if n > marker]
-    shown, truncated = parts[: max(max_parts, 0)], len(parts) > max(max_parts, 0)
-    doc = s3xml.root("ListPartsResult")
-    s3xml.subs(
-        doc, [("Bucket", bucket), ("Key", info["key"]), ("UploadId", upload_id), ("PartNumberMarker", marker)]
-    )
-    if shown:
-        s3xml.sub(doc, "NextPartNumberMarker", shown[-1][0])
-    s3xml.subs(doc, [("MaxParts", max_parts), ("IsTruncated", "true" if truncated else "false")])
-    for number, part in shown:
-        entry = s3xml.sub(doc, "Part")
-        s3xml.subs(
-            entry,
-            [
-                ("PartNumber", number),
-                ("LastModified", s3xml.iso8601(part.last_modified)),
-                ("ETag", part.quoted_etag),
-                ("Size", part.size),
-            ],
-        )
-        if part.checksum:
-            s3xml.sub(entry, f"Checksum{part.checksum['algorithm'].upper()}", part.checksum["value"])
-    _people(doc, info["owner"])
-    s3xml.sub(doc, "StorageClass", info.get("storage_class") or "STANDARD")
-    if info.get("checksum_algorithm"):
-        s3xml.sub(doc, "ChecksumAlgorithm", info["checksum_algorithm"].upper())
-        s3xml.sub(doc, "ChecksumType", info.get("checksum_type") or "COMPOSITE")
-    return _xml(doc)
-
-
-def _people(parent, account: str) -> None:
-    for tag in ("Initiator", "Owner"):
-        person = s3xml.sub(parent, tag)
-        s3xml.subs(person, [("ID", canonical_user_id(account)), ("DisplayName", account)])
-
-
-async def list_uploads(call: Call) -> Response:
-    bucket = call.owned_bucket().name
-    prefix = call.query.get("prefix", "")
-    key_marker = call.query.get("key-marker", "")
-    id_marker = call.query.get("upload-id-marker", "")
-    try:
-        max_uploads = min(int(call.query.get("max-uploads", "1000")), 1000)
-    except ValueError:
-        raise invalid_argument("max-uploads must be an integer") from None
-    found = sorted(
-        (info["key"], info["initiated"], upload_id, info)
-        for upload_id, info in call.store.uploads(bucket)
-        if info["key"].startswith(prefix)
-    )
-    if key_marker:
-        found = [
-            u for u in found if u[0] > key_marker or (u[0] == key_marker and id_marker and u[2] > id_marker)
-        ]
-    shown, truncated = found[: max(max_uploads, 0)], len(found) > max(max_uploads, 0)
-    doc = s3xml.root("ListMultipartUploadsResult")
-    s3xml.subs(doc, [("Bucket", bucket), ("KeyMarker", key_marker), ("UploadIdMarker", id_marker)])
-    if truncated and shown:
-        s3xml.subs(doc, [("NextKeyMarker", shown[-1][0]), ("NextUploadIdMarker", shown[-1][2])])
-    s3xml.subs(
-        doc,
-        [("Prefix", prefix), ("MaxUploads", max_uploads), ("IsTruncated", "true" if truncated else "false")],
-    )
-    for key, initiated, upload_id, info in shown:
-        entry = s3xml.sub(doc, "Upload")
-        s3xml.subs(entry, [("Key", key), ("UploadId", upload_id)])
-        _people(entry, info["owner"])
-        s3xml.subs(
-            entry,
-            [
-                ("StorageClass", info.get("storage_class") or "STANDARD"),
-                ("Initiated", s3xml.iso8601(initiated)),
-            ],
-        )
-        if info.get("checksum_algorithm"):
-            s3xml.sub(entry, "ChecksumAlgorithm", info["checksum_algorithm"].upper())
-    return _xml(doc)

@@ -6,7 +6,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from resilin.storage import bucket_ops, multipart_ops, object_ops
+from resilin.storage import (
+    bucket_ops,
+    listing_ops,
+    multipart_complete,
+    multipart_lists,
+    multipart_ops,
+    object_ops,
+)
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, method_not_allowed, not_implemented
 
@@ -80,8 +87,8 @@ def _bucket_route(method: str, query: dict[str, str]) -> Handler:
         if "versioning" in query:
             return bucket_ops.get_versioning
         if "uploads" in query:
-            return multipart_ops.list_uploads
-        return bucket_ops.list_objects
+            return multipart_lists.list_uploads
+        return listing_ops.list_objects
     if method == "HEAD":
         return bucket_ops.head_bucket
     if method == "PUT":
@@ -100,7 +107,7 @@ def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
     if unsupported:
         raise not_implemented(f"The object sub-resource ?{sorted(unsupported)[0]}")
     if method == "GET":
-        return multipart_ops.list_parts if "uploadId" in query else object_ops.get_object
+        return multipart_lists.list_parts if "uploadId" in query else object_ops.get_object
     if method == "HEAD":
         return _head_object
     if method == "PUT":
@@ -113,7 +120,7 @@ def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
         if "uploads" in query:
             return multipart_ops.create_upload
         if "uploadId" in query:
-            return multipart_ops.complete_upload
+            return multipart_complete.complete_upload
     raise method_not_allowed(method, "OBJECT")
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from lxml import etree
 
+from resilin.storage.context import Response
 from resilin.storage.errors import malformed_xml
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -47,6 +48,10 @@ def sub(parent: etree._Element, tag: str, text: str | int | None = None) -> etre
 def subs(parent: etree._Element, items: Iterable[tuple[str, str | int | None]]) -> None:
     for tag, text in items:
         sub(parent, tag, text)
+
+
+def response(element: etree._Element) -> Response:
+    return Response(body=serialize(element), headers={"Content-Type": "application/xml"})
 
 
 def serialize(element: etree._Element) -> bytes:
