@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 from twisted.internet import reactor
-from twisted.python import log as twisted_log
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
 
 from resilin.sigv4 import Credentials
 from resilin.storage.ingest import MAX_OBJECT_SIZE
@@ -46,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-object-size", type=int, default=MAX_OBJECT_SIZE, help="largest single PUT or copy, in bytes"
     )
-    parser.add_argument("--log", action="store_true", help="log requests to stderr")
+    parser.add_argument("--log", action="store_true", help="log every request to stderr (errors always are)")
     args = parser.parse_args(argv)
     if bool(args.access_key) != bool(args.secret_key):
         parser.error("--access-key and --secret-key go together")
@@ -60,8 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     accounts = {c.access_key: c for c in args.account}
-    if args.log:
-        twisted_log.startLogging(sys.stderr)
+    level = LogLevel.info if args.log else LogLevel.warn
+    observer = FilteringLogObserver(
+        textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(defaultLogLevel=level)]
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     site = make_site(
         args.data_dir,
         accounts.get,
