@@ -38,6 +38,18 @@ def storage_class(call: Call, default: str = "STANDARD") -> str:
     return value
 
 
+def check_encryption(call: Call) -> None:
+    """Refuse encryption this server cannot honour, rather than store data the client thinks is encrypted.
+
+    SSE-S3 (AES256) is accepted: like S3 today, the client has no key to manage.
+    """
+    if call.header("x-amz-server-side-encryption-customer-algorithm") is not None:
+        raise not_implemented("Server-side encryption with customer-provided keys (SSE-C)")
+    value = call.header("x-amz-server-side-encryption")
+    if value is not None and value != "AES256":
+        raise not_implemented(f"Server-side encryption {value}")
+
+
 def content_type(call: Call) -> str:
     return call.header("content-type") or DEFAULT_CONTENT_TYPE
 

@@ -653,3 +653,14 @@ def test_big_copies_do_not_stall_other_requests(s3, bucket, tmp_path):
     thread.join()
     assert s3.head_object(Bucket=bucket, Key="copy-1")["ContentLength"] == 48 * MiB
     assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
+
+
+def test_server_side_encryption_requests(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="sse-s3", Body=b"x", ServerSideEncryption="AES256")
+    assert s3.get_object(Bucket=bucket, Key="sse-s3")["Body"].read() == b"x"
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=bucket, Key="kms", Body=b"x", ServerSideEncryption="aws:kms")
+    assert error_of(excinfo) == (501, "NotImplemented")
+    with pytest.raises(ClientError) as excinfo:
+        s3.create_multipart_upload(Bucket=bucket, Key="kms", ServerSideEncryption="aws:kms")
+    assert error_of(excinfo) == (501, "NotImplemented")
