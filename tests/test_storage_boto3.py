@@ -652,7 +652,7 @@ def test_big_copies_do_not_stall_other_requests(s3, bucket, tmp_path):
         latencies.append(time.monotonic() - started)
     thread.join()
     assert s3.head_object(Bucket=bucket, Key="copy-1")["ContentLength"] == 48 * MiB
-    assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
+    assert len(latencies) >= 3 and max(latencies) < 2.0, latencies
 
 
 def test_server_side_encryption_requests(s3, bucket):
