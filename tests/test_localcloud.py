@@ -31,10 +31,11 @@ from botocore.exceptions import ClientError
 import resilin.provisioners.localcloud as localcloud_pkg
 from resilin.config import CloudConfig
 from resilin.provisioners.ec2client import EC2Client, InstanceFailed
-from resilin.provisioners.localcloud.catalogue import image_id
+from resilin.provisioners.localcloud.catalogue import image_id, new_id
 from resilin.provisioners.localcloud.podman import Podman
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
 from resilin.provisioners.localcloud.server import gateway_ip
+from resilin.provisioners.localcloud.store import InstanceRecord, Store
 from resilin.sigv4 import Credentials
 
 pytestmark = pytest.mark.skipif(
@@ -467,3 +468,39 @@ def test_ec2client_provisions_on_the_local_cloud(cloud, node_image, ssh_key):
     failing = client.launch(image_id(MISSING_IMAGE), "m1.small", 1, "", {}, "")
     with pytest.raises(InstanceFailed, match="terminated"):
         client.wait_running(failing, timeout=60)
+
+
+def test_interrupted_launch_is_finished_after_a_restart(ec2, cloud, node_image, redis_server):
+    """A launch accepted just before the service stopped (record written, no container yet)."""
+    cloud.stop()
+    record = InstanceRecord(
+        instance_id=new_id("i"),
+        account=ALICE.account_id,
+        reservation_id=new_id("r"),
+        image_id=image_id(node_image),
+        image=node_image,
+        instance_type="m1.small",
+        launch_time=round(time.time(), 3),
+    )
+    Store(redis_server.client(), cloud.cloud).save(record)
+    cloud.start()
+    try:
+        [inst] = _wait(ec2, [record.instance_id], "running")
+        assert inst["PrivateIpAddress"]
+    finally:
+        ec2.terminate_instances(InstanceIds=[record.instance_id])
+    _wait(ec2, [record.instance_id], "terminated")
+
+
+def test_service_refuses_to_start_on_a_conflicting_network(cloud, node_image, redis_server, tmp_path):
+    clash = LocalCloudProcess(
+        cloud=cloud.cloud,  # same network name, different subnet
+        subnet=_free_subnet(),
+        images=[node_image],
+        redis_url=redis_server.url,
+        accounts=[ALICE],
+        log_path=tmp_path / "clash.log",
+    )
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        clash.start()
+    assert "exists with subnet" in (tmp_path / "clash.log").read_text()

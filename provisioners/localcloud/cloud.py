@@ -236,9 +236,15 @@ class LocalCloud:
                 record.phase, record.terminated_at = TERMINATED, time.time()
                 record.state_reason = "Server.InternalError: Instance container disappeared"
                 self.store.save(record)
-            elif record.phase == LAUNCHED and not record.private_ip and container and name == "running":
-                record.private_ip = await deferToThread(self.podman.ip_address, container.id, self.network)
+            elif container is not None and name == "running" and not record.private_ip:
+                # Running before _launch has recorded the address (or a restart cut it short): look it up.
+                ip = await deferToThread(self.podman.ip_address, container.id, self.network)
+                record = self.store.get(record.instance_id) or record  # it may have changed meanwhile
+                record.private_ip = ip
+                if record.phase == LAUNCHING:
+                    record.phase = LAUNCHED
                 self.store.save(record)
+                name = view.state_name(record, container)
             out.append((record, name))
         out.sort(key=lambda rn: (rn[0].launch_time, rn[0].launch_index))
         return out
@@ -306,7 +312,8 @@ class LocalCloud:
             raise invalid("UserData", "...", "Invalid BASE64 encoding of user data.") from None
         tags = self._tags(params.get("TagSpecifications") or [], "instance")
 
-        live = [r for r, n in await self._view(account) if n not in ("terminated", "shutting-down")]
+        # Counted from Redis without awaiting, so two concurrent launches cannot both take the last room.
+        live = [r for r in self.store.instances(account) if view.is_live(r)]
         room = self.max_instances - len(live)
         if room < low:
             raise EC2Error(
@@ -387,7 +394,8 @@ class LocalCloud:
 
     async def terminate_instances(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
         changes = []
-        for record, name in await self._find(account, params["InstanceIds"]):
+        for found, name in await self._find(account, params["InstanceIds"]):
+            record = self.store.get(found.instance_id) or found  # fresh: background work may have saved it
             current = "terminated" if name == "terminated" else "shutting-down"
             if record.phase in (LAUNCHING, LAUNCHED):
                 record.phase, record.terminated_at = TERMINATING, time.time()
@@ -408,7 +416,8 @@ class LocalCloud:
         tags = {t.get("Key", ""): t.get("Value", "") for t in params["Tags"]}
         _check_tags(tags)
         ids = params["Resources"]
-        for record, _ in await self._find(account, ids):
+        for found, _ in await self._find(account, ids):
+            record = self.store.get(found.instance_id) or found
             record.tags.update(tags)
             _check_tags(record.tags)
             self.store.save(record)
