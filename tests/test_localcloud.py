@@ -387,6 +387,8 @@ def test_key_pairs_images_and_instance_types(ec2, node_image, ssh_key):
     assert types["m5.xlarge"]["VCpuInfo"]["DefaultVCpus"] == 4
     assert types["m5.xlarge"]["MemoryInfo"]["SizeInMiB"] == 16384
     assert _code(ec2.describe_instance_types, InstanceTypes=["m5.gigantic"]) == "InvalidInstanceType"
+    [zone] = ec2.describe_availability_zones()["AvailabilityZones"]
+    assert zone["ZoneName"] == "us-east-1a" and zone["State"] == "available"
 
 
 def test_client_token_makes_run_instances_idempotent(ec2, node_image, launched):
@@ -396,6 +398,16 @@ def test_client_token_makes_run_instances_idempotent(ec2, node_image, launched):
     again = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, ClientToken="same-token")
     assert again["ReservationId"] == first["ReservationId"]
     assert [i["InstanceId"] for i in again["Instances"]] == [i["InstanceId"] for i in first["Instances"]]
+
+    # Tags added after launch are found by filters (with EC2's wildcards).
+    ec2.create_tags(
+        Resources=[first["Instances"][0]["InstanceId"]], Tags=[{"Key": "stage", "Value": "late-tag"}]
+    )
+    tagged = _instances(ec2, Filters=[{"Name": "tag:stage", "Values": ["late-*"]}])
+    assert [i["InstanceId"] for i in tagged] == [first["Instances"][0]["InstanceId"]]
+    assert _code(
+        ec2.create_tags, Resources=[tagged[0]["InstanceId"]], Tags=[{"Key": "aws:x", "Value": "1"}]
+    ) == ("InvalidParameterValue")
 
 
 def test_failed_launch_ends_terminated_with_a_reason(ec2, cloud):
