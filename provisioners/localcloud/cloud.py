@@ -1,7 +1,8 @@
-"""The local cloud's EC2 operations, over podman containers and Redis records.
+"""The local cloud's instance operations, over podman containers and Redis records.
 
 Each operation takes the caller's account id and the decoded input (member
-names as in botocore's model) and returns the output dict.  Podman calls run in
+names as in botocore's model) and returns the output dict; key pairs and the
+read-only offerings (images, instance types, zones) live in their own modules.  Podman calls run in
 threads; everything touching Redis or records runs on the reactor thread, so
 record updates never race each other.
 """
@@ -24,8 +25,9 @@ from twisted.python.failure import Failure
 
 from resilin.config import CloudConfig
 from resilin.provisioners.localcloud import catalogue, filters, view
-from resilin.provisioners.localcloud.errors import EC2Error, invalid, missing
-from resilin.provisioners.localcloud.keys import parse_public_key
+from resilin.provisioners.localcloud.errors import EC2Error, invalid
+from resilin.provisioners.localcloud.keypairs import KeyPairs
+from resilin.provisioners.localcloud.offerings import Offerings
 from resilin.provisioners.localcloud.podman import Container, Podman
 from resilin.provisioners.localcloud.store import (
     LAUNCHED,
@@ -35,14 +37,13 @@ from resilin.provisioners.localcloud.store import (
     InstanceRecord,
     Store,
 )
+from resilin.provisioners.localcloud.tags import check_tags, tags_from_specs
 
 log = logging.getLogger(__name__)
 
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-IMAGE_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 USER_DATA_LIMIT = 16 * 1024  # bytes, as on EC2
 CONSOLE_LIMIT = 1024 * 1024  # bytes of console output returned
-IMAGE_OWNER = "000000000000"  # the local cloud's own images, visible to every account
 
 Operation = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -64,6 +65,8 @@ class LocalCloud:
         self.images = {catalogue.image_id(ref): ref for ref in images}
         self.podman = podman or Podman()
         self.store = Store(redis_client, cloud.name, terminated_ttl)
+        self.offerings = Offerings(cloud.name, cloud.region, self.images, self.podman)
+        self.key_pairs = KeyPairs(self.store)
         self.max_instances = max_instances
         self.operations: dict[str, Operation] = {
             "RunInstances": self.run_instances,
@@ -71,12 +74,12 @@ class LocalCloud:
             "TerminateInstances": self.terminate_instances,
             "CreateTags": self.create_tags,
             "GetConsoleOutput": self.get_console_output,
-            "ImportKeyPair": self.import_key_pair,
-            "DescribeKeyPairs": self.describe_key_pairs,
-            "DeleteKeyPair": self.delete_key_pair,
-            "DescribeImages": self.describe_images,
-            "DescribeInstanceTypes": self.describe_instance_types,
-            "DescribeAvailabilityZones": self.describe_availability_zones,
+            "ImportKeyPair": self.key_pairs.import_key_pair,
+            "DescribeKeyPairs": self.key_pairs.describe_key_pairs,
+            "DeleteKeyPair": self.key_pairs.delete_key_pair,
+            "DescribeImages": self.offerings.describe_images,
+            "DescribeInstanceTypes": self.offerings.describe_instance_types,
+            "DescribeAvailabilityZones": self.offerings.describe_availability_zones,
         }
         self._pending: set[Deferred] = set()  # background launches and removals in flight
 
@@ -266,29 +269,9 @@ class LocalCloud:
 
     # RunInstances -----------------------------------------------------------------
 
-    def _image(self, params: dict[str, Any]) -> tuple[str, str]:
-        image_id = params.get("ImageId")
-        if not image_id:
-            raise missing("ImageId")
-        if not IMAGE_ID.match(image_id):
-            raise EC2Error("InvalidAMIID.Malformed", f'Invalid id: "{image_id}" (expecting "ami-...")')
-        if image_id not in self.images:
-            raise EC2Error("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist")
-        return image_id, self.images[image_id]
-
-    @staticmethod
-    def _tags(specs: list[dict[str, Any]], resource_type: str) -> dict[str, str]:
-        tags: dict[str, str] = {}
-        for spec in specs:
-            if spec.get("ResourceType") != resource_type:
-                continue
-            for tag in spec.get("Tags") or []:
-                tags[tag.get("Key", "")] = tag.get("Value", "")
-        _check_tags(tags)
-        return tags
-
     async def run_instances(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
-        image_id, image = self._image(params)
+        image_id = params.get("ImageId") or ""
+        image = self.offerings.image(image_id)
         type_name = params.get("InstanceType") or "m1.small"
         catalogue.instance_type(type_name)
         low, high = params["MinCount"], params["MaxCount"]
@@ -310,7 +293,7 @@ class LocalCloud:
                 raise invalid("UserData", "...", "User data is limited to 16384 bytes.")
         except (binascii.Error, ValueError):
             raise invalid("UserData", "...", "Invalid BASE64 encoding of user data.") from None
-        tags = self._tags(params.get("TagSpecifications") or [], "instance")
+        tags = tags_from_specs(params.get("TagSpecifications") or [], "instance")
 
         # Counted from Redis without awaiting, so two concurrent launches cannot both take the last room.
         live = [r for r in self.store.instances(account) if view.is_live(r)]
@@ -414,12 +397,12 @@ class LocalCloud:
 
     async def create_tags(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
         tags = {t.get("Key", ""): t.get("Value", "") for t in params["Tags"]}
-        _check_tags(tags)
+        check_tags(tags)
         ids = params["Resources"]
         for found, _ in await self._find(account, ids):
             record = self.store.get(found.instance_id) or found
             record.tags.update(tags)
-            _check_tags(record.tags)
+            check_tags(record.tags)
             self.store.save(record)
         return {}
 
@@ -438,191 +421,3 @@ class LocalCloud:
             if text:
                 out["Output"] = base64.b64encode(text).decode()
         return out
-
-    # Key pairs ------------------------------------------------------------------------
-
-    async def import_key_pair(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
-        name = params["KeyName"]
-        if not name or len(name) > 255:
-            raise invalid("KeyName", name, "Key names must be 1 to 255 characters.")
-        text, key_type, fingerprint = parse_public_key(params["PublicKeyMaterial"])
-        tags = self._tags(params.get("TagSpecifications") or [], "key-pair")
-        info = {
-            "KeyPairId": catalogue.new_id("key"),
-            "KeyName": name,
-            "KeyFingerprint": fingerprint,
-            "KeyType": key_type,
-            "PublicKey": text,
-            "CreateTime": time.time(),
-            "Tags": tags,
-        }
-        if not self.store.add_key_pair(account, name, info):
-            raise EC2Error("InvalidKeyPair.Duplicate", f"The keypair '{name}' already exists.")
-        return {
-            "KeyFingerprint": fingerprint,
-            "KeyName": name,
-            "KeyPairId": info["KeyPairId"],
-            "Tags": _tag_list(tags),
-        }
-
-    KEY_FILTERS: filters.Getters = {
-        "key-name": lambda k: [k["KeyName"]],
-        "key-pair-id": lambda k: [k["KeyPairId"]],
-        "fingerprint": lambda k: [k["KeyFingerprint"]],
-        "key-type": lambda k: [k["KeyType"]],
-    }
-
-    async def describe_key_pairs(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
-        wanted = params.get("Filters") or []
-        filters.check(wanted, self.KEY_FILTERS, tags=lambda k: k.get("Tags") or {})
-        pairs = sorted(self.store.key_pairs(account).values(), key=lambda k: k["KeyName"])
-        for field, selector, what in (
-            ("KeyNames", "KeyName", "key pair"),
-            ("KeyPairIds", "KeyPairId", "key pair ID"),
-        ):
-            asked = params.get(field) or []
-            if asked:
-                have = {k[selector] for k in pairs}
-                unknown = [a for a in asked if a not in have]
-                if unknown:
-                    raise EC2Error("InvalidKeyPair.NotFound", f"The {what} '{unknown[0]}' does not exist")
-                pairs = [k for k in pairs if k[selector] in asked]
-        pairs = [
-            k for k in pairs if filters.matches(k, wanted, self.KEY_FILTERS, lambda k: k.get("Tags") or {})
-        ]
-        return {
-            "KeyPairs": [
-                {
-                    "KeyPairId": k["KeyPairId"],
-                    "KeyName": k["KeyName"],
-                    "KeyFingerprint": k["KeyFingerprint"],
-                    "KeyType": k["KeyType"],
-                    "CreateTime": dt.datetime.fromtimestamp(k["CreateTime"], dt.UTC),
-                    "Tags": _tag_list(k.get("Tags") or {}),
-                    "PublicKey": k["PublicKey"] if params.get("IncludePublicKey") else None,
-                }
-                for k in pairs
-            ]
-        }
-
-    async def delete_key_pair(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
-        pairs = self.store.key_pairs(account)
-        name = params.get("KeyName")
-        if not name and params.get("KeyPairId"):
-            name = next((n for n, k in pairs.items() if k["KeyPairId"] == params["KeyPairId"]), None)
-            if name is None:
-                raise EC2Error(
-                    "InvalidKeyPair.NotFound", f"The key pair ID '{params['KeyPairId']}' does not exist"
-                )
-        if not name:
-            raise missing("KeyName")
-        # As on EC2, deleting a key pair that does not exist succeeds.
-        pair = pairs.get(name)
-        self.store.delete_key_pair(account, name)
-        return {"Return": True, "KeyPairId": pair["KeyPairId"] if pair else None}
-
-    # Images, instance types, zones -------------------------------------------------------
-
-    IMAGE_FILTERS: filters.Getters = {
-        "image-id": lambda i: [i["ImageId"]],
-        "name": lambda i: [i["Name"]],
-        "state": lambda i: [i["State"]],
-        "architecture": lambda i: [i["Architecture"]],
-        "image-type": lambda i: [i["ImageType"]],
-        "is-public": lambda i: ["true"],
-    }
-
-    async def describe_images(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
-        wanted = params.get("Filters") or []
-        filters.check(wanted, self.IMAGE_FILTERS, tags=None)
-        asked = params.get("ImageIds") or []
-        for image_id in asked:
-            if not IMAGE_ID.match(image_id):
-                raise EC2Error("InvalidAMIID.Malformed", f'Invalid id: "{image_id}" (expecting "ami-...")')
-            if image_id not in self.images:
-                raise EC2Error("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist")
-        images = []
-        for image_id, ref in self.images.items():
-            if asked and image_id not in asked:
-                continue
-            available = await deferToThread(self.podman.image_exists, ref)
-            images.append(
-                {
-                    "ImageId": image_id,
-                    "Name": ref,
-                    "ImageLocation": ref,
-                    "Description": "Resilin node image (container)",
-                    "State": "available" if available else "pending",
-                    "OwnerId": IMAGE_OWNER,
-                    "Public": True,
-                    "Architecture": "x86_64",
-                    "ImageType": "machine",
-                    "RootDeviceType": "ebs",
-                    "RootDeviceName": "/dev/xvda",
-                    "VirtualizationType": "hvm",
-                    "Hypervisor": "xen",
-                    "PlatformDetails": "Linux/UNIX",
-                }
-            )
-        return {"Images": [i for i in images if filters.matches(i, wanted, self.IMAGE_FILTERS)]}
-
-    async def describe_instance_types(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
-        asked = params.get("InstanceTypes") or []
-        for name in asked:
-            if name not in catalogue.INSTANCE_TYPES:
-                raise EC2Error(
-                    "InvalidInstanceType", f"The following supplied instance types do not exist: [{name}]"
-                )
-        return {
-            "InstanceTypes": [
-                {
-                    "InstanceType": t.name,
-                    "CurrentGeneration": True,
-                    "VCpuInfo": {
-                        "DefaultVCpus": t.vcpus,
-                        "DefaultCores": t.vcpus,
-                        "DefaultThreadsPerCore": 1,
-                    },
-                    "MemoryInfo": {"SizeInMiB": t.memory_mib},
-                    "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
-                    "SupportedRootDeviceTypes": ["ebs"],
-                    "SupportedVirtualizationTypes": ["hvm"],
-                    "Hypervisor": "xen",
-                }
-                for t in catalogue.INSTANCE_TYPES.values()
-                if not asked or t.name in asked
-            ]
-        }
-
-    async def describe_availability_zones(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
-        region = self.cloud.region
-        return {
-            "AvailabilityZones": [
-                {
-                    "ZoneName": f"{region}a",
-                    "ZoneId": f"{self.cloud.name}-az1",
-                    "State": "available",
-                    "RegionName": region,
-                    "ZoneType": "availability-zone",
-                    "Messages": [],
-                }
-            ]
-        }
-
-
-def _tag_list(tags: dict[str, str]) -> list[dict[str, str]] | None:
-    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())] or None
-
-
-def _check_tags(tags: dict[str, str]) -> None:
-    if len(tags) > 50:
-        raise EC2Error("TagLimitExceeded", "The maximum number of tags per resource (50) has been reached")
-    for key, value in tags.items():
-        if not key or len(key) > 128:
-            raise EC2Error("InvalidParameterValue", f"Tag key '{key}' must be 1 to 128 characters")
-        if key.lower().startswith("aws:"):
-            raise EC2Error(
-                "InvalidParameterValue", "Tag keys starting with 'aws:' are reserved for internal use"
-            )
-        if len(value) > 256:
-            raise EC2Error("InvalidParameterValue", f"The value of tag '{key}' is longer than 256 characters")
