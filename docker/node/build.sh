@@ -212,7 +212,7 @@ if [ ! -f "$HADOOP_LIB/.done" ]; then
     log "stage 2: resolving Hadoop jars with Maven -> $HADOOP_LIB"
     t0=$(date +%s)
     rm -rf "$HADOOP_LIB"
-    mvn -B -q -f "$POM" \
+    mvn -B -q -Dstyle.color=never -f "$POM" \
         org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="$HADOOP_LIB/jars" >&2
     touch "$HADOOP_LIB/.done"
@@ -291,6 +291,11 @@ tar -C "$ROOT" --numeric-owner -c . |
         --message "resilin node $TAG" \
         - "$REF" >&2
 podman tag "$REF" "$IMAGE:latest"
+# Drop images built from older inputs (kept if a container still uses one).
+for old in $(podman images --format '{{.Repository}}:{{.Tag}}' | grep "^$IMAGE:" |
+    grep -v -e ":$TAG\$" -e ':latest$'); do
+    podman rmi "$old" >/dev/null 2>&1 && log "removed old image $old" || true
+done
 safe_rm_tree "$ROOT"
 log "built $REF in $(($(date +%s) - START))s ($(podman image inspect --format '{{.Size}}' "$REF" | awk '{printf "%.0f MB", $1/1e6}'))"
 echo "$REF"
