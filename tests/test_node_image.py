@@ -36,9 +36,7 @@ HOSTNAME = "nodetest"
 
 
 def _run(args, *, input=None, timeout=300, check=True):
-    proc = subprocess.run(
-        args, input=input, capture_output=True, text=True, timeout=timeout
-    )
+    proc = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"command failed ({proc.returncode}): {args}\n"
@@ -72,8 +70,13 @@ class Node:
 
     def ip(self) -> str:
         out = _run(
-            ["podman", "inspect", "--format",
-             "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", self.name]
+            [
+                "podman",
+                "inspect",
+                "--format",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                self.name,
+            ]
         ).stdout.split()
         assert out, "container has no IP address"
         return out[0]
@@ -84,10 +87,7 @@ class Node:
 
 
 def _site(props: dict[str, str]) -> str:
-    body = "".join(
-        f"  <property><name>{k}</name><value>{v}</value></property>\n"
-        for k, v in props.items()
-    )
+    body = "".join(f"  <property><name>{k}</name><value>{v}</value></property>\n" for k, v in props.items())
     return f'<?xml version="1.0"?>\n<configuration>\n{body}</configuration>\n'
 
 
@@ -106,8 +106,7 @@ def pseudo_distributed_config(host: str) -> dict[str, str]:
     yarn = {
         "yarn.resourcemanager.hostname": host,
         "yarn.nodemanager.aux-services": "mapreduce_shuffle",
-        "yarn.nodemanager.aux-services.mapreduce_shuffle.class":
-            "org.apache.hadoop.mapred.ShuffleHandler",
+        "yarn.nodemanager.aux-services.mapreduce_shuffle.class": "org.apache.hadoop.mapred.ShuffleHandler",
         "yarn.application.classpath": "/etc/hadoop,/opt/hadoop/share/hadoop/common/lib/*",
         "yarn.nodemanager.vmem-check-enabled": "false",
         "yarn.nodemanager.resource.memory-mb": "4096",
@@ -163,8 +162,23 @@ if current is not None:
 
 def _sample_text() -> str:
     rng = random.Random(42)
-    words = ["alpha", "beta", "gamma", "delta", "hadoop", "yarn", "hdfs", "emr",
-             "resilin", "streaming", "Word", "word", "x", "déjà-vu", "42"]
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "hadoop",
+        "yarn",
+        "hdfs",
+        "emr",
+        "resilin",
+        "streaming",
+        "Word",
+        "word",
+        "x",
+        "déjà-vu",
+        "42",
+    ]
     lines = []
     for _ in range(400):
         n = rng.randint(0, 12)
@@ -208,9 +222,7 @@ def _wait_ssh_banner(ip: str, timeout: float = 60) -> str:
 
 
 def _block(text: str, name: str) -> list[str]:
-    m = re.search(
-        rf"-----BEGIN {name}-----\n(.*?)-----END {name}-----", text, re.DOTALL
-    )
+    m = re.search(rf"-----BEGIN {name}-----\n(.*?)-----END {name}-----", text, re.DOTALL)
     assert m, f"no {name} block in console output:\n{text}"
     return [line for line in m.group(1).splitlines() if line.strip()]
 
@@ -229,11 +241,22 @@ def test_node_image_runs_hadoop(node_image, tmp_path):
     node = Node(name)
     _run(["podman", "network", "create", network])
     try:
-        _run([
-            "podman", "run", "-d", "--name", name, "--hostname", HOSTNAME,
-            "--network", network, "-e", f"RESILIN_SSH_PUBKEY={pubkey}",
-            node_image,
-        ])
+        _run(
+            [
+                "podman",
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--hostname",
+                HOSTNAME,
+                "--network",
+                network,
+                "-e",
+                f"RESILIN_SSH_PUBKEY={pubkey}",
+                node_image,
+            ]
+        )
         try:
             _check_boot(node, key, tmp_path)
             _check_hadoop(node)
@@ -254,9 +277,12 @@ def _check_boot(node: Node, key: Path, tmp_path: Path):
     banner = _wait_ssh_banner(ip)
     assert banner.startswith("SSH-2.0-OpenSSH"), banner
 
-    _wait_for("host keys on the console",
-              lambda: ("-----END SSH HOST KEY KEYS-----" in (out := node.logs()), out),
-              timeout=30, interval=1)
+    _wait_for(
+        "host keys on the console",
+        lambda: ("-----END SSH HOST KEY KEYS-----" in (out := node.logs()), out),
+        timeout=30,
+        interval=1,
+    )
     console = node.logs()
     fingerprints = _block(console, "SSH HOST KEY FINGERPRINTS")
     keys = _block(console, "SSH HOST KEY KEYS")
@@ -267,19 +293,43 @@ def _check_boot(node: Node, key: Path, tmp_path: Path):
     # the one printed on the console (as an EMR client does with EC2 output).
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("".join(f"{ip} {k}\n" for k in keys))
-    ssh = _run([
-        "ssh", "-i", str(key), "-o", "BatchMode=yes",
-        "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
-        "-o", "ConnectTimeout=10", f"hadoop@{ip}",
-        "id -un; sudo -n id -u; hadoop version | head -n1",
-    ], timeout=120)
+    ssh = _run(
+        [
+            "ssh",
+            "-i",
+            str(key),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
+            f"hadoop@{ip}",
+            "id -un; sudo -n id -u; hadoop version | head -n1",
+        ],
+        timeout=120,
+    )
     assert ssh.stdout.split("\n")[:3] == ["hadoop", "0", "Hadoop 3.5.0"], ssh.stdout
     # root and passwords are refused.
-    root = _run([
-        "ssh", "-i", str(key), "-o", "BatchMode=yes",
-        "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=10",
-        f"root@{ip}", "true",
-    ], check=False, timeout=60)
+    root = _run(
+        [
+            "ssh",
+            "-i",
+            str(key),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "ConnectTimeout=10",
+            f"root@{ip}",
+            "true",
+        ],
+        check=False,
+        timeout=60,
+    )
     assert root.returncode != 0
 
 
@@ -287,8 +337,10 @@ def _check_hadoop(node: Node):
     for fname, content in pseudo_distributed_config(HOSTNAME).items():
         node.write(f"/etc/hadoop/{fname}", content)
 
-    node.sh("hdfs namenode -format -nonInteractive -force > /tmp/format.log 2>&1 "
-            "|| { cat /tmp/format.log; exit 1; }")
+    node.sh(
+        "hdfs namenode -format -nonInteractive -force > /tmp/format.log 2>&1 "
+        "|| { cat /tmp/format.log; exit 1; }"
+    )
     node.sh("hadoop-daemon hdfs start namenode && hadoop-daemon hdfs start datanode")
     node.sh("hadoop-daemon yarn start resourcemanager && hadoop-daemon yarn start nodemanager")
 
@@ -296,7 +348,8 @@ def _check_hadoop(node: Node):
         for tool, daemon in daemons:
             status = node.sh(f"hadoop-daemon {tool} status {daemon}", check=False)
             assert status.returncode == 0, node.sh(
-                f"tail -n 80 /var/log/hadoop/{daemon}.log", check=False).stdout
+                f"tail -n 80 /var/log/hadoop/{daemon}.log", check=False
+            ).stdout
 
     def datanode_live():
         assert_alive(("hdfs", "namenode"), ("hdfs", "datanode"))
@@ -330,8 +383,10 @@ def _check_hadoop(node: Node):
     node.write("/home/hadoop/wc/input.txt", text)
     node.write("/home/hadoop/wc/mapper.py", MAPPER)
     node.write("/home/hadoop/wc/reducer.py", REDUCER)
-    node.sh("hdfs dfs -mkdir -p /user/hadoop/input && "
-            "hdfs dfs -put -f /home/hadoop/wc/input.txt /user/hadoop/input/")
+    node.sh(
+        "hdfs dfs -mkdir -p /user/hadoop/input && "
+        "hdfs dfs -put -f /home/hadoop/wc/input.txt /user/hadoop/input/"
+    )
 
     # hadoop-streaming with python3 scripts shipped through -files.
     node.sh(
@@ -347,8 +402,7 @@ def _check_hadoop(node: Node):
 
     # The examples jar at its EMR path.
     node.sh(
-        "hadoop jar /usr/lib/hadoop-mapreduce/hadoop-mapreduce-examples.jar wordcount "
-        "input out-wordcount",
+        "hadoop jar /usr/lib/hadoop-mapreduce/hadoop-mapreduce-examples.jar wordcount input out-wordcount",
         timeout=900,
     )
     got = _parse_counts(node.sh("hdfs dfs -cat 'out-wordcount/part-*'").stdout)
@@ -388,10 +442,16 @@ def _check_s3a(node: Node, network: str, tmp_path: Path):
     if not moto.exists():
         print("moto_server not installed: S3A round trip skipped")
         return
-    gateway = _run([
-        "podman", "network", "inspect", "--format",
-        "{{range .Subnets}}{{.Gateway}}{{end}}", network,
-    ]).stdout.strip()
+    gateway = _run(
+        [
+            "podman",
+            "network",
+            "inspect",
+            "--format",
+            "{{range .Subnets}}{{.Gateway}}{{end}}",
+            network,
+        ]
+    ).stdout.strip()
     port = _free_port(gateway)
     log = open(tmp_path / "moto.log", "w")
     server = subprocess.Popen(
@@ -401,9 +461,12 @@ def _check_s3a(node: Node, network: str, tmp_path: Path):
         endpoint = f"http://{gateway}:{port}"
         _wait_for(
             "the moto S3 server",
-            lambda: (node.sh(f"curl -s -o /dev/null {endpoint}/", check=False).returncode == 0,
-                     (tmp_path / "moto.log").read_text()),
-            timeout=60, interval=1,
+            lambda: (
+                node.sh(f"curl -s -o /dev/null {endpoint}/", check=False).returncode == 0,
+                (tmp_path / "moto.log").read_text(),
+            ),
+            timeout=60,
+            interval=1,
         )
         bucket = "resilin-node-test"
         node.sh(f"curl -sf -X PUT {endpoint}/{bucket}")
