@@ -20,6 +20,7 @@ from resilin import steps as step_scripts
 from resilin.hadoop_config import ClusterSpec, NodeSpec, render_node_script, render_wait_ready
 from resilin.jobflows import ids, states
 from resilin.jobflows.store import Doc, JobFlowStore, StateConflict
+from resilin.provisioners.ec2client import EC2Client, ProvisioningError
 from resilin.sigv4 import Credentials
 from resilin.ssh import KeyPair, Node, SshError
 
@@ -46,7 +47,7 @@ class Placement:
     """Where a cluster's instances go: the cloud's EC2 client, image, and the storage endpoint nodes use."""
 
     cloud_name: str
-    client: object  # resilin.provisioners.ec2client.Ec2Client
+    client: EC2Client
     image_id: str
     storage_endpoint: str
 
@@ -162,8 +163,9 @@ class ClusterWorker(threading.Thread):
                 "resilin:cluster-id": self.cid,
                 "resilin:group-id": group["id"],
                 "resilin:role": group["role"],
-                "aws:elasticmapreduce:job-flow-id": self.cid,
-                "aws:elasticmapreduce:instance-group-role": group["role"],
+                # EMR's own tags, without the "aws:" prefix that clouds reserve for themselves.
+                "elasticmapreduce:job-flow-id": self.cid,
+                "elasticmapreduce:instance-group-role": group["role"],
                 "Name": f"{cluster['name']} {group['role'].lower()}",
             }
             try:
@@ -196,7 +198,7 @@ class ClusterWorker(threading.Thread):
             group, ec2_id = item
             info = infos[ec2_id]
             host_keys = client.host_keys(ec2_id, timeout=SSH_TIMEOUT)
-            address = info.public_ip or info.private_ip
+            address = info.address
             node = Node(address, host_keys, key)
             node.wait_reachable(SSH_TIMEOUT)
             instance = {
@@ -218,7 +220,7 @@ class ClusterWorker(threading.Thread):
         try:
             with ThreadPoolExecutor(max_workers=min(16, len(launched))) as pool:
                 instances = list(pool.map(reach, launched))
-        except (SshError, TimeoutError) as exc:
+        except (SshError, ProvisioningError) as exc:
             raise ClusterFailure(states.INSTANCE_FAILURE, f"Instance could not be reached: {exc}") from exc
         for instance in instances:
             self.store.put_instance(self.cid, instance)
@@ -412,7 +414,7 @@ class ClusterWorker(threading.Thread):
                 placement = self.placement_for(cloud)
             except KeyError:
                 continue
-            found = placement.client.find_by_tag("resilin:cluster-id", self.cid)
+            found = [i.id for i in placement.client.find_by_tag("resilin:cluster-id", self.cid)]
             if found:
                 log.info("%s: terminating %d instance(s) left by a previous run", self.cid, len(found))
                 placement.client.terminate(found)

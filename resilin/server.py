@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import secrets
 import signal
-from dataclasses import dataclass, field
+import socket
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from twisted.internet import reactor
@@ -26,6 +27,8 @@ from resilin.redis_server import PrivateRedis, connect
 from resilin.sigv4 import Credentials
 
 log = logging.getLogger("resilin")
+
+IP_FREEBIND = 15  # from <linux/in.h>; Python's socket module does not name it
 
 # The local clouds' own account: Resilin provisions there with a key made fresh at every start.
 LOCAL_CLOUD_ACCOUNT = "000000000000"
@@ -58,12 +61,28 @@ def _listen(site, port: int, host: str):
     return reactor.listenTCP(port, site, interface=host)
 
 
+def _listen_freebind(site, port: int, host: str):
+    """Listen on an address that may not exist yet.
+
+    A podman bridge gets its gateway address only when its first container
+    starts, so the socket is bound with IP_FREEBIND and adopted by the reactor.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    listening = reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, site)
+    sock.close()  # the reactor holds its own duplicate of the descriptor
+    return listening
+
+
 def start(settings: Settings) -> Runtime:
     """Start every service in this process's reactor (call before ``reactor.run()``)."""
     from resilin.api.server import make_site as make_api_site
-    from resilin.provisioners.ec2client import Ec2Client
-    from resilin.provisioners.localcloud.cloud import LABEL
-    from resilin.provisioners.localcloud.server import local_cloud
+    from resilin.provisioners.ec2client import EC2Client
+    from resilin.provisioners.localcloud.server import ensure_network
     from resilin.provisioners.localcloud.server import make_site as make_cloud_site
     from resilin.storage.server import make_site as make_storage_site
 
@@ -82,10 +101,8 @@ def start(settings: Settings) -> Runtime:
         )
         site = make_cloud_site(cloud, redis_client, lambda k, c=cloud_creds: c if k == c.access_key else None,
                                settings.node_image)  # fmt: skip
-        lc = local_cloud(site)
         # The network must exist now: the storage service listens on its gateway address.
-        lc.podman.ensure_network(lc.network, cloud.subnet, {f"{LABEL}.cloud": cloud.name})
-        gateway = lc.gateway_ip()
+        gateway = ensure_network(cloud)
         ports.append(_listen(site, local_port, settings.bind_host))
         local[cloud.name] = LocalCloudRuntime(
             cloud, f"http://{settings.bind_host}:{local_port}", gateway, cloud_creds
@@ -98,7 +115,7 @@ def start(settings: Settings) -> Runtime:
     ports.append(_listen(storage_site, settings.storage_port, settings.bind_host))
     for runtime in local.values():
         if runtime.gateway != settings.bind_host:
-            ports.append(_listen(storage_site, settings.storage_port, runtime.gateway))
+            ports.append(_listen_freebind(storage_site, settings.storage_port, runtime.gateway))
 
     service = EmrService(store, settings.region)
     ports.append(_listen(make_api_site(service, settings.credentials, settings.region), settings.api_port,
@@ -113,11 +130,13 @@ def start(settings: Settings) -> Runtime:
         cloud = settings.cloud(name)  # KeyError for an unknown cloud
         if name in local:
             runtime = local[name]
-            client = Ec2Client(runtime.endpoint, cloud.region, runtime.credentials.access_key,
-                               runtime.credentials.secret_key)  # fmt: skip
+            client = EC2Client(
+                replace(cloud, endpoint=runtime.endpoint, access_key=runtime.credentials.access_key,
+                        secret_key=runtime.credentials.secret_key)
+            )  # fmt: skip
             storage = f"http://{runtime.gateway}:{settings.storage_port}"
         else:
-            client = Ec2Client(cloud.endpoint, cloud.region, cloud.access_key, cloud.secret_key)
+            client = EC2Client(cloud)
             storage = settings.extra.get(
                 "storage_public_endpoint", f"http://{settings.bind_host}:{settings.storage_port}"
             )

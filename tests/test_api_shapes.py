@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from resilin.api import model
 from resilin.api.errors import UnknownOperation
 from resilin.api.patterns import matches
 from resilin.api.results import JSON_SCALARS, ResultShapeError, serialize_output
 from resilin.api.shapes import parse_input
-
 from resilin.errors import ValidationError
 
 RUN = model.operation("RunJobFlow").input_shape
