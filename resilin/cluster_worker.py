@@ -201,6 +201,8 @@ class ClusterWorker(threading.Thread):
             address = info.address
             node = Node(address, host_keys, key)
             node.wait_reachable(SSH_TIMEOUT)
+            # Hadoop daemons register under the host's own name, so every node must resolve it.
+            hostname = node.run("hostname", timeout=30).stdout.strip()
             instance = {
                 "id": ids.instance_id(),
                 "ec2_id": ec2_id,
@@ -211,6 +213,7 @@ class ClusterWorker(threading.Thread):
                 "private_ip": info.private_ip,
                 "public_ip": address,
                 "public_dns": info.dns or address,
+                "hostname": hostname,
                 "state": states.INSTANCE_BOOTSTRAPPING,
                 "host_keys": host_keys,
             }
@@ -242,7 +245,12 @@ class ClusterWorker(threading.Thread):
         creds = self.credentials_for(cluster["account"])
         workers = [g for g in cluster["groups"] if g["role"] != "MASTER" and g["requested"]]
         nodes = [
-            NodeSpec(name=f"ip-{i['private_ip'].replace('.', '-')}", ip=i["private_ip"], role=i["role"])
+            NodeSpec(
+                name=f"ip-{i['private_ip'].replace('.', '-')}",
+                ip=i["private_ip"],
+                role=i["role"],
+                hostname=i.get("hostname", ""),
+            )
             for i in instances
         ]
         assert self.placement is not None

@@ -62,9 +62,10 @@ def sizing_for(instance_type: str) -> Sizing:
 
 @dataclass
 class NodeSpec:
-    name: str
+    name: str  # EC2-style private name (ip-10-0-0-5), resolvable on every node
     ip: str
     role: str
+    hostname: str = ""  # the instance's own host name, which Hadoop daemons register under
 
 
 @dataclass
