@@ -145,5 +145,9 @@ def render_node_script(spec: ClusterSpec, node: NodeSpec) -> str:
 
 def render_wait_ready(spec: ClusterSpec, timeout: int) -> str:
     return _env.get_template("wait-ready.sh.j2").render(
-        cluster_id=spec.cluster_id, datanodes=spec.datanodes, nodemanagers=spec.nodemanagers, timeout=timeout
+        cluster_id=spec.cluster_id,
+        master_ip=spec.master.ip,
+        datanodes=spec.datanodes,
+        nodemanagers=spec.nodemanagers,
+        timeout=timeout,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -9,13 +10,16 @@ import pytest
 
 from resilin import demo
 from resilin.process import cloud_containers, new_process
+from resilin.provisioners.localcloud.process import remove_cloud
 
 pytestmark = [
     pytest.mark.cluster,
     pytest.mark.skipif(shutil.which("podman") is None, reason="needs podman"),
 ]
 
-CLOUD = "e2e"
+# A cloud (network) of this run's own, so runs from several checkouts can share the machine.
+CLOUD = f"e2e{os.getpid() % 100000}"
+SUBNET = f"10.78.{100 + os.getpid() % 150}.0/24"
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +27,13 @@ def resilin(tmp_path_factory):
     image = subprocess.run(["podman", "image", "exists", "localhost/resilin-node:latest"])
     if image.returncode != 0:
         pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
-    proc = new_process(tmp_path_factory.mktemp("resilin-home"), CLOUD, "10.78.11.0/24")
+    proc = new_process(tmp_path_factory.mktemp("resilin-home"), CLOUD, SUBNET)
     proc.start()
     yield proc
     proc.stop()
     print(proc.log_tail(200))
+    leaked = remove_cloud(CLOUD)  # also removes the cloud's network
+    assert leaked == [], f"containers left behind: {leaked}"
 
 
 def _logged(resilin, say_lines):
