@@ -219,12 +219,14 @@ class LocalCloud:
 
     async def _view(self, account: str) -> list[tuple[InstanceRecord, str]]:
         """Every instance of ``account`` (oldest first) with its current EC2 state name."""
+        # Records first, containers second: a launch marks its record LAUNCHED only once the
+        # container exists, so a LAUNCHED record is always matched by the listing that follows.
+        records = {r.instance_id: r for r in self.store.instances(account)}
         containers = {
             c.labels.get(f"{LABEL}.instance-id"): c
             for c in await self._containers()
             if c.labels.get(f"{LABEL}.account") == account
         }
-        records = {r.instance_id: r for r in self.store.instances(account)}
         for iid, container in containers.items():
             if iid and iid not in records:
                 adopted = self._adopt(container)
