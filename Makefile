@@ -7,9 +7,10 @@ setup:
 demo: setup
 	.venv/bin/resilin demo
 
+# The local cloud's tests run instances from the real node image that setup has built.
 test: setup
 	.venv/bin/ruff check .
-	.venv/bin/pytest -v -rs
+	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest .venv/bin/pytest -v -rs
 
 bench: setup
 	.venv/bin/python bench/deploy.py
