@@ -27,8 +27,8 @@ from resilin.ssh import KeyPair, Node, SshError
 log = logging.getLogger(__name__)
 
 RUNNING_TIMEOUT = 300
-SSH_TIMEOUT = 180
-HADOOP_READY_TIMEOUT = 300
+SSH_TIMEOUT = 300
+HADOOP_READY_TIMEOUT = 600
 
 
 class ClusterFailure(Exception):

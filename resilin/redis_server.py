@@ -26,6 +26,7 @@ class PrivateRedis:
         self.directory = Path(directory)
         self.socket = self.directory / "redis.sock"
         self.process: subprocess.Popen | None = None
+        self.adopted_pid: int | None = None  # a server left running by a previous run, now ours
 
     @property
     def url(self) -> str:
@@ -42,6 +43,7 @@ class PrivateRedis:
         if self.socket.exists():
             try:  # a server of ours is already running (e.g. left by a crashed run): reuse it
                 if self.client().ping():
+                    self.adopted_pid = int(self.client().info("server")["process_id"])
                     return self
             except redis.ConnectionError:
                 self.socket.unlink()
@@ -74,6 +76,12 @@ class PrivateRedis:
         raise RedisServerError(f"redis-server did not answer within {timeout}s")
 
     def stop(self) -> None:
+        if self.adopted_pid is not None:
+            try:
+                self.client().shutdown(nosave=True)  # the append-only file already has everything
+            except redis.ConnectionError:
+                pass  # shutting down closes the connection
+            self.adopted_pid = None
         if self.process is None:
             return
         self.process.terminate()

@@ -1,0 +1,91 @@
+"""A Resilin restarted mid-flight ends or resumes its clusters and leaks no instance."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import pytest
+
+from resilin.process import cloud_containers, new_process
+from resilin.provisioners.localcloud.process import remove_cloud
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(shutil.which("podman") is None, reason="needs podman"),
+]
+
+CLOUD = f"rst{os.getpid() % 100000}"
+SUBNET = f"10.79.{100 + os.getpid() % 150}.0/24"
+
+
+@pytest.fixture
+def resilin(tmp_path):
+    proc = new_process(tmp_path, CLOUD, SUBNET, accounts=1)
+    proc.start()
+    yield proc
+    proc.stop()
+    print(proc.log_tail(100))
+    assert remove_cloud(CLOUD) == []
+
+
+def _wait_state(emr, cid: str, wanted: set[str], timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cluster = emr.describe_cluster(ClusterId=cid)["Cluster"]
+        if cluster["Status"]["State"] in wanted:
+            return cluster
+        time.sleep(0.5)
+    raise TimeoutError(f"{cid} never reached {wanted}")
+
+
+def test_killed_while_bootstrapping_ends_cluster_and_reclaims_instances(resilin):
+    emr = resilin.endpoints().client("emr")
+    cid = emr.run_job_flow(
+        Name="restart me",
+        ReleaseLabel="emr-7.5.0",
+        Instances={
+            "MasterInstanceType": "m5.xlarge",
+            "InstanceCount": 2,
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
+    )["JobFlowId"]
+    _wait_state(emr, cid, {"BOOTSTRAPPING"})
+    assert len(cloud_containers(CLOUD)) == 2
+
+    resilin.process.send_signal(signal.SIGKILL)  # no chance to clean up
+    resilin.process.wait()
+    resilin.process = None
+    assert len(cloud_containers(CLOUD)) == 2  # the instances outlive Resilin, as they would on a real cloud
+
+    resilin.start()
+    cluster = _wait_state(emr, cid, {"TERMINATED", "TERMINATED_WITH_ERRORS"}, timeout=180)
+    assert cluster["Status"]["State"] == "TERMINATED_WITH_ERRORS"
+    assert "restarted" in cluster["Status"]["StateChangeReason"]["Message"]
+    assert cloud_containers(CLOUD) == []
+
+
+def test_cluster_still_starting_at_a_restart_is_provisioned_afresh(resilin):
+    emr = resilin.endpoints().client("emr")
+    cid = emr.run_job_flow(
+        Name="started again",
+        ReleaseLabel="emr-7.5.0",
+        Instances={
+            "MasterInstanceType": "m5.xlarge",
+            "InstanceCount": 1,
+            "KeepJobFlowAliveWhenNoSteps": False,
+        },
+    )["JobFlowId"]
+    resilin.process.send_signal(signal.SIGKILL)  # while the cluster is STARTING
+    resilin.process.wait()
+    resilin.process = None
+
+    resilin.start()
+    cluster = _wait_state(emr, cid, {"TERMINATED", "TERMINATED_WITH_ERRORS"}, timeout=600)
+    # Provisioned again from scratch, ready, and (no steps, no keep-alive) ended normally.
+    assert cluster["Status"]["State"] == "TERMINATED", cluster["Status"]
+    assert cluster["Status"]["StateChangeReason"]["Code"] == "ALL_STEPS_COMPLETED"
+    assert "ReadyDateTime" in cluster["Status"]["Timeline"]
+    assert cloud_containers(CLOUD) == []
