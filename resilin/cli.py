@@ -54,7 +54,7 @@ class RunningServer:
         print(f"starting Resilin (log: {log_path})")
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "resilin", "server", "--home", str(self.home)],
+                [sys.executable, "-m", "resilin", "--home", str(self.home), "server"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
