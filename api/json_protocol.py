@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from resilin.api import model
-from resilin.api.auth import authenticate
+from resilin.api.auth import Authenticator
 from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import (
     InternalFailure,
@@ -19,7 +19,7 @@ from resilin.api.errors import (
 from resilin.api.request import ApiRequest, ApiResponse
 from resilin.api.results import JSON_SCALARS
 from resilin.errors import EmrError
-from resilin.sigv4 import CredentialLookup
+from resilin.jobflows.caller import Caller
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,9 @@ def error_response(error: EmrError) -> ApiResponse:
 
 
 class JsonProtocol:
-    def __init__(self, dispatcher: Dispatcher, lookup: CredentialLookup, region: str) -> None:
+    def __init__(self, dispatcher: Dispatcher, authenticator: Authenticator) -> None:
         self.dispatcher = dispatcher
-        self.lookup = lookup
-        self.region = region
+        self.auth = authenticator
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one request; blocking (the core is called here), so run it off the reactor."""
@@ -88,9 +87,9 @@ class JsonProtocol:
             raise UnsupportedMediaType(
                 f"Content-Type {_media_type(request) or '(none)'!r} is not supported; use {CONTENT_TYPE}."
             )
-        credentials = authenticate(request, self.lookup, self.region)
+        signed = self.auth.sigv4(request)
         name = operation_name(request)
+        self.auth.refuse_replay(signed, name)
         params = decode_body(request.body)
-        return self.dispatcher.execute(
-            credentials.account_id, name, params, JSON_SCALARS, request_id=request.request_id
-        )
+        caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
+        return self.dispatcher.execute(caller, name, params, JSON_SCALARS, request_id=request.request_id)

@@ -11,9 +11,12 @@ from twisted.web import resource, server
 from twisted.web.server import Request
 
 from resilin.api import model
+from resilin.api.auth import Authenticator
 from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import InternalFailure, RequestTooLarge
-from resilin.api.json_protocol import JsonProtocol, error_response
+from resilin.api.json_protocol import JsonProtocol, error_response, is_json_request
+from resilin.api.query_protocol import QueryProtocol
+from resilin.api.replay import SignatureLedger
 from resilin.api.request import ApiRequest, ApiResponse
 from resilin.httputil import new_request_id, request_headers, split_uri
 from resilin.sigv4 import Credentials
@@ -29,9 +32,10 @@ class EmrResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, json_protocol: JsonProtocol) -> None:
+    def __init__(self, json_protocol: JsonProtocol, query_protocol: QueryProtocol) -> None:
         super().__init__()
         self.json_protocol = json_protocol
+        self.query_protocol = query_protocol
 
     def render(self, request: Request) -> bytes | int:
         request_id = new_request_id()
@@ -51,8 +55,11 @@ class EmrResource(resource.Resource):
             body=body,
             request_id=request_id,
         )
-        # The legacy Query protocol will be routed here too, by its form-encoded Content-Type.
-        handler = self.json_protocol.handle
+        # JSON requests name their operation in X-Amz-Target; the Query protocol in Action=.
+        if api_request.header("x-amz-target") or is_json_request(api_request):
+            handler = self.json_protocol.handle
+        else:
+            handler = self.query_protocol.handle
         finished: list[bool] = []
         request.notifyFinish().addBoth(lambda _: finished.append(True))
         d = deferToThread(handler, api_request)
@@ -83,10 +90,23 @@ def _declared_length(request: Request) -> int:
         return 0
 
 
-def make_site(service: object, lookup: Callable[[str], Credentials | None], region: str) -> server.Site:
-    """The EMR API over ``service`` (the core), authenticating with ``lookup`` for ``region``."""
+def make_site(
+    service: object,
+    lookup: Callable[[str], Credentials | None],
+    region: str,
+    ledger: SignatureLedger | None = None,
+) -> server.Site:
+    """The EMR API over ``service`` (the core), authenticating with ``lookup`` for ``region``.
+
+    Signatures already used are refused; they are remembered in ``ledger``, by default in
+    the Redis of the core's store.
+    """
     model.emr_model()  # load the model now rather than inside the first request
-    protocol = JsonProtocol(Dispatcher(service), lookup, region)
-    site = server.Site(EmrResource(protocol))
+    if ledger is None:
+        ledger = SignatureLedger(service.store.redis)  # type: ignore[attr-defined]
+    dispatcher = Dispatcher(service)
+    authenticator = Authenticator(lookup, region, ledger)
+    resource = EmrResource(JsonProtocol(dispatcher, authenticator), QueryProtocol(dispatcher, authenticator))
+    site = server.Site(resource)
     site.displayTracebacks = False  # never a traceback to a client
     return site

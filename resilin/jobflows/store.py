@@ -49,6 +49,38 @@ def _account_key(account: str) -> str:
     return f"resilin:account:{account}:clusters"
 
 
+def _summaries_key(account: str) -> str:
+    return f"resilin:account:{account}:summaries"
+
+
+def _security_configurations_key(account: str) -> str:
+    return f"resilin:account:{account}:security-configurations"
+
+
+def _block_public_access_key(account: str) -> str:
+    return f"resilin:account:{account}:block-public-access"
+
+
+# Instance group id → cluster id, for operations that name a group without its cluster.
+GROUP_INDEX = "resilin:instance-groups"
+
+
+def _summary(cluster: Doc) -> str:
+    """What ListClusters filters on, kept beside the documents so a listing reads only its page."""
+    visible = "1" if cluster.get("visible_to_all_users", True) else "0"
+    return f"{cluster['state']}\t{visible}\t{cluster.get('created_by') or ''}"
+
+
+class ClusterSummary:
+    __slots__ = ("state", "visible", "created_by")
+
+    def __init__(self, raw: str) -> None:
+        state, visible, created_by = raw.split("\t", 2)
+        self.state = state
+        self.visible = visible == "1"
+        self.created_by = created_by or None
+
+
 class JobFlowStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
@@ -58,7 +90,10 @@ class JobFlowStore:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(_cluster_key(cluster["id"]), json.dumps(cluster))
             pipe.zadd(_account_key(cluster["account"]), {cluster["id"]: cluster["timeline"]["created"]})
+            pipe.hset(_summaries_key(cluster["account"]), cluster["id"], _summary(cluster))
             pipe.sadd(ACTIVE_CLUSTERS, cluster["id"])
+            for group in cluster.get("groups", []):
+                pipe.hset(GROUP_INDEX, group["id"], cluster["id"])
             for step in steps:
                 pipe.set(_step_key(step["id"]), json.dumps(step))
                 pipe.rpush(_steps_key(cluster["id"]), step["id"])
@@ -71,6 +106,42 @@ class JobFlowStore:
     def cluster_ids(self, account: str) -> list[str]:
         """The account's cluster ids, newest first."""
         return self.redis.zrevrange(_account_key(account), 0, -1)
+
+    def cluster_ids_with_times(
+        self, account: str, after: float | None, before: float | None, offset: int, count: int
+    ) -> list[tuple[str, float]]:
+        """(cluster id, creation time) pairs created in [after, before], newest first, a slice at a time."""
+        high = "+inf" if before is None else before
+        low = "-inf" if after is None else after
+        return self.redis.zrevrangebyscore(
+            _account_key(account), high, low, start=offset, num=count, withscores=True
+        )
+
+    def cluster_summaries_of(self, account: str, cids: list[str]) -> list[ClusterSummary | None]:
+        """The listing summaries of ``cids``; None for a cluster that no longer exists."""
+        if not cids:
+            return []
+        raws = self.redis.hmget(_summaries_key(account), cids)
+        summaries: list[ClusterSummary | None] = []
+        for cid, raw in zip(cids, raws, strict=True):
+            if raw is None:
+                # Stored before summaries were kept: make it from the document, once.
+                cluster = self.get_cluster(cid)
+                if cluster is None:
+                    summaries.append(None)
+                    continue
+                raw = _summary(cluster)
+                self.redis.hset(_summaries_key(account), cid, raw)
+            summaries.append(ClusterSummary(raw))
+        return summaries
+
+    def cluster_of_group(self, group_id: str) -> str | None:
+        return self.redis.hget(GROUP_INDEX, group_id)
+
+    def index_groups(self, cid: str, group_ids: Iterable[str]) -> None:
+        mapping = dict.fromkeys(group_ids, cid)
+        if mapping:
+            self.redis.hset(GROUP_INDEX, mapping=mapping)
 
     def get_clusters(self, cids: list[str]) -> list[Doc]:
         if not cids:
@@ -85,6 +156,7 @@ class JobFlowStore:
         return self._update(_cluster_key(cid), change, on_write=self._index_activity)
 
     def _index_activity(self, pipe: redis.client.Pipeline, cluster: Doc) -> None:
+        pipe.hset(_summaries_key(cluster["account"]), cluster["id"], _summary(cluster))
         if cluster["state"] in states.FINAL_CLUSTER_STATES:
             pipe.srem(ACTIVE_CLUSTERS, cluster["id"])
 
@@ -153,6 +225,29 @@ class JobFlowStore:
     def instances_of(self, cid: str) -> list[Doc]:
         docs = [json.loads(raw) for raw in self.redis.hvals(_instances_key(cid))]
         return sorted(docs, key=lambda d: (d.get("role") != "MASTER", d["id"]))
+
+    # -- account-wide settings ------------------------------------------
+    def security_configurations(self, account: str) -> dict[str, Doc]:
+        raw = self.redis.hgetall(_security_configurations_key(account))
+        return {name: json.loads(doc) for name, doc in raw.items()}
+
+    def get_security_configuration(self, account: str, name: str) -> Doc | None:
+        raw = self.redis.hget(_security_configurations_key(account), name)
+        return json.loads(raw) if raw else None
+
+    def create_security_configuration(self, account: str, doc: Doc) -> bool:
+        """Store a new configuration; False when one of that name exists."""
+        return bool(self.redis.hsetnx(_security_configurations_key(account), doc["name"], json.dumps(doc)))
+
+    def delete_security_configuration(self, account: str, name: str) -> bool:
+        return bool(self.redis.hdel(_security_configurations_key(account), name))
+
+    def get_block_public_access(self, account: str) -> Doc | None:
+        raw = self.redis.get(_block_public_access_key(account))
+        return json.loads(raw) if raw else None
+
+    def put_block_public_access(self, account: str, doc: Doc, only_if_absent: bool = False) -> bool:
+        return bool(self.redis.set(_block_public_access_key(account), json.dumps(doc), nx=only_if_absent))
 
     # -- work notifications ---------------------------------------------
     def notify(self, cid: str) -> None:
