@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
+
+import orjson
 
 from resilin.api import model
 from resilin.api.auth import Authenticator
@@ -35,16 +36,13 @@ def _media_type(request: ApiRequest) -> str:
     return request.header("content-type").split(";")[0].strip().lower()
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def decode_body(body: bytes) -> Any:
     if not body.strip():
         return {}  # an operation without parameters may be sent with no body
     try:
-        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+        # Strict JSON: UTF-8 only, no NaN or Infinity.
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise SerializationError(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise SerializationError("The request body must be a JSON object.")
@@ -60,7 +58,7 @@ def operation_name(request: ApiRequest) -> str:
 
 
 def error_response(error: EmrError) -> ApiResponse:
-    body = json.dumps({"__type": error.code, "message": error.message}).encode()
+    body = orjson.dumps({"__type": error.code, "message": error.message})
     return ApiResponse(error.status, body, {"Content-Type": CONTENT_TYPE, "x-amzn-ErrorType": error.code})
 
 
@@ -78,7 +76,7 @@ class JsonProtocol:
         except Exception:
             log.exception("request %s: unexpected failure", request.request_id)
             return error_response(InternalFailure())
-        return ApiResponse(200, json.dumps(result).encode(), {"Content-Type": CONTENT_TYPE})
+        return ApiResponse(200, orjson.dumps(result), {"Content-Type": CONTENT_TYPE})
 
     def _answer(self, request: ApiRequest) -> dict[str, Any]:
         if request.method != "POST":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import uuid
 from collections.abc import Callable
 
 from twisted.internet.threads import deferToThread
@@ -18,13 +20,18 @@ from resilin.api.json_protocol import JsonProtocol, error_response, is_json_requ
 from resilin.api.query_protocol import QueryProtocol
 from resilin.api.replay import SignatureLedger
 from resilin.api.request import ApiRequest, ApiResponse
-from resilin.httputil import new_request_id, request_headers, split_uri
+from resilin.httputil import request_headers, split_uri
 from resilin.sigv4 import Credentials
 
 log = logging.getLogger(__name__)
 
 # Far above any real EMR request (RunJobFlow with hundreds of steps is well under 1 MiB).
 MAX_BODY = 16 * 1024 * 1024
+
+
+def new_request_id() -> str:
+    # Unique, not secret: the fast generator rather than the kernel's (which costs a system call).
+    return str(uuid.UUID(bytes=random.randbytes(16), version=4))
 
 
 class EmrResource(resource.Resource):
@@ -40,6 +47,7 @@ class EmrResource(resource.Resource):
     def render(self, request: Request) -> bytes | int:
         request_id = new_request_id()
         too_large = _declared_length(request) > MAX_BODY
+        request.content.seek(0)
         body = b"" if too_large else request.content.read(MAX_BODY + 1)
         if too_large or len(body) > MAX_BODY:
             self._write(
@@ -107,6 +115,8 @@ def make_site(
     dispatcher = Dispatcher(service)
     authenticator = Authenticator(lookup, region, ledger)
     resource = EmrResource(JsonProtocol(dispatcher, authenticator), QueryProtocol(dispatcher, authenticator))
-    site = server.Site(resource)
+    # The protocols read the body themselves; Twisted's own form parsing would only cost time.
+    site = server.Site(resource, parsePOSTFormSubmission=False)
     site.displayTracebacks = False  # never a traceback to a client
+    site.log = lambda request: None  # no access log: request ids are logged where something fails
     return site

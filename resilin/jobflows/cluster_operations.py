@@ -24,7 +24,7 @@ from resilin.jobflows.store import Doc
 MAX_TERMINATED_AT_ONCE = 10
 MAX_STEP_CONCURRENCY = 256
 MAX_BOOTSTRAP_ACTIONS = 16
-_SUMMARY_CHUNK = 128
+_SUMMARY_CHUNK = 256
 
 
 def check_step_concurrency(level: int) -> int:
@@ -173,15 +173,17 @@ class ClusterOperations(ServiceBase):
             high = last[0] if high is None else min(high, last[0])
         low = after.timestamp() if after else None
 
-        chosen: list[str] = []
+        chosen: list[Doc] = []
         positions: dict[str, float] = {}
         more = False
         offset = 0
+        chunk = PAGE_SIZE + 1  # enough when nothing is filtered out; more at a time when some is
         while not more:
-            batch = self.store.cluster_ids_with_times(caller.account_id, low, high, offset, _SUMMARY_CHUNK)
+            batch = self.store.cluster_ids_with_times(caller.account_id, low, high, offset, chunk)
             if not batch:
                 break
             offset += len(batch)
+            chunk = _SUMMARY_CHUNK
             if last is not None:
                 batch = [(cid, t) for cid, t in batch if (t, cid) < last]
             summaries = self.store.cluster_summaries_of(caller.account_id, [cid for cid, _ in batch])
@@ -199,12 +201,12 @@ class ClusterOperations(ServiceBase):
                 if len(chosen) == PAGE_SIZE:
                     more = True
                     break
-                chosen.append(cid)
+                chosen.append(summary.doc)
                 positions[cid] = created
-        clusters = self.store.get_clusters(chosen)
-        result: dict[str, Any] = {"Clusters": [views.cluster_summary(c) for c in clusters]}
+        result: dict[str, Any] = {"Clusters": [views.cluster_summary(c) for c in chosen]}
         if more:
-            result["Marker"] = time_marker(positions[chosen[-1]], chosen[-1])
+            last_id = chosen[-1]["id"]
+            result["Marker"] = time_marker(positions[last_id], last_id)
         return result
 
     # -- ending -----------------------------------------------------------

@@ -10,11 +10,11 @@ against the transition tables in ``states``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
 import redis
 
 from resilin.jobflows import states
@@ -65,20 +65,45 @@ def _block_public_access_key(account: str) -> str:
 GROUP_INDEX = "resilin:instance-groups"
 
 
-def _summary(cluster: Doc) -> str:
-    """What ListClusters filters on, kept beside the documents so a listing reads only its page."""
-    visible = "1" if cluster.get("visible_to_all_users", True) else "0"
-    return f"{cluster['state']}\t{visible}\t{cluster.get('created_by') or ''}"
+def _dump(doc: Doc) -> bytes:
+    return orjson.dumps(doc)
+
+
+_load = orjson.loads
+
+# The members of a cluster that ListClusters shows or filters on.  They are kept beside the
+# documents (rewritten with every change) so that a listing reads only a page of small ones.
+_SUMMARY_FIELDS = ("id", "account", "name", "state", "state_reason", "timeline", "arn",
+                   "visible_to_all_users", "created_by")  # fmt: skip
+
+
+def _summary(cluster: Doc) -> bytes:
+    light = {k: cluster.get(k) for k in _SUMMARY_FIELDS}
+    light["groups"] = [
+        {"instance_type": g["instance_type"], "requested": g["requested"]} for g in cluster["groups"]
+    ]
+    return _dump(light)
 
 
 class ClusterSummary:
-    __slots__ = ("state", "visible", "created_by")
+    """A cluster as ListClusters needs it: a document with the summary members only."""
 
-    def __init__(self, raw: str) -> None:
-        state, visible, created_by = raw.split("\t", 2)
-        self.state = state
-        self.visible = visible == "1"
-        self.created_by = created_by or None
+    __slots__ = ("doc",)
+
+    def __init__(self, raw: str | bytes) -> None:
+        self.doc: Doc = _load(raw)
+
+    @property
+    def state(self) -> str:
+        return self.doc["state"]
+
+    @property
+    def visible(self) -> bool:
+        return self.doc.get("visible_to_all_users", True)
+
+    @property
+    def created_by(self) -> str | None:
+        return self.doc.get("created_by")
 
 
 class JobFlowStore:
@@ -88,20 +113,20 @@ class JobFlowStore:
     # -- clusters -------------------------------------------------------
     def create_cluster(self, cluster: Doc, steps: Iterable[Doc] = ()) -> None:
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(_cluster_key(cluster["id"]), json.dumps(cluster))
+            pipe.set(_cluster_key(cluster["id"]), _dump(cluster))
             pipe.zadd(_account_key(cluster["account"]), {cluster["id"]: cluster["timeline"]["created"]})
             pipe.hset(_summaries_key(cluster["account"]), cluster["id"], _summary(cluster))
             pipe.sadd(ACTIVE_CLUSTERS, cluster["id"])
             for group in cluster.get("groups", []):
                 pipe.hset(GROUP_INDEX, group["id"], cluster["id"])
             for step in steps:
-                pipe.set(_step_key(step["id"]), json.dumps(step))
+                pipe.set(_step_key(step["id"]), _dump(step))
                 pipe.rpush(_steps_key(cluster["id"]), step["id"])
             pipe.execute()
 
     def get_cluster(self, cid: str) -> Doc | None:
         raw = self.redis.get(_cluster_key(cid))
-        return json.loads(raw) if raw else None
+        return _load(raw) if raw else None
 
     def cluster_ids(self, account: str) -> list[str]:
         """The account's cluster ids, newest first."""
@@ -146,7 +171,7 @@ class JobFlowStore:
     def get_clusters(self, cids: list[str]) -> list[Doc]:
         if not cids:
             return []
-        return [json.loads(raw) for raw in self.redis.mget([_cluster_key(c) for c in cids]) if raw]
+        return [_load(raw) for raw in self.redis.mget([_cluster_key(c) for c in cids]) if raw]
 
     def active_cluster_ids(self) -> list[str]:
         return sorted(self.redis.smembers(ACTIVE_CLUSTERS))
@@ -182,7 +207,7 @@ class JobFlowStore:
     def add_steps(self, cid: str, steps: list[Doc]) -> None:
         with self.redis.pipeline(transaction=True) as pipe:
             for step in steps:
-                pipe.set(_step_key(step["id"]), json.dumps(step))
+                pipe.set(_step_key(step["id"]), _dump(step))
                 pipe.rpush(_steps_key(cid), step["id"])
             pipe.execute()
 
@@ -194,11 +219,11 @@ class JobFlowStore:
         ids = self.step_ids(cid)
         if not ids:
             return []
-        return [json.loads(raw) for raw in self.redis.mget([_step_key(s) for s in ids]) if raw]
+        return [_load(raw) for raw in self.redis.mget([_step_key(s) for s in ids]) if raw]
 
     def get_step(self, sid: str) -> Doc | None:
         raw = self.redis.get(_step_key(sid))
-        return json.loads(raw) if raw else None
+        return _load(raw) if raw else None
 
     def update_step(self, sid: str, change: Callable[[Doc], None]) -> Doc:
         return self._update(_step_key(sid), change)
@@ -220,34 +245,34 @@ class JobFlowStore:
 
     # -- instances ------------------------------------------------------
     def put_instance(self, cid: str, instance: Doc) -> None:
-        self.redis.hset(_instances_key(cid), instance["id"], json.dumps(instance))
+        self.redis.hset(_instances_key(cid), instance["id"], _dump(instance))
 
     def instances_of(self, cid: str) -> list[Doc]:
-        docs = [json.loads(raw) for raw in self.redis.hvals(_instances_key(cid))]
+        docs = [_load(raw) for raw in self.redis.hvals(_instances_key(cid))]
         return sorted(docs, key=lambda d: (d.get("role") != "MASTER", d["id"]))
 
     # -- account-wide settings ------------------------------------------
     def security_configurations(self, account: str) -> dict[str, Doc]:
         raw = self.redis.hgetall(_security_configurations_key(account))
-        return {name: json.loads(doc) for name, doc in raw.items()}
+        return {name: _load(doc) for name, doc in raw.items()}
 
     def get_security_configuration(self, account: str, name: str) -> Doc | None:
         raw = self.redis.hget(_security_configurations_key(account), name)
-        return json.loads(raw) if raw else None
+        return _load(raw) if raw else None
 
     def create_security_configuration(self, account: str, doc: Doc) -> bool:
         """Store a new configuration; False when one of that name exists."""
-        return bool(self.redis.hsetnx(_security_configurations_key(account), doc["name"], json.dumps(doc)))
+        return bool(self.redis.hsetnx(_security_configurations_key(account), doc["name"], _dump(doc)))
 
     def delete_security_configuration(self, account: str, name: str) -> bool:
         return bool(self.redis.hdel(_security_configurations_key(account), name))
 
     def get_block_public_access(self, account: str) -> Doc | None:
         raw = self.redis.get(_block_public_access_key(account))
-        return json.loads(raw) if raw else None
+        return _load(raw) if raw else None
 
     def put_block_public_access(self, account: str, doc: Doc, only_if_absent: bool = False) -> bool:
-        return bool(self.redis.set(_block_public_access_key(account), json.dumps(doc), nx=only_if_absent))
+        return bool(self.redis.set(_block_public_access_key(account), _dump(doc), nx=only_if_absent))
 
     # -- work notifications ---------------------------------------------
     def notify(self, cid: str) -> None:
@@ -272,10 +297,10 @@ class JobFlowStore:
                     raw = pipe.get(key)
                     if raw is None:
                         raise KeyError(key)
-                    doc = json.loads(raw)
+                    doc = _load(raw)
                     change(doc)
                     pipe.multi()
-                    pipe.set(key, json.dumps(doc))
+                    pipe.set(key, _dump(doc))
                     if on_write is not None:
                         on_write(pipe, doc)
                     pipe.execute()
