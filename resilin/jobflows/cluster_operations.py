@@ -179,15 +179,14 @@ class ClusterOperations(ServiceBase):
         offset = 0
         chunk = PAGE_SIZE + 1  # enough when nothing is filtered out; more at a time when some is
         while not more:
-            batch = self.store.cluster_ids_with_times(caller.account_id, low, high, offset, chunk)
+            batch = self.store.summary_page(caller.account_id, low, high, offset, chunk)
             if not batch:
                 break
             offset += len(batch)
             chunk = _SUMMARY_CHUNK
-            if last is not None:
-                batch = [(cid, t) for cid, t in batch if (t, cid) < last]
-            summaries = self.store.cluster_summaries_of(caller.account_id, [cid for cid, _ in batch])
-            for (cid, created), summary in zip(batch, summaries, strict=True):
+            for cid, created, summary in batch:
+                if last is not None and (created, cid) >= last:
+                    continue
                 if summary is None:
                     continue  # deleted meanwhile
                 if wanted and summary.state not in wanted:

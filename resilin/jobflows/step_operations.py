@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from resilin.errors import ValidationError
+from resilin.errors import InvalidRequest, ValidationError
 from resilin.jobflows import ids, states, views
 from resilin.jobflows.base import ServiceBase, page_newest_first, unique
-from resilin.jobflows.caller import Caller
+from resilin.jobflows.caller import Caller, as_caller
 from resilin.jobflows.store import Doc, StateConflict
 
 MAX_ACTIVE_STEPS = 256
@@ -64,7 +64,10 @@ class StepOperations(ServiceBase):
         return {"StepIds": [s["id"] for s in steps]}
 
     def list_steps(self, who: str | Caller, params: dict) -> dict:
-        cluster = self._cluster(who, params["ClusterId"])
+        cid = params["ClusterId"]
+        cluster, steps = self.store.cluster_with_steps(cid) if ids.CLUSTER_ID.match(cid) else (None, [])
+        if cluster is None or not as_caller(who).can_see(cluster):
+            raise InvalidRequest(f"Cluster id '{cid}' is not valid.")
         wanted_states = set(params.get("StepStates", []))
         wanted_ids = set(params.get("StepIds", []))
         if len(wanted_ids) > MAX_LISTED_STEP_IDS:
@@ -75,7 +78,7 @@ class StepOperations(ServiceBase):
                 not wanted_ids or step["id"] in wanted_ids
             )
 
-        chosen, marker = page_newest_first(self.store.steps_of(cluster["id"]), params.get("Marker"), keep)
+        chosen, marker = page_newest_first(steps, params.get("Marker"), keep)
         result: dict[str, Any] = {"Steps": [views.step(s) for s in chosen]}
         if marker is not None:
             result["Marker"] = marker

@@ -106,9 +106,35 @@ class ClusterSummary:
         return self.doc.get("created_by")
 
 
+# One round trip for what a listing reads; each call of the API costs as little waiting as it can.
+_CLUSTER_WITH_STEPS = """
+local cluster = redis.call('GET', KEYS[1])
+if not cluster then return {} end
+local ids = redis.call('LRANGE', KEYS[2], 0, -1)
+local out = {cluster}
+for i, sid in ipairs(ids) do
+  local step = redis.call('GET', ARGV[1] .. sid)
+  if step then out[#out + 1] = step end
+end
+return out
+"""
+_SUMMARY_PAGE = """
+local found = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])
+local out = {}
+for i = 1, #found, 2 do
+  out[#out + 1] = found[i]
+  out[#out + 1] = found[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], found[i]) or ''
+end
+return out
+"""
+
+
 class JobFlowStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self._cluster_with_steps = client.register_script(_CLUSTER_WITH_STEPS)
+        self._summary_page = client.register_script(_SUMMARY_PAGE)
 
     # -- clusters -------------------------------------------------------
     def create_cluster(self, cluster: Doc, steps: Iterable[Doc] = ()) -> None:
@@ -141,6 +167,28 @@ class JobFlowStore:
         return self.redis.zrevrangebyscore(
             _account_key(account), high, low, start=offset, num=count, withscores=True
         )
+
+    def summary_page(
+        self, account: str, after: float | None, before: float | None, offset: int, count: int
+    ) -> list[tuple[str, float, ClusterSummary | None]]:
+        """Like ``cluster_ids_with_times`` with each cluster's summary, in one round trip."""
+        high = "+inf" if before is None else repr(before)
+        low = "-inf" if after is None else repr(after)
+        flat = self._summary_page(
+            keys=[_account_key(account), _summaries_key(account)], args=[high, low, offset, count]
+        )
+        page = []
+        missing = []
+        for i in range(0, len(flat), 3):
+            cid, score, raw = flat[i], float(flat[i + 1]), flat[i + 2]
+            page.append((cid, score, ClusterSummary(raw) if raw else None))
+            if not raw:
+                missing.append(i // 3)
+        if missing:  # stored before summaries were kept
+            made = self.cluster_summaries_of(account, [page[i][0] for i in missing])
+            for i, summary in zip(missing, made, strict=True):
+                page[i] = (page[i][0], page[i][1], summary)
+        return page
 
     def cluster_summaries_of(self, account: str, cids: list[str]) -> list[ClusterSummary | None]:
         """The listing summaries of ``cids``; None for a cluster that no longer exists."""
@@ -214,6 +262,13 @@ class JobFlowStore:
     def step_ids(self, cid: str) -> list[str]:
         """The cluster's step ids in the order they were added."""
         return self.redis.lrange(_steps_key(cid), 0, -1)
+
+    def cluster_with_steps(self, cid: str) -> tuple[Doc | None, list[Doc]]:
+        """A cluster and its steps (in the order added), read in one round trip."""
+        found = self._cluster_with_steps(keys=[_cluster_key(cid), _steps_key(cid)], args=[_step_key("")])
+        if not found:
+            return None, []
+        return _load(found[0]), [_load(raw) for raw in found[1:]]
 
     def steps_of(self, cid: str) -> list[Doc]:
         ids = self.step_ids(cid)
