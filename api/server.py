@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import uuid
 from collections.abc import Callable
 
 from twisted.internet.threads import deferToThread
@@ -11,11 +13,14 @@ from twisted.web import resource, server
 from twisted.web.server import Request
 
 from resilin.api import model
+from resilin.api.auth import Authenticator
 from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import InternalFailure, RequestTooLarge
-from resilin.api.json_protocol import JsonProtocol, error_response
+from resilin.api.json_protocol import JsonProtocol, error_response, is_json_request
+from resilin.api.query_protocol import QueryProtocol
+from resilin.api.replay import SignatureLedger
 from resilin.api.request import ApiRequest, ApiResponse
-from resilin.httputil import new_request_id, request_headers, split_uri
+from resilin.httputil import request_headers, split_uri
 from resilin.sigv4 import Credentials
 
 log = logging.getLogger(__name__)
@@ -24,18 +29,25 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024 * 1024
 
 
+def new_request_id() -> str:
+    # Unique, not secret: the fast generator rather than the kernel's (which costs a system call).
+    return str(uuid.UUID(bytes=random.randbytes(16), version=4))
+
+
 class EmrResource(resource.Resource):
     """Every path and method: the protocols route by headers, not by URL."""
 
     isLeaf = True
 
-    def __init__(self, json_protocol: JsonProtocol) -> None:
+    def __init__(self, json_protocol: JsonProtocol, query_protocol: QueryProtocol) -> None:
         super().__init__()
         self.json_protocol = json_protocol
+        self.query_protocol = query_protocol
 
     def render(self, request: Request) -> bytes | int:
         request_id = new_request_id()
         too_large = _declared_length(request) > MAX_BODY
+        request.content.seek(0)
         body = b"" if too_large else request.content.read(MAX_BODY + 1)
         if too_large or len(body) > MAX_BODY:
             self._write(
@@ -51,8 +63,11 @@ class EmrResource(resource.Resource):
             body=body,
             request_id=request_id,
         )
-        # The legacy Query protocol will be routed here too, by its form-encoded Content-Type.
-        handler = self.json_protocol.handle
+        # JSON requests name their operation in X-Amz-Target; the Query protocol in Action=.
+        if api_request.header("x-amz-target") or is_json_request(api_request):
+            handler = self.json_protocol.handle
+        else:
+            handler = self.query_protocol.handle
         finished: list[bool] = []
         request.notifyFinish().addBoth(lambda _: finished.append(True))
         d = deferToThread(handler, api_request)
@@ -83,10 +98,25 @@ def _declared_length(request: Request) -> int:
         return 0
 
 
-def make_site(service: object, lookup: Callable[[str], Credentials | None], region: str) -> server.Site:
-    """The EMR API over ``service`` (the core), authenticating with ``lookup`` for ``region``."""
+def make_site(
+    service: object,
+    lookup: Callable[[str], Credentials | None],
+    region: str,
+    ledger: SignatureLedger | None = None,
+) -> server.Site:
+    """The EMR API over ``service`` (the core), authenticating with ``lookup`` for ``region``.
+
+    Signatures already used are refused; they are remembered in ``ledger``, by default in
+    the Redis of the core's store.
+    """
     model.emr_model()  # load the model now rather than inside the first request
-    protocol = JsonProtocol(Dispatcher(service), lookup, region)
-    site = server.Site(EmrResource(protocol))
+    if ledger is None:
+        ledger = SignatureLedger(service.store.redis)  # type: ignore[attr-defined]
+    dispatcher = Dispatcher(service)
+    authenticator = Authenticator(lookup, region, ledger)
+    resource = EmrResource(JsonProtocol(dispatcher, authenticator), QueryProtocol(dispatcher, authenticator))
+    # The protocols read the body themselves; Twisted's own form parsing would only cost time.
+    site = server.Site(resource, parsePOSTFormSubmission=False)
     site.displayTracebacks = False  # never a traceback to a client
+    site.log = lambda request: None  # no access log: request ids are logged where something fails
     return site

@@ -22,6 +22,7 @@ from resilin.cluster_worker import Placement
 from resilin.config import CloudConfig, Settings
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
+from resilin.offered_types import offered_types
 from resilin.orchestrator import Orchestrator
 from resilin.redis_server import PrivateRedis, connect
 from resilin.sigv4 import Credentials
@@ -117,7 +118,7 @@ def start(settings: Settings) -> Runtime:
         if runtime.gateway != settings.bind_host:
             ports.append(_listen_freebind(storage_site, settings.storage_port, runtime.gateway))
 
-    service = EmrService(store, settings.region)
+    service = EmrService(store, settings.region, offered_types(settings))
     ports.append(_listen(make_api_site(service, settings.credentials, settings.region), settings.api_port,
                          settings.bind_host))  # fmt: skip
 
