@@ -1,25 +1,82 @@
-"""Which EMR release labels Resilin can run, and what each one gives."""
+"""The release catalogue: which EMR release labels (and legacy AMI versions) Resilin runs, and what each gives.
+
+Every supported label runs the Hadoop of the node image; the catalogue records
+which Hadoop line EMR itself shipped with the label, so that DescribeCluster can
+report both truthfully, and which applications a cluster of that label may ask for.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from resilin.errors import ValidationError
 
-HADOOP_VERSION = "3.5.0"
+HADOOP_VERSION = "3.5.0"  # what the node image carries (docker/node/)
 DEFAULT_RELEASE_LABEL = "emr-7.5.0"
-_SUPPORTED_LABEL = re.compile(r"^emr-(5|6|7)\.\d+\.\d+$")
-SUPPORTED_APPLICATIONS = {"hadoop"}
+
+
+@dataclass(frozen=True)
+class Release:
+    label: str
+    emr_hadoop: str  # the Hadoop version EMR shipped with this label
+    hadoop: str = HADOOP_VERSION  # the Hadoop version Resilin installs
+    applications: tuple[str, ...] = ("Hadoop",)
+
+
+def _series(major: int, minors: range, patches: int, emr_hadoop: dict[int, str]) -> list[Release]:
+    return [
+        Release(f"emr-{major}.{minor}.{patch}", emr_hadoop[minor])
+        for minor in minors
+        for patch in range(patches)
+        if minor in emr_hadoop
+    ]
+
+
+# EMR's Hadoop version by minor release of each series (from EMR's release guide).
+_EMR5_HADOOP = {m: "2.8.5" for m in range(20, 37)} | {m: "2.8.4" for m in range(13, 20)}
+_EMR6_HADOOP = {m: "3.2.1" for m in range(0, 9)} | {m: "3.3.3" for m in range(9, 15)} | {15: "3.3.6"}
+_EMR7_HADOOP = {m: "3.3.6" for m in range(0, 5)} | {m: "3.4.0" for m in range(5, 8)}
+
+CATALOGUE: dict[str, Release] = {
+    r.label: r
+    for r in [
+        *_series(5, range(13, 37), 3, _EMR5_HADOOP),
+        *_series(6, range(0, 16), 3, _EMR6_HADOOP),
+        *_series(7, range(0, 8), 3, _EMR7_HADOOP),
+    ]
+}
+
+# Legacy AMI versions (before release labels): major.minor → EMR's Hadoop version then.
+_AMI_VERSION = re.compile(r"^(2\.4|3\.\d+)(\.\d+)?$")
+_AMI_HADOOP = {"2.4": "1.0.3"} | {f"3.{m}": "2.4.0" for m in range(0, 12)}
+
+
+def release(label: str) -> Release:
+    """The catalogue entry of ``label``; EMR's validation error for a label it does not hold."""
+    found = CATALOGUE.get(label)
+    if found is None:
+        raise ValidationError(f"The requested release label '{label}' is not supported.")
+    return found
 
 
 def check_release_label(label: str) -> None:
-    if not _SUPPORTED_LABEL.match(label):
-        raise ValidationError(f"The requested release label '{label}' is not supported.")
+    release(label)
 
 
-def applications(requested: list[dict]) -> list[dict]:
-    """The applications a cluster runs: Hadoop always; anything else is refused for now."""
+def check_ami_version(ami_version: str) -> str:
+    """The legacy AMI version as it will run (``3.11`` → ``3.11.0``); refused if unknown."""
+    match = _AMI_VERSION.match(ami_version)
+    if not match or match.group(1) not in _AMI_HADOOP:
+        raise ValidationError(f"The requested AMI version '{ami_version}' is not supported.")
+    return match.group(1) + (match.group(2) or ".0")
+
+
+def applications(requested: list[dict], label: str = DEFAULT_RELEASE_LABEL) -> list[dict]:
+    """The applications a cluster runs, as DescribeCluster lists them: Hadoop always."""
+    offered = {name.lower() for name in release(label).applications} if label else {"hadoop"}
     for app in requested:
-        if app.get("Name", "").lower() not in SUPPORTED_APPLICATIONS:
-            raise ValidationError(f"Specified application: {app.get('Name')} is invalid.")
-    return [{"Name": "Hadoop", "Version": HADOOP_VERSION}]
+        name = app.get("Name", "")
+        if name.lower() not in offered:
+            raise ValidationError(f"Specified application: {name} is invalid.")
+    return [{"Name": "Hadoop", "Version": release(label).hadoop if label else HADOOP_VERSION}]

@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 from resilin.errors import InvalidRequest, ValidationError
-from resilin.jobflows import ids, releases, states
+from resilin.hadoop_config import check_configurations
+from resilin.jobflows import ids, instance_groups, releases, states
 from resilin.jobflows.store import Doc, JobFlowStore
 
 MAX_ACTIVE_STEPS = 256
@@ -73,6 +74,7 @@ def instance_groups_from_request(instances: dict) -> list[Doc]:
                 _group(
                     g["InstanceRole"], g["InstanceType"], g["InstanceCount"], g.get("Name"), g.get("Market")
                 )
+                | {"configurations": g.get("Configurations", [])}
             )
     else:
         master_type = instances.get("MasterInstanceType")
@@ -99,6 +101,7 @@ def _group(role: str, instance_type: str, count: int, name: str | None, market: 
     itype, _, cloud = instance_type.partition("@")
     return {
         "id": ids.instance_group_id(),
+        "configurations": [],
         "name": name or f"{role.title()} Instance Group",
         "role": role,
         "instance_type": itype,
@@ -132,10 +135,15 @@ class EmrService:
     # -- clusters -------------------------------------------------------
     def run_job_flow(self, account: str, params: dict) -> dict:
         instances = params["Instances"]
-        release = params.get("ReleaseLabel") or releases.DEFAULT_RELEASE_LABEL
-        releases.check_release_label(release)
-        applications = releases.applications(params.get("Applications", []))
+        ami_version = params.get("AmiVersion")
+        if ami_version and params.get("ReleaseLabel"):
+            raise ValidationError("Only one AMI version and release label may be specified.")
+        release = None if ami_version else params.get("ReleaseLabel") or releases.DEFAULT_RELEASE_LABEL
+        running_ami = releases.check_ami_version(ami_version) if ami_version else None
+        applications = releases.applications(params.get("Applications", []), release or "")
         groups = instance_groups_from_request(instances)
+        for configurations in [params.get("Configurations", []), *(g["configurations"] for g in groups)]:
+            check_configurations(configurations)
         cid = ids.cluster_id()
         steps = [new_step(cid, s) for s in params.get("Steps", [])]
         if len(steps) > MAX_ACTIVE_STEPS:
@@ -148,6 +156,9 @@ class EmrService:
             "name": params["Name"],
             "log_uri": params.get("LogUri"),
             "release_label": release,
+            "requested_ami_version": ami_version,
+            "running_ami_version": running_ami,
+            "unhealthy_node_replacement": instances.get("UnhealthyNodeReplacement"),
             "applications": applications,
             "configurations": params.get("Configurations", []),
             "bootstrap_actions": params.get("BootstrapActions", []),
@@ -232,6 +243,31 @@ class EmrService:
         self.store.update_cluster(cid, change)
         self.store.notify(cid)
 
+    # -- instance groups (resizing) ---------------------------------------
+    def add_instance_groups(self, account: str, params: dict) -> dict:
+        return instance_groups.add_instance_groups(
+            self.store, self._cluster(account, params["JobFlowId"]), params
+        )
+
+    def modify_instance_groups(self, account: str, params: dict) -> dict:
+        cid = params.get("ClusterId")
+        if cid is None:  # EMR finds the cluster from the groups
+            gids = {g["InstanceGroupId"] for g in params.get("InstanceGroups", [])}
+            owners = [c for c in self.store.get_clusters(self.store.cluster_ids(account))
+                      if gids & {g["id"] for g in c["groups"]}]  # fmt: skip
+            if not owners:
+                raise InvalidRequest(f"Instance group id(s) {sorted(gids)} not valid.")
+            cid = owners[0]["id"]
+        return instance_groups.modify_instance_groups(self.store, self._cluster(account, cid), params)
+
+    def list_instance_groups(self, account: str, params: dict) -> dict:
+        return instance_groups.list_instance_groups(
+            self.store, self._cluster(account, params["ClusterId"]), params
+        )
+
+    def list_instances(self, account: str, params: dict) -> dict:
+        return instance_groups.list_instances(self.store, self._cluster(account, params["ClusterId"]), params)
+
     # -- steps ----------------------------------------------------------
     def add_job_flow_steps(self, account: str, params: dict) -> dict:
         cluster = self._cluster(account, params["JobFlowId"])
@@ -315,10 +351,10 @@ class EmrService:
                 ),
                 "InstanceCollectionType": "INSTANCE_GROUP",
                 "LogUri": c.get("log_uri"),
-                "ReleaseLabel": c["release_label"],
+                "ReleaseLabel": c.get("release_label"),
                 "AutoTerminate": not c["keep_alive"],
                 "TerminationProtected": c["termination_protected"],
-                "UnhealthyNodeReplacement": False,
+                "UnhealthyNodeReplacement": bool(c.get("unhealthy_node_replacement")),
                 "VisibleToAllUsers": c["visible_to_all_users"],
                 "Applications": c["applications"],
                 "Tags": c["tags"],
@@ -329,8 +365,8 @@ class EmrService:
                 "ScaleDownBehavior": "TERMINATE_AT_TASK_COMPLETION",
                 "StepConcurrencyLevel": c["step_concurrency_level"],
                 "ClusterArn": c["arn"],
-                "RequestedAmiVersion": None,
-                "RunningAmiVersion": None,
+                "RequestedAmiVersion": c.get("requested_ami_version"),
+                "RunningAmiVersion": c.get("running_ami_version"),
             }
         )
 
