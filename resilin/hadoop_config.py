@@ -89,12 +89,13 @@ def sizing_for(instance_type: str) -> Sizing:
 
     YARN gets the memory left after the OS and the daemons (a quarter, at least 1 GiB);
     a map container is one vCPU's share of it (at most 3 GiB, as EMR's m5.xlarge),
-    reduce containers and the ApplicationMaster twice that, within what a node offers.
+    reduce containers and the ApplicationMaster twice that, within half of what a node offers.
     """
     memory, vcpus = INSTANCE_TYPES.get(instance_type, (8192, 2))
     yarn_memory = max(1024, memory - max(1024, memory // 4))
-    map_mb = max(512, min(3072, yarn_memory // vcpus // 256 * 256))
-    double = min(2 * map_mb, yarn_memory)
+    half = max(512, yarn_memory // 2)  # an ApplicationMaster must leave room for tasks on one node
+    map_mb = max(512, min(3072, half, yarn_memory // vcpus // 256 * 256))
+    double = min(2 * map_mb, half)
     return Sizing(
         nodemanager_memory_mb=yarn_memory,
         nodemanager_vcores=vcpus,
