@@ -407,7 +407,7 @@ class ClusterWorker(threading.Thread):
             if self.cluster["terminate_requested"]:
                 try:
                     master.run(step_scripts.kill_command(sid), timeout=120)
-                except (SshError, OSError) as exc:  # the master may be what failed
+                except Exception as exc:  # the master may be what failed
                     log.warning("%s: could not stop step %s: %s", self.cid, sid, exc)
                 runner.join(30)
                 self.store.transition_step(sid, states.CANCELLED)
