@@ -73,9 +73,13 @@ def copy_files(files: list[str], src: str, dest: str, workdir: str) -> None:
     for i, (subdir, members) in enumerate(sorted(by_dir.items())):
         with open(os.path.join(workdir, f"list-{i}"), "w") as fh:
             fh.write("\n".join(members) + "\n")
-        # An existing directory as target: DistCp would otherwise make a lone file the target itself.
-        jobs.append((f"{staging}/list-{i}", dest.rstrip("/") + ("/" + subdir if subdir else "")))
-    run(["hadoop", "fs", "-mkdir", "-p", staging, *(target for _, target in jobs)])
+        target = dest.rstrip("/") + ("/" + subdir if subdir else "")
+        if len(members) == 1:
+            # DistCp makes a lone source the target itself; naming the file keeps it inside the
+            # directory without creating a directory (an object store would keep a marker object).
+            target += "/" + members[0].rsplit("/", 1)[-1]
+        jobs.append((f"{staging}/list-{i}", target))
+    run(["hadoop", "fs", "-mkdir", "-p", staging])
     try:
         run(
             [

@@ -132,7 +132,18 @@ def cluster(resilin, emr):
         },
     )["JobFlowId"]
     wait_cluster(emr, cid, ("WAITING",))
-    return cid
+    yield cid
+    # Whatever test ran last, the cluster ends through the API and leaves no instance behind.
+    if emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"] not in (
+        "TERMINATED",
+        "TERMINATED_WITH_ERRORS",
+    ):
+        emr.terminate_job_flows(JobFlowIds=[cid])
+        deadline = time.monotonic() + 600
+        while not emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"].startswith("TERMINATED"):
+            assert time.monotonic() < deadline
+            time.sleep(2)
+    assert cloud_containers(CLOUD) == []
 
 
 # -- helpers ----------------------------------------------------------------
