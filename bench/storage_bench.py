@@ -57,6 +57,7 @@ class Sizes:
     readers: int = 4
     reader_rounds: int = 2
     reader_seconds: float = 4.0
+    budget_seconds: float = 8.0  # a round of one workload on one peer stops early after this long
 
 
 QUICK = Sizes(
@@ -115,6 +116,8 @@ def ranged_round(s3, sizes: Sizes, seed: int) -> tuple[float, list[float]]:
     latencies = []
     start = time.perf_counter()
     for _ in range(sizes.ranged_requests):
+        if time.perf_counter() - start > sizes.budget_seconds:
+            break
         first = rng.randrange(0, sizes.ranged_object - MiB)
         header = f"bytes={first}-{first + MiB - 1}"
         latencies.append(
@@ -123,7 +126,8 @@ def ranged_round(s3, sizes: Sizes, seed: int) -> tuple[float, list[float]]:
     return time.perf_counter() - start, latencies
 
 
-def small_round(s3, sizes: Sizes, data: bytes, round_no: int) -> dict[str, float]:
+def small_round(s3, sizes: Sizes, data: bytes, round_no: int) -> tuple[dict[str, float], int]:
+    """ops/s of 4 KiB PUTs, then HEADs and GETs of what was put; and how many keys were put."""
     keys = [f"small/{round_no}/{i:05d}" for i in range(sizes.small_ops)]
     rates = {}
     for name, action in [
@@ -132,10 +136,16 @@ def small_round(s3, sizes: Sizes, data: bytes, round_no: int) -> dict[str, float
         ("GET 4 KiB", lambda k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()),
     ]:
         start = time.perf_counter()
+        done = 0
         for key in keys:
             action(key)
-        rates[name] = len(keys) / (time.perf_counter() - start)
-    return rates
+            done += 1
+            if time.perf_counter() - start > sizes.budget_seconds:
+                break
+        rates[name] = done / (time.perf_counter() - start)
+        if name == "PUT 4 KiB":
+            keys = keys[:done]
+    return rates, len(keys)
 
 
 LIST_SUBDIRS = 100
@@ -147,7 +157,7 @@ def list_keys(sizes: Sizes) -> list[str]:
 
 
 def fill_listing(s3, sizes: Sizes) -> None:
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda k: s3.put_object(Bucket=BUCKET, Key=k, Body=b""), list_keys(sizes)))
 
 
@@ -196,12 +206,12 @@ def _small_getter(args: tuple[str, str, str, str, float, float, int]) -> int:
     return done
 
 
-def concurrent_small_round(peer: Peer, sizes: Sizes, pool: concurrent.futures.Executor) -> float:
-    """ops/s of 4 KiB GETs from ``readers`` client processes at once."""
+def concurrent_small_round(peer: Peer, sizes: Sizes, pool: concurrent.futures.Executor, count: int) -> float:
+    """ops/s of 4 KiB GETs (of the ``count`` keys of small/0/) from ``readers`` client processes at once."""
     start_at = time.time() + 2.0
     stop_at = start_at + sizes.reader_seconds
     c = peer.creds
-    args = [(peer.endpoint, c.access_key, c.secret_key, c.account_id, start_at, stop_at, sizes.small_ops)]
+    args = [(peer.endpoint, c.access_key, c.secret_key, c.account_id, start_at, stop_at, count)]
     return sum(pool.map(_small_getter, args * sizes.readers)) / sizes.reader_seconds
 
 
@@ -276,15 +286,19 @@ class Runner:
 
         self._phase("4 KiB objects")
         small = os.urandom(sizes.small)
+        stored: dict[str, int] = {}
         for round_no in range(sizes.small_rounds):
             for peer in self.peers:
-                for row, value in small_round(self.clients[peer.name], sizes, small, round_no).items():
+                rates, count = small_round(self.clients[peer.name], sizes, small, round_no)
+                stored.setdefault(peer.name, count)
+                for row, value in rates.items():
                     self.add(peer.name, row, value)
 
         concurrent_row = f"GET 4 KiB, {sizes.readers} client processes"
         for _ in range(sizes.reader_rounds):
             for peer in self.peers:
-                self.add(peer.name, concurrent_row, concurrent_small_round(peer, sizes, self.pool))
+                rate = concurrent_small_round(peer, sizes, self.pool, stored[peer.name])
+                self.add(peer.name, concurrent_row, rate)
 
         self._phase("listing")
         list_row = f"ListObjectsV2 {sizes.list_keys} keys, delimiter"

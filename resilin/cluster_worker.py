@@ -16,10 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from resilin import bootstrap, node_setup
 from resilin import steps as step_scripts
-from resilin.hadoop_config import ClusterSpec, NodeSpec, render_node_script, render_wait_ready
+from resilin.hadoop_config import ClusterSpec, render_wait_ready
 from resilin.jobflows import ids, states
 from resilin.jobflows.store import Doc, JobFlowStore, StateConflict
+from resilin.node_health import ClusterMonitor
 from resilin.provisioners.ec2client import EC2Client, ProvisioningError
 from resilin.sigv4 import Credentials
 from resilin.ssh import KeyPair, Node, SshError
@@ -74,6 +76,8 @@ class ClusterWorker(threading.Thread):
         self.launched: dict[str, list[str]] = {}  # cloud → EC2 instance ids, for teardown
         self.placement: Placement | None = None
         self.key_name = f"resilin-{cid}"
+        self.bootstrap_script = ""
+        self.monitor: ClusterMonitor | None = None  # node health and resizing, once Hadoop runs
 
     # -- helpers --------------------------------------------------------
     @property
@@ -244,56 +248,74 @@ class ClusterWorker(threading.Thread):
         cluster = self.cluster
         creds = self.credentials_for(cluster["account"])
         workers = [g for g in cluster["groups"] if g["role"] != "MASTER" and g["requested"]]
-        nodes = [
-            NodeSpec(
-                name=f"ip-{i['private_ip'].replace('.', '-')}",
-                ip=i["private_ip"],
-                role=i["role"],
-                hostname=i.get("hostname", ""),
-            )
-            for i in instances
-        ]
+        groups = {g["id"]: g for g in cluster["groups"]}
         assert self.placement is not None
         return ClusterSpec(
             cluster_id=self.cid,
-            nodes=nodes,
+            nodes=[node_setup.node_spec(i, groups.get(i.get("group_id", ""))) for i in instances],
             storage_endpoint=self.placement.storage_endpoint,
             region=self.region,
             access_key=creds.access_key,
             secret_key=creds.secret_key,
             worker_type=(workers[0] if workers else cluster["groups"][0])["instance_type"],
             configurations=cluster["configurations"],
+            replication=cluster.get("hdfs_replication"),
+            bootstrap_script=self.bootstrap_script,
         )
+
+    def storage(self):
+        """An S3 client on Resilin's storage as the cluster's account (bootstrap scripts, logs)."""
+        assert self.placement is not None
+        return bootstrap.storage_client(
+            self.placement.storage_endpoint, self.credentials_for(self.cluster["account"]), self.region
+        )
+
+    def keep_bootstrap_logs(self, instance: Doc, node: Node, exit_status: int) -> None:
+        actions = self.cluster.get("bootstrap_actions") or []
+        if not actions:
+            return
+        local = self.home / "logs" / self.cid / "node" / instance["ec2_id"] / "bootstrap-actions"
+        upload = bootstrap.log_uploader(
+            self.storage(), self.cluster.get("log_uri"), f"{self.cid}/node/{instance['ec2_id']}"
+        )
+        bootstrap.keep_logs(node, len(actions), local, upload)
 
     def configure(self) -> None:
         self._transition(states.BOOTSTRAPPING, "Configuring Hadoop")
+        began = time.monotonic()
         instances = self.store.instances_of(self.cid)
+        try:
+            self.bootstrap_script = bootstrap.render(
+                self.cluster.get("bootstrap_actions") or [], bootstrap.fetcher(self.storage())
+            )
+        except bootstrap.BootstrapError as exc:
+            raise ClusterFailure(states.BOOTSTRAP_FAILURE, str(exc)) from None
         spec = self._spec(instances)
-        by_ip = {n.ip: n for n in spec.nodes}
 
-        def configure_one(instance: Doc) -> None:
-            script = render_node_script(spec, by_ip[instance["private_ip"]])
-            result = self.nodes[instance["id"]].run_script(script, timeout=HADOOP_READY_TIMEOUT)
-            if result.exit_status != 0:
-                raise ClusterFailure(
-                    states.BOOTSTRAP_FAILURE,
-                    f"Configuring Hadoop on {instance['id']} failed (exit {result.exit_status}): "
-                    f"{result.stderr.strip()[-500:]}",
-                )
+        def fix_replication(c: Doc) -> None:
+            c["hdfs_replication"] = spec.dfs_replication  # growing the cluster later keeps it
 
-        # Master first so the NameNode and ResourceManager are up when the workers register.
-        master = next(i for i in instances if i["role"] == "MASTER")
-        configure_one(master)
-        workers = [i for i in instances if i["role"] != "MASTER"]
-        if workers:
-            with ThreadPoolExecutor(max_workers=min(16, len(workers))) as pool:
-                list(pool.map(configure_one, workers))
+        self.store.update_cluster(self.cid, fix_replication)
+        spec.replication = spec.dfs_replication
+        # Every node at once: DataNodes and NodeManagers retry until the master's daemons answer.
+        try:
+            timings = node_setup.configure_nodes(
+                spec,
+                [(i, self.nodes[i["id"]]) for i in instances],
+                HADOOP_READY_TIMEOUT,
+                on_done=self.keep_bootstrap_logs,
+            )
+        except node_setup.NodeSetupError as exc:
+            raise ClusterFailure(states.BOOTSTRAP_FAILURE, exc.message) from None
         self._phase("hadoop_configured")
         self._check_termination()
         self._progress("Waiting for HDFS and YARN to register every node")
+        master = next(i for i in instances if i["role"] == "MASTER")
+        waited = time.monotonic()
         result = self.nodes[master["id"]].run_script(
             render_wait_ready(spec, HADOOP_READY_TIMEOUT), timeout=HADOOP_READY_TIMEOUT + 30
         )
+        waited = time.monotonic() - waited
         if result.exit_status != 0:
             raise ClusterFailure(
                 states.BOOTSTRAP_FAILURE, f"Hadoop did not become ready: {result.stderr.strip()}"
@@ -302,12 +324,25 @@ class ClusterWorker(threading.Thread):
             instance["state"] = states.INSTANCE_RUNNING
             self.store.put_instance(self.cid, instance)
 
+        # Resilin's own share: the configuration phase less the waits for Hadoop's daemons
+        # (the slowest node's daemon starts, then readiness) and the user's bootstrap actions.
+        slowest = max(timings.values(), key=lambda t: t.daemons + t.bootstrap)
+        own = time.monotonic() - began - slowest.daemons - slowest.bootstrap - waited
+
         def groups_running(c: Doc) -> None:
             for g in c["groups"]:
                 g["state"] = states.GROUP_RUNNING
+            c["configure_timing"] = {
+                "resilin_seconds": round(own, 2),
+                "daemon_start_seconds": round(slowest.daemons, 2),
+                "bootstrap_seconds": round(slowest.bootstrap, 2),
+                "ready_wait_seconds": round(waited, 2),
+            }
 
         self.store.update_cluster(self.cid, groups_running)
         self._phase("hadoop_ready")
+        self.monitor = ClusterMonitor(self)
+        self.monitor.start()
 
     # -- steps ----------------------------------------------------------
     def _master(self) -> Node:
@@ -370,13 +405,15 @@ class ClusterWorker(threading.Thread):
         while runner.is_alive():
             runner.join(1.0)
             if self.cluster["terminate_requested"]:
-                master.run(
-                    f"kill -- -$(cat {step_scripts.STEP_LOG_ROOT}/{sid}/pid) 2>/dev/null; true", timeout=30
-                )
+                try:
+                    master.run(step_scripts.kill_command(sid), timeout=120)
+                except Exception as exc:  # the master may be what failed
+                    log.warning("%s: could not stop step %s: %s", self.cid, sid, exc)
                 runner.join(30)
                 self.store.transition_step(sid, states.CANCELLED)
                 raise TerminationRequested()
         self._keep_logs(master, sid)
+        self._record_applications(sid)
         result = outcome.get("result")
         if result is not None and result.exit_status == 0:
             self.store.transition_step(sid, states.COMPLETED, exit_status=0)
@@ -393,6 +430,16 @@ class ClusterWorker(threading.Thread):
             sid, states.FAILED, failure=failure, exit_status=getattr(result, "exit_status", None)
         )
         return False
+
+    def _record_applications(self, sid: str) -> None:
+        logs = self.step_log_dir(sid)
+        texts = [(logs / n).read_text(errors="replace") for n in ("stderr", "syslog") if (logs / n).exists()]
+        apps = step_scripts.application_ids(*texts)
+
+        def change(step: Doc) -> None:
+            step["yarn_application_ids"] = apps
+
+        self.store.update_step(sid, change)
 
     def _log_file(self, sid: str) -> str:
         log_uri = self.cluster.get("log_uri")
@@ -437,6 +484,8 @@ class ClusterWorker(threading.Thread):
 
     # -- teardown -------------------------------------------------------
     def teardown(self) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()
         for node in self.nodes.values():
             node.close()
         if (
@@ -449,6 +498,9 @@ class ClusterWorker(threading.Thread):
             client = self.placement.client
             ids_to_kill = self.launched.get(self.placement.cloud_name, [])
             try:
+                # Also whatever carries the cluster's tag: a replacement launched as the cluster ended.
+                tagged = [i.id for i in client.find_by_tag("resilin:cluster-id", self.cid)]
+                ids_to_kill = list(dict.fromkeys([*ids_to_kill, *tagged]))
                 if ids_to_kill:
                     client.terminate(ids_to_kill)
                     client.wait_terminated(ids_to_kill)

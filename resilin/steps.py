@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from resilin.jobflows.store import Doc
@@ -10,6 +11,7 @@ STEP_LOG_ROOT = "/var/log/hadoop/steps"
 # EMR's jar that runs its arguments as a command on the master.
 COMMAND_RUNNER = "command-runner.jar"
 SCRIPT_RUNNER = "script-runner.jar"
+_APPLICATION_ID = re.compile(r"\bapplication_\d+_\d+\b")
 
 
 def is_remote(uri: str) -> bool:
@@ -40,7 +42,16 @@ def step_command(step: Doc, workdir: str) -> str:
         jar = local
     else:
         jar = shlex.quote(jar)
-    main = [step["main_class"]] if step.get("main_class") else []
+    main_class = step.get("main_class")
+    quoted = " ".join(shlex.quote(a) for a in args)
+    if main_class and "." in main_class:
+        # A MainClass wins over the jar's manifest, as on EMR: RunJar would run the manifest's
+        # Main-Class instead, so the class runs directly with the jar on the classpath.
+        return (
+            f'{prefix}HADOOP_CLASSPATH="{jar}${{HADOOP_CLASSPATH:+:$HADOOP_CLASSPATH}}" '
+            f"hadoop {shlex.quote(main_class)} {quoted}"
+        )
+    main = [main_class] if main_class else []
     return prefix + "hadoop jar " + jar + " " + " ".join(shlex.quote(a) for a in [*main, *args])
 
 
@@ -89,3 +100,22 @@ def log_paths(step_id: str) -> dict[str, str]:
     return {
         name: f"{STEP_LOG_ROOT}/{step_id}/{name}" for name in ("controller", "stdout", "stderr", "syslog")
     }
+
+
+def application_ids(*texts: str) -> list[str]:
+    """The YARN application ids a step's logs mention, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for app in _APPLICATION_ID.findall(text):
+            seen.setdefault(app)
+    return list(seen)
+
+
+def kill_command(step_id: str) -> str:
+    """Stops a running step on the master: its processes, then every YARN application it submitted."""
+    logs = f"{STEP_LOG_ROOT}/{step_id}"
+    return (
+        f"kill -- -$(cat {logs}/pid) 2>/dev/null; "
+        f"for app in $(grep -ohE 'application_[0-9]+_[0-9]+' {logs}/stderr {logs}/syslog 2>/dev/null | sort -u); do "
+        f'yarn application -kill "$app" >>{logs}/controller 2>&1; done; true'
+    )

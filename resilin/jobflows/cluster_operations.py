@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from resilin.errors import ValidationError
+from resilin.hadoop_config import check_configurations
 from resilin.jobflows import ids, releases, states, views
 from resilin.jobflows.base import (
     PAGE_SIZE,
@@ -73,21 +74,26 @@ class ClusterOperations(ServiceBase):
     def run_job_flow(self, who: str | Caller, params: dict) -> dict:
         caller = as_caller(who)
         instances = params["Instances"]
-        if params.get("AmiVersion"):
-            raise ValidationError(
-                f"AmiVersion '{params['AmiVersion']}' is not supported: Resilin runs release labels "
-                f"(emr-5.x and later); pass ReleaseLabel instead."
-            )
         if params.get("KerberosAttributes"):
             raise ValidationError("Kerberos authentication is not supported by this Resilin release.")
-        release = params.get("ReleaseLabel") or releases.DEFAULT_RELEASE_LABEL
-        releases.check_release_label(release)
-        if params.get("OSReleaseLabel"):
+        ami_version = params.get("AmiVersion")
+        if ami_version and params.get("ReleaseLabel"):
+            raise ValidationError("Only one AMI version and release label may be specified.")
+        release = None if ami_version else params.get("ReleaseLabel") or releases.DEFAULT_RELEASE_LABEL
+        running_ami = releases.check_ami_version(ami_version) if ami_version else None
+        if release:
+            releases.check_release_label(release)
+        if params.get("OSReleaseLabel") and release:
             releases.check_os_release_label(params["OSReleaseLabel"], release)
-        applications = releases.applications(params.get("Applications", []))
+        applications = releases.applications(params.get("Applications", []), release or "")
         groups, collection = describe_groups(
             instances, lambda t: releases.is_offered(self.offered_types(), t)
         )
+        for configurations in [
+            params.get("Configurations", []),
+            *(g.get("configurations", []) for g in groups),
+        ]:
+            check_configurations(configurations)
         cid = ids.cluster_id()
         steps = [new_step(cid, s, params.get("StepExecutionRoleArn")) for s in params.get("Steps", [])]
         check_active_step_limit(len(steps))
@@ -117,6 +123,8 @@ class ClusterOperations(ServiceBase):
             "log_uri": params.get("LogUri"),
             "log_encryption_kms_key_id": params.get("LogEncryptionKmsKeyId"),
             "release_label": release,
+            "requested_ami_version": ami_version,
+            "running_ami_version": running_ami,
             "os_release_label": params.get("OSReleaseLabel"),
             "applications": applications,
             "configurations": params.get("Configurations", []),

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from resilin.errors import InvalidRequest, ValidationError
+from resilin.hadoop_config import check_configurations
 from resilin.jobflows import ids, states, views
 from resilin.jobflows.base import ServiceBase, page, unique
 from resilin.jobflows.caller import Caller
@@ -93,6 +94,8 @@ class InstanceOperations(ServiceBase):
             raise ValidationError("A cluster can have at most one core instance group.")
         if roles.count("TASK") > MAX_TASK_GROUPS:
             raise ValidationError(f"A cluster can have at most {MAX_TASK_GROUPS} task instance groups.")
+        for group in added:
+            check_configurations(group.get("configurations", []))
         if any(g.get("auto_scaling_policy") for g in added) and not cluster.get("auto_scaling_role"):
             raise ValidationError("An AutoScalingRole is required when using an automatic scaling policy.")
 
@@ -158,6 +161,15 @@ def _check_modifications(cluster: Doc, changes: list[dict], instances: list[Doc]
                 raise ValidationError("The master instance group cannot be resized.")
             if not 0 <= count <= MAX_INSTANCES:
                 raise ValidationError(f"InstanceCount must be between 0 and {MAX_INSTANCES}, not {count}.")
+            if group["role"] == "CORE" and count < group["requested"]:
+                # Shrinking below dfs.replication would leave blocks without their replicas.
+                replication = cluster.get("hdfs_replication") or min(3, group["requested"])
+                if count < replication:
+                    raise ValidationError(
+                        f"Cannot shrink the core instance group to {count} instance(s): HDFS keeps "
+                        f"{replication} replica(s) of every block (dfs.replication), so at least "
+                        f"{replication} core instance(s) must remain."
+                    )
         own = {i.get("ec2_id") for i in instances if i.get("group_id") == gid}
         strangers = [i for i in config.get("EC2InstanceIdsToTerminate", []) if i not in own]
         if strangers:
@@ -172,11 +184,16 @@ def _apply(group: Doc, config: dict[str, Any]) -> None:
         group["requested"] = count
         group["state"] = states.GROUP_RESIZING
     if config.get("EC2InstanceIdsToTerminate"):
-        group["instances_to_terminate"] = unique(
-            group.get("instances_to_terminate", []) + config["EC2InstanceIdsToTerminate"]
+        # The resize worker (resilin/resize.py) decommissions these first when shrinking.
+        group["terminate_ec2_ids"] = unique(
+            group.get("terminate_ec2_ids", []) + config["EC2InstanceIdsToTerminate"]
         )
+        if count is None:
+            group["requested"] = group["requested"] - len(config["EC2InstanceIdsToTerminate"])
+            group["state"] = states.GROUP_RESIZING
     if config.get("ShrinkPolicy"):
         group["shrink_policy"] = config["ShrinkPolicy"]
+        group["decommission_timeout"] = config["ShrinkPolicy"].get("DecommissionTimeout")
     if config.get("Configurations"):
         group["pending_configurations"] = {
             "configurations": config["Configurations"],
