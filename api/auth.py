@@ -7,9 +7,10 @@ changes state with a signature already used is refused: see ``replay``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from resilin import sigv2, sigv4
@@ -120,11 +121,21 @@ class Authenticator:
             raise AuthError(_message(exc), exc.failure) from None
         return Signed(verified.credentials, verified.signature, verified.valid_until)
 
-    def refuse_replay(self, signed: Signed, operation: str) -> None:
-        """AuthError when ``operation`` changes state and its signature was used before."""
+    @contextlib.contextmanager
+    def once(self, signed: Signed, operation: str) -> Iterator[None]:
+        """Run a request's operation unless it changes state and its signature already did.
+
+        AuthError for a replay; the signature is forgotten again when the operation fails.
+        """
         if self.ledger is None or not changes_state(operation):
+            yield
             return
         if not self.ledger.first_use(signed.signature, signed.valid_until):
             raise AuthError(
-                "A request with this signature was already received; sign every request afresh.", REPLAYED
+                "A request with this signature already made its change; sign every request afresh.", REPLAYED
             )
+        try:
+            yield
+        except BaseException:
+            self.ledger.forget(signed.signature)
+            raise

@@ -87,7 +87,7 @@ class JsonProtocol:
             )
         signed = self.auth.sigv4(request)
         name = operation_name(request)
-        self.auth.refuse_replay(signed, name)
-        params = decode_body(request.body)
-        caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
-        return self.dispatcher.execute(caller, name, params, JSON_SCALARS, request_id=request.request_id)
+        with self.auth.once(signed, name):
+            params = decode_body(request.body)
+            caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
+            return self.dispatcher.execute(caller, name, params, JSON_SCALARS, request_id=request.request_id)

@@ -114,11 +114,11 @@ class QueryProtocol:
             operation = model.operation(name)
         except UnknownOperation:
             raise UnknownOperation(f"The action {name} is not valid for this web service.") from None
-        self.auth.refuse_replay(signed, name)
-        params = members(operation.input_shape, pairs)
-        caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
-        result = self.dispatcher.execute(
-            caller, name, params, xml_output.XML_SCALARS, request_id=request.request_id
-        )
+        with self.auth.once(signed, name):
+            params = members(name, operation.input_shape, pairs)
+            caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
+            result = self.dispatcher.execute(
+                caller, name, params, xml_output.XML_SCALARS, request_id=request.request_id
+            )
         body = xml_output.response(name, operation.output_shape, result, request.request_id)
         return ApiResponse(200, body, {"Content-Type": xml_output.CONTENT_TYPE})
