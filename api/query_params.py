@@ -76,6 +76,8 @@ def members(operation: str, shape: Shape | None, pairs: Iterable[tuple[str, str]
                 )
             node = child
         last = parts[-1]
+        if isinstance(node.get(last), dict):
+            raise ValidationError(f"Parameter '{name[:200]}' is given both as a value and as a structure.")
         if last in node:
             raise ValidationError(f"Parameter '{name[:200]}' is given more than once.")
         node[last] = value
