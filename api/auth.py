@@ -30,7 +30,10 @@ JSON_CODES: dict[Failure | str, tuple[str, int]] = {
     Failure.BAD_SIGNATURE: ("InvalidSignatureException", 403),
     Failure.SKEWED: ("InvalidSignatureException", 403),
     Failure.EXPIRED: ("InvalidSignatureException", 403),
-    REPLAYED: ("InvalidSignatureException", 403),
+    # Retryable on purpose: a client that sent the same change twice within one second (the
+    # resolution of the signed date) gets its duplicate through on botocore's retry, which signs
+    # again; a replay, whose signature cannot change, is refused every time.
+    REPLAYED: ("ThrottlingException", 400),
 }
 QUERY_CODES: dict[Failure | str, tuple[str, int]] = {
     Failure.MISSING: ("MissingAuthenticationToken", 403),
@@ -39,7 +42,7 @@ QUERY_CODES: dict[Failure | str, tuple[str, int]] = {
     Failure.BAD_SIGNATURE: ("SignatureDoesNotMatch", 403),
     Failure.SKEWED: ("RequestExpired", 400),
     Failure.EXPIRED: ("RequestExpired", 400),
-    REPLAYED: ("RequestExpired", 400),
+    REPLAYED: ("Throttling", 400),
 }
 
 
@@ -132,7 +135,9 @@ class Authenticator:
             return
         if not self.ledger.first_use(signed.signature, signed.valid_until):
             raise AuthError(
-                "A request with this signature already made its change; sign every request afresh.", REPLAYED
+                "A request with this signature already made its change; a new request (signed again, "
+                "as a retry is) will be accepted.",
+                REPLAYED,
             )
         try:
             yield

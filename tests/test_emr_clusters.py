@@ -85,7 +85,7 @@ def test_instance_groups(emr):
     )
 
 
-def test_instance_fleets(emr, store):
+def test_instance_fleets(emr_api, emr, store):
     request = cluster_request()
     request["Instances"] = {
         "InstanceFleets": [
@@ -118,6 +118,36 @@ def test_instance_fleets(emr, store):
     assert fleets["CORE"]["Status"]["State"] == "RUNNING"
     instances = emr.list_instances(ClusterId=cid, InstanceFleetType="CORE")["Instances"]
     assert len(instances) == 2 and {i["InstanceFleetId"] for i in instances} == {fleets["CORE"]["Id"]}
+
+    # Fleets are added and resized as requests for the worker; groups do not apply to this cluster.
+    task = {
+        "InstanceFleetType": "TASK",
+        "TargetSpotCapacity": 3,
+        "InstanceTypeConfigs": [{"InstanceType": "c5.large"}],
+    }
+    added = emr.add_instance_fleet(ClusterId=cid, InstanceFleet=task)
+    assert added["InstanceFleetId"].startswith("if-") and added["ClusterArn"].endswith(cid)
+    bob = emr_api.client("bob")  # another user of the account, so not the same signed request
+    assert (
+        error_of(bob.add_instance_fleet, ClusterId=cid, InstanceFleet=task)["Code"] == "ValidationException"
+    )
+    emr.modify_instance_fleet(
+        ClusterId=cid, InstanceFleet={"InstanceFleetId": fleets["CORE"]["Id"], "TargetOnDemandCapacity": 12}
+    )
+    fleets = {f["InstanceFleetType"]: f for f in emr.list_instance_fleets(ClusterId=cid)["InstanceFleets"]}
+    assert (fleets["CORE"]["TargetOnDemandCapacity"], fleets["CORE"]["Status"]["State"]) == (12, "RESIZING")
+    assert next(g for g in store.get_cluster(cid)["groups"] if g["role"] == "CORE")["requested"] == 4
+    assert (fleets["TASK"]["TargetSpotCapacity"], fleets["TASK"]["Status"]["State"]) == (3, "PROVISIONING")
+    master = {"InstanceFleetId": fleets["MASTER"]["Id"], "TargetOnDemandCapacity": 2}
+    assert (
+        error_of(emr.modify_instance_fleet, ClusterId=cid, InstanceFleet=master)["Code"]
+        == "ValidationException"
+    )
+    group = {"InstanceRole": "TASK", "InstanceType": "m5.xlarge", "InstanceCount": 1}
+    assert (
+        error_of(emr.add_instance_groups, JobFlowId=cid, InstanceGroups=[group])["Code"]
+        == "ValidationException"
+    )
 
 
 @pytest.mark.parametrize(

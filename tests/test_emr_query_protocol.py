@@ -375,7 +375,7 @@ def test_replayed_changes_are_refused(emr_api, redis_client):
     assert first.status == 200
     before = state_digest(redis_client)
     again = raw(emr_api, "POST", prepared.url, prepared.body, dict(prepared.headers))
-    assert (again.status, again.error()[1]) == (400, "RequestExpired")
+    assert (again.status, again.error()[1]) == (400, "Throttling")
     assert "already made its change" in again.error()[2]
     assert state_digest(redis_client) == before
     assert len(emr_api.client("alice").list_clusters()["Clusters"]) == 1
