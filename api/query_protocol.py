@@ -58,6 +58,10 @@ class QueryProtocol:
         self.dispatcher = dispatcher
         self.auth = authenticator
 
+    @staticmethod
+    def error_response(error: EmrError, request_id: str) -> ApiResponse:
+        return error_response(error, request_id)
+
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one request; blocking (the core is called here), so run it off the reactor."""
         try:
