@@ -7,9 +7,10 @@ changes state with a signature already used is refused: see ``replay``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from resilin import sigv2, sigv4
@@ -29,7 +30,10 @@ JSON_CODES: dict[Failure | str, tuple[str, int]] = {
     Failure.BAD_SIGNATURE: ("InvalidSignatureException", 403),
     Failure.SKEWED: ("InvalidSignatureException", 403),
     Failure.EXPIRED: ("InvalidSignatureException", 403),
-    REPLAYED: ("InvalidSignatureException", 403),
+    # Retryable on purpose: a client that sent the same change twice within one second (the
+    # resolution of the signed date) gets its duplicate through on botocore's retry, which signs
+    # again; a replay, whose signature cannot change, is refused every time.
+    REPLAYED: ("ThrottlingException", 400),
 }
 QUERY_CODES: dict[Failure | str, tuple[str, int]] = {
     Failure.MISSING: ("MissingAuthenticationToken", 403),
@@ -38,7 +42,7 @@ QUERY_CODES: dict[Failure | str, tuple[str, int]] = {
     Failure.BAD_SIGNATURE: ("SignatureDoesNotMatch", 403),
     Failure.SKEWED: ("RequestExpired", 400),
     Failure.EXPIRED: ("RequestExpired", 400),
-    REPLAYED: ("RequestExpired", 400),
+    REPLAYED: ("Throttling", 400),
 }
 
 
@@ -120,11 +124,23 @@ class Authenticator:
             raise AuthError(_message(exc), exc.failure) from None
         return Signed(verified.credentials, verified.signature, verified.valid_until)
 
-    def refuse_replay(self, signed: Signed, operation: str) -> None:
-        """AuthError when ``operation`` changes state and its signature was used before."""
+    @contextlib.contextmanager
+    def once(self, signed: Signed, operation: str) -> Iterator[None]:
+        """Run a request's operation unless it changes state and its signature already did.
+
+        AuthError for a replay; the signature is forgotten again when the operation fails.
+        """
         if self.ledger is None or not changes_state(operation):
+            yield
             return
         if not self.ledger.first_use(signed.signature, signed.valid_until):
             raise AuthError(
-                "A request with this signature was already received; sign every request afresh.", REPLAYED
+                "A request with this signature already made its change; a new request (signed again, "
+                "as a retry is) will be accepted.",
+                REPLAYED,
             )
+        try:
+            yield
+        except BaseException:
+            self.ledger.forget(signed.signature)
+            raise

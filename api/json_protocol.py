@@ -28,12 +28,20 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 _ACCEPTED_TYPES = {"application/x-amz-json-1.1", "application/x-amz-json-1.0"}
 
 
+def is_json_type(content_type: str) -> bool:
+    return _media(content_type) in _ACCEPTED_TYPES
+
+
 def is_json_request(request: ApiRequest) -> bool:
-    return _media_type(request) in _ACCEPTED_TYPES
+    return is_json_type(request.header("content-type"))
+
+
+def _media(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
 
 
 def _media_type(request: ApiRequest) -> str:
-    return request.header("content-type").split(";")[0].strip().lower()
+    return _media(request.header("content-type"))
 
 
 def decode_body(body: bytes) -> Any:
@@ -67,6 +75,10 @@ class JsonProtocol:
         self.dispatcher = dispatcher
         self.auth = authenticator
 
+    @staticmethod
+    def error_response(error: EmrError, request_id: str = "") -> ApiResponse:
+        return error_response(error)
+
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one request; blocking (the core is called here), so run it off the reactor."""
         try:
@@ -87,7 +99,7 @@ class JsonProtocol:
             )
         signed = self.auth.sigv4(request)
         name = operation_name(request)
-        self.auth.refuse_replay(signed, name)
-        params = decode_body(request.body)
-        caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
-        return self.dispatcher.execute(caller, name, params, JSON_SCALARS, request_id=request.request_id)
+        with self.auth.once(signed, name):
+            params = decode_body(request.body)
+            caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
+            return self.dispatcher.execute(caller, name, params, JSON_SCALARS, request_id=request.request_id)

@@ -36,6 +36,9 @@ RESERVED = frozenset(
         "SecurityToken",
     }
 )
+# Parameters that old Query clients send and EMR accepted without a member in today's model:
+# boto 2's run_jobflow always sends a top-level ActionOnFailure (the steps carry their own).
+LEGACY_IGNORED = {"RunJobFlow": frozenset({"ActionOnFailure"})}
 _INTEGER = re.compile(r"^[+-]?\d{1,30}$")
 _MAX_DEPTH = 32
 
@@ -54,11 +57,12 @@ def is_reserved(name: str) -> bool:
     return name in RESERVED or name.startswith("X-Amz-")
 
 
-def members(shape: Shape | None, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+def members(operation: str, shape: Shape | None, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """The operation's parameters as the JSON protocol would have sent them."""
     tree: dict[str, Any] = {}
+    ignored = LEGACY_IGNORED.get(operation, frozenset())
     for name, value in pairs:
-        if is_reserved(name):
+        if is_reserved(name) or name in ignored:
             continue
         parts = name.split(".")
         if len(parts) > _MAX_DEPTH or not all(parts):
@@ -72,6 +76,8 @@ def members(shape: Shape | None, pairs: Iterable[tuple[str, str]]) -> dict[str, 
                 )
             node = child
         last = parts[-1]
+        if isinstance(node.get(last), dict):
+            raise ValidationError(f"Parameter '{name[:200]}' is given both as a value and as a structure.")
         if last in node:
             raise ValidationError(f"Parameter '{name[:200]}' is given more than once.")
         node[last] = value

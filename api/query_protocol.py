@@ -58,6 +58,10 @@ class QueryProtocol:
         self.dispatcher = dispatcher
         self.auth = authenticator
 
+    @staticmethod
+    def error_response(error: EmrError, request_id: str) -> ApiResponse:
+        return error_response(error, request_id)
+
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one request; blocking (the core is called here), so run it off the reactor."""
         try:
@@ -114,11 +118,11 @@ class QueryProtocol:
             operation = model.operation(name)
         except UnknownOperation:
             raise UnknownOperation(f"The action {name} is not valid for this web service.") from None
-        self.auth.refuse_replay(signed, name)
-        params = members(operation.input_shape, pairs)
-        caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
-        result = self.dispatcher.execute(
-            caller, name, params, xml_output.XML_SCALARS, request_id=request.request_id
-        )
+        with self.auth.once(signed, name):
+            params = members(name, operation.input_shape, pairs)
+            caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
+            result = self.dispatcher.execute(
+                caller, name, params, xml_output.XML_SCALARS, request_id=request.request_id
+            )
         body = xml_output.response(name, operation.output_shape, result, request.request_id)
         return ApiResponse(200, body, {"Content-Type": xml_output.CONTENT_TYPE})

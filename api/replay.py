@@ -1,9 +1,13 @@
 """Refusing a signed request that changes something when it was seen before.
 
 A signature stays acceptable for the clock-skew window, so whoever captures a request could
-send it again until then: a captured RunJobFlow would start another cluster.  The signature
-of every accepted request that changes state is remembered in Redis (SET NX with an expiry)
-until the moment it would be refused anyway; a second request with it is refused.
+send it again until then: a captured RunJobFlow would start another cluster, a captured
+SetTerminationProtection(false) would undo a later change.  The signature of every request
+that changed state is remembered in Redis (SET NX with an expiry) until the moment it would
+be refused anyway; a second request with it is refused.  A request that failed changed
+nothing, so its signature is forgotten: the client may send it again once it has fixed what
+was wrong.  The price: a client sending the very same change twice within one second (the
+resolution of the signed date) has the second refused; it was a duplicate anyway.
 
 Reads (Describe*, List*, Get*) are not checked: botocore signs with a one-second clock and
 does not sign its per-call invocation id, so a client polling DescribeCluster twice within a
@@ -29,9 +33,15 @@ class SignatureLedger:
         """Record ``signature``; False when it was recorded before (a replay)."""
         now = now or dt.datetime.now(dt.UTC)
         ttl = max(1, math.ceil((valid_until - now).total_seconds()) + 1)
-        # Hashed so that the key length does not depend on what the client sent.
-        key = KEY_PREFIX + hashlib.sha256(signature.encode()).hexdigest()
-        return bool(self.redis.set(key, "1", nx=True, ex=ttl))
+        return bool(self.redis.set(_key(signature), "1", nx=True, ex=ttl))
+
+    def forget(self, signature: str) -> None:
+        self.redis.delete(_key(signature))
+
+
+def _key(signature: str) -> str:
+    # Hashed so that the key length does not depend on what the client sent.
+    return KEY_PREFIX + hashlib.sha256(signature.encode()).hexdigest()
 
 
 def changes_state(operation: str) -> bool:

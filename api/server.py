@@ -16,7 +16,7 @@ from resilin.api import model
 from resilin.api.auth import Authenticator
 from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import InternalFailure, RequestTooLarge
-from resilin.api.json_protocol import JsonProtocol, error_response, is_json_request
+from resilin.api.json_protocol import JsonProtocol, is_json_type
 from resilin.api.query_protocol import QueryProtocol
 from resilin.api.replay import SignatureLedger
 from resilin.api.request import ApiRequest, ApiResponse
@@ -46,33 +46,32 @@ class EmrResource(resource.Resource):
 
     def render(self, request: Request) -> bytes | int:
         request_id = new_request_id()
+        path, query = split_uri(request)
+        headers = request_headers(request)
+        # JSON requests name their operation in X-Amz-Target; the Query protocol in Action=.
+        protocol: JsonProtocol | QueryProtocol = self.query_protocol
+        if "x-amz-target" in headers or is_json_type(headers.get("content-type", [""])[0]):
+            protocol = self.json_protocol
         too_large = _declared_length(request) > MAX_BODY
         request.content.seek(0)
         body = b"" if too_large else request.content.read(MAX_BODY + 1)
         if too_large or len(body) > MAX_BODY:
-            self._write(
-                request, request_id, error_response(RequestTooLarge("The request body is too large."))
-            )
+            error = RequestTooLarge("The request body is too large.")
+            self._write(request, request_id, protocol.error_response(error, request_id))
             return server.NOT_DONE_YET
-        path, query = split_uri(request)
         api_request = ApiRequest(
             method=request.method.decode("latin-1"),
             raw_path=path,
             raw_query=query,
-            headers=request_headers(request),
+            headers=headers,
             body=body,
             request_id=request_id,
         )
-        # JSON requests name their operation in X-Amz-Target; the Query protocol in Action=.
-        if api_request.header("x-amz-target") or is_json_request(api_request):
-            handler = self.json_protocol.handle
-        else:
-            handler = self.query_protocol.handle
         finished: list[bool] = []
         request.notifyFinish().addBoth(lambda _: finished.append(True))
-        d = deferToThread(handler, api_request)
+        d = deferToThread(protocol.handle, api_request)
         d.addCallback(lambda response: finished or self._write(request, request_id, response))
-        d.addErrback(self._crashed, request, request_id, finished)
+        d.addErrback(self._crashed, request, request_id, finished, protocol)
         return server.NOT_DONE_YET
 
     def _write(self, request: Request, request_id: str, response: ApiResponse) -> None:
@@ -85,10 +84,17 @@ class EmrResource(resource.Resource):
             request.write(response.body)
         request.finish()
 
-    def _crashed(self, failure: Failure, request: Request, request_id: str, finished: list[bool]) -> None:
+    def _crashed(
+        self,
+        failure: Failure,
+        request: Request,
+        request_id: str,
+        finished: list[bool],
+        protocol: JsonProtocol | QueryProtocol,
+    ) -> None:
         log.error("request %s: %s", request_id, failure.getTraceback())
         if not finished:
-            self._write(request, request_id, error_response(InternalFailure()))
+            self._write(request, request_id, protocol.error_response(InternalFailure(), request_id))
 
 
 def _declared_length(request: Request) -> int:

@@ -268,8 +268,8 @@ def verify(
     if missing:
         raise SignatureError(Failure.BAD_SIGNATURE, f"signed header(s) not present: {', '.join(missing)}")
 
-    if presigned:
-        payload_hash = UNSIGNED_PAYLOAD
+    if presigned and scope_service == "s3":
+        payload_hash = UNSIGNED_PAYLOAD  # S3's presigned URLs leave the payload out; other services hash it
     elif "x-amz-content-sha256" in headers:
         payload_hash = headers["x-amz-content-sha256"][0]
     elif body_sha256 is not None:

@@ -8,15 +8,22 @@ wake the cluster's worker.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
 from resilin.errors import InvalidRequest, ValidationError
 from resilin.hadoop_config import check_configurations
-from resilin.jobflows import ids, states, views
+from resilin.jobflows import ids, releases, states, views
 from resilin.jobflows.base import ServiceBase, page, unique
 from resilin.jobflows.caller import Caller
-from resilin.jobflows.instance_requests import INSTANCE_FLEET, MAX_INSTANCES, MAX_TASK_GROUPS, new_group
+from resilin.jobflows.instance_requests import (
+    INSTANCE_FLEET,
+    MAX_INSTANCES,
+    MAX_TASK_GROUPS,
+    fleet_group,
+    new_group,
+)
 from resilin.jobflows.store import Doc
 
 RESIZABLE_CLUSTER_STATES = (states.RUNNING, states.WAITING)
@@ -72,15 +79,66 @@ class InstanceOperations(ServiceBase):
         return page(actions, params.get("Marker"), "BootstrapActions")
 
     # -- changes ------------------------------------------------------------
-    def _resizable(self, who: str | Caller, cid: str) -> Doc:
+    def _resizable(self, who: str | Caller, cid: str, fleets: bool = False) -> Doc:
         cluster = self._modifiable_cluster(who, cid)
         if cluster["state"] not in RESIZABLE_CLUSTER_STATES:
             raise ValidationError(NOT_RESIZABLE)
-        if _uses_fleets(cluster):
-            raise ValidationError(
-                f"Cluster '{cid}' uses instance fleets; its instance groups cannot be changed."
+        if _uses_fleets(cluster) != fleets:
+            kind, other = (
+                ("instance groups", "instance fleets") if fleets else ("instance fleets", "instance groups")
             )
+            raise ValidationError(f"Cluster '{cid}' uses {kind}; its {other} cannot be changed.")
         return cluster
+
+    def add_instance_fleet(self, who: str | Caller, params: dict) -> dict:
+        cluster = self._resizable(who, params["ClusterId"], fleets=True)
+        fleet = fleet_group(params["InstanceFleet"], lambda t: releases.is_offered(self.offered_types(), t))
+        if fleet["role"] != "TASK" or any(g["role"] == "TASK" for g in cluster["groups"]):
+            raise ValidationError(
+                "Only one task instance fleet can be added to a cluster with instance fleets."
+            )
+
+        def change(c: Doc) -> None:
+            if c["state"] not in RESIZABLE_CLUSTER_STATES:
+                raise ValidationError(NOT_RESIZABLE)
+            c["groups"].append(fleet)
+
+        self._update(cluster["id"], change)
+        self.store.index_groups(cluster["id"], [fleet["id"]])
+        self.store.notify(cluster["id"])
+        return {"ClusterId": cluster["id"], "InstanceFleetId": fleet["id"], "ClusterArn": cluster["arn"]}
+
+    def modify_instance_fleet(self, who: str | Caller, params: dict) -> dict:
+        cluster = self._resizable(who, params["ClusterId"], fleets=True)
+        config = params["InstanceFleet"]
+        fleet_id = config["InstanceFleetId"]
+        fleet = next((g for g in cluster["groups"] if g["id"] == fleet_id), None)
+        if fleet is None:
+            raise InvalidRequest(f"Instance fleet id '{fleet_id}' is not valid.")
+        if fleet["role"] == "MASTER":
+            raise ValidationError("The master instance fleet cannot be resized.")
+        on_demand = config.get("TargetOnDemandCapacity", fleet["fleet"]["TargetOnDemandCapacity"])
+        spot = config.get("TargetSpotCapacity", fleet["fleet"]["TargetSpotCapacity"])
+        count = math.ceil((on_demand + spot) / fleet["fleet"]["weight"])
+        if count > MAX_INSTANCES:
+            raise ValidationError(f"The instance fleet would need more than {MAX_INSTANCES} instances.")
+
+        def change(c: Doc) -> None:
+            if c["state"] not in RESIZABLE_CLUSTER_STATES:
+                raise ValidationError(NOT_RESIZABLE)
+            group = next(g for g in c["groups"] if g["id"] == fleet_id)
+            group["fleet"]["TargetOnDemandCapacity"] = on_demand
+            group["fleet"]["TargetSpotCapacity"] = spot
+            for key in ("ResizeSpecifications", "Context"):
+                if config.get(key) is not None:
+                    group["fleet"][key] = config[key]
+            if count != group["requested"]:
+                group["requested"] = count
+                group["state"] = states.GROUP_RESIZING
+
+        self._update(cluster["id"], change)
+        self.store.notify(cluster["id"])
+        return {}
 
     def add_instance_groups(self, who: str | Caller, params: dict) -> dict:
         cluster = self._resizable(who, params["JobFlowId"])
