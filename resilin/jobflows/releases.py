@@ -27,28 +27,28 @@ class Release:
     applications: tuple[str, ...] = ("Hadoop",)
 
 
-def _series(major: int, minors: range, patches: int, emr_hadoop: dict[int, str]) -> list[Release]:
-    return [
-        Release(f"emr-{major}.{minor}.{patch}", emr_hadoop[minor])
-        for minor in minors
-        for patch in range(patches)
-        if minor in emr_hadoop
-    ]
-
-
 # EMR's Hadoop version by minor release of each series (from EMR's release guide).
 _EMR5_HADOOP = {m: "2.8.5" for m in range(20, 37)} | {m: "2.8.4" for m in range(13, 20)}
 _EMR6_HADOOP = {m: "3.2.1" for m in range(0, 9)} | {m: "3.3.3" for m in range(9, 15)} | {15: "3.3.6"}
 _EMR7_HADOOP = {m: "3.3.6" for m in range(0, 5)} | {m: "3.4.0" for m in range(5, 8)}
 
-CATALOGUE: dict[str, Release] = {
-    r.label: r
-    for r in [
-        *_series(5, range(13, 37), 3, _EMR5_HADOOP),
-        *_series(6, range(0, 16), 3, _EMR6_HADOOP),
-        *_series(7, range(0, 8), 3, _EMR7_HADOOP),
-    ]
-}
+# The labels EMR has published that clients commonly ask for, newest first.
+_PUBLISHED = (
+    "7.5.0 7.4.0 7.3.0 7.2.0 7.1.0 7.0.0 "
+    "6.15.0 6.14.0 6.13.0 6.12.0 6.11.1 6.11.0 6.10.1 6.10.0 6.9.1 6.9.0 6.8.1 6.8.0 6.7.0 "
+    "6.6.0 6.5.0 6.4.0 6.3.1 6.3.0 6.2.1 6.2.0 6.1.1 6.1.0 6.0.1 6.0.0 "
+    "5.36.2 5.36.1 5.36.0 5.35.0 5.34.0 5.33.1 5.33.0 5.32.1 5.32.0 5.31.1 5.31.0 5.30.2 5.30.1 "
+    "5.30.0 5.29.0 5.28.1 5.28.0"
+).split()
+_EMR_HADOOP = {5: _EMR5_HADOOP, 6: _EMR6_HADOOP, 7: _EMR7_HADOOP}
+
+
+def _release(version: str) -> Release:
+    major, minor, _ = (int(p) for p in version.split("."))
+    return Release(f"emr-{version}", _EMR_HADOOP[major][minor])
+
+
+CATALOGUE: dict[str, Release] = {f"emr-{v}": _release(v) for v in _PUBLISHED}
 
 # Legacy AMI versions (before release labels): major.minor → EMR's Hadoop version then.
 _AMI_VERSION = re.compile(r"^(2\.4|3\.\d+)(\.\d+)?$")
