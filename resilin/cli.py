@@ -99,7 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 endpoints, settings.home, bucket=args.bucket + "-cli", core=args.core_instances
             )
             ok &= _report(result, demo)
-    leftovers = demo.leftover_instances()
+    leftovers = demo.leftover_instances([c.name for c in settings.clouds if c.kind == "local"])
     if leftovers:
         print(f"FAILED: containers of clusters still exist: {', '.join(leftovers)}")
         ok = False
