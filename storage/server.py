@@ -205,12 +205,15 @@ def make_site(
     *,
     virtual_host_base: str | None = None,
     max_object_size: int = MAX_OBJECT_SIZE,
+    access_log: bool = True,
 ) -> Site:
     """The storage service as a Twisted Site, to listen with on any reactor port.
 
     ``lookup`` maps an access key to its credentials (None when unknown).  With
     ``virtual_host_base`` (e.g. ``s3.example.test``), ``bucket.s3.example.test``
-    Host headers are accepted besides path-style URLs.
+    Host headers are accepted besides path-style URLs.  With ``access_log``
+    False, requests are not formatted into access-log lines at all (Twisted
+    formats each one even when the log level then drops it).
     """
     store = Store(
         Path(data_dir),
@@ -220,6 +223,8 @@ def make_site(
     )
     site = Site(StorageResource(store, lookup, region, virtual_host_base), requestFactory=StorageRequest)
     site.displayTracebacks = False
+    if not access_log:
+        site.log = lambda request: None  # type: ignore[method-assign]
     site.storage = store  # type: ignore[attr-defined]
     site.spool_dir = str(store.tmp)  # type: ignore[attr-defined]
     # The largest body accepted, with room for aws-chunked framing (under 0.2% with 64 KiB chunks).
