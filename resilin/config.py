@@ -39,7 +39,9 @@ class Settings:
     clouds: tuple[CloudConfig, ...] = ()
     default_cloud: str = "local"
     node_image: str = "localhost/resilin-node:latest"
-    reconcile_interval: float = 300.0  # seconds between sweeps for instances of no live cluster; 0: never
+    reconcile_interval: float = (
+        300.0  # seconds between sweeps for leftovers of ended clusters; 0: at start only
+    )
     extra: dict = field(default_factory=dict)
 
     @property
