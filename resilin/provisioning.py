@@ -166,11 +166,18 @@ class ClusterProvisioner:
     # -- provisioning ---------------------------------------------------------------
     def provision(self, cluster: Doc) -> list[ReadyInstance]:
         """Instances for every group of ``cluster``, reachable over SSH; ProvisioningFailed if not."""
+        placement, running = self.launch(cluster)
+        self.check_termination()
+        self.progress(f"Waiting for SSH on {len(running)} instance(s)")
+        return self._reach(placement, running)
+
+    def launch(self, cluster: Doc) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
+        """Every group's instances running in one cloud: the one placed in, else a fallback."""
         clouds = self.candidates(cluster)
         refusals: list[NoRoom] = []
         for i, name in enumerate(clouds):
             try:
-                return self._provision_in(name, cluster)
+                return self._launch_in(name, cluster)
             except NoRoom as exc:
                 refusals.append(exc)
                 log.warning("%s: %s", self.cid, exc.message)
@@ -181,7 +188,7 @@ class ClusterProvisioner:
         code = states.INSTANCE_FAILURE if states.INSTANCE_FAILURE in codes else refusals[0].code
         raise ProvisioningFailed(code, "; ".join(r.message for r in refusals))
 
-    def _provision_in(self, name: str, cluster: Doc) -> list[ReadyInstance]:
+    def _launch_in(self, name: str, cluster: Doc) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
         placement = self._placement(name)
         self.placement = placement
         groups = [g for g in cluster["groups"] if g["requested"]]
@@ -193,8 +200,7 @@ class ClusterProvisioner:
                 states.VALIDATION_ERROR, f"Cloud {name} has no image for the cluster: {exc}"
             ) from exc
         resources = self.resources.setdefault(name, CloudResources())
-        total = sum(g["requested"] for g in groups)
-        self.progress(f"Launching {total} instance(s) in cloud {name}")
+        self.progress(f"Launching {sum(g['requested'] for g in groups)} instance(s) in cloud {name}")
         try:
             self._import_key(placement, resources)
             self._make_security_group(placement, resources)
@@ -206,9 +212,7 @@ class ClusterProvisioner:
         except (ClientError, BotoCoreError) as exc:
             raise ProvisioningFailed(states.INSTANCE_FAILURE, f"Cloud {name}: {error_text(exc)}") from exc
         self.phase("instances_running")
-        self.check_termination()
-        self.progress(f"Waiting for SSH on {total} instance(s)")
-        return self._reach(placement, running)
+        return placement, running
 
     def _check_offer(self, placement: Placement, groups: list[Doc]) -> None:
         cloud, name = placement.cloud, placement.cloud_name
@@ -324,7 +328,8 @@ class ClusterProvisioner:
         what = f"{count} {group['instance_type']} {role} instance(s)"
         launched: list[str] = []
         backoff = Backoff(self.limits.backoff_base, self.limits.backoff_cap)
-        for attempt in range(1, self.limits.launch_attempts + 1):
+        refusals = 0  # launches that got nothing; one that got some is topped up at once
+        while len(launched) < count:
             self.check_termination()
             wanted = count - len(launched)
             try:
@@ -353,31 +358,33 @@ class ClusterProvisioner:
                         states.INSTANCE_FAILURE,
                         f"Could not launch {what} in cloud {placement.cloud_name}: {error_text(exc)}",
                     ) from exc
+                refusals += 1
                 self.progress(
                     f"Cloud {placement.cloud_name} has no capacity for {wanted} {group['instance_type']} "
-                    f"instance(s) ({code}); attempt {attempt} of {self.limits.launch_attempts}"
+                    f"instance(s) ({code}); attempt {refusals} of {self.limits.launch_attempts}"
                 )
-            else:
-                resources.instances += got
-                launched += got
-                if len(launched) == count:
-                    return launched
+                if refusals >= self.limits.launch_attempts:
+                    raise NoRoom(
+                        states.INSTANCE_FAILURE,
+                        f"Cloud {placement.cloud_name} has no capacity for {what} ({code}: "
+                        f"{len(launched)} launched after {refusals} refused attempts)",
+                    ) from exc
+                self._pause(backoff.next())
+                continue
+            resources.instances += got
+            launched += got
+            if len(launched) < count:
                 self.progress(
                     f"Cloud {placement.cloud_name} launched {len(launched)} of {what}; asking again for the rest"
                 )
-            if attempt < self.limits.launch_attempts:
-                self._pause(backoff.next())
-        raise NoRoom(
-            states.INSTANCE_FAILURE,
-            f"Cloud {placement.cloud_name} has no capacity for {what} "
-            f"(InsufficientInstanceCapacity: {len(launched)} launched after {self.limits.launch_attempts} attempts)",
-        )
+        return launched
 
     def _pause(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+        """Sleep in short slices, so that a TerminateJobFlows is heeded within a second."""
+        while seconds > 0:
             self.check_termination()
-            self.sleep(min(1.0, left))
+            self.sleep(min(1.0, seconds))
+            seconds -= 1.0
 
     def _wait_started(
         self,
