@@ -1,11 +1,14 @@
 """Provisioning through any EC2-compatible cloud, with boto3's EC2 client only.
 
-This is all Resilin's orchestrator needs from a cloud: import a key pair, launch
-tagged instances, wait until they run, learn their SSH host keys from the
-console (cloud-init's ``SSH HOST KEY KEYS`` block, so keys are pinned rather
-than trusted on first use), find them again by tag, and terminate them.
-Throttling is retried with exponential backoff and jitter; launches carry a
-ClientToken so that a retried RunInstances never starts instances twice.
+This is all Resilin's orchestrator needs from a cloud: import a key pair, make a
+security group, launch tagged instances, wait until they run, learn their SSH
+host keys from the console (cloud-init's ``SSH HOST KEY KEYS`` block, so keys
+are pinned rather than trusted on first use), find them again by tag, and
+terminate them.  Throttling is retried with exponential backoff and jitter;
+launches carry a ClientToken so that a retried RunInstances never starts
+instances twice.  Capacity and quota errors are not retried here: they are
+classified (:func:`error_code`, :data:`CAPACITY_ERRORS`, :data:`QUOTA_ERRORS`)
+so that the caller can retry later, launch the rest, or go to another cloud.
 """
 
 from __future__ import annotations
@@ -34,6 +37,17 @@ RETRYABLE = {
     "Unavailable",
     "InternalError",
 }
+# The cloud has no room for the instances right now: worth retrying later, or elsewhere.
+CAPACITY_ERRORS = {
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "InsufficientHostCapacity",
+    "InsufficientAddressCapacity",
+}
+# The account may not run more: retrying soon will not help, another cloud might.
+QUOTA_ERRORS = {"InstanceLimitExceeded", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded"}
+# The cloud does not implement an operation (some EC2-compatible clouds lack security groups, say).
+UNSUPPORTED_ERRORS = {"UnsupportedOperation", "InvalidAction", "NotImplemented"}
 HOST_KEYS_BEGIN = "-----BEGIN SSH HOST KEY KEYS-----"
 HOST_KEYS_END = "-----END SSH HOST KEY KEYS-----"
 LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
@@ -55,6 +69,29 @@ class InstanceFailed(ProvisioningError):
 
 class ProvisioningTimeout(ProvisioningError):
     pass
+
+
+def error_code(exc: BaseException) -> str:
+    """The EC2 error code of a ClientError ("" for anything else)."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "")
+    return ""
+
+
+def error_text(exc: BaseException) -> str:
+    """``Code: message`` for a ClientError, else the exception's own text."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
+    return str(exc) or type(exc).__name__
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """What became of launched instances: those running, and those that died on the way."""
+
+    running: list[InstanceInfo]
+    failed: list[InstanceFailed]
 
 
 @dataclass(frozen=True)
@@ -114,7 +151,9 @@ class EC2Client:
         self.max_attempts = max_attempts
         self.poll_cap = poll_cap
         self.sleep = sleep
-        self.ec2 = client or boto3.client(
+        # A named profile, else the keys given, else boto3's own chain (environment, instance role).
+        session = boto3.Session(profile_name=cloud.profile) if cloud.profile else boto3
+        self.ec2 = client or session.client(
             "ec2",
             endpoint_url=cloud.endpoint or None,
             region_name=cloud.region,
@@ -147,13 +186,68 @@ class EC2Client:
 
     # Key pairs -----------------------------------------------------------------------
 
-    def import_key_pair(self, name: str, public_key: str) -> str:
+    def import_key_pair(self, name: str, public_key: str, tags: dict[str, str] | None = None) -> str:
         """Import an OpenSSH public key; returns the cloud's fingerprint of it."""
-        result = self._call("import_key_pair", KeyName=name, PublicKeyMaterial=public_key.encode())
+        params: dict[str, Any] = {"KeyName": name, "PublicKeyMaterial": public_key.encode()}
+        if tags:
+            params["TagSpecifications"] = [{"ResourceType": "key-pair", "Tags": _tag_list(tags)}]
+        result = self._call("import_key_pair", **params)
         return result.get("KeyFingerprint", "")
 
     def delete_key_pair(self, name: str) -> None:
         self._call("delete_key_pair", KeyName=name)
+
+    def key_pair_names(self, prefix: str = "") -> list[str]:
+        pairs = self._call("describe_key_pairs").get("KeyPairs", [])
+        return sorted(k["KeyName"] for k in pairs if k.get("KeyName", "").startswith(prefix))
+
+    # Security groups -------------------------------------------------------------------
+
+    def vpc_of_subnet(self, subnet_id: str) -> str:
+        try:
+            subnets = self._call("describe_subnets", SubnetIds=[subnet_id])["Subnets"]
+        except ClientError as exc:
+            if self._code(exc).startswith("InvalidSubnetID"):
+                raise ProvisioningError(f"subnet {subnet_id} not found in cloud {self.cloud.name}") from None
+            raise
+        return subnets[0]["VpcId"]
+
+    def create_security_group(
+        self, name: str, description: str, tags: dict[str, str], vpc_id: str = ""
+    ) -> str:
+        params: dict[str, Any] = {
+            "GroupName": name,
+            "Description": description,
+            "TagSpecifications": [{"ResourceType": "security-group", "Tags": _tag_list(tags)}],
+        }
+        if vpc_id:
+            params["VpcId"] = vpc_id
+        return self._call("create_security_group", **params)["GroupId"]
+
+    def authorize_ingress(self, group_id: str, permissions: list[dict[str, Any]]) -> None:
+        self._call("authorize_security_group_ingress", GroupId=group_id, IpPermissions=permissions)
+
+    def delete_security_group(self, group_id: str, timeout: float = 120) -> None:
+        """Delete a group, waiting while instances that used it finish terminating (DependencyViolation)."""
+        deadline = time.monotonic() + timeout
+        delay = 1.0
+        while True:
+            try:
+                self._call("delete_security_group", GroupId=group_id)
+                return
+            except ClientError as exc:
+                code = self._code(exc)
+                if code in ("InvalidGroup.NotFound", "InvalidSecurityGroupID.NotFound"):
+                    return
+                if code != "DependencyViolation" or time.monotonic() + delay > deadline:
+                    raise
+            self.sleep(delay)
+            delay = min(self.poll_cap, delay * 1.5)
+
+    def security_groups_by_tag(self, tags: dict[str, str]) -> list[dict[str, Any]]:
+        """Groups carrying every ``tags`` key=value (boto3 SecurityGroup dicts)."""
+        filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+        return self._call("describe_security_groups", Filters=filters).get("SecurityGroups", [])
 
     # Images --------------------------------------------------------------------------
 
@@ -186,21 +280,27 @@ class EC2Client:
         tags: dict[str, str],
         user_data: str = "",
         client_token: str | None = None,
+        *,
+        min_count: int | None = None,
+        security_group_ids: Sequence[str] = (),
+        subnet_id: str = "",
     ) -> list[str]:
-        """Start exactly ``count`` instances (all or none); returns their ids."""
+        """Start ``count`` instances, or as few as ``min_count`` (default: all or none); returns their ids."""
         params: dict[str, Any] = {
             "ImageId": image_id,
             "InstanceType": instance_type,
-            "MinCount": count,
+            "MinCount": min_count or count,
             "MaxCount": count,
             "ClientToken": client_token or uuid.uuid4().hex,  # one token for every retry of this launch
         }
         if key_name:
             params["KeyName"] = key_name
+        if security_group_ids:
+            params["SecurityGroupIds"] = list(security_group_ids)
+        if subnet_id:
+            params["SubnetId"] = subnet_id
         if tags:
-            params["TagSpecifications"] = [
-                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
-            ]
+            params["TagSpecifications"] = [{"ResourceType": "instance", "Tags": _tag_list(tags)}]
         if user_data:
             params["UserData"] = user_data  # boto3 base64-encodes it
         reservation = self._call("run_instances", **params)
@@ -260,6 +360,31 @@ class EC2Client:
                 raise ProvisioningTimeout(f"instances not {what} after {timeout:.0f}s: {states}")
             self.sleep(delay)
             delay = min(self.poll_cap, delay * 1.5)
+
+    def wait_started(self, ids: Sequence[str], timeout: float = 600) -> StartOutcome:
+        """Wait until every instance either runs with an address or has died (stopped, terminated)."""
+        failed: dict[str, InstanceFailed] = {}
+
+        def done(found: dict[str, dict]) -> bool:
+            settled = True
+            for iid in ids:
+                inst = found.get(iid)
+                if inst is None:
+                    settled = False
+                    continue
+                state = inst["State"]["Name"]
+                if state in ("terminated", "shutting-down", "stopping", "stopped"):
+                    reason = (inst.get("StateReason") or {}).get("Message") or inst.get(
+                        "StateTransitionReason", ""
+                    )
+                    failed[iid] = InstanceFailed(iid, state, reason)
+                elif state != "running" or not (inst.get("PrivateIpAddress") or inst.get("PublicIpAddress")):
+                    settled = False
+            return settled
+
+        found = self._poll(ids, timeout, done, "running")
+        running = [self._info(found[iid]) for iid in ids if iid not in failed]
+        return StartOutcome(running, [failed[iid] for iid in ids if iid in failed])
 
     def wait_running(self, ids: Sequence[str], timeout: float = 600) -> list[InstanceInfo]:
         """Wait until every instance runs with an address; an instance that ends up stopped or
@@ -331,9 +456,13 @@ class EC2Client:
 
     def find_by_tag(self, key: str, value: str, states: Sequence[str] = LIVE_STATES) -> list[InstanceInfo]:
         """Instances carrying tag ``key=value`` (not yet terminated, unless ``states`` says otherwise)."""
+        return [self._info(i) for i in self.find_tagged({key: value}, states)]
+
+    def find_tagged(self, tags: dict[str, str], states: Sequence[str] = LIVE_STATES) -> list[dict[str, Any]]:
+        """boto3 Instance dicts carrying every ``tags`` key=value (a value of "*" matches any)."""
         params: dict[str, Any] = {
             "Filters": [
-                {"Name": f"tag:{key}", "Values": [value]},
+                *({"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()),
                 {"Name": "instance-state-name", "Values": list(states)},
             ]
         }
@@ -341,7 +470,16 @@ class EC2Client:
         while True:
             page = self._call("describe_instances", **params)
             for reservation in page.get("Reservations", []):
-                out.extend(self._info(i) for i in reservation.get("Instances", []))
+                out.extend(reservation.get("Instances", []))
             if not page.get("NextToken"):
                 return out
             params["NextToken"] = page["NextToken"]
+
+
+def tags_of(resource: dict[str, Any]) -> dict[str, str]:
+    """A boto3 resource's ``Tags`` list as a dict."""
+    return {t["Key"]: t["Value"] for t in resource.get("Tags") or []}
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]

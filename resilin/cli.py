@@ -108,6 +108,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_clouds(args: argparse.Namespace) -> int:
+    from resilin import clouds_cli
+
+    try:
+        settings = config_module.load(args.home)
+    except config_module.ConfigError as exc:
+        print(f"resilin: {exc}", file=sys.stderr)
+        return 2
+    if args.clouds_command == "list":
+        return clouds_cli.list_clouds(settings, args.output)
+    return clouds_cli.check_clouds(settings, args.names)
+
+
 def _report(result: dict, demo) -> bool:
     cluster, step = result["cluster"], result["step"]
     print("time spent:")
@@ -146,6 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--no-cli", dest="with_cli", action="store_false",
                              help="skip the second run through the AWS CLI")  # fmt: skip
     demo_parser.set_defaults(func=cmd_demo)
+    clouds = sub.add_parser("clouds", help="show the configured clouds, or check that each one works")
+    clouds_sub = clouds.add_subparsers(dest="clouds_command", required=True)
+    listing = clouds_sub.add_parser("list", help="the clouds of resilin.toml and their settings")
+    listing.add_argument("--output", choices=["text", "json"], default="text")
+    checking = clouds_sub.add_parser(
+        "check", help="reachable, credentials accepted, images and types present"
+    )
+    checking.add_argument("names", nargs="*", metavar="CLOUD", help="clouds to check (default: all)")
+    clouds.set_defaults(func=cmd_clouds)
     args = parser.parse_args(argv)
     return args.func(args)
 

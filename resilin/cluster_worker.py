@@ -12,17 +12,16 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from resilin import bootstrap, node_setup
 from resilin import steps as step_scripts
 from resilin.hadoop_config import ClusterSpec, render_wait_ready
-from resilin.jobflows import ids, states
+from resilin.installation import installation_id
+from resilin.jobflows import states
 from resilin.jobflows.store import Doc, JobFlowStore, StateConflict
 from resilin.node_health import ClusterMonitor
-from resilin.provisioners.ec2client import EC2Client, ProvisioningError
+from resilin.provisioning import ClusterProvisioner, Limits, Placement, ProvisioningFailed
 from resilin.sigv4 import Credentials
 from resilin.ssh import KeyPair, Node, SshError
 
@@ -44,16 +43,6 @@ class TerminationRequested(Exception):
     pass
 
 
-@dataclass
-class Placement:
-    """Where a cluster's instances go: the cloud's EC2 client, image, and the storage endpoint nodes use."""
-
-    cloud_name: str
-    client: EC2Client
-    image_id: str
-    storage_endpoint: str
-
-
 class ClusterWorker(threading.Thread):
     def __init__(
         self,
@@ -73,11 +62,19 @@ class ClusterWorker(threading.Thread):
         self.region = region
         self.wake = threading.Event()
         self.nodes: dict[str, Node] = {}  # ci- id → SSH connection
-        self.launched: dict[str, list[str]] = {}  # cloud → EC2 instance ids, for teardown
         self.placement: Placement | None = None
         self.key_name = f"resilin-{cid}"
         self.bootstrap_script = ""
         self.monitor: ClusterMonitor | None = None  # node health and resizing, once Hadoop runs
+        self.provisioner = ClusterProvisioner(
+            cid,
+            placement_for,
+            installation_id(home),
+            progress=self._progress,
+            phase=self._phase,
+            check_termination=self._check_termination,
+            limits=Limits(running_timeout=RUNNING_TIMEOUT, ssh_timeout=SSH_TIMEOUT),
+        )
 
     # -- helpers --------------------------------------------------------
     @property
@@ -140,97 +137,20 @@ class ClusterWorker(threading.Thread):
 
     # -- provisioning ---------------------------------------------------
     def provision(self) -> None:
-        cluster = self.cluster
-        clouds = {g["cloud"] for g in cluster["groups"]}
-        if len(clouds) > 1:
-            raise ClusterFailure(
-                states.VALIDATION_ERROR,
-                f"Instance groups are placed in several clouds ({', '.join(sorted(str(c) for c in clouds))}), "
-                "which cannot reach each other without the overlay network.",
-            )
-        try:
-            self.placement = self.placement_for(clouds.pop())
-        except KeyError as exc:
-            raise ClusterFailure(states.VALIDATION_ERROR, f"Unknown cloud {exc.args[0]!r}") from None
-        client = self.placement.client
+        """Instances for every group, reachable over SSH (see :mod:`resilin.provisioning`)."""
         key = KeyPair.generate(self.key_name)
         self._save_key(key)  # kept for `ssh` to the master while the cluster lives
-        client.import_key_pair(self.key_name, key.public_line)
-
-        total = sum(g["requested"] for g in cluster["groups"])
-        self._progress(f"Launching {total} instance(s) in cloud {self.placement.cloud_name}")
-        launched: list[tuple[Doc, str]] = []
-        for group in cluster["groups"]:
-            if group["requested"] == 0:
-                continue
-            tags = {
-                "resilin:cluster-id": self.cid,
-                "resilin:group-id": group["id"],
-                "resilin:role": group["role"],
-                # EMR's own tags, without the "aws:" prefix that clouds reserve for themselves.
-                "elasticmapreduce:job-flow-id": self.cid,
-                "elasticmapreduce:instance-group-role": group["role"],
-                "Name": f"{cluster['name']} {group['role'].lower()}",
-            }
-            try:
-                ec2_ids = client.launch(
-                    image_id=self.placement.image_id,
-                    instance_type=group["instance_type"],
-                    count=group["requested"],
-                    key_name=self.key_name,
-                    tags=tags,
-                    user_data="",
-                )
-            except Exception as exc:
-                raise ClusterFailure(
-                    states.INSTANCE_FAILURE, f"Could not launch {group['role'].lower()} instances: {exc}"
-                ) from exc
-            self.launched.setdefault(self.placement.cloud_name, []).extend(ec2_ids)
-            launched.extend((group, i) for i in ec2_ids)
-            self._check_termination()
-
+        self.provisioner.key = key
         try:
-            infos = {i.id: i for i in client.wait_running([i for _, i in launched], timeout=RUNNING_TIMEOUT)}
-        except Exception as exc:
-            raise ClusterFailure(states.INSTANCE_FAILURE, f"Instances did not start: {exc}") from exc
-        self._phase("instances_running")
-        self._check_termination()
-
-        self._progress(f"Waiting for SSH on {total} instance(s)")
-
-        def reach(item: tuple[Doc, str]) -> Doc:
-            group, ec2_id = item
-            info = infos[ec2_id]
-            host_keys = client.host_keys(ec2_id, timeout=SSH_TIMEOUT)
-            address = info.address
-            node = Node(address, host_keys, key)
-            node.wait_reachable(SSH_TIMEOUT)
-            # Hadoop daemons register under the host's own name, so every node must resolve it.
-            hostname = node.run("hostname", timeout=30).stdout.strip()
-            instance = {
-                "id": ids.instance_id(),
-                "ec2_id": ec2_id,
-                "cloud": self.placement.cloud_name,
-                "group_id": group["id"],
-                "role": group["role"],
-                "instance_type": group["instance_type"],
-                "private_ip": info.private_ip,
-                "public_ip": address,
-                "public_dns": info.dns or address,
-                "hostname": hostname,
-                "state": states.INSTANCE_BOOTSTRAPPING,
-                "host_keys": host_keys,
-            }
-            self.nodes[instance["id"]] = node
-            return instance
-
-        try:
-            with ThreadPoolExecutor(max_workers=min(16, len(launched))) as pool:
-                instances = list(pool.map(reach, launched))
-        except (SshError, ProvisioningError) as exc:
-            raise ClusterFailure(states.INSTANCE_FAILURE, f"Instance could not be reached: {exc}") from exc
-        for instance in instances:
-            self.store.put_instance(self.cid, instance)
+            ready = self.provisioner.provision(self.cluster)
+        except ProvisioningFailed as exc:
+            raise ClusterFailure(exc.code, exc.message) from exc
+        finally:
+            self.placement = self.provisioner.placement
+        instances = [r.doc for r in ready]
+        for r in ready:
+            self.nodes[r.doc["id"]] = r.node
+            self.store.put_instance(self.cid, r.doc)
         master = next(i for i in instances if i["role"] == "MASTER")
 
         def ready_groups(c: Doc) -> None:
@@ -462,19 +382,12 @@ class ClusterWorker(threading.Thread):
 
     # -- recovery after a restart ----------------------------------------
     def reclaim_instances(self) -> None:
-        """Terminate whatever a previous run launched for this cluster, found by its tag."""
-        clouds = {g["cloud"] for g in self.cluster["groups"]}
-        for cloud in clouds:
-            try:
-                placement = self.placement_for(cloud)
-            except KeyError:
-                continue
-            found = [i.id for i in placement.client.find_by_tag("resilin:cluster-id", self.cid)]
-            if found:
-                log.info("%s: terminating %d instance(s) left by a previous run", self.cid, len(found))
-                placement.client.terminate(found)
-                placement.client.wait_terminated(found)
-            self.placement = placement
+        """Release whatever a previous run launched for this cluster, found by its tags."""
+        try:
+            clouds: set[str | None] = set(self.provisioner.candidates(self.cluster))
+        except ProvisioningFailed:
+            clouds = {g["cloud"] for g in self.cluster["groups"]}
+        self.provisioner.reclaim(clouds)
 
     def fail_after_restart(self) -> None:
         self._request_termination(
@@ -493,24 +406,7 @@ class ClusterWorker(threading.Thread):
             and not self.cluster["terminate_requested"]
         ):
             self._request_termination(states.INTERNAL_ERROR, "Cluster worker stopped")
-        errors: list[str] = []
-        if self.placement is not None:
-            client = self.placement.client
-            ids_to_kill = self.launched.get(self.placement.cloud_name, [])
-            try:
-                # Also whatever carries the cluster's tag: a replacement launched as the cluster ended.
-                tagged = [i.id for i in client.find_by_tag("resilin:cluster-id", self.cid)]
-                ids_to_kill = list(dict.fromkeys([*ids_to_kill, *tagged]))
-                if ids_to_kill:
-                    client.terminate(ids_to_kill)
-                    client.wait_terminated(ids_to_kill)
-            except Exception as exc:
-                log.exception("%s: terminating instances failed", self.cid)
-                errors.append(str(exc))
-            try:
-                client.delete_key_pair(self.key_name)
-            except Exception as exc:
-                log.warning("%s: could not delete key pair: %s", self.cid, exc)
+        errors = self.provisioner.teardown()
         for instance in self.store.instances_of(self.cid):
             instance["state"] = states.INSTANCE_TERMINATED
             self.store.put_instance(self.cid, instance)

@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resilin.cloud_config import CloudConfig, CloudConfigError, parse_clouds
 from resilin.sigv4 import Credentials
 
 DEFAULT_HOME = Path(os.environ.get("RESILIN_HOME", Path.home() / ".resilin"))
@@ -23,20 +24,6 @@ DEFAULT_REGION = "us-east-1"
 
 class ConfigError(Exception):
     """The configuration file is missing something or has a value of the wrong kind."""
-
-
-@dataclass(frozen=True)
-class CloudConfig:
-    """One EC2-compatible cloud that clusters can be placed in."""
-
-    name: str
-    endpoint: str  # EC2 endpoint URL; "local" clouds get theirs when the local cloud starts
-    region: str = DEFAULT_REGION
-    access_key: str = ""
-    secret_key: str = ""
-    image_id: str = ""  # empty: ask the cloud (DescribeImages) for the Resilin node image
-    kind: str = "ec2"  # "local" for a cloud served by Resilin's bundled local cloud
-    subnet: str = ""  # for local clouds: the container network's subnet (CIDR)
 
 
 @dataclass(frozen=True)
@@ -52,6 +39,9 @@ class Settings:
     clouds: tuple[CloudConfig, ...] = ()
     default_cloud: str = "local"
     node_image: str = "localhost/resilin-node:latest"
+    reconcile_interval: float = (
+        300.0  # seconds between sweeps for leftovers of ended clusters; 0: at start only
+    )
     extra: dict = field(default_factory=dict)
 
     @property
@@ -141,6 +131,13 @@ def _require(table: dict, key: str, kind: type, where: str):
     return value
 
 
+def _seconds(raw: dict, key: str, default: float, path: Path) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{path}: '{key}' must be a number of seconds ≥ 0")
+    return float(value)
+
+
 def load(home: Path | None = None, path: Path | None = None) -> Settings:
     """Read the configuration, writing a default one first if there is none."""
     home = Path(home or DEFAULT_HOME)
@@ -165,26 +162,10 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
     if not accounts:
         raise ConfigError(f"{path}: at least one [[accounts]] entry is required")
 
-    clouds = []
-    for i, table in enumerate(raw.get("clouds", [])):
-        where = f"{path}: clouds[{i}]"
-        kind = table.get("kind", "ec2")
-        if kind not in ("ec2", "local"):
-            raise ConfigError(f"{where}: kind must be 'ec2' or 'local'")
-        clouds.append(
-            CloudConfig(
-                name=_require(table, "name", str, where),
-                endpoint=table.get("endpoint", "")
-                if kind == "local"
-                else _require(table, "endpoint", str, where),
-                region=table.get("region", DEFAULT_REGION),
-                access_key=table.get("access_key", ""),
-                secret_key=table.get("secret_key", ""),
-                image_id=table.get("image_id", ""),
-                kind=kind,
-                subnet=table.get("subnet", ""),
-            )
-        )
+    try:
+        clouds = parse_clouds(raw.get("clouds", []), str(path))
+    except CloudConfigError as exc:
+        raise ConfigError(str(exc)) from None
     default_cloud = raw.get("default_cloud", clouds[0].name if clouds else "local")
     if clouds and default_cloud not in {c.name for c in clouds}:
         raise ConfigError(f"{path}: default_cloud '{default_cloud}' is not one of the [[clouds]]")
@@ -198,6 +179,7 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
         "redis_url",
         "default_cloud",
         "node_image",
+        "reconcile_interval",
         "accounts",
         "clouds",
     }
@@ -213,5 +195,6 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
         clouds=tuple(clouds),
         default_cloud=default_cloud,
         node_image=raw.get("node_image", "localhost/resilin-node:latest"),
+        reconcile_interval=_seconds(raw, "reconcile_interval", 300.0, path),
         extra={k: v for k, v in raw.items() if k not in known},
     )

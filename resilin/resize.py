@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 from resilin import node_setup
 from resilin.hadoop_config import DFS_EXCLUDE, YARN_EXCLUDE, render_hosts_update
-from resilin.jobflows import ids, states
+from resilin.jobflows import states
 from resilin.jobflows.store import Doc
-from resilin.ssh import KeyPair, Node, SshError
+from resilin.provisioning import ProvisioningFailed
+from resilin.ssh import Node, SshError
 
 if TYPE_CHECKING:
     from resilin.cluster_worker import ClusterWorker
@@ -51,10 +52,6 @@ class Resizer:
         self.store = worker.store
 
     # -- helpers --------------------------------------------------------
-    def key(self) -> KeyPair:
-        path = self.worker._key_path()
-        return KeyPair(path.read_text(), path.with_suffix(".pub").read_text().strip())
-
     def live_instances(self) -> list[Doc]:
         return [i for i in self.store.instances_of(self.cid) if i["state"] in LIVE]
 
@@ -116,55 +113,14 @@ wait $!
                 f"instance group {group['id']} is placed in cloud {group['cloud']}, which cannot reach "
                 f"the cluster's cloud {placement.cloud_name} without the overlay network"
             )
-        cluster = worker.cluster
-        client = placement.client
-        tags = {
-            "resilin:cluster-id": self.cid,
-            "resilin:group-id": group["id"],
-            "resilin:role": group["role"],
-            "elasticmapreduce:job-flow-id": self.cid,
-            "elasticmapreduce:instance-group-role": group["role"],
-            "Name": f"{cluster['name']} {group['role'].lower()}",
-        }
-        ec2_ids = client.launch(
-            image_id=placement.image_id,
-            instance_type=group["instance_type"],
-            count=count,
-            key_name=worker.key_name,
-            tags=tags,
-        )
-        worker.launched.setdefault(placement.cloud_name, []).extend(ec2_ids)
         try:
-            infos = {i.id: i for i in client.wait_running(ec2_ids, timeout=RUNNING_TIMEOUT)}
-            key = self.key()
-
-            def reach(ec2_id: str) -> tuple[Doc, Node]:
-                info = infos[ec2_id]
-                host_keys = client.host_keys(ec2_id, timeout=SSH_TIMEOUT)
-                node = Node(info.address, host_keys, key)
-                node.wait_reachable(SSH_TIMEOUT)
-                instance = {
-                    "id": ids.instance_id(),
-                    "ec2_id": ec2_id,
-                    "cloud": placement.cloud_name,
-                    "group_id": group["id"],
-                    "role": group["role"],
-                    "instance_type": group["instance_type"],
-                    "private_ip": info.private_ip,
-                    "public_ip": info.address,
-                    "public_dns": info.dns or info.address,
-                    "hostname": node.run("hostname", timeout=30).stdout.strip(),
-                    "state": states.INSTANCE_BOOTSTRAPPING,
-                    "host_keys": host_keys,
-                    "created": time.time(),
-                }
-                return instance, node
-
-            with ThreadPoolExecutor(max_workers=min(8, count)) as pool:
-                new = list(pool.map(reach, ec2_ids))
-        except Exception:
-            client.terminate(ec2_ids)  # nothing half-joined stays behind
-            raise
+            ready = worker.provisioner.grow(worker.cluster, group, count)
+        except ProvisioningFailed as exc:
+            raise ResizeError(exc.message) from None
+        new = []
+        for item in ready:
+            item.doc["created"] = time.time()
+            new.append((item.doc, item.node))
         for instance, node in new:
             worker.nodes[instance["id"]] = node
             self.store.put_instance(self.cid, instance)

@@ -1,14 +1,17 @@
-"""Runs Resilin: Redis, the storage service, the local clouds, the EMR API and the orchestrator.
+"""Runs Resilin: Redis, the storage service, the local clouds, the EMR API, the orchestrator and
+reconciliation.
 
 All HTTP services share one Twisted reactor.  The EMR API and the local clouds'
 EC2 endpoints listen on the configured bind host (loopback by default); the
 storage service also listens on each local cloud's gateway address, which is how
-the cluster's nodes (and Hadoop's S3A) reach it.
+the cluster's nodes (and Hadoop's S3A) reach it.  Recovery and reconciliation
+talk to the local clouds over HTTP, so they run off the reactor thread.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -18,12 +21,15 @@ from pathlib import Path
 from twisted.internet import reactor
 
 from resilin import config as config_module
+from resilin import local_runtime
 from resilin.cluster_worker import Placement
 from resilin.config import CloudConfig, Settings
+from resilin.installation import installation_id
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
 from resilin.offered_types import offered_types
 from resilin.orchestrator import Orchestrator
+from resilin.reconciler import Reconciler
 from resilin.redis_server import PrivateRedis, connect
 from resilin.sigv4 import Credentials
 
@@ -51,9 +57,13 @@ class Runtime:
     private_redis: PrivateRedis | None
     local_clouds: dict[str, LocalCloudRuntime] = field(default_factory=dict)
     ports: list = field(default_factory=list)
+    reconciler: Reconciler | None = None
 
     def stop(self) -> None:
+        if self.reconciler is not None:
+            self.reconciler.stop()
         self.orchestrator.stop()
+        local_runtime.remove(self.settings.home)
         if self.private_redis is not None:
             self.private_redis.stop()
 
@@ -93,24 +103,49 @@ def start(settings: Settings) -> Runtime:
     ports = []
 
     local: dict[str, LocalCloudRuntime] = {}
-    local_port = settings.localcloud_port
+    taken = {c.port for c in settings.clouds if c.kind == "local" and c.port}
+    next_port = settings.localcloud_port
     for cloud in settings.clouds:
         if cloud.kind != "local":
             continue
+        port = cloud.port
+        if not port:  # the next port from localcloud_port that no cloud asked for by name
+            while next_port in taken:
+                next_port += 1
+            port, next_port = next_port, next_port + 1
         cloud_creds = Credentials(
             "AKIALOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30), LOCAL_CLOUD_ACCOUNT
         )
-        site = make_cloud_site(cloud, redis_client, lambda k, c=cloud_creds: c if k == c.access_key else None,
-                               settings.node_image)  # fmt: skip
+        site = make_cloud_site(
+            cloud,
+            redis_client,
+            lambda k, c=cloud_creds: c if k == c.access_key else None,
+            _local_images(settings, cloud),
+            operators=[LOCAL_CLOUD_ACCOUNT],  # Resilin operates its local clouds (faults through /admin/)
+        )
         # The network must exist now: the storage service listens on its gateway address.
         gateway = ensure_network(cloud)
-        ports.append(_listen(site, local_port, settings.bind_host))
+        ports.append(_listen(site, port, settings.bind_host))
         local[cloud.name] = LocalCloudRuntime(
-            cloud, f"http://{settings.bind_host}:{local_port}", gateway, cloud_creds
+            cloud, f"http://{settings.bind_host}:{port}", gateway, cloud_creds
         )
-        log.info("local cloud %s: EC2 endpoint http://%s:%d, network gateway %s",
-                 cloud.name, settings.bind_host, local_port, gateway)  # fmt: skip
-        local_port += 1
+        log.info("local cloud %s: EC2 endpoint http://%s:%d, network %s, gateway %s",
+                 cloud.name, settings.bind_host, port, cloud.subnet, gateway)  # fmt: skip
+    local_runtime.write(
+        settings.home,
+        [
+            local_runtime.LocalCloudAccess(
+                name,
+                r.endpoint,
+                r.cloud.region,
+                r.credentials.access_key,
+                r.credentials.secret_key,
+                r.gateway,
+                os.getpid(),
+            )  # fmt: skip
+            for name, r in local.items()
+        ],
+    )
 
     storage_site = make_storage_site(settings.data_dir / "storage", settings.credentials, settings.region)
     ports.append(_listen(storage_site, settings.storage_port, settings.bind_host))
@@ -136,23 +171,47 @@ def start(settings: Settings) -> Runtime:
                         secret_key=runtime.credentials.secret_key)
             )  # fmt: skip
             storage = f"http://{runtime.gateway}:{settings.storage_port}"
+            ssh_cidr = f"{runtime.gateway}/32"  # Resilin reaches its instances from the network's gateway
         else:
             client = EC2Client(cloud)
             storage = settings.extra.get(
                 "storage_public_endpoint", f"http://{settings.bind_host}:{settings.storage_port}"
             )
-        image_id = cloud.image_id or client.image_for(settings.node_image)
-        clients[name] = Placement(name, client, image_id, storage)
+            ssh_cidr = cloud.ssh_cidr or "0.0.0.0/0"
+        clients[name] = Placement(
+            name, client, cloud.image_id or settings.node_image, storage, cloud=cloud, ssh_cidr=ssh_cidr
+        )
         return clients[name]
 
     def credentials_for(account: str) -> Credentials:
         return next(c for c in settings.accounts if c.account_id == account)
 
     orchestrator = Orchestrator(store, placement_for, credentials_for, settings.home, settings.region)
-    runtime = Runtime(settings, store, orchestrator, private, local, ports)
-    reactor.callWhenRunning(orchestrator.start)
+    reconciler = Reconciler(
+        store,
+        [c.name for c in settings.clouds],
+        placement_for,
+        installation_id(settings.home),
+        settings.reconcile_interval,
+    )
+    runtime = Runtime(settings, store, orchestrator, private, local, ports, reconciler)
+
+    def recover_then_reconcile() -> None:
+        # Off the reactor thread: both call the local clouds, which this reactor serves.
+        try:
+            orchestrator.start()
+        finally:
+            reconciler.start()
+
+    reactor.callWhenRunning(reactor.callInThread, recover_then_reconcile)
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stop)
     return runtime
+
+
+def _local_images(settings: Settings, cloud: CloudConfig) -> list[str]:
+    """Container images a local cloud offers: the node image and any its settings name."""
+    named = [settings.node_image, cloud.image_id, *cloud.images.values()]
+    return list(dict.fromkeys(ref for ref in named if ref and not ref.startswith("ami-")))
 
 
 def serve(home: Path | None = None) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 
+import resilin.provisioners.localcloud as localcloud_pkg
 from resilin.redis_server import PrivateRedis
 
 
@@ -30,3 +35,12 @@ def emr_api(redis_server, tmp_path_factory):
     server = api.start(tmp_path_factory.mktemp("emr-api"), redis_server.url)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def node_image() -> str:
+    """The node image under test: $RESILIN_TEST_NODE_IMAGE, else the small stand-in built here."""
+    if os.environ.get("RESILIN_TEST_NODE_IMAGE"):
+        return os.environ["RESILIN_TEST_NODE_IMAGE"]
+    script = Path(localcloud_pkg.__file__).parent / "testnode.sh"
+    return subprocess.run([str(script)], check=True, capture_output=True, text=True).stdout.strip()

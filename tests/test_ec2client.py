@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import http.client
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from resilin.config import CloudConfig
 from resilin.provisioners.ec2client import EC2Client, InstanceFailed, ProvisioningError, ProvisioningTimeout
+from tests.ec2_fault_proxy import FaultProxy
 
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAqaZPyrUup4yHw01+7HvvJ9NVjmfn0XZoNME/55HQuE test@resilin"
 
@@ -44,61 +40,15 @@ def moto_image(moto_endpoint):
     return next(i for i in images if i.get("Name"))
 
 
-class ThrottlingProxy:
-    """A real HTTP hop in front of moto that refuses the first ``n`` RunInstances as EC2 does when throttling."""
+def _throttling(upstream: str, n: int) -> FaultProxy:
+    """moto behind a proxy that refuses the first ``n`` RunInstances as EC2 does when throttling."""
+    proxy = FaultProxy(upstream)
+    proxy.fail("RunInstances", "RequestLimitExceeded", 503, times=n)
+    return proxy
 
-    def __init__(self, upstream: str, n: int) -> None:
-        self.upstream = urllib.parse.urlsplit(upstream)
-        self.remaining = n
-        self.run_bodies: list[dict[str, list[str]]] = []
-        proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                form = urllib.parse.parse_qs(body.decode())
-                if form.get("Action") == ["RunInstances"]:
-                    proxy.run_bodies.append(form)
-                    if proxy.remaining > 0:
-                        proxy.remaining -= 1
-                        payload = (
-                            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code>"
-                            b"<Message>Request limit exceeded.</Message></Error></Errors>"
-                            b"<RequestID>throttled</RequestID></Response>"
-                        )
-                        self.send_response(503)
-                        self.send_header("Content-Length", str(len(payload)))
-                        self.end_headers()
-                        self.wfile.write(payload)
-                        return
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
-                conn.request("POST", self.path, body=body, headers=dict(self.headers))
-                response = conn.getresponse()
-                data = response.read()
-                self.send_response(response.status)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Content-Type", response.getheader("Content-Type", "text/xml"))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> ThrottlingProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def _run_bodies(proxy: FaultProxy) -> list[dict[str, list[str]]]:
+    return [c.form for c in proxy.calls if c.action == "RunInstances"]
 
 
 def test_full_provisioning_conversation(client, moto_image):
@@ -132,22 +82,22 @@ def test_full_provisioning_conversation(client, moto_image):
 
 
 def test_throttled_launch_is_retried_with_the_same_client_token(moto_endpoint, moto_image):
-    with ThrottlingProxy(moto_endpoint, n=2) as proxy:
+    with _throttling(moto_endpoint, n=2) as proxy:
         client = EC2Client(_cloud(proxy.endpoint))
         ids = client.launch(moto_image["ImageId"], "m5.large", 1, "", {"resilin:cluster": "j-THROTTLE"}, "")
-    assert len(proxy.run_bodies) == 3
-    assert len({body["ClientToken"][0] for body in proxy.run_bodies}) == 1
+    assert len(_run_bodies(proxy)) == 3
+    assert len({body["ClientToken"][0] for body in _run_bodies(proxy)}) == 1
     direct = EC2Client(_cloud(moto_endpoint))
     assert [i.id for i in direct.find_by_tag("resilin:cluster", "j-THROTTLE")] == ids
     direct.terminate(ids)
 
 
 def test_throttling_that_never_ends_gives_up(moto_endpoint, moto_image):
-    with ThrottlingProxy(moto_endpoint, n=100) as proxy:
+    with _throttling(moto_endpoint, n=100) as proxy:
         client = EC2Client(_cloud(proxy.endpoint), max_attempts=3)
         with pytest.raises(ClientError, match="RequestLimitExceeded"):
             client.launch(moto_image["ImageId"], "m5.large", 1, "", {}, "")
-    assert len(proxy.run_bodies) == 3
+    assert len(_run_bodies(proxy)) == 3
 
 
 def test_instance_that_ends_terminated_is_a_clear_error(client, moto_image):

@@ -3,12 +3,10 @@ real Redis, spoken to with boto3's EC2 client and reached over SSH with paramiko
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import ipaddress
 import json
 import os
-import random
 import secrets
 import shutil
 import socket
@@ -17,18 +15,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-import boto3
 import paramiko
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
-import resilin.provisioners.localcloud as localcloud_pkg
 from resilin.config import CloudConfig
 from resilin.provisioners.ec2client import EC2Client, InstanceFailed
 from resilin.provisioners.localcloud.catalogue import image_id, new_id
@@ -37,35 +31,21 @@ from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cl
 from resilin.provisioners.localcloud.server import gateway_ip
 from resilin.provisioners.localcloud.store import InstanceRecord, Store
 from resilin.sigv4 import Credentials
+from tests.localcloud_helpers import ALICE, BOB
+from tests.localcloud_helpers import console_host_keys as _host_keys
+from tests.localcloud_helpers import ec2_client as _ec2
+from tests.localcloud_helpers import error_code as _code
+from tests.localcloud_helpers import free_subnet as _free_subnet
+from tests.localcloud_helpers import image_of as _image
+from tests.localcloud_helpers import instances as _instances
+from tests.localcloud_helpers import ssh_run as _ssh
+from tests.localcloud_helpers import wait_state as _wait
 
 pytestmark = pytest.mark.skipif(
     shutil.which("podman") is None or os.geteuid() != 0, reason="needs podman as root"
 )
 
-ALICE = Credentials("AKIALOCALCLOUDALICE0", "alice-secret-0123456789abcdefghijklmnopq", "111111111111")
-BOB = Credentials("AKIALOCALCLOUDBOB000", "bob-secret-0123456789abcdefghijklmnopqrs", "222222222222")
 MISSING_IMAGE = "localhost/resilin-no-such-image:none"
-
-
-@pytest.fixture(scope="session")
-def node_image() -> str:
-    """The node image under test: $RESILIN_TEST_NODE_IMAGE, else the small stand-in built here."""
-    if os.environ.get("RESILIN_TEST_NODE_IMAGE"):
-        return os.environ["RESILIN_TEST_NODE_IMAGE"]
-    script = Path(localcloud_pkg.__file__).parent / "testnode.sh"
-    return subprocess.run([str(script)], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def _free_subnet() -> str:
-    """A /24 no podman network uses yet."""
-    taken = []
-    for name in Podman().list_networks():
-        for s in Podman().network_inspect(name).get("subnets", []):
-            taken.append(ipaddress.ip_network(s["subnet"]))
-    while True:
-        candidate = ipaddress.ip_network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24")
-        if not any(candidate.overlaps(t) for t in taken):
-            return str(candidate)
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +70,6 @@ def cloud(redis_server, node_image, tmp_path_factory):
             client.delete(key)
 
 
-def _ec2(cloud, creds=ALICE):
-    return boto3.client(
-        "ec2",
-        endpoint_url=cloud.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=creds.access_key,
-        aws_secret_access_key=creds.secret_key,
-        config=Config(retries={"total_max_attempts": 1}),
-    )
-
-
 @pytest.fixture
 def ec2(cloud):
     return _ec2(cloud)
@@ -121,63 +90,6 @@ def launched(ec2, cloud):
             ec2.terminate_instances(InstanceIds=ids)
         except ClientError:
             pass
-
-
-def _image(ec2, ref):
-    return next(i["ImageId"] for i in ec2.describe_images()["Images"] if i["Name"] == ref)
-
-
-def _instances(ec2, **kwargs):
-    return [i for r in ec2.describe_instances(**kwargs)["Reservations"] for i in r["Instances"]]
-
-
-def _wait(ec2, ids, state, timeout=90):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = _instances(ec2, InstanceIds=ids)
-        if all(i["State"]["Name"] == state for i in found) and len(found) == len(ids):
-            return found
-        assert time.monotonic() < deadline, f"not {state}: {[(i['InstanceId'], i['State']) for i in found]}"
-        time.sleep(0.5)
-
-
-def _host_keys(ec2, instance_id, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        text = ec2.get_console_output(InstanceId=instance_id).get("Output", "")  # boto3 decodes the base64
-        if "-----END SSH HOST KEY KEYS-----" in text:
-            block = text.split("-----BEGIN SSH HOST KEY KEYS-----")[1].split(
-                "-----END SSH HOST KEY KEYS-----"
-            )[0]
-            return [line.split()[:2] for line in block.strip().splitlines()]
-        assert time.monotonic() < deadline, f"no host keys on the console of {instance_id}: {text!r}"
-        time.sleep(0.5)
-
-
-def _ssh(host, host_keys, pkey, command, timeout=60):
-    """Run ``command`` as hadoop, trusting only ``host_keys`` (no trust on first use)."""
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    for key_type, b64 in host_keys:
-        client.get_host_keys().add(
-            host, key_type, paramiko.PKey.from_type_string(key_type, base64.b64decode(b64))
-        )
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                client.connect(
-                    host, username="hadoop", pkey=pkey, look_for_keys=False, allow_agent=False, timeout=10
-                )
-                break
-            except (paramiko.ssh_exception.NoValidConnectionsError, ConnectionError):
-                # The keys are printed just before sshd starts listening.
-                assert time.monotonic() < deadline, f"sshd on {host} never answered"
-                time.sleep(0.3)
-        _, stdout, _ = client.exec_command(command, timeout=30)
-        return stdout.read().decode().strip()
-    finally:
-        client.close()
 
 
 def test_boto3_launches_reaches_over_ssh_and_terminates(ec2, cloud, node_image, ssh_key, launched):
@@ -257,12 +169,6 @@ def test_container_limits_follow_the_instance_type(ec2, cloud, node_image, launc
     assert info["HostConfig"]["NanoCpus"] == min(2, os.cpu_count()) * 10**9
     assert container.labels["resilin.account"] == ALICE.account_id
     assert container.labels["resilin.instance-type"] == "t3.medium"
-
-
-def _code(call, *args, **kwargs) -> str:
-    with pytest.raises(ClientError) as err:
-        call(*args, **kwargs)
-    return err.value.response["Error"]["Code"]
 
 
 def test_bad_input_is_refused_with_ec2_errors(ec2, node_image):

@@ -9,6 +9,7 @@ import sys
 import redis
 from twisted.internet import reactor
 
+from resilin.cloud_config import Quota
 from resilin.config import CloudConfig
 from resilin.provisioners.localcloud.podman import PodmanError
 from resilin.provisioners.localcloud.server import ensure_network, make_site
@@ -34,6 +35,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ACCESS:SECRET:ACCOUNT_ID",
         help="a further account allowed to use this cloud (repeatable)",
     )
+    parser.add_argument("--max-instances", type=int, help="instances each account may run (default 64)")
+    parser.add_argument("--max-vcpus", type=int, help="vCPUs each account may run (default: no limit)")
+    parser.add_argument(
+        "--operator",
+        action="append",
+        default=[],
+        metavar="ACCOUNT_ID",
+        help="an account allowed to use /admin/ (repeatable; default: the --account-id one)",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -46,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         secret_key=args.secret_key,
         kind="local",
         subnet=args.subnet,
+        quota=Quota(instances=args.max_instances, vcpus=args.max_vcpus),
     )
     accounts = {args.access_key: Credentials(args.access_key, args.secret_key, args.account_id)}
     for spec in args.account:
@@ -62,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         redis.Redis.from_url(args.redis_url, decode_responses=True),
         accounts.get,
         args.image,
+        operators=args.operator or [args.account_id],
     )
     reactor.listenTCP(args.port, site, interface=args.bind)
     logging.getLogger(__name__).info(

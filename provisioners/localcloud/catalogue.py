@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from resilin.cloud_config import InstanceTypeSpec
 from resilin.provisioners.localcloud.errors import EC2Error
 
 
@@ -48,9 +50,16 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
 }
 
 
-def instance_type(name: str) -> InstanceType:
+def offered(configured: Mapping[str, InstanceTypeSpec]) -> dict[str, InstanceType]:
+    """The types a cloud offers: those its configuration lists, else the catalogue above."""
+    if not configured:
+        return dict(INSTANCE_TYPES)
+    return {name: InstanceType(name, spec.vcpus, spec.memory_mib) for name, spec in configured.items()}
+
+
+def instance_type(name: str, types: Mapping[str, InstanceType] = INSTANCE_TYPES) -> InstanceType:
     try:
-        return INSTANCE_TYPES[name]
+        return types[name]
     except KeyError:
         raise EC2Error(
             "InvalidParameterValue",

@@ -1,10 +1,11 @@
-"""The local cloud's instance operations, over podman containers and Redis records.
+"""The local cloud's EC2 operations, over podman containers and Redis records.
 
 Each operation takes the caller's account id and the decoded input (member
-names as in botocore's model) and returns the output dict; key pairs and the
-read-only offerings (images, instance types, zones) live in their own modules.  Podman calls run in
-threads; everything touching Redis or records runs on the reactor thread, so
-record updates never race each other.
+names as in botocore's model) and returns the output dict.  Key pairs, security
+groups and the read-only offerings (images, instance types, zones) live in
+their own modules, and the containers' life in :mod:`machines`.  Everything
+touching Redis or records runs on the reactor thread, so record updates never
+race each other; podman runs in threads.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
+import ipaddress
 import logging
 import re
 import time
@@ -26,12 +29,19 @@ from twisted.python.failure import Failure
 from resilin.config import CloudConfig
 from resilin.provisioners.localcloud import catalogue, filters, view
 from resilin.provisioners.localcloud.errors import EC2Error, invalid
+from resilin.provisioners.localcloud.faults import Faults
 from resilin.provisioners.localcloud.keypairs import KeyPairs
+from resilin.provisioners.localcloud.machines import LABEL, Machines
 from resilin.provisioners.localcloud.offerings import Offerings
-from resilin.provisioners.localcloud.podman import Container, Podman
+from resilin.provisioners.localcloud.podman import Podman
+from resilin.provisioners.localcloud.secgroups import SecurityGroups
 from resilin.provisioners.localcloud.store import (
     LAUNCHED,
     LAUNCHING,
+    POWER_ON,
+    STARTING,
+    STOPPED,
+    STOPPING,
     TERMINATED,
     TERMINATING,
     InstanceRecord,
@@ -47,7 +57,9 @@ CONSOLE_LIMIT = 1024 * 1024  # bytes of console output returned
 
 Operation = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
-LABEL = "resilin"  # prefix of every label the local cloud puts on a container
+
+def _pseudo_id(prefix: str, cloud_name: str) -> str:
+    return f"{prefix}-" + hashlib.sha256(f"{prefix}:{cloud_name}".encode()).hexdigest()[:17]
 
 
 class LocalCloud:
@@ -57,7 +69,7 @@ class LocalCloud:
         redis_client: redis.Redis,
         images: Sequence[str],
         podman: Podman | None = None,
-        max_instances: int = 64,
+        max_instances: int | None = None,
         terminated_ttl: int = 3600,
     ) -> None:
         self.cloud = cloud
@@ -65,18 +77,45 @@ class LocalCloud:
         self.images = {catalogue.image_id(ref): ref for ref in images}
         self.podman = podman or Podman()
         self.store = Store(redis_client, cloud.name, terminated_ttl)
-        self.offerings = Offerings(cloud.name, cloud.region, self.images, self.podman)
+        self.types = catalogue.offered(cloud.instance_types)
+        self.offerings = Offerings(cloud.name, cloud.region, self.images, self.podman, self.types)
         self.key_pairs = KeyPairs(self.store)
-        self.max_instances = max_instances
+        self.max_instances = max_instances or cloud.quota.instances or 64  # per account, as EC2's limit
+        self.max_vcpus = cloud.quota.vcpus  # per account; None: no vCPU limit
+        self.faults = Faults()
+        # One pseudo-VPC and subnet per cloud, so that callers that name them get consistent answers.
+        self.vpc_id, self.subnet_id = _pseudo_id("vpc", cloud.name), _pseudo_id("subnet", cloud.name)
+        self.groups = SecurityGroups(self.store, self.vpc_id, self._rules_changed)
+        self.groups.in_use = self._group_users
+        self.machines = Machines(
+            cloud.name,
+            self.network,
+            self.podman,
+            self.store,
+            self.groups,
+            self.types,
+            self.faults,
+            self._background,
+        )
+        self._addresses: list[str] = []  # instance addresses of the subnet (the gateway excluded)
         self.operations: dict[str, Operation] = {
             "RunInstances": self.run_instances,
             "DescribeInstances": self.describe_instances,
             "TerminateInstances": self.terminate_instances,
+            "StopInstances": self.stop_instances,
+            "StartInstances": self.start_instances,
             "CreateTags": self.create_tags,
+            "DeleteTags": self.delete_tags,
+            "DescribeTags": self.describe_tags,
             "GetConsoleOutput": self.get_console_output,
             "ImportKeyPair": self.key_pairs.import_key_pair,
             "DescribeKeyPairs": self.key_pairs.describe_key_pairs,
             "DeleteKeyPair": self.key_pairs.delete_key_pair,
+            "CreateSecurityGroup": self.groups.create_security_group,
+            "DeleteSecurityGroup": self.groups.delete_security_group,
+            "DescribeSecurityGroups": self.groups.describe_security_groups,
+            "AuthorizeSecurityGroupIngress": self.groups.authorize_security_group_ingress,
+            "RevokeSecurityGroupIngress": self.groups.revoke_security_group_ingress,
             "DescribeImages": self.offerings.describe_images,
             "DescribeInstanceTypes": self.offerings.describe_instance_types,
             "DescribeAvailabilityZones": self.offerings.describe_availability_zones,
@@ -92,12 +131,11 @@ class LocalCloud:
         await deferToThread(
             self.podman.ensure_network, self.network, self.cloud.subnet, {f"{LABEL}.cloud": self.cloud.name}
         )
-        containers = {c.labels.get(f"{LABEL}.instance-id"): c for c in await self._containers()}
-        for record in self.store.all_instances():
-            if record.phase == LAUNCHING and record.instance_id not in containers:
-                self._background(self._launch(record))
-            elif record.phase == TERMINATING:
-                self._background(self._remove(record.instance_id))
+        gateway = await deferToThread(self.podman.network_gateway, self.network)
+        subnet = ipaddress.IPv4Network(self.cloud.subnet)
+        self._addresses = [str(a) for a in subnet.hosts() if str(a) != gateway]
+        containers = {c.labels.get(f"{LABEL}.instance-id", ""): c for c in await self.machines.containers()}
+        await self.machines.resume(self.store.all_instances(), containers)
 
     def gateway_ip(self) -> str:
         """The host's address on the cloud network: how instances reach services on the host (blocking)."""
@@ -120,100 +158,20 @@ class LocalCloud:
 
         d.addBoth(done)
 
-    # Containers ------------------------------------------------------------------
+    # Security groups meet instances ------------------------------------------------
 
-    def _container_name(self, instance_id: str) -> str:
-        return f"resilin-{self.cloud.name}-{instance_id}"
+    def _group_users(self, account: str, group_id: str) -> list[str]:
+        return [
+            r.instance_id
+            for r in self.store.instances(account)
+            if view.is_live(r) and group_id in r.security_groups
+        ]
 
-    async def _containers(self) -> list[Container]:
-        return await deferToThread(self.podman.list, {f"{LABEL}.cloud": self.cloud.name})
+    def _rules_changed(self, account: str, group_id: str) -> None:
+        self.machines.rules_changed(account, group_id)
 
-    def _labels(self, record: InstanceRecord) -> dict[str, str]:
-        labels = {
-            f"{LABEL}.cloud": self.cloud.name,
-            f"{LABEL}.account": record.account,
-            f"{LABEL}.instance-id": record.instance_id,
-            f"{LABEL}.reservation-id": record.reservation_id,
-            f"{LABEL}.image-id": record.image_id,
-            f"{LABEL}.instance-type": record.instance_type,
-            f"{LABEL}.key-name": record.key_name,
-            f"{LABEL}.launch-index": str(record.launch_index),
-            f"{LABEL}.launch-time": f"{record.launch_time:.3f}",
-        }
-        # Tags at launch, for finding containers by hand; Redis has the current ones.
-        for key, value in record.tags.items():
-            if "=" not in key:
-                labels[f"{LABEL}.tag.{key}"] = value
-        return labels
-
-    def _adopt(self, container: Container) -> InstanceRecord | None:
-        """Rebuild a record from a container's labels (Redis lost its copy)."""
-        labels = container.labels
-        try:
-            record = InstanceRecord(
-                instance_id=labels[f"{LABEL}.instance-id"],
-                account=labels[f"{LABEL}.account"],
-                reservation_id=labels[f"{LABEL}.reservation-id"],
-                image_id=labels[f"{LABEL}.image-id"],
-                image=self.images.get(labels[f"{LABEL}.image-id"], ""),
-                instance_type=labels[f"{LABEL}.instance-type"],
-                launch_time=float(labels[f"{LABEL}.launch-time"]),
-                launch_index=int(labels.get(f"{LABEL}.launch-index", "0")),
-                key_name=labels.get(f"{LABEL}.key-name", ""),
-                tags={
-                    k[len(f"{LABEL}.tag.") :]: v for k, v in labels.items() if k.startswith(f"{LABEL}.tag.")
-                },
-                phase=LAUNCHED,
-            )
-        except (KeyError, ValueError):
-            return None
-        self.store.save(record)
-        return record
-
-    async def _launch(self, record: InstanceRecord) -> None:
-        env = {"RESILIN_SSH_PUBKEY": record.public_key, "RESILIN_USER_DATA_B64": record.user_data_b64}
-        itype = catalogue.INSTANCE_TYPES[record.instance_type]
-        try:
-            await deferToThread(
-                self.podman.run,
-                name=self._container_name(record.instance_id),
-                image=record.image,
-                hostname=record.instance_id,
-                network=self.network,
-                labels=self._labels(record),
-                env=env,
-                extra=itype.container_limits(),
-            )
-            ip = await deferToThread(
-                self.podman.ip_address, self._container_name(record.instance_id), self.network
-            )
-        except Exception as exc:
-            log.error("launch of %s failed: %s", record.instance_id, exc)
-            try:
-                await deferToThread(self.podman.remove, [self._container_name(record.instance_id)])
-            except Exception as cleanup:
-                log.error("cleanup of %s failed: %s", record.instance_id, cleanup)
-            current = self.store.get(record.instance_id) or record
-            current.phase, current.terminated_at = TERMINATED, time.time()
-            cause = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
-            current.state_reason = f"Server.InternalError: Internal error on launch ({cause})"
-            self.store.save(current)
-            return
-        current = self.store.get(record.instance_id) or record
-        if current.phase in (TERMINATING, TERMINATED):
-            # Terminated while it was being created: finish the job now the container exists.
-            await self._remove(record.instance_id)
-            return
-        current.phase, current.private_ip = LAUNCHED, ip
-        self.store.save(current)
-
-    async def _remove(self, instance_id: str) -> None:
-        await deferToThread(self.podman.remove, [self._container_name(instance_id)])
-        record = self.store.get(instance_id)
-        if record is not None:
-            record.phase = TERMINATED
-            record.terminated_at = record.terminated_at or time.time()
-            self.store.save(record)
+    def _group_names(self, account: str) -> dict[str, str]:
+        return {gid: g["GroupName"] for gid, g in self.store.groups(account).items()}
 
     # Instance views ---------------------------------------------------------------
 
@@ -224,12 +182,12 @@ class LocalCloud:
         records = {r.instance_id: r for r in self.store.instances(account)}
         containers = {
             c.labels.get(f"{LABEL}.instance-id"): c
-            for c in await self._containers()
+            for c in await self.machines.containers()
             if c.labels.get(f"{LABEL}.account") == account
         }
         for iid, container in containers.items():
             if iid and iid not in records:
-                adopted = self._adopt(container)
+                adopted = self.machines.adopt(container, self.images)
                 if adopted:
                     records[iid] = adopted
         out = []
@@ -238,18 +196,23 @@ class LocalCloud:
             name = view.state_name(record, container)
             if name == "terminated" and record.phase != TERMINATED:
                 # Launched, but its container is gone: it ended without us.
+                record = self.store.get(record.instance_id) or record
                 record.phase, record.terminated_at = TERMINATED, time.time()
                 record.state_reason = "Server.InternalError: Instance container disappeared"
                 self.store.save(record)
+                self.machines.members_changed(account, record.security_groups)
+            elif name == "stopped" and record.power == POWER_ON:
+                # Its processes ended without a StopInstances: it shut itself down.
+                record = self.store.get(record.instance_id) or record
+                record.power = STOPPED
+                record.state_reason = "Client.InstanceInitiatedShutdown: Instance initiated shutdown"
+                self.store.save(record)
             elif container is not None and name == "running" and not record.private_ip:
-                # Running before _launch has recorded the address (or a restart cut it short): look it up.
+                # An adopted instance whose labels lack its address: look it up.
                 ip = await deferToThread(self.podman.ip_address, container.id, self.network)
                 record = self.store.get(record.instance_id) or record  # it may have changed meanwhile
                 record.private_ip = ip
-                if record.phase == LAUNCHING:
-                    record.phase = LAUNCHED
                 self.store.save(record)
-                name = view.state_name(record, container)
             out.append((record, name))
         out.sort(key=lambda rn: (rn[0].launch_time, rn[0].launch_index))
         return out
@@ -269,13 +232,78 @@ class LocalCloud:
             )
         return [found[iid] for iid in dict.fromkeys(ids)]
 
+    def _shape(self, record: InstanceRecord, name: str, group_names: dict[str, str]) -> dict[str, Any]:
+        return view.instance(
+            record,
+            name,
+            self.cloud.region,
+            self.types.get(record.instance_type),
+            group_names,
+            (self.vpc_id, self.subnet_id),
+        )
+
+    # Room: quotas per account, and the cloud's capacity -------------------------------
+
+    def _room(self, account: str, itype: catalogue.InstanceType, wanted: int) -> int:
+        """How many more instances of ``itype`` may run (at least ``wanted``, else EC2's error saying why)."""
+        mine = [r for r in self.store.instances(account) if view.is_powered(r)]
+        room = self.max_instances - len(mine)
+        if room < wanted:
+            raise EC2Error(
+                "InstanceLimitExceeded",
+                f"You have requested more instances ({wanted}) than your current instance limit of "
+                f"{self.max_instances} allows.",
+            )
+        if self.max_vcpus is not None:
+            used = sum(self.types[r.instance_type].vcpus for r in mine if r.instance_type in self.types)
+            vcpu_room = (self.max_vcpus - used) // itype.vcpus
+            if vcpu_room < wanted:
+                raise EC2Error(
+                    "VcpuLimitExceeded",
+                    f"You have requested more vCPU capacity than your current vCPU limit of "
+                    f"{self.max_vcpus} allows.",
+                )
+            room = min(room, vcpu_room)
+        if self.faults.take_insufficient_capacity():
+            raise self._no_capacity(itype.name)
+        if self.faults.capacity is not None:
+            everyone = [r for r in self.store.all_instances() if view.is_powered(r)]
+            free = self.faults.capacity - len(everyone)
+            if free < wanted:
+                raise self._no_capacity(itype.name)
+            room = min(room, free)
+        return room
+
+    def _no_capacity(self, type_name: str) -> EC2Error:
+        return EC2Error(
+            "InsufficientInstanceCapacity",
+            f"We currently do not have sufficient {type_name} capacity in the Availability Zone you "
+            f"requested ({self.cloud.region}a). Our system will be working on provisioning additional capacity.",
+            500,
+        )
+
+    def _allocate_address(self, instance_id: str) -> str:
+        """A free address of the subnet, taking turns so that a freed one is reused last."""
+        for _ in range(len(self._addresses)):
+            ip = self._addresses[self.store.ip_cursor() % len(self._addresses)]
+            if self.store.claim_ip(ip, instance_id):
+                return ip
+        raise EC2Error(
+            "InsufficientFreeAddressesInSubnet", f"The subnet {self.cloud.subnet} has no free addresses", 400
+        )
+
     # RunInstances -----------------------------------------------------------------
 
     async def run_instances(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
+        token = params.get("ClientToken") or ""
+        earlier = self.store.token_reservation(account, token) if token else None
+        if earlier:  # a retry of a launch we already made: the same answer
+            return self._reservation(account, earlier, await self._view(account))
+
         image_id = params.get("ImageId") or ""
         image = self.offerings.image(image_id)
         type_name = params.get("InstanceType") or "m1.small"
-        catalogue.instance_type(type_name)
+        itype = catalogue.instance_type(type_name, self.types)
         low, high = params["MinCount"], params["MaxCount"]
         if low < 1:
             raise invalid("MinCount", low, "Must be at least 1.")
@@ -295,62 +323,61 @@ class LocalCloud:
                 raise invalid("UserData", "...", "User data is limited to 16384 bytes.")
         except (binascii.Error, ValueError):
             raise invalid("UserData", "...", "Invalid BASE64 encoding of user data.") from None
+        if params.get("SubnetId") and params["SubnetId"] != self.subnet_id:
+            raise EC2Error("InvalidSubnetID.NotFound", f"The subnet ID '{params['SubnetId']}' does not exist")
         tags = tags_from_specs(params.get("TagSpecifications") or [], "instance")
+        groups = self.groups.resolve(
+            account, params.get("SecurityGroupIds") or [], params.get("SecurityGroups") or []
+        )
 
-        # Counted from Redis without awaiting, so two concurrent launches cannot both take the last room.
-        live = [r for r in self.store.instances(account) if view.is_live(r)]
-        room = self.max_instances - len(live)
-        if room < low:
-            raise EC2Error(
-                "InstanceLimitExceeded",
-                f"You have requested more instances ({low}) than your current instance limit of "
-                f"{self.max_instances} allows.",
-            )
-
+        # Decided from Redis without awaiting, so two concurrent launches cannot both take the last room.
+        count = min(high, self._room(account, itype, low))
         reservation_id = catalogue.new_id("r")
-        token = params.get("ClientToken") or ""
         if token:
-            earlier = self.store.claim_token(account, token, reservation_id)
-            if earlier != reservation_id:  # a retry of a launch we already made: same answer
-                return self._reservation(account, earlier, await self._view(account))
-
+            self.store.claim_token(account, token, reservation_id)
         now = round(time.time(), 3)  # milliseconds, as EC2 shows them and as the labels keep them
-        records = [
-            InstanceRecord(
-                instance_id=catalogue.new_id("i"),
-                account=account,
-                reservation_id=reservation_id,
-                image_id=image_id,
-                image=image,
-                instance_type=type_name,
-                launch_time=now,
-                launch_index=index,
-                key_name=params.get("KeyName") or "",
-                public_key=public_key,
-                user_data_b64=user_data,
-                client_token=token,
-                tags=tags,
+        records = []
+        for index in range(count):
+            instance_id = catalogue.new_id("i")
+            records.append(
+                InstanceRecord(
+                    instance_id=instance_id,
+                    account=account,
+                    reservation_id=reservation_id,
+                    image_id=image_id,
+                    image=image,
+                    instance_type=type_name,
+                    launch_time=now,
+                    launch_index=index,
+                    key_name=params.get("KeyName") or "",
+                    public_key=public_key,
+                    user_data_b64=user_data,
+                    client_token=token,
+                    tags=tags,
+                    private_ip=self._allocate_address(instance_id),
+                    security_groups=groups,
+                )
             )
-            for index in range(min(high, room))
-        ]
         for record in records:
             self.store.save(record)
-            self._background(self._launch(record))
+        # Running members of groups that admit these groups must now admit the new addresses too.
+        self.machines.members_changed(account, groups)
+        for record in records:
+            self._background(self.machines.launch(record))
         return self._reservation(account, reservation_id, [(r, "pending") for r in records])
 
     def _reservation(self, account: str, reservation_id: str, instances) -> dict[str, Any]:
+        names = self._group_names(account)
         return {
             "ReservationId": reservation_id,
             "OwnerId": account,
             "Groups": [],
             "Instances": [
-                view.instance(r, n, self.cloud.region)
-                for r, n in instances
-                if r.reservation_id == reservation_id
+                self._shape(r, n, names) for r, n in instances if r.reservation_id == reservation_id
             ],
         }
 
-    # DescribeInstances / TerminateInstances / CreateTags ------------------------------
+    # DescribeInstances / TerminateInstances ------------------------------------------
 
     INSTANCE_FILTERS: filters.Getters = {
         "instance-state-name": lambda rn: [rn[1]],
@@ -362,6 +389,7 @@ class LocalCloud:
         "reservation-id": lambda rn: [rn[0].reservation_id],
         "private-ip-address": lambda rn: [rn[0].private_ip] if rn[0].private_ip else [],
         "client-token": lambda rn: [rn[0].client_token],
+        "instance.group-id": lambda rn: rn[0].security_groups,
     }
 
     async def describe_instances(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -386,34 +414,158 @@ class LocalCloud:
                 record.phase, record.terminated_at = TERMINATING, time.time()
                 record.state_reason = "Client.UserInitiatedShutdown: User initiated shutdown"
                 self.store.save(record)
-                # If the container is still being created, _launch removes it once podman returns.
-                self._background(self._remove(record.instance_id))
-            changes.append(
-                {
-                    "InstanceId": record.instance_id,
-                    "CurrentState": view.state(current),
-                    "PreviousState": view.state(name),
-                }
-            )
+                self.machines.members_changed(account, record.security_groups)
+                # If the container is still being created, the launch removes it once podman returns.
+                self._background(self.machines.remove(record.instance_id))
+            changes.append(self._change(record.instance_id, name, current))
         return {"TerminatingInstances": changes}
+
+    @staticmethod
+    def _change(instance_id: str, previous: str, current: str) -> dict[str, Any]:
+        return {
+            "InstanceId": instance_id,
+            "CurrentState": view.state(current),
+            "PreviousState": view.state(previous),
+        }
+
+    # StopInstances / StartInstances -----------------------------------------------------
+
+    async def stop_instances(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
+        found = await self._find(account, params["InstanceIds"])
+        for record, name in found:
+            if name not in ("running", "stopping", "stopped"):
+                raise EC2Error(
+                    "IncorrectInstanceState",
+                    f"The instance '{record.instance_id}' is not in a state from which it can be stopped.",
+                )
+        changes = []
+        for found_record, name in found:
+            record = self.store.get(found_record.instance_id) or found_record
+            current = name
+            if name == "running":
+                record.power, current = STOPPING, "stopping"
+                record.state_reason = "Client.UserInitiatedShutdown: User initiated shutdown"
+                self.store.save(record)
+                self._background(self.machines.power_off(record.instance_id))
+            changes.append(self._change(record.instance_id, name, current))
+        return {"StoppingInstances": changes}
+
+    async def start_instances(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
+        found = await self._find(account, params["InstanceIds"])
+        for record, name in found:
+            if name not in ("stopped", "pending", "running"):
+                raise EC2Error(
+                    "IncorrectInstanceState",
+                    f"The instance '{record.instance_id}' is not in a state from which it can be started.",
+                )
+        stopped = [r for r, n in found if n == "stopped"]
+        for type_name in {r.instance_type for r in stopped}:
+            itype = catalogue.instance_type(type_name, self.types)
+            self._room(account, itype, sum(1 for r in stopped if r.instance_type == type_name))
+        changes = []
+        for found_record, name in found:
+            record = self.store.get(found_record.instance_id) or found_record
+            current = name
+            if name == "stopped":
+                record.power, record.state_reason, current = STARTING, "", "pending"
+                self.store.save(record)
+                self._background(self.machines.power_on(record.instance_id))
+            changes.append(self._change(record.instance_id, name, current))
+        return {"StartingInstances": changes}
+
+    async def kill(self, account: str | None, instance_id: str) -> dict[str, Any]:
+        """The admin API's kill: the instance's processes die at once, as on a failing host."""
+        record = self.store.get(instance_id) if INSTANCE_ID.match(instance_id or "") else None
+        if record is None or (account is not None and record.account != account):
+            raise EC2Error(
+                "InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist", 404
+            )
+        if record.phase != LAUNCHED or record.power not in (POWER_ON, STARTING, STOPPING):
+            raise EC2Error("IncorrectInstanceState", f"The instance '{instance_id}' is not running", 409)
+        await self.machines.kill(record)
+        return {"InstanceId": instance_id, "State": "stopped"}
+
+    # Tags ------------------------------------------------------------------------------
+
+    async def _taggable(self, account: str, ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Instance ids and group ids among ``ids``, each checked to exist."""
+        groups = [r for r in ids if r.startswith("sg-")]
+        instances = [r for r in ids if not r.startswith("sg-")]
+        for gid in groups:
+            self.groups.get(account, gid)
+        if instances:
+            await self._find(account, instances)
+        return instances, groups
+
+    def _retag(
+        self, account: str, instances: list[str], groups: list[str], change: Callable[[dict], None]
+    ) -> None:
+        for iid in instances:
+            record = self.store.get(iid)
+            if record is not None:
+                change(record.tags)
+                check_tags(record.tags)
+                self.store.save(record)
+        for gid in groups:
+            group = self.groups.get(account, gid)
+            change(group["Tags"])
+            check_tags(group["Tags"])
+            self.store.save_group(account, group)
 
     async def create_tags(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
         tags = {t.get("Key", ""): t.get("Value", "") for t in params["Tags"]}
         check_tags(tags)
-        ids = params["Resources"]
-        for found, _ in await self._find(account, ids):
-            record = self.store.get(found.instance_id) or found
-            record.tags.update(tags)
-            check_tags(record.tags)
-            self.store.save(record)
+        instances, groups = await self._taggable(account, params["Resources"])
+        self._retag(account, instances, groups, lambda have: have.update(tags))
         return {}
+
+    async def delete_tags(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
+        instances, groups = await self._taggable(account, params["Resources"])
+        asked = params.get("Tags") or []
+
+        def remove(have: dict[str, str]) -> None:
+            if not asked:
+                have.clear()
+            for tag in asked:
+                # Without a value, the key goes whatever its value; with one, only if it matches.
+                if tag.get("Key") in have and (tag.get("Value") is None or have[tag["Key"]] == tag["Value"]):
+                    del have[tag["Key"]]
+
+        self._retag(account, instances, groups, remove)
+        return {}
+
+    TAG_FILTERS: filters.Getters = {
+        "key": lambda t: [t["Key"]],
+        "value": lambda t: [t["Value"]],
+        "resource-id": lambda t: [t["ResourceId"]],
+        "resource-type": lambda t: [t["ResourceType"]],
+    }
+
+    async def describe_tags(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
+        wanted = params.get("Filters") or []
+        filters.check(wanted, self.TAG_FILTERS, tags=None)
+        found = []
+        for record, name in await self._view(account):
+            if name != "terminated":
+                found += [
+                    {"ResourceId": record.instance_id, "ResourceType": "instance", "Key": k, "Value": v}
+                    for k, v in sorted(record.tags.items())
+                ]
+        for gid, group in sorted(self.groups.all(account).items()):
+            found += [
+                {"ResourceId": gid, "ResourceType": "security-group", "Key": k, "Value": v}
+                for k, v in sorted(group["Tags"].items())
+            ]
+        return {"Tags": [t for t in found if filters.matches(t, wanted, self.TAG_FILTERS)]}
+
+    # Console ---------------------------------------------------------------------------
 
     async def get_console_output(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
         [(record, name)] = await self._find(account, [params["InstanceId"]])
         out: dict[str, Any] = {"InstanceId": record.instance_id, "Timestamp": dt.datetime.now(dt.UTC)}
         if name != "terminated":
             try:
-                text = await deferToThread(self.podman.logs, self._container_name(record.instance_id))
+                text = await deferToThread(self.podman.logs, self.machines.container_name(record.instance_id))
             except Exception:
                 text = b""  # the container went away between the listing and now
             if len(text) > CONSOLE_LIMIT:

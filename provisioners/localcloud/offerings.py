@@ -16,8 +16,16 @@ IMAGE_OWNER = "000000000000"  # the local cloud's own images, visible to every a
 
 
 class Offerings:
-    def __init__(self, cloud_name: str, region: str, images: dict[str, str], podman: Podman) -> None:
+    def __init__(
+        self,
+        cloud_name: str,
+        region: str,
+        images: dict[str, str],
+        podman: Podman,
+        types: dict[str, catalogue.InstanceType] | None = None,
+    ) -> None:
         self.cloud_name, self.region = cloud_name, region
+        self.types = types if types is not None else dict(catalogue.INSTANCE_TYPES)
         self.images = images  # ami id -> container image reference
         self.podman = podman
 
@@ -74,7 +82,7 @@ class Offerings:
     async def describe_instance_types(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
         asked = params.get("InstanceTypes") or []
         for name in asked:
-            if name not in catalogue.INSTANCE_TYPES:
+            if name not in self.types:
                 raise EC2Error(
                     "InvalidInstanceType", f"The following supplied instance types do not exist: [{name}]"
                 )
@@ -94,7 +102,7 @@ class Offerings:
                     "SupportedVirtualizationTypes": ["hvm"],
                     "Hypervisor": "xen",
                 }
-                for t in catalogue.INSTANCE_TYPES.values()
+                for t in self.types.values()
                 if not asked or t.name in asked
             ]
         }

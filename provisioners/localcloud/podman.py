@@ -80,6 +80,57 @@ class Podman:
 
     # Containers ---------------------------------------------------------------
 
+    def create(
+        self,
+        *,
+        name: str,
+        image: str,
+        hostname: str,
+        network: str,
+        labels: Mapping[str, str],
+        env: Mapping[str, str],
+        ip: str = "",
+        extra: Sequence[str] = (),
+    ) -> str:
+        """Create a container (not started); returns its id.
+
+        Environment values are handed over through podman's own environment
+        (``-e NAME`` without a value) so that user data never shows up in argv.
+        """
+        # Never pull: node images are built locally, and a typo must fail fast, not hit a registry.
+        args = ["create", "--pull", "never", "--name", name, "--hostname", hostname, "--network", network]
+        if ip:
+            args += ["--ip", ip]
+        for key, value in labels.items():
+            args += ["--label", f"{key}={value}"]
+        for key in env:
+            args += ["--env", key]
+        args += [*extra, image]
+        return self._run(*args, env=env, timeout=300).stdout.strip()
+
+    def init(self, container: str) -> int:
+        """Set a created container up without starting its command; returns the PID holding its namespaces.
+
+        Its network namespace then exists with its address, so a firewall can be put in
+        place before anything in the container listens.
+        """
+        self._run("init", container, timeout=300)
+        return self.pid(container)
+
+    def pid(self, container: str) -> int:
+        return int(
+            self._run("inspect", "--type", "container", "--format", "{{.State.Pid}}", container).stdout
+        )
+
+    def start(self, container: str) -> None:
+        self._run("start", container, timeout=300)
+
+    def stop(self, container: str, timeout: int = 10) -> None:
+        self._run("stop", "--ignore", "--time", str(timeout), container, timeout=timeout + 120)
+
+    def kill(self, container: str) -> None:
+        self._run("kill", "--signal", "KILL", container)
+
     def run(
         self,
         *,
@@ -91,30 +142,12 @@ class Podman:
         env: Mapping[str, str],
         extra: Sequence[str] = (),
     ) -> str:
-        """Start a detached container; returns its id.
-
-        Environment values are handed over through podman's own environment
-        (``-e NAME`` without a value) so that user data never shows up in argv.
-        """
-        # Never pull: node images are built locally, and a typo must fail fast, not hit a registry.
-        args = [
-            "run",
-            "--detach",
-            "--pull",
-            "never",
-            "--name",
-            name,
-            "--hostname",
-            hostname,
-            "--network",
-            network,
-        ]
-        for key, value in labels.items():
-            args += ["--label", f"{key}={value}"]
-        for key in env:
-            args += ["--env", key]
-        args += [*extra, image]
-        return self._run(*args, env=env, timeout=300).stdout.strip()
+        """Create and start a detached container; returns its id."""
+        cid = self.create(
+            name=name, image=image, hostname=hostname, network=network, labels=labels, env=env, extra=extra
+        )
+        self.start(cid)
+        return cid
 
     def list(self, labels: Mapping[str, str]) -> list[Container]:
         args = ["ps", "--all", "--no-trunc", "--format", "json"]

@@ -37,8 +37,11 @@ class LocalCloudProcess:
         log_path: Path,
         port: int | None = None,
         region: str = "us-east-1",
+        max_instances: int | None = None,
+        max_vcpus: int | None = None,
     ) -> None:
         self.cloud, self.subnet, self.images = cloud, subnet, list(images)
+        self.max_instances, self.max_vcpus = max_instances, max_vcpus
         self.redis_url, self.accounts, self.region = redis_url, list(accounts), region
         self.log_path = Path(log_path)
         self.port = port or free_port()
@@ -61,6 +64,10 @@ class LocalCloudProcess:
             args += ["--image", image]
         for creds in others:
             args += ["--account", f"{creds.access_key}:{creds.secret_key}:{creds.account_id}"]
+        if self.max_instances:
+            args += ["--max-instances", str(self.max_instances)]
+        if self.max_vcpus:
+            args += ["--max-vcpus", str(self.max_vcpus)]
         log = open(self.log_path, "ab")  # the child inherits it; we close our copy
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()

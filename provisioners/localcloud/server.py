@@ -1,15 +1,16 @@
-"""The local cloud's HTTP endpoint: EC2's Query protocol over Twisted.
+"""The local cloud's HTTP endpoint: EC2's Query protocol over Twisted, and its admin resource.
 
 A request is authenticated (SigV4, service ``ec2``), its ``Action`` looked up in
 botocore's EC2 model, its parameters decoded per the operation's input shape,
 handed to :class:`LocalCloud`, and the result encoded per the output shape.
+Paths under ``/admin/`` go to the operator's :class:`AdminResource` instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import redis
@@ -21,6 +22,7 @@ from resilin import sigv4
 from resilin.config import CloudConfig
 from resilin.httputil import new_request_id, request_headers, split_uri
 from resilin.provisioners.localcloud import ec2model, querydecode, xmlencode
+from resilin.provisioners.localcloud.admin import AdminResource
 from resilin.provisioners.localcloud.cloud import LocalCloud
 from resilin.provisioners.localcloud.errors import EC2Error
 from resilin.provisioners.localcloud.podman import Podman
@@ -102,6 +104,8 @@ class EC2Resource(Resource):
         handler = self.cloud.operations.get(action)
         if handler is None:
             raise EC2Error("UnsupportedOperation", f"The local cloud does not support {action}.")
+        if self.cloud.faults.take_throttle(action):
+            raise EC2Error("RequestLimitExceeded", "Request limit exceeded.", 503)
         decoded = querydecode.decode(params, op.input_shape)
         if decoded.pop("DryRun", False):
             raise EC2Error("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412)
@@ -142,23 +146,44 @@ class EC2Resource(Resource):
         request.finish()
 
 
+class Root(Resource):
+    """``/admin/…`` to the admin resource, every other path to the EC2 endpoint."""
+
+    def __init__(self, ec2: EC2Resource, admin: AdminResource) -> None:
+        super().__init__()
+        self.ec2, self.admin = ec2, admin
+        self.cloud = ec2.cloud
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"admin":
+            return self.admin
+        request.postpath.insert(0, path)  # the EC2 endpoint answers on any path
+        request.prepath.pop()
+        return self.ec2
+
+    def render(self, request: Request) -> Any:
+        return self.ec2.render(request)
+
+
 def make_site(
     cloud: CloudConfig,
     redis_client: redis.Redis,
     lookup: sigv4.CredentialLookup,
     image: str | Sequence[str],
     *,
+    operators: Collection[str] = (),
     podman: Podman | None = None,
 ) -> Site:
-    """A Site serving ``cloud``'s EC2 endpoint; ``site.resource.cloud`` is its :class:`LocalCloud`.
+    """A Site serving ``cloud``'s EC2 endpoint; :func:`local_cloud` gives its :class:`LocalCloud`.
 
     The cloud's network is created (if missing) in the background once the
     reactor runs; requests wait for that.  ``image`` is the node image
-    reference(s) offered through DescribeImages.
+    reference(s) offered through DescribeImages; ``operators`` are the account
+    ids allowed to use the admin resource.
     """
     images = [image] if isinstance(image, str) else list(image)
     local = LocalCloud(cloud, redis_client, images, podman=podman)
-    return Site(EC2Resource(local, lookup))
+    return Site(Root(EC2Resource(local, lookup), AdminResource(local, lookup, operators)))
 
 
 def network_name(cloud_name: str) -> str:

@@ -1,9 +1,10 @@
-"""The local cloud's records in Redis: key pairs, instances (with their tags) and client tokens.
+"""The local cloud's records in Redis: key pairs, security groups, instances (with their tags),
+private addresses and client tokens.
 
 Containers are the state of record for what runs; Redis keeps what a container
-cannot carry or outlive: key pairs, tags that may change, launches still in
-flight, and terminated instances that stay visible for a while as on EC2.
-All keys start with ``localcloud:<cloud>:``.
+cannot carry or outlive: key pairs, security groups, tags that may change,
+launches still in flight, and terminated instances that stay visible for a
+while as on EC2.  All keys start with ``localcloud:<cloud>:``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ LAUNCHED = "launched"  # the container exists; its own state says pending/runnin
 TERMINATING = "terminating"
 TERMINATED = "terminated"
 
+# Power of a launched instance (StopInstances / StartInstances).
+POWER_ON = "on"
+STOPPING = "stopping"
+STOPPED = "stopped"
+STARTING = "starting"  # its container is starting again; pending until its firewall is in place
+
 
 @dataclass
 class InstanceRecord:
@@ -39,8 +46,10 @@ class InstanceRecord:
     client_token: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     phase: str = LAUNCHING
-    private_ip: str = ""
-    state_reason: str = ""  # "Code: message" once something ended the instance
+    private_ip: str = ""  # allocated at launch and kept across stop/start, as on EC2
+    security_groups: list[str] = field(default_factory=list)  # sg- ids
+    power: str = POWER_ON
+    state_reason: str = ""  # "Code: message" once something ended or stopped the instance
     terminated_at: float = 0.0
 
     @classmethod
@@ -82,6 +91,8 @@ class Store:
             pipe.expire(key, self.terminated_ttl)
         pipe.sadd(self._key("instances", record.account), record.instance_id)
         pipe.execute()
+        if record.phase == TERMINATED and record.private_ip:
+            self.release_ip(record.private_ip, record.instance_id)
 
     def get(self, instance_id: str) -> InstanceRecord | None:
         raw = self.redis.get(self._key("instance", instance_id))
@@ -106,7 +117,39 @@ class Store:
                 out.append(InstanceRecord.from_json(raw))
         return out
 
+    # Private addresses ------------------------------------------------------------
+
+    def claim_ip(self, ip: str, instance_id: str) -> bool:
+        """Take ``ip`` for ``instance_id``; False if another instance holds it."""
+        key = self._key("ips")
+        return bool(self.redis.hsetnx(key, ip, instance_id)) or self.redis.hget(key, ip) == instance_id
+
+    def release_ip(self, ip: str, instance_id: str) -> None:
+        key = self._key("ips")
+        if self.redis.hget(key, ip) == instance_id:
+            self.redis.hdel(key, ip)
+
+    def ip_cursor(self) -> int:
+        """A counter that moves on at every allocation, so freed addresses are reused last."""
+        return int(self.redis.incr(self._key("ip-cursor")))
+
+    # Security groups ------------------------------------------------------------
+
+    def groups(self, account: str) -> dict[str, dict[str, Any]]:
+        raw = self.redis.hgetall(self._key("groups", account))
+        return {gid: json.loads(value) for gid, value in raw.items()}
+
+    def save_group(self, account: str, group: dict[str, Any]) -> None:
+        self.redis.hset(self._key("groups", account), group["GroupId"], json.dumps(group))
+
+    def delete_group(self, account: str, group_id: str) -> None:
+        self.redis.hdel(self._key("groups", account), group_id)
+
     # Idempotent launches (ClientToken) -----------------------------------------
+
+    def token_reservation(self, account: str, token: str) -> str | None:
+        """The reservation a ClientToken already launched, if any."""
+        return self.redis.get(self._key("token", account, token))
 
     def claim_token(self, account: str, token: str, reservation_id: str) -> str:
         """The reservation a ClientToken already launched, or claim it for ``reservation_id``."""

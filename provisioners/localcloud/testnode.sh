@@ -2,14 +2,16 @@
 # Build a small stand-in node image for testing the local cloud without the
 # full Hadoop node image (docker/node/build.sh).  It honours the same init
 # contract: RESILIN_SSH_PUBKEY goes to hadoop's authorized_keys,
-# RESILIN_USER_DATA_B64 is decoded to /var/lib/cloud/user-data, SSH host keys
+# RESILIN_USER_DATA_B64 is decoded to /var/lib/cloud/user-data and, if it is a
+# script (#!), run once as root at first boot, SSH host keys
 # are generated and printed between cloud-init's markers, then sshd runs on 22.
 #
-# Usage: testnode.sh [IMAGE]   (default localhost/resilin-testnode:latest)
+# Usage: testnode.sh [IMAGE]   (default localhost/resilin-testnode:2)
 # The debootstrap rootfs is cached in $RESILIN_TESTNODE_CACHE (/var/tmp/resilin-testnode).
 set -euo pipefail
 
-IMAGE=${1:-localhost/resilin-testnode:latest}
+# The tag names the init contract's version: a new one builds a new image.
+IMAGE=${1:-localhost/resilin-testnode:2}
 CACHE=${RESILIN_TESTNODE_CACHE:-/var/tmp/resilin-testnode}
 MIRROR=${RESILIN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
@@ -43,7 +45,14 @@ printf '%s\n' "${RESILIN_SSH_PUBKEY:-}" >"$home/.ssh/authorized_keys"
 chmod 700 "$home/.ssh"; chmod 600 "$home/.ssh/authorized_keys"
 chown -R hadoop:hadoop "$home/.ssh"
 mkdir -p /var/lib/cloud
-printf '%s' "${RESILIN_USER_DATA_B64:-}" | base64 -d >/var/lib/cloud/user-data 2>/dev/null || true
+if [ ! -e /var/lib/cloud/user-data.done ]; then
+    printf '%s' "${RESILIN_USER_DATA_B64:-}" | base64 -d >/var/lib/cloud/user-data 2>/dev/null || true
+    if [ "$(head -c 2 /var/lib/cloud/user-data)" = "#!" ]; then
+        chmod 700 /var/lib/cloud/user-data
+        /var/lib/cloud/user-data || echo "resilin-init: user data exited with status $?"
+    fi
+    touch /var/lib/cloud/user-data.done
+fi
 ssh-keygen -A >/dev/null
 echo "-----BEGIN SSH HOST KEY KEYS-----"
 cat /etc/ssh/ssh_host_*_key.pub

@@ -5,9 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from resilin.provisioners.localcloud.catalogue import INSTANCE_TYPES
+from resilin.provisioners.localcloud.catalogue import InstanceType
 from resilin.provisioners.localcloud.podman import Container
-from resilin.provisioners.localcloud.store import LAUNCHED, LAUNCHING, TERMINATED, TERMINATING, InstanceRecord
+from resilin.provisioners.localcloud.store import (
+    LAUNCHED,
+    LAUNCHING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    TERMINATED,
+    TERMINATING,
+    InstanceRecord,
+)
 
 STATE_CODES = {
     "pending": 0,
@@ -37,11 +46,19 @@ def state_name(record: InstanceRecord, container: Container | None) -> str:
         return "terminated"
     if record.phase == TERMINATING:
         return "shutting-down"
+    if record.phase == LAUNCHING:
+        return "pending"  # its container is being made, or has no firewall yet
     if container is None:
-        # Launching: the container is still being made.  Launched but gone: someone removed
-        # it behind our back; the caller records that as a termination.
-        return "pending" if record.phase == LAUNCHING else "terminated"
-    return CONTAINER_STATES.get(container.state, "pending")
+        # Launched but gone: someone removed it behind our back; the caller records that as a termination.
+        return "terminated"
+    name = CONTAINER_STATES.get(container.state, "pending")
+    if record.power == STARTING:
+        return "pending"
+    if record.power == STOPPING:
+        return "stopped" if name == "stopped" else "stopping"
+    if record.power == STOPPED and name == "running":
+        return "running"  # started again behind our back
+    return name
 
 
 def state(name: str) -> dict[str, Any]:
@@ -52,9 +69,18 @@ def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
-def instance(record: InstanceRecord, name: str, region: str) -> dict[str, Any]:
-    """The ``Instance`` shape of botocore's EC2 model for one instance in state ``name``."""
-    itype = INSTANCE_TYPES.get(record.instance_type)
+def instance(
+    record: InstanceRecord,
+    name: str,
+    region: str,
+    itype: InstanceType | None = None,
+    group_names: dict[str, str] | None = None,
+    network: tuple[str, str] = ("", ""),
+) -> dict[str, Any]:
+    """The ``Instance`` shape of botocore's EC2 model for one instance in state ``name``.
+
+    ``group_names`` names the instance's security groups; ``network`` is the cloud's (VPC id, subnet id).
+    """
     live = name not in ("terminated", "shutting-down")
     ip = record.private_ip if live else ""
     out: dict[str, Any] = {
@@ -79,11 +105,15 @@ def instance(record: InstanceRecord, name: str, region: str) -> dict[str, Any]:
         "Hypervisor": "xen",
         "EbsOptimized": False,
         "EnaSupport": True,
-        "SecurityGroups": [],
+        "SecurityGroups": [
+            {"GroupId": gid, "GroupName": (group_names or {}).get(gid, "")} for gid in record.security_groups
+        ],
         "SourceDestCheck": True,
         "PlatformDetails": "Linux/UNIX",
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(record.tags.items())] or None,
     }
+    if live and network[0]:
+        out["VpcId"], out["SubnetId"] = network
     if record.key_name:
         out["KeyName"] = record.key_name
     if record.client_token:
@@ -104,3 +134,8 @@ def instance(record: InstanceRecord, name: str, region: str) -> dict[str, Any]:
 
 def is_live(record: InstanceRecord) -> bool:
     return record.phase in (LAUNCHING, LAUNCHED)
+
+
+def is_powered(record: InstanceRecord) -> bool:
+    """Counts against quotas and capacity: live and not stopped (stopped instances keep only their address)."""
+    return is_live(record) and record.power != STOPPED

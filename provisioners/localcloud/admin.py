@@ -1,0 +1,119 @@
+"""The local cloud's admin resource, ``/admin/…`` on the EC2 endpoint's port: faults and kills.
+
+Not part of EC2: a small JSON API for the cloud's operator, SigV4-signed like
+any request (service ``ec2``) and refused to every account but the operators'.
+
+- ``GET /admin/faults``: the faults in force;
+- ``PUT /admin/faults``: change some (JSON object, see :mod:`faults`);
+- ``DELETE /admin/faults``: clear them all;
+- ``POST /admin/instances/<id>/kill``: kill an instance's processes at once.
+
+Errors are JSON too: ``{"Error": {"Code": …, "Message": …}}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from resilin import sigv4
+from resilin.httputil import request_headers, split_uri
+from resilin.provisioners.localcloud.cloud import LocalCloud
+from resilin.provisioners.localcloud.errors import EC2Error
+from resilin.provisioners.localcloud.faults import Faults, FaultsError
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+
+
+class AdminResource(Resource):
+    isLeaf = True
+
+    def __init__(self, cloud: LocalCloud, lookup: sigv4.CredentialLookup, operators: Collection[str]) -> None:
+        super().__init__()
+        self.cloud = cloud
+        self.lookup = lookup
+        self.operators = set(operators)  # account ids allowed here
+
+    def render(self, request: Request) -> Any:
+        d = Deferred.fromCoroutine(self._handle(request))
+        d.addErrback(self._unexpected)
+        d.addCallback(self._send, request)
+        return NOT_DONE_YET
+
+    async def _handle(self, request: Request) -> tuple[int, dict[str, Any]]:
+        try:
+            body = request.content.read(MAX_BODY + 1) if request.content else b""
+            if len(body) > MAX_BODY:
+                raise EC2Error("RequestEntityTooLarge", "The request is too large", 413)
+            self._authorize(request, body)
+            return 200, await self._route(request, body)
+        except EC2Error as exc:
+            return exc.status, {"Error": {"Code": exc.code, "Message": exc.message}}
+
+    def _authorize(self, request: Request, body: bytes) -> None:
+        path, query = split_uri(request)
+        try:
+            verified = sigv4.verify(
+                method=request.method.decode("latin-1"),
+                raw_path=path,
+                raw_query=query,
+                headers=request_headers(request),
+                body_sha256=lambda: hashlib.sha256(body).hexdigest(),
+                lookup=self.lookup,
+                service="ec2",
+            )
+        except sigv4.SignatureError as exc:
+            raise EC2Error("AuthFailure", exc.message, 401) from None
+        if verified.credentials.account_id not in self.operators:
+            raise EC2Error("AccessDenied", "Only the cloud's operator may use the admin API", 403)
+
+    async def _route(self, request: Request, body: bytes) -> dict[str, Any]:
+        method = request.method.decode("latin-1")
+        parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        faults: Faults = self.cloud.faults
+        if parts == ["faults"]:
+            if method == "GET":
+                return faults.to_json()
+            if method == "PUT":
+                try:
+                    faults.update(json.loads(body or b"{}"))
+                except (ValueError, FaultsError) as exc:
+                    raise EC2Error("InvalidParameterValue", str(exc)) from None
+                log.warning("local cloud %s: faults now %s", self.cloud.cloud.name, faults.to_json())
+                return faults.to_json()
+            if method == "DELETE":
+                faults.clear()
+                return faults.to_json()
+            raise EC2Error("MethodNotAllowed", f"{method} is not allowed on /admin/faults", 405)
+        if len(parts) == 3 and parts[0] == "instances" and parts[2] == "kill":
+            if method != "POST":
+                raise EC2Error("MethodNotAllowed", f"{method} is not allowed here; use POST", 405)
+            log.warning("local cloud %s: killing %s through the admin API", self.cloud.cloud.name, parts[1])
+            return await self.cloud.kill(None, parts[1])
+        raise EC2Error("NotFound", f"No admin resource at /admin/{'/'.join(parts)}", 404)
+
+    @staticmethod
+    def _unexpected(failure) -> tuple[int, dict[str, Any]]:
+        log.error("local cloud admin request failed: %s", failure.getTraceback())
+        return 500, {"Error": {"Code": "InternalError", "Message": "An internal error has occurred"}}
+
+    @staticmethod
+    def _send(result: tuple[int, dict[str, Any]], request: Request) -> None:
+        status, payload = result
+        if request.finished or request._disconnected:
+            return
+        data = json.dumps(payload).encode()
+        request.setResponseCode(status)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Content-Length", str(len(data)).encode())
+        request.write(data)
+        request.finish()

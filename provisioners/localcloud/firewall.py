@@ -1,0 +1,108 @@
+"""Security groups enforced: an nftables ruleset inside each instance's own network namespace.
+
+Every instance gets table ``inet resilin`` whose input chain drops whatever its
+security groups do not allow (replies to its own connections are let in, as
+EC2's groups are stateful; outbound traffic is free, as with EC2's default
+egress rule).  The table lives in the container's namespace, so it goes away
+with the instance, and the container (without CAP_NET_ADMIN) cannot change it.
+The host's ``nft`` is run there through ``nsenter``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+TABLE = "resilin"
+
+
+class FirewallError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Allow:
+    """One ingress permission with its sources resolved to networks."""
+
+    protocol: str  # "-1" (all), "tcp", "udp", "icmp", "icmpv6", or an IP protocol number
+    from_port: int | None
+    to_port: int | None
+    sources: tuple[str, ...]  # CIDRs, IPv4 or IPv6
+
+
+def _match(protocol: str, from_port: int | None, to_port: int | None, v6: bool) -> str | None:
+    """The nft expression selecting the protocol and ports; None when it cannot apply to this family."""
+    if protocol == "-1":
+        return ""
+    if protocol in ("tcp", "udp"):
+        ports = f"{from_port}" if from_port == to_port else f"{from_port}-{to_port}"
+        return f"{protocol} dport {ports}"
+    if protocol in ("icmp", "icmpv6"):
+        if (protocol == "icmpv6") != v6:
+            return None
+        # For ICMP, EC2's FromPort is the type and ToPort the code; -1 means any.
+        expr = f"meta l4proto {'ipv6-icmp' if v6 else 'icmp'}"
+        if from_port is not None and from_port >= 0:
+            expr = f"{protocol} type {from_port}"
+            if to_port is not None and to_port >= 0:
+                expr += f" {protocol} code {to_port}"
+        return expr
+    return f"meta l4proto {int(protocol)}"
+
+
+def ruleset(allows: Iterable[Allow]) -> str:
+    """An nft script that atomically replaces the instance's table with one enforcing ``allows``."""
+    lines = []
+    for allow in allows:
+        for v6 in (False, True):
+            nets = [s for s in allow.sources if (ipaddress.ip_network(s, strict=False).version == 6) == v6]
+            match = _match(allow.protocol, allow.from_port, allow.to_port, v6)
+            if not nets or match is None:
+                continue
+            family = "ip6" if v6 else "ip"
+            everyone = "::/0" if v6 else "0.0.0.0/0"
+            source = "" if everyone in nets else f"{family} saddr {{ {', '.join(sorted(set(nets)))} }} "
+            if not source and not match:
+                lines.append(f"meta nfproto {'ipv6' if v6 else 'ipv4'} accept")
+            else:
+                lines.append(f"{source}{match} accept".replace("  ", " ").strip())
+    body = "\n".join(f"\t\t{line}" for line in lines)
+    # Declaring the table first makes the delete succeed even when there is none yet: one transaction.
+    return (
+        f"table inet {TABLE}\n"
+        f"delete table inet {TABLE}\n"
+        f"table inet {TABLE} {{\n"
+        "\tchain ingress {\n"
+        "\t\ttype filter hook input priority filter; policy drop;\n"
+        "\t\tct state established,related accept\n"
+        '\t\tiifname "lo" accept\n'
+        f"{body}\n"
+        "\t}\n"
+        "}\n"
+    )
+
+
+def apply(pid: int, script: str) -> None:
+    """Load ``script`` into the network namespace of process ``pid`` (blocking; run off the reactor)."""
+    proc = subprocess.run(
+        ["nsenter", "--target", str(pid), "--net", "nft", "-f", "-"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if proc.returncode != 0:
+        raise FirewallError(f"nft in the namespace of pid {pid} failed: {proc.stderr.strip()}")
+
+
+def listing(pid: int) -> str:
+    """The instance's current table, as ``nft list`` prints it (for tests and debugging)."""
+    proc = subprocess.run(
+        ["nsenter", "--target", str(pid), "--net", "nft", "list", "table", "inet", TABLE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return proc.stdout if proc.returncode == 0 else ""

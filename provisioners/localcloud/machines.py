@@ -1,0 +1,337 @@
+"""The podman side of the local cloud's instances: containers made, fenced, started, stopped and removed.
+
+An instance's container is created with its private address, initialised (its
+network namespace now exists), fenced by its security groups' firewall, and
+only then started, so nothing in it is ever reachable unfiltered.  Firewalls of
+running instances are refreshed whenever a group's rules or members change;
+refreshes are coalesced, so a launch of eight instances costs a few passes, not
+sixty-four.  Podman calls run in threads; records are read and saved on the
+reactor thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.threads import deferToThread
+
+from resilin.provisioners.localcloud import firewall, view
+from resilin.provisioners.localcloud.catalogue import InstanceType
+from resilin.provisioners.localcloud.faults import Faults
+from resilin.provisioners.localcloud.podman import Container, Podman, PodmanError
+from resilin.provisioners.localcloud.secgroups import SecurityGroups
+from resilin.provisioners.localcloud.store import (
+    LAUNCHED,
+    LAUNCHING,
+    POWER_ON,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    TERMINATED,
+    TERMINATING,
+    InstanceRecord,
+    Store,
+)
+
+log = logging.getLogger(__name__)
+
+LABEL = "resilin"  # prefix of every label the local cloud puts on a container
+
+
+class LaunchFault(Exception):
+    """The instance was told (through the admin API) to die while starting."""
+
+
+class Machines:
+    def __init__(
+        self,
+        cloud_name: str,
+        network: str,
+        podman: Podman,
+        store: Store,
+        groups: SecurityGroups,
+        types: dict[str, InstanceType],
+        faults: Faults,
+        background: Callable[[Any], None],
+    ) -> None:
+        self.cloud_name, self.network = cloud_name, network
+        self.podman, self.store, self.groups = podman, store, groups
+        self.types, self.faults = types, faults
+        self.background = background
+        self._dirty: set[str] = set()  # instances whose firewall must be recomputed
+        self._refreshing = False
+        self._version = 0  # bumped at every change of rules or members
+
+    def container_name(self, instance_id: str) -> str:
+        return f"resilin-{self.cloud_name}-{instance_id}"
+
+    async def containers(self) -> list[Container]:
+        return await deferToThread(self.podman.list, {f"{LABEL}.cloud": self.cloud_name})
+
+    # Labels: what a container carries so the instance can be rebuilt without Redis ------------
+
+    def labels(self, record: InstanceRecord) -> dict[str, str]:
+        labels = {
+            f"{LABEL}.cloud": self.cloud_name,
+            f"{LABEL}.account": record.account,
+            f"{LABEL}.instance-id": record.instance_id,
+            f"{LABEL}.reservation-id": record.reservation_id,
+            f"{LABEL}.image-id": record.image_id,
+            f"{LABEL}.instance-type": record.instance_type,
+            f"{LABEL}.key-name": record.key_name,
+            f"{LABEL}.launch-index": str(record.launch_index),
+            f"{LABEL}.launch-time": f"{record.launch_time:.3f}",
+            f"{LABEL}.private-ip": record.private_ip,
+            f"{LABEL}.security-groups": ",".join(record.security_groups),
+        }
+        # Tags at launch, for finding containers by hand; Redis has the current ones.
+        for key, value in record.tags.items():
+            if "=" not in key:
+                labels[f"{LABEL}.tag.{key}"] = value
+        return labels
+
+    def adopt(self, container: Container, images: dict[str, str]) -> InstanceRecord | None:
+        """Rebuild a record from a container's labels (Redis lost its copy)."""
+        labels = container.labels
+        tag_prefix = f"{LABEL}.tag."
+        try:
+            record = InstanceRecord(
+                instance_id=labels[f"{LABEL}.instance-id"],
+                account=labels[f"{LABEL}.account"],
+                reservation_id=labels[f"{LABEL}.reservation-id"],
+                image_id=labels[f"{LABEL}.image-id"],
+                image=images.get(labels[f"{LABEL}.image-id"], ""),
+                instance_type=labels[f"{LABEL}.instance-type"],
+                launch_time=float(labels[f"{LABEL}.launch-time"]),
+                launch_index=int(labels.get(f"{LABEL}.launch-index", "0")),
+                key_name=labels.get(f"{LABEL}.key-name", ""),
+                tags={k[len(tag_prefix) :]: v for k, v in labels.items() if k.startswith(tag_prefix)},
+                private_ip=labels.get(f"{LABEL}.private-ip", ""),
+                security_groups=[g for g in labels.get(f"{LABEL}.security-groups", "").split(",") if g],
+                phase=LAUNCHED,
+            )
+        except (KeyError, ValueError):
+            return None
+        if record.private_ip:
+            self.store.claim_ip(record.private_ip, record.instance_id)
+        self.store.save(record)
+        return record
+
+    # Launch ------------------------------------------------------------------------------
+
+    async def launch(self, record: InstanceRecord) -> None:
+        """Create, fence and start the instance's container; on failure the instance ends terminated."""
+        name = self.container_name(record.instance_id)
+        env = {"RESILIN_SSH_PUBKEY": record.public_key, "RESILIN_USER_DATA_B64": record.user_data_b64}
+        itype = self.types.get(record.instance_type)
+        try:
+            await deferToThread(
+                self.podman.create,
+                name=name,
+                image=record.image,
+                hostname=record.instance_id,
+                network=self.network,
+                labels=self.labels(record),
+                env=env,
+                ip=record.private_ip,
+                extra=itype.container_limits() if itype else [],
+            )
+        except Exception as exc:
+            await self._launch_failed(record, exc)
+            return
+        await self.activate(record.instance_id)
+
+    async def activate(self, instance_id: str) -> None:
+        """Take a created container to running behind its firewall, then call the instance launched."""
+        record = self.store.get(instance_id)
+        if record is None:
+            return
+        name = self.container_name(instance_id)
+        try:
+            version = await self._fence_and_start(record)
+            if self.faults.take_launch_failure():
+                await deferToThread(self.podman.kill, name)
+                raise LaunchFault("the instance died while starting")
+        except Exception as exc:
+            await self._launch_failed(record, exc)
+            return
+        current = self.store.get(instance_id) or record
+        if current.phase in (TERMINATING, TERMINATED):
+            # Terminated while it was being made: finish the job now the container exists.
+            await self.remove(instance_id)
+            return
+        current.phase = LAUNCHED
+        self.store.save(current)
+        if version != self._version:  # a rule or a member changed while we fenced it
+            self.mark_dirty([instance_id])
+
+    async def _fence_and_start(self, record: InstanceRecord) -> int:
+        """Initialise the container, load its firewall, start it; returns the rules version applied."""
+        name = self.container_name(record.instance_id)
+        try:
+            pid, running = await deferToThread(self.podman.init, name), False
+        except PodmanError:
+            # Already running: a restart of the service cut this short after the start.
+            pid, running = await deferToThread(self.podman.pid, name), True
+            if pid <= 0:
+                raise
+        version = self._version
+        if record.security_groups:
+            await deferToThread(firewall.apply, pid, self.ruleset(record))
+        if not running:
+            await deferToThread(self.podman.start, name)
+        return version
+
+    async def _launch_failed(self, record: InstanceRecord, exc: Exception) -> None:
+        log.error("launch of %s failed: %s", record.instance_id, exc)
+        try:
+            await deferToThread(self.podman.remove, [self.container_name(record.instance_id)])
+        except Exception as cleanup:
+            log.error("cleanup of %s failed: %s", record.instance_id, cleanup)
+        current = self.store.get(record.instance_id) or record
+        current.phase, current.terminated_at = TERMINATED, time.time()
+        if isinstance(exc, LaunchFault):
+            current.state_reason = "Server.InternalError: Internal error on launch (the instance failed)"
+        else:
+            cause = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+            current.state_reason = f"Server.InternalError: Internal error on launch ({cause})"
+        self.store.save(current)
+        self.members_changed(current.account, current.security_groups)
+
+    # Stop, start, kill, remove -------------------------------------------------------------
+
+    async def power_off(self, instance_id: str) -> None:
+        await deferToThread(self.podman.stop, self.container_name(instance_id))
+        record = self.store.get(instance_id)
+        if record is not None and record.phase == LAUNCHED and record.power == STOPPING:
+            record.power = STOPPED
+            self.store.save(record)
+
+    async def power_on(self, instance_id: str) -> None:
+        record = self.store.get(instance_id)
+        if record is None:
+            return
+        try:
+            version = await self._fence_and_start(record)
+        except Exception as exc:
+            log.error("start of %s failed: %s", instance_id, exc)
+            record = self.store.get(instance_id) or record
+            if record.power == STARTING:
+                record.power = STOPPED
+                record.state_reason = f"Server.InternalError: Internal error on start ({exc})"[:300]
+                self.store.save(record)
+            return
+        record = self.store.get(instance_id) or record
+        if record.phase == LAUNCHED and record.power == STARTING:
+            record.power = POWER_ON
+            self.store.save(record)
+        if version != self._version:
+            self.mark_dirty([instance_id])
+
+    async def kill(self, record: InstanceRecord) -> None:
+        """Kill the instance's processes at once, as a failing host would (admin API)."""
+        await deferToThread(self.podman.kill, self.container_name(record.instance_id))
+        record = self.store.get(record.instance_id) or record
+        record.power = STOPPED
+        record.state_reason = "Server.InternalError: Internal error (the instance failed)"
+        self.store.save(record)
+
+    async def remove(self, instance_id: str) -> None:
+        await deferToThread(self.podman.remove, [self.container_name(instance_id)])
+        record = self.store.get(instance_id)
+        if record is not None:
+            record.phase = TERMINATED
+            record.terminated_at = record.terminated_at or time.time()
+            self.store.save(record)
+
+    # Firewalls ---------------------------------------------------------------------------
+
+    def ruleset(self, record: InstanceRecord) -> str:
+        """The nft script enforcing the instance's security groups as they stand."""
+        groups = self.groups.all(record.account)
+        peers = [r for r in self.store.instances(record.account) if view.is_live(r) and r.private_ip]
+        allows = []
+        for gid in record.security_groups:
+            for rule in groups.get(gid, {}).get("Rules", []):
+                if rule.get("ReferencedGroupId"):
+                    ref = rule["ReferencedGroupId"]
+                    sources = tuple(f"{p.private_ip}/32" for p in peers if ref in p.security_groups)
+                else:
+                    sources = (rule.get("CidrIpv4") or rule.get("CidrIpv6"),)
+                allows.append(
+                    firewall.Allow(rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"), sources)
+                )
+        return firewall.ruleset(allows)
+
+    def members_changed(self, account: str, group_ids: Iterable[str]) -> None:
+        """Instances joined or left ``group_ids``: refresh whoever admits those groups by reference."""
+        changed = set(group_ids)
+        groups = self.groups.all(account)
+        referring = {
+            gid for gid, g in groups.items() if any(r.get("ReferencedGroupId") in changed for r in g["Rules"])
+        }
+        self._version += 1
+        self.mark_dirty(
+            r.instance_id
+            for r in self.store.instances(account)
+            if view.is_live(r) and referring.intersection(r.security_groups)
+        )
+
+    def rules_changed(self, account: str, group_id: str) -> None:
+        self._version += 1
+        self.mark_dirty(
+            r.instance_id
+            for r in self.store.instances(account)
+            if view.is_live(r) and group_id in r.security_groups
+        )
+
+    def mark_dirty(self, instance_ids: Iterable[str]) -> None:
+        self._dirty.update(instance_ids)
+        if self._dirty and not self._refreshing:
+            self._refreshing = True
+            self.background(self._refresh())
+
+    async def _refresh(self) -> None:
+        try:
+            while self._dirty:
+                batch, self._dirty = self._dirty, set()
+                refreshes = [Deferred.fromCoroutine(self._refresh_one(iid)) for iid in batch]
+                for ok, result in await DeferredList(refreshes, consumeErrors=True):
+                    if not ok:
+                        log.error("firewall refresh failed: %s", result.getErrorMessage())
+        finally:
+            self._refreshing = False
+
+    async def _refresh_one(self, instance_id: str) -> None:
+        record = self.store.get(instance_id)
+        # Launching and starting instances load their rules themselves, and look again if these changed.
+        if record is None or record.phase != LAUNCHED or record.power not in (POWER_ON, STOPPING):
+            return
+        if not record.security_groups:
+            return
+        try:
+            pid = await deferToThread(self.podman.pid, self.container_name(instance_id))
+        except Exception:
+            return  # the container went away meanwhile
+        if pid > 0:
+            await deferToThread(firewall.apply, pid, self.ruleset(record))
+
+    async def resume(self, records: list[InstanceRecord], containers: dict[str, Container]) -> None:
+        """After a restart of the service: finish what a previous run left half done."""
+        for record in records:
+            if record.phase == LAUNCHING:
+                if record.instance_id in containers:
+                    self.background(self.activate(record.instance_id))
+                else:
+                    self.background(self.launch(record))
+            elif record.phase == TERMINATING:
+                self.background(self.remove(record.instance_id))
+            elif record.phase == LAUNCHED and record.power == STARTING:
+                self.background(self.power_on(record.instance_id))
+            elif record.phase == LAUNCHED and record.power == STOPPING:
+                self.background(self.power_off(record.instance_id))
+        self.mark_dirty(r.instance_id for r in records if r.phase == LAUNCHED)

@@ -1,0 +1,357 @@
+"""Resilin's provisioning conversation with an EC2 API, against moto's EC2 server on loopback behind a
+proxy that injects what real clouds do: capacity refused, partial fulfilment, quotas, throttling,
+instances dying while starting.  Two regions of moto are two clouds, for fallback.  Also
+reconciliation: leftovers of ended or unknown clusters are removed, nothing else."""
+
+from __future__ import annotations
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from resilin.cloud_config import CloudConfig, InstanceTypeSpec, Quota
+from resilin.jobflows import states
+from resilin.jobflows.service import EmrService
+from resilin.jobflows.store import JobFlowStore
+from resilin.provisioners.ec2client import EC2Client, tags_of
+from resilin.provisioning import (
+    TAG_CLUSTER,
+    TAG_INSTALLATION,
+    ClusterProvisioner,
+    Limits,
+    Placement,
+    ProvisioningFailed,
+)
+from resilin.reconciler import Reconciler
+from resilin.ssh import KeyPair
+from tests.ec2_fault_proxy import FaultProxy
+
+INSTALLATION = "rsl-test0000000000"
+RESILIN = "203.0.113.7/32"  # where Resilin's SSH comes from, as the cloud sees it
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def image_name(moto_endpoint) -> str:
+    """An image name moto offers in both regions used as clouds."""
+    names = []
+    for region in ("us-east-1", "us-west-2"):
+        ec2 = EC2Client(_cloud("probe", moto_endpoint, region)).ec2
+        names.append({i["Name"] for i in ec2.describe_images(Owners=["amazon"])["Images"] if i.get("Name")})
+    return sorted(names[0] & names[1])[0]
+
+
+@pytest.fixture
+def proxy(moto_endpoint):
+    with FaultProxy(moto_endpoint) as p:
+        yield p
+
+
+def _cloud(name: str, endpoint: str, region: str = "us-east-1", **settings) -> CloudConfig:
+    return CloudConfig(
+        name=name, endpoint=endpoint, region=region, access_key="testing", secret_key="testing", **settings
+    )
+
+
+class Clouds:
+    """``placement_for`` over named clouds, all reached through the proxy."""
+
+    def __init__(self, proxy: FaultProxy, image: str, *clouds: CloudConfig) -> None:
+        self.default = clouds[0].name
+        self.placements = {
+            c.name: Placement(
+                c.name, EC2Client(c, sleep=lambda s: None), image, "http://storage", cloud=c, ssh_cidr=RESILIN
+            )
+            for c in clouds
+        }
+
+    def __call__(self, name: str | None) -> Placement:
+        return self.placements[name or self.default]
+
+    def client(self, name: str) -> EC2Client:
+        return self.placements[name].client
+
+
+def _cluster(cid: str, core: int = 2, cloud: str | None = None, core_type: str = "m5.xlarge") -> dict:
+    return {
+        "id": cid,
+        "name": "provisioning test",
+        "release_label": "emr-7.5.0",
+        "tags": [{"Key": "team", "Value": "data"}, {"Key": "aws:reserved", "Value": "x"}],
+        "groups": [
+            {
+                "id": "ig-MASTER",
+                "role": "MASTER",
+                "instance_type": "m5.xlarge",
+                "requested": 1,
+                "cloud": cloud,
+            },
+            {"id": "ig-CORE", "role": "CORE", "instance_type": core_type, "requested": core, "cloud": cloud},
+        ],
+    }
+
+
+def _provisioner(clouds: Clouds, cid: str, messages: list[str] | None = None, **limits) -> ClusterProvisioner:
+    sleeps: list[float] = []
+    provisioner = ClusterProvisioner(
+        cid,
+        clouds,
+        INSTALLATION,
+        key=KeyPair.generate(f"resilin-{cid}"),
+        progress=(messages.append if messages is not None else lambda m: None),
+        limits=Limits(**({"running_timeout": 30, "release_timeout": 30} | limits)),
+        sleep=sleeps.append,
+    )
+    provisioner.sleeps = sleeps  # type: ignore[attr-defined]
+    return provisioner
+
+
+def _live(client: EC2Client, cid: str) -> list[dict]:
+    return client.find_tagged({TAG_CLUSTER: cid})
+
+
+def test_launch_conversation_tags_group_and_teardown(proxy, image_name):
+    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    cid = "j-CONVERSATION01"
+    provisioner = _provisioner(clouds, cid)
+    placement, running = provisioner.launch(_cluster(cid))
+    assert placement.cloud_name == "east" and len(running) == 3
+    client = clouds.client("east")
+
+    # One security group for the cluster: SSH from Resilin, everything from the cluster itself.
+    [group] = client.security_groups_by_tag({TAG_CLUSTER: cid})
+    assert group["GroupName"] == f"resilin-{cid}" and tags_of(group)[TAG_INSTALLATION] == INSTALLATION
+    perms = {p["IpProtocol"]: p for p in group["IpPermissions"]}
+    assert (perms["tcp"]["FromPort"], perms["tcp"]["ToPort"]) == (22, 22)
+    assert [r["CidrIp"] for r in perms["tcp"]["IpRanges"]] == [RESILIN]
+    assert [p["GroupId"] for p in perms["-1"]["UserIdGroupPairs"]] == [group["GroupId"]]
+    assert set(perms) == {"tcp", "-1"}
+
+    instances = {i["InstanceId"]: i for i in _live(client, cid)}
+    assert sorted(instances) == sorted(info.id for _, info in running)
+    for launched, info in running:
+        inst = instances[info.id]
+        tags = tags_of(inst)
+        assert tags[TAG_CLUSTER] == cid and tags[TAG_INSTALLATION] == INSTALLATION
+        assert tags["resilin:role"] == launched.group["role"] == tags["elasticmapreduce:instance-group-role"]
+        assert (
+            tags["resilin:group-id"] == launched.group["id"] and tags["elasticmapreduce:job-flow-id"] == cid
+        )
+        assert tags["team"] == "data" and "aws:reserved" not in tags  # the cluster's own tags, not aws:
+        assert [g["GroupId"] for g in inst["SecurityGroups"]] == [group["GroupId"]]
+        assert inst["KeyName"] == f"resilin-{cid}"
+    assert f"resilin-{cid}" in client.key_pair_names("resilin-")
+
+    assert provisioner.teardown() == []
+    assert _live(client, cid) == []
+    assert client.security_groups_by_tag({TAG_CLUSTER: cid}) == []
+    assert f"resilin-{cid}" not in client.key_pair_names("resilin-")
+
+
+def test_capacity_refused_is_retried_with_backoff(proxy, image_name):
+    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    proxy.fail("RunInstances", "InsufficientInstanceCapacity", 500, times=2)
+    messages: list[str] = []
+    provisioner = _provisioner(clouds, "j-CAPACITYRETRY1", messages)
+    _, running = provisioner.launch(_cluster("j-CAPACITYRETRY1", core=1))
+    assert len(running) == 2
+    assert proxy.answered("RunInstances") == ["InsufficientInstanceCapacity"] * 2 + ["upstream"] * 2
+    assert sum(1 for m in messages if "no capacity" in m) == 2
+    # Backed off between attempts: 1-2 s, then 2-4 s (full jitter over doubling delays).
+    assert 3 <= sum(provisioner.sleeps) <= 6
+    provisioner.teardown()
+
+
+def test_partial_fulfilment_asks_again_for_the_rest(proxy, image_name):
+    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    proxy.shrink(max_count=1, times=2)  # the master's launch, then the first of the core group's
+    messages: list[str] = []
+    provisioner = _provisioner(clouds, "j-PARTIAL000001", messages)
+    _, running = provisioner.launch(_cluster("j-PARTIAL000001", core=3))
+    assert sorted(launched.group["role"] for launched, _ in running) == ["CORE", "CORE", "CORE", "MASTER"]
+    runs = [c.form for c in proxy.calls if c.action == "RunInstances"]
+    # The core group asks for 3, gets 1, asks for the 2 others; moto launches MinCount (1) of those,
+    # so the last one is asked for once more.  No capacity was refused, so nobody waited.
+    counts = [(r["MinCount"][0], r["MaxCount"][0]) for r in runs]
+    assert counts == [("1", "1"), ("1", "1"), ("1", "2"), ("1", "1")], (counts, messages)
+    assert provisioner.sleeps == []
+    assert any("launched 1 of 3" in m for m in messages)
+    provisioner.teardown()
+    assert _live(clouds.client("east"), "j-PARTIAL000001") == []
+
+
+def test_no_capacity_falls_back_to_the_next_cloud_and_leaves_nothing_behind(proxy, image_name):
+    clouds = Clouds(
+        proxy,
+        image_name,
+        _cloud("east", proxy.endpoint, fallback=("west",)),
+        _cloud("west", proxy.endpoint, region="us-west-2"),
+    )
+    # East launches the master, then has no capacity for the core group, ever.
+    proxy.fail("RunInstances", "InsufficientInstanceCapacity", 500, times=100, region="us-east-1")
+    proxy.let_through("RunInstances", times=1, region="us-east-1")
+    messages: list[str] = []
+    cid = "j-FALLBACK000001"
+    provisioner = _provisioner(clouds, cid, messages, launch_attempts=3)
+    placement, running = provisioner.launch(_cluster(cid))
+    assert placement.cloud_name == "west" and len(running) == 3
+    assert any("trying cloud west" in m for m in messages)
+    east = clouds.client("east")
+    assert _live(east, cid) == [] and east.security_groups_by_tag({TAG_CLUSTER: cid}) == []
+    assert f"resilin-{cid}" not in east.key_pair_names("resilin-")
+    assert len(_live(clouds.client("west"), cid)) == 3
+    provisioner.teardown()
+    assert _live(clouds.client("west"), cid) == []
+
+
+def test_groups_placed_by_the_user_stay_in_their_cloud(proxy, image_name):
+    clouds = Clouds(
+        proxy,
+        image_name,
+        _cloud("east", proxy.endpoint, fallback=("west",)),
+        _cloud("west", proxy.endpoint, region="us-west-2"),
+    )
+    proxy.fail("RunInstances", "InsufficientInstanceCapacity", 500, times=100, region="us-east-1")
+    cid = "j-PINNED00000001"
+    provisioner = _provisioner(clouds, cid, launch_attempts=2)
+    with pytest.raises(ProvisioningFailed) as failed:
+        provisioner.launch(_cluster(cid, cloud="east"))
+    assert failed.value.code == states.INSTANCE_FAILURE
+    assert (
+        "Cloud east has no capacity" in failed.value.message
+        and "InsufficientInstanceCapacity" in failed.value.message
+    )
+    assert not [c for c in proxy.calls if c.region == "us-west-2" and c.action == "RunInstances"]
+    assert provisioner.teardown() == []
+    assert _live(clouds.client("east"), cid) == []
+
+
+def test_quota_refusal_is_not_retried_but_falls_back(proxy, image_name):
+    clouds = Clouds(
+        proxy,
+        image_name,
+        _cloud("east", proxy.endpoint, fallback=("west",)),
+        _cloud("west", proxy.endpoint, region="us-west-2"),
+    )
+    proxy.fail("RunInstances", "InstanceLimitExceeded", 400, times=1, region="us-east-1")
+    provisioner = _provisioner(clouds, "j-QUOTA000000001")
+    placement, _ = provisioner.launch(_cluster("j-QUOTA000000001", core=0))
+    assert placement.cloud_name == "west"
+    assert [c.answered for c in proxy.calls if c.action == "RunInstances" and c.region == "us-east-1"] == [
+        "InstanceLimitExceeded"
+    ]
+    provisioner.teardown()
+
+
+def test_what_a_cloud_does_not_offer_is_refused_before_launching(proxy, image_name):
+    small = {"m5.xlarge": InstanceTypeSpec("m5.xlarge", 4, 16384, 0.192)}
+    clouds = Clouds(
+        proxy,
+        image_name,
+        _cloud("east", proxy.endpoint, instance_types=small, quota=Quota(instances=2)),
+    )
+    provisioner = _provisioner(clouds, "j-NOTOFFERED0001")
+    with pytest.raises(ProvisioningFailed) as failed:
+        provisioner.launch(_cluster("j-NOTOFFERED0001", core=1, core_type="r5.large"))
+    assert (
+        failed.value.code == states.VALIDATION_ERROR
+        and "does not offer instance type r5.large" in failed.value.message
+    )
+    with pytest.raises(ProvisioningFailed) as over:
+        provisioner.launch(_cluster("j-NOTOFFERED0001", core=2))
+    assert "exceed cloud east's quota of 2" in over.value.message
+    assert [c for c in proxy.calls if c.action == "RunInstances"] == []
+
+
+def test_instances_that_die_while_starting_are_replaced(proxy, moto_endpoint, image_name):
+    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    direct = EC2Client(_cloud("east", moto_endpoint)).ec2
+
+    def kill_first(form, answer: bytes) -> None:
+        first = answer.split(b"<instanceId>")[1].split(b"</instanceId>")[0].decode()
+        direct.terminate_instances(InstanceIds=[first])  # it dies before anyone saw it run
+
+    proxy.after("RunInstances", kill_first, times=1)
+    messages: list[str] = []
+    cid = "j-DIEWHILESTART1"
+    provisioner = _provisioner(clouds, cid, messages)
+    _, running = provisioner.launch(_cluster(cid, core=1))
+    assert len(running) == 2 and {launched.group["role"] for launched, _ in running} == {"MASTER", "CORE"}
+    assert any("failed while starting" in m and "launching replacements" in m for m in messages)
+    assert len([c for c in proxy.calls if c.action == "RunInstances"]) == 3
+    provisioner.teardown()
+    assert _live(clouds.client("east"), cid) == []
+
+
+def test_throttled_calls_during_launch_are_retried(proxy, image_name):
+    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    proxy.fail("DescribeInstances", "RequestLimitExceeded", 503, times=3)
+    proxy.fail("CreateSecurityGroup", "Throttling", 400, times=1)
+    provisioner = _provisioner(clouds, "j-THROTTLED00001")
+    _, running = provisioner.launch(_cluster("j-THROTTLED00001", core=1))
+    assert len(running) == 2
+    assert proxy.answered("DescribeInstances")[:3] == ["RequestLimitExceeded"] * 3
+    provisioner.teardown()
+
+
+def test_groups_in_several_clouds_fail_with_a_clear_message(proxy, image_name):
+    clouds = Clouds(
+        proxy, image_name, _cloud("east", proxy.endpoint), _cloud("west", proxy.endpoint, region="us-west-2")
+    )
+    cluster = _cluster("j-TWOCLOUDS00001")
+    cluster["groups"][1]["cloud"] = "west"
+    with pytest.raises(ProvisioningFailed) as failed:
+        _provisioner(clouds, "j-TWOCLOUDS00001").launch(cluster)
+    assert failed.value.code == states.VALIDATION_ERROR
+    assert "several clouds (east, west)" in failed.value.message and "overlay" in failed.value.message
+    assert proxy.calls == []
+    cluster["groups"][1]["cloud"] = "nowhere"
+    with pytest.raises(ProvisioningFailed, match="several clouds"):
+        _provisioner(clouds, "j-TWOCLOUDS00001").launch(cluster)
+
+
+def test_reconciliation_removes_leftovers_of_ended_and_unknown_clusters_only(proxy, image_name, redis_client):
+    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    store = JobFlowStore(redis_client)
+    service = EmrService(store)
+    params = {"Name": "c", "Instances": {"MasterInstanceType": "m5.xlarge", "InstanceCount": 1}}
+    alive = service.run_job_flow("111111111111", params)["JobFlowId"]
+    ended = service.run_job_flow("111111111111", params)["JobFlowId"]
+    store.transition_cluster(ended, states.TERMINATING)
+    store.transition_cluster(ended, states.TERMINATED_WITH_ERRORS)
+
+    # Leftovers as a crash leaves them: instances, groups and keys of each cluster, and someone else's.
+    provisioners = {cid: _provisioner(clouds, cid) for cid in (alive, ended, "j-UNKNOWN0000001")}
+    for cid, p in provisioners.items():
+        p.launch(_cluster(cid, core=0))
+    client = clouds.client("east")
+    image = clouds("east").image("emr-7.5.0")
+    foreign = client.launch(
+        image, "m5.large", 1, "", {TAG_CLUSTER: ended, TAG_INSTALLATION: "rsl-someoneelse"}
+    )
+
+    doomed = {i["InstanceId"] for cid in (ended, "j-UNKNOWN0000001") for i in _live(client, cid)}
+    reconciler = Reconciler(store, ["east"], clouds, INSTALLATION, interval=0)
+    swept = reconciler.sweep()
+    assert sorted(swept.instances["east"]) == sorted(doomed - set(foreign)) and len(doomed) == 3
+    client.wait_terminated(sorted(doomed - set(foreign)), timeout=30)
+    assert len(_live(client, alive)) == 1  # a live cluster keeps its instances
+    assert [i.id for i in client.find_by_tag(TAG_INSTALLATION, "rsl-someoneelse")] == foreign  # not ours
+    assert f"resilin-{ended}" in swept.key_pairs["east"] and f"resilin-{alive}" in client.key_pair_names()
+    # Groups go once their instances have: this sweep or the next one.
+    reconciler.sweep()
+    remaining = {
+        tags_of(g)[TAG_CLUSTER] for g in client.security_groups_by_tag({TAG_INSTALLATION: INSTALLATION})
+    }
+    assert remaining == {alive}
+    provisioners[alive].teardown()
+    client.terminate(foreign)
