@@ -16,13 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from resilin import known_hosts, node_logs, user_keys
 from resilin import steps as step_scripts
 from resilin.hadoop_config import ClusterSpec, NodeSpec, render_node_script, render_wait_ready
+from resilin.idle_termination import IdleClock
 from resilin.jobflows import ids, states
 from resilin.jobflows.store import Doc, JobFlowStore, StateConflict
 from resilin.provisioners.ec2client import EC2Client, ProvisioningError
 from resilin.sigv4 import Credentials
 from resilin.ssh import KeyPair, Node, SshError
+from resilin.step_scheduler import StepScheduler
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ class Placement:
     client: EC2Client
     image_id: str
     storage_endpoint: str
+    # The cloud's EC2 API as an account of Resilin's sees it (local clouds), to find its key pairs.
+    account_client: Callable[[Credentials], EC2Client] | None = None
 
 
 class ClusterWorker(threading.Thread):
@@ -74,6 +79,9 @@ class ClusterWorker(threading.Thread):
         self.launched: dict[str, list[str]] = {}  # cloud → EC2 instance ids, for teardown
         self.placement: Placement | None = None
         self.key_name = f"resilin-{cid}"
+        self.instances: dict[str, Doc] = {}  # ci- id → instance document, written through to the store
+        self.hadoop_configured = False
+        self.known_hosts = home / "known_hosts"
 
     # -- helpers --------------------------------------------------------
     @property
@@ -149,13 +157,13 @@ class ClusterWorker(threading.Thread):
         except KeyError as exc:
             raise ClusterFailure(states.VALIDATION_ERROR, f"Unknown cloud {exc.args[0]!r}") from None
         client = self.placement.client
+        user_key = self._user_public_key(cluster)  # before launching: a wrong name wastes no instance
         key = KeyPair.generate(self.key_name)
         self._save_key(key)  # kept for `ssh` to the master while the cluster lives
         client.import_key_pair(self.key_name, key.public_line)
 
         total = sum(g["requested"] for g in cluster["groups"])
         self._progress(f"Launching {total} instance(s) in cloud {self.placement.cloud_name}")
-        launched: list[tuple[Doc, str]] = []
         for group in cluster["groups"]:
             if group["requested"] == 0:
                 continue
@@ -182,62 +190,115 @@ class ClusterWorker(threading.Thread):
                     states.INSTANCE_FAILURE, f"Could not launch {group['role'].lower()} instances: {exc}"
                 ) from exc
             self.launched.setdefault(self.placement.cloud_name, []).extend(ec2_ids)
-            launched.extend((group, i) for i in ec2_ids)
+            for ec2_id in ec2_ids:
+                self._new_instance(group, ec2_id)
             self._check_termination()
 
         try:
-            infos = {i.id: i for i in client.wait_running([i for _, i in launched], timeout=RUNNING_TIMEOUT)}
+            infos = {
+                i.id: i
+                for i in client.wait_running(
+                    [i["ec2_id"] for i in self.instances.values()], timeout=RUNNING_TIMEOUT
+                )
+            }
         except Exception as exc:
             raise ClusterFailure(states.INSTANCE_FAILURE, f"Instances did not start: {exc}") from exc
+        for instance in self.instances.values():
+            info = infos[instance["ec2_id"]]
+            instance.update(
+                private_ip=info.private_ip,
+                public_ip=info.address,
+                public_dns=info.dns or info.address,
+                private_dns=f"ip-{info.private_ip.replace('.', '-')}",
+            )
+            self.store.put_instance(self.cid, instance)
         self._phase("instances_running")
         self._check_termination()
 
         self._progress(f"Waiting for SSH on {total} instance(s)")
 
-        def reach(item: tuple[Doc, str]) -> Doc:
-            group, ec2_id = item
-            info = infos[ec2_id]
-            host_keys = client.host_keys(ec2_id, timeout=SSH_TIMEOUT)
-            address = info.address
-            node = Node(address, host_keys, key)
+        def reach(instance: Doc) -> None:
+            host_keys = client.host_keys(instance["ec2_id"], timeout=SSH_TIMEOUT)
+            node = Node(instance["public_ip"], host_keys, key)
             node.wait_reachable(SSH_TIMEOUT)
             # Hadoop daemons register under the host's own name, so every node must resolve it.
             hostname = node.run("hostname", timeout=30).stdout.strip()
-            instance = {
-                "id": ids.instance_id(),
-                "ec2_id": ec2_id,
-                "cloud": self.placement.cloud_name,
-                "group_id": group["id"],
-                "role": group["role"],
-                "instance_type": group["instance_type"],
-                "private_ip": info.private_ip,
-                "public_ip": address,
-                "public_dns": info.dns or address,
-                "hostname": hostname,
-                "state": states.INSTANCE_BOOTSTRAPPING,
-                "host_keys": host_keys,
-            }
+            if user_key:
+                done = node.run_script(user_keys.authorize_script(user_key), timeout=30)
+                if done.exit_status != 0:
+                    raise SshError(f"authorizing key pair {cluster['ec2_key_name']!r}: {done.stderr.strip()}")
             self.nodes[instance["id"]] = node
-            return instance
+            instance.update(hostname=hostname, host_keys=host_keys)
+            self._set_instance_state(instance, states.INSTANCE_BOOTSTRAPPING)
+            # The same pinned keys for the user's own ssh (and `aws emr ssh`).
+            for host in {instance["public_dns"], instance["public_ip"]}:
+                known_hosts.add(self.known_hosts, self.cid, host, host_keys)
 
         try:
-            with ThreadPoolExecutor(max_workers=min(16, len(launched))) as pool:
-                instances = list(pool.map(reach, launched))
+            with ThreadPoolExecutor(max_workers=min(16, len(self.instances))) as pool:
+                list(pool.map(reach, list(self.instances.values())))
         except (SshError, ProvisioningError) as exc:
             raise ClusterFailure(states.INSTANCE_FAILURE, f"Instance could not be reached: {exc}") from exc
-        for instance in instances:
-            self.store.put_instance(self.cid, instance)
-        master = next(i for i in instances if i["role"] == "MASTER")
+        master = next(i for i in self.instances.values() if i["role"] == "MASTER")
 
         def ready_groups(c: Doc) -> None:
             c["master_public_dns"] = master["public_dns"]
             for g in c["groups"]:
-                g["running"] = sum(1 for i in instances if i["group_id"] == g["id"])
-                g["state"] = states.GROUP_BOOTSTRAPPING
+                g["running"] = sum(1 for i in self.instances.values() if i["group_id"] == g["id"])
+                if g["requested"]:
+                    g["state"] = states.GROUP_BOOTSTRAPPING
 
         self.store.update_cluster(self.cid, ready_groups)
         self._phase("ssh_ready")
         self._check_termination()
+
+    def _user_public_key(self, cluster: Doc) -> str | None:
+        name = cluster.get("ec2_key_name")
+        if not name:
+            return None
+        assert self.placement is not None
+        try:
+            return user_keys.find_public_key(
+                name,
+                self.placement.client,
+                self.placement.account_client,
+                self.credentials_for(cluster["account"]),
+            )
+        except user_keys.KeyPairNotFound as exc:
+            raise ClusterFailure(states.VALIDATION_ERROR, str(exc)) from None
+
+    def _new_instance(self, group: Doc, ec2_id: str) -> None:
+        assert self.placement is not None
+        instance = {
+            "id": ids.instance_id(),
+            "ec2_id": ec2_id,
+            "cloud": self.placement.cloud_name,
+            "group_id": group["id"],
+            "role": group["role"],
+            "instance_type": group["instance_type"],
+            "market": group.get("market", "ON_DEMAND"),
+            "private_ip": None,
+            "public_ip": None,
+            "public_dns": None,
+            "private_dns": None,
+            "state": states.INSTANCE_PROVISIONING,
+            "state_reason": {"code": None, "message": None},
+            "timeline": {"created": time.time()},
+        }
+        self.instances[instance["id"]] = instance
+        self.store.put_instance(self.cid, instance)
+
+    def _set_instance_state(
+        self, instance: Doc, state: str, code: str | None = None, message: str | None = None
+    ) -> None:
+        instance["state"] = state
+        instance["state_reason"] = {"code": code, "message": message}
+        timeline = instance.setdefault("timeline", {})
+        if state == states.INSTANCE_RUNNING:
+            timeline["ready"] = time.time()
+        if state == states.INSTANCE_TERMINATED:
+            timeline.setdefault("end", time.time())
+        self.store.put_instance(self.cid, instance)
 
     # -- Hadoop ---------------------------------------------------------
     def _spec(self, instances: list[Doc]) -> ClusterSpec:
@@ -266,10 +327,11 @@ class ClusterWorker(threading.Thread):
         )
 
     def configure(self) -> None:
-        self._transition(states.BOOTSTRAPPING, "Configuring Hadoop")
-        instances = self.store.instances_of(self.cid)
+        self._transition(states.BOOTSTRAPPING, states.MSG_BOOTSTRAPPING)
+        instances = list(self.instances.values())
         spec = self._spec(instances)
         by_ip = {n.ip: n for n in spec.nodes}
+        self._progress(states.MSG_CONFIGURING)
 
         def configure_one(instance: Doc) -> None:
             script = render_node_script(spec, by_ip[instance["private_ip"]])
@@ -283,6 +345,7 @@ class ClusterWorker(threading.Thread):
 
         # Master first so the NameNode and ResourceManager are up when the workers register.
         master = next(i for i in instances if i["role"] == "MASTER")
+        self.hadoop_configured = True  # from here on the nodes have logs worth shipping
         configure_one(master)
         workers = [i for i in instances if i["role"] != "MASTER"]
         if workers:
@@ -299,100 +362,88 @@ class ClusterWorker(threading.Thread):
                 states.BOOTSTRAP_FAILURE, f"Hadoop did not become ready: {result.stderr.strip()}"
             )
         for instance in instances:
-            instance["state"] = states.INSTANCE_RUNNING
-            self.store.put_instance(self.cid, instance)
+            self._set_instance_state(instance, states.INSTANCE_RUNNING)
 
         def groups_running(c: Doc) -> None:
+            now = time.time()
             for g in c["groups"]:
-                g["state"] = states.GROUP_RUNNING
+                if g["requested"]:
+                    g["state"] = states.GROUP_RUNNING
+                    g.setdefault("timeline", {})["ready"] = now
 
         self.store.update_cluster(self.cid, groups_running)
         self._phase("hadoop_ready")
 
     # -- steps ----------------------------------------------------------
+    def _master_instance(self) -> Doc:
+        return next(i for i in self.instances.values() if i["role"] == "MASTER")
+
     def _master(self) -> Node:
-        master = next(i for i in self.store.instances_of(self.cid) if i["role"] == "MASTER")
-        return self.nodes[master["id"]]
+        return self.nodes[self._master_instance()["id"]]
+
+    def _set_state(self, state: str, message: str) -> None:
+        """Move to ``state`` with ``message`` unless the cluster already shows exactly that."""
+        cluster = self.cluster
+        if cluster["state"] == state and (cluster.get("state_reason") or {}).get("message") == message:
+            return
+        self._transition(state, message)
 
     def run_steps(self) -> None:
-        while True:
-            self._check_termination()
-            pending = [s for s in self.store.steps_of(self.cid) if s["state"] == states.PENDING]
-            if pending:
-                step = pending[0]
-                if self.cluster["state"] != states.RUNNING:
-                    self._transition(states.RUNNING, f"Running step {step['id']}")
-                if not self.run_step(step):
-                    self._after_failure(step)
-                continue
-            cluster = self.cluster
-            if not cluster["keep_alive"]:
-                self._request_termination(states.ALL_STEPS_COMPLETED, "Steps completed")
-                raise TerminationRequested()
-            if cluster["state"] != states.WAITING:
-                self._transition(states.WAITING, "Cluster ready to run steps.")
-            self.wake.wait(2.0)
-            self.wake.clear()
+        """Run steps until the cluster has to end: its steps are done (no keep-alive), a step
+        failure shuts it down, it idled past its auto-termination policy, or a user terminated it.
 
-    def _after_failure(self, failed: Doc) -> None:
-        action = failed["action_on_failure"]
-        if action == states.CONTINUE:
-            return
-        for step in self.store.steps_of(self.cid):
-            if step["state"] == states.PENDING:
-                self.store.transition_step(step["id"], states.CANCELLED)
-        if action in (states.TERMINATE_CLUSTER, states.TERMINATE_JOB_FLOW):
-            self._request_termination(states.STEP_FAILURE, "Shut down as step failed")
-            raise TerminationRequested()
-
-    def run_step(self, step: Doc) -> bool:
-        """Run one step on the master; True when it completed."""
-        sid = step["id"]
-        self.store.transition_step(sid, states.STEP_RUNNING)
-        master = self._master()
+        Steps are looked for only now that Hadoop is ready, so steps added while the cluster
+        was starting (as mrjob adds them right after RunJobFlow) run even without keep-alive.
+        """
+        scheduler = StepScheduler(self.store, self.cid, self._master, self._keep_logs, self._log_file)
+        idle = IdleClock()
         try:
-            script = step_scripts.step_script(step, self.cluster.get("log_uri"), self.cid)
-        except ValueError as exc:
-            self.store.transition_step(
-                sid, states.FAILED, failure={"reason": "Invalid step", "message": str(exc)}
-            )
-            return False
-        outcome: dict = {}
+            while True:
+                self._check_termination()
+                cluster = self.cluster
+                verdict = scheduler.tick(cluster)
+                if verdict.terminate:
+                    self._request_termination(states.STEP_FAILURE, states.MSG_STEP_FAILED)
+                    raise TerminationRequested()
+                if verdict.running:
+                    idle.reset()
+                    self._set_state(states.RUNNING, verdict.message)
+                elif not cluster["keep_alive"] and not verdict.hold:
+                    if self._end_unless_steps_pending(states.ALL_STEPS_COMPLETED, states.MSG_STEPS_COMPLETED):
+                        raise TerminationRequested()
+                    continue  # a step arrived at this very moment: run it
+                else:
+                    self._set_state(states.WAITING, verdict.message)
+                    # Termination protection also keeps the auto-termination policy from ending the cluster.
+                    if not cluster["termination_protected"] and idle.expired(
+                        cluster, self._master(), self._master_instance()["private_ip"]
+                    ):
+                        message = (
+                            f"Auto-terminated: the cluster was idle for more than the "
+                            f"{idle.timeout(cluster)} seconds of its auto-termination policy"
+                        )
+                        if self._end_unless_steps_pending(states.ALL_STEPS_COMPLETED, message):
+                            raise TerminationRequested()
+                        continue
+                self.wake.wait(1.0)
+                self.wake.clear()
+        finally:
+            scheduler.abandon()
 
-        def execute() -> None:
-            try:
-                outcome["result"] = master.run_script(script)
-            except Exception as exc:  # SSH dropped: the step's fate is unknown, so it failed
-                outcome["error"] = exc
+    def _end_unless_steps_pending(self, code: str, message: str) -> bool:
+        """Start terminating with ``code`` unless a step is PENDING (atomically with AddJobFlowSteps)."""
 
-        runner = threading.Thread(target=execute, name=f"step-{sid}", daemon=True)
-        runner.start()
-        while runner.is_alive():
-            runner.join(1.0)
-            if self.cluster["terminate_requested"]:
-                master.run(
-                    f"kill -- -$(cat {step_scripts.STEP_LOG_ROOT}/{sid}/pid) 2>/dev/null; true", timeout=30
-                )
-                runner.join(30)
-                self.store.transition_step(sid, states.CANCELLED)
-                raise TerminationRequested()
-        self._keep_logs(master, sid)
-        result = outcome.get("result")
-        if result is not None and result.exit_status == 0:
-            self.store.transition_step(sid, states.COMPLETED, exit_status=0)
-            return True
-        if result is None:
-            failure = {"reason": "Lost contact with the master", "message": str(outcome.get("error"))}
-        else:
-            failure = {
-                "reason": "Unknown error.",
-                "message": f"Step failed with exit status {result.exit_status}",
-                "log_file": self._log_file(sid),
-            }
-        self.store.transition_step(
-            sid, states.FAILED, failure=failure, exit_status=getattr(result, "exit_status", None)
-        )
-        return False
+        def change(c: Doc) -> None:
+            if c["terminate_requested"] or c["state"] in states.FINAL_CLUSTER_STATES:
+                return
+            c["terminate_requested"] = True
+            c["state"] = states.TERMINATING
+            c["state_reason"] = {"code": code, "message": message}
+
+        ended = self.store.terminate_if_no_steps_pending(self.cid, change)
+        if ended:
+            log.info("%s: %s", self.cid, message)
+        return ended
 
     def _log_file(self, sid: str) -> str:
         log_uri = self.cluster.get("log_uri")
@@ -437,13 +488,14 @@ class ClusterWorker(threading.Thread):
 
     # -- teardown -------------------------------------------------------
     def teardown(self) -> None:
-        for node in self.nodes.values():
-            node.close()
         if (
             self.cluster["state"] not in states.FINAL_CLUSTER_STATES
             and not self.cluster["terminate_requested"]
         ):
             self._request_termination(states.INTERNAL_ERROR, "Cluster worker stopped")
+        self._ship_node_logs()
+        for node in self.nodes.values():
+            node.close()
         errors: list[str] = []
         if self.placement is not None:
             client = self.placement.client
@@ -459,28 +511,65 @@ class ClusterWorker(threading.Thread):
                 client.delete_key_pair(self.key_name)
             except Exception as exc:
                 log.warning("%s: could not delete key pair: %s", self.cid, exc)
+        known_hosts.remove(self.known_hosts, self.cid)
+        reason = self.cluster.get("state_reason") or {}
+        code, message = self._member_reason(reason)
         for instance in self.store.instances_of(self.cid):
-            instance["state"] = states.INSTANCE_TERMINATED
-            self.store.put_instance(self.cid, instance)
+            self._set_instance_state(instance, states.INSTANCE_TERMINATED, code, message)
         for step in self.store.steps_of(self.cid):
             if step["state"] in states.ACTIVE_STEP_STATES:
-                self.store.transition_step(step["id"], states.CANCELLED)
-        reason = (self.cluster.get("state_reason") or {}).get("code")
+                try:
+                    self.store.transition_step(step["id"], states.CANCELLED)
+                except StateConflict:
+                    pass  # it ended on its own at the same moment
         final = (
             states.TERMINATED
-            if reason in (states.USER_REQUEST, states.ALL_STEPS_COMPLETED) and not errors
+            if reason.get("code") in (states.USER_REQUEST, states.ALL_STEPS_COMPLETED) and not errors
             else states.TERMINATED_WITH_ERRORS
         )
 
         def finish(c: Doc) -> None:
+            now = time.time()
+            group_code = code if code in states.GROUP_REASON_CODES else states.CLUSTER_TERMINATED
             for g in c["groups"]:
                 g["state"] = states.GROUP_TERMINATED
                 g["running"] = 0
-            c.setdefault("phases", {})["terminated"] = time.time()
+                g["state_reason"] = {"code": group_code, "message": message}
+                g.setdefault("timeline", {}).setdefault("end", now)
+            c.setdefault("phases", {})["terminated"] = now
 
         self.store.update_cluster(self.cid, finish)
         self.store.transition_cluster(self.cid, final)
         self._delete_key()
+
+    @staticmethod
+    def _member_reason(cluster_reason: Doc) -> tuple[str, str]:
+        """Why the cluster's instances ended, in the codes instances and groups use."""
+        code = cluster_reason.get("code")
+        if code in (states.USER_REQUEST, states.ALL_STEPS_COMPLETED, states.STEP_FAILURE, None):
+            return states.CLUSTER_TERMINATED, states.MSG_JOB_FLOW_TERMINATED
+        return code, cluster_reason.get("message") or states.MSG_JOB_FLOW_TERMINATED
+
+    def _ship_node_logs(self) -> None:
+        """Every node's daemon and container logs to LogUri, as EMR leaves them there (best effort)."""
+        log_uri = self.cluster.get("log_uri")
+        if not log_uri or not self.hadoop_configured or not self.nodes:
+            return
+
+        def ship(instance: Doc) -> None:
+            node = self.nodes.get(instance["id"])
+            if node is None:
+                return
+            script = node_logs.ship_script(log_uri, self.cid, instance["ec2_id"])
+            try:
+                done = node.run_script(script, timeout=node_logs.SHIP_TIMEOUT)
+                if done.exit_status != 0:
+                    log.warning("%s: shipping logs of %s: %s", self.cid, instance["id"], done.stderr[-300:])
+            except (SshError, OSError) as exc:
+                log.warning("%s: could not ship logs of %s: %s", self.cid, instance["id"], exc)
+
+        with ThreadPoolExecutor(max_workers=min(16, len(self.instances) or 1)) as pool:
+            list(pool.map(ship, list(self.instances.values())))
 
     # -- the cluster's SSH key ------------------------------------------
     def _key_path(self) -> Path:

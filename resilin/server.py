@@ -99,7 +99,10 @@ def start(settings: Settings) -> Runtime:
         cloud_creds = Credentials(
             "AKIALOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30), LOCAL_CLOUD_ACCOUNT
         )
-        site = make_cloud_site(cloud, redis_client, lambda k, c=cloud_creds: c if k == c.access_key else None,
+        # Resilin's accounts may use the local cloud too, each in its own account: that is where
+        # they import the key pairs RunJobFlow's Ec2KeyName names (see resilin/user_keys.py).
+        site = make_cloud_site(cloud, redis_client,
+                               lambda k, c=cloud_creds: c if k == c.access_key else settings.credentials(k),
                                settings.node_image)  # fmt: skip
         # The network must exist now: the storage service listens on its gateway address.
         gateway = ensure_network(cloud)
@@ -135,13 +138,18 @@ def start(settings: Settings) -> Runtime:
                         secret_key=runtime.credentials.secret_key)
             )  # fmt: skip
             storage = f"http://{runtime.gateway}:{settings.storage_port}"
+
+            def account_client(creds: Credentials, cloud=cloud, runtime=runtime) -> EC2Client:
+                return EC2Client(replace(cloud, endpoint=runtime.endpoint, access_key=creds.access_key,
+                                         secret_key=creds.secret_key))  # fmt: skip
         else:
+            account_client = None
             client = EC2Client(cloud)
             storage = settings.extra.get(
                 "storage_public_endpoint", f"http://{settings.bind_host}:{settings.storage_port}"
             )
         image_id = cloud.image_id or client.image_for(settings.node_image)
-        clients[name] = Placement(name, client, image_id, storage)
+        clients[name] = Placement(name, client, image_id, storage, account_client)
         return clients[name]
 
     def credentials_for(account: str) -> Credentials:

@@ -15,6 +15,7 @@ from typing import Any
 
 from resilin.errors import InvalidRequest, ValidationError
 from resilin.jobflows import ids, releases, states
+from resilin.jobflows.cluster_ops import ClusterControlOperations
 from resilin.jobflows.store import Doc, JobFlowStore
 
 MAX_ACTIVE_STEPS = 256
@@ -110,7 +111,7 @@ def _group(role: str, instance_type: str, count: int, name: str | None, market: 
     }
 
 
-class EmrService:
+class EmrService(ClusterControlOperations):
     def __init__(self, store: JobFlowStore, region: str = "us-east-1") -> None:
         self.store = store
         self.region = region
