@@ -19,7 +19,7 @@ SHIP_TIMEOUT = 180
 
 def ship_script(log_uri: str, cluster_id: str, ec2_instance_id: str) -> str:
     base = log_uri.rstrip("/") + "/" + cluster_id
-    node_dest = shlex.quote(f"{base}/node/{ec2_instance_id}")
+    node_dest = shlex.quote(f"{base}/node/{ec2_instance_id}/")
     containers_dest = shlex.quote(f"{base}/containers/")
     return f"""set -u
 tmp=$(mktemp -d)
@@ -37,8 +37,8 @@ for c in {CONTAINER_LOGS}/application_*/container_*; do
   done
 done
 rc=0
-# A directory put where none exists becomes that directory: one JVM start, no mkdir.
-hadoop fs -put -f "$tmp/node" {node_dest} || rc=1
+# `put` needs the destination to exist, which a fresh LogUri prefix does not.
+hadoop fs -mkdir -p {node_dest} && hadoop fs -put -f "$tmp"/node/* {node_dest} || rc=1
 if [ -n "$(ls -A "$tmp/containers")" ]; then
   hadoop fs -mkdir -p {containers_dest} && hadoop fs -put -f "$tmp"/containers/* {containers_dest} || rc=1
 fi

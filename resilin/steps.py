@@ -63,13 +63,14 @@ def step_script(step: Doc, log_uri: str | None, cluster_id: str) -> str:
     java_props = " ".join(shlex.quote(f"-D{k}={v}") for k, v in step["properties"].items())
     upload = ""
     if log_uri:
-        # One `hadoop fs -put` of a directory named after the step (one JVM start, no mkdir).
-        dest = shlex.quote(f"{log_uri.rstrip('/')}/{cluster_id}/steps/{sid}")
+        dest = shlex.quote(f"{log_uri.rstrip('/')}/{cluster_id}/steps/{sid}/")
         upload = f"""
-ship="$logs"/ship/{sid}
+ship="$logs"/ship
 mkdir -p "$ship"
 for f in controller stdout stderr syslog; do gzip -c "$logs/$f" >"$ship/$f.gz" 2>/dev/null; done
-hadoop fs -put -f "$ship" {dest} >>"$logs"/controller 2>&1 || echo "could not ship logs to {dest}" >>"$logs"/controller
+# `put` needs the destination's parent to exist, which a fresh LogUri prefix does not.
+hadoop fs -mkdir -p {dest} >>"$logs"/controller 2>&1
+hadoop fs -put -f "$ship"/*.gz {dest} >>"$logs"/controller 2>&1 || echo "could not ship logs to {dest}" >>"$logs"/controller
 """
     return f"""#!/bin/bash
 set -u

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +15,11 @@ from typing import Any
 import boto3
 import pytest
 
-from resilin.process import ResilinProcess, cloud_containers, new_process
+from resilin.process import ResilinProcess, new_process
 from resilin.provisioners.localcloud.process import remove_cloud
 
 NODE_IMAGE = "localhost/resilin-node:latest"
+ACTIVE = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING")
 
 
 def cloud_and_subnet(prefix: str, second_octet: int) -> tuple[str, str]:
@@ -26,20 +28,47 @@ def cloud_and_subnet(prefix: str, second_octet: int) -> tuple[str, str]:
     return f"{prefix}{pid % 100000}", f"10.{second_octet}.{pid % 250}.0/24"
 
 
-def running_resilin(home: Path, cloud: str, subnet: str):
-    """Start a ``resilin server`` for a test module; stop it and check nothing leaked afterwards."""
+def running_resilin(cloud: str, subnet: str):
+    """Start a ``resilin server`` for a test module; end its clusters, stop it, check nothing leaked.
+
+    Its home is a directory of its own rather than pytest's temporary directories, which
+    other pytest runs on the machine prune while a long cluster test still uses them.
+    """
     if subprocess.run(["podman", "image", "exists", NODE_IMAGE]).returncode != 0:
         pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
+    home = Path(tempfile.mkdtemp(prefix=f"resilin-{cloud}-"))
     proc = new_process(home, cloud, subnet)
     proc.start()
     try:
         yield proc
     finally:
-        proc.stop()
-        print(proc.log_tail(150))
-        leaked = remove_cloud(cloud)
+        try:
+            end_clusters(proc)
+        finally:
+            proc.stop()
+            print(proc.log_tail(150))
+            leaked = remove_cloud(cloud)
+            shutil.rmtree(home, ignore_errors=True)
         assert leaked == [], f"containers left behind: {leaked}"
-        assert cloud_containers(cloud) == []
+
+
+def end_clusters(proc: ResilinProcess, timeout: float = 600) -> None:
+    """Terminate whatever a failed test left running, as a user would, and wait for it to end."""
+    for account in range(len(proc.accounts)):
+        emr = proc.endpoints(account).client("emr")
+        active = [c["Id"] for c in emr.list_clusters(ClusterStates=list(ACTIVE))["Clusters"]]
+        if not active:
+            continue
+        emr.set_termination_protection(JobFlowIds=active, TerminationProtected=False)
+        emr.terminate_job_flows(JobFlowIds=active)
+        for cid in active:
+            wait_for(
+                f"{cid} to terminate",
+                lambda cid=cid, emr=emr: emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"][
+                    "State"
+                ].startswith("TERMINATED"),
+                timeout=timeout,
+            )
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 600, interval: float = 2) -> Any:

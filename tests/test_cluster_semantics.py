@@ -37,8 +37,8 @@ def command_step(name: str, script: str, on_failure: str = "CONTINUE") -> dict:
 
 
 @pytest.fixture(scope="module")
-def resilin(tmp_path_factory):
-    yield from running_resilin(tmp_path_factory.mktemp("resilin-home"), CLOUD, SUBNET)
+def resilin():
+    yield from running_resilin(CLOUD, SUBNET)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,8 @@ def clients(resilin):
 
 
 @pytest.fixture(scope="module")
-def user_key(resilin, tmp_path_factory):
-    return user_key_pair(resilin, tmp_path_factory.mktemp("keys"), "my-laptop")
+def user_key(resilin):
+    return user_key_pair(resilin, resilin.home, "my-laptop")
 
 
 @pytest.fixture(scope="module")
