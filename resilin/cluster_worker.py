@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 RUNNING_TIMEOUT = 300
 SSH_TIMEOUT = 180
-HADOOP_READY_TIMEOUT = 300
+HADOOP_READY_TIMEOUT = 600  # generous: a loaded machine starts JVMs slowly
 
 
 class ClusterFailure(Exception):
@@ -493,6 +493,8 @@ class ClusterWorker(threading.Thread):
             and not self.cluster["terminate_requested"]
         ):
             self._request_termination(states.INTERNAL_ERROR, "Cluster worker stopped")
+        # Steps are over as soon as the cluster is going: clients waiting on them learn it now.
+        self._cancel_active_steps()
         self._ship_node_logs()
         for node in self.nodes.values():
             node.close()
@@ -516,12 +518,7 @@ class ClusterWorker(threading.Thread):
         code, message = self._member_reason(reason)
         for instance in self.store.instances_of(self.cid):
             self._set_instance_state(instance, states.INSTANCE_TERMINATED, code, message)
-        for step in self.store.steps_of(self.cid):
-            if step["state"] in states.ACTIVE_STEP_STATES:
-                try:
-                    self.store.transition_step(step["id"], states.CANCELLED)
-                except StateConflict:
-                    pass  # it ended on its own at the same moment
+        self._cancel_active_steps()  # any added while the instances went
         final = (
             states.TERMINATED
             if reason.get("code") in (states.USER_REQUEST, states.ALL_STEPS_COMPLETED) and not errors
@@ -541,6 +538,14 @@ class ClusterWorker(threading.Thread):
         self.store.update_cluster(self.cid, finish)
         self.store.transition_cluster(self.cid, final)
         self._delete_key()
+
+    def _cancel_active_steps(self) -> None:
+        for step in self.store.steps_of(self.cid):
+            if step["state"] in states.ACTIVE_STEP_STATES:
+                try:
+                    self.store.transition_step(step["id"], states.CANCELLED)
+                except StateConflict:
+                    pass  # it ended on its own at the same moment
 
     @staticmethod
     def _member_reason(cluster_reason: Doc) -> tuple[str, str]:

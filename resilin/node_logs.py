@@ -14,19 +14,18 @@ import shlex
 
 DAEMON_LOGS = "/var/log/hadoop"
 CONTAINER_LOGS = "/var/log/hadoop/yarn/containers"
-SHIP_TIMEOUT = 180
+SHIP_TIMEOUT = 300
 
 
 def ship_script(log_uri: str, cluster_id: str, ec2_instance_id: str) -> str:
-    base = log_uri.rstrip("/") + "/" + cluster_id
-    node_dest = shlex.quote(f"{base}/node/{ec2_instance_id}/")
-    containers_dest = shlex.quote(f"{base}/containers/")
+    dest = shlex.quote(log_uri.rstrip("/") + "/" + cluster_id + "/")
+    node = f"node/{ec2_instance_id}"
     return f"""set -u
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/node/applications/hadoop" "$tmp/containers"
+mkdir -p "$tmp/{node}/applications/hadoop"
 for f in {DAEMON_LOGS}/*.log {DAEMON_LOGS}/*.out; do
-  [ -f "$f" ] && gzip -c "$f" >"$tmp/node/applications/hadoop/$(basename "$f").gz"
+  [ -f "$f" ] && gzip -c "$f" >"$tmp/{node}/applications/hadoop/$(basename "$f").gz"
 done
 for c in {CONTAINER_LOGS}/application_*/container_*; do
   [ -d "$c" ] || continue
@@ -36,11 +35,7 @@ for c in {CONTAINER_LOGS}/application_*/container_*; do
     [ -f "$f" ] && gzip -c "$f" >"$tmp/containers/$app/$(basename "$c")/$(basename "$f").gz"
   done
 done
-rc=0
-# `put` needs the destination to exist, which a fresh LogUri prefix does not.
-hadoop fs -mkdir -p {node_dest} && hadoop fs -put -f "$tmp"/node/* {node_dest} || rc=1
-if [ -n "$(ls -A "$tmp/containers")" ]; then
-  hadoop fs -mkdir -p {containers_dest} && hadoop fs -put -f "$tmp"/containers/* {containers_dest} || rc=1
-fi
-exit $rc
+# Two JVM starts in all: `put` merges the node/ and containers/ trees into the cluster's
+# prefix, which must exist first (a fresh LogUri prefix does not).
+hadoop fs -mkdir -p {dest} && hadoop fs -put -f "$tmp"/* {dest}
 """

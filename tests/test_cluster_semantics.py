@@ -277,7 +277,7 @@ def test_cancel_steps_kills_a_running_hadoop_job_and_its_yarn_application(
 
     done = ssh(resilin, user_key, master, f"curl -sf '{rm}/{app_id}'")
     assert json.loads(done.stdout)["app"]["state"] == "KILLED"
-    leftovers = ssh(resilin, user_key, master, "pgrep -af 'hadoop-streaming|sleep 900' || true")
+    leftovers = ssh(resilin, user_key, master, "pgrep -af '[h]adoop-streaming|[s]leep 900' || true")
     assert leftovers.stdout.strip() == "", leftovers.stdout
     status = wait_for(
         "the cluster to wait again",

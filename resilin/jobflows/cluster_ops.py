@@ -47,6 +47,21 @@ def _status(doc: Doc, created: float | None) -> dict:
     }
 
 
+def _checked_idle_timeout(policy: dict) -> int:
+    timeout = policy.get("IdleTimeout", 3600)
+    if not MIN_IDLE_TIMEOUT <= timeout <= MAX_IDLE_TIMEOUT:
+        raise ValidationError(
+            f"IdleTimeout must be between {MIN_IDLE_TIMEOUT} and {MAX_IDLE_TIMEOUT} seconds."
+        )
+    return timeout
+
+
+def auto_termination_from_request(params: dict) -> dict:
+    """RunJobFlow's AutoTerminationPolicy as the cluster document's field, if one was given."""
+    policy = params.get("AutoTerminationPolicy")
+    return {IDLE_TIMEOUT_KEY: _checked_idle_timeout(policy)} if policy is not None else {}
+
+
 class ClusterControlOperations:
     store: JobFlowStore
 
@@ -125,11 +140,7 @@ class ClusterControlOperations:
     # -- auto-termination -------------------------------------------------
     def put_auto_termination_policy(self, account: str, params: dict) -> dict:
         cluster = self._active_cluster(account, params["ClusterId"])
-        timeout = (params.get("AutoTerminationPolicy") or {}).get("IdleTimeout", 3600)
-        if not MIN_IDLE_TIMEOUT <= timeout <= MAX_IDLE_TIMEOUT:
-            raise ValidationError(
-                f"IdleTimeout must be between {MIN_IDLE_TIMEOUT} and {MAX_IDLE_TIMEOUT} seconds."
-            )
+        timeout = _checked_idle_timeout(params.get("AutoTerminationPolicy") or {})
 
         def change(c: Doc) -> None:
             c[IDLE_TIMEOUT_KEY] = timeout

@@ -15,7 +15,7 @@ from typing import Any
 
 from resilin.errors import InvalidRequest, ValidationError
 from resilin.jobflows import ids, releases, states
-from resilin.jobflows.cluster_ops import ClusterControlOperations
+from resilin.jobflows.cluster_ops import ClusterControlOperations, auto_termination_from_request
 from resilin.jobflows.store import Doc, JobFlowStore
 
 MAX_ACTIVE_STEPS = 256
@@ -161,6 +161,7 @@ class EmrService(ClusterControlOperations):
             "job_flow_role": params.get("JobFlowRole"),
             "tags": params.get("Tags", []),
             "step_concurrency_level": params.get("StepConcurrencyLevel", 1),
+            **auto_termination_from_request(params),
             "state": states.STARTING,
             "state_reason": {"code": None, "message": "Provisioning instances"},
             "timeline": {"created": now},
