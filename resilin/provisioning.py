@@ -36,6 +36,7 @@ from resilin.provisioners.ec2client import (
     error_code,
     error_text,
 )
+from resilin.sigv4 import Credentials
 from resilin.ssh import KeyPair, Node, SshError
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class Placement:
     storage_endpoint: str
     cloud: CloudConfig | None = None
     ssh_cidr: str = "0.0.0.0/0"  # where Resilin's SSH comes from, as the cloud sees it
+    # The cloud's EC2 API as one of Resilin's accounts sees it (local clouds), to find its key pairs.
+    account_client: Callable[[Credentials], EC2Client] | None = None
     _images: dict[str, str] = field(default_factory=dict, repr=False)
 
     def image(self, release_label: str) -> str:

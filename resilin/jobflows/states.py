@@ -23,6 +23,24 @@ USER_REQUEST = "USER_REQUEST"
 STEP_FAILURE = "STEP_FAILURE"
 ALL_STEPS_COMPLETED = "ALL_STEPS_COMPLETED"
 
+# Instance-group and instance state-change reason codes (beyond the cluster's own).
+CLUSTER_TERMINATED = "CLUSTER_TERMINATED"
+GROUP_REASON_CODES = (INTERNAL_ERROR, VALIDATION_ERROR, INSTANCE_FAILURE, CLUSTER_TERMINATED)
+INSTANCE_REASON_CODES = (*GROUP_REASON_CODES, BOOTSTRAP_FAILURE)
+
+# The state-change messages EMR shows, where clients and people read them.
+MSG_CONFIGURING = "Configuring cluster software"
+MSG_BOOTSTRAPPING = "Running bootstrap actions"
+MSG_RUNNING_STEP = "Running step"
+MSG_READY = "Cluster ready to run steps."
+MSG_READY_AFTER_COMPLETED = "Cluster ready after last step completed."
+MSG_READY_AFTER_FAILED = "Cluster ready after last step failed."
+MSG_READY_AFTER_CANCELLED = "Cluster ready after last step was cancelled."
+MSG_STEPS_COMPLETED = "Steps completed"
+MSG_STEP_FAILED = "Shut down as step failed"
+MSG_USER_REQUEST = "Terminated by user request"
+MSG_JOB_FLOW_TERMINATED = "Job flow terminated"
+
 # Step states.
 PENDING = "PENDING"
 CANCEL_PENDING = "CANCEL_PENDING"

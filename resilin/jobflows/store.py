@@ -251,6 +251,34 @@ class JobFlowStore:
 
         return self.update_cluster(cid, change)
 
+    def terminate_if_no_steps_pending(self, cid: str, change: Callable[[Doc], None]) -> bool:
+        """Apply ``change`` (which ends the cluster) only if the cluster has no PENDING step.
+
+        The cluster's step list is watched too, so a step added at the same moment either
+        lands before the check (and is run) or finds the cluster already TERMINATING.
+        """
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(_cluster_key(cid), _steps_key(cid))
+                    raw = pipe.get(_cluster_key(cid))
+                    if raw is None:
+                        raise KeyError(cid)
+                    step_ids = pipe.lrange(_steps_key(cid), 0, -1)
+                    raws = pipe.mget([_step_key(s) for s in step_ids]) if step_ids else []
+                    if any(r and _load(r)["state"] == states.PENDING for r in raws):
+                        pipe.reset()
+                        return False
+                    cluster = _load(raw)
+                    change(cluster)
+                    pipe.multi()
+                    pipe.set(_cluster_key(cid), _dump(cluster))
+                    self._index_activity(pipe, cluster)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
+
     # -- steps ----------------------------------------------------------
     def add_steps(self, cid: str, steps: list[Doc]) -> None:
         with self.redis.pipeline(transaction=True) as pipe:
