@@ -159,6 +159,7 @@ def _cluster(cid: str) -> dict:
         "account": "111111111111",
         "state": states.WAITING,
         "terminate_requested": False,
+        "groups": [],
         "timeline": {"created": time.time()},
     }
 
