@@ -30,8 +30,8 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(home: Path, port: int | None, redis_url: str, workers: int, threads: int) -> None:
-    from twisted.internet import reactor
+def serve(home: Path, port: int | None, redis_url: str, workers: int, threads: int, parent: int = 0) -> None:
+    from twisted.internet import reactor, task
 
     from resilin.api.server import make_site
     from resilin.jobflows.service import EmrService
@@ -43,26 +43,9 @@ def serve(home: Path, port: int | None, redis_url: str, workers: int, threads: i
     client, private = connect(redis_url or settings.redis_url, settings.home)
     url = redis_url or settings.redis_url or (private.url if private else "")
     port = port or settings.api_port
-    children = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "resilin.api",
-                "--home",
-                str(home),
-                "--port",
-                str(port),
-                "--redis-url",
-                url,
-                "--threads",
-                str(threads),
-                "--workers",
-                "1",
-            ],
-        )  # fmt: skip
-        for _ in range(workers - 1)
-    ]
+    worker = [sys.executable, "-m", "resilin.api", "--home", str(home), "--port", str(port), "--redis-url", url,
+              "--threads", str(threads), "--workers", "1", "--parent", str(os.getpid())]  # fmt: skip
+    children = [subprocess.Popen(worker) for _ in range(workers - 1)]
     service = EmrService(JobFlowStore(client), settings.region, offered_types(settings))
     site = make_site(service, settings.credentials, settings.region)
     sock = _listening_socket(settings.bind_host, port)
@@ -79,6 +62,10 @@ def serve(home: Path, port: int | None, redis_url: str, workers: int, threads: i
             private.stop()
 
     reactor.addSystemEventTrigger("before", "shutdown", stop)
+    if parent:
+        # A worker process ends with the process that started it, however that one ended.
+        orphaned = task.LoopingCall(lambda: os.getppid() != parent and reactor.stop())
+        orphaned.start(1.0, now=False)
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     logging.getLogger(__name__).info(
         "EMR API (pid %d) on http://%s:%d, no orchestrator", os.getpid(), settings.bind_host, port
@@ -95,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default="", help="Redis to use (default: the configuration's)")
     parser.add_argument("--workers", type=int, default=1, help="processes serving the API (default 1)")
     parser.add_argument("--threads", type=int, default=16, help="threads per process calling the core")
+    parser.add_argument("--parent", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(args.home, args.port, args.redis_url, max(1, args.workers), max(1, args.threads))
+    serve(args.home, args.port, args.redis_url, max(1, args.workers), max(1, args.threads), args.parent)
     return 0
 
 

@@ -106,7 +106,7 @@ class Authenticator:
                 f"This endpoint serves '{self.region}'.",
                 Failure.BAD_SIGNATURE,
             )
-        signed_at = dt.datetime.strptime(verified.amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        signed_at = sigv4.parse_amz_date(verified.amz_date)
         # A presigned URL lives as long as it says, at most a week: remember it that long.
         lifetime = dt.timedelta(seconds=sigv4.MAX_PRESIGN_EXPIRY) if verified.presigned else MAX_CLOCK_SKEW
         return Signed(verified.credentials, verified.signature, signed_at + lifetime)

@@ -14,6 +14,7 @@ from resilin.api.auth import Authenticator, AuthError, Signed
 from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import (
     InternalFailure,
+    MalformedQueryString,
     MethodNotAllowed,
     MissingAction,
     NoSuchVersion,
@@ -106,6 +107,9 @@ class QueryProtocol:
         pairs = self._params(request)
         signed = self._authenticate(request, pairs)
         values = dict(pairs)
+        for once in ("Action", "Version"):
+            if sum(1 for key, _ in pairs if key == once) > 1:
+                raise MalformedQueryString(f"The parameter {once} is given more than once.")
         name = values.get("Action")
         if not name:
             raise MissingAction("The request must contain the parameter Action.")

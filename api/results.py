@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,14 +71,32 @@ def _fail(expected: str, value: Any) -> ResultShapeError:
 
 
 _CACHE: dict[tuple[int, str, str], Converter] = {}
+# Converters are registered before their members are compiled (shapes can be recursive), so
+# they are built aside, one thread at a time, and published together once complete: other
+# threads read _CACHE without a lock and never see one half-built.
+_COMPILING = threading.Lock()
+_PENDING: dict[tuple[int, str, str], Converter] = {}
 
 
 def _compiled(shape: Shape, scalars: Scalars) -> Converter:
     key = (id(scalars), shape.name, shape.type_name)
     converter = _CACHE.get(key)
     if converter is None:
-        converter = _compile(shape, scalars)
+        with _COMPILING:
+            converter = _CACHE.get(key)
+            if converter is None:
+                try:
+                    converter = _compile(shape, scalars)
+                    _CACHE.update(_PENDING)
+                finally:
+                    _PENDING.clear()
     return converter
+
+
+def _member(shape: Shape, scalars: Scalars) -> Converter:
+    """A member's converter, while compiling (the lock is held)."""
+    key = (id(scalars), shape.name, shape.type_name)
+    return _CACHE.get(key) or _PENDING.get(key) or _compile(shape, scalars)
 
 
 def _compile(shape: Shape, scalars: Scalars) -> Converter:
@@ -109,14 +128,14 @@ def _compile(shape: Shape, scalars: Scalars) -> Converter:
                     raise ResultShapeError(f"required member(s) missing: {', '.join(missing)}")
             return out
 
-        _CACHE[key] = structure
+        _PENDING[key] = structure
         for member, member_shape in shape.members.items():
-            members[member] = _compiled(member_shape, scalars)
+            members[member] = _member(member_shape, scalars)
         return structure
 
     if kind == "list":
-        _CACHE[key] = lambda value: item_list(value)  # placeholder while the member compiles
-        convert_item = _compiled(shape.member, scalars)
+        _PENDING[key] = lambda value: item_list(value)  # placeholder while the member compiles
+        convert_item = _member(shape.member, scalars)
 
         def item_list(value: Any) -> list[Any]:
             if type(value) is not list and type(value) is not tuple:
@@ -129,13 +148,13 @@ def _compile(shape: Shape, scalars: Scalars) -> Converter:
                     raise exc.within(f"[{i}]") from None
             return out
 
-        _CACHE[key] = item_list
+        _PENDING[key] = item_list
         return item_list
 
     if kind == "map":
-        _CACHE[key] = lambda value: mapping(value)
-        convert_key = _compiled(shape.key, scalars)
-        convert_value = _compiled(shape.value, scalars)
+        _PENDING[key] = lambda value: mapping(value)
+        convert_key = _member(shape.key, scalars)
+        convert_value = _member(shape.value, scalars)
 
         def mapping(value: Any) -> dict[str, Any]:
             if type(value) is not dict:
@@ -150,11 +169,11 @@ def _compile(shape: Shape, scalars: Scalars) -> Converter:
                     raise exc.within(f"[{k!r}]") from None
             return out
 
-        _CACHE[key] = mapping
+        _PENDING[key] = mapping
         return mapping
 
     converter = _scalar(shape, scalars)
-    _CACHE[key] = converter
+    _PENDING[key] = converter
     return converter
 
 

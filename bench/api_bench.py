@@ -221,12 +221,29 @@ class Figures:
     errors: int
 
 
+@dataclass
+class Samples:
+    latencies: list[float]
+    seconds: float = 0.0
+    errors: int = 0
+
+    def figures(self) -> Figures:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return Figures(0.0, float("nan"), float("nan"), self.errors)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return Figures(
+            len(ordered) / self.seconds, statistics.median(ordered) * 1000, p99 * 1000, self.errors
+        )
+
+
 def measure(target: Target, operation: str, cluster_ids: list[str], clients: int, processes: int,
-            seconds: float) -> Figures:  # fmt: skip
+            seconds: float, into: Samples) -> None:  # fmt: skip
+    """Send ``operation`` from ``clients`` concurrent clients for ``seconds``; add what happened to ``into``."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     per_process = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
-    start_at = time.time() + 1.0
+    start_at = time.time() + 0.5
     procs = [
         ctx.Process(target=client_process, args=(target, operation, cluster_ids, n, start_at, seconds, queue))
         for n in per_process
@@ -234,19 +251,13 @@ def measure(target: Target, operation: str, cluster_ids: list[str], clients: int
     ]
     for p in procs:
         p.start()
-    latencies: list[float] = []
-    errors = 0
     for _ in procs:
         got, failed = queue.get()
-        latencies.extend(got)
-        errors += failed
+        into.latencies.extend(got)
+        into.errors += failed
     for p in procs:
         p.join()
-    latencies.sort()
-    if not latencies:
-        return Figures(0.0, float("nan"), float("nan"), errors)
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return Figures(len(latencies) / seconds, statistics.median(latencies) * 1000, p99 * 1000, errors)
+    into.seconds += seconds
 
 
 def load_clusters(target: Target, count: int, steps: int) -> list[str]:
@@ -372,13 +383,19 @@ def main() -> int:
             print("-" * len(header))
             summary = []
             for operation in operations:
-                figures = {}
-                for target in (resilin, moto):
-                    f = measure(target, operation, ids[target.name], args.clients, args.client_processes,
-                                args.seconds)  # fmt: skip
-                    figures[target.name] = f
+                # Short turns, alternating which service goes first, so that the rest of the
+                # machine's load weighs on both alike.
+                samples = {"resilin": Samples([]), "moto": Samples([])}
+                turns = max(1, round(args.seconds / 2))
+                for turn in range(turns):
+                    order = (resilin, moto) if turn % 2 == 0 else (moto, resilin)
+                    for target in order:
+                        measure(target, operation, ids[target.name], args.clients, args.client_processes,
+                                args.seconds / turns, samples[target.name])  # fmt: skip
+                figures = {name: sample.figures() for name, sample in samples.items()}
+                for name, f in figures.items():
                     print(
-                        f"{operation:<16} {target.name:<8} {f.requests_per_second:>9.0f} {f.median_ms:>10.2f} "
+                        f"{operation:<16} {name:<8} {f.requests_per_second:>9.0f} {f.median_ms:>10.2f} "
                         f"{f.p99_ms:>8.2f} {f.errors:>7}",
                         flush=True,
                     )

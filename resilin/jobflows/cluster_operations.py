@@ -197,13 +197,7 @@ class ClusterOperations(ServiceBase):
                     continue
                 if summary is None:
                     continue  # deleted meanwhile
-                if wanted and summary.state not in wanted:
-                    continue
-                if (
-                    not summary.visible
-                    and caller.user is not None
-                    and summary.created_by not in (None, caller.user)
-                ):
+                if (wanted and summary.state not in wanted) or not caller.can_see(summary.doc):
                     continue
                 if len(chosen) == PAGE_SIZE:
                     more = True

@@ -97,14 +97,6 @@ class ClusterSummary:
     def state(self) -> str:
         return self.doc["state"]
 
-    @property
-    def visible(self) -> bool:
-        return self.doc.get("visible_to_all_users", True)
-
-    @property
-    def created_by(self) -> str | None:
-        return self.doc.get("created_by")
-
 
 # One round trip for what a listing reads; each call of the API costs as little waiting as it can.
 _CLUSTER_WITH_STEPS = """
