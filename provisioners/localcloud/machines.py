@@ -315,10 +315,13 @@ class Machines:
             return
         try:
             pid = await deferToThread(self.podman.pid, self.container_name(instance_id))
+            if pid > 0:
+                await deferToThread(firewall.apply, pid, self.ruleset(record))
         except Exception:
-            return  # the container went away meanwhile
-        if pid > 0:
-            await deferToThread(firewall.apply, pid, self.ruleset(record))
+            current = self.store.get(instance_id)
+            if current is not None and current.phase == LAUNCHED and current.power == POWER_ON:
+                raise
+            # It stopped or went away meanwhile: nothing left to fence.
 
     async def resume(self, records: list[InstanceRecord], containers: dict[str, Container]) -> None:
         """After a restart of the service: finish what a previous run left half done."""
