@@ -91,6 +91,16 @@ secret_key = "{secret_key}"
 name = "local"
 kind = "local"
 subnet = "10.77.1.0/24"
+# fallback = ["other-cloud"]              # where clusters go when this cloud has no room
+# quota = {{ instances = 16 }}
+
+# An EC2-compatible cloud (see README.md, "Clouds", for every setting):
+# [[clouds]]
+# name = "aws"
+# region = "eu-west-1"
+# profile = "work"                        # or access_key / secret_key
+# image_id = "ami-0123456789abcdef0"
+# ssh_cidr = "203.0.113.7/32"
 """
 
 

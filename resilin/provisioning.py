@@ -179,8 +179,10 @@ class ClusterProvisioner:
         clouds = self.candidates(cluster)
         refusals: list[NoRoom] = []
         for i, name in enumerate(clouds):
+            # Said in every later message too, so that a user polling DescribeCluster sees why.
+            why = f" (fallback: {refusals[-1].message})" if refusals else ""
             try:
-                return self._launch_in(name, cluster)
+                return self._launch_in(name, cluster, why)
             except NoRoom as exc:
                 refusals.append(exc)
                 log.warning("%s: %s", self.cid, exc.message)
@@ -216,7 +218,9 @@ class ClusterProvisioner:
             placement.client.terminate([info.id for _, info in running])  # nothing half-joined stays
             raise
 
-    def _launch_in(self, name: str, cluster: Doc) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
+    def _launch_in(
+        self, name: str, cluster: Doc, why: str = ""
+    ) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
         placement = self._placement(name)
         self.placement = placement
         groups = [g for g in cluster["groups"] if g["requested"]]
@@ -228,7 +232,7 @@ class ClusterProvisioner:
                 states.VALIDATION_ERROR, f"Cloud {name} has no image for the cluster: {exc}"
             ) from exc
         resources = self.resources.setdefault(name, CloudResources())
-        self.progress(f"Launching {sum(g['requested'] for g in groups)} instance(s) in cloud {name}")
+        self.progress(f"Launching {sum(g['requested'] for g in groups)} instance(s) in cloud {name}{why}")
         try:
             self._import_key(placement, resources)
             self._make_security_group(placement, resources)

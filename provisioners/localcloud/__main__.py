@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger(__name__).info(
         "local cloud %s serving EC2 on %s; instances reach the host at %s", args.cloud, endpoint, gateway
     )
+    reactor.suggestThreadPoolSize(32)  # podman calls run in threads: launches of many instances at once
     reactor.run()
     return 0
 

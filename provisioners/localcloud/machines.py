@@ -40,6 +40,9 @@ from resilin.provisioners.localcloud.store import (
 log = logging.getLogger(__name__)
 
 LABEL = "resilin"  # prefix of every label the local cloud puts on a container
+# Seconds a terminated instance's processes get to exit before they are killed: what an instance
+# holds dies with it, so there is nothing worth waiting longer for.
+TERMINATE_GRACE = 1
 
 
 class LaunchFault(Exception):
@@ -189,7 +192,9 @@ class Machines:
     async def _launch_failed(self, record: InstanceRecord, exc: Exception) -> None:
         log.error("launch of %s failed: %s", record.instance_id, exc)
         try:
-            await deferToThread(self.podman.remove, [self.container_name(record.instance_id)])
+            await deferToThread(
+                self.podman.remove, [self.container_name(record.instance_id)], TERMINATE_GRACE
+            )
         except Exception as cleanup:
             log.error("cleanup of %s failed: %s", record.instance_id, cleanup)
         current = self.store.get(record.instance_id) or record
@@ -241,7 +246,7 @@ class Machines:
         self.store.save(record)
 
     async def remove(self, instance_id: str) -> None:
-        await deferToThread(self.podman.remove, [self.container_name(instance_id)])
+        await deferToThread(self.podman.remove, [self.container_name(instance_id)], TERMINATE_GRACE)
         record = self.store.get(instance_id)
         if record is not None:
             record.phase = TERMINATED
@@ -315,10 +320,13 @@ class Machines:
             return
         try:
             pid = await deferToThread(self.podman.pid, self.container_name(instance_id))
+            if pid > 0:
+                await deferToThread(firewall.apply, pid, self.ruleset(record))
         except Exception:
-            return  # the container went away meanwhile
-        if pid > 0:
-            await deferToThread(firewall.apply, pid, self.ruleset(record))
+            current = self.store.get(instance_id)
+            if current is not None and current.phase == LAUNCHED and current.power == POWER_ON:
+                raise
+            # It stopped or went away meanwhile: nothing left to fence.
 
     async def resume(self, records: list[InstanceRecord], containers: dict[str, Container]) -> None:
         """After a restart of the service: finish what a previous run left half done."""
