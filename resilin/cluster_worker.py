@@ -220,6 +220,7 @@ class ClusterWorker(threading.Thread):
                 "hostname": hostname,
                 "state": states.INSTANCE_BOOTSTRAPPING,
                 "host_keys": host_keys,
+                "timeline": {"created": time.time()},
             }
             self.nodes[instance["id"]] = node
             return instance
@@ -322,6 +323,7 @@ class ClusterWorker(threading.Thread):
             )
         for instance in instances:
             instance["state"] = states.INSTANCE_RUNNING
+            instance.setdefault("timeline", {})["ready"] = time.time()
             self.store.put_instance(self.cid, instance)
 
         # Resilin's own share: the configuration phase less the waits for Hadoop's daemons
@@ -512,8 +514,10 @@ class ClusterWorker(threading.Thread):
             except Exception as exc:
                 log.warning("%s: could not delete key pair: %s", self.cid, exc)
         for instance in self.store.instances_of(self.cid):
-            instance["state"] = states.INSTANCE_TERMINATED
-            self.store.put_instance(self.cid, instance)
+            if instance.get("state") != states.INSTANCE_TERMINATED:
+                instance["state"] = states.INSTANCE_TERMINATED
+                instance.setdefault("timeline", {})["end"] = time.time()
+                self.store.put_instance(self.cid, instance)
         for step in self.store.steps_of(self.cid):
             if step["state"] in states.ACTIVE_STEP_STATES:
                 self.store.transition_step(step["id"], states.CANCELLED)
