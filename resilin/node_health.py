@@ -91,8 +91,6 @@ class ClusterMonitor(threading.Thread):
             )
             self.worker.wake.set()
             return
-        self.resizer.retire([instance], "Instance failed", code=states.INSTANCE_FAILURE)
-        self.resizer.forget_failed(instance)
         replace = self.worker.cluster.get("unhealthy_node_replacement") is not False
 
         def change(c: Doc) -> None:
@@ -102,7 +100,10 @@ class ClusterMonitor(threading.Thread):
                     if not replace:
                         g["requested"] = max(0, g["requested"] - 1)
 
+        # The count drops as the instance is marked, before HDFS and YARN are told (which takes a while).
         self.store.update_cluster(self.cid, change)
+        self.resizer.retire([instance], "Instance failed", code=states.INSTANCE_FAILURE)
+        self.resizer.forget_failed(instance)
 
     # -- sizes ----------------------------------------------------------
     def reconcile(self) -> None:
