@@ -37,18 +37,18 @@ class ClusterMonitor(threading.Thread):
         self.store = worker.store
         self.poll = poll
         self.resizer = Resizer(worker)
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # not _stop: Thread uses that name itself
 
     def stop(self, timeout: float = 30) -> None:
-        self._stop.set()
+        self._stopping.set()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)
 
     def _ending(self) -> bool:
-        return self._stop.is_set() or bool(self.worker.cluster["terminate_requested"])
+        return self._stopping.is_set() or bool(self.worker.cluster["terminate_requested"])
 
     def run(self) -> None:
-        while not self._stop.wait(self.poll):
+        while not self._stopping.wait(self.poll):
             if self._ending():
                 return
             try:
