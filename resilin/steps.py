@@ -83,7 +83,7 @@ logs={logs}
 mkdir -p "$logs" {workdir}
 cd {workdir}
 : >"$logs"/syslog
-echo "$(date -u +%FT%TZ) INFO startExec {shlex.quote(command)}" >>"$logs"/controller
+printf '%s INFO startExec %s\n' "$(date -u +%FT%TZ)" {shlex.quote(command)} >>"$logs"/controller
 echo $$ >"$logs"/pid
 # Hadoop's own log lines go to syslog, as on EMR; the command's output to stdout and stderr.
 export HADOOP_ROOT_LOGGER=INFO,RFA HADOOP_LOG_DIR="$logs"
