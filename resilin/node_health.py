@@ -37,18 +37,18 @@ class ClusterMonitor(threading.Thread):
         self.store = worker.store
         self.poll = poll
         self.resizer = Resizer(worker)
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # not _stop: Thread uses that name itself
 
     def stop(self, timeout: float = 30) -> None:
-        self._stop.set()
+        self._stopping.set()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)
 
     def _ending(self) -> bool:
-        return self._stop.is_set() or bool(self.worker.cluster["terminate_requested"])
+        return self._stopping.is_set() or bool(self.worker.cluster["terminate_requested"])
 
     def run(self) -> None:
-        while not self._stop.wait(self.poll):
+        while not self._stopping.wait(self.poll):
             if self._ending():
                 return
             try:
@@ -91,8 +91,6 @@ class ClusterMonitor(threading.Thread):
             )
             self.worker.wake.set()
             return
-        self.resizer.retire([instance], "Instance failed", code=states.INSTANCE_FAILURE)
-        self.resizer.forget_failed(instance)
         replace = self.worker.cluster.get("unhealthy_node_replacement") is not False
 
         def change(c: Doc) -> None:
@@ -102,7 +100,10 @@ class ClusterMonitor(threading.Thread):
                     if not replace:
                         g["requested"] = max(0, g["requested"] - 1)
 
+        # The count drops as the instance is marked, before HDFS and YARN are told (which takes a while).
         self.store.update_cluster(self.cid, change)
+        self.resizer.retire([instance], "Instance failed", code=states.INSTANCE_FAILURE)
+        self.resizer.forget_failed(instance)
 
     # -- sizes ----------------------------------------------------------
     def reconcile(self) -> None:

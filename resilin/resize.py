@@ -119,7 +119,7 @@ wait $!
             raise ResizeError(exc.message) from None
         new = []
         for item in ready:
-            item.doc["created"] = time.time()
+            item.doc.setdefault("timeline", {"created": time.time()})
             new.append((item.doc, item.node))
         for instance, node in new:
             worker.nodes[instance["id"]] = node
@@ -146,7 +146,7 @@ wait $!
         self.wait_nodes("joined", JOIN_TIMEOUT, [i for i in joined if i["role"] == "CORE"], joined)
         for instance in joined:
             instance["state"] = states.INSTANCE_RUNNING
-            instance["ready"] = time.time()
+            instance.setdefault("timeline", {})["ready"] = time.time()
             self.store.put_instance(self.cid, instance)
         log.info("%s: %d %s instance(s) joined", self.cid, count, group["role"].lower())
 
@@ -155,7 +155,9 @@ wait $!
         live = [i for i in self.live_instances() if i["group_id"] == group["id"]]
         wanted = set(group.get("terminate_ec2_ids") or [])
         # The instances the request named go first, then the newest.
-        victims = sorted(live, key=lambda i: (i["ec2_id"] not in wanted, -i.get("created", 0)))[:count]
+        victims = sorted(
+            live, key=lambda i: (i["ec2_id"] not in wanted, -(i.get("timeline") or {}).get("created", 0))
+        )[:count]
         if not victims:
             return
         timeout = group.get("decommission_timeout")
@@ -179,7 +181,7 @@ wait $!
         for instance in instances:
             instance["state"] = states.INSTANCE_TERMINATED
             instance["state_reason"] = {"code": code, "message": reason}
-            instance["ended"] = time.time()
+            instance.setdefault("timeline", {})["end"] = time.time()
             self.store.put_instance(self.cid, instance)
             node = self.worker.nodes.pop(instance["id"], None)
             if node is not None:
