@@ -369,6 +369,12 @@ def print_table(rows: dict[str, Row], peers: list[str]) -> None:
         print(line)
 
 
+def _load() -> str:
+    """The machine's load averages: the rows compare peers measured side by side, but on a busy
+    machine every absolute figure drops (a single-threaded server also gets a smaller share)."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -391,10 +397,11 @@ def main(argv: list[str] | None = None) -> None:
             workdir.mkdir()
             peers.append(stack.enter_context(PEERS[name](workdir)))
         print(f"servers: {', '.join(f'{p.name} {p.endpoint}' for p in peers)}", flush=True)
+        print(f"load average at start: {_load()} ({os.cpu_count()} CPUs)", flush=True)
         list(pool.map(_warm, range(sizes.readers)))
         Runner(peers, sizes, pool).run(rows)
     print_table(rows, args.peers)
-    print(f"\n(total {time.monotonic() - started:.0f} s)")
+    print(f"\n(total {time.monotonic() - started:.0f} s; load average at the end: {_load()})")
 
 
 if __name__ == "__main__":
