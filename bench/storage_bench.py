@@ -45,7 +45,7 @@ BUCKET = "bench"
 @dataclass
 class Sizes:
     big: int = 64 * MiB
-    big_rounds: int = 5
+    big_rounds: int = 4
     ranged_object: int = 256 * MiB
     ranged_rounds: int = 3
     ranged_requests: int = 100  # per round
@@ -53,11 +53,11 @@ class Sizes:
     small_rounds: int = 3
     small_ops: int = 200  # per round and operation
     list_keys: int = 10_000
-    list_rounds: int = 5
+    list_rounds: int = 3
     readers: int = 4
     reader_rounds: int = 2
     reader_seconds: float = 4.0
-    budget_seconds: float = 8.0  # a round of one workload on one peer stops early after this long
+    budget_seconds: float = 6.0  # a round of one workload on one peer stops early after this long
 
 
 QUICK = Sizes(
