@@ -1,5 +1,5 @@
 # The two commands of README.md: `make demo` and `make test`.  Both set everything up first.
-.PHONY: setup demo test bench lint
+.PHONY: setup demo test test-extended bench lint
 
 setup:
 	@scripts/setup.sh
@@ -10,7 +10,12 @@ demo: setup
 # The local cloud's tests run instances from the real node image that setup has built.
 test: setup
 	.venv/bin/ruff check .
-	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest .venv/bin/pytest -v -rs
+	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest .venv/bin/pytest -v -rs -m "not extended"
+
+# The longer cluster suites (several clusters each): EMR semantics with the AWS CLI and mrjob,
+# Hadoop configurations, step types, resizing and failed nodes.
+test-extended: setup
+	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest .venv/bin/pytest -v -rs -m extended
 
 bench: setup
 	.venv/bin/python bench/deploy.py

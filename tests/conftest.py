@@ -11,6 +11,21 @@ import pytest
 import resilin.provisioners.localcloud as localcloud_pkg
 from resilin.redis_server import PrivateRedis
 
+# Cluster suites that `make test` (and so CI) leaves to `make test-extended`: each starts
+# several clusters, and together they would not fit CI's time on a two-core machine.
+EXTENDED_MODULES: set[str] = {
+    "test_cluster_awscli.py",
+    "test_cluster_semantics.py",
+    "test_mrjob_emr.py",
+    "test_hadoop_cluster.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in EXTENDED_MODULES:
+            item.add_marker(pytest.mark.extended)
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
