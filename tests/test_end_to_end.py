@@ -11,6 +11,7 @@ import pytest
 from resilin import demo
 from resilin.process import cloud_containers, new_process
 from resilin.provisioners.localcloud.process import remove_cloud
+from tests.clusters import end_clusters
 
 pytestmark = [
     pytest.mark.cluster,
@@ -29,8 +30,13 @@ def resilin(tmp_path_factory):
         pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
     proc = new_process(tmp_path_factory.mktemp("resilin-home"), CLOUD, SUBNET)
     proc.start()
-    yield proc
-    proc.stop()
+    try:
+        yield proc
+    finally:
+        try:
+            end_clusters(proc)  # a failed test may leave one running
+        finally:
+            proc.stop()
     print(proc.log_tail(200))
     leaked = remove_cloud(CLOUD)  # also removes the cloud's network
     assert leaked == [], f"containers left behind: {leaked}"

@@ -11,6 +11,7 @@ import pytest
 
 from resilin.process import cloud_containers, new_process
 from resilin.provisioners.localcloud.process import remove_cloud
+from tests.clusters import end_clusters
 
 pytestmark = [
     pytest.mark.cluster,
@@ -25,8 +26,15 @@ SUBNET = f"10.79.{100 + os.getpid() % 150}.0/24"
 def resilin(tmp_path):
     proc = new_process(tmp_path, CLOUD, SUBNET, accounts=1)
     proc.start()
-    yield proc
-    proc.stop()
+    try:
+        yield proc
+    finally:
+        try:
+            if proc.process is None:
+                proc.start()  # a test may have left Resilin stopped
+            end_clusters(proc)
+        finally:
+            proc.stop()
     print(proc.log_tail(100))
     assert remove_cloud(CLOUD) == []
 
