@@ -306,6 +306,8 @@ class ClusterWorker(threading.Thread):
 
         def groups_running(c: Doc) -> None:
             now = time.time()
+            # Ready once bootstrapping is over, even if the cluster ends at once (no steps, no keep-alive).
+            c["timeline"].setdefault("ready", now)
             for g in c["groups"]:
                 if g["requested"]:
                     g["state"] = states.GROUP_RUNNING
