@@ -38,6 +38,7 @@ class ResilinProcess:
     cloud: str
     process: subprocess.Popen | None = None
     localcloud_port: int = 0  # the local cloud's EC2 endpoint, where accounts import their key pairs
+    node_image: str = "localhost/resilin-node:latest"
 
     def endpoints(self, account: int = 0) -> Endpoints:
         creds = self.accounts[account]
@@ -58,7 +59,7 @@ class ResilinProcess:
             f'bind_host = "127.0.0.1"\napi_port = {self.api_port}\nstorage_port = {self.storage_port}\n'
             f'localcloud_port = {self.localcloud_port}\nregion = "us-east-1"\ndefault_cloud = "{self.cloud}"\n'
             + (f'redis_url = "{redis_url}"\n' if redis_url else "")
-            + f'node_image = "localhost/resilin-node:latest"\n\n{accounts}'
+            + f'node_image = "{self.node_image}"\n\n{accounts}'
             f'[[clouds]]\nname = "{self.cloud}"\nkind = "local"\nsubnet = "{subnet}"\n'
         )
 
@@ -93,13 +94,16 @@ class ResilinProcess:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-def new_process(home: Path, cloud: str, subnet: str, accounts: int = 2) -> ResilinProcess:
+def new_process(
+    home: Path, cloud: str, subnet: str, accounts: int = 2, node_image: str = "localhost/resilin-node:latest"
+) -> ResilinProcess:
     proc = ResilinProcess(
         home=home,
         api_port=free_port(),
         storage_port=free_port(),
         accounts=[new_credentials(f"{i + 1:012d}") for i in range(accounts)],
         cloud=cloud,
+        node_image=node_image,
     )
     proc.write_config(subnet)
     return proc

@@ -18,7 +18,8 @@ import pytest
 from resilin.process import ResilinProcess, new_process
 from resilin.provisioners.localcloud.process import remove_cloud
 
-NODE_IMAGE = "localhost/resilin-node:latest"
+# docker/node/build.sh's own variable, to test an image built under another name.
+NODE_IMAGE = os.environ.get("RESILIN_NODE_IMAGE", "localhost/resilin-node") + ":latest"
 ACTIVE = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING")
 
 
@@ -37,7 +38,7 @@ def running_resilin(cloud: str, subnet: str):
     if subprocess.run(["podman", "image", "exists", NODE_IMAGE]).returncode != 0:
         pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
     home = Path(tempfile.mkdtemp(prefix=f"resilin-{cloud}-"))
-    proc = new_process(home, cloud, subnet)
+    proc = new_process(home, cloud, subnet, node_image=NODE_IMAGE)
     proc.start()
     try:
         yield proc

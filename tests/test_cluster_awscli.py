@@ -123,7 +123,7 @@ def test_termination_protection_refuses_terminate_clusters(resilin, cluster_id):
     assert refused.returncode != 0
     assert "termination protected" in refused.stderr
     assert describe(resilin, cluster_id)["Status"]["State"] not in ("TERMINATING", "TERMINATED")
-    emr(resilin, "modify-cluster-attributes", "--cluster-id", cluster_id, "--no-termination-protection")
+    emr(resilin, "modify-cluster-attributes", "--cluster-id", cluster_id, "--no-termination-protected")
     assert describe(resilin, cluster_id)["TerminationProtected"] is False
     emr(resilin, "modify-cluster-attributes", "--cluster-id", cluster_id, "--termination-protected")
     assert describe(resilin, cluster_id)["TerminationProtected"] is True

@@ -9,8 +9,10 @@ and finally the auto-termination policy, which ends the idle cluster.
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
+import subprocess
 
 import botocore.exceptions
 import pytest
@@ -119,8 +121,6 @@ def test_aws_emr_ssh_reaches_the_master_with_the_users_key(resilin, clients, clu
     assert any(line.startswith(master + " ") for line in known_hosts.read_text().splitlines())
     # Any other key is refused: it is the named key pair that was authorized.
     other = tmp_path / "other.pem"
-    import subprocess
-
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     refused = ssh(resilin, other, master, "true")
     assert refused.returncode != 0
@@ -147,9 +147,8 @@ def test_continue_failure_runs_the_next_step_and_step_complete_waiter(clients, c
     status = cluster_status(emr, cluster_id)
     assert status["State"] == "WAITING"
     assert status["StateChangeReason"]["Message"] == "Cluster ready after last step completed."
-    # Both steps' logs were shipped to LogUri/<cluster>/steps/<step>/, gzipped.
-    import gzip
 
+    # Both steps' logs were shipped to LogUri/<cluster>/steps/<step>/, gzipped.
     def log_text(sid: str, name: str) -> str:
         key = f"logs/{cluster_id}/steps/{sid}/{name}.gz"
         return gzip.decompress(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()).decode()

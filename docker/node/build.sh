@@ -26,8 +26,9 @@ IMAGE=${RESILIN_NODE_IMAGE:-localhost/resilin-node}
 SUITE=bookworm
 # Bumping BASE_REV forces a new debootstrap even if the package list is unchanged.
 BASE_REV=1
+# python3-distutils: mrjob (0.7) imports distutils.spawn in every task it runs.
 PACKAGES=(
-    openjdk-17-jre-headless openssh-server python3 procps iproute2 sudo bash
+    openjdk-17-jre-headless openssh-server python3 python3-distutils procps iproute2 sudo bash
     coreutils ca-certificates curl netcat-openbsd gzip less
 )
 
