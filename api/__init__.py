@@ -1,1 +1,1 @@
-"""The EMR web service (JSON 1.1 protocol over Twisted)."""
+"""The EMR web service over Twisted: the JSON 1.1 protocol and the legacy Query protocol (XML)."""

@@ -1,6 +1,6 @@
 """From an operation name and decoded parameters to the core's converted answer.
 
-Every protocol front end (JSON 1.1 now, the legacy Query protocol later) goes through here:
+Every protocol front end (JSON 1.1 and the legacy Query protocol) goes through here:
 look the operation up in the model, check the core implements it, validate the input, call
 the core, and check and convert its result.
 """
@@ -18,14 +18,15 @@ from resilin.api.errors import InternalFailure, UnknownOperation
 from resilin.api.results import ResultShapeError, Scalars, serialize_output
 from resilin.api.shapes import parse_input
 from resilin.errors import EmrError
+from resilin.jobflows.caller import Caller
 
 log = logging.getLogger(__name__)
 
-CoreMethod = Callable[[str, dict[str, Any]], dict[str, Any]]
+CoreMethod = Callable[[Caller, dict[str, Any]], dict[str, Any]]
 
 
 class Dispatcher:
-    """Calls ``service.<snake_case_operation>(account_id, params)`` on the core."""
+    """Calls ``service.<snake_case_operation>(caller, params)`` on the core."""
 
     def __init__(self, service: object) -> None:
         self.service = service
@@ -39,14 +40,14 @@ class Dispatcher:
         return method
 
     def execute(
-        self, account_id: str, operation_name: str, params: Any, scalars: Scalars, request_id: str = ""
+        self, caller: Caller, operation_name: str, params: Any, scalars: Scalars, request_id: str = ""
     ) -> dict[str, Any]:
         """The converted result of ``operation_name``; EmrError for anything the client gets."""
         operation = model.operation(operation_name)
         method = self.method(operation_name)
         arguments = parse_input(operation.input_shape, params)
         try:
-            result = method(account_id, arguments)
+            result = method(caller, arguments)
         except EmrError:
             raise
         except Exception:

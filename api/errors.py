@@ -40,3 +40,20 @@ class InternalFailure(EmrError):
 
     def __init__(self) -> None:
         super().__init__("An internal error occurred while processing the request.")
+
+
+class MalformedQueryString(EmrError):
+    """A Query-protocol request whose parameters cannot be read."""
+
+    code = "MalformedQueryString"
+    status = 400
+
+
+class MissingAction(EmrError):
+    code = "MissingAction"
+    status = 400
+
+
+class NoSuchVersion(EmrError):
+    code = "NoSuchVersion"
+    status = 400

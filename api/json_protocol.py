@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+import orjson
+
 from resilin.api import model
-from resilin.api.auth import authenticate
+from resilin.api.auth import Authenticator
 from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import (
     InternalFailure,
@@ -19,7 +20,7 @@ from resilin.api.errors import (
 from resilin.api.request import ApiRequest, ApiResponse
 from resilin.api.results import JSON_SCALARS
 from resilin.errors import EmrError
-from resilin.sigv4 import CredentialLookup
+from resilin.jobflows.caller import Caller
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +28,29 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 _ACCEPTED_TYPES = {"application/x-amz-json-1.1", "application/x-amz-json-1.0"}
 
 
+def is_json_type(content_type: str) -> bool:
+    return _media(content_type) in _ACCEPTED_TYPES
+
+
 def is_json_request(request: ApiRequest) -> bool:
-    return _media_type(request) in _ACCEPTED_TYPES
+    return is_json_type(request.header("content-type"))
+
+
+def _media(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
 
 
 def _media_type(request: ApiRequest) -> str:
-    return request.header("content-type").split(";")[0].strip().lower()
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    return _media(request.header("content-type"))
 
 
 def decode_body(body: bytes) -> Any:
     if not body.strip():
         return {}  # an operation without parameters may be sent with no body
     try:
-        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+        # Strict JSON: UTF-8 only, no NaN or Infinity.
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise SerializationError(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise SerializationError("The request body must be a JSON object.")
@@ -60,15 +66,18 @@ def operation_name(request: ApiRequest) -> str:
 
 
 def error_response(error: EmrError) -> ApiResponse:
-    body = json.dumps({"__type": error.code, "message": error.message}).encode()
+    body = orjson.dumps({"__type": error.code, "message": error.message})
     return ApiResponse(error.status, body, {"Content-Type": CONTENT_TYPE, "x-amzn-ErrorType": error.code})
 
 
 class JsonProtocol:
-    def __init__(self, dispatcher: Dispatcher, lookup: CredentialLookup, region: str) -> None:
+    def __init__(self, dispatcher: Dispatcher, authenticator: Authenticator) -> None:
         self.dispatcher = dispatcher
-        self.lookup = lookup
-        self.region = region
+        self.auth = authenticator
+
+    @staticmethod
+    def error_response(error: EmrError, request_id: str = "") -> ApiResponse:
+        return error_response(error)
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one request; blocking (the core is called here), so run it off the reactor."""
@@ -79,7 +88,7 @@ class JsonProtocol:
         except Exception:
             log.exception("request %s: unexpected failure", request.request_id)
             return error_response(InternalFailure())
-        return ApiResponse(200, json.dumps(result).encode(), {"Content-Type": CONTENT_TYPE})
+        return ApiResponse(200, orjson.dumps(result), {"Content-Type": CONTENT_TYPE})
 
     def _answer(self, request: ApiRequest) -> dict[str, Any]:
         if request.method != "POST":
@@ -88,9 +97,9 @@ class JsonProtocol:
             raise UnsupportedMediaType(
                 f"Content-Type {_media_type(request) or '(none)'!r} is not supported; use {CONTENT_TYPE}."
             )
-        credentials = authenticate(request, self.lookup, self.region)
+        signed = self.auth.sigv4(request)
         name = operation_name(request)
-        params = decode_body(request.body)
-        return self.dispatcher.execute(
-            credentials.account_id, name, params, JSON_SCALARS, request_id=request.request_id
-        )
+        with self.auth.once(signed, name):
+            params = decode_body(request.body)
+            caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
+            return self.dispatcher.execute(caller, name, params, JSON_SCALARS, request_id=request.request_id)

@@ -3,21 +3,38 @@
 A result that does not fit its shape is a bug in the core: it raises ResultShapeError, which
 the front end answers as an internal error (the detail is logged, never sent).  Scalars that
 each protocol writes its own way (timestamps, blobs) go through the protocol's converters.
+
+Every answer goes through here, so each output shape is compiled once into nested
+converter functions; where a value went wrong is worked out only when one does.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.model import Shape
 
+Converter = Callable[[Any], Any]
+
 
 class ResultShapeError(Exception):
     """The core answered something its operation's output shape does not allow."""
+
+    def __init__(self, detail: str, path: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.path = path
+
+    def within(self, step: str) -> ResultShapeError:
+        return ResultShapeError(self.detail, step + self.path)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.detail}" if self.path else self.detail
 
 
 @dataclass(frozen=True)
@@ -43,70 +60,178 @@ def serialize_output(shape: Shape | None, result: Any, scalars: Scalars) -> dict
         return {}
     if result is None:
         result = {}
-    return _structure(shape, result, shape.name, scalars)
+    try:
+        return _compiled(shape, scalars)(result)
+    except ResultShapeError as exc:
+        raise exc.within(shape.name) from None
 
 
-def _fail(path: str, expected: str, value: Any) -> ResultShapeError:
-    return ResultShapeError(f"{path}: expected {expected}, got {type(value).__name__} {value!r:.200}")
+def _fail(expected: str, value: Any) -> ResultShapeError:
+    return ResultShapeError(f"expected {expected}, got {type(value).__name__} {value!r:.200}")
 
 
-def _value(shape: Shape, value: Any, path: str, scalars: Scalars) -> Any:
+_CACHE: dict[tuple[int, str, str], Converter] = {}
+# Converters are registered before their members are compiled (shapes can be recursive), so
+# they are built aside, one thread at a time, and published together once complete: other
+# threads read _CACHE without a lock and never see one half-built.
+_COMPILING = threading.Lock()
+_PENDING: dict[tuple[int, str, str], Converter] = {}
+
+
+def _compiled(shape: Shape, scalars: Scalars) -> Converter:
+    key = (id(scalars), shape.name, shape.type_name)
+    converter = _CACHE.get(key)
+    if converter is None:
+        with _COMPILING:
+            converter = _CACHE.get(key)
+            if converter is None:
+                try:
+                    converter = _compile(shape, scalars)
+                    _CACHE.update(_PENDING)
+                finally:
+                    _PENDING.clear()
+    return converter
+
+
+def _member(shape: Shape, scalars: Scalars) -> Converter:
+    """A member's converter, while compiling (the lock is held)."""
+    key = (id(scalars), shape.name, shape.type_name)
+    return _CACHE.get(key) or _PENDING.get(key) or _compile(shape, scalars)
+
+
+def _compile(shape: Shape, scalars: Scalars) -> Converter:
+    key = (id(scalars), shape.name, shape.type_name)
     kind = shape.type_name
     if kind == "structure":
-        return _structure(shape, value, path, scalars)
+        # Recursive shapes (a Configuration holds Configurations) reach this key again while
+        # it is being compiled: they find the converter already registered.
+        members: dict[str, Converter] = {}
+        required = tuple(shape.required_members)
+        name = shape.name
+
+        def structure(value: Any) -> dict[str, Any]:
+            if type(value) is not dict:
+                raise _fail(f"a {name} structure", value)
+            out = {}
+            for member, item in value.items():
+                convert = members.get(member)
+                if convert is None:
+                    raise ResultShapeError(f"{member!r} is not a member of {name}")
+                if item is not None:
+                    try:
+                        out[member] = convert(item)
+                    except ResultShapeError as exc:
+                        raise exc.within("." + member) from None
+            for member in required:
+                if member not in out:
+                    missing = [m for m in required if m not in out]
+                    raise ResultShapeError(f"required member(s) missing: {', '.join(missing)}")
+            return out
+
+        _PENDING[key] = structure
+        for member, member_shape in shape.members.items():
+            members[member] = _member(member_shape, scalars)
+        return structure
+
     if kind == "list":
-        if not isinstance(value, list | tuple):
-            raise _fail(path, "a list", value)
-        return [_value(shape.member, item, f"{path}[{i}]", scalars) for i, item in enumerate(value)]
+        _PENDING[key] = lambda value: item_list(value)  # placeholder while the member compiles
+        convert_item = _member(shape.member, scalars)
+
+        def item_list(value: Any) -> list[Any]:
+            if type(value) is not list and type(value) is not tuple:
+                raise _fail("a list", value)
+            out = []
+            for i, item in enumerate(value):
+                try:
+                    out.append(convert_item(item))
+                except ResultShapeError as exc:
+                    raise exc.within(f"[{i}]") from None
+            return out
+
+        _PENDING[key] = item_list
+        return item_list
+
     if kind == "map":
-        if not isinstance(value, dict):
-            raise _fail(path, "a map", value)
-        return {
-            _value(shape.key, k, f"{path} key", scalars): _value(shape.value, v, f"{path}[{k!r}]", scalars)
-            for k, v in value.items()
-            if v is not None
-        }
+        _PENDING[key] = lambda value: mapping(value)
+        convert_key = _member(shape.key, scalars)
+        convert_value = _member(shape.value, scalars)
+
+        def mapping(value: Any) -> dict[str, Any]:
+            if type(value) is not dict:
+                raise _fail("a map", value)
+            out = {}
+            for k, v in value.items():
+                if v is None:
+                    continue
+                try:
+                    out[convert_key(k)] = convert_value(v)
+                except ResultShapeError as exc:
+                    raise exc.within(f"[{k!r}]") from None
+            return out
+
+        _PENDING[key] = mapping
+        return mapping
+
+    converter = _scalar(shape, scalars)
+    _PENDING[key] = converter
+    return converter
+
+
+def _scalar(shape: Shape, scalars: Scalars) -> Converter:
+    kind = shape.type_name
     if kind == "string":
-        if not isinstance(value, str):
-            raise _fail(path, "a string", value)
-        if shape.enum and value not in shape.enum:
-            raise _fail(path, f"one of {shape.enum}", value)
-        return value
+        enum = frozenset(shape.enum or ())
+        listed = list(shape.enum or ())
+
+        def string(value: Any) -> str:
+            if type(value) is not str:
+                raise _fail("a string", value)
+            if enum and value not in enum:
+                raise _fail(f"one of {listed}", value)
+            return value
+
+        return string
     if kind in ("integer", "long"):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _fail(path, "an integer", value)
-        return value
+
+        def integer(value: Any) -> int:
+            if type(value) is not int:
+                raise _fail("an integer", value)
+            return value
+
+        return integer
     if kind in ("float", "double"):
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise _fail(path, "a number", value)
-        return float(value)
+
+        def number(value: Any) -> float:
+            if type(value) is not int and type(value) is not float:
+                raise _fail("a number", value)
+            return float(value)
+
+        return number
     if kind == "boolean":
-        if not isinstance(value, bool):
-            raise _fail(path, "a boolean", value)
-        return value
+
+        def boolean(value: Any) -> bool:
+            if type(value) is not bool:
+                raise _fail("a boolean", value)
+            return value
+
+        return boolean
     if kind == "timestamp":
-        # Naive datetimes are ambiguous; the core must say which zone it means.
-        if not isinstance(value, dt.datetime) or value.tzinfo is None:
-            raise _fail(path, "an aware datetime", value)
-        return scalars.timestamp(value)
+        write_time = scalars.timestamp
+
+        def timestamp(value: Any) -> Any:
+            # Naive datetimes are ambiguous; the core must say which zone it means.
+            if not isinstance(value, dt.datetime) or value.tzinfo is None:
+                raise _fail("an aware datetime", value)
+            return write_time(value)
+
+        return timestamp
     if kind == "blob":
-        if not isinstance(value, bytes):
-            raise _fail(path, "bytes", value)
-        return scalars.blob(value)
-    return value  # documents
+        write_blob = scalars.blob
 
+        def blob(value: Any) -> Any:
+            if type(value) is not bytes:
+                raise _fail("bytes", value)
+            return write_blob(value)
 
-def _structure(shape: Shape, value: Any, path: str, scalars: Scalars) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(path, f"a {shape.name} structure", value)
-    members = shape.members
-    out: dict[str, Any] = {}
-    for name, item in value.items():
-        if name not in members:
-            raise ResultShapeError(f"{path}: {name!r} is not a member of {shape.name}")
-        if item is not None:
-            out[name] = _value(members[name], item, f"{path}.{name}", scalars)
-    missing = [name for name in shape.required_members if name not in out]
-    if missing:
-        raise ResultShapeError(f"{path}: required member(s) missing: {', '.join(missing)}")
-    return out
+        return blob
+    return lambda value: value  # documents

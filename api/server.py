@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import uuid
 from collections.abc import Callable
 
 from twisted.internet.threads import deferToThread
@@ -11,11 +13,14 @@ from twisted.web import resource, server
 from twisted.web.server import Request
 
 from resilin.api import model
+from resilin.api.auth import Authenticator
 from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import InternalFailure, RequestTooLarge
-from resilin.api.json_protocol import JsonProtocol, error_response
+from resilin.api.json_protocol import JsonProtocol, is_json_type
+from resilin.api.query_protocol import QueryProtocol
+from resilin.api.replay import SignatureLedger
 from resilin.api.request import ApiRequest, ApiResponse
-from resilin.httputil import new_request_id, request_headers, split_uri
+from resilin.httputil import request_headers, split_uri
 from resilin.sigv4 import Credentials
 
 log = logging.getLogger(__name__)
@@ -24,40 +29,49 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024 * 1024
 
 
+def new_request_id() -> str:
+    # Unique, not secret: the fast generator rather than the kernel's (which costs a system call).
+    return str(uuid.UUID(bytes=random.randbytes(16), version=4))
+
+
 class EmrResource(resource.Resource):
     """Every path and method: the protocols route by headers, not by URL."""
 
     isLeaf = True
 
-    def __init__(self, json_protocol: JsonProtocol) -> None:
+    def __init__(self, json_protocol: JsonProtocol, query_protocol: QueryProtocol) -> None:
         super().__init__()
         self.json_protocol = json_protocol
+        self.query_protocol = query_protocol
 
     def render(self, request: Request) -> bytes | int:
         request_id = new_request_id()
+        path, query = split_uri(request)
+        headers = request_headers(request)
+        # JSON requests name their operation in X-Amz-Target; the Query protocol in Action=.
+        protocol: JsonProtocol | QueryProtocol = self.query_protocol
+        if "x-amz-target" in headers or is_json_type(headers.get("content-type", [""])[0]):
+            protocol = self.json_protocol
         too_large = _declared_length(request) > MAX_BODY
+        request.content.seek(0)
         body = b"" if too_large else request.content.read(MAX_BODY + 1)
         if too_large or len(body) > MAX_BODY:
-            self._write(
-                request, request_id, error_response(RequestTooLarge("The request body is too large."))
-            )
+            error = RequestTooLarge("The request body is too large.")
+            self._write(request, request_id, protocol.error_response(error, request_id))
             return server.NOT_DONE_YET
-        path, query = split_uri(request)
         api_request = ApiRequest(
             method=request.method.decode("latin-1"),
             raw_path=path,
             raw_query=query,
-            headers=request_headers(request),
+            headers=headers,
             body=body,
             request_id=request_id,
         )
-        # The legacy Query protocol will be routed here too, by its form-encoded Content-Type.
-        handler = self.json_protocol.handle
         finished: list[bool] = []
         request.notifyFinish().addBoth(lambda _: finished.append(True))
-        d = deferToThread(handler, api_request)
+        d = deferToThread(protocol.handle, api_request)
         d.addCallback(lambda response: finished or self._write(request, request_id, response))
-        d.addErrback(self._crashed, request, request_id, finished)
+        d.addErrback(self._crashed, request, request_id, finished, protocol)
         return server.NOT_DONE_YET
 
     def _write(self, request: Request, request_id: str, response: ApiResponse) -> None:
@@ -70,10 +84,17 @@ class EmrResource(resource.Resource):
             request.write(response.body)
         request.finish()
 
-    def _crashed(self, failure: Failure, request: Request, request_id: str, finished: list[bool]) -> None:
+    def _crashed(
+        self,
+        failure: Failure,
+        request: Request,
+        request_id: str,
+        finished: list[bool],
+        protocol: JsonProtocol | QueryProtocol,
+    ) -> None:
         log.error("request %s: %s", request_id, failure.getTraceback())
         if not finished:
-            self._write(request, request_id, error_response(InternalFailure()))
+            self._write(request, request_id, protocol.error_response(InternalFailure(), request_id))
 
 
 def _declared_length(request: Request) -> int:
@@ -83,10 +104,25 @@ def _declared_length(request: Request) -> int:
         return 0
 
 
-def make_site(service: object, lookup: Callable[[str], Credentials | None], region: str) -> server.Site:
-    """The EMR API over ``service`` (the core), authenticating with ``lookup`` for ``region``."""
+def make_site(
+    service: object,
+    lookup: Callable[[str], Credentials | None],
+    region: str,
+    ledger: SignatureLedger | None = None,
+) -> server.Site:
+    """The EMR API over ``service`` (the core), authenticating with ``lookup`` for ``region``.
+
+    Signatures already used are refused; they are remembered in ``ledger``, by default in
+    the Redis of the core's store.
+    """
     model.emr_model()  # load the model now rather than inside the first request
-    protocol = JsonProtocol(Dispatcher(service), lookup, region)
-    site = server.Site(EmrResource(protocol))
+    if ledger is None:
+        ledger = SignatureLedger(service.store.redis)  # type: ignore[attr-defined]
+    dispatcher = Dispatcher(service)
+    authenticator = Authenticator(lookup, region, ledger)
+    resource = EmrResource(JsonProtocol(dispatcher, authenticator), QueryProtocol(dispatcher, authenticator))
+    # The protocols read the body themselves; Twisted's own form parsing would only cost time.
+    site = server.Site(resource, parsePOSTFormSubmission=False)
     site.displayTracebacks = False  # never a traceback to a client
+    site.log = lambda request: None  # no access log: request ids are logged where something fails
     return site

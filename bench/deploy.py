@@ -9,6 +9,9 @@ job flow per cluster size (``--repeat`` times), and prints medians per phase:
 - Hadoop ready: → HDFS out of safe mode with every DataNode, YARN with every NodeManager
 - word count: the step's StartDateTime → EndDateTime as DescribeStep reports it
 
+and, for the configuration phase, Resilin's own time beyond waiting for daemons: the phase
+less the slowest node's daemon starts, bootstrap actions and the readiness wait.
+
 Usage: .venv/bin/python bench/deploy.py [--sizes 1 2 4] [--repeat 1]
 """
 
@@ -39,6 +42,12 @@ def one_run(proc, store: JobFlowStore, nodes: int, bucket: str) -> dict[str, flo
     created = doc["timeline"]["created"]
     phases = doc.get("phases", {})
     result = {name: phases[name] - created for name in PHASES}
+    # Of the configuration phase, what Resilin itself spent (rendering, SSH, bookkeeping), beyond
+    # waiting for Hadoop's daemons to start and register (see ClusterWorker.configure).
+    timing = doc.get("configure_timing", {})
+    result["configure"] = phases["hadoop_ready"] - phases["ssh_ready"]
+    result["resilin own"] = timing.get("resilin_seconds", float("nan"))
+    result["daemon waits"] = timing.get("daemon_start_seconds", 0.0) + timing.get("ready_wait_seconds", 0.0)
     timeline = step["Status"]["Timeline"]
     result["word count"] = (timeline["EndDateTime"] - timeline["StartDateTime"]).total_seconds()
     return result
@@ -73,6 +82,7 @@ def main() -> int:
             proc.stop()
 
     columns = [*PHASES, "word count"]
+    own = ["configure", "daemon waits", "resilin own"]
     print()
     print(
         "Deployment time, seconds since RunJobFlow (median of",
@@ -82,6 +92,13 @@ def main() -> int:
     print(f"{'nodes':>5} " + " ".join(f"{c:>18}" for c in columns))
     for nodes, runs in results.items():
         print(f"{nodes:>5} " + " ".join(f"{statistics.median(r[c] for r in runs):18.1f}" for c in columns))
+    print()
+    print(
+        "Configuration phase (SSH ready -> Hadoop ready), seconds: Resilin's own time beyond waiting for daemons"
+    )
+    print(f"{'nodes':>5} " + " ".join(f"{c:>18}" for c in own))
+    for nodes, runs in results.items():
+        print(f"{nodes:>5} " + " ".join(f"{statistics.median(r[c] for r in runs):18.2f}" for c in own))
     return 0
 
 

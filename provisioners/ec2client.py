@@ -249,6 +249,18 @@ class EC2Client:
         filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
         return self._call("describe_security_groups", Filters=filters).get("SecurityGroups", [])
 
+    def public_key(self, name: str) -> str | None:
+        """The OpenSSH public key of key pair ``name``, or None when the cloud has no such key pair."""
+        try:
+            pairs = self._call("describe_key_pairs", KeyNames=[name], IncludePublicKey=True)["KeyPairs"]
+        except ClientError as exc:
+            if self._code(exc) == "InvalidKeyPair.NotFound":
+                return None
+            raise
+        if not pairs:
+            return None
+        return (pairs[0].get("PublicKey") or "").strip() or None
+
     # Images --------------------------------------------------------------------------
 
     def image_for(self, name_or_id: str) -> str:

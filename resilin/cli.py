@@ -54,7 +54,7 @@ class RunningServer:
         print(f"starting Resilin (log: {log_path})")
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "resilin", "server", "--home", str(self.home)],
+                [sys.executable, "-m", "resilin", "--home", str(self.home), "server"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -99,7 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 endpoints, settings.home, bucket=args.bucket + "-cli", core=args.core_instances
             )
             ok &= _report(result, demo)
-    leftovers = demo.leftover_instances()
+    leftovers = demo.leftover_instances([c.name for c in settings.clouds if c.kind == "local"])
     if leftovers:
         print(f"FAILED: containers of clusters still exist: {', '.join(leftovers)}")
         ok = False

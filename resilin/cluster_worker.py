@@ -15,14 +15,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from resilin import bootstrap, known_hosts, node_logs, node_setup, user_keys
 from resilin import steps as step_scripts
-from resilin.hadoop_config import ClusterSpec, NodeSpec, render_node_script, render_wait_ready
+from resilin.hadoop_config import ClusterSpec, render_wait_ready
+from resilin.idle_termination import IdleClock
 from resilin.installation import installation_id
 from resilin.jobflows import states
 from resilin.jobflows.store import Doc, JobFlowStore, StateConflict
+from resilin.node_health import ClusterMonitor
 from resilin.provisioning import ClusterProvisioner, Limits, Placement, ProvisioningFailed
 from resilin.sigv4 import Credentials
 from resilin.ssh import KeyPair, Node, SshError
+from resilin.step_scheduler import StepScheduler
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,11 @@ class ClusterWorker(threading.Thread):
         self.nodes: dict[str, Node] = {}  # ci- id → SSH connection
         self.placement: Placement | None = None
         self.key_name = f"resilin-{cid}"
+        self.bootstrap_script = ""
+        self.instances: dict[str, Doc] = {}  # ci- id → instance document, written through to the store
+        self.hadoop_configured = False
+        self.known_hosts = home / "known_hosts"
+        self.monitor: ClusterMonitor | None = None  # node health and resizing, once Hadoop runs
         self.provisioner = ClusterProvisioner(
             cid,
             placement_for,
@@ -147,7 +156,13 @@ class ClusterWorker(threading.Thread):
         instances = [r.doc for r in ready]
         for r in ready:
             self.nodes[r.doc["id"]] = r.node
-            self.store.put_instance(self.cid, r.doc)
+            self.instances[r.doc["id"]] = r.doc
+            r.doc.setdefault("timeline", {"created": time.time()})
+            self._set_instance_state(r.doc, states.INSTANCE_BOOTSTRAPPING)
+            # The same pinned keys for the user's own ssh (and `aws emr ssh`).
+            for host in {r.doc["public_dns"], r.doc["public_ip"]}:
+                known_hosts.add(self.known_hosts, self.cid, host, r.doc["host_keys"])
+        self._authorize_user_key(ready)
         master = next(i for i in instances if i["role"] == "MASTER")
 
         def ready_groups(c: Doc) -> None:
@@ -160,160 +175,233 @@ class ClusterWorker(threading.Thread):
         self._phase("ssh_ready")
         self._check_termination()
 
+    def _authorize_user_key(self, ready) -> None:
+        """The public key of the key pair the request named (Ec2KeyName) on every node."""
+        user_key = self._user_public_key(self.cluster)
+        if not user_key:
+            return
+        for r in ready:
+            done = r.node.run_script(user_keys.authorize_script(user_key), timeout=60)
+            if done.exit_status != 0:
+                raise ClusterFailure(
+                    states.INSTANCE_FAILURE,
+                    f"authorizing key pair {self.cluster['ec2_key_name']!r}: {done.stderr.strip()}",
+                )
+
+    def _user_public_key(self, cluster: Doc) -> str | None:
+        name = cluster.get("ec2_key_name")
+        if not name:
+            return None
+        assert self.placement is not None
+        try:
+            return user_keys.find_public_key(
+                name,
+                self.placement.client,
+                self.placement.account_client,
+                self.credentials_for(cluster["account"]),
+            )
+        except user_keys.KeyPairNotFound as exc:
+            raise ClusterFailure(states.VALIDATION_ERROR, str(exc)) from None
+
+    def _set_instance_state(
+        self, instance: Doc, state: str, code: str | None = None, message: str | None = None
+    ) -> None:
+        instance["state"] = state
+        instance["state_reason"] = {"code": code, "message": message}
+        timeline = instance.setdefault("timeline", {})
+        if state == states.INSTANCE_RUNNING:
+            timeline["ready"] = time.time()
+        if state == states.INSTANCE_TERMINATED:
+            timeline.setdefault("end", time.time())
+        self.store.put_instance(self.cid, instance)
+
+    # -- Hadoop ---------------------------------------------------------
+
     # -- Hadoop ---------------------------------------------------------
     def _spec(self, instances: list[Doc]) -> ClusterSpec:
         cluster = self.cluster
         creds = self.credentials_for(cluster["account"])
         workers = [g for g in cluster["groups"] if g["role"] != "MASTER" and g["requested"]]
-        nodes = [
-            NodeSpec(
-                name=f"ip-{i['private_ip'].replace('.', '-')}",
-                ip=i["private_ip"],
-                role=i["role"],
-                hostname=i.get("hostname", ""),
-            )
-            for i in instances
-        ]
+        groups = {g["id"]: g for g in cluster["groups"]}
         assert self.placement is not None
         return ClusterSpec(
             cluster_id=self.cid,
-            nodes=nodes,
+            nodes=[node_setup.node_spec(i, groups.get(i.get("group_id", ""))) for i in instances],
             storage_endpoint=self.placement.storage_endpoint,
             region=self.region,
             access_key=creds.access_key,
             secret_key=creds.secret_key,
             worker_type=(workers[0] if workers else cluster["groups"][0])["instance_type"],
             configurations=cluster["configurations"],
+            replication=cluster.get("hdfs_replication"),
+            bootstrap_script=self.bootstrap_script,
         )
 
+    def storage(self):
+        """An S3 client on Resilin's storage as the cluster's account (bootstrap scripts, logs)."""
+        assert self.placement is not None
+        return bootstrap.storage_client(
+            self.placement.storage_endpoint, self.credentials_for(self.cluster["account"]), self.region
+        )
+
+    def keep_bootstrap_logs(self, instance: Doc, node: Node, exit_status: int) -> None:
+        actions = self.cluster.get("bootstrap_actions") or []
+        if not actions:
+            return
+        local = self.home / "logs" / self.cid / "node" / instance["ec2_id"] / "bootstrap-actions"
+        upload = bootstrap.log_uploader(
+            self.storage(), self.cluster.get("log_uri"), f"{self.cid}/node/{instance['ec2_id']}"
+        )
+        bootstrap.keep_logs(node, len(actions), local, upload)
+
     def configure(self) -> None:
-        self._transition(states.BOOTSTRAPPING, "Configuring Hadoop")
-        instances = self.store.instances_of(self.cid)
+        self._transition(states.BOOTSTRAPPING, states.MSG_BOOTSTRAPPING)
+        self._progress(states.MSG_CONFIGURING)
+        began = time.monotonic()
+        instances = list(self.instances.values())
+        try:
+            self.bootstrap_script = bootstrap.render(
+                self.cluster.get("bootstrap_actions") or [], bootstrap.fetcher(self.storage())
+            )
+        except bootstrap.BootstrapError as exc:
+            raise ClusterFailure(states.BOOTSTRAP_FAILURE, str(exc)) from None
         spec = self._spec(instances)
-        by_ip = {n.ip: n for n in spec.nodes}
 
-        def configure_one(instance: Doc) -> None:
-            script = render_node_script(spec, by_ip[instance["private_ip"]])
-            result = self.nodes[instance["id"]].run_script(script, timeout=HADOOP_READY_TIMEOUT)
-            if result.exit_status != 0:
-                raise ClusterFailure(
-                    states.BOOTSTRAP_FAILURE,
-                    f"Configuring Hadoop on {instance['id']} failed (exit {result.exit_status}): "
-                    f"{result.stderr.strip()[-500:]}",
-                )
+        def fix_replication(c: Doc) -> None:
+            c["hdfs_replication"] = spec.dfs_replication  # growing the cluster later keeps it
 
-        # Master first so the NameNode and ResourceManager are up when the workers register.
-        master = next(i for i in instances if i["role"] == "MASTER")
-        configure_one(master)
-        workers = [i for i in instances if i["role"] != "MASTER"]
-        if workers:
-            with ThreadPoolExecutor(max_workers=min(16, len(workers))) as pool:
-                list(pool.map(configure_one, workers))
+        self.store.update_cluster(self.cid, fix_replication)
+        spec.replication = spec.dfs_replication
+        # Every node at once: DataNodes and NodeManagers retry until the master's daemons answer.
+        self.hadoop_configured = True  # from here on the nodes have logs worth shipping
+        try:
+            timings = node_setup.configure_nodes(
+                spec,
+                [(i, self.nodes[i["id"]]) for i in instances],
+                HADOOP_READY_TIMEOUT,
+                on_done=self.keep_bootstrap_logs,
+            )
+        except node_setup.NodeSetupError as exc:
+            raise ClusterFailure(states.BOOTSTRAP_FAILURE, exc.message) from None
         self._phase("hadoop_configured")
         self._check_termination()
         self._progress("Waiting for HDFS and YARN to register every node")
+        master = next(i for i in instances if i["role"] == "MASTER")
+        waited = time.monotonic()
         result = self.nodes[master["id"]].run_script(
             render_wait_ready(spec, HADOOP_READY_TIMEOUT), timeout=HADOOP_READY_TIMEOUT + 30
         )
+        waited = time.monotonic() - waited
         if result.exit_status != 0:
             raise ClusterFailure(
                 states.BOOTSTRAP_FAILURE, f"Hadoop did not become ready: {result.stderr.strip()}"
             )
         for instance in instances:
-            instance["state"] = states.INSTANCE_RUNNING
-            self.store.put_instance(self.cid, instance)
+            self._set_instance_state(instance, states.INSTANCE_RUNNING)
+
+        # Resilin's own share: the configuration phase less the waits for Hadoop's daemons
+        # (the slowest node's daemon starts, then readiness) and the user's bootstrap actions.
+        slowest = max(timings.values(), key=lambda t: t.daemons + t.bootstrap)
+        own = time.monotonic() - began - slowest.daemons - slowest.bootstrap - waited
 
         def groups_running(c: Doc) -> None:
+            now = time.time()
             for g in c["groups"]:
-                g["state"] = states.GROUP_RUNNING
+                if g["requested"]:
+                    g["state"] = states.GROUP_RUNNING
+                    g.setdefault("timeline", {})["ready"] = now
+            c["configure_timing"] = {
+                "resilin_seconds": round(own, 2),
+                "daemon_start_seconds": round(slowest.daemons, 2),
+                "bootstrap_seconds": round(slowest.bootstrap, 2),
+                "ready_wait_seconds": round(waited, 2),
+            }
 
         self.store.update_cluster(self.cid, groups_running)
         self._phase("hadoop_ready")
+        self.monitor = ClusterMonitor(self)
+        self.monitor.start()
 
     # -- steps ----------------------------------------------------------
+    def _master_instance(self) -> Doc:
+        return next(i for i in self.instances.values() if i["role"] == "MASTER")
+
     def _master(self) -> Node:
-        master = next(i for i in self.store.instances_of(self.cid) if i["role"] == "MASTER")
-        return self.nodes[master["id"]]
+        return self.nodes[self._master_instance()["id"]]
+
+    def _set_state(self, state: str, message: str) -> None:
+        """Move to ``state`` with ``message`` unless the cluster already shows exactly that."""
+        cluster = self.cluster
+        if cluster["state"] == state and (cluster.get("state_reason") or {}).get("message") == message:
+            return
+        self._transition(state, message)
 
     def run_steps(self) -> None:
-        while True:
-            self._check_termination()
-            pending = [s for s in self.store.steps_of(self.cid) if s["state"] == states.PENDING]
-            if pending:
-                step = pending[0]
-                if self.cluster["state"] != states.RUNNING:
-                    self._transition(states.RUNNING, f"Running step {step['id']}")
-                if not self.run_step(step):
-                    self._after_failure(step)
-                continue
-            cluster = self.cluster
-            if not cluster["keep_alive"]:
-                self._request_termination(states.ALL_STEPS_COMPLETED, "Steps completed")
-                raise TerminationRequested()
-            if cluster["state"] != states.WAITING:
-                self._transition(states.WAITING, "Cluster ready to run steps.")
-            self.wake.wait(2.0)
-            self.wake.clear()
+        """Run steps until the cluster has to end: its steps are done (no keep-alive), a step
+        failure shuts it down, it idled past its auto-termination policy, or a user terminated it.
 
-    def _after_failure(self, failed: Doc) -> None:
-        action = failed["action_on_failure"]
-        if action == states.CONTINUE:
-            return
-        for step in self.store.steps_of(self.cid):
-            if step["state"] == states.PENDING:
-                self.store.transition_step(step["id"], states.CANCELLED)
-        if action in (states.TERMINATE_CLUSTER, states.TERMINATE_JOB_FLOW):
-            self._request_termination(states.STEP_FAILURE, "Shut down as step failed")
-            raise TerminationRequested()
-
-    def run_step(self, step: Doc) -> bool:
-        """Run one step on the master; True when it completed."""
-        sid = step["id"]
-        self.store.transition_step(sid, states.STEP_RUNNING)
-        master = self._master()
+        Steps are looked for only now that Hadoop is ready, so steps added while the cluster
+        was starting (as mrjob adds them right after RunJobFlow) run even without keep-alive.
+        """
+        scheduler = StepScheduler(self.store, self.cid, self._master, self._keep_logs, self._log_file)
+        idle = IdleClock()
         try:
-            script = step_scripts.step_script(step, self.cluster.get("log_uri"), self.cid)
-        except ValueError as exc:
-            self.store.transition_step(
-                sid, states.FAILED, failure={"reason": "Invalid step", "message": str(exc)}
-            )
-            return False
-        outcome: dict = {}
+            while True:
+                self._check_termination()
+                cluster = self.cluster
+                verdict = scheduler.tick(cluster)
+                if verdict.terminate:
+                    self._request_termination(states.STEP_FAILURE, states.MSG_STEP_FAILED)
+                    raise TerminationRequested()
+                if verdict.running:
+                    idle.reset()
+                    self._set_state(states.RUNNING, verdict.message)
+                elif not cluster["keep_alive"] and not verdict.hold:
+                    if self._end_unless_steps_pending(states.ALL_STEPS_COMPLETED, states.MSG_STEPS_COMPLETED):
+                        raise TerminationRequested()
+                    continue  # a step arrived at this very moment: run it
+                else:
+                    self._set_state(states.WAITING, verdict.message)
+                    # Termination protection also keeps the auto-termination policy from ending the cluster.
+                    if not cluster["termination_protected"] and idle.expired(
+                        cluster, self._master(), self._master_instance()["private_ip"]
+                    ):
+                        message = (
+                            f"Auto-terminated: the cluster was idle for more than the "
+                            f"{idle.timeout(cluster)} seconds of its auto-termination policy"
+                        )
+                        if self._end_unless_steps_pending(states.ALL_STEPS_COMPLETED, message):
+                            raise TerminationRequested()
+                        continue
+                self.wake.wait(1.0)
+                self.wake.clear()
+        finally:
+            scheduler.abandon()
 
-        def execute() -> None:
-            try:
-                outcome["result"] = master.run_script(script)
-            except Exception as exc:  # SSH dropped: the step's fate is unknown, so it failed
-                outcome["error"] = exc
+    def _end_unless_steps_pending(self, code: str, message: str) -> bool:
+        """Start terminating with ``code`` unless a step is PENDING (atomically with AddJobFlowSteps)."""
 
-        runner = threading.Thread(target=execute, name=f"step-{sid}", daemon=True)
-        runner.start()
-        while runner.is_alive():
-            runner.join(1.0)
-            if self.cluster["terminate_requested"]:
-                master.run(
-                    f"kill -- -$(cat {step_scripts.STEP_LOG_ROOT}/{sid}/pid) 2>/dev/null; true", timeout=30
-                )
-                runner.join(30)
-                self.store.transition_step(sid, states.CANCELLED)
-                raise TerminationRequested()
-        self._keep_logs(master, sid)
-        result = outcome.get("result")
-        if result is not None and result.exit_status == 0:
-            self.store.transition_step(sid, states.COMPLETED, exit_status=0)
-            return True
-        if result is None:
-            failure = {"reason": "Lost contact with the master", "message": str(outcome.get("error"))}
-        else:
-            failure = {
-                "reason": "Unknown error.",
-                "message": f"Step failed with exit status {result.exit_status}",
-                "log_file": self._log_file(sid),
-            }
-        self.store.transition_step(
-            sid, states.FAILED, failure=failure, exit_status=getattr(result, "exit_status", None)
-        )
-        return False
+        def change(c: Doc) -> None:
+            if c["terminate_requested"] or c["state"] in states.FINAL_CLUSTER_STATES:
+                return
+            c["terminate_requested"] = True
+            c["state"] = states.TERMINATING
+            c["state_reason"] = {"code": code, "message": message}
+
+        ended = self.store.terminate_if_no_steps_pending(self.cid, change)
+        if ended:
+            log.info("%s: %s", self.cid, message)
+        return ended
+
+    def _record_applications(self, sid: str) -> None:
+        logs = self.step_log_dir(sid)
+        texts = [(logs / n).read_text(errors="replace") for n in ("stderr", "syslog") if (logs / n).exists()]
+        apps = step_scripts.application_ids(*texts)
+
+        def change(step: Doc) -> None:
+            step["yarn_application_ids"] = apps
+
+        self.store.update_step(sid, change)
 
     def _log_file(self, sid: str) -> str:
         log_uri = self.cluster.get("log_uri")
@@ -334,7 +422,9 @@ class ClusterWorker(threading.Thread):
             except (OSError, SshError) as exc:
                 log.warning("%s: could not fetch %s of step %s: %s", self.cid, name, sid, exc)
 
-    # -- recovery after a restart ----------------------------------------
+        # -- recovery after a restart ----------------------------------------
+        self._record_applications(sid)
+
     def reclaim_instances(self) -> None:
         """Release whatever a previous run launched for this cluster, found by its tags."""
         try:
@@ -351,36 +441,81 @@ class ClusterWorker(threading.Thread):
 
     # -- teardown -------------------------------------------------------
     def teardown(self) -> None:
-        for node in self.nodes.values():
-            node.close()
+        if self.monitor is not None:
+            self.monitor.stop()
         if (
             self.cluster["state"] not in states.FINAL_CLUSTER_STATES
             and not self.cluster["terminate_requested"]
         ):
             self._request_termination(states.INTERNAL_ERROR, "Cluster worker stopped")
+        # Steps are over as soon as the cluster is going: clients waiting on them learn it now.
+        self._cancel_active_steps()
+        self._ship_node_logs()
+        for node in self.nodes.values():
+            node.close()
         errors = self.provisioner.teardown()
+        known_hosts.remove(self.known_hosts, self.cid)
+        reason = self.cluster.get("state_reason") or {}
+        code, message = self._member_reason(reason)
         for instance in self.store.instances_of(self.cid):
-            instance["state"] = states.INSTANCE_TERMINATED
-            self.store.put_instance(self.cid, instance)
-        for step in self.store.steps_of(self.cid):
-            if step["state"] in states.ACTIVE_STEP_STATES:
-                self.store.transition_step(step["id"], states.CANCELLED)
-        reason = (self.cluster.get("state_reason") or {}).get("code")
+            self._set_instance_state(instance, states.INSTANCE_TERMINATED, code, message)
+        self._cancel_active_steps()  # any added while the instances went
         final = (
             states.TERMINATED
-            if reason in (states.USER_REQUEST, states.ALL_STEPS_COMPLETED) and not errors
+            if reason.get("code") in (states.USER_REQUEST, states.ALL_STEPS_COMPLETED) and not errors
             else states.TERMINATED_WITH_ERRORS
         )
 
         def finish(c: Doc) -> None:
+            now = time.time()
+            group_code = code if code in states.GROUP_REASON_CODES else states.CLUSTER_TERMINATED
             for g in c["groups"]:
                 g["state"] = states.GROUP_TERMINATED
                 g["running"] = 0
-            c.setdefault("phases", {})["terminated"] = time.time()
+                g["state_reason"] = {"code": group_code, "message": message}
+                g.setdefault("timeline", {}).setdefault("end", now)
+            c.setdefault("phases", {})["terminated"] = now
 
         self.store.update_cluster(self.cid, finish)
         self.store.transition_cluster(self.cid, final)
         self._delete_key()
+
+    def _cancel_active_steps(self) -> None:
+        for step in self.store.steps_of(self.cid):
+            if step["state"] in states.ACTIVE_STEP_STATES:
+                try:
+                    self.store.transition_step(step["id"], states.CANCELLED)
+                except StateConflict:
+                    pass  # it ended on its own at the same moment
+
+    @staticmethod
+    def _member_reason(cluster_reason: Doc) -> tuple[str, str]:
+        """Why the cluster's instances ended, in the codes instances and groups use."""
+        code = cluster_reason.get("code")
+        if code in (states.USER_REQUEST, states.ALL_STEPS_COMPLETED, states.STEP_FAILURE, None):
+            return states.CLUSTER_TERMINATED, states.MSG_JOB_FLOW_TERMINATED
+        return code, cluster_reason.get("message") or states.MSG_JOB_FLOW_TERMINATED
+
+    def _ship_node_logs(self) -> None:
+        """Every node's daemon and container logs to LogUri, as EMR leaves them there (best effort)."""
+        log_uri = self.cluster.get("log_uri")
+        if not log_uri or not self.hadoop_configured or not self.nodes:
+            return
+
+        def ship(instance: Doc) -> None:
+            node = self.nodes.get(instance["id"])
+            if node is None:
+                return
+            script = node_logs.ship_script(log_uri, self.cid, instance["ec2_id"])
+            try:
+                done = node.run_script(script, timeout=node_logs.SHIP_TIMEOUT)
+                if done.exit_status != 0:
+                    log.warning("%s: shipping logs of %s: %s", self.cid, instance["id"], done.stderr[-300:])
+            except (SshError, OSError) as exc:
+                log.warning("%s: could not ship logs of %s: %s", self.cid, instance["id"], exc)
+
+        with ThreadPoolExecutor(max_workers=min(16, len(self.instances) or 1)) as pool:
+            list(pool.map(ship, list(self.instances.values())))
 
     # -- the cluster's SSH key ------------------------------------------
     def _key_path(self) -> Path:

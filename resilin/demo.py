@@ -293,13 +293,16 @@ def wordcount_with_cli(
     return result
 
 
-def leftover_instances() -> list[str]:
-    """Names of local-cloud containers that still exist (none should, once clusters end)."""
+def leftover_instances(clouds: list[str]) -> list[str]:
+    """Names of the given local clouds' containers that still exist (none should, once clusters end)."""
     import subprocess
 
-    done = subprocess.run(
-        ["podman", "ps", "-a", "--filter", "label=resilin.cloud", "--format", "{{.Names}}"],
-        capture_output=True,
-        text=True,
-    )
-    return [name for name in done.stdout.split() if name]
+    names: list[str] = []
+    for cloud in clouds:
+        done = subprocess.run(
+            ["podman", "ps", "-a", "--filter", f"label=resilin.cloud={cloud}", "--format", "{{.Names}}"],
+            capture_output=True,
+            text=True,
+        )
+        names.extend(name for name in done.stdout.split() if name)
+    return names

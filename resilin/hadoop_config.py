@@ -1,11 +1,18 @@
-"""Renders the per-node Hadoop configuration script from the Jinja2 templates."""
+"""Renders the per-node Hadoop configuration script from the Jinja2 templates.
+
+Resilin's defaults, sized from the instance type as EMR sizes them, are overlaid
+with the cluster's EMR configuration classifications and then with those of the
+node's instance group.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 
 import jinja2
 
+from resilin.errors import ValidationError
 from resilin.jobflows.store import Doc
 
 # Daemons per EMR role; a one-node cluster runs everything on the master.
@@ -14,7 +21,20 @@ DAEMONS = {
     "CORE": ("datanode", "nodemanager"),
     "TASK": ("nodemanager",),
 }
-SITE_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml")
+SITE_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml", "capacity-scheduler.xml")
+# Classifications rendered into XML site files, by file.
+XML_CLASSIFICATIONS = {f.removesuffix(".xml"): f for f in SITE_FILES}
+# Classifications whose nested "export" classification becomes environment variables.
+ENV_CLASSIFICATIONS = {
+    "hadoop-env": "hadoop-env.sh",
+    "yarn-env": "yarn-env.sh",
+    "mapred-env": "mapred-env.sh",
+}
+LOG4J_CLASSIFICATION = "hadoop-log4j"
+SUPPORTED_CLASSIFICATIONS = {*XML_CLASSIFICATIONS, *ENV_CLASSIFICATIONS, LOG4J_CLASSIFICATION}
+# Where the exclude lists for decommissioning live on the master.
+DFS_EXCLUDE = "/etc/hadoop/dfs.exclude"
+YARN_EXCLUDE = "/etc/hadoop/yarn.exclude"
 
 
 @dataclass(frozen=True)
@@ -42,22 +62,47 @@ class Sizing:
 
 # Memory (MiB) and vCPUs of the instance types Resilin knows, as EC2 lists them.
 INSTANCE_TYPES: dict[str, tuple[int, int]] = {
+    "t3.micro": (1024, 2),
+    "t3.small": (2048, 2),
+    "t3.medium": (4096, 2),
+    "t3.large": (8192, 2),
     "m1.small": (1740, 1),
+    "m1.medium": (3840, 1),
     "m1.large": (7680, 2),
     "m4.large": (8192, 2),
+    "m4.xlarge": (16384, 4),
     "m5.large": (8192, 2),
     "m5.xlarge": (16384, 4),
     "m5.2xlarge": (32768, 8),
+    "m5.4xlarge": (65536, 16),
+    "c5.large": (4096, 2),
     "c5.xlarge": (8192, 4),
+    "c5.2xlarge": (16384, 8),
+    "r5.large": (16384, 2),
     "r5.xlarge": (32768, 4),
-    "t3.medium": (4096, 2),
+    "r5.2xlarge": (65536, 8),
 }
 
 
 def sizing_for(instance_type: str) -> Sizing:
+    """YARN and MapReduce sizes for an instance type, following EMR's rules of thumb.
+
+    YARN gets the memory left after the OS and the daemons (a quarter, at least 1 GiB);
+    a map container is one vCPU's share of it (at most 3 GiB, as EMR's m5.xlarge),
+    reduce containers and the ApplicationMaster twice that, within half of what a node offers.
+    """
     memory, vcpus = INSTANCE_TYPES.get(instance_type, (8192, 2))
-    # Leave a quarter of the memory (at least 1 GiB) to the OS and the Hadoop daemons, as EMR does.
-    return Sizing(nodemanager_memory_mb=max(1024, memory - max(1024, memory // 4)), nodemanager_vcores=vcpus)
+    yarn_memory = max(1024, memory - max(1024, memory // 4))
+    half = max(512, yarn_memory // 2)  # an ApplicationMaster must leave room for tasks on one node
+    map_mb = max(512, min(3072, half, yarn_memory // vcpus // 256 * 256))
+    double = min(2 * map_mb, half)
+    return Sizing(
+        nodemanager_memory_mb=yarn_memory,
+        nodemanager_vcores=vcpus,
+        map_memory_mb=map_mb,
+        reduce_memory_mb=double,
+        am_memory_mb=double,
+    )
 
 
 @dataclass
@@ -66,6 +111,9 @@ class NodeSpec:
     ip: str
     role: str
     hostname: str = ""  # the instance's own host name, which Hadoop daemons register under
+    instance_type: str = ""
+    group_id: str = ""
+    configurations: list[Doc] = field(default_factory=list)  # the node's instance group's
 
 
 @dataclass
@@ -79,6 +127,8 @@ class ClusterSpec:
     worker_type: str
     configurations: list[Doc] = field(default_factory=list)
     layout: NodeImageLayout = field(default_factory=NodeImageLayout)
+    replication: int | None = None  # fixed when the cluster starts; resizing does not change it
+    bootstrap_script: str = ""  # bash run on every node before Hadoop starts (see resilin.bootstrap)
 
     @property
     def master(self) -> NodeSpec:
@@ -96,6 +146,13 @@ class ClusterSpec:
     def nodemanagers(self) -> int:
         return len(self.workers) or 1
 
+    @property
+    def dfs_replication(self) -> int:
+        return self.replication or min(3, self.datanodes)
+
+
+# EMR's s3-dist-cp, installed on the master as a command (see hadoop_templates/s3_dist_cp.py).
+S3_DIST_CP = resources.files("resilin.hadoop_templates") / "s3_dist_cp.py"
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("resilin.hadoop_templates", "."),
@@ -105,11 +162,38 @@ _env = jinja2.Environment(
 )
 
 
-def overrides_from(configurations: list[Doc]) -> dict[str, dict[str, str]]:
-    """EMR configuration classifications as {classification: {property: value}}."""
-    result: dict[str, dict[str, str]] = {}
+def check_configurations(configurations: list[Doc]) -> None:
+    """EMR's validation of Configurations: known classifications, exports only where EMR has them."""
     for item in configurations:
-        result.setdefault(item.get("Classification", ""), {}).update(item.get("Properties", {}))
+        name = item.get("Classification", "")
+        if name not in SUPPORTED_CLASSIFICATIONS:
+            raise ValidationError(f"The classification '{name}' is not valid.")
+        for nested in item.get("Configurations", []):
+            if name not in ENV_CLASSIFICATIONS or nested.get("Classification") != "export":
+                raise ValidationError(
+                    f"The classification '{nested.get('Classification')}' is not valid within '{name}'."
+                )
+            if nested.get("Configurations"):
+                raise ValidationError("An export classification cannot have nested configurations.")
+        if name in ENV_CLASSIFICATIONS and item.get("Properties"):
+            raise ValidationError(
+                f"Classification '{name}' takes its variables in a nested 'export' classification."
+            )
+
+
+def overrides_from(*layers: list[Doc]) -> dict[str, dict[str, str]]:
+    """EMR configuration classifications as {classification: {property: value}}, later layers winning.
+
+    Exports nested in ``*-env`` classifications appear as ``<classification>/export``.
+    """
+    result: dict[str, dict[str, str]] = {}
+    for configurations in layers:
+        for item in configurations:
+            name = item.get("Classification", "")
+            result.setdefault(name, {}).update(item.get("Properties", {}))
+            for nested in item.get("Configurations", []):
+                key = f"{name}/{nested.get('Classification', '')}"
+                result.setdefault(key, {}).update(nested.get("Properties", {}))
     return result
 
 
@@ -120,10 +204,29 @@ def daemons_for(spec: ClusterSpec, node: NodeSpec) -> tuple[str, ...]:
     return daemons
 
 
+def _shell_value(value: str) -> str:
+    """An export's value as EMR writes it: double-quoted, so $VARIABLES still expand."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`") + '"'
+
+
+def env_files(overrides: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The ``*-env.sh`` files with the exports the configurations ask for."""
+    files = {}
+    for classification, filename in ENV_CLASSIFICATIONS.items():
+        exports = overrides.get(f"{classification}/export", {})
+        if exports:
+            files[filename] = "\n".join(f"export {k}={_shell_value(v)}" for k, v in sorted(exports.items()))
+    return files
+
+
 def render_node_script(spec: ClusterSpec, node: NodeSpec) -> str:
+    overrides = overrides_from(spec.configurations, node.configurations)
+    node_sizing = sizing_for(node.instance_type or spec.worker_type)
+    job_sizing = sizing_for(spec.worker_type)
     context = {
         "cluster_id": spec.cluster_id,
         "role": node.role,
+        "group_id": node.group_id,
         "master_ip": spec.master.ip,
         "node_ip": node.ip,
         "nodes": spec.nodes,
@@ -131,15 +234,26 @@ def render_node_script(spec: ClusterSpec, node: NodeSpec) -> str:
         "region": spec.region,
         "access_key": spec.access_key,
         "secret_key": spec.secret_key,
-        "replication": min(3, spec.datanodes),
-        "sizing": sizing_for(spec.worker_type),
+        "replication": spec.dfs_replication,
+        "sizing": job_sizing,
+        "node_sizing": node_sizing,
         "hadoop": spec.layout,
-        "overrides": overrides_from(spec.configurations),
+        "overrides": overrides,
+        "dfs_exclude": DFS_EXCLUDE,
+        "yarn_exclude": YARN_EXCLUDE,
     }
     files = {name: _env.get_template(f"{name}.j2").render(context).strip() for name in SITE_FILES}
     files["workers"] = "\n".join(n.ip for n in spec.workers) or spec.master.ip
     return _env.get_template("configure-node.sh.j2").render(
-        context | {"files": files, "daemons": daemons_for(spec, node)}
+        context
+        | {
+            "files": files,
+            "env_files": env_files(overrides),
+            "log4j": overrides.get(LOG4J_CLASSIFICATION, {}),
+            "daemons": daemons_for(spec, node),
+            "bootstrap_script": spec.bootstrap_script,
+            "s3_dist_cp": S3_DIST_CP.read_text() if node.role == "MASTER" else "",
+        }
     )
 
 
@@ -151,3 +265,8 @@ def render_wait_ready(spec: ClusterSpec, timeout: int) -> str:
         nodemanagers=spec.nodemanagers,
         timeout=timeout,
     )
+
+
+def render_hosts_update(nodes: list[NodeSpec]) -> str:
+    """A script that makes ``nodes`` resolvable on a node already running (used when the cluster grows)."""
+    return _env.get_template("hosts.sh.j2").render(nodes=nodes)

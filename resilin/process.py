@@ -37,6 +37,7 @@ class ResilinProcess:
     accounts: list[Credentials]
     cloud: str
     process: subprocess.Popen | None = None
+    localcloud_port: int = 0  # the local cloud's EC2 endpoint, where accounts import their key pairs
 
     def endpoints(self, account: int = 0) -> Endpoints:
         creds = self.accounts[account]
@@ -48,13 +49,14 @@ class ResilinProcess:
         )
 
     def write_config(self, subnet: str, redis_url: str = "") -> None:
+        self.localcloud_port = self.localcloud_port or free_port()
         accounts = "".join(
             f'[[accounts]]\naccount_id = "{c.account_id}"\naccess_key = "{c.access_key}"\nsecret_key = "{c.secret_key}"\n\n'
             for c in self.accounts
         )
         (self.home / "resilin.toml").write_text(
             f'bind_host = "127.0.0.1"\napi_port = {self.api_port}\nstorage_port = {self.storage_port}\n'
-            f'localcloud_port = {free_port()}\nregion = "us-east-1"\ndefault_cloud = "{self.cloud}"\n'
+            f'localcloud_port = {self.localcloud_port}\nregion = "us-east-1"\ndefault_cloud = "{self.cloud}"\n'
             + (f'redis_url = "{redis_url}"\n' if redis_url else "")
             + f'node_image = "localhost/resilin-node:latest"\n\n{accounts}'
             f'[[clouds]]\nname = "{self.cloud}"\nkind = "local"\nsubnet = "{subnet}"\n'

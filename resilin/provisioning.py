@@ -36,6 +36,7 @@ from resilin.provisioners.ec2client import (
     error_code,
     error_text,
 )
+from resilin.sigv4 import Credentials
 from resilin.ssh import KeyPair, Node, SshError
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class Placement:
     storage_endpoint: str
     cloud: CloudConfig | None = None
     ssh_cidr: str = "0.0.0.0/0"  # where Resilin's SSH comes from, as the cloud sees it
+    # The cloud's EC2 API as one of Resilin's accounts sees it (local clouds), to find its key pairs.
+    account_client: Callable[[Credentials], EC2Client] | None = None
     _images: dict[str, str] = field(default_factory=dict, repr=False)
 
     def image(self, release_label: str) -> str:
@@ -189,6 +192,31 @@ class ClusterProvisioner:
         codes = {r.code for r in refusals}
         code = states.INSTANCE_FAILURE if states.INSTANCE_FAILURE in codes else refusals[0].code
         raise ProvisioningFailed(code, "; ".join(r.message for r in refusals))
+
+    def grow(self, cluster: Doc, group: Doc, count: int) -> list[ReadyInstance]:
+        """``count`` more instances for ``group`` in the cluster's cloud, with its key pair and
+        security group, running and reachable over SSH (resizing and node replacement)."""
+        if self.placement is None:
+            raise ProvisioningFailed(states.INTERNAL_ERROR, "the cluster has not been provisioned")
+        placement = self.placement
+        resources = self.resources.setdefault(placement.cloud_name, CloudResources())
+        try:
+            image = placement.image(cluster.get("release_label", ""))
+            self._import_key(placement, resources)
+            self._make_security_group(placement, resources)
+            ec2_ids = self._launch_group(placement, resources, group, image, count, cluster)
+            running = self._wait_started(
+                placement, resources, [Launched(group, i) for i in ec2_ids], image, cluster
+            )
+        except (ClientError, BotoCoreError, ProvisioningError) as exc:
+            raise ProvisioningFailed(
+                states.INSTANCE_FAILURE, f"Cloud {placement.cloud_name}: {error_text(exc)}"
+            ) from exc
+        try:
+            return self._reach(placement, running)
+        except ProvisioningFailed:
+            placement.client.terminate([info.id for _, info in running])  # nothing half-joined stays
+            raise
 
     def _launch_in(
         self, name: str, cluster: Doc, why: str = ""

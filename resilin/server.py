@@ -27,6 +27,7 @@ from resilin.config import CloudConfig, Settings
 from resilin.installation import installation_id
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
+from resilin.offered_types import offered_types
 from resilin.orchestrator import Orchestrator
 from resilin.reconciler import Reconciler
 from resilin.redis_server import PrivateRedis, connect
@@ -115,10 +116,12 @@ def start(settings: Settings) -> Runtime:
         cloud_creds = Credentials(
             "AKIALOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30), LOCAL_CLOUD_ACCOUNT
         )
+        # Resilin's accounts may use the local cloud too, each in its own account: that is where
+        # they import the key pairs RunJobFlow's Ec2KeyName names (see resilin/user_keys.py).
         site = make_cloud_site(
             cloud,
             redis_client,
-            lambda k, c=cloud_creds: c if k == c.access_key else None,
+            lambda k, c=cloud_creds: c if k == c.access_key else settings.credentials(k),
             _local_images(settings, cloud),
             operators=[LOCAL_CLOUD_ACCOUNT],  # Resilin operates its local clouds (faults through /admin/)
         )
@@ -152,7 +155,7 @@ def start(settings: Settings) -> Runtime:
         if runtime.gateway != settings.bind_host:
             ports.append(_listen_freebind(storage_site, settings.storage_port, runtime.gateway))
 
-    service = EmrService(store, settings.region)
+    service = EmrService(store, settings.region, offered_types(settings))
     ports.append(_listen(make_api_site(service, settings.credentials, settings.region), settings.api_port,
                          settings.bind_host))  # fmt: skip
 
@@ -163,6 +166,7 @@ def start(settings: Settings) -> Runtime:
         if name in clients:
             return clients[name]
         cloud = settings.cloud(name)  # KeyError for an unknown cloud
+        account_client = None
         if name in local:
             runtime = local[name]
             client = EC2Client(
@@ -171,6 +175,11 @@ def start(settings: Settings) -> Runtime:
             )  # fmt: skip
             storage = f"http://{runtime.gateway}:{settings.storage_port}"
             ssh_cidr = f"{runtime.gateway}/32"  # Resilin reaches its instances from the network's gateway
+
+            # The cloud as an account of Resilin's sees it: where Ec2KeyName's key pairs are found.
+            def account_client(creds: Credentials, cloud=cloud, runtime=runtime) -> EC2Client:
+                return EC2Client(replace(cloud, endpoint=runtime.endpoint, access_key=creds.access_key,
+                                         secret_key=creds.secret_key))  # fmt: skip
         else:
             client = EC2Client(cloud)
             storage = settings.extra.get(
@@ -178,7 +187,13 @@ def start(settings: Settings) -> Runtime:
             )
             ssh_cidr = cloud.ssh_cidr or "0.0.0.0/0"
         clients[name] = Placement(
-            name, client, cloud.image_id or settings.node_image, storage, cloud=cloud, ssh_cidr=ssh_cidr
+            name,
+            client,
+            cloud.image_id or settings.node_image,
+            storage,
+            cloud=cloud,
+            ssh_cidr=ssh_cidr,
+            account_client=account_client,
         )
         return clients[name]
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
@@ -93,7 +95,9 @@ class Verified:
 CredentialLookup = Callable[[str], Credentials | None]
 
 
+@functools.lru_cache(maxsize=1024)
 def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
+    # Cached: it changes once a day per key, and every request of a busy service needs it.
     key = ("AWS4" + secret_key).encode()
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
@@ -173,9 +177,16 @@ def _parse_authorization(value: str) -> tuple[str, list[str], str]:
         ) from None
 
 
-def _parse_amz_date(value: str) -> dt.datetime:
+_AMZ_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
+
+
+def parse_amz_date(value: str) -> dt.datetime:
+    """An X-Amz-Date (ISO 8601 basic format, UTC); SignatureError MALFORMED when it is not one."""
+    match = _AMZ_DATE.match(value)
     try:
-        return dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        if match is None:
+            raise ValueError(value)
+        return dt.datetime(*(int(part) for part in match.groups()), tzinfo=dt.UTC)
     except ValueError:
         raise SignatureError(
             Failure.MALFORMED, f"X-Amz-Date {value!r} is not in the ISO8601 basic format"
@@ -240,7 +251,7 @@ def verify(
     if len(parts) != 5 or parts[4] != "aws4_request":
         raise SignatureError(Failure.MALFORMED, f"Credential should be scoped correctly: {credential!r}")
     access_key, date, region, scope_service, _ = parts
-    amz_date = _parse_amz_date(amz_date_value)
+    amz_date = parse_amz_date(amz_date_value)
     if amz_date_value[:8] != date:
         raise SignatureError(Failure.MALFORMED, "Credential date does not match X-Amz-Date")
 
@@ -268,8 +279,8 @@ def verify(
     if missing:
         raise SignatureError(Failure.BAD_SIGNATURE, f"signed header(s) not present: {', '.join(missing)}")
 
-    if presigned:
-        payload_hash = UNSIGNED_PAYLOAD
+    if presigned and scope_service == "s3":
+        payload_hash = UNSIGNED_PAYLOAD  # S3's presigned URLs leave the payload out; other services hash it
     elif "x-amz-content-sha256" in headers:
         payload_hash = headers["x-amz-content-sha256"][0]
     elif body_sha256 is not None:

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         args.region,
         virtual_host_base=args.virtual_host_base,
         max_object_size=args.max_object_size,
+        access_log=args.log,
     )
     port = reactor.listenTCP(args.port, site, interface=args.host)  # type: ignore[attr-defined]
     print(f"listening on http://{args.host}:{port.getHost().port}", flush=True)

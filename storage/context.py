@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
 from twisted.web.server import Request
 
 from resilin.sigv4 import Verified
 from resilin.storage.errors import access_denied
+from resilin.storage.spool import SpoolFile
 from resilin.storage.store import BucketInfo, Store
 
 
@@ -57,6 +59,17 @@ class Call:
         except (AttributeError, OSError, io.UnsupportedOperation):
             return io.BytesIO(content.getvalue())  # small bodies are kept in memory
         return os.fdopen(os.dup(fd), "rb")
+
+    def claim_spool(self) -> Path | None:
+        """The file the body was spooled to, taken over by the caller (None for small bodies).
+
+        The caller becomes responsible for the file: it either renames it into
+        place or removes it.
+        """
+        content = self.request.content
+        if isinstance(content, SpoolFile) and not content.closed:
+            return content.claim()
+        return None
 
 
 @dataclass

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from resilin.sigv4 import Verified
-from resilin.storage import checksums, chunked
+from resilin.storage import checksums, chunked, hashing
 from resilin.storage.errors import S3Error
 
-READ_PIECE = 1024 * 1024
+READ_PIECE = 4 * 1024 * 1024
 MAX_OBJECT_SIZE = 5 * 1024**3  # a single PUT; larger objects need multipart uploads
 
 
@@ -43,15 +43,16 @@ class Ingested:
 
 
 class _Sink:
-    """Receives decoded body data: writes it out and feeds every hash."""
+    """Receives decoded body data: writes it out (unless it is hashed in place) and feeds every hash."""
 
-    def __init__(self, out: BinaryIO, spec: BodySpec) -> None:
+    def __init__(self, out: BinaryIO | None, spec: BodySpec) -> None:
         self.out = out
         self.max_size = spec.max_size
         self.size = 0
         self.md5 = hashlib.md5()
         self.sha256 = hashlib.sha256() if _is_hex_hash(spec.payload_hash) else None
         self.extra = checksums.new_hasher(spec.checksum_algorithm) if spec.checksum_algorithm else None
+        self.hashers = [h for h in (self.md5, self.sha256, self.extra) if h is not None]
 
     def __call__(self, data: bytes) -> None:
         self.size += len(data)
@@ -62,20 +63,21 @@ class _Sink:
                 400,
                 extra={"MaxSizeAllowed": str(self.max_size)},
             )
-        self.out.write(data)
-        self.md5.update(data)
-        if self.sha256 is not None:
-            self.sha256.update(data)
-        if self.extra is not None:
-            self.extra.update(data)
+        if self.out is not None:
+            self.out.write(data)
+        hashing.update_all(self.hashers, data)
 
 
 def _is_hex_hash(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value.lower())
 
 
-def ingest(source: BinaryIO, out: BinaryIO, spec: BodySpec) -> Ingested:
-    """Copy the body in ``source`` to ``out``, checking every digest the client gave."""
+def ingest(source: BinaryIO, out: BinaryIO | None, spec: BodySpec) -> Ingested:
+    """Copy the body in ``source`` to ``out``, checking every digest the client gave.
+
+    With ``out`` None the body is only read and checked: the caller keeps
+    ``source`` itself as the object's data (see ``spool``).
+    """
     source.seek(0)
     sink = _Sink(out, spec)
     trailers: dict[str, str] = {}

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from resilin.storage.keyindex import KeyIndex, prefix_end
-from resilin.storage.objfile import ObjectMeta
+
+Meta = TypeVar("Meta")  # what the listing shows of each key (an ObjectMeta, a ListEntry, ...)
 
 MAX_KEYS = 1000
 
 
 @dataclass
-class Listing:
-    contents: list[tuple[str, ObjectMeta]] = field(default_factory=list)
+class Listing(Generic[Meta]):
+    contents: list[tuple[str, Meta]] = field(default_factory=list)
     common_prefixes: list[str] = field(default_factory=list)
     truncated: bool = False
     last: str | None = None  # the last key or CommonPrefix returned
@@ -29,14 +31,14 @@ class Listing:
 
 def list_keys(
     index: KeyIndex,
-    meta_of: Callable[[str], ObjectMeta | None],
+    meta_of: Callable[[str], Meta | None],
     *,
     prefix: str = "",
     delimiter: str = "",
     after: str | None = None,
     max_keys: int = MAX_KEYS,
-) -> Listing:
-    result = Listing()
+) -> Listing[Meta]:
+    result: Listing[Meta] = Listing()
     if max_keys <= 0:
         return result
     if after is not None and after >= prefix:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 from resilin.storage import s3xml
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import invalid_argument
 from resilin.storage.listing import MAX_KEYS, list_keys
-from resilin.storage.objfile import CorruptObject, ObjectMeta
-from resilin.storage.owners import add_owner
+from resilin.storage.objfile import CorruptObject
+from resilin.storage.owners import canonical_user_id
+from resilin.storage.store import ListEntry
 
 
 def _max_keys(call: Call) -> int:
@@ -39,32 +41,37 @@ def _encoder(call: Call):
 
 
 def _meta_reader(call: Call, bucket: str):
-    def meta_of(key: str) -> ObjectMeta | None:
+    def meta_of(key: str) -> ListEntry | None:
         try:
-            return call.store.head_object(bucket, key)
+            return call.store.list_entry(bucket, key)
         except (CorruptObject, OSError):
             return None
 
     return meta_of
 
 
-def _contents(parent, key: str, meta: ObjectMeta, encode, owner: str | None) -> None:
-    entry = s3xml.sub(parent, "Contents")
-    s3xml.subs(
-        entry,
-        [
-            ("Key", encode(key)),
-            ("LastModified", s3xml.iso8601(meta.last_modified)),
-            ("ETag", meta.quoted_etag),
-        ],
+def _text(value: str) -> str:
+    return escape(s3xml.xml_text(value))
+
+
+def _contents(key: str, entry: ListEntry, encode, owner_xml: str) -> str:
+    """One <Contents> element, as text: a listing page has up to a thousand of them."""
+    checksum = ""
+    if entry.checksum_algorithm:
+        checksum = (
+            f"<ChecksumAlgorithm>{entry.checksum_algorithm.upper()}</ChecksumAlgorithm>"
+            f"<ChecksumType>{entry.checksum_type}</ChecksumType>"
+        )
+    return (
+        f"<Contents><Key>{_text(encode(key))}</Key>"
+        f"<LastModified>{s3xml.iso8601(entry.last_modified)}</LastModified>"
+        f"<ETag>{_text(entry.quoted_etag)}</ETag>{checksum}<Size>{entry.size}</Size>{owner_xml}"
+        f"<StorageClass>{_text(entry.storage_class)}</StorageClass></Contents>"
     )
-    if meta.checksum:
-        s3xml.sub(entry, "ChecksumAlgorithm", meta.checksum["algorithm"].upper())
-        s3xml.sub(entry, "ChecksumType", meta.checksum.get("type", "FULL_OBJECT"))
-    s3xml.sub(entry, "Size", meta.size)
-    if owner is not None:
-        add_owner(entry, owner)
-    s3xml.sub(entry, "StorageClass", meta.storage_class)
+
+
+def _owner_xml(account: str) -> str:
+    return f"<Owner><ID>{canonical_user_id(account)}</ID><DisplayName>{_text(account)}</DisplayName></Owner>"
 
 
 def _token(last: str) -> str:
@@ -123,8 +130,16 @@ async def list_objects(call: Call) -> Response:
     if v2 and result.truncated and result.last is not None:
         s3xml.sub(doc, "NextContinuationToken", _token(result.last))
     fetch_owner = not v2 or call.query.get("fetch-owner", "").lower() == "true"
-    for key, meta in result.contents:
-        _contents(doc, key, meta, encode, info.owner if fetch_owner else None)
-    for common in result.common_prefixes:
-        s3xml.sub(s3xml.sub(doc, "CommonPrefixes"), "Prefix", encode(common))
-    return s3xml.response(doc)
+    owner_xml = _owner_xml(info.owner) if fetch_owner else ""
+    items = [_contents(key, entry, encode, owner_xml) for key, entry in result.contents]
+    items += [
+        f"<CommonPrefixes><Prefix>{_text(encode(p))}</Prefix></CommonPrefixes>"
+        for p in result.common_prefixes
+    ]
+    # The head of the document comes from lxml; the entries, which are most of it, are appended as text.
+    # (The root's default namespace covers them; Name is always there, so the root has a closing tag.)
+    head = s3xml.serialize(doc)
+    closing = b"</ListBucketResult>"
+    assert head.endswith(closing)
+    body = head[: -len(closing)] + "".join(items).encode() + closing
+    return Response(body=body, headers={"Content-Type": "application/xml"})

@@ -8,10 +8,11 @@ from typing import BinaryIO
 from resilin.storage import checksums, conditions, objfile, requestmeta, s3xml
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import invalid_argument, invalid_request, no_such_upload
-from resilin.storage.ingest import ingest
+from resilin.storage.ingest import Ingested
 from resilin.storage.names import check_key
 from resilin.storage.object_ops import parse_copy_source
 from resilin.storage.objfile import ObjectMeta
+from resilin.storage.uploads import take_body
 from resilin.storage.writes import copy_range, write_temp
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -91,20 +92,14 @@ async def upload_part(call: Call) -> Response:
         )
     spec.checksum_algorithm = spec.checksum_algorithm or wanted
 
-    body = call.body_file()
-
-    def work(out: BinaryIO) -> ObjectMeta:
-        with body:
-            got = ingest(body, out, spec)
+    def describe(got: Ingested) -> ObjectMeta:
         checksum = {}
         if got.checksums:
             algorithm, value = next(iter(got.checksums.items()))
             checksum = {"algorithm": algorithm, "value": value, "type": "PART"}
-        meta = ObjectMeta(size=got.size, etag=got.md5.hex(), last_modified=time.time(), checksum=checksum)
-        objfile.finish(out, meta)
-        return meta
+        return ObjectMeta(size=got.size, etag=got.md5.hex(), last_modified=time.time(), checksum=checksum)
 
-    tmp, meta = await write_temp(call.store, work, "part")
+    tmp, meta = await take_body(call, spec, describe, "part")
     try:
         call.store.commit_part(bucket, upload_id, number, tmp)
     except BaseException:

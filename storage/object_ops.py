@@ -9,9 +9,10 @@ from urllib.parse import unquote
 from resilin.storage import checksums, conditions, objfile, requestmeta, s3xml
 from resilin.storage.context import Call, Response, Stream
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, no_such_key
-from resilin.storage.ingest import ingest
+from resilin.storage.ingest import Ingested
 from resilin.storage.names import check_key
 from resilin.storage.objfile import ObjectMeta
+from resilin.storage.uploads import take_body
 from resilin.storage.writes import copy_range, publish_object, write_temp
 
 # Query parameters of a signed GET that override response headers (used with presigned URLs).
@@ -62,16 +63,12 @@ async def put_object(call: Call) -> Response:
     storage_class = requestmeta.storage_class(call)
     precondition = write_precondition(call, bucket, key)
 
-    body = call.body_file()
-
-    def work(out: BinaryIO) -> ObjectMeta:
-        with body:
-            got = ingest(body, out, spec)
+    def describe(got: Ingested) -> ObjectMeta:
         checksum = {}
         if got.checksums:
             algorithm, value = next(iter(got.checksums.items()))
             checksum = {"algorithm": algorithm, "value": value, "type": "FULL_OBJECT"}
-        meta = ObjectMeta(
+        return ObjectMeta(
             size=got.size,
             etag=got.md5.hex(),
             last_modified=time.time(),
@@ -81,10 +78,8 @@ async def put_object(call: Call) -> Response:
             checksum=checksum,
             storage_class=storage_class,
         )
-        objfile.finish(out, meta)
-        return meta
 
-    tmp, meta = await write_temp(call.store, work)
+    tmp, meta = await take_body(call, spec, describe)
     await publish_object(call.store, bucket, key, tmp, precondition)
     return Response(headers={"ETag": meta.quoted_etag, **checksum_headers(meta)})
 

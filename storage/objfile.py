@@ -65,17 +65,27 @@ def finish(out: BinaryIO, meta: ObjectMeta) -> None:
     os.fsync(out.fileno())
 
 
+_TAIL_READ = 4096  # one read usually brings the footer and the whole metadata
+
+
 def read_meta(f: BinaryIO) -> ObjectMeta:
-    """Read the metadata of an open object file (positioned anywhere)."""
-    total = os.fstat(f.fileno()).st_size
+    """Read the metadata of an open object file (positioned anywhere; left at the start)."""
+    fd = f.fileno()
+    total = os.fstat(fd).st_size
     if total < _FOOTER.size:
         raise CorruptObject("file too short")
-    f.seek(total - _FOOTER.size)
-    length, magic = _FOOTER.unpack(f.read(_FOOTER.size))
+    tail_size = min(total, _TAIL_READ)
+    tail = os.pread(fd, tail_size, total - tail_size)
+    if len(tail) != tail_size:
+        raise CorruptObject("file changed while read")
+    length, magic = _FOOTER.unpack(tail[-_FOOTER.size :])
     if magic != MAGIC or length > MAX_META_BYTES or length > total - _FOOTER.size:
         raise CorruptObject("bad trailer")
-    f.seek(total - _FOOTER.size - length)
-    meta = ObjectMeta.from_json(f.read(length))
+    if length + _FOOTER.size <= tail_size:
+        raw = tail[tail_size - _FOOTER.size - length : tail_size - _FOOTER.size]
+    else:
+        raw = os.pread(fd, length, total - _FOOTER.size - length)
+    meta = ObjectMeta.from_json(raw)
     if meta.size != total - _FOOTER.size - length:
         raise CorruptObject("data length disagrees with metadata")
     f.seek(0)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.web import static
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -30,10 +28,15 @@ from resilin.storage.errors import S3Error, internal_error
 from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.multipart_ops import MAX_PART_SIZE
 from resilin.storage.router import parse_target, route
+from resilin.storage.sending import send_range
+from resilin.storage.spool import SpoolFile
 from resilin.storage.store import Store
 
 log = Logger()
 SPOOL_THRESHOLD = 100_000  # bodies at least this large go to a file (Twisted's own threshold)
+# Twisted sends at most 128 KiB per send() and then waits for the next reactor turn;
+# object bodies go out in larger pieces (see sending.PIECE), with fewer system calls.
+SEND_LIMIT = 1024 * 1024
 
 
 def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> Response:
@@ -67,6 +70,9 @@ class StorageRequest(Request):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.responseHeaders = _S3ResponseHeaders()
+        transport = getattr(self.channel, "transport", None)
+        if transport is not None:
+            transport.SEND_LIMIT = SEND_LIMIT
         self.body_bytes = 0
         self.body_too_large = False
 
@@ -85,7 +91,7 @@ class StorageRequest(Request):
         # temporary directory, which may be small (or in memory).
         spool = getattr(getattr(self.channel, "site", None), "spool_dir", None)
         if spool is not None and (length is None or length >= SPOOL_THRESHOLD):
-            self.content = tempfile.TemporaryFile(dir=spool)
+            self.content = SpoolFile(spool)
         else:
             super().gotLength(length)
 
@@ -183,7 +189,7 @@ class StorageResource(Resource):
         if response.stream is not None:
             stream = response.stream
             request.notifyFinish().addBoth(lambda _: stream.file.close())
-            static.SingleRangeStaticProducer(request, stream.file, stream.offset, stream.length).start()
+            send_range(request, stream.file, stream.offset, stream.length)
             return
         if response.status not in (204, 304) and "Content-Length" not in response.headers:
             request.setHeader(b"content-length", str(len(response.body)).encode())
@@ -199,12 +205,15 @@ def make_site(
     *,
     virtual_host_base: str | None = None,
     max_object_size: int = MAX_OBJECT_SIZE,
+    access_log: bool = True,
 ) -> Site:
     """The storage service as a Twisted Site, to listen with on any reactor port.
 
     ``lookup`` maps an access key to its credentials (None when unknown).  With
     ``virtual_host_base`` (e.g. ``s3.example.test``), ``bucket.s3.example.test``
-    Host headers are accepted besides path-style URLs.
+    Host headers are accepted besides path-style URLs.  With ``access_log``
+    False, requests are not formatted into access-log lines at all (Twisted
+    formats each one even when the log level then drops it).
     """
     store = Store(
         Path(data_dir),
@@ -214,6 +223,8 @@ def make_site(
     )
     site = Site(StorageResource(store, lookup, region, virtual_host_base), requestFactory=StorageRequest)
     site.displayTracebacks = False
+    if not access_log:
+        site.log = lambda request: None  # type: ignore[method-assign]
     site.storage = store  # type: ignore[attr-defined]
     site.spool_dir = str(store.tmp)  # type: ignore[attr-defined]
     # The largest body accepted, with room for aws-chunked framing (under 0.2% with 64 KiB chunks).

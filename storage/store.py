@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from resilin.storage import names, objfile
 from resilin.storage.errors import S3Error, no_such_bucket, no_such_key, no_such_upload
@@ -35,6 +35,23 @@ from resilin.storage.keyindex import KeyIndex
 from resilin.storage.objfile import CorruptObject, ObjectMeta
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+# Listing entries kept in memory (about 200 bytes each); past this many the cache starts over.
+MAX_CACHED_ENTRIES = 250_000
+
+
+class ListEntry(NamedTuple):
+    """What a listing shows of an object, cached so that listings need not open every object file."""
+
+    size: int
+    etag: str
+    last_modified: float
+    storage_class: str
+    checksum_algorithm: str  # "" when the object has no checksum
+    checksum_type: str
+
+    @property
+    def quoted_etag(self) -> str:
+        return f'"{self.etag}"'
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class Store:
         self.max_object_size = max_object_size  # for a single PUT or copy, as S3's 5 GiB
         self.tmp = self.root / "tmp"
         self.buckets_dir = self.root / "buckets"
+        self._buckets_str = str(self.buckets_dir)
         # How slow clean-ups (removing whole trees) are run; the server passes a thread pool.
         self._background = background or (lambda job: job())
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -83,6 +101,8 @@ class Store:
         self.buckets_dir.mkdir(parents=True, exist_ok=True)
         self._buckets = self._load_buckets()
         self._indexes: dict[str, KeyIndex] = {}
+        self._entries: dict[str, dict[str, ListEntry]] = {}
+        self._entry_count = 0
 
     # -- buckets ---------------------------------------------------------------
 
@@ -132,6 +152,7 @@ class Store:
         self._discard(self.buckets_dir / name)
         del self._buckets[name]
         self._indexes.pop(name, None)
+        self._entry_count -= len(self._entries.pop(name, {}))
 
     def _discard(self, path: Path) -> None:
         """Move a tree out of the namespace at once, and remove it in the background."""
@@ -149,6 +170,10 @@ class Store:
 
     def object_path(self, bucket: str, key: str) -> Path:
         return self._objects_dir(bucket).joinpath(*names.key_to_parts(key))
+
+    def _object_file(self, bucket: str, key: str) -> str:
+        """``object_path`` as a plain string, built without pathlib (reads are the hot path)."""
+        return f"{self._buckets_str}/{bucket}/objects/{'/'.join(names.key_to_parts(key))}"
 
     def index(self, bucket: str) -> KeyIndex:
         index = self._indexes.get(bucket)
@@ -170,7 +195,7 @@ class Store:
     def open_object(self, bucket: str, key: str) -> tuple[BinaryIO, ObjectMeta]:
         """Open an object for reading: the file handle keeps this version even if replaced."""
         try:
-            f = open(self.object_path(bucket, key), "rb")  # noqa: SIM115 - caller closes
+            f = open(self._object_file(bucket, key), "rb")  # noqa: SIM115 - caller closes
         except (FileNotFoundError, NotADirectoryError):
             raise no_such_key(key) from None
         try:
@@ -181,7 +206,7 @@ class Store:
 
     def head_object(self, bucket: str, key: str) -> ObjectMeta | None:
         try:
-            return objfile.read_meta_at(self.object_path(bucket, key))
+            return objfile.read_meta_at(self._object_file(bucket, key))
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -192,6 +217,7 @@ class Store:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
         self.index(bucket).add(key)
+        self._forget(bucket, key)
         return target.parent
 
     def delete_object(self, bucket: str, key: str) -> bool:
@@ -201,8 +227,43 @@ class Store:
         except (FileNotFoundError, NotADirectoryError):
             return False
         self.index(bucket).remove(key)
+        self._forget(bucket, key)
         self._prune_dirs(target.parent, self._objects_dir(bucket))
         return True
+
+    def list_entry(self, bucket: str, key: str) -> ListEntry | None:
+        """The listing entry of an object (None if it is gone), from the cache or its file.
+
+        Raises CorruptObject or OSError for an unreadable object file.
+        """
+        cache = self._entries.setdefault(bucket, {})
+        entry = cache.get(key)
+        if entry is not None:
+            return entry
+        meta = self.head_object(bucket, key)
+        if meta is None:
+            return None
+        checksum = meta.checksum or {}
+        entry = ListEntry(
+            meta.size,
+            meta.etag,
+            meta.last_modified,
+            meta.storage_class,
+            checksum.get("algorithm", ""),
+            checksum.get("type", "FULL_OBJECT"),
+        )
+        if self._entry_count >= MAX_CACHED_ENTRIES:
+            self._entries.clear()
+            self._entry_count = 0
+            cache = self._entries.setdefault(bucket, {})
+        cache[key] = entry
+        self._entry_count += 1
+        return entry
+
+    def _forget(self, bucket: str, key: str) -> None:
+        cache = self._entries.get(bucket)
+        if cache is not None and cache.pop(key, None) is not None:
+            self._entry_count -= 1
 
     @staticmethod
     def _prune_dirs(directory: Path, stop: Path) -> None:

@@ -32,6 +32,22 @@ async def write_temp(store: Store, work: Callable[[BinaryIO], T], kind: str = "o
     return tmp, result
 
 
+async def finish_in_place(path: Path, work: Callable[[BinaryIO], T]) -> tuple[Path, T]:
+    """Run ``work(f)`` in a thread on an existing file (a claimed spool) opened for reading and
+    appending; the file is removed if it fails."""
+
+    def run() -> T:
+        with open(path, "r+b") as f:
+            return work(f)
+
+    try:
+        result = await deferToThread(run)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, result
+
+
 async def publish_object(
     store: Store, bucket: str, key: str, tmp: Path, precondition: Callable[[], None] | None = None
 ) -> None:

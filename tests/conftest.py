@@ -28,6 +28,16 @@ def redis_client(redis_server):
 
 
 @pytest.fixture(scope="session")
+def emr_api(redis_server, tmp_path_factory):
+    """The EMR API alone (no orchestrator) over the session's Redis; see tests/emr_api.py."""
+    from tests import emr_api as api
+
+    server = api.start(tmp_path_factory.mktemp("emr-api"), redis_server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def node_image() -> str:
     """The node image under test: $RESILIN_TEST_NODE_IMAGE, else the small stand-in built here."""
     if os.environ.get("RESILIN_TEST_NODE_IMAGE"):

@@ -91,3 +91,59 @@ def test_terminate_marks_cluster_terminating_and_respects_protection(service):
     service.terminate_job_flows("111111111111", {"JobFlowIds": [cid]})
     status = service.describe_cluster("111111111111", {"ClusterId": cid})["Cluster"]["Status"]
     assert status["State"] == "TERMINATING" and status["StateChangeReason"]["Code"] == "USER_REQUEST"
+
+
+def _running(service, cid):
+    service.store.transition_cluster(cid, states.BOOTSTRAPPING)
+    service.store.transition_cluster(cid, states.WAITING)
+
+
+def test_instance_groups_change_only_on_running_clusters_and_within_replication(service):
+    account = "111111111111"
+    cid = _run(service)
+    task = {"InstanceRole": "TASK", "InstanceType": "m5.large", "InstanceCount": 2}
+    with pytest.raises(ValidationError):  # still STARTING
+        service.add_instance_groups(account, {"JobFlowId": cid, "InstanceGroups": [task]})
+    _running(service, cid)
+    added = service.add_instance_groups(account, {"JobFlowId": cid, "InstanceGroups": [task]})
+    groups = service.list_instance_groups(account, {"ClusterId": cid})["InstanceGroups"]
+    assert [(g["InstanceGroupType"], g["RequestedInstanceCount"]) for g in groups] == [
+        ("MASTER", 1), ("CORE", 2), ("TASK", 2)
+    ]  # fmt: skip
+    for bad in (
+        {"InstanceRole": "MASTER", "InstanceType": "m5.large", "InstanceCount": 1},
+        {"InstanceRole": "CORE", "InstanceType": "m5.large", "InstanceCount": 1},
+        task | {"Configurations": [{"Classification": "nope", "Properties": {}}]},
+    ):
+        with pytest.raises(ValidationError):
+            service.add_instance_groups(account, {"JobFlowId": cid, "InstanceGroups": [bad]})
+    core = next(g for g in groups if g["InstanceGroupType"] == "CORE")
+    with pytest.raises(ValidationError, match="replica"):
+        service.modify_instance_groups(
+            account,
+            {"ClusterId": cid, "InstanceGroups": [{"InstanceGroupId": core["Id"], "InstanceCount": 1}]},
+        )
+    with pytest.raises(InvalidRequest):
+        service.modify_instance_groups(
+            account,
+            {"ClusterId": cid, "InstanceGroups": [{"InstanceGroupId": "ig-NOPE", "InstanceCount": 1}]},
+        )
+    service.modify_instance_groups(
+        account,
+        {"InstanceGroups": [{"InstanceGroupId": added["InstanceGroupIds"][0], "InstanceCount": 5}]},
+    )
+    task_group = service.list_instance_groups(account, {"ClusterId": cid})["InstanceGroups"][-1]
+    assert (task_group["RequestedInstanceCount"], task_group["Status"]["State"]) == (5, "RESIZING")
+    with pytest.raises(InvalidRequest):  # another account's cluster
+        service.list_instances("222222222222", {"ClusterId": cid})
+
+
+def test_release_labels_ami_versions_and_configurations_are_checked(service):
+    with pytest.raises(ValidationError):
+        _run(service, ReleaseLabel="emr-7.99.0")
+    with pytest.raises(ValidationError):
+        _run(service, Configurations=[{"Classification": "spark-defaults", "Properties": {}}])
+    cid = _run(service, AmiVersion="3.11")
+    described = service.describe_cluster("111111111111", {"ClusterId": cid})["Cluster"]
+    assert described["RequestedAmiVersion"] == "3.11" and described["RunningAmiVersion"] == "3.11.0"
+    assert "ReleaseLabel" not in described

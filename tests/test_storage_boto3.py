@@ -664,3 +664,20 @@ def test_server_side_encryption_requests(s3, bucket):
     with pytest.raises(ClientError) as excinfo:
         s3.create_multipart_upload(Bucket=bucket, Key="kms", ServerSideEncryption="aws:kms")
     assert error_of(excinfo) == (501, "NotImplemented")
+
+
+def test_listings_follow_overwrites_and_deletes(s3, bucket):
+    """Listing entries are cached in memory: every write and delete must show in the next listing."""
+    s3.put_object(Bucket=bucket, Key="a&b<c>'\"", Body=b"abc")
+    s3.put_object(Bucket=bucket, Key="cached", Body=b"abc")
+    first = {o["Key"]: o for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert first["cached"]["Size"] == 3 and first["a&b<c>'\""]["Size"] == 3
+    etag = s3.put_object(Bucket=bucket, Key="cached", Body=b"abcde", ChecksumAlgorithm="SHA256")["ETag"]
+    second = {o["Key"]: o for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert (second["cached"]["Size"], second["cached"]["ETag"]) == (5, etag)
+    assert second["cached"]["ChecksumAlgorithm"] == ["SHA256"]
+    s3.copy_object(Bucket=bucket, Key="cached", CopySource={"Bucket": bucket, "Key": "a&b<c>'\""})
+    third = {o["Key"]: o for o in s3.list_objects(Bucket=bucket)["Contents"]}
+    assert third["cached"]["Size"] == 3 and "Owner" in third["cached"]
+    s3.delete_object(Bucket=bucket, Key="cached")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["a&b<c>'\""]

@@ -586,3 +586,22 @@ def test_random_bad_requests_never_cause_a_server_error(client):
             payload=rng.choice(payloads),
         )
         assert reply.status < 500 or reply.status == 501, (method, headers, reply.body)
+
+
+def test_large_bodies_are_checked_in_place_and_leave_nothing_behind(service, client):
+    """Bodies Twisted spools to disk are hashed where they lie; a bad one is removed, a good one renamed."""
+    big = bytes(range(256)) * 4096 * 3  # 3 MiB: spooled to a file
+    assert put(client, "spooled", big).status == 200
+    wrong_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    reply = put(client, "spooled", big[::-1], headers={"content-md5": wrong_md5})
+    assert (reply.status, reply.code) == (400, "BadDigest")
+    reply = put(client, "spooled", big[::-1], payload=hashlib.sha256(b"else").hexdigest())
+    assert (reply.status, reply.code) == (400, "XAmzContentSHA256Mismatch")
+    reply = put(client, "spooled", big[::-1], headers={"x-amz-checksum-crc32": "AAAAAA=="})
+    assert (reply.status, reply.code) == (400, "BadDigest")
+    got = get(client, "spooled")
+    assert got.body == big and got.headers["etag"] == f'"{hashlib.md5(big).hexdigest()}"'
+    ranged = get(client, "spooled", headers={"range": "bytes=1000000-2999999"})
+    assert (ranged.status, ranged.body) == (206, big[1000000:3000000])
+    time.sleep(0.2)
+    assert not [p for p in (service.data_dir / "tmp").iterdir() if not p.name.startswith("trash-")]

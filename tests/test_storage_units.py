@@ -256,3 +256,19 @@ def test_signed_chunks_are_checked_against_the_seed_signature():
     assert excinfo.value.code == "SignatureDoesNotMatch"
     with pytest.raises(S3Error):  # a chunk without its signature
         chunked.decode(io.BytesIO(b"3\r\nabc\r\n0\r\n\r\n"), chunked.SIGNED, verified, out.write)
+
+
+def test_spool_files_are_removed_unless_claimed(tmp_path):
+    from resilin.storage.spool import SpoolFile
+
+    dropped = SpoolFile(tmp_path)
+    dropped.write(b"abc")
+    dropped.close()
+    assert not dropped.path.exists()
+
+    kept = SpoolFile(tmp_path)
+    kept.write(b"body")
+    path = kept.claim()
+    kept.close()
+    kept.close()  # Twisted may close twice (response done, then connection lost)
+    assert path.read_bytes() == b"body"

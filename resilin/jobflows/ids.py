@@ -35,3 +35,11 @@ STEP_ID = re.compile(r"^s-[A-Z0-9]{1,64}$")
 
 def cluster_arn(region: str, account_id: str, cid: str) -> str:
     return f"arn:aws:elasticmapreduce:{region}:{account_id}:cluster/{cid}"
+
+
+def instance_fleet_id() -> str:
+    return _new("if-")
+
+
+INSTANCE_GROUP_ID = re.compile(r"^ig-[A-Z0-9]{1,64}$")
+INSTANCE_FLEET_ID = re.compile(r"^if-[A-Z0-9]{1,64}$")

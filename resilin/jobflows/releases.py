@@ -1,25 +1,172 @@
-"""Which EMR release labels Resilin can run, and what each one gives."""
+"""Which EMR release labels Resilin can run, what each one gives, and which instance types it offers.
+
+Every label runs the same software: the node image's Apache Hadoop on Debian 12.  The
+catalogue records which Hadoop line EMR itself shipped with each label, so that
+DescribeCluster can report both truthfully, and which applications a cluster may ask for.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from resilin.errors import ValidationError
 
-HADOOP_VERSION = "3.5.0"
+HADOOP_VERSION = "3.5.0"  # what the node image carries (docker/node/)
 DEFAULT_RELEASE_LABEL = "emr-7.5.0"
-_SUPPORTED_LABEL = re.compile(r"^emr-(5|6|7)\.\d+\.\d+$")
-SUPPORTED_APPLICATIONS = {"hadoop"}
+OS_RELEASE_LABEL = "debian-12"
+APPLICATIONS = ({"Name": "Hadoop", "Version": HADOOP_VERSION},)
+
+
+@dataclass(frozen=True)
+class Release:
+    label: str
+    emr_hadoop: str  # the Hadoop version EMR shipped with this label
+    hadoop: str = HADOOP_VERSION  # the Hadoop version Resilin installs
+    applications: tuple[str, ...] = ("Hadoop",)
+
+
+# EMR's Hadoop version by minor release of each series (from EMR's release guide).
+_EMR5_HADOOP = {m: "2.8.5" for m in range(20, 37)} | {m: "2.8.4" for m in range(13, 20)}
+_EMR6_HADOOP = {m: "3.2.1" for m in range(0, 9)} | {m: "3.3.3" for m in range(9, 15)} | {15: "3.3.6"}
+_EMR7_HADOOP = {m: "3.3.6" for m in range(0, 5)} | {m: "3.4.0" for m in range(5, 8)}
+
+# The labels EMR has published that clients commonly ask for, newest first.
+_PUBLISHED = (
+    "7.5.0 7.4.0 7.3.0 7.2.0 7.1.0 7.0.0 "
+    "6.15.0 6.14.0 6.13.0 6.12.0 6.11.1 6.11.0 6.10.1 6.10.0 6.9.1 6.9.0 6.8.1 6.8.0 6.7.0 "
+    "6.6.0 6.5.0 6.4.0 6.3.1 6.3.0 6.2.1 6.2.0 6.1.1 6.1.0 6.0.1 6.0.0 "
+    "5.36.2 5.36.1 5.36.0 5.35.0 5.34.0 5.33.1 5.33.0 5.32.1 5.32.0 5.31.1 5.31.0 5.30.2 5.30.1 "
+    "5.30.0 5.29.0 5.28.1 5.28.0"
+).split()
+_EMR_HADOOP = {5: _EMR5_HADOOP, 6: _EMR6_HADOOP, 7: _EMR7_HADOOP}
+
+
+def _release(version: str) -> Release:
+    major, minor, _ = (int(p) for p in version.split("."))
+    return Release(f"emr-{version}", _EMR_HADOOP[major][minor])
+
+
+CATALOGUE: dict[str, Release] = {f"emr-{v}": _release(v) for v in _PUBLISHED}
+
+# Legacy AMI versions (before release labels): major.minor → EMR's Hadoop version then.
+_AMI_VERSION = re.compile(r"^(2\.4|3\.\d+)(\.\d+)?$")
+_AMI_HADOOP = {"2.4": "1.0.3"} | {f"3.{m}": "2.4.0" for m in range(0, 12)}
+
+
+def release(label: str) -> Release:
+    """The catalogue entry of ``label``; EMR's validation error for a label it does not hold."""
+    found = CATALOGUE.get(label)
+    if found is None:
+        raise ValidationError(f"The requested release label '{label}' is not supported.")
+    return found
+
+
+def check_ami_version(ami_version: str) -> str:
+    """The legacy AMI version as it will run (``3.11`` → ``3.11.0``); refused if unknown."""
+    match = _AMI_VERSION.match(ami_version)
+    if not match or match.group(1) not in _AMI_HADOOP:
+        raise ValidationError(f"The requested AMI version '{ami_version}' is not supported.")
+    return match.group(1) + (match.group(2) or ".0")
+
+
+def _version_key(label: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in label.removeprefix("emr-").split("."))
+
+
+# Newest first, as ListReleaseLabels answers.
+RELEASE_LABELS: tuple[str, ...] = tuple(sorted(CATALOGUE, key=_version_key, reverse=True))
 
 
 def check_release_label(label: str) -> None:
-    if not _SUPPORTED_LABEL.match(label):
-        raise ValidationError(f"The requested release label '{label}' is not supported.")
+    release(label)
 
 
-def applications(requested: list[dict]) -> list[dict]:
-    """The applications a cluster runs: Hadoop always; anything else is refused for now."""
+def check_os_release_label(label: str, release: str) -> None:
+    if label != OS_RELEASE_LABEL:
+        raise ValidationError(
+            f"The OS release label '{label}' is not available for {release}; use '{OS_RELEASE_LABEL}'."
+        )
+
+
+def applications(requested: list[dict], label: str = DEFAULT_RELEASE_LABEL) -> list[dict]:
+    """The applications a cluster runs, as DescribeCluster lists them: Hadoop always."""
+    offered = {name.lower() for name in release(label).applications} if label else {"hadoop"}
     for app in requested:
-        if app.get("Name", "").lower() not in SUPPORTED_APPLICATIONS:
-            raise ValidationError(f"Specified application: {app.get('Name')} is invalid.")
-    return [{"Name": "Hadoop", "Version": HADOOP_VERSION}]
+        name = app.get("Name", "")
+        if name.lower() not in offered:
+            raise ValidationError(f"Specified application: {name} is invalid.")
+    return [{"Name": "Hadoop", "Version": release(label).hadoop if label else HADOOP_VERSION}]
+
+
+def offers_application(spec: str) -> bool:
+    """Whether the labels give ``Name`` or ``Name@Version`` (ListReleaseLabels' Application filter)."""
+    name, _, version = spec.partition("@")
+    return any(
+        app["Name"].lower() == name.lower() and (not version or app["Version"] == version)
+        for app in APPLICATIONS
+    )
+
+
+# -- instance types ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfferedType:
+    name: str
+    vcpus: int
+    memory_mib: int
+    storage_gb: int = 0
+    architecture: str = "x86_64"
+
+
+@dataclass(frozen=True)
+class CloudOffer:
+    """What one configured cloud offers; ``types`` is None when its catalogue is not known."""
+
+    cloud: str
+    default: bool
+    types: tuple[OfferedType, ...] | None
+
+
+OfferedTypes = Callable[[], Sequence[CloudOffer]]
+
+
+def no_offered_types() -> Sequence[CloudOffer]:
+    return ()
+
+
+def is_offered(offers: Sequence[CloudOffer], instance_type: str) -> bool | None:
+    """Whether ``type`` (or ``type@cloud``) is offered; None when the cloud's catalogue is unknown."""
+    name, _, cloud = instance_type.partition("@")
+    for offer in offers:
+        if (cloud and offer.cloud == cloud) or (not cloud and offer.default):
+            if offer.types is None:
+                return None
+            return any(t.name == name for t in offer.types)
+    return False if cloud else None
+
+
+def supported_instance_types(offers: Sequence[CloudOffer]) -> list[dict]:
+    """ListSupportedInstanceTypes' entries: the default cloud's types by name, others' as type@cloud."""
+    listed = []
+    for offer in sorted(offers, key=lambda o: (not o.default, o.cloud)):
+        for t in offer.types or ():
+            family = t.name.partition(".")[0]
+            listed.append(
+                {
+                    "Type": t.name if offer.default else f"{t.name}@{offer.cloud}",
+                    "MemoryGB": round(t.memory_mib / 1024, 3),
+                    "StorageGB": t.storage_gb,
+                    "VCPU": t.vcpus,
+                    "Is64BitsOnly": True,
+                    "InstanceFamilyId": family,
+                    "EbsOptimizedAvailable": False,
+                    "EbsOptimizedByDefault": False,
+                    "NumberOfDisks": 0 if not t.storage_gb else 1,
+                    "EbsStorageOnly": not t.storage_gb,
+                    "Architecture": t.architecture,
+                }
+            )
+    return listed

@@ -10,11 +10,11 @@ against the transition tables in ``states``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
 import redis
 
 from resilin.jobflows import states
@@ -49,33 +49,169 @@ def _account_key(account: str) -> str:
     return f"resilin:account:{account}:clusters"
 
 
+def _summaries_key(account: str) -> str:
+    return f"resilin:account:{account}:summaries"
+
+
+def _security_configurations_key(account: str) -> str:
+    return f"resilin:account:{account}:security-configurations"
+
+
+def _block_public_access_key(account: str) -> str:
+    return f"resilin:account:{account}:block-public-access"
+
+
+# Instance group id → cluster id, for operations that name a group without its cluster.
+GROUP_INDEX = "resilin:instance-groups"
+
+
+def _dump(doc: Doc) -> bytes:
+    return orjson.dumps(doc)
+
+
+_load = orjson.loads
+
+# The members of a cluster that ListClusters shows or filters on.  They are kept beside the
+# documents (rewritten with every change) so that a listing reads only a page of small ones.
+_SUMMARY_FIELDS = ("id", "account", "name", "state", "state_reason", "timeline", "arn",
+                   "visible_to_all_users", "created_by")  # fmt: skip
+
+
+def _summary(cluster: Doc) -> bytes:
+    light = {k: cluster.get(k) for k in _SUMMARY_FIELDS}
+    light["groups"] = [
+        {"instance_type": g["instance_type"], "requested": g["requested"]} for g in cluster["groups"]
+    ]
+    return _dump(light)
+
+
+class ClusterSummary:
+    """A cluster as ListClusters needs it: a document with the summary members only."""
+
+    __slots__ = ("doc",)
+
+    def __init__(self, raw: str | bytes) -> None:
+        self.doc: Doc = _load(raw)
+
+    @property
+    def state(self) -> str:
+        return self.doc["state"]
+
+
+# One round trip for what a listing reads; each call of the API costs as little waiting as it can.
+_CLUSTER_WITH_STEPS = """
+local cluster = redis.call('GET', KEYS[1])
+if not cluster then return {} end
+local ids = redis.call('LRANGE', KEYS[2], 0, -1)
+local out = {cluster}
+for i, sid in ipairs(ids) do
+  local step = redis.call('GET', ARGV[1] .. sid)
+  if step then out[#out + 1] = step end
+end
+return out
+"""
+_SUMMARY_PAGE = """
+local found = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])
+local out = {}
+for i = 1, #found, 2 do
+  out[#out + 1] = found[i]
+  out[#out + 1] = found[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], found[i]) or ''
+end
+return out
+"""
+
+
 class JobFlowStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self._cluster_with_steps = client.register_script(_CLUSTER_WITH_STEPS)
+        self._summary_page = client.register_script(_SUMMARY_PAGE)
 
     # -- clusters -------------------------------------------------------
     def create_cluster(self, cluster: Doc, steps: Iterable[Doc] = ()) -> None:
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(_cluster_key(cluster["id"]), json.dumps(cluster))
+            pipe.set(_cluster_key(cluster["id"]), _dump(cluster))
             pipe.zadd(_account_key(cluster["account"]), {cluster["id"]: cluster["timeline"]["created"]})
+            pipe.hset(_summaries_key(cluster["account"]), cluster["id"], _summary(cluster))
             pipe.sadd(ACTIVE_CLUSTERS, cluster["id"])
+            for group in cluster.get("groups", []):
+                pipe.hset(GROUP_INDEX, group["id"], cluster["id"])
             for step in steps:
-                pipe.set(_step_key(step["id"]), json.dumps(step))
+                pipe.set(_step_key(step["id"]), _dump(step))
                 pipe.rpush(_steps_key(cluster["id"]), step["id"])
             pipe.execute()
 
     def get_cluster(self, cid: str) -> Doc | None:
         raw = self.redis.get(_cluster_key(cid))
-        return json.loads(raw) if raw else None
+        return _load(raw) if raw else None
 
     def cluster_ids(self, account: str) -> list[str]:
         """The account's cluster ids, newest first."""
         return self.redis.zrevrange(_account_key(account), 0, -1)
 
+    def cluster_ids_with_times(
+        self, account: str, after: float | None, before: float | None, offset: int, count: int
+    ) -> list[tuple[str, float]]:
+        """(cluster id, creation time) pairs created in [after, before], newest first, a slice at a time."""
+        high = "+inf" if before is None else before
+        low = "-inf" if after is None else after
+        return self.redis.zrevrangebyscore(
+            _account_key(account), high, low, start=offset, num=count, withscores=True
+        )
+
+    def summary_page(
+        self, account: str, after: float | None, before: float | None, offset: int, count: int
+    ) -> list[tuple[str, float, ClusterSummary | None]]:
+        """Like ``cluster_ids_with_times`` with each cluster's summary, in one round trip."""
+        high = "+inf" if before is None else repr(before)
+        low = "-inf" if after is None else repr(after)
+        flat = self._summary_page(
+            keys=[_account_key(account), _summaries_key(account)], args=[high, low, offset, count]
+        )
+        page = []
+        missing = []
+        for i in range(0, len(flat), 3):
+            cid, score, raw = flat[i], float(flat[i + 1]), flat[i + 2]
+            page.append((cid, score, ClusterSummary(raw) if raw else None))
+            if not raw:
+                missing.append(i // 3)
+        if missing:  # stored before summaries were kept
+            made = self.cluster_summaries_of(account, [page[i][0] for i in missing])
+            for i, summary in zip(missing, made, strict=True):
+                page[i] = (page[i][0], page[i][1], summary)
+        return page
+
+    def cluster_summaries_of(self, account: str, cids: list[str]) -> list[ClusterSummary | None]:
+        """The listing summaries of ``cids``; None for a cluster that no longer exists."""
+        if not cids:
+            return []
+        raws = self.redis.hmget(_summaries_key(account), cids)
+        summaries: list[ClusterSummary | None] = []
+        for cid, raw in zip(cids, raws, strict=True):
+            if raw is None:
+                # Stored before summaries were kept: make it from the document, once.
+                cluster = self.get_cluster(cid)
+                if cluster is None:
+                    summaries.append(None)
+                    continue
+                raw = _summary(cluster)
+                self.redis.hset(_summaries_key(account), cid, raw)
+            summaries.append(ClusterSummary(raw))
+        return summaries
+
+    def cluster_of_group(self, group_id: str) -> str | None:
+        return self.redis.hget(GROUP_INDEX, group_id)
+
+    def index_groups(self, cid: str, group_ids: Iterable[str]) -> None:
+        mapping = dict.fromkeys(group_ids, cid)
+        if mapping:
+            self.redis.hset(GROUP_INDEX, mapping=mapping)
+
     def get_clusters(self, cids: list[str]) -> list[Doc]:
         if not cids:
             return []
-        return [json.loads(raw) for raw in self.redis.mget([_cluster_key(c) for c in cids]) if raw]
+        return [_load(raw) for raw in self.redis.mget([_cluster_key(c) for c in cids]) if raw]
 
     def active_cluster_ids(self) -> list[str]:
         return sorted(self.redis.smembers(ACTIVE_CLUSTERS))
@@ -85,6 +221,7 @@ class JobFlowStore:
         return self._update(_cluster_key(cid), change, on_write=self._index_activity)
 
     def _index_activity(self, pipe: redis.client.Pipeline, cluster: Doc) -> None:
+        pipe.hset(_summaries_key(cluster["account"]), cluster["id"], _summary(cluster))
         if cluster["state"] in states.FINAL_CLUSTER_STATES:
             pipe.srem(ACTIVE_CLUSTERS, cluster["id"])
 
@@ -106,11 +243,39 @@ class JobFlowStore:
 
         return self.update_cluster(cid, change)
 
+    def terminate_if_no_steps_pending(self, cid: str, change: Callable[[Doc], None]) -> bool:
+        """Apply ``change`` (which ends the cluster) only if the cluster has no PENDING step.
+
+        The cluster's step list is watched too, so a step added at the same moment either
+        lands before the check (and is run) or finds the cluster already TERMINATING.
+        """
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(_cluster_key(cid), _steps_key(cid))
+                    raw = pipe.get(_cluster_key(cid))
+                    if raw is None:
+                        raise KeyError(cid)
+                    step_ids = pipe.lrange(_steps_key(cid), 0, -1)
+                    raws = pipe.mget([_step_key(s) for s in step_ids]) if step_ids else []
+                    if any(r and _load(r)["state"] == states.PENDING for r in raws):
+                        pipe.reset()
+                        return False
+                    cluster = _load(raw)
+                    change(cluster)
+                    pipe.multi()
+                    pipe.set(_cluster_key(cid), _dump(cluster))
+                    self._index_activity(pipe, cluster)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
+
     # -- steps ----------------------------------------------------------
     def add_steps(self, cid: str, steps: list[Doc]) -> None:
         with self.redis.pipeline(transaction=True) as pipe:
             for step in steps:
-                pipe.set(_step_key(step["id"]), json.dumps(step))
+                pipe.set(_step_key(step["id"]), _dump(step))
                 pipe.rpush(_steps_key(cid), step["id"])
             pipe.execute()
 
@@ -118,15 +283,22 @@ class JobFlowStore:
         """The cluster's step ids in the order they were added."""
         return self.redis.lrange(_steps_key(cid), 0, -1)
 
+    def cluster_with_steps(self, cid: str) -> tuple[Doc | None, list[Doc]]:
+        """A cluster and its steps (in the order added), read in one round trip."""
+        found = self._cluster_with_steps(keys=[_cluster_key(cid), _steps_key(cid)], args=[_step_key("")])
+        if not found:
+            return None, []
+        return _load(found[0]), [_load(raw) for raw in found[1:]]
+
     def steps_of(self, cid: str) -> list[Doc]:
         ids = self.step_ids(cid)
         if not ids:
             return []
-        return [json.loads(raw) for raw in self.redis.mget([_step_key(s) for s in ids]) if raw]
+        return [_load(raw) for raw in self.redis.mget([_step_key(s) for s in ids]) if raw]
 
     def get_step(self, sid: str) -> Doc | None:
         raw = self.redis.get(_step_key(sid))
-        return json.loads(raw) if raw else None
+        return _load(raw) if raw else None
 
     def update_step(self, sid: str, change: Callable[[Doc], None]) -> Doc:
         return self._update(_step_key(sid), change)
@@ -148,11 +320,34 @@ class JobFlowStore:
 
     # -- instances ------------------------------------------------------
     def put_instance(self, cid: str, instance: Doc) -> None:
-        self.redis.hset(_instances_key(cid), instance["id"], json.dumps(instance))
+        self.redis.hset(_instances_key(cid), instance["id"], _dump(instance))
 
     def instances_of(self, cid: str) -> list[Doc]:
-        docs = [json.loads(raw) for raw in self.redis.hvals(_instances_key(cid))]
+        docs = [_load(raw) for raw in self.redis.hvals(_instances_key(cid))]
         return sorted(docs, key=lambda d: (d.get("role") != "MASTER", d["id"]))
+
+    # -- account-wide settings ------------------------------------------
+    def security_configurations(self, account: str) -> dict[str, Doc]:
+        raw = self.redis.hgetall(_security_configurations_key(account))
+        return {name: _load(doc) for name, doc in raw.items()}
+
+    def get_security_configuration(self, account: str, name: str) -> Doc | None:
+        raw = self.redis.hget(_security_configurations_key(account), name)
+        return _load(raw) if raw else None
+
+    def create_security_configuration(self, account: str, doc: Doc) -> bool:
+        """Store a new configuration; False when one of that name exists."""
+        return bool(self.redis.hsetnx(_security_configurations_key(account), doc["name"], _dump(doc)))
+
+    def delete_security_configuration(self, account: str, name: str) -> bool:
+        return bool(self.redis.hdel(_security_configurations_key(account), name))
+
+    def get_block_public_access(self, account: str) -> Doc | None:
+        raw = self.redis.get(_block_public_access_key(account))
+        return _load(raw) if raw else None
+
+    def put_block_public_access(self, account: str, doc: Doc, only_if_absent: bool = False) -> bool:
+        return bool(self.redis.set(_block_public_access_key(account), _dump(doc), nx=only_if_absent))
 
     # -- work notifications ---------------------------------------------
     def notify(self, cid: str) -> None:
@@ -177,10 +372,10 @@ class JobFlowStore:
                     raw = pipe.get(key)
                     if raw is None:
                         raise KeyError(key)
-                    doc = json.loads(raw)
+                    doc = _load(raw)
                     change(doc)
                     pipe.multi()
-                    pipe.set(key, json.dumps(doc))
+                    pipe.set(key, _dump(doc))
                     if on_write is not None:
                         on_write(pipe, doc)
                     pipe.execute()

@@ -1,0 +1,51 @@
+"""The user's own SSH key on cluster nodes: RunJobFlow's ``Ec2KeyName``.
+
+On EMR, ``Ec2KeyName`` names an EC2 key pair of the caller's account, and the nodes
+accept its private key for ``hadoop@<master>``.  Resilin resolves the name the same
+way, in the cloud the cluster runs in: first among the key pairs the account imported
+there itself (the local clouds accept Resilin account keys, so
+``aws ec2 import-key-pair --endpoint-url http://127.0.0.1:8997 …`` does it), then among
+the key pairs of the cloud account Resilin provisions with (how an operator shares a
+key on an EC2 cloud).  Resilin's own per-cluster key stays what Resilin itself uses;
+the user's public key is only added to ``authorized_keys`` on every node.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+
+from resilin.provisioners.ec2client import EC2Client
+from resilin.sigv4 import Credentials
+
+
+class KeyPairNotFound(Exception):
+    pass
+
+
+def find_public_key(
+    name: str,
+    cloud_client: EC2Client,
+    account_client: Callable[[Credentials], EC2Client] | None,
+    account: Credentials,
+) -> str:
+    """The public key of key pair ``name`` as the account sees it in the cloud; KeyPairNotFound if none."""
+    if account_client is not None:
+        key = account_client(account).public_key(name)
+        if key:
+            return key
+    key = cloud_client.public_key(name)
+    if key:
+        return key
+    raise KeyPairNotFound(f"The key pair '{name}' does not exist")
+
+
+def authorize_script(public_key: str) -> str:
+    """A script (run as ``hadoop``) that adds the key to ``authorized_keys`` once."""
+    line = shlex.quote(public_key.strip())
+    return f"""set -eu
+install -d -m 700 ~/.ssh
+touch ~/.ssh/authorized_keys
+chmod 600 ~/.ssh/authorized_keys
+grep -qxF -- {line} ~/.ssh/authorized_keys || printf '%s\\n' {line} >> ~/.ssh/authorized_keys
+"""

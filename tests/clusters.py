@@ -1,0 +1,136 @@
+"""Helpers for tests that run real clusters: a Resilin server of the module's own, waiting, ssh."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from resilin.process import ResilinProcess, new_process
+from resilin.provisioners.localcloud.process import remove_cloud
+
+NODE_IMAGE = "localhost/resilin-node:latest"
+ACTIVE = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING")
+
+
+def cloud_and_subnet(prefix: str, second_octet: int) -> tuple[str, str]:
+    """A cloud name and subnet of this test run's own, so concurrent runs on one machine never collide."""
+    pid = os.getpid()
+    return f"{prefix}{pid % 100000}", f"10.{second_octet}.{pid % 250}.0/24"
+
+
+def running_resilin(cloud: str, subnet: str):
+    """Start a ``resilin server`` for a test module; end its clusters, stop it, check nothing leaked.
+
+    Its home is a directory of its own rather than pytest's temporary directories, which
+    other pytest runs on the machine prune while a long cluster test still uses them.
+    """
+    if subprocess.run(["podman", "image", "exists", NODE_IMAGE]).returncode != 0:
+        pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
+    home = Path(tempfile.mkdtemp(prefix=f"resilin-{cloud}-"))
+    proc = new_process(home, cloud, subnet)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        try:
+            end_clusters(proc)
+        finally:
+            proc.stop()
+            print(proc.log_tail(150))
+            leaked = remove_cloud(cloud)
+            shutil.rmtree(home, ignore_errors=True)
+        assert leaked == [], f"containers left behind: {leaked}"
+
+
+def end_clusters(proc: ResilinProcess, timeout: float = 600) -> None:
+    """Terminate whatever a failed test left running, as a user would, and wait for it to end."""
+    for account in range(len(proc.accounts)):
+        emr = proc.endpoints(account).client("emr")
+        active = [c["Id"] for c in emr.list_clusters(ClusterStates=list(ACTIVE))["Clusters"]]
+        if not active:
+            continue
+        emr.set_termination_protection(JobFlowIds=active, TerminationProtected=False)
+        emr.terminate_job_flows(JobFlowIds=active)
+        for cid in active:
+            wait_for(
+                f"{cid} to terminate",
+                lambda cid=cid, emr=emr: emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"][
+                    "State"
+                ].startswith("TERMINATED"),
+                timeout=timeout,
+            )
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 600, interval: float = 2) -> Any:
+    """Poll ``check`` until it returns something truthy; fail the test with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def aws_cli(proc: ResilinProcess, *args: str, check: bool = True, timeout: float = 900):
+    """Run the AWS CLI (v1, from this venv) as account 0 of ``proc``."""
+    aws = shutil.which("aws", path=os.path.dirname(sys.executable))
+    assert aws, "the AWS CLI is not installed in the virtualenv"
+    creds = proc.accounts[0]
+    env = os.environ | {
+        "AWS_ACCESS_KEY_ID": creds.access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+    done = subprocess.run([aws, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        pytest.fail(f"aws {' '.join(args[:2])} exited {done.returncode}: {done.stderr.strip()}")
+    return done
+
+
+def user_key_pair(proc: ResilinProcess, directory: Path, name: str, account: int = 0) -> Path:
+    """A fresh key pair of the user's, imported into the local cloud as EC2 users import theirs."""
+    key = directory / f"{name}.pem"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
+    creds = proc.accounts[account]
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=f"http://127.0.0.1:{proc.localcloud_port}",
+        region_name="us-east-1",
+        aws_access_key_id=creds.access_key,
+        aws_secret_access_key=creds.secret_key,
+    )
+    ec2.import_key_pair(KeyName=name, PublicKeyMaterial=key.with_suffix(".pem.pub").read_bytes())
+    return key
+
+
+def ssh(proc: ResilinProcess, key: Path, host: str, command: str, timeout: float = 120):
+    """Plain OpenSSH as ``hadoop@host`` with the user's key, trusting only the host keys Resilin pinned."""
+    return subprocess.run(
+        [
+            "ssh",
+            "-o", f"UserKnownHostsFile={proc.home / 'known_hosts'}",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=20",
+            "-i", str(key),
+            f"hadoop@{host}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )  # fmt: skip

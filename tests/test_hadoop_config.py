@@ -1,0 +1,163 @@
+"""Rendering of the node script: sizing, EMR classifications, bootstrap actions, step commands.
+
+What these render is run for real on clusters in test_hadoop_cluster.py; here the
+shell it produces is checked with ``bash -n`` and the merge rules directly.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from resilin import bootstrap, steps
+from resilin.errors import ValidationError
+from resilin.hadoop_config import (
+    ClusterSpec,
+    NodeSpec,
+    check_configurations,
+    env_files,
+    overrides_from,
+    render_node_script,
+    sizing_for,
+)
+from resilin.jobflows import releases
+
+CONFIGS = [
+    {"Classification": "yarn-site", "Properties": {"yarn.nodemanager.resource.memory-mb": "3000"}},
+    {
+        "Classification": "hadoop-env",
+        "Properties": {},
+        "Configurations": [{"Classification": "export", "Properties": {"HADOOP_HEAPSIZE_MAX": "700m"}}],
+    },
+    {"Classification": "hadoop-log4j", "Properties": {"log4j.logger.org.apache.hadoop.fs": "DEBUG"}},
+    {
+        "Classification": "capacity-scheduler",
+        "Properties": {"yarn.scheduler.capacity.root.queues": "default,x"},
+    },
+]
+
+
+def spec(**extra) -> ClusterSpec:
+    nodes = [
+        NodeSpec("ip-10-0-0-2", "10.0.0.2", "MASTER", "m", "m5.xlarge", "ig-M"),
+        NodeSpec(
+            "ip-10-0-0-3",
+            "10.0.0.3",
+            "CORE",
+            "c",
+            "m5.large",
+            "ig-C",
+            [{"Classification": "yarn-site", "Properties": {"yarn.nodemanager.resource.memory-mb": "2048"}}],
+        ),
+    ]
+    return ClusterSpec(
+        "j-1", nodes, "http://10.0.0.1:9", "us-east-1", "AK", "SK", "m5.xlarge", CONFIGS, **extra
+    )
+
+
+def bash_syntax_ok(script: str) -> None:
+    done = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_sizing_follows_the_instance_type():
+    xl, large = sizing_for("m5.xlarge"), sizing_for("m5.large")
+    assert (xl.nodemanager_memory_mb, xl.map_memory_mb, xl.reduce_memory_mb) == (12288, 3072, 6144)
+    assert (large.nodemanager_memory_mb, large.nodemanager_vcores) == (6144, 2)
+    assert sizing_for("t3.micro").map_memory_mb >= 512
+
+
+def test_group_configurations_win_over_the_cluster_ones():
+    s = spec()
+    master, core = (render_node_script(s, n) for n in s.nodes)
+    assert "<name>yarn.nodemanager.resource.memory-mb</name><value>3000</value>" in master
+    assert "<name>yarn.nodemanager.resource.memory-mb</name><value>2048</value>" in core
+    assert "default,x" in master and "log4j.logger.org.apache.hadoop.fs=DEBUG" in master
+    assert 'export HADOOP_HEAPSIZE_MAX="700m"' in master
+    assert "/usr/local/bin/s3-dist-cp" in master and "/usr/local/bin/s3-dist-cp" not in core
+    bash_syntax_ok(master)
+    bash_syntax_ok(core)
+
+
+def test_env_exports_are_quoted_for_the_shell():
+    files = env_files(overrides_from([{"Classification": "yarn-env", "Configurations": [
+        {"Classification": "export", "Properties": {"YARN_OPTS": 'a "b" `c` $HOME'}}]}]))  # fmt: skip
+    assert files == {"yarn-env.sh": 'export YARN_OPTS="a \\"b\\" \\`c\\` $HOME"'}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [{"Classification": "spark-defaults", "Properties": {}}],
+        [{"Classification": "core-site", "Configurations": [{"Classification": "export"}]}],
+        [{"Classification": "hadoop-env", "Properties": {"X": "1"}}],
+    ],
+)
+def test_unknown_or_misplaced_classifications_are_refused(bad):
+    with pytest.raises(ValidationError):
+        check_configurations(bad)
+
+
+def test_bootstrap_actions_render_in_order_and_fail_on_unreadable_scripts():
+    actions = [
+        {"Name": "one", "ScriptBootstrapAction": {"Path": "s3://b/one.sh", "Args": ["a b"]}},
+        {"Name": "two", "ScriptBootstrapAction": {"Path": "file:/usr/bin/true"}},
+    ]
+    text = bootstrap.render(actions, lambda bucket, key: b"#!/bin/bash\necho hi\n")
+    assert text.index("bootstrap action 1") < text.index("bootstrap action 2")
+    assert "'a b'" in text and "/usr/bin/true" in text
+    bash_syntax_ok(render_node_script(spec(bootstrap_script=text), spec().nodes[0]))
+
+    def missing(bucket, key):
+        raise KeyError(key)
+
+    with pytest.raises(bootstrap.BootstrapError, match="one"):
+        bootstrap.render(actions, missing)
+
+
+def test_bootstrap_script_runs_and_stops_at_the_first_failure(tmp_path, monkeypatch):
+    # The rendered actions run for real in a local bash, with their log root moved into tmp_path.
+    monkeypatch.setattr(bootstrap, "LOG_ROOT", str(tmp_path / "logs"))
+    monkeypatch.setattr(bootstrap, "WORK_ROOT", str(tmp_path / "work"))
+    scripts = {"ok.sh": b"#!/bin/bash\necho ran-$1\n", "bad.sh": b"#!/bin/bash\necho oops >&2\nexit 3\n"}
+    actions = [
+        {"Name": n, "ScriptBootstrapAction": {"Path": f"s3://b/{n}", "Args": ["x"]}}
+        for n in ("ok.sh", "bad.sh", "ok.sh")
+    ]
+    text = bootstrap.render(actions, lambda bucket, key: scripts[key]).replace("sudo ", "")
+    done = subprocess.run(["bash", "-c", text], capture_output=True, text=True)
+    assert done.returncode == 3
+    assert "bootstrap action 2 (bad.sh) failed with exit status 3: oops" in done.stderr
+    assert (tmp_path / "logs/1/stdout").read_text() == "ran-x\n"
+    assert not (tmp_path / "logs/3").exists()
+
+
+def test_step_commands():
+    jar_step = {"jar": "s3://b/app.jar", "args": ["in", "out"], "main_class": "org.example.Main"}
+    command = steps.step_command(jar_step, "/w")
+    assert command.startswith("hadoop fs -copyToLocal -f s3://b/app.jar /w/app.jar && ")
+    assert 'HADOOP_CLASSPATH="/w/app.jar' in command and "hadoop org.example.Main in out" in command
+    runner = {"jar": "command-runner.jar", "args": ["s3-dist-cp", "--src", "s3://b/x"], "main_class": None}
+    assert steps.step_command(runner, "/w") == "s3-dist-cp --src s3://b/x"
+    assert steps.application_ids(
+        "Submitted application application_1_0002\n", "application_1_0002 application_1_0003"
+    ) == [
+        "application_1_0002",
+        "application_1_0003",
+    ]
+
+
+def test_release_catalogue():
+    assert releases.release("emr-7.5.0").emr_hadoop == "3.4.0"
+    assert releases.applications([{"Name": "Hadoop"}], "emr-6.15.0") == [
+        {"Name": "Hadoop", "Version": "3.5.0"}
+    ]
+    assert releases.check_ami_version("3.11") == "3.11.0"
+    for bad in ("emr-1.0.0", "emr-7.99.0", "foo"):
+        with pytest.raises(ValidationError):
+            releases.release(bad)
+    with pytest.raises(ValidationError):
+        releases.applications([{"Name": "Spark"}], "emr-7.5.0")
+    with pytest.raises(ValidationError):
+        releases.check_ami_version("9.9")
