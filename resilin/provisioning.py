@@ -303,10 +303,10 @@ class ClusterProvisioner:
             if error_code(exc) != "InvalidGroup.Duplicate":
                 raise
             # Left by an earlier attempt at this cluster: take it over (its rules are the same).
-            [group] = [g for g in client.security_groups_by_tag({TAG_CLUSTER: self.cid})] or [None]
-            if group is None:
+            earlier = client.security_groups_by_tag({TAG_CLUSTER: self.cid})
+            if not earlier:
                 raise
-            resources.security_group = group["GroupId"]
+            resources.security_group = earlier[0]["GroupId"]
             return
         resources.security_group = gid
         client.authorize_ingress(

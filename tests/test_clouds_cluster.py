@@ -177,6 +177,7 @@ def test_cluster_placed_where_capacity_runs_out_ends_with_errors_and_leaks_nothi
 
 def test_word_count_falls_back_to_the_second_cloud(resilin, admins):
     admins[CLOUD_A].set_faults(insufficient_capacity=1000)  # A refuses every launch
+    admins[CLOUD_B].set_faults(launch_failures=1)  # and in B, one instance dies while starting
     ec2_b = _cloud_ec2(resilin, CLOUD_B)
     seen_groups: dict[str, list[str]] = {}
 
@@ -202,6 +203,8 @@ def test_word_count_falls_back_to_the_second_cloud(resilin, admins):
         lines
     )
     assert len(seen_groups) == 2 and all(groups == [f"resilin-{cid}"] for groups in seen_groups.values())
+    log = (resilin.home / "server.log").read_text()
+    assert f"{cid}: 1 instance(s) failed while starting" in log and "launching replacements" in log
     for cloud in (CLOUD_A, CLOUD_B):
         assert _leftovers(resilin, cloud, cid) == {"containers": [], "groups": [], "keys": []}
 

@@ -63,9 +63,9 @@ def _cloud(name: str, endpoint: str, region: str = "us-east-1", **settings) -> C
 
 
 class Clouds:
-    """``placement_for`` over named clouds, all reached through the proxy."""
+    """``placement_for`` over named clouds (their endpoints: the proxy in front of moto)."""
 
-    def __init__(self, proxy: FaultProxy, image: str, *clouds: CloudConfig) -> None:
+    def __init__(self, image: str, *clouds: CloudConfig) -> None:
         self.default = clouds[0].name
         self.placements = {
             c.name: Placement(
@@ -120,7 +120,7 @@ def _live(client: EC2Client, cid: str) -> list[dict]:
 
 
 def test_launch_conversation_tags_group_and_teardown(proxy, image_name):
-    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
     cid = "j-CONVERSATION01"
     provisioner = _provisioner(clouds, cid)
     placement, running = provisioner.launch(_cluster(cid))
@@ -158,7 +158,7 @@ def test_launch_conversation_tags_group_and_teardown(proxy, image_name):
 
 
 def test_capacity_refused_is_retried_with_backoff(proxy, image_name):
-    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
     proxy.fail("RunInstances", "InsufficientInstanceCapacity", 500, times=2)
     messages: list[str] = []
     provisioner = _provisioner(clouds, "j-CAPACITYRETRY1", messages)
@@ -172,7 +172,7 @@ def test_capacity_refused_is_retried_with_backoff(proxy, image_name):
 
 
 def test_partial_fulfilment_asks_again_for_the_rest(proxy, image_name):
-    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
     proxy.shrink(max_count=1, times=2)  # the master's launch, then the first of the core group's
     messages: list[str] = []
     provisioner = _provisioner(clouds, "j-PARTIAL000001", messages)
@@ -191,7 +191,6 @@ def test_partial_fulfilment_asks_again_for_the_rest(proxy, image_name):
 
 def test_no_capacity_falls_back_to_the_next_cloud_and_leaves_nothing_behind(proxy, image_name):
     clouds = Clouds(
-        proxy,
         image_name,
         _cloud("east", proxy.endpoint, fallback=("west",)),
         _cloud("west", proxy.endpoint, region="us-west-2"),
@@ -215,7 +214,6 @@ def test_no_capacity_falls_back_to_the_next_cloud_and_leaves_nothing_behind(prox
 
 def test_groups_placed_by_the_user_stay_in_their_cloud(proxy, image_name):
     clouds = Clouds(
-        proxy,
         image_name,
         _cloud("east", proxy.endpoint, fallback=("west",)),
         _cloud("west", proxy.endpoint, region="us-west-2"),
@@ -237,7 +235,6 @@ def test_groups_placed_by_the_user_stay_in_their_cloud(proxy, image_name):
 
 def test_quota_refusal_is_not_retried_but_falls_back(proxy, image_name):
     clouds = Clouds(
-        proxy,
         image_name,
         _cloud("east", proxy.endpoint, fallback=("west",)),
         _cloud("west", proxy.endpoint, region="us-west-2"),
@@ -255,7 +252,6 @@ def test_quota_refusal_is_not_retried_but_falls_back(proxy, image_name):
 def test_what_a_cloud_does_not_offer_is_refused_before_launching(proxy, image_name):
     small = {"m5.xlarge": InstanceTypeSpec("m5.xlarge", 4, 16384, 0.192)}
     clouds = Clouds(
-        proxy,
         image_name,
         _cloud("east", proxy.endpoint, instance_types=small, quota=Quota(instances=2)),
     )
@@ -273,7 +269,7 @@ def test_what_a_cloud_does_not_offer_is_refused_before_launching(proxy, image_na
 
 
 def test_instances_that_die_while_starting_are_replaced(proxy, moto_endpoint, image_name):
-    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
     direct = EC2Client(_cloud("east", moto_endpoint)).ec2
 
     def kill_first(form, answer: bytes) -> None:
@@ -293,7 +289,7 @@ def test_instances_that_die_while_starting_are_replaced(proxy, moto_endpoint, im
 
 
 def test_throttled_calls_during_launch_are_retried(proxy, image_name):
-    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
     proxy.fail("DescribeInstances", "RequestLimitExceeded", 503, times=3)
     proxy.fail("CreateSecurityGroup", "Throttling", 400, times=1)
     provisioner = _provisioner(clouds, "j-THROTTLED00001")
@@ -305,7 +301,7 @@ def test_throttled_calls_during_launch_are_retried(proxy, image_name):
 
 def test_groups_in_several_clouds_fail_with_a_clear_message(proxy, image_name):
     clouds = Clouds(
-        proxy, image_name, _cloud("east", proxy.endpoint), _cloud("west", proxy.endpoint, region="us-west-2")
+        image_name, _cloud("east", proxy.endpoint), _cloud("west", proxy.endpoint, region="us-west-2")
     )
     cluster = _cluster("j-TWOCLOUDS00001")
     cluster["groups"][1]["cloud"] = "west"
@@ -320,7 +316,7 @@ def test_groups_in_several_clouds_fail_with_a_clear_message(proxy, image_name):
 
 
 def test_reconciliation_removes_leftovers_of_ended_and_unknown_clusters_only(proxy, image_name, redis_client):
-    clouds = Clouds(proxy, image_name, _cloud("east", proxy.endpoint))
+    clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
     store = JobFlowStore(redis_client)
     service = EmrService(store)
     params = {"Name": "c", "Instances": {"MasterInstanceType": "m5.xlarge", "InstanceCount": 1}}
