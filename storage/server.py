@@ -36,6 +36,7 @@ log = Logger()
 SPOOL_THRESHOLD = 100_000  # bodies at least this large go to a file (Twisted's own threshold)
 # Twisted sends at most 128 KiB per send() and then waits for the next reactor turn;
 # object bodies go out in larger pieces (see sending.PIECE), with fewer system calls.
+# Connections are TCP_NODELAY: every response is written whole, so Nagle only adds delay.
 SEND_LIMIT = 1024 * 1024
 
 
@@ -73,6 +74,8 @@ class StorageRequest(Request):
         transport = getattr(self.channel, "transport", None)
         if transport is not None:
             transport.SEND_LIMIT = SEND_LIMIT
+            if hasattr(transport, "setTcpNoDelay"):
+                transport.setTcpNoDelay(True)
         self.body_bytes = 0
         self.body_too_large = False
 
