@@ -420,5 +420,5 @@ def test_service_refuses_to_start_on_a_conflicting_network(cloud, node_image, re
         log_path=tmp_path / "clash.log",
     )
     with pytest.raises(RuntimeError, match="exited with 1"):
-        clash.start()
+        clash.start(timeout=180)  # generous: podman is slow on a busy machine
     assert "exists with subnet" in (tmp_path / "clash.log").read_text()
