@@ -366,6 +366,8 @@ class ClusterWorker(threading.Thread):
 
         def groups_running(c: Doc) -> None:
             now = time.time()
+            # Ready to run steps from now on: the cluster's ReadyDateTime precedes any step's start.
+            c["timeline"].setdefault("ready", now)
             for g in c["groups"]:
                 if g["requested"]:
                     g["state"] = states.GROUP_RUNNING
