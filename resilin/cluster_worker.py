@@ -306,7 +306,7 @@ class ClusterWorker(threading.Thread):
 
         def groups_running(c: Doc) -> None:
             now = time.time()
-            # Ready once bootstrapping is over, even if the cluster ends at once (no steps, no keep-alive).
+            # Ready to run steps from now on: the cluster's ReadyDateTime precedes any step's start.
             c["timeline"].setdefault("ready", now)
             for g in c["groups"]:
                 if g["requested"]:

@@ -42,15 +42,10 @@ def texts(resilin):
     return texts
 
 
-def emr(resilin, *args: str, check: bool = True):
+def emr(resilin, *args: str, check: bool = True, timeout: float = 900):
+    endpoint = f"http://127.0.0.1:{resilin.api_port}"
     return aws_cli(
-        resilin,
-        "emr",
-        args[0],
-        "--endpoint-url",
-        f"http://127.0.0.1:{resilin.api_port}",
-        *args[1:],
-        check=check,
+        resilin, "emr", args[0], "--endpoint-url", endpoint, *args[1:], check=check, timeout=timeout
     )
 
 
