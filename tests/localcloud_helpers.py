@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from resilin.provisioners.localcloud.podman import Podman
+from resilin.provisioners.localcloud.podman import Podman, PodmanError
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
 from resilin.sigv4 import Credentials
 
@@ -28,8 +28,11 @@ def free_subnet() -> str:
     """A /24 no podman network uses yet."""
     taken = []
     for name in Podman().list_networks():
-        for s in Podman().network_inspect(name).get("subnets", []):
-            taken.append(ipaddress.ip_network(s["subnet"]))
+        try:
+            subnets = Podman().network_inspect(name).get("subnets", [])
+        except PodmanError:
+            continue  # removed meanwhile (other runs share the machine)
+        taken += [ipaddress.ip_network(s["subnet"]) for s in subnets]
     while True:
         candidate = ipaddress.ip_network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24")
         if not any(candidate.overlaps(t) for t in taken):

@@ -362,8 +362,7 @@ class LocalCloud:
             self.store.save(record)
         # Running members of groups that admit these groups must now admit the new addresses too.
         self.machines.members_changed(account, groups)
-        for record in records:
-            self._background(self.machines.launch(record))
+        self._background(self.machines.launch(records))
         return self._reservation(account, reservation_id, [(r, "pending") for r in records])
 
     def _reservation(self, account: str, reservation_id: str, instances) -> dict[str, Any]:
