@@ -36,7 +36,7 @@ from pathlib import Path
 
 from resilin.config import CloudConfig, new_credentials
 from resilin.provisioners.ec2client import EC2Client
-from resilin.provisioners.localcloud.podman import Podman
+from resilin.provisioners.localcloud.podman import Podman, PodmanError
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
 from resilin.redis_server import PrivateRedis
 from resilin.ssh import KeyPair, Node
@@ -45,11 +45,14 @@ PHASES = ("RunInstances", "running", "SSH ready", "terminated", "gone")
 
 
 def free_subnet() -> str:
-    taken = [
-        ipaddress.ip_network(s["subnet"])
-        for name in Podman().list_networks()
-        for s in Podman().network_inspect(name).get("subnets", [])
-    ]
+    taken = []
+    for name in Podman().list_networks():
+        try:
+            taken += [
+                ipaddress.ip_network(s["subnet"]) for s in Podman().network_inspect(name).get("subnets", [])
+            ]
+        except PodmanError:
+            continue  # removed meanwhile (other runs share the machine)
     for third in range(256):
         candidate = ipaddress.ip_network(f"10.82.{third}.0/24")
         if not any(candidate.overlaps(t) for t in taken):
@@ -127,6 +130,8 @@ def main() -> int:
             client.import_key_pair("provision-bench", key.public_line)
             image = client.image_for(args.image)
             print(f"local cloud {cloud}, image {args.image}, {os.cpu_count()} CPU(s)", flush=True)
+            # Untimed: the first instance of a network also brings its bridge and firewall rules up.
+            one_run(client, image, args.instance_type, key, 1, cloud)
             for count in args.sizes:
                 for i in range(args.repeat):
                     run = one_run(client, image, args.instance_type, key, count, cloud)
@@ -144,7 +149,8 @@ def main() -> int:
                 print(f"removed containers left behind: {left}", file=sys.stderr)
 
     print()
-    print(f"Provisioning on the local cloud, seconds (median of {args.repeat} run(s))")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"Provisioning on the local cloud, seconds (median of {args.repeat} run(s)); load average {load}")
     print(f"{'instances':>9} " + " ".join(f"{p:>13}" for p in PHASES))
     medians = {n: {p: statistics.median(r[p] for r in runs) for p in PHASES} for n, runs in results.items()}
     for n, row in medians.items():

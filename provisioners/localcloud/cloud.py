@@ -362,8 +362,7 @@ class LocalCloud:
             self.store.save(record)
         # Running members of groups that admit these groups must now admit the new addresses too.
         self.machines.members_changed(account, groups)
-        for record in records:
-            self._background(self.machines.launch(record))
+        self._background(self.machines.launch(records))
         return self._reservation(account, reservation_id, [(r, "pending") for r in records])
 
     def _reservation(self, account: str, reservation_id: str, instances) -> dict[str, Any]:
@@ -406,7 +405,7 @@ class LocalCloud:
         return {"Reservations": [self._reservation(account, rid, instances) for rid in order]}
 
     async def terminate_instances(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
-        changes = []
+        changes, doomed = [], []
         for found, name in await self._find(account, params["InstanceIds"]):
             record = self.store.get(found.instance_id) or found  # fresh: background work may have saved it
             current = "terminated" if name == "terminated" else "shutting-down"
@@ -415,9 +414,11 @@ class LocalCloud:
                 record.state_reason = "Client.UserInitiatedShutdown: User initiated shutdown"
                 self.store.save(record)
                 self.machines.members_changed(account, record.security_groups)
-                # If the container is still being created, the launch removes it once podman returns.
-                self._background(self.machines.remove(record.instance_id))
+                doomed.append(record.instance_id)
             changes.append(self._change(record.instance_id, name, current))
+        if doomed:
+            # If a container is still being created, its launch removes it once podman returns.
+            self._background(self.machines.remove(*doomed))
         return {"TerminatingInstances": changes}
 
     @staticmethod

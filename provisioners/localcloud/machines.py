@@ -126,15 +126,51 @@ class Machines:
 
     # Launch ------------------------------------------------------------------------------
 
-    async def launch(self, record: InstanceRecord) -> None:
-        """Create, fence and start the instance's container; on failure the instance ends terminated."""
-        name = self.container_name(record.instance_id)
+    async def launch(self, records: list[InstanceRecord]) -> None:
+        """Bring a reservation's instances up together: containers created side by side, then
+        initialised, fenced and started with one podman call each for all of them (podman's
+        per-call cost, not the containers, is what made many instances slow).  An instance
+        that fails ends terminated; the others go on."""
+        created = []
+        creations = [Deferred.fromCoroutine(self._create(r)) for r in records]
+        for record, (ok, result) in zip(
+            records, await DeferredList(creations, consumeErrors=True), strict=True
+        ):
+            if ok and result is None:
+                created.append(record)
+            else:
+                await self._launch_failed(record, result.value if not ok else result)
+        if not created:
+            return
+        names = [self.container_name(r.instance_id) for r in created]
+        try:
+            pids = await deferToThread(self.podman.init_all, names)
+            version = self._version
+            fences = [
+                deferToThread(firewall.apply, pids[name], self.ruleset(r))
+                for r, name in zip(created, names, strict=True)
+                if r.security_groups
+            ]
+            for ok, result in await DeferredList(fences, consumeErrors=True):
+                if not ok:
+                    raise result.value
+            await deferToThread(self.podman.start_all, names)
+        except Exception as exc:
+            # Which one failed is not told: bring each up on its own, which says.
+            log.warning("launching %d instances together failed (%s); one by one", len(created), exc)
+            await DeferredList([Deferred.fromCoroutine(self.activate(r.instance_id)) for r in created])
+            return
+        for record in created:
+            await self._launched(record, version)
+
+    async def _create(self, record: InstanceRecord) -> Exception | None:
+        """Create the instance's container; the error if podman refused."""
         env = {"RESILIN_SSH_PUBKEY": record.public_key, "RESILIN_USER_DATA_B64": record.user_data_b64}
         itype = self.types.get(record.instance_type)
         try:
             await deferToThread(
                 self.podman.create,
-                name=name,
+                name=self.container_name(record.instance_id),
                 image=record.image,
                 hostname=record.instance_id,
                 network=self.network,
@@ -144,23 +180,29 @@ class Machines:
                 extra=itype.container_limits() if itype else [],
             )
         except Exception as exc:
-            await self._launch_failed(record, exc)
-            return
-        await self.activate(record.instance_id)
+            return exc
+        return None
 
     async def activate(self, instance_id: str) -> None:
-        """Take a created container to running behind its firewall, then call the instance launched."""
+        """Take one created container to running behind its firewall, then call the instance launched."""
         record = self.store.get(instance_id)
         if record is None:
             return
-        name = self.container_name(instance_id)
         try:
             version = await self._fence_and_start(record)
-            if self.faults.take_launch_failure():
-                await deferToThread(self.podman.kill, name)
-                raise LaunchFault("the instance died while starting")
         except Exception as exc:
             await self._launch_failed(record, exc)
+            return
+        await self._launched(record, version)
+
+    async def _launched(self, record: InstanceRecord, version: int) -> None:
+        """The container runs: the instance is launched, unless it was told to die or was terminated."""
+        instance_id = record.instance_id
+        if self.faults.take_launch_failure():
+            try:
+                await deferToThread(self.podman.kill, self.container_name(instance_id))
+            finally:
+                await self._launch_failed(record, LaunchFault("the instance died while starting"))
             return
         current = self.store.get(instance_id) or record
         if current.phase in (TERMINATING, TERMINATED):
@@ -176,16 +218,16 @@ class Machines:
         """Initialise the container, load its firewall, start it; returns the rules version applied."""
         name = self.container_name(record.instance_id)
         try:
-            pid, running = await deferToThread(self.podman.init, name), False
+            pid = await deferToThread(self.podman.init, name)
         except PodmanError:
-            # Already running: a restart of the service cut this short after the start.
-            pid, running = await deferToThread(self.podman.pid, name), True
+            # Initialised or running already: a restart, or a launch with others, cut this short.
+            pid = await deferToThread(self.podman.pid, name)
             if pid <= 0:
                 raise
         version = self._version
         if record.security_groups:
             await deferToThread(firewall.apply, pid, self.ruleset(record))
-        if not running:
+        if await deferToThread(self.podman.status, name) != "running":
             await deferToThread(self.podman.start, name)
         return version
 
@@ -245,13 +287,16 @@ class Machines:
         record.state_reason = "Server.InternalError: Internal error (the instance failed)"
         self.store.save(record)
 
-    async def remove(self, instance_id: str) -> None:
-        await deferToThread(self.podman.remove, [self.container_name(instance_id)], TERMINATE_GRACE)
-        record = self.store.get(instance_id)
-        if record is not None:
-            record.phase = TERMINATED
-            record.terminated_at = record.terminated_at or time.time()
-            self.store.save(record)
+    async def remove(self, *instance_ids: str) -> None:
+        """Remove the instances' containers (one podman call for all) and call them terminated."""
+        names = [self.container_name(iid) for iid in instance_ids]
+        await deferToThread(self.podman.remove, names, TERMINATE_GRACE)
+        for instance_id in instance_ids:
+            record = self.store.get(instance_id)
+            if record is not None:
+                record.phase = TERMINATED
+                record.terminated_at = record.terminated_at or time.time()
+                self.store.save(record)
 
     # Firewalls ---------------------------------------------------------------------------
 
@@ -335,7 +380,7 @@ class Machines:
                 if record.instance_id in containers:
                     self.background(self.activate(record.instance_id))
                 else:
-                    self.background(self.launch(record))
+                    self.background(self.launch([record]))
             elif record.phase == TERMINATING:
                 self.background(self.remove(record.instance_id))
             elif record.phase == LAUNCHED and record.power == STARTING:

@@ -117,6 +117,26 @@ class Podman:
         self._run("init", container, timeout=300)
         return self.pid(container)
 
+    def init_all(self, containers: Sequence[str]) -> dict[str, int]:
+        """:meth:`init` for several containers in one podman call; container name → PID."""
+        self._run("init", *containers, timeout=300)
+        fmt = "{{.Name}} {{.State.Pid}}"
+        out = self._run("inspect", "--type", "container", "--format", fmt, *containers).stdout
+        pids = {name: int(pid) for name, pid in (line.split() for line in out.splitlines() if line.strip())}
+        missing = [c for c in containers if pids.get(c, 0) <= 0]
+        if missing:
+            raise PodmanError(f"podman init left {', '.join(missing)} without a process")
+        return pids
+
+    def status(self, container: str) -> str:
+        """created, initialized, running, exited, …"""
+        return self._run(
+            "inspect", "--type", "container", "--format", "{{.State.Status}}", container
+        ).stdout.strip()
+
+    def start_all(self, containers: Sequence[str]) -> None:
+        self._run("start", *containers, timeout=300)
+
     def pid(self, container: str) -> int:
         return int(
             self._run("inspect", "--type", "container", "--format", "{{.State.Pid}}", container).stdout
