@@ -98,6 +98,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--image", default="localhost/resilin-node:latest")
     parser.add_argument("--instance-type", default="t3.micro")
+    parser.add_argument("--keep-log", metavar="PATH", help="copy the local cloud's log here")
     args = parser.parse_args()
 
     cloud = f"pbench{os.getpid() % 100000}"
@@ -143,6 +144,8 @@ def main() -> int:
                     )
         finally:
             proc.stop()
+            if args.keep_log:
+                Path(args.keep_log).write_bytes((Path(tmp) / "localcloud.log").read_bytes())
             left = remove_cloud(cloud)
             redis.stop()
             if left:

@@ -194,3 +194,19 @@ def test_host_keys_block_is_parsed_from_console():
     )
     assert parse_host_keys(console) == ["ecdsa-sha2-nistp256 AAAAE2Vj", "ssh-rsa AAAAB3Nz"]
     assert parse_host_keys("-----BEGIN SSH HOST KEY KEYS-----\nssh-rsa AAAA\n") == []
+
+
+def test_console_is_read_from_podmans_k8s_file_log():
+    from resilin.provisioners.localcloud.console import parse_k8s_file
+
+    log = (
+        b"2026-11-21T06:59:51.388320860+00:00 stdout F resilin-init: generating SSH host keys\n"
+        b"2026-11-21T06:59:55.727716476+00:00 stderr P a line written \n"
+        b"2026-11-21T06:59:55.727716477+00:00 stderr F in two parts\n"
+        b"2026-11-21T06:59:55.809627121+00:00 stdout F \n"
+        b"cut off where a long log's head and tail meet\n"
+        b"2026-11-21T06:59:56.107510785+00:00 stdout F ssh-ed25519 AAAAC3Nz root@i-1\n"
+    )
+    assert parse_k8s_file(log) == (
+        b"resilin-init: generating SSH host keys\na line written in two parts\n\nssh-ed25519 AAAAC3Nz root@i-1\n"
+    )

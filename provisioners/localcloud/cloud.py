@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 
 from resilin.config import CloudConfig
 from resilin.provisioners.localcloud import catalogue, filters, view
+from resilin.provisioners.localcloud.console import Consoles
 from resilin.provisioners.localcloud.errors import EC2Error, invalid
 from resilin.provisioners.localcloud.faults import Faults
 from resilin.provisioners.localcloud.keypairs import KeyPairs
@@ -98,6 +99,7 @@ class LocalCloud:
             self._background,
         )
         self._addresses: list[str] = []  # instance addresses of the subnet (the gateway excluded)
+        self.consoles = Consoles(self.podman)
         self.operations: dict[str, Operation] = {
             "RunInstances": self.run_instances,
             "DescribeInstances": self.describe_instances,
@@ -562,13 +564,19 @@ class LocalCloud:
     # Console ---------------------------------------------------------------------------
 
     async def get_console_output(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
-        [(record, name)] = await self._find(account, [params["InstanceId"]])
+        iid = params["InstanceId"]
+        record = self.store.get(iid) if INSTANCE_ID.match(iid or "") else None
+        if record is None or record.account != account:
+            # Not in the records (or not this account's): the full lookup adopts or refuses it.
+            [(record, _)] = await self._find(account, [iid])
         out: dict[str, Any] = {"InstanceId": record.instance_id, "Timestamp": dt.datetime.now(dt.UTC)}
-        if name != "terminated":
+        # Polled by callers waiting for host keys, so no container listing: the record says enough.
+        if record.phase in (LAUNCHING, LAUNCHED):
+            name = self.machines.container_name(record.instance_id)
             try:
-                text = await deferToThread(self.podman.logs, self.machines.container_name(record.instance_id))
+                text = await deferToThread(self.consoles.read, name)
             except Exception:
-                text = b""  # the container went away between the listing and now
+                text = b""  # no container yet, or gone meanwhile
             if len(text) > CONSOLE_LIMIT:
                 # Keep the boot (host keys are printed there) and the most recent output.
                 head = CONSOLE_LIMIT // 8

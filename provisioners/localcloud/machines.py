@@ -131,7 +131,7 @@ class Machines:
         initialised, fenced and started with one podman call each for all of them (podman's
         per-call cost, not the containers, is what made many instances slow).  An instance
         that fails ends terminated; the others go on."""
-        created = []
+        created, began = [], time.monotonic()
         creations = [Deferred.fromCoroutine(self._create(r)) for r in records]
         for record, (ok, result) in zip(
             records, await DeferredList(creations, consumeErrors=True), strict=True
@@ -143,8 +143,10 @@ class Machines:
         if not created:
             return
         names = [self.container_name(r.instance_id) for r in created]
+        marks = [time.monotonic()]
         try:
             pids = await deferToThread(self.podman.init_all, names)
+            marks.append(time.monotonic())
             version = self._version
             fences = [
                 deferToThread(firewall.apply, pids[name], self.ruleset(r))
@@ -154,12 +156,18 @@ class Machines:
             for ok, result in await DeferredList(fences, consumeErrors=True):
                 if not ok:
                     raise result.value
+            marks.append(time.monotonic())
             await deferToThread(self.podman.start_all, names)
+            marks.append(time.monotonic())
         except Exception as exc:
             # Which one failed is not told: bring each up on its own, which says.
             log.warning("launching %d instances together failed (%s); one by one", len(created), exc)
             await DeferredList([Deferred.fromCoroutine(self.activate(r.instance_id)) for r in created])
             return
+        log.info(
+            "launched %d instance(s): created %.2fs, initialised %.2fs, fenced %.2fs, started %.2fs",
+            len(created), marks[0] - began, marks[1] - marks[0], marks[2] - marks[1], marks[3] - marks[2],
+        )  # fmt: skip
         for record in created:
             await self._launched(record, version)
 

@@ -191,6 +191,12 @@ class Podman:
         networks = json.loads(proc.stdout)[0]["NetworkSettings"].get("Networks") or {}
         return (networks.get(network) or {}).get("IPAddress", "")
 
+    def log_config(self, container: str) -> tuple[str, str]:
+        """The container's log driver and log file."""
+        fmt = "{{.HostConfig.LogConfig.Type}} {{.HostConfig.LogConfig.Path}}"
+        out = self._run("inspect", "--type", "container", "--format", fmt, container).stdout.split()
+        return (out[0], out[1]) if len(out) == 2 else (out[0] if out else "", "")
+
     def logs(self, container: str) -> bytes:
         # A console interleaves stdout and stderr, so read both through one pipe.
         proc = subprocess.run(
