@@ -147,3 +147,20 @@ def test_release_labels_ami_versions_and_configurations_are_checked(service):
     described = service.describe_cluster("111111111111", {"ClusterId": cid})["Cluster"]
     assert described["RequestedAmiVersion"] == "3.11" and described["RunningAmiVersion"] == "3.11.0"
     assert "ReleaseLabel" not in described
+
+
+def test_cached_summary_views_follow_the_normalized_hours(monkeypatch):
+    from resilin.jobflows import views
+
+    created = 1_700_000_000.0
+    cluster = {
+        "id": "j-CACHEDVIEW", "name": "c", "arn": "arn:aws:elasticmapreduce:us-east-1:1:cluster/j-CACHEDVIEW",
+        "state": "WAITING", "timeline": {"created": created, "ready": created + 60},
+        "groups": [{"instance_type": "m5.xlarge", "requested": 1}],
+    }  # fmt: skip
+    raw = b'{"stored form":"j-CACHEDVIEW"}'
+    monkeypatch.setattr(views.time, "time", lambda: created + 3500)
+    assert views.cluster_summary_of(raw, cluster)["NormalizedInstanceHours"] == 8
+    monkeypatch.setattr(views.time, "time", lambda: created + 3700)  # a second hour has started
+    assert views.cluster_summary_of(raw, cluster)["NormalizedInstanceHours"] == 16
+    assert views.cluster_summary_of(raw, cluster) == views.cluster_summary(cluster)

@@ -20,7 +20,7 @@ from resilin.jobflows.instance_requests import describe_groups
 from resilin.jobflows.policy_operations import auto_termination_policy, check_tags, managed_scaling_policy
 from resilin.jobflows.security_configurations import check_usable
 from resilin.jobflows.step_operations import check_active_step_limit, new_step
-from resilin.jobflows.store import Doc
+from resilin.jobflows.store import ClusterSummary, Doc
 
 MAX_TERMINATED_AT_ONCE = 10
 MAX_STEP_CONCURRENCY = 256
@@ -181,7 +181,7 @@ class ClusterOperations(ServiceBase):
             high = last[0] if high is None else min(high, last[0])
         low = after.timestamp() if after else None
 
-        chosen: list[Doc] = []
+        chosen: list[ClusterSummary] = []
         positions: dict[str, float] = {}
         more = False
         offset = 0
@@ -202,11 +202,11 @@ class ClusterOperations(ServiceBase):
                 if len(chosen) == PAGE_SIZE:
                     more = True
                     break
-                chosen.append(summary.doc)
+                chosen.append(summary)
                 positions[cid] = created
-        result: dict[str, Any] = {"Clusters": [views.cluster_summary(c) for c in chosen]}
+        result: dict[str, Any] = {"Clusters": [views.cluster_summary_of(s.raw, s.doc) for s in chosen]}
         if more:
-            last_id = chosen[-1]["id"]
+            last_id = chosen[-1].doc["id"]
             result["Marker"] = time_marker(positions[last_id], last_id)
         return result
 

@@ -88,9 +88,10 @@ def _summary(cluster: Doc) -> bytes:
 class ClusterSummary:
     """A cluster as ListClusters needs it: a document with the summary members only."""
 
-    __slots__ = ("doc",)
+    __slots__ = ("doc", "raw")
 
     def __init__(self, raw: str | bytes) -> None:
+        self.raw = raw
         self.doc: Doc = _load(raw)
 
     @property

@@ -76,6 +76,31 @@ def cluster_summary(cluster: Doc) -> dict:
     )
 
 
+# ListClusters answers the same summaries over and over: keep each one's view, keyed by its
+# stored form, until its normalized hours would change (a running cluster's, hourly).
+_SUMMARY_VIEWS: dict[str | bytes, tuple[float, dict]] = {}
+_SUMMARY_VIEWS_MAX = 20_000
+
+
+def cluster_summary_of(raw: str | bytes, cluster: Doc) -> dict:
+    """``cluster_summary(cluster)`` for the summary stored as ``raw``, from a cache when fresh."""
+    now = time.time()
+    cached = _SUMMARY_VIEWS.get(raw)
+    if cached is not None and now < cached[0]:
+        return cached[1]
+    view = cluster_summary(cluster)
+    timeline = cluster["timeline"]
+    if timeline.get("ready") and not timeline.get("end"):
+        started_hours = math.ceil(max(now - timeline["created"], 1) / 3600)
+        fresh_until = timeline["created"] + started_hours * 3600
+    else:
+        fresh_until = math.inf
+    if len(_SUMMARY_VIEWS) >= _SUMMARY_VIEWS_MAX:
+        _SUMMARY_VIEWS.clear()  # summaries change as clusters do; old forms are never asked again
+    _SUMMARY_VIEWS[raw] = (fresh_until, view)
+    return view
+
+
 def _ec2_attributes(c: Doc, region: str) -> dict:
     network = c.get("network") or {}
     return strip(
