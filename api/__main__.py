@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port to listen on (default: api_port of the configuration)")
     parser.add_argument("--redis-url", default="", help="Redis to use (default: the configuration's)")
     parser.add_argument("--workers", type=int, default=1, help="processes serving the API (default 1)")
-    parser.add_argument("--threads", type=int, default=16, help="threads per process calling the core")
+    parser.add_argument("--threads", type=int, default=4, help="threads per process calling the core")
     parser.add_argument("--parent", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

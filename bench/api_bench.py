@@ -349,7 +349,7 @@ def main() -> int:
         "--seconds", type=float, default=10.0, help="measuring time per operation and service"
     )
     parser.add_argument("--workers", type=int, default=2, help="Resilin API processes")
-    parser.add_argument("--threads", type=int, default=16, help="core threads per Resilin API process")
+    parser.add_argument("--threads", type=int, default=4, help="core threads per Resilin API process")
     parser.add_argument("--client-processes", type=int, default=4)
     parser.add_argument("--only", choices=OPERATIONS, action="append", help="measure only these operations")
     args = parser.parse_args()
