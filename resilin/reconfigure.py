@@ -61,6 +61,22 @@ def daemons_to_restart(changed: set[str], running: tuple[str, ...]) -> list[str]
     return [d for d in DAEMON_TOOLS if d in wanted and d in running]
 
 
+def failure_summary(stderr: str, limit: int = 600) -> str:
+    """What went wrong, from a node script's error output: the failing daemon and its root cause.
+
+    hadoop-daemon reports a daemon that died as it started with the tail of its log, mostly a
+    stack trace; the line naming the daemon and the innermost exception say what failed.
+    """
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    headline = next((line for line in lines if line.startswith("ERROR")), None)
+    causes = [line for line in lines if "Exception" in line and not line.startswith("at ")]
+    innermost = next((line for line in reversed(causes) if line.startswith("Caused by:")), None)
+    cause = innermost or next(iter(causes), None)
+    if headline is None and cause is None:
+        return stderr.strip()[-limit:]
+    return " ".join(part for part in (headline, cause) if part)[:limit]
+
+
 class Reconfigurer:
     def __init__(self, worker: ClusterWorker, resizer: Resizer) -> None:
         self.worker = worker
@@ -119,7 +135,7 @@ class Reconfigurer:
                 if result.exit_status != 0:
                     raise ReconfigurationFailed(
                         f"Reconfiguring {instance['id']} ({instance['ec2_id']}) failed: "
-                        f"{result.stderr.strip()[-400:]}"
+                        f"{failure_summary(result.stderr)}"
                     )
                 return restart
 

@@ -217,17 +217,30 @@ def wait_reconfigured(emr, cid, gid, timeout=600):
         time.sleep(2)
 
 
-def offered_memory(emr, cid):
-    """What the core NodeManagers offer, as the ResourceManager and then each NodeManager report it."""
-    nodes = rm_nodes(emr, cid)
-    by_rm = {
-        n["nodeHostName"]: n["availMemoryMB"] + n["usedMemoryMB"] for n in nodes if n["state"] == "RUNNING"
-    }
-    by_nm = {}
-    for core in instances(emr, cid, InstanceGroupTypes=["CORE"], InstanceStates=["RUNNING"]):
-        info = http_json(f"http://{core['PrivateIpAddress']}:8042/ws/v1/node/info")["nodeInfo"]
-        by_nm[info["nodeHostName"]] = info["totalPmemAllocatedContainersMB"]
-    return len(nodes), by_rm, by_nm
+def offered_memory(emr, cid, timeout=120):
+    """What the core NodeManagers offer, as the ResourceManager and then each NodeManager report it,
+    once the ResourceManager answers and counts every core node RUNNING."""
+    deadline = time.monotonic() + timeout
+    cores = instances(emr, cid, InstanceGroupTypes=["CORE"], InstanceStates=["RUNNING"])
+    while True:
+        try:
+            nodes = rm_nodes(emr, cid)
+            by_rm = {
+                n["id"]: n["availMemoryMB"] + n["usedMemoryMB"] for n in nodes if n["state"] == "RUNNING"
+            }
+            if len(by_rm) == len(cores):
+                by_nm = {
+                    core["Id"]: http_json(f"http://{core['PrivateIpAddress']}:8042/ws/v1/node/info")[
+                        "nodeInfo"
+                    ]["totalPmemAllocatedContainersMB"]
+                    for core in cores
+                }
+                return len(nodes), by_rm, by_nm
+            last = f"RUNNING NodeManagers: {by_rm}"
+        except OSError as exc:  # a daemon busy on a loaded host answers later
+            last = repr(exc)
+        assert time.monotonic() < deadline, last
+        time.sleep(2)
 
 
 def master_ip(emr, cid):

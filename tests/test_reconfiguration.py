@@ -7,7 +7,7 @@ with ``bash -n`` and the rules that choose what it does directly.
 from __future__ import annotations
 
 from resilin.hadoop_config import merge_configurations, render_reconfigure_script
-from resilin.reconfigure import changed_classifications, daemons_to_restart
+from resilin.reconfigure import changed_classifications, daemons_to_restart, failure_summary
 from tests.test_hadoop_config import bash_syntax_ok, spec
 
 YARN = {"Classification": "yarn-site", "Properties": {"a": "1", "b": "2"}}
@@ -92,3 +92,21 @@ def test_the_node_script_rewrites_the_files_and_restarts_what_it_is_told():
     untouched = render_reconfigure_script(cluster, core, [])
     bash_syntax_ok(untouched)
     assert "hadoop-daemon" not in untouched
+
+
+def test_a_failed_node_is_summed_up_by_its_daemon_and_root_cause():
+    stderr = """stopping nodemanager (pid 812)
+ERROR: nodemanager exited right after start; last lines of /var/log/hadoop/nodemanager.log:
+2026-01-01 10:00:00,000 ERROR nodemanager.NodeManager: Error starting NodeManager
+org.apache.hadoop.yarn.exceptions.YarnRuntimeException: java.lang.NumberFormatException: For input string: "lots"
+\tat org.apache.hadoop.yarn.server.nodemanager.NodeManager.initAndStartNodeManager(NodeManager.java:972)
+Caused by: java.lang.NumberFormatException: For input string: "lots"
+\tat java.base/java.lang.Integer.parseInt(Integer.java:668)
+"""
+    assert failure_summary(stderr) == (
+        "ERROR: nodemanager exited right after start; last lines of /var/log/hadoop/nodemanager.log: "
+        'Caused by: java.lang.NumberFormatException: For input string: "lots"'
+    )
+    assert (
+        failure_summary("bash: line 3: hdfs: command not found\n") == "bash: line 3: hdfs: command not found"
+    )
