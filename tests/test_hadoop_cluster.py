@@ -217,30 +217,22 @@ def wait_reconfigured(emr, cid, gid, timeout=600):
         time.sleep(2)
 
 
-def offered_memory(emr, cid, timeout=120):
-    """What the core NodeManagers offer, as the ResourceManager and then each NodeManager report it,
-    once the ResourceManager answers and counts every core node RUNNING."""
-    deadline = time.monotonic() + timeout
+def offered_memory(resilin, emr, cid):
+    """What the core NodeManagers offer, as the ResourceManager and then each NodeManager report it.
+
+    Read in a step on the master: the cluster's security group lets only SSH in from outside.
+    """
     cores = instances(emr, cid, InstanceGroupTypes=["CORE"], InstanceStates=["RUNNING"])
-    while True:
-        try:
-            nodes = rm_nodes(emr, cid)
-            by_rm = {
-                n["id"]: n["availMemoryMB"] + n["usedMemoryMB"] for n in nodes if n["state"] == "RUNNING"
-            }
-            if len(by_rm) == len(cores):
-                by_nm = {
-                    core["Id"]: http_json(f"http://{core['PrivateIpAddress']}:8042/ws/v1/node/info")[
-                        "nodeInfo"
-                    ]["totalPmemAllocatedContainersMB"]
-                    for core in cores
-                }
-                return len(nodes), by_rm, by_nm
-            last = f"RUNNING NodeManagers: {by_rm}"
-        except OSError as exc:  # a daemon busy on a loaded host answers later
-            last = repr(exc)
-        assert time.monotonic() < deadline, last
-        time.sleep(2)
+    urls = [f"http://{master_ip(emr, cid)}:8088/ws/v1/cluster/nodes"]
+    urls += [f"http://{core['PrivateIpAddress']}:8042/ws/v1/node/info" for core in cores]
+    step = run_step(
+        emr, cid, ["bash", "-c", "; ".join(f"curl -sf {url}; echo" for url in urls)], name="memory"
+    )
+    rm, *nms = [json.loads(line) for line in step_output(resilin, cid, step["Id"]).splitlines() if line]
+    nodes = rm["nodes"]["node"]
+    by_rm = sorted(n["availMemoryMB"] + n["usedMemoryMB"] for n in nodes if n["state"] == "RUNNING")
+    by_nm = sorted(nm["nodeInfo"]["totalPmemAllocatedContainersMB"] for nm in nms)
+    return len(nodes), by_rm, by_nm
 
 
 def master_ip(emr, cid):
@@ -339,7 +331,7 @@ def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
     ]
 
 
-def test_reconfiguring_the_core_group_restarts_its_nodemanagers_with_the_new_memory(emr, cluster):
+def test_reconfiguring_the_core_group_restarts_its_nodemanagers_with_the_new_memory(resilin, emr, cluster):
     core = group(emr, cluster, "CORE")
     created_with = core["Configurations"]
     assert (core["ConfigurationsVersion"], core["LastSuccessfullyAppliedConfigurations"]) == (0, created_with)
@@ -369,8 +361,8 @@ def test_reconfiguring_the_core_group_restarts_its_nodemanagers_with_the_new_mem
     assert (failed["ConfigurationsVersion"], failed["LastSuccessfullyAppliedConfigurationsVersion"]) == (1, 0)
     assert failed["Configurations"] == failed["LastSuccessfullyAppliedConfigurations"] == created_with
     wait_group(emr, cluster, core["Id"], 2)
-    count, by_rm, by_nm = offered_memory(emr, cluster)
-    assert sorted(by_rm.values()) == sorted(by_nm.values()) == [2560, 2560]
+    count, by_rm, by_nm = offered_memory(resilin, emr, cluster)
+    assert by_rm == by_nm == [2560, 2560]
 
     # One it can: every core NodeManager restarts and offers it, registered as the same node as before.
     reconfigure("3072", ReconfigurationType="MERGE")
@@ -378,8 +370,8 @@ def test_reconfiguring_the_core_group_restarts_its_nodemanagers_with_the_new_mem
     assert "StateChangeReason" not in done["Status"] or not done["Status"]["StateChangeReason"], done
     assert (done["ConfigurationsVersion"], done["LastSuccessfullyAppliedConfigurationsVersion"]) == (2, 2)
     assert done["LastSuccessfullyAppliedConfigurations"] == done["Configurations"]
-    count, by_rm, by_nm = offered_memory(emr, cluster)
-    assert sorted(by_rm.values()) == sorted(by_nm.values()) == [3072, 3072]
+    count, by_rm, by_nm = offered_memory(resilin, emr, cluster)
+    assert by_rm == by_nm == [3072, 3072]
     assert count == 2
 
 
