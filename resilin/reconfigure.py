@@ -19,7 +19,6 @@ from resilin.hadoop_config import DAEMON_TOOLS, daemons_for, overrides_from, ren
 from resilin.jobflows import states
 from resilin.jobflows.store import Doc
 from resilin.resize import ResizeError, Resizer, ident
-from resilin.ssh import SshError
 
 if TYPE_CHECKING:
     from resilin.cluster_worker import ClusterWorker
@@ -98,7 +97,7 @@ class Reconfigurer:
         touched: list[Doc] = []
         try:
             self._roll(members, group["configurations"], changed, touched)
-        except (ReconfigurationFailed, ResizeError, SshError, OSError) as exc:
+        except Exception as exc:  # whatever failed, EMR's rule holds: the group goes back
             log.warning("%s: reconfiguring %s failed: %s", self.cid, gid, exc)
             code = (
                 states.VALIDATION_ERROR if isinstance(exc, ReconfigurationFailed) else states.INTERNAL_ERROR
@@ -106,7 +105,7 @@ class Reconfigurer:
             reason = str(exc)
             try:
                 self._roll(touched, previous, changed, [])
-            except (ReconfigurationFailed, ResizeError, SshError, OSError) as again:
+            except Exception as again:
                 log.warning("%s: restoring %s failed: %s", self.cid, gid, again)
                 reason += f"; restoring the previous configuration failed too: {again}"
             self._finish(gid, pending["version"], (code, reason))
