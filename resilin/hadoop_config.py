@@ -7,6 +7,8 @@ node's instance group.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -20,6 +22,14 @@ DAEMONS = {
     "MASTER": ("namenode", "resourcemanager", "historyserver"),
     "CORE": ("datanode", "nodemanager"),
     "TASK": ("nodemanager",),
+}
+# The command each daemon is started and stopped with.
+DAEMON_TOOLS = {
+    "namenode": "hdfs",
+    "datanode": "hdfs",
+    "resourcemanager": "yarn",
+    "nodemanager": "yarn",
+    "historyserver": "mapred",
 }
 SITE_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml", "capacity-scheduler.xml")
 # Classifications rendered into XML site files, by file.
@@ -197,6 +207,32 @@ def overrides_from(*layers: list[Doc]) -> dict[str, dict[str, str]]:
     return result
 
 
+def merge_configurations(current: list[Doc], requested: list[Doc], kind: str) -> list[Doc]:
+    """An instance group's configurations after a reconfiguration request, as EMR combines them.
+
+    OVERWRITE (EMR's default) replaces them with the request's.  MERGE keeps what the request
+    does not mention: its properties (and nested exports) are added to, or replace, those of
+    the same classification.
+    """
+    if kind != "MERGE":
+        return copy.deepcopy(requested)
+    merged = copy.deepcopy(current)
+    by_name = {item.get("Classification"): item for item in merged}
+    for item in requested:
+        mine = by_name.get(item.get("Classification"))
+        if mine is None:
+            mine = by_name[item.get("Classification")] = copy.deepcopy(item)
+            merged.append(mine)
+            continue
+        if item.get("Properties"):
+            mine["Properties"] = {**mine.get("Properties", {}), **item["Properties"]}
+        if item.get("Configurations"):
+            mine["Configurations"] = merge_configurations(
+                mine.get("Configurations", []), item["Configurations"], kind
+            )
+    return merged
+
+
 def daemons_for(spec: ClusterSpec, node: NodeSpec) -> tuple[str, ...]:
     daemons = DAEMONS[node.role]
     if node.role == "MASTER" and not spec.workers:
@@ -219,7 +255,8 @@ def env_files(overrides: dict[str, dict[str, str]]) -> dict[str, str]:
     return files
 
 
-def render_node_script(spec: ClusterSpec, node: NodeSpec) -> str:
+def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
+    """What the node's configuration files are rendered from, and the files themselves."""
     overrides = overrides_from(spec.configurations, node.configurations)
     node_sizing = sizing_for(node.instance_type or spec.worker_type)
     job_sizing = sizing_for(spec.worker_type)
@@ -244,15 +281,41 @@ def render_node_script(spec: ClusterSpec, node: NodeSpec) -> str:
     }
     files = {name: _env.get_template(f"{name}.j2").render(context).strip() for name in SITE_FILES}
     files["workers"] = "\n".join(n.ip for n in spec.workers) or spec.master.ip
+    return context | {
+        "files": files,
+        "env_files": env_files(overrides),
+        "log4j": overrides.get(LOG4J_CLASSIFICATION, {}),
+        "daemons": daemons_for(spec, node),
+    }
+
+
+def render_node_script(spec: ClusterSpec, node: NodeSpec) -> str:
     return _env.get_template("configure-node.sh.j2").render(
-        context
+        _node_context(spec, node)
         | {
-            "files": files,
-            "env_files": env_files(overrides),
-            "log4j": overrides.get(LOG4J_CLASSIFICATION, {}),
-            "daemons": daemons_for(spec, node),
             "bootstrap_script": spec.bootstrap_script,
             "s3_dist_cp": S3_DIST_CP.read_text() if node.role == "MASTER" else "",
+        }
+    )
+
+
+def render_reconfigure_script(
+    spec: ClusterSpec,
+    node: NodeSpec,
+    restart: Sequence[str],
+    start_wait: int = 10,
+    safemode_timeout: int = 300,
+) -> str:
+    """A script that rewrites a running node's configuration files and restarts ``restart`` (in that order).
+
+    ``start_wait`` is how long a restarted daemon must stay up to count as started.
+    """
+    return _env.get_template("reconfigure-node.sh.j2").render(
+        _node_context(spec, node)
+        | {
+            "restarts": [(DAEMON_TOOLS[d], d) for d in restart],
+            "start_wait": start_wait,
+            "safemode_timeout": safemode_timeout,
         }
     )
 

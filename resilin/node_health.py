@@ -6,7 +6,8 @@ core or task instance is marked TERMINATED (INSTANCE_FAILURE), dropped from its 
 RunningInstanceCount and from HDFS and YARN at once, so that Hadoop redoes its work
 elsewhere; it is replaced unless the cluster turned UnhealthyNodeReplacement off.  A
 dead master ends the cluster with INSTANCE_FAILURE.  Then every group whose requested
-count differs from what runs is grown or shrunk (see resilin.resize).
+count differs from what runs is grown or shrunk (see resilin.resize), and a group given new
+configurations has them applied to its nodes (see resilin.reconfigure).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from resilin.jobflows import states
 from resilin.jobflows.store import Doc
+from resilin.reconfigure import Reconfigurer
 from resilin.resize import LIVE, ResizeError, Resizer
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ class ClusterMonitor(threading.Thread):
         self.store = worker.store
         self.poll = poll
         self.resizer = Resizer(worker)
+        self.reconfigurer = Reconfigurer(worker, self.resizer)
         self._stopping = threading.Event()  # not _stop: Thread uses that name itself
 
     def stop(self, timeout: float = 30) -> None:
@@ -105,43 +108,52 @@ class ClusterMonitor(threading.Thread):
         self.resizer.retire([instance], "Instance failed", code=states.INSTANCE_FAILURE)
         self.resizer.forget_failed(instance)
 
-    # -- sizes ----------------------------------------------------------
+    # -- sizes and configurations -----------------------------------------
     def reconcile(self) -> None:
         for group in self.worker.cluster["groups"]:
-            if group["role"] == "MASTER" or group["state"] in (ARRESTED, states.GROUP_TERMINATED):
+            if group["state"] in (ARRESTED, states.GROUP_TERMINATED):
                 continue
-            live = [
-                i
-                for i in self.store.instances_of(self.cid)
-                if i["group_id"] == group["id"] and i["state"] in LIVE
-            ]
-            difference = group["requested"] - len(live)
-            if difference == 0:
-                if group["state"] != states.GROUP_RUNNING or group["running"] != len(live):
-                    self._set_group(group["id"], states.GROUP_RUNNING, len(live))
+            if group["role"] != "MASTER" and not self.resize(group):
                 continue
-            self._set_group(group["id"], RESIZING, len(live))
-            try:
-                if difference > 0:
-                    self.resizer.grow(group, difference)
-                else:
-                    self.resizer.shrink(group, -difference)
-            except (ResizeError, Exception) as exc:  # the cloud or Hadoop refused: the group is arrested
-                log.warning("%s: resizing %s failed: %s", self.cid, group["id"], exc)
-                self._set_group(group["id"], ARRESTED, None, f"Resizing failed: {exc}")
-                continue
-            running = sum(
-                1
-                for i in self.store.instances_of(self.cid)
-                if i["group_id"] == group["id"] and i["state"] in LIVE
-            )
-            self._set_group(group["id"], states.GROUP_RUNNING, running)
+            # A reconfiguration waits for the group's resize, as on EMR.
+            if group.get("pending_configurations"):
+                self.reconfigurer.apply(group["id"])
+
+    def resize(self, group: Doc) -> bool:
+        """Bring the group to its requested count; False if that failed and the group is arrested."""
+        live = [
+            i
+            for i in self.store.instances_of(self.cid)
+            if i["group_id"] == group["id"] and i["state"] in LIVE
+        ]
+        difference = group["requested"] - len(live)
+        if difference == 0:
+            if group["state"] != _settled(group) or group["running"] != len(live):
+                self._set_group(group["id"], states.GROUP_RUNNING, len(live))
+            return True
+        self._set_group(group["id"], RESIZING, len(live))
+        try:
+            if difference > 0:
+                self.resizer.grow(group, difference)
+            else:
+                self.resizer.shrink(group, -difference)
+        except (ResizeError, Exception) as exc:  # the cloud or Hadoop refused: the group is arrested
+            log.warning("%s: resizing %s failed: %s", self.cid, group["id"], exc)
+            self._set_group(group["id"], ARRESTED, None, f"Resizing failed: {exc}")
+            return False
+        running = sum(
+            1
+            for i in self.store.instances_of(self.cid)
+            if i["group_id"] == group["id"] and i["state"] in LIVE
+        )
+        self._set_group(group["id"], states.GROUP_RUNNING, running)
+        return True
 
     def _set_group(self, gid: str, state: str, running: int | None, message: str | None = None) -> None:
         def change(c: Doc) -> None:
             for g in c["groups"]:
                 if g["id"] == gid:
-                    g["state"] = state
+                    g["state"] = _settled(g) if state == states.GROUP_RUNNING else state
                     if running is not None:
                         g["running"] = running
                     g["state_reason"] = {"code": None, "message": message} if message else None
@@ -149,3 +161,8 @@ class ClusterMonitor(threading.Thread):
                         g.pop("terminate_ec2_ids", None)
 
         self.store.update_cluster(self.cid, change)
+
+
+def _settled(group: Doc) -> str:
+    """The state of a group that has its size: RECONFIGURING until its new configurations are applied."""
+    return states.GROUP_RECONFIGURING if group.get("pending_configurations") else states.GROUP_RUNNING

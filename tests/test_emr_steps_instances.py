@@ -315,25 +315,111 @@ def test_modify_instance_groups(emr_api, emr, store):
     )
 
 
-def test_reconfiguration_is_recorded(emr, store):
-    cid = emr.run_job_flow(**cluster_request())["JobFlowId"]
+def test_reconfiguration_is_validated_recorded_and_reported(emr, store):
+    memory = {"Classification": "yarn-site", "Properties": {"yarn.nodemanager.resource.memory-mb": "4096"}}
+    cid = emr.run_job_flow(
+        **cluster_request(
+            Instances={
+                "InstanceGroups": [
+                    {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
+                    {
+                        "InstanceRole": "CORE",
+                        "InstanceType": "m5.xlarge",
+                        "InstanceCount": 2,
+                        "Configurations": [memory],
+                    },
+                ],
+                "KeepJobFlowAliveWhenNoSteps": True,
+            }
+        )
+    )["JobFlowId"]
     worker_runs(store, cid)
-    core = next(
-        g["Id"]
-        for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"]
-        if g["InstanceGroupType"] == "CORE"
-    )
+
+    def listed() -> dict:
+        return next(
+            g
+            for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"]
+            if g["InstanceGroupType"] == "CORE"
+        )
+
+    core = listed()
+    # Before any reconfiguration the group runs what it was created with, as version 0.
+    assert (core["ConfigurationsVersion"], core["LastSuccessfullyAppliedConfigurationsVersion"]) == (0, 0)
+    assert core["Configurations"] == core["LastSuccessfullyAppliedConfigurations"] == [memory]
+
+    # Refused as RunJobFlow refuses them, and nothing changes.
+    for refused, fragment in (
+        ([{"Classification": "spark-defaults", "Properties": {"x": "1"}}], "spark-defaults"),
+        ([{"Classification": "yarn-site", "Configurations": [{"Classification": "export"}]}], "export"),
+        ([{"Classification": "yarn-env", "Properties": {"X": "1"}}], "export"),
+    ):
+        before = state_digest(store.redis)
+        error = error_of(
+            emr.modify_instance_groups,
+            ClusterId=cid,
+            InstanceGroups=[{"InstanceGroupId": core["Id"], "Configurations": refused}],
+        )
+        assert error["Code"] == "ValidationException" and fragment in error["Message"]
+        assert state_digest(store.redis) == before
+
+    store.redis.delete("resilin:work")
+    vcores = {"Classification": "yarn-site", "Properties": {"yarn.nodemanager.resource.cpu-vcores": "3"}}
     emr.modify_instance_groups(
         ClusterId=cid,
         InstanceGroups=[
-            {
-                "InstanceGroupId": core,
-                "Configurations": [{"Classification": "yarn-site", "Properties": {"x": "1"}}],
-                "ReconfigurationType": "MERGE",
-            }
+            {"InstanceGroupId": core["Id"], "Configurations": [vcores], "ReconfigurationType": "MERGE"}
         ],
     )
-    group = next(g for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"] if g["Id"] == core)
-    assert group["Status"]["State"] == "RECONFIGURING" and group["ConfigurationsVersion"] == 1
-    stored = next(g for g in store.get_cluster(cid)["groups"] if g["id"] == core)
-    assert stored["pending_configurations"]["type"] == "MERGE"
+    assert store.redis.lrange("resilin:work", 0, -1) == [cid]  # the cluster's worker is woken
+    core = listed()
+    assert core["Status"]["State"] == "RECONFIGURING"
+    # MERGE keeps the group's memory; what the nodes run is still version 0 until it is applied.
+    merged = {
+        "Classification": "yarn-site",
+        "Properties": {
+            "yarn.nodemanager.resource.memory-mb": "4096",
+            "yarn.nodemanager.resource.cpu-vcores": "3",
+        },
+    }
+    assert (core["Configurations"], core["ConfigurationsVersion"]) == ([merged], 1)
+    assert (
+        core["LastSuccessfullyAppliedConfigurations"],
+        core["LastSuccessfullyAppliedConfigurationsVersion"],
+    ) == (
+        [memory],
+        0,
+    )
+
+    # One reconfiguration at a time; a resize asked for meanwhile waits for it.
+    before = state_digest(store.redis)
+    error = error_of(
+        emr.modify_instance_groups,
+        ClusterId=cid,
+        InstanceGroups=[{"InstanceGroupId": core["Id"], "Configurations": [memory]}],
+    )
+    assert error["Code"] == "ValidationException" and "being reconfigured" in error["Message"]
+    assert state_digest(store.redis) == before
+    emr.modify_instance_groups(
+        ClusterId=cid, InstanceGroups=[{"InstanceGroupId": core["Id"], "InstanceCount": 3}]
+    )
+    core = listed()
+    assert (core["Status"]["State"], core["RequestedInstanceCount"]) == ("RECONFIGURING", 3)
+
+    # OVERWRITE (the default) replaces the group's configurations, on the master group too.
+    master = next(
+        g
+        for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"]
+        if g["InstanceGroupType"] == "MASTER"
+    )
+    emr.modify_instance_groups(
+        InstanceGroups=[{"InstanceGroupId": master["Id"], "Configurations": [vcores]}],
+    )
+    master = next(
+        g for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"] if g["Id"] == master["Id"]
+    )
+    assert (master["Status"]["State"], master["Configurations"], master["ConfigurationsVersion"]) == (
+        "RECONFIGURING",
+        [vcores],
+        1,
+    )
+    assert master["LastSuccessfullyAppliedConfigurations"] == []

@@ -206,6 +206,35 @@ def wait_group(emr, cid, gid, running, timeout=600):
         time.sleep(2)
 
 
+def wait_reconfigured(emr, cid, gid, timeout=600):
+    deadline = time.monotonic() + timeout
+    while True:
+        g = next(g for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"] if g["Id"] == gid)
+        if g["Status"]["State"] != "RECONFIGURING":
+            assert g["Status"]["State"] == "RUNNING", g
+            return g
+        assert time.monotonic() < deadline, f"group still {g}"
+        time.sleep(2)
+
+
+def offered_memory(resilin, emr, cid):
+    """What the core NodeManagers offer, as the ResourceManager and then each NodeManager report it.
+
+    Read in a step on the master: the cluster's security group lets only SSH in from outside.
+    """
+    cores = instances(emr, cid, InstanceGroupTypes=["CORE"], InstanceStates=["RUNNING"])
+    urls = [f"http://{master_ip(emr, cid)}:8088/ws/v1/cluster/nodes"]
+    urls += [f"http://{core['PrivateIpAddress']}:8042/ws/v1/node/info" for core in cores]
+    step = run_step(
+        emr, cid, ["bash", "-c", "; ".join(f"curl -sf {url}; echo" for url in urls)], name="memory"
+    )
+    rm, *nms = [json.loads(line) for line in step_output(resilin, cid, step["Id"]).splitlines() if line]
+    nodes = rm["nodes"]["node"]
+    by_rm = sorted(n["availMemoryMB"] + n["usedMemoryMB"] for n in nodes if n["state"] == "RUNNING")
+    by_nm = sorted(nm["nodeInfo"]["totalPmemAllocatedContainersMB"] for nm in nms)
+    return len(nodes), by_rm, by_nm
+
+
 def master_ip(emr, cid):
     return instances(emr, cid, InstanceGroupTypes=["MASTER"])[0]["PrivateIpAddress"]
 
@@ -300,6 +329,50 @@ def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
         "512",
         "user=hadoop args=one two",
     ]
+
+
+def test_reconfiguring_the_core_group_restarts_its_nodemanagers_with_the_new_memory(resilin, emr, cluster):
+    core = group(emr, cluster, "CORE")
+    created_with = core["Configurations"]
+    assert (core["ConfigurationsVersion"], core["LastSuccessfullyAppliedConfigurations"]) == (0, created_with)
+
+    def reconfigure(memory: str, **extra) -> None:
+        emr.modify_instance_groups(
+            ClusterId=cluster,
+            InstanceGroups=[
+                {
+                    "InstanceGroupId": core["Id"],
+                    "Configurations": [
+                        {
+                            "Classification": "yarn-site",
+                            "Properties": {"yarn.nodemanager.resource.memory-mb": memory},
+                        }
+                    ],
+                    **extra,
+                }
+            ],
+        )
+        assert group(emr, cluster, "CORE")["Status"]["State"] == "RECONFIGURING"
+
+    # A value the NodeManager cannot start with: the group goes back to what it ran, and says why.
+    reconfigure("lots")
+    failed = wait_reconfigured(emr, cluster, core["Id"])
+    assert "reverted to version 0" in failed["Status"]["StateChangeReason"]["Message"], failed
+    assert (failed["ConfigurationsVersion"], failed["LastSuccessfullyAppliedConfigurationsVersion"]) == (1, 0)
+    assert failed["Configurations"] == failed["LastSuccessfullyAppliedConfigurations"] == created_with
+    wait_group(emr, cluster, core["Id"], 2)
+    count, by_rm, by_nm = offered_memory(resilin, emr, cluster)
+    assert by_rm == by_nm == [2560, 2560]
+
+    # One it can: every core NodeManager restarts and offers it, registered as the same node as before.
+    reconfigure("3072", ReconfigurationType="MERGE")
+    done = wait_reconfigured(emr, cluster, core["Id"])
+    assert "StateChangeReason" not in done["Status"] or not done["Status"]["StateChangeReason"], done
+    assert (done["ConfigurationsVersion"], done["LastSuccessfullyAppliedConfigurationsVersion"]) == (2, 2)
+    assert done["LastSuccessfullyAppliedConfigurations"] == done["Configurations"]
+    count, by_rm, by_nm = offered_memory(resilin, emr, cluster)
+    assert by_rm == by_nm == [3072, 3072]
+    assert count == 2
 
 
 def test_custom_jar_steps(resilin, emr, s3, cluster, tmp_path):

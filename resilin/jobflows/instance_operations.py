@@ -3,7 +3,8 @@
 Instances and their groups' running counts are written by the cluster worker; these
 operations read what the store has.  AddInstanceGroups and ModifyInstanceGroups record the
 requested sizes (a group whose ``running`` differs from ``requested`` awaits the worker) and
-wake the cluster's worker.
+configurations (a group with ``pending_configurations`` awaits reconfiguring) and wake the
+cluster's worker.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from resilin.errors import InvalidRequest, ValidationError
-from resilin.hadoop_config import check_configurations
+from resilin.hadoop_config import check_configurations, merge_configurations
 from resilin.jobflows import ids, releases, states, views
 from resilin.jobflows.base import ServiceBase, page, unique
 from resilin.jobflows.caller import Caller
@@ -232,15 +233,31 @@ def _check_modifications(cluster: Doc, changes: list[dict], instances: list[Doc]
         strangers = [i for i in config.get("EC2InstanceIdsToTerminate", []) if i not in own]
         if strangers:
             raise ValidationError(f"Instance(s) {', '.join(strangers)} are not in instance group '{gid}'.")
-        if config.get("ReconfigurationType") and not config.get("Configurations"):
+        if config.get("ReconfigurationType") and "Configurations" not in config:
             raise ValidationError("ReconfigurationType needs Configurations to apply.")
+        if "Configurations" in config:
+            _check_reconfiguration(group, config["Configurations"])
+
+
+def _check_reconfiguration(group: Doc, configurations: list[Doc]) -> None:
+    """As RunJobFlow checks configurations; and one reconfiguration of a group at a time."""
+    check_configurations(configurations)
+    if group.get("pending_configurations"):
+        raise ValidationError(
+            f"Instance group '{group['id']}' is still being reconfigured to version "
+            f"{group['pending_configurations']['version']}; try again once it is RUNNING."
+        )
 
 
 def _apply(group: Doc, config: dict[str, Any]) -> None:
     count = config.get("InstanceCount")
+    # A resize asked for while the group is reconfigured waits for that, and shows it until then.
+    resizing = (
+        states.GROUP_RECONFIGURING if group["state"] == states.GROUP_RECONFIGURING else states.GROUP_RESIZING
+    )
     if count is not None and count != group["requested"]:
         group["requested"] = count
-        group["state"] = states.GROUP_RESIZING
+        group["state"] = resizing
     if config.get("EC2InstanceIdsToTerminate"):
         # The resize worker (resilin/resize.py) decommissions these first when shrinking.
         group["terminate_ec2_ids"] = unique(
@@ -248,15 +265,25 @@ def _apply(group: Doc, config: dict[str, Any]) -> None:
         )
         if count is None:
             group["requested"] = group["requested"] - len(config["EC2InstanceIdsToTerminate"])
-            group["state"] = states.GROUP_RESIZING
+            group["state"] = resizing
     if config.get("ShrinkPolicy"):
         group["shrink_policy"] = config["ShrinkPolicy"]
         group["decommission_timeout"] = config["ShrinkPolicy"].get("DecommissionTimeout")
-    if config.get("Configurations"):
-        group["pending_configurations"] = {
-            "configurations": config["Configurations"],
-            "type": config.get("ReconfigurationType", "OVERWRITE"),
-        }
-        group["configurations_version"] = group.get("configurations_version", 0) + 1
-        if group["state"] != states.GROUP_RESIZING:
-            group["state"] = states.GROUP_RECONFIGURING
+    if "Configurations" in config:
+        _reconfigure(group, config["Configurations"], config.get("ReconfigurationType", "OVERWRITE"))
+
+
+def _reconfigure(group: Doc, requested: list[Doc], kind: str) -> None:
+    """Record the group's next configurations; the cluster's monitor applies them (resilin/reconfigure.py)."""
+    _check_reconfiguration(group, requested)  # again, in the transaction: a concurrent request may have won
+    current = group.get("configurations") or []
+    # What the nodes run until the new version is applied, and what they go back to if it fails.
+    group.setdefault("applied_configurations", current)
+    group.setdefault("applied_configurations_version", group.get("configurations_version", 0))
+    version = group.get("configurations_version", 0) + 1
+    group["configurations"] = merge_configurations(current, requested, kind)
+    group["configurations_version"] = version
+    group["pending_configurations"] = {"version": version, "type": kind}
+    group["state_reason"] = None
+    if group["state"] != states.GROUP_RESIZING:
+        group["state"] = states.GROUP_RECONFIGURING

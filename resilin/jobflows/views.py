@@ -231,7 +231,12 @@ def instance_group(group: Doc, cluster: Doc) -> dict:
             "RunningInstanceCount": group["running"],
             "Status": status,
             "Configurations": group.get("configurations") or [],
-            "ConfigurationsVersion": group.get("configurations_version"),
+            # Version 0 is what the group was created with; each reconfiguration request adds one.
+            "ConfigurationsVersion": group.get("configurations_version", 0),
+            "LastSuccessfullyAppliedConfigurations": group.get(
+                "applied_configurations", group.get("configurations") or []
+            ),
+            "LastSuccessfullyAppliedConfigurationsVersion": group.get("applied_configurations_version", 0),
             "EbsBlockDevices": group.get("ebs_block_devices") or None,
             "EbsOptimized": group.get("ebs_optimized"),
             "AutoScalingPolicy": policy and auto_scaling_policy(policy),
