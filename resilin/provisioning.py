@@ -14,11 +14,13 @@ then delete its security group and key pair: nothing is left running.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -46,6 +48,27 @@ TAG_CLUSTER = "resilin:cluster-id"
 TAG_GROUP = "resilin:group-id"
 TAG_ROLE = "resilin:role"
 TAG_INSTALLATION = "resilin:installation"  # which Resilin: reconciliation touches only its own
+
+
+# Hadoop's web UIs: NameNode, DataNode, ResourceManager, NodeManager, JobHistory server.
+WEB_UI_PORTS = (9870, 9864, 8088, 8042, 19888)
+
+
+def web_ui_permissions(source_cidr: str) -> list[dict[str, Any]]:
+    """Ingress for the web UIs from where Resilin runs, but never from the whole internet: an
+    open ResourceManager runs anyone's code, so with a world-wide SSH range the UIs are left
+    to an SSH tunnel, as on EMR."""
+    if ipaddress.ip_network(source_cidr, strict=False).prefixlen == 0:
+        return []
+    return [
+        {
+            "IpProtocol": "tcp",
+            "FromPort": port,
+            "ToPort": port,
+            "IpRanges": [{"CidrIp": source_cidr, "Description": "Hadoop web UI from Resilin"}],
+        }
+        for port in WEB_UI_PORTS
+    ]
 
 
 class ProvisioningFailed(Exception):
@@ -322,6 +345,7 @@ class ClusterProvisioner:
                     "IpProtocol": "-1",
                     "UserIdGroupPairs": [{"GroupId": gid, "Description": "the cluster's own instances"}],
                 },
+                *web_ui_permissions(placement.ssh_cidr),
             ],
         )
 

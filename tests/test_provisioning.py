@@ -127,14 +127,16 @@ def test_launch_conversation_tags_group_and_teardown(proxy, image_name):
     assert placement.cloud_name == "east" and len(running) == 3
     client = clouds.client("east")
 
-    # One security group for the cluster: SSH from Resilin, everything from the cluster itself.
+    # One security group for the cluster: SSH and the web UIs from Resilin, everything from the
+    # cluster itself.
     [group] = client.security_groups_by_tag({TAG_CLUSTER: cid})
     assert group["GroupName"] == f"resilin-{cid}" and tags_of(group)[TAG_INSTALLATION] == INSTALLATION
-    perms = {p["IpProtocol"]: p for p in group["IpPermissions"]}
-    assert (perms["tcp"]["FromPort"], perms["tcp"]["ToPort"]) == (22, 22)
-    assert [r["CidrIp"] for r in perms["tcp"]["IpRanges"]] == [RESILIN]
-    assert [p["GroupId"] for p in perms["-1"]["UserIdGroupPairs"]] == [group["GroupId"]]
-    assert set(perms) == {"tcp", "-1"}
+    tcp = {(p["FromPort"], p["ToPort"]): p for p in group["IpPermissions"] if p["IpProtocol"] == "tcp"}
+    assert sorted(tcp) == sorted([(22, 22)] + [(port, port) for port in (9870, 9864, 8088, 8042, 19888)])
+    assert {r["CidrIp"] for p in tcp.values() for r in p["IpRanges"]} == {RESILIN}
+    [everything] = [p for p in group["IpPermissions"] if p["IpProtocol"] == "-1"]
+    assert [p["GroupId"] for p in everything["UserIdGroupPairs"]] == [group["GroupId"]]
+    assert len(group["IpPermissions"]) == 7
 
     instances = {i["InstanceId"]: i for i in _live(client, cid)}
     assert sorted(instances) == sorted(info.id for _, info in running)
@@ -351,3 +353,10 @@ def test_reconciliation_removes_leftovers_of_ended_and_unknown_clusters_only(pro
     assert remaining == {alive}
     provisioners[alive].teardown()
     client.terminate(foreign)
+
+
+def test_web_uis_are_never_opened_to_the_whole_internet():
+    from resilin.provisioning import web_ui_permissions
+
+    assert web_ui_permissions("0.0.0.0/0") == []
+    assert {p["IpRanges"][0]["CidrIp"] for p in web_ui_permissions("10.1.2.3/32")} == {"10.1.2.3/32"}
