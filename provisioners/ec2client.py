@@ -466,6 +466,14 @@ class EC2Client:
 
         self._poll(ids, timeout, done, "terminated")
 
+    def create_tags(self, ids: Sequence[str], tags: dict[str, str]) -> None:
+        """Add or overwrite ``tags`` on the resources ``ids``."""
+        self._call("create_tags", Resources=list(ids), Tags=_tag_list(tags))
+
+    def delete_tags(self, ids: Sequence[str], keys: Sequence[str]) -> None:
+        """Remove the tags named ``keys`` (whatever their values) from the resources ``ids``."""
+        self._call("delete_tags", Resources=list(ids), Tags=[{"Key": k} for k in keys])
+
     def find_by_tag(self, key: str, value: str, states: Sequence[str] = LIVE_STATES) -> list[InstanceInfo]:
         """Instances carrying tag ``key=value`` (not yet terminated, unless ``states`` says otherwise)."""
         return [self._info(i) for i in self.find_tagged({key: value}, states)]

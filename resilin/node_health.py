@@ -7,17 +7,23 @@ RunningInstanceCount and from HDFS and YARN at once, so that Hadoop redoes its w
 elsewhere; it is replaced unless the cluster turned UnhealthyNodeReplacement off.  A
 dead master ends the cluster with INSTANCE_FAILURE.  Then every group whose requested
 count differs from what runs is grown or shrunk (see resilin.resize), and a group given new
-configurations has them applied to its nodes (see resilin.reconfigure).
+configurations has them applied to its nodes (see resilin.reconfigure), and the cluster's
+tags are kept on its instances (see resilin.instance_tags).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from resilin.instance_tags import sync_instance_tags, user_tags
 from resilin.jobflows import states
 from resilin.jobflows.store import Doc
+from resilin.provisioners.ec2client import EC2Client
+from resilin.provisioning import TAG_CLUSTER
 from resilin.reconfigure import Reconfigurer
 from resilin.resize import LIVE, ResizeError, Resizer
 
@@ -68,15 +74,23 @@ class ClusterMonitor(threading.Thread):
         live = [i for i in self.store.instances_of(self.cid) if i["state"] in LIVE]
         if not live:
             return
-        running = {
-            info.id
-            for info in placement.client.find_by_tag("resilin:cluster-id", self.cid)
-            if info.state == "running"
-        }
+        found = placement.client.find_tagged({TAG_CLUSTER: self.cid})
+        running = {i["InstanceId"] for i in found if i["State"]["Name"] == "running"}
+        self.sync_tags(placement.client, found)
         for instance in live:
             # Re-read: a resize may have retired it meanwhile.
             if instance["ec2_id"] not in running and self._still_live(instance):
                 self.failed(instance)
+
+    def sync_tags(self, client: EC2Client, found: list[dict[str, Any]]) -> None:
+        """Carry AddTags and RemoveTags over to the cluster's instances (a no-op when they agree)."""
+        try:
+            changed = sync_instance_tags(client, found, user_tags(self.worker.cluster))
+        except (ClientError, BotoCoreError) as exc:  # tried again next round
+            log.warning("%s: updating the instances' tags failed: %s", self.cid, exc)
+            return
+        if changed:
+            log.info("%s: tags updated on %d instance(s)", self.cid, changed)
 
     def _still_live(self, instance: Doc) -> bool:
         return any(

@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from resilin.cloud_config import CloudConfig
+from resilin.instance_tags import user_tags
 from resilin.jobflows import ids, states
 from resilin.jobflows.store import Doc
 from resilin.provisioners.ec2client import (
@@ -350,12 +351,7 @@ class ClusterProvisioner:
         )
 
     def _tags(self, group: Doc, cluster: Doc) -> dict[str, str]:
-        tags = {
-            # The cluster's own tags, as EMR propagates them to its instances.
-            t["Key"]: t.get("Value", "")
-            for t in cluster.get("tags") or []
-            if t.get("Key") and not t["Key"].lower().startswith("aws:")
-        }
+        tags = user_tags(cluster)  # the cluster's own tags, as EMR propagates them to its instances
         tags.update(
             {
                 TAG_CLUSTER: self.cid,

@@ -360,3 +360,28 @@ def test_web_uis_are_never_opened_to_the_whole_internet():
 
     assert web_ui_permissions("0.0.0.0/0") == []
     assert {p["IpRanges"][0]["CidrIp"] for p in web_ui_permissions("10.1.2.3/32")} == {"10.1.2.3/32"}
+
+
+def test_tags_changed_on_the_cluster_follow_onto_its_instances(proxy, image_name):
+    from resilin.instance_tags import sync_instance_tags, user_tags
+
+    clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
+    cid = "j-RETAGGED000001"
+    provisioner = _provisioner(clouds, cid)
+    cluster = _cluster(cid, core=1)
+    provisioner.launch(cluster)
+    client = clouds.client("east")
+    try:
+        assert {tags_of(i)["team"] for i in _live(client, cid)} == {"data"}
+        # AddTags changed one value and added a key; RemoveTags took "team" away.
+        cluster["tags"] = [{"Key": "cost-center", "Value": "42"}, {"Key": "Name", "Value": "not ours"}]
+        assert user_tags(cluster) == {"cost-center": "42"}
+        assert sync_instance_tags(client, _live(client, cid), user_tags(cluster)) == 2
+        for inst in _live(client, cid):
+            tags = tags_of(inst)
+            assert tags["cost-center"] == "42" and "team" not in tags
+            # Resilin's own tags stay whatever the cluster's tags say.
+            assert tags[TAG_CLUSTER] == cid and tags["Name"].startswith("provisioning test")
+        assert sync_instance_tags(client, _live(client, cid), user_tags(cluster)) == 0
+    finally:
+        provisioner.teardown()
