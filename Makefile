@@ -7,10 +7,12 @@ setup:
 demo: setup
 	.venv/bin/resilin demo
 
-# The local cloud's tests run instances from the real node image that setup has built.
+# The local cloud's tests run instances from the real node image that setup has built; the
+# storage's 5 GiB object is checked too.
 test: setup
 	.venv/bin/ruff check .
-	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest .venv/bin/pytest -v -rs -m "not extended"
+	.venv/bin/ruff format --check .
+	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest RESILIN_BIG_TESTS=1 .venv/bin/pytest -v -rs -m "not extended"
 
 # The longer cluster suites (several clusters each): EMR semantics with the AWS CLI and mrjob,
 # Hadoop configurations, step types, resizing and failed nodes.
