@@ -14,9 +14,11 @@ import json
 import shutil
 import subprocess
 
+import boto3
 import botocore.exceptions
 import pytest
 
+from resilin import local_runtime
 from resilin.known_hosts import _owner_tag
 from tests.clusters import aws_cli, cloud_and_subnet, running_resilin, ssh, user_key_pair, wait_for
 
@@ -283,6 +285,26 @@ def test_cancel_steps_kills_a_running_hadoop_job_and_its_yarn_application(
         lambda: (s := cluster_status(emr, cluster_id))["State"] == "WAITING" and s,
     )
     assert status["StateChangeReason"]["Message"] == "Cluster ready after last step was cancelled."
+
+
+def test_tags_changed_on_the_cluster_reach_its_instance(resilin, clients, cluster_id):
+    emr, _ = clients
+    cloud = local_runtime.read(resilin.home)[CLOUD]
+    ec2 = boto3.client(
+        "ec2", endpoint_url=cloud.endpoint, region_name=cloud.region,
+        aws_access_key_id=cloud.access_key, aws_secret_access_key=cloud.secret_key,
+    )  # fmt: skip
+    (instance,) = emr.list_instances(ClusterId=cluster_id)["Instances"]
+
+    def tags() -> dict[str, str]:
+        found = ec2.describe_instances(InstanceIds=[instance["Ec2InstanceId"]])["Reservations"]
+        return {t["Key"]: t["Value"] for t in found[0]["Instances"][0].get("Tags", [])}
+
+    emr.add_tags(ResourceId=cluster_id, Tags=[{"Key": "team", "Value": "analytics"}])
+    wait_for("the tag on the instance", lambda: tags().get("team") == "analytics", timeout=60)
+    emr.remove_tags(ResourceId=cluster_id, TagKeys=["team"])
+    wait_for("the tag to go", lambda: "team" not in tags(), timeout=60)
+    assert tags()["resilin:cluster-id"] == cluster_id
 
 
 def test_auto_termination_policy_ends_the_idle_cluster(resilin, clients, cluster_id):
