@@ -12,10 +12,10 @@ demo: setup
 test: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest RESILIN_BIG_TESTS=1 .venv/bin/pytest -v -rs -m "not extended"
+	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest RESILIN_BIG_TESTS=1 .venv/bin/pytest -v -rs
 
-# The longer cluster suites (several clusters each): EMR semantics with the AWS CLI and mrjob,
-# Hadoop configurations, step types, resizing and failed nodes.
+# Only the longer cluster suites (several clusters each): EMR semantics with the AWS CLI and
+# mrjob, Hadoop configurations, step types, resizing and failed nodes.
 test-extended: setup
 	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest .venv/bin/pytest -v -rs -m extended
 

@@ -11,8 +11,8 @@ import pytest
 import resilin.provisioners.localcloud as localcloud_pkg
 from resilin.redis_server import PrivateRedis
 
-# Cluster suites that `make test` (and so CI) leaves to `make test-extended`: each starts
-# several clusters, and together they would not fit CI's time on a two-core machine.
+# The cluster suites that start several clusters each (about 25 minutes together on a
+# two-core machine); `make test` runs them with the rest, `make test-extended` runs only them.
 EXTENDED_MODULES: set[str] = {
     "test_cluster_awscli.py",
     "test_cluster_semantics.py",

@@ -49,7 +49,6 @@ if __name__ == "__main__":
 
 @pytest.fixture(scope="module")
 def resilin():
-    pytest.importorskip("mrjob")
     yield from running_resilin(CLOUD, SUBNET)
 
 
