@@ -1,6 +1,6 @@
 """Sending part of an open object file as a response body.
 
-Small bodies are read and written at once.  Larger ones go through a pull
+Small bodies are read at once and written with the response head.  Larger ones go through a pull
 producer that reads with ``pread`` in large pieces each time the transport's
 buffer drains, so memory stays flat whatever the object size and every
 connection gets its turn (readers of one object share the disk and the
@@ -60,14 +60,9 @@ class RangeProducer:
         self.request = None
 
 
-def send_range(request: Request, file: BinaryIO, offset: int, length: int) -> None:
-    """Send the bytes and finish the request; the caller closes ``file`` when the request is done."""
-    if length <= DIRECT_MAX:
-        data = os.pread(file.fileno(), length, offset) if length else b""
-        if len(data) != length:
-            raise OSError("object file shorter than its metadata says")
-        if data:
-            request.write(data)
-        request.finish()
-        return
-    RangeProducer(request, file, offset, length).start()
+def read_exactly(file: BinaryIO, offset: int, length: int) -> bytes:
+    """``length`` bytes of ``file`` from ``offset`` (for bodies up to DIRECT_MAX, sent in one write)."""
+    data = os.pread(file.fileno(), length, offset) if length else b""
+    if len(data) != length:
+        raise OSError("object file shorter than its metadata says")
+    return data

@@ -15,7 +15,7 @@ from pathlib import Path
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.web.http_headers import Headers
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
@@ -27,8 +27,9 @@ from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, internal_error
 from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.multipart_ops import MAX_PART_SIZE
+from resilin.storage.response_head import NO_BODY_STATUSES, flush_now, start_response
 from resilin.storage.router import parse_target, route
-from resilin.storage.sending import send_range
+from resilin.storage.sending import DIRECT_MAX, RangeProducer, read_exactly
 from resilin.storage.spool import SpoolFile
 from resilin.storage.store import Store
 
@@ -50,27 +51,9 @@ def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> 
     return Response(exc.status, headers, b"" if head else s3xml.serialize(doc))
 
 
-class _S3ResponseHeaders(Headers):
-    """Response headers that keep ``x-amz-meta-*`` names in lower case, as S3 sends them.
-
-    Twisted writes every header name in Header-Case; HTTP does not care, but SDKs
-    hand user metadata keys to applications exactly as received (Hadoop's S3A,
-    for one, looks its own metadata up by lower-case name).
-    """
-
-    def setRawHeaders(self, name: str | bytes, values) -> None:  # type: ignore[override]
-        super().setRawHeaders(name, values)  # validates and sanitises
-        raw = (name.encode("latin-1") if isinstance(name, str) else name).lower()
-        if raw.startswith(b"x-amz-meta-"):
-            for stored in list(self._rawHeaders):
-                if stored.lower() == raw and stored != raw:
-                    self._rawHeaders[raw] = self._rawHeaders.pop(stored)
-
-
 class StorageRequest(Request):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.responseHeaders = _S3ResponseHeaders()
         transport = getattr(self.channel, "transport", None)
         if transport is not None:
             transport.SEND_LIMIT = SEND_LIMIT
@@ -78,6 +61,17 @@ class StorageRequest(Request):
                 transport.setTcpNoDelay(True)
         self.body_bytes = 0
         self.body_too_large = False
+
+    def process(self) -> None:
+        # Twisted's own process() sets Server and Date headers, splits and unquotes
+        # the path and walks the resource tree: none of which the one leaf resource
+        # needs, and the headers are written by response_head.
+        self.site = self.channel.site
+        self.prepath, self.postpath = [], []
+        try:
+            self.render(self.site.resource)
+        except BaseException:
+            self.processingFailed(Failure())
 
     def handleContentChunk(self, data: bytes) -> None:
         # Stop spooling a body larger than any request may be, so it cannot fill
@@ -117,10 +111,6 @@ class StorageResource(Resource):
 
     def render(self, request: Request) -> int:
         request_id = new_request_id()
-        request.defaultContentType = None
-        request.setHeader(b"x-amz-request-id", request_id.encode())
-        request.setHeader(b"x-amz-id-2", base64.b64encode(hashlib.sha256(request_id.encode()).digest()))
-        request.setHeader(b"server", b"Resilin")
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
         Deferred.fromCoroutine(self._handle(request, request_id, gone)).addErrback(
@@ -142,6 +132,13 @@ class StorageResource(Resource):
             if response.stream is not None:
                 response.stream.file.close()
             return
+        response.headers.update(
+            {
+                "x-amz-request-id": request_id,
+                "x-amz-id-2": base64.b64encode(hashlib.sha256(request_id.encode()).digest()).decode(),
+                "Server": "Resilin",
+            }
+        )
         try:
             self._send(request, response)
         except Exception:
@@ -186,19 +183,23 @@ class StorageResource(Resource):
         return await handler(call)
 
     def _send(self, request: Request, response: Response) -> None:
-        request.setResponseCode(response.status)
-        for name, value in response.headers.items():
-            request.setHeader(name.encode("latin-1"), value.encode("latin-1", "replace"))
-        if response.stream is not None:
-            stream = response.stream
+        transport = request.channel.transport
+        stream = response.stream
+        if stream is not None and stream.length > DIRECT_MAX:
             request.notifyFinish().addBoth(lambda _: stream.file.close())
-            send_range(request, stream.file, stream.offset, stream.length)
+            start_response(request, response.status, response.headers)
+            RangeProducer(request, stream.file, stream.offset, stream.length).start()
             return
-        if response.status not in (204, 304) and "Content-Length" not in response.headers:
-            request.setHeader(b"content-length", str(len(response.body)).encode())
-        if response.body and request.method != b"HEAD":
-            request.write(response.body)
+        if stream is not None:
+            with stream.file:
+                body = read_exactly(stream.file, stream.offset, stream.length)
+        else:
+            body = response.body
+            if response.status not in NO_BODY_STATUSES and "Content-Length" not in response.headers:
+                response.headers["Content-Length"] = str(len(body))
+        start_response(request, response.status, response.headers, body)
         request.finish()
+        flush_now(transport)
 
 
 def make_site(

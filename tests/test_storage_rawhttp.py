@@ -605,3 +605,48 @@ def test_large_bodies_are_checked_in_place_and_leave_nothing_behind(service, cli
     assert (ranged.status, ranged.body) == (206, big[1000000:3000000])
     time.sleep(0.2)
     assert not [p for p in (service.data_dir / "tmp").iterdir() if not p.name.startswith("trash-")]
+
+
+def test_response_heads_on_one_kept_alive_connection(client):
+    """HEAD, 304, errors and bodies of every size share one connection without losing framing."""
+    small, large = b"s" * 1000, bytes(range(256)) * 2048  # 512 KiB: sent by the producer
+    assert put(client, "alive/small", small).status == 200
+    assert put(client, "alive/large", large, headers={"x-amz-meta-Mixed-Case": "v"}).status == 200
+    connection = http.client.HTTPConnection(*client.address, timeout=30)
+    try:
+        for _ in range(2):
+            for method, path, headers, status, body in [
+                ("HEAD", "/raw-bucket/alive/small", {}, 200, b""),
+                ("GET", "/raw-bucket/alive/small", {}, 200, small),
+                ("GET", "/raw-bucket/alive/large", {}, 200, large),
+                ("GET", "/raw-bucket/alive/large", {"range": "bytes=10-19"}, 206, large[10:20]),
+                ("HEAD", "/raw-bucket/alive/missing", {}, 404, b""),
+                ("GET", "/raw-bucket/alive/small", {"if-none-match": "*"}, 304, b""),
+                ("DELETE", "/raw-bucket/alive/missing", {}, 204, b""),
+            ]:
+                signed = sign(method, path, client.host, headers=headers)
+                connection.request(method, path, headers=signed.headers)
+                response = connection.getresponse()
+                got = response.read()
+                assert (response.status, got) == (status, body), (method, path)
+                assert response.getheader("date") and response.getheader("x-amz-request-id")
+                if method == "HEAD" and status == 200:
+                    assert response.getheader("content-length") == str(len(small))
+        signed = sign("HEAD", "/raw-bucket/alive/large", client.host)
+        connection.request("HEAD", "/raw-bucket/alive/large", headers=signed.headers)
+        response = connection.getresponse()
+        response.read()
+        # User metadata names go out in lower case, as S3 sends them.
+        assert ("x-amz-meta-mixed-case", "v") in response.getheaders()
+    finally:
+        connection.close()
+
+
+def test_response_header_overrides_cannot_inject_headers(client):
+    assert put(client, "inject/k", b"x").status == 200
+    reply = client.signed(
+        "GET", "/raw-bucket/inject/k", query="response-content-type=text/plain%0D%0AX-Injected%3A%20yes"
+    )
+    assert reply.status == 200 and reply.body == b"x"
+    assert "x-injected" not in reply.headers
+    assert reply.headers["content-type"] == "text/plain  X-Injected: yes"

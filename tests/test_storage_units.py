@@ -272,3 +272,32 @@ def test_spool_files_are_removed_unless_claimed(tmp_path):
     kept.close()
     kept.close()  # Twisted may close twice (response done, then connection lost)
     assert path.read_bytes() == b"body"
+
+
+def test_store_metadata_cache_follows_every_change(tmp_path):
+    from resilin.storage.store import Store
+
+    store = Store(tmp_path, "us-east-1")
+    store.create_bucket("cache-bucket", "111111111111")
+
+    def commit(data: bytes, etag: str) -> None:
+        tmp = store.temp_path()
+        with open(tmp, "wb") as out:
+            out.write(data)
+            objfile.finish(out, ObjectMeta(size=len(data), etag=etag, last_modified=1.0))
+        store.commit_object("cache-bucket", "k", tmp)
+
+    commit(b"one", "e1")
+    f, meta = store.open_object("cache-bucket", "k")
+    with f:
+        assert (f.read(meta.size), meta.etag) == (b"one", "e1")
+    assert store.head_object("cache-bucket", "k").etag == "e1"  # now from the cache
+    commit(b"second", "e2")
+    assert store.head_object("cache-bucket", "k").etag == "e2"
+    f, meta = store.open_object("cache-bucket", "k")
+    with f:
+        assert (f.read(meta.size), meta.etag) == (b"second", "e2")
+    assert store.delete_object("cache-bucket", "k")
+    assert store.head_object("cache-bucket", "k") is None
+    with pytest.raises(S3Error):
+        store.open_object("cache-bucket", "k")
