@@ -16,6 +16,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
@@ -51,14 +52,26 @@ def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> 
     return Response(exc.status, headers, b"" if head else s3xml.serialize(doc))
 
 
+class StorageChannel(HTTPChannel):
+    """One client connection: set up once, rather than again by every request on it."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.transport.SEND_LIMIT = SEND_LIMIT
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
+        self._host = None
+
+    def getHost(self):  # type: ignore[override]
+        # Twisted asks for every request (a getsockname call); it never changes.
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
+
 class StorageRequest(Request):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        transport = getattr(self.channel, "transport", None)
-        if transport is not None:
-            transport.SEND_LIMIT = SEND_LIMIT
-            if hasattr(transport, "setTcpNoDelay"):
-                transport.setTcpNoDelay(True)
         self.body_bytes = 0
         self.body_too_large = False
 
@@ -226,6 +239,7 @@ def make_site(
         max_object_size=max_object_size,
     )
     site = Site(StorageResource(store, lookup, region, virtual_host_base), requestFactory=StorageRequest)
+    site.protocol = StorageChannel
     site.displayTracebacks = False
     if not access_log:
         site.log = lambda request: None  # type: ignore[method-assign]

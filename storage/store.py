@@ -202,7 +202,8 @@ class Store:
     def open_object(self, bucket: str, key: str) -> tuple[BinaryIO, ObjectMeta]:
         """Open an object for reading: the file handle keeps this version even if replaced."""
         try:
-            f = open(self._object_file(bucket, key), "rb")  # noqa: SIM115 - caller closes
+            # Unbuffered: reads are preads or large copies (and it spares a tty check per open).
+            f = open(self._object_file(bucket, key), "rb", buffering=0)  # noqa: SIM115 - caller closes
         except (FileNotFoundError, NotADirectoryError):
             raise no_such_key(key) from None
         meta = self._metas.get((bucket, key))

@@ -650,3 +650,32 @@ def test_response_header_overrides_cannot_inject_headers(client):
     assert reply.status == 200 and reply.body == b"x"
     assert "x-injected" not in reply.headers
     assert reply.headers["content-type"] == "text/plain  X-Injected: yes"
+
+
+def test_slow_reader_of_a_large_object_gets_every_byte(client):
+    """A reader that does not keep up fills the socket: sending waits for it and resumes intact."""
+    data = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    assert put(client, "slow/big", data).status == 200
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.connect(client.address)
+    try:
+        for _ in range(2):  # twice on one connection: the first response must end where it says
+            signed = sign("GET", "/raw-bucket/slow/big", client.host)
+            head = "".join(f"{k}: {v}\r\n" for k, v in signed.headers.items())
+            sock.sendall(f"GET /raw-bucket/slow/big HTTP/1.1\r\n{head}\r\n".encode())
+            time.sleep(0.3)  # let the server find the socket full
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += sock.recv(65536)
+            head_bytes, _, body = received.partition(b"\r\n\r\n")
+            assert head_bytes.startswith(b"HTTP/1.1 200 ")
+            assert f"content-length: {len(data)}".encode() in head_bytes.lower()
+            while len(body) < len(data):
+                piece = sock.recv(256 * 1024)
+                assert piece
+                body += piece
+                time.sleep(0.001)
+            assert body == data
+    finally:
+        sock.close()
