@@ -1,14 +1,16 @@
 """Taking in an upload's body (PutObject, UploadPart) as a new object file.
 
-A raw body that Twisted spooled to disk is checked and finished in place (one
-write of the data in all); an aws-chunked or small in-memory body is decoded
-into a new temp file.  Either way the result is a complete object file in
+A body that Twisted spooled to disk becomes the object file itself, so the
+data is written once: a raw body is checked where it lies; an aws-chunked one
+is decoded in place, each piece of data moved down over the framing that came
+before it (the write position never passes the read position), and the file
+is then cut to the data's length.  A small body kept in memory is written to
+a new temp file.  Either way the result is a complete object file in
 ``tmp/``, ready to be renamed into place.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -24,17 +26,23 @@ async def take_body(
     call: Call, spec: BodySpec, describe: Callable[[Ingested], ObjectMeta], kind: str = "obj"
 ) -> tuple[Path, ObjectMeta]:
     """Check the body against ``spec`` and write the object file; ``describe`` makes its metadata."""
-    if spec.payload_hash not in chunked.STREAMING_MODES:
-        spooled = call.claim_spool()
-        if spooled is not None:
+    spooled = call.claim_spool()
+    if spooled is not None:
+        path = spooled
 
-            def in_place(f: BinaryIO) -> ObjectMeta:
-                meta = describe(ingest(f, None, spec))
-                f.seek(0, os.SEEK_END)
-                objfile.finish(f, meta)
-                return meta
+        def in_place(f: BinaryIO) -> ObjectMeta:
+            if spec.payload_hash in chunked.STREAMING_MODES:
+                with open(path, "rb") as framed:
+                    got = ingest(framed, f, spec)  # f writes from the start, behind the reads
+                f.truncate(got.size)
+            else:
+                got = ingest(f, None, spec)
+            meta = describe(got)
+            f.seek(got.size)
+            objfile.finish(f, meta)
+            return meta
 
-            return await finish_in_place(spooled, in_place)
+        return await finish_in_place(spooled, in_place)
 
     body = call.body_file()
 

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import http.client
+import random
 import socket
 import time
 import zlib
@@ -679,3 +680,35 @@ def test_slow_reader_of_a_large_object_gets_every_byte(client):
             assert body == data
     finally:
         sock.close()
+
+
+def test_large_aws_chunked_uploads_are_decoded_in_place(service, client):
+    """A spooled aws-chunked body becomes the object file itself: decoded over its own framing."""
+    data = random.Random(4).randbytes(3_000_000)  # in chunks of uneven sizes
+    chunks = []
+    position = 0
+    while position < len(data):
+        size = 65536 + (len(chunks) % 5) * 1000
+        chunks.append(data[position : position + size])
+        position += size
+    trailer = {"x-amz-checksum-crc32": crc32_b64(data)}
+    mode = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+    extra = {"x-amz-trailer": "x-amz-checksum-crc32"}
+    reply = chunked_put(
+        client, "decoded/big", mode, lambda s: signed_chunks(s, chunks, trailer), len(data), extra
+    )
+    assert reply.status == 200, reply.body
+    assert reply.headers["etag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    got = get(client, "decoded/big", headers={"x-amz-checksum-mode": "ENABLED"})
+    assert got.body == data and got.headers["x-amz-checksum-crc32"] == trailer["x-amz-checksum-crc32"]
+
+    # A bad chunk signature half way through leaves the object as it was, and no file behind.
+    def forged(signed: Signed) -> bytes:
+        body = signed_chunks(signed, chunks, trailer)
+        return body.replace(data[40 * 65536 : 40 * 65536 + 64], bytes(64), 1)
+
+    reply = chunked_put(client, "decoded/big", mode, forged, len(data), extra)
+    assert (reply.status, reply.code) == (403, "SignatureDoesNotMatch")
+    assert get(client, "decoded/big").body == data
+    time.sleep(0.2)
+    assert not [p for p in (service.data_dir / "tmp").iterdir() if not p.name.startswith("trash-")]
