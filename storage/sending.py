@@ -45,6 +45,8 @@ class RangeProducer:
         self.paused = False
         self.transport = request.channel.transport
         self.socket_fd: int | None = None
+        # Just over the transport's buffer size, so that writing it pauses us.
+        self.wake_piece = getattr(self.transport, "bufferSize", WAKE_PIECE - 1) + 1
         if _HAVE_SENDFILE and _queued(self.transport) is not None:
             try:
                 self.socket_fd = self.transport.fileno()
@@ -69,7 +71,7 @@ class RangeProducer:
                 return
             # Through the transport: it pauses us (the piece is over its buffer size) and
             # resumes us once the piece has gone out.
-            size = PIECE if self.socket_fd is None else WAKE_PIECE
+            size = PIECE if self.socket_fd is None else self.wake_piece
             data = os.pread(self.fd, min(size, self.remaining), self.position)
             if not data:
                 self._cut_short()

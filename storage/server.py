@@ -32,14 +32,17 @@ from resilin.storage.response_head import NO_BODY_STATUSES, flush_now, start_res
 from resilin.storage.router import parse_target, route
 from resilin.storage.sending import DIRECT_MAX, RangeProducer, read_exactly
 from resilin.storage.spool import SpoolFile
+from resilin.storage.spool_digest import planned_digests
 from resilin.storage.store import Store
 
 log = Logger()
 SPOOL_THRESHOLD = 100_000  # bodies at least this large go to a file (Twisted's own threshold)
+DIGEST_WHILE_SPOOLING = 4 * 1024 * 1024  # bodies at least this large are hashed as they arrive
 # Twisted sends at most 128 KiB per send() and then waits for the next reactor turn;
 # object bodies go out in larger pieces (see sending.PIECE), with fewer system calls.
 # Connections are TCP_NODELAY: every response is written whole, so Nagle only adds delay.
 SEND_LIMIT = 1024 * 1024
+RECEIVE_SIZE = 512 * 1024
 
 
 def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> Response:
@@ -58,6 +61,10 @@ class StorageChannel(HTTPChannel):
     def connectionMade(self) -> None:
         super().connectionMade()
         self.transport.SEND_LIMIT = SEND_LIMIT
+        # Read uploads in large pieces (Twisted's 64 KiB means a trip through the whole
+        # HTTP stack for every 64 KiB); this is also the write buffer size past which
+        # Twisted pauses a producer.
+        self.transport.bufferSize = RECEIVE_SIZE
         if hasattr(self.transport, "setTcpNoDelay"):
             self.transport.setTcpNoDelay(True)
         self._host = None
@@ -101,7 +108,11 @@ class StorageRequest(Request):
         # temporary directory, which may be small (or in memory).
         spool = getattr(getattr(self.channel, "site", None), "spool_dir", None)
         if spool is not None and (length is None or length >= SPOOL_THRESHOLD):
-            self.content = SpoolFile(spool)
+            digests = None
+            if length is not None and length >= DIGEST_WHILE_SPOOLING:
+                headers = {name.lower(): values for name, values in self.requestHeaders.getAllRawHeaders()}
+                digests = planned_digests(headers)
+            self.content = SpoolFile(spool, digests)
         else:
             super().gotLength(length)
 

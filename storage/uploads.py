@@ -11,14 +11,16 @@ a new temp file.  Either way the result is a complete object file in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from resilin.storage import chunked, objfile
 from resilin.storage.context import Call
-from resilin.storage.ingest import BodySpec, Ingested, ingest
+from resilin.storage.ingest import BodySpec, Ingested, check, ingest
 from resilin.storage.objfile import ObjectMeta
+from resilin.storage.spool_digest import SpoolDigest
 from resilin.storage.writes import finish_in_place, write_temp
 
 
@@ -26,17 +28,22 @@ async def take_body(
     call: Call, spec: BodySpec, describe: Callable[[Ingested], ObjectMeta], kind: str = "obj"
 ) -> tuple[Path, ObjectMeta]:
     """Check the body against ``spec`` and write the object file; ``describe`` makes its metadata."""
+    precomputed = call.spool_digest()
     spooled = call.claim_spool()
     if spooled is not None:
         path = spooled
 
         def in_place(f: BinaryIO) -> ObjectMeta:
             if spec.payload_hash in chunked.STREAMING_MODES:
+                if precomputed is not None:
+                    precomputed.abandon()  # digests of the framing are of no use
                 with open(path, "rb") as framed:
                     got = ingest(framed, f, spec)  # f writes from the start, behind the reads
                 f.truncate(got.size)
             else:
-                got = ingest(f, None, spec)
+                got = _hashed_while_spooling(precomputed, spec, os.fstat(f.fileno()).st_size)
+                if got is None:
+                    got = ingest(f, None, spec)
             meta = describe(got)
             f.seek(got.size)
             objfile.finish(f, meta)
@@ -54,3 +61,14 @@ async def take_body(
         return meta
 
     return await write_temp(call.store, copy, kind)
+
+
+def _hashed_while_spooling(precomputed: SpoolDigest | None, spec: BodySpec, size: int) -> Ingested | None:
+    """The body checked with the digests computed as it arrived; None if there are none to use."""
+    if precomputed is None:
+        return None
+    if not precomputed.digests.covers(spec):
+        precomputed.abandon()
+        return None
+    digests = precomputed.wait(size)  # blocks: this runs in a worker thread
+    return check(digests, spec) if digests is not None else None

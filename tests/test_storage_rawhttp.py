@@ -712,3 +712,36 @@ def test_large_aws_chunked_uploads_are_decoded_in_place(service, client):
     assert get(client, "decoded/big").body == data
     time.sleep(0.2)
     assert not [p for p in (service.data_dir / "tmp").iterdir() if not p.name.startswith("trash-")]
+
+
+def test_bodies_hashed_while_they_arrive_are_checked_alike(service, client):
+    """Bodies of 4 MiB and more are hashed as they are spooled: every digest is still checked."""
+    big = random.Random(6).randbytes(9 * 1024 * 1024 + 17)
+    crc = crc32_b64(big)
+    reply = put(client, "streamed", big, headers={"x-amz-checksum-crc32": crc})
+    assert reply.status == 200 and reply.headers["etag"] == f'"{hashlib.md5(big).hexdigest()}"'
+    other = big[::-1]
+    wrong_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    for headers, payload, code in [
+        ({"content-md5": wrong_md5}, None, "BadDigest"),
+        ({}, hashlib.sha256(b"else").hexdigest(), "XAmzContentSHA256Mismatch"),
+        ({"x-amz-checksum-crc32": "AAAAAA=="}, None, "BadDigest"),
+        (
+            {"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(b"x").digest()).decode()},
+            "UNSIGNED-PAYLOAD",
+            "BadDigest",
+        ),
+    ]:
+        reply = put(client, "streamed", other, headers=headers, payload=payload)
+        assert (reply.status, reply.code) == (400, code), headers
+    reply = put(
+        client,
+        "streamed",
+        other,
+        payload="UNSIGNED-PAYLOAD",
+        headers={"x-amz-sdk-checksum-algorithm": "SHA1"},
+    )
+    assert reply.status == 200 and reply.headers["etag"] == f'"{hashlib.md5(other).hexdigest()}"'
+    assert get(client, "streamed").body == other
+    time.sleep(0.2)
+    assert not [p for p in (service.data_dir / "tmp").iterdir() if not p.name.startswith("trash-")]
