@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+import itertools
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from twisted.internet import reactor
@@ -20,7 +22,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from resilin.httputil import new_request_id, request_headers, split_uri
+from resilin.httputil import request_headers, split_uri
 from resilin.sigv4 import Credentials, parse_query
 from resilin.storage import s3xml
 from resilin.storage.auth import authenticate
@@ -43,6 +45,17 @@ DIGEST_WHILE_SPOOLING = 4 * 1024 * 1024  # bodies at least this large are hashed
 # Connections are TCP_NODELAY: every response is written whole, so Nagle only adds delay.
 SEND_LIMIT = 1024 * 1024
 RECEIVE_SIZE = 512 * 1024
+
+
+def _request_id_sequence() -> Iterator[str]:
+    """Request ids as S3 makes them (16 upper-case hex digits): a random prefix for this
+    process and a counter, unique without asking the system for randomness each time."""
+    prefix = secrets.randbits(24)
+    for number in itertools.count():
+        yield f"{prefix:06X}{number % 16**10:010X}"
+
+
+_request_ids = _request_id_sequence()
 
 
 def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> Response:
@@ -134,7 +147,7 @@ class StorageResource(Resource):
         self.virtual_host_base = virtual_host_base.lower() if virtual_host_base else None
 
     def render(self, request: Request) -> int:
-        request_id = new_request_id()
+        request_id = next(_request_ids)
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
         Deferred.fromCoroutine(self._handle(request, request_id, gone)).addErrback(

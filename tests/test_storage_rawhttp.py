@@ -614,6 +614,7 @@ def test_response_heads_on_one_kept_alive_connection(client):
     assert put(client, "alive/small", small).status == 200
     assert put(client, "alive/large", large, headers={"x-amz-meta-Mixed-Case": "v"}).status == 200
     connection = http.client.HTTPConnection(*client.address, timeout=30)
+    request_ids = set()
     try:
         for _ in range(2):
             for method, path, headers, status, body in [
@@ -630,7 +631,10 @@ def test_response_heads_on_one_kept_alive_connection(client):
                 response = connection.getresponse()
                 got = response.read()
                 assert (response.status, got) == (status, body), (method, path)
-                assert response.getheader("date") and response.getheader("x-amz-request-id")
+                assert response.getheader("date")
+                request_id = response.getheader("x-amz-request-id") or ""
+                assert len(request_id) == 16 and int(request_id, 16) >= 0 and request_id not in request_ids
+                request_ids.add(request_id)
                 if method == "HEAD" and status == 200:
                     assert response.getheader("content-length") == str(len(small))
         signed = sign("HEAD", "/raw-bucket/alive/large", client.host)
