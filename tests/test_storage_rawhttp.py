@@ -749,3 +749,28 @@ def test_bodies_hashed_while_they_arrive_are_checked_alike(service, client):
     assert get(client, "streamed").body == other
     time.sleep(0.2)
     assert not [p for p in (service.data_dir / "tmp").iterdir() if not p.name.startswith("trash-")]
+
+
+def test_readers_that_hang_up_mid_body_harm_nobody(service, client):
+    """Dropped downloads (some after a few bytes, some with the socket full) leave the service healthy."""
+    data = random.Random(8).randbytes(8 * 1024 * 1024)
+    assert put(client, "dropped/big", data).status == 200
+    for linger in (0.0, 0.2):
+        sockets = []
+        for _ in range(4):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+            sock.connect(client.address)
+            signed = sign("GET", "/raw-bucket/dropped/big", client.host)
+            head = "".join(f"{k}: {v}\r\n" for k, v in signed.headers.items())
+            sock.sendall(f"GET /raw-bucket/dropped/big HTTP/1.1\r\n{head}\r\n".encode())
+            assert sock.recv(1000).startswith(b"HTTP/1.1 200 ")
+            sockets.append(sock)
+        time.sleep(linger)
+        for sock in sockets:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.close()  # a reset, as a killed client's
+    time.sleep(0.2)
+    got = get(client, "dropped/big", headers={"range": "bytes=5000000-5999999"})
+    assert (got.status, got.body) == (206, data[5000000:6000000])
+    assert get(client, "dropped/big").body == data
