@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from twisted.internet import reactor
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -45,6 +46,7 @@ DIGEST_WHILE_SPOOLING = 4 * 1024 * 1024  # bodies at least this large are hashed
 # Connections are TCP_NODELAY: every response is written whole, so Nagle only adds delay.
 SEND_LIMIT = 1024 * 1024
 RECEIVE_SIZE = 512 * 1024
+DEFAULT_RECEIVE_SIZE = FileDescriptor.bufferSize
 
 
 def _request_id_sequence() -> Iterator[str]:
@@ -74,10 +76,6 @@ class StorageChannel(HTTPChannel):
     def connectionMade(self) -> None:
         super().connectionMade()
         self.transport.SEND_LIMIT = SEND_LIMIT
-        # Read uploads in large pieces (Twisted's 64 KiB means a trip through the whole
-        # HTTP stack for every 64 KiB); this is also the write buffer size past which
-        # Twisted pauses a producer.
-        self.transport.bufferSize = RECEIVE_SIZE
         if hasattr(self.transport, "setTcpNoDelay"):
             self.transport.setTcpNoDelay(True)
         self._host = None
@@ -117,6 +115,14 @@ class StorageRequest(Request):
         super().handleContentChunk(data)
 
     def gotLength(self, length: int | None) -> None:
+        # Read a large body in large pieces: Twisted's 64 KiB means a trip through the
+        # whole HTTP stack for every 64 KiB.  Other requests keep 64 KiB, which costs
+        # no memory mapping per read.  (This is also the write buffer size past which
+        # Twisted pauses a producer.)
+        transport = getattr(self.channel, "transport", None)
+        if transport is not None:
+            large = length is None or length >= SPOOL_THRESHOLD
+            transport.bufferSize = RECEIVE_SIZE if large else DEFAULT_RECEIVE_SIZE
         # Spool large bodies in the data directory rather than the system's
         # temporary directory, which may be small (or in memory).
         spool = getattr(getattr(self.channel, "site", None), "spool_dir", None)
