@@ -41,8 +41,12 @@ def _safe(text: str) -> str:
 def encode_head(version: bytes, status: int, headers: Mapping[str, str], extra: list[bytes]) -> bytes:
     """The status line and header block; ``extra`` holds ready-made ``Name: value`` lines."""
     reason = RESPONSES.get(status, b"Unknown")
-    lines = [f"{_safe(name)}: {_safe(value)}" for name, value in headers.items()]
-    head = "\r\n".join(lines).encode("latin-1", "replace")
+    text = "\r\n".join([f"{name}: {value}" for name, value in headers.items()])
+    breaks = len(headers) - 1
+    if text.count("\r") != breaks or text.count("\n") != breaks or "\0" in text:
+        # Rare: some value carries a line break of its own.
+        text = "\r\n".join([f"{_safe(name)}: {_safe(value)}" for name, value in headers.items()])
+    head = text.encode("latin-1", "replace")
     parts = [version, b" %d " % status, reason, b"\r\n", head, b"\r\n"]
     for line in extra:
         parts += [line, b"\r\n"]

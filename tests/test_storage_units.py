@@ -352,3 +352,15 @@ def test_spooled_bodies_are_hashed_as_they_arrive(tmp_path):
             break
         time.sleep(0.01)
     assert digest.fd == -1
+
+
+def test_response_heads_never_carry_a_line_break_from_a_value():
+    from resilin.storage.response_head import encode_head
+
+    head = encode_head(
+        b"HTTP/1.1", 200, {"ETag": '"e"', "x-amz-meta-a": "one\r\nInjected: yes"}, [b"Date: d"]
+    )
+    assert head == (b'HTTP/1.1 200 OK\r\nETag: "e"\r\nx-amz-meta-a: one  Injected: yes\r\nDate: d\r\n\r\n')
+    assert encode_head(b"HTTP/1.0", 404, {"Content-Length": "0"}, []).startswith(
+        b"HTTP/1.0 404 Not Found\r\n"
+    )
