@@ -774,3 +774,21 @@ def test_readers_that_hang_up_mid_body_harm_nobody(service, client):
     got = get(client, "dropped/big", headers={"range": "bytes=5000000-5999999"})
     assert (got.status, got.body) == (206, data[5000000:6000000])
     assert get(client, "dropped/big").body == data
+
+
+def test_expect_100_continue_is_answered_before_the_body(client):
+    body = b"continued" * 100
+    path = "/raw-bucket/continue/k"
+    signed = sign(
+        "PUT", path, client.host, headers={"expect": "100-continue"}, payload=hashlib.sha256(body).hexdigest()
+    )
+    head = "".join(f"{k}: {v}\r\n" for k, v in signed.headers.items())
+    with socket.create_connection(client.address, timeout=10) as sock:
+        sock.sendall(f"PUT {path} HTTP/1.1\r\n{head}content-length: {len(body)}\r\n\r\n".encode())
+        assert sock.recv(1000) == b"HTTP/1.1 100 Continue\r\n\r\n"  # before any of the body
+        sock.sendall(body)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 200 ")
+    assert get(client, "continue/k").body == body
