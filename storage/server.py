@@ -80,12 +80,6 @@ class StorageChannel(HTTPChannel):
             self.transport.setTcpNoDelay(True)
         self._host = None
 
-    def _send100Continue(self) -> None:
-        # The client waits for this before it sends the body (botocore asks for it on
-        # every upload): send it now rather than on the reactor's next turn.
-        super()._send100Continue()
-        flush_now(self.transport)
-
     def getHost(self):  # type: ignore[override]
         # Twisted asks for every request (a getsockname call); it never changes.
         if self._host is None:
