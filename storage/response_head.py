@@ -54,21 +54,19 @@ def encode_head(version: bytes, status: int, headers: Mapping[str, str], extra: 
     return b"".join(parts)
 
 
-def begin_response(request: Request, status: int, headers: Mapping[str, str]) -> bytes:
-    """The response head, for the caller to send; the Twisted request is marked as started,
-    so any further ``request.write`` sends body bytes only (the caller still calls
-    ``request.finish()``).  Headers Twisted set itself (``Connection: close``) are kept."""
+def start_response(request: Request, status: int, headers: Mapping[str, str], body: bytes = b"") -> None:
+    """Write the head (and ``body``, when the response carries one) to the connection.
+
+    The Twisted request is marked as started, so any further ``request.write``
+    sends body bytes only; the caller still calls ``request.finish()``.
+    Headers Twisted set itself (``Connection: close``) are kept.
+    """
     extra = [b"Date: " + http_date_now()]
     for name, values in request.responseHeaders.getAllRawHeaders():
         extra += [name + b": " + value for value in values]
+    head = encode_head(request.clientproto, status, headers, extra)
     request.setResponseCode(status)
     request.startedWriting = 1
-    return encode_head(request.clientproto, status, headers, extra)
-
-
-def start_response(request: Request, status: int, headers: Mapping[str, str], body: bytes = b"") -> None:
-    """Write the head (and ``body``, when the response carries one) to the connection."""
-    head = begin_response(request, status, headers)
     if request.method == b"HEAD" or status in NO_BODY_STATUSES or not body:
         body = b""
     request.sentLength = len(body)

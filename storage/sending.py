@@ -3,8 +3,7 @@
 Small bodies are read at once and written with the response head.  Larger
 ones go out through a push producer that hands the file to the kernel with
 ``sendfile`` whenever the connection has nothing else queued: the data goes
-from the page cache to the socket without passing through Python (and the
-head, sent with ``MSG_MORE``, leaves with the body's first bytes).  When the
+from the page cache to the socket without passing through Python.  When the
 socket is full, one small piece is queued through the transport instead, so
 that Twisted says when the connection can take more (and pauses the producer
 until then); memory stays flat whatever the object size, and every connection
@@ -16,7 +15,6 @@ every piece goes through the transport.
 from __future__ import annotations
 
 import os
-import socket
 from typing import BinaryIO
 
 from twisted.web.server import Request
@@ -25,7 +23,7 @@ PIECE = 512 * 1024  # read and written through the transport when sendfile canno
 WAKE_PIECE = 64 * 1024 + 1  # queued when the socket is full: just over Twisted's buffer size, so it pauses us
 SENDFILE_MAX = 8 * 1024 * 1024  # at most this much per call, so other connections get their turn
 DIRECT_MAX = 256 * 1024  # bodies up to this size are written in one go
-_HAVE_SENDFILE = hasattr(os, "sendfile") and hasattr(socket, "MSG_MORE")
+_HAVE_SENDFILE = hasattr(os, "sendfile")
 
 
 def _queued(transport: object) -> int | None:
@@ -55,22 +53,12 @@ class RangeProducer:
             except (AttributeError, OSError):
                 self.socket_fd = None
 
-    def start(self, head: bytes) -> None:
-        """Send the response head, then the body; register with the request to be paused and resumed."""
+    def start(self) -> None:
+        """Register with the request and start sending (the response head is already written)."""
         assert self.request is not None
-        sent = 0
-        sock = getattr(self.transport, "socket", None)
-        if self.socket_fd is not None and sock is not None and _queued(self.transport) == 0:
-            # Straight to the socket, held back (MSG_MORE) to leave in one segment with
-            # the body's first bytes: the client wakes once, for both.
-            try:
-                sent = sock.send(head, socket.MSG_MORE)
-            except OSError:
-                sent = 0  # the transport finds out what is wrong when it writes the rest
-        if sent < len(head):
-            self.request.channel.write(head[sent:])
-            if self.socket_fd is not None:
-                self.transport.doWrite()  # out at once, so the body can go straight to the socket
+        if self.socket_fd is not None and _queued(self.transport):
+            # Push the head out first, so that the body can go straight to the socket.
+            self.transport.doWrite()
         self.request.registerProducer(self, True)
         self.resumeProducing()
 

@@ -31,7 +31,7 @@ from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, internal_error
 from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.multipart_ops import MAX_PART_SIZE
-from resilin.storage.response_head import NO_BODY_STATUSES, begin_response, flush_now, start_response
+from resilin.storage.response_head import NO_BODY_STATUSES, flush_now, start_response
 from resilin.storage.router import parse_target, route
 from resilin.storage.sending import DIRECT_MAX, RangeProducer, read_exactly
 from resilin.storage.spool import SpoolFile
@@ -230,8 +230,8 @@ class StorageResource(Resource):
         stream = response.stream
         if stream is not None and stream.length > DIRECT_MAX:
             request.notifyFinish().addBoth(lambda _: stream.file.close())
-            head = begin_response(request, response.status, response.headers)
-            RangeProducer(request, stream.file, stream.offset, stream.length).start(head)
+            start_response(request, response.status, response.headers)
+            RangeProducer(request, stream.file, stream.offset, stream.length).start()
             return
         if stream is not None:
             with stream.file:
