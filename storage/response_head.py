@@ -81,9 +81,9 @@ def flush_now(transport: object) -> None:
 
     Take the transport before finishing the request: a finished request lets go of its channel.
     """
+    # (The transport's producer is the HTTP channel itself, which a drained buffer
+    # does not disturb; a response's own producer is registered with the channel.)
     if not getattr(transport, "connected", False) or getattr(transport, "disconnecting", True):
-        return
-    if getattr(transport, "producer", None) is not None:
         return
     do_write = getattr(transport, "doWrite", None)
     if do_write is not None:
