@@ -14,6 +14,7 @@ Every row is printed with Resilin's ratio to each peer (above 1: Resilin is
 better; for latencies the ratio is peer / Resilin).  Medians of repeated runs.
 
 Usage: .venv/bin/python bench/storage_bench.py [--peers resilin moto s3rver] [--quick]
+       [--workloads big ranged small list readers]
 """
 
 from __future__ import annotations
@@ -174,36 +175,55 @@ def list_round(s3, sizes: Sizes) -> float:
     return _timed(full_listing)
 
 
-def _reader(args: tuple[str, str, str, str, float, float]) -> int:
+# A worker process's record of its run: when it started, and (time, amount) for every
+# request or chunk it completed.
+Trace = tuple[float, list[tuple[float, int]]]
+
+
+def _reader(args: tuple[str, str, str, str, float, float]) -> Trace:
     endpoint, access, secret, account, start_at, stop_at = args
     from resilin.sigv4 import Credentials
 
     s3 = client_for(Peer("", endpoint, Credentials(access, secret, account), 0))
     s3.head_object(Bucket=BUCKET, Key="big-256")  # connect before the start
     time.sleep(max(0.0, start_at - time.time()))
-    total = 0
+    started, done = time.time(), []
     while time.time() < stop_at:
         body = s3.get_object(Bucket=BUCKET, Key="big-256")["Body"]
         for chunk in body.iter_chunks(MiB):
-            total += len(chunk)
-            if time.time() >= stop_at:
+            done.append((time.time(), len(chunk)))
+            if done[-1][0] >= stop_at:
                 body.close()
                 break
-    return total
+    return started, done
 
 
-def _small_getter(args: tuple[str, str, str, str, float, float, int]) -> int:
+def _small_getter(args: tuple[str, str, str, str, float, float, int]) -> Trace:
     endpoint, access, secret, account, start_at, stop_at, count = args
     from resilin.sigv4 import Credentials
 
     s3 = client_for(Peer("", endpoint, Credentials(access, secret, account), 0))
     s3.head_object(Bucket=BUCKET, Key="small/0/00000")
     time.sleep(max(0.0, start_at - time.time()))
-    done = 0
+    started, done = time.time(), []
     while time.time() < stop_at:
-        s3.get_object(Bucket=BUCKET, Key=f"small/0/{done % count:05d}")["Body"].read()
-        done += 1
-    return done
+        s3.get_object(Bucket=BUCKET, Key=f"small/0/{len(done) % count:05d}")["Body"].read()
+        done.append((time.time(), 1))
+    return started, done
+
+
+def overlap_rates(traces: list[Trace], stop_at: float) -> list[float]:
+    """Each worker's rate over the time all of them were running.
+
+    On a loaded machine a worker may get going well after the agreed start
+    (making a client takes a while); counting from the agreed start would
+    then report idle time as slowness.
+    """
+    begin = max(started for started, _ in traces)
+    window = stop_at - begin
+    if window < 0.5:
+        raise RuntimeError(f"the workers ran together for only {window:.2f} s")
+    return [sum(n for t, n in done if begin <= t <= stop_at) / window for _, done in traces]
 
 
 def concurrent_small_round(peer: Peer, sizes: Sizes, pool: concurrent.futures.Executor, count: int) -> float:
@@ -212,7 +232,7 @@ def concurrent_small_round(peer: Peer, sizes: Sizes, pool: concurrent.futures.Ex
     stop_at = start_at + sizes.reader_seconds
     c = peer.creds
     args = [(peer.endpoint, c.access_key, c.secret_key, c.account_id, start_at, stop_at, count)]
-    return sum(pool.map(_small_getter, args * sizes.readers)) / sizes.reader_seconds
+    return sum(overlap_rates(list(pool.map(_small_getter, args * sizes.readers)), stop_at))
 
 
 def _warm(_: int) -> None:
@@ -225,8 +245,7 @@ def readers_round(peer: Peer, sizes: Sizes, pool: concurrent.futures.Executor) -
     stop_at = start_at + sizes.reader_seconds
     c = peer.creds
     args = [(peer.endpoint, c.access_key, c.secret_key, c.account_id, start_at, stop_at)] * sizes.readers
-    totals = list(pool.map(_reader, args))
-    rates = [t / sizes.reader_seconds / 1e6 for t in totals]
+    rates = [rate / 1e6 for rate in overlap_rates(list(pool.map(_reader, args)), stop_at)]
     fairness = sum(rates) ** 2 / (len(rates) * sum(r * r for r in rates)) if any(rates) else 0.0
     return sum(rates), fairness
 
@@ -258,7 +277,29 @@ class Runner:
     def add(self, peer: str, row: str, value: float) -> None:
         self.samples.setdefault((row, peer), []).append(value)
 
-    def run(self, rows: dict[str, Row]) -> None:
+    def run(self, rows: dict[str, Row], workloads: list[str]) -> None:
+        sizes = self.sizes
+        if "big" in workloads:
+            self._big()
+        if "ranged" in workloads or "readers" in workloads:
+            for peer in self.peers:
+                put_large(self.clients[peer.name], "big-256", sizes.ranged_object)
+        if "ranged" in workloads:
+            self._ranged()
+        if "small" in workloads:
+            self._small()
+        if "list" in workloads:
+            self._listing()
+        if "readers" in workloads:
+            self._readers()
+        for peer in self.peers:
+            rss = peak_rss_mib(peer.pid)
+            if rss is not None:
+                self.add(peer.name, "server peak RSS", rss)
+        for (row, peer), values in self.samples.items():
+            rows[row].values[peer] = statistics.median(values)
+
+    def _big(self) -> None:
         sizes = self.sizes
         data = os.urandom(sizes.big)
         self._phase("PUT/GET 64 MiB")
@@ -266,11 +307,10 @@ class Runner:
             for peer in self.peers:
                 for row, value in big_round(self.clients[peer.name], sizes, data).items():
                     self.add(peer.name, row, value)
-        del data
 
+    def _ranged(self) -> None:
+        sizes = self.sizes
         self._phase("ranged GETs")
-        for peer in self.peers:
-            put_large(self.clients[peer.name], "big-256", sizes.ranged_object)
         elapsed: dict[str, float] = {}
         latencies: dict[str, list[float]] = {}
         for round_no in range(sizes.ranged_rounds):
@@ -284,6 +324,8 @@ class Runner:
             self.add(peer.name, "ranged GET median latency", statistics.median(lat) * 1000)
             self.add(peer.name, "ranged GET p99 latency", lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000)
 
+    def _small(self) -> None:
+        sizes = self.sizes
         self._phase("4 KiB objects")
         small = os.urandom(sizes.small)
         stored: dict[str, int] = {}
@@ -300,6 +342,8 @@ class Runner:
                 rate = concurrent_small_round(peer, sizes, self.pool, stored[peer.name])
                 self.add(peer.name, concurrent_row, rate)
 
+    def _listing(self) -> None:
+        sizes = self.sizes
         self._phase("listing")
         list_row = f"ListObjectsV2 {sizes.list_keys} keys, delimiter"
         for peer in self.peers:
@@ -308,6 +352,8 @@ class Runner:
             for peer in self.peers:
                 self.add(peer.name, list_row, 1 / list_round(self.clients[peer.name], sizes))
 
+    def _readers(self) -> None:
+        sizes = self.sizes
         self._phase("parallel readers")
         for _ in range(sizes.reader_rounds):
             for peer in self.peers:
@@ -315,15 +361,18 @@ class Runner:
                 self.add(peer.name, f"{sizes.readers} parallel readers, aggregate", aggregate)
                 self.add(peer.name, f"{sizes.readers} parallel readers, Jain fairness", fairness)
 
-        for peer in self.peers:
-            rss = peak_rss_mib(peer.pid)
-            if rss is not None:
-                self.add(peer.name, "server peak RSS", rss)
-        for (row, peer), values in self.samples.items():
-            rows[row].values[peer] = statistics.median(values)
-
     def _phase(self, name: str) -> None:
         print(f"  {name} ...", flush=True)
+
+
+# Workloads that can be chosen on the command line, and the rows each measures.
+WORKLOADS = {
+    "big": "PUT and GET 64 MiB",
+    "ranged": "1 MiB ranged GETs of a 256 MiB object",
+    "small": "4 KiB PUT, HEAD, GET; GETs from several processes",
+    "list": "ListObjectsV2 with a delimiter",
+    "readers": "parallel readers of one object",
+}
 
 
 def make_rows(sizes: Sizes) -> dict[str, Row]:
@@ -353,6 +402,8 @@ def print_table(rows: dict[str, Row], peers: list[str]) -> None:
     print(header)
     print("-" * len(header))
     for row in rows.values():
+        if not row.values:
+            continue  # a workload not asked for
         line = f"{row.name:42s} {row.unit:6s}"
         for p in peers:
             value = row.values.get(p)
@@ -381,6 +432,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a quick look")
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        default=list(WORKLOADS),
+        choices=list(WORKLOADS),
+        help="which rows to measure (default: all)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     rows = make_rows(sizes)
@@ -399,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"servers: {', '.join(f'{p.name} {p.endpoint}' for p in peers)}", flush=True)
         print(f"load average at start: {_load()} ({os.cpu_count()} CPUs)", flush=True)
         list(pool.map(_warm, range(sizes.readers)))
-        Runner(peers, sizes, pool).run(rows)
+        Runner(peers, sizes, pool).run(rows, args.workloads)
     print_table(rows, args.peers)
     print(f"\n(total {time.monotonic() - started:.0f} s; load average at the end: {_load()})")
 

@@ -76,7 +76,7 @@ class Verified:
                 chunk_sha256,
             ]
         )
-        return hmac.new(self.signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self.signing_key, to_sign.encode(), "sha256").hex()
 
     def trailer_signature(self, previous_signature: str, trailer_bytes: bytes) -> str:
         """Signature of the trailing headers of a STREAMING-...-PAYLOAD-TRAILER body."""
@@ -155,6 +155,10 @@ def canonical_uri(raw_path: str, service: str) -> str:
 
 
 def _canonical_header_value(values: Sequence[str]) -> str:
+    if len(values) == 1:
+        value = values[0].strip()
+        if "  " not in value and "\t" not in value:
+            return value  # the usual case: nothing to squeeze
     return ",".join(" ".join(v.strip().split()) for v in values)
 
 
@@ -180,6 +184,7 @@ def _parse_authorization(value: str) -> tuple[str, list[str], str]:
 _AMZ_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
 
 
+@functools.lru_cache(maxsize=256)  # a busy service sees the same few values second after second
 def parse_amz_date(value: str) -> dt.datetime:
     """An X-Amz-Date (ISO 8601 basic format, UTC); SignatureError MALFORMED when it is not one."""
     match = _AMZ_DATE.match(value)
@@ -303,7 +308,7 @@ def verify(
         [ALGORITHM, amz_date_value, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
     )
     key = signing_key(creds.secret_key, date, region, scope_service)
-    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
     if not hmac.compare_digest(expected, signature):
         raise SignatureError(
             Failure.BAD_SIGNATURE,

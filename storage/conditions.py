@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -21,8 +22,13 @@ def parse_http_date(value: str) -> float | None:
     return parsed.timestamp()
 
 
+@functools.lru_cache(maxsize=4096)  # every GET and HEAD formats its object's Last-Modified
+def _http_date(seconds: int) -> str:
+    return email.utils.formatdate(seconds, usegmt=True)
+
+
 def http_date(timestamp: float) -> str:
-    return email.utils.formatdate(int(timestamp), usegmt=True)
+    return _http_date(int(timestamp))
 
 
 def etag_matches(header: str, etag: str) -> bool:

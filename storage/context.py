@@ -13,6 +13,7 @@ from twisted.web.server import Request
 from resilin.sigv4 import Verified
 from resilin.storage.errors import access_denied
 from resilin.storage.spool import SpoolFile
+from resilin.storage.spool_digest import SpoolDigest
 from resilin.storage.store import BucketInfo, Store
 
 
@@ -70,6 +71,11 @@ class Call:
         if isinstance(content, SpoolFile) and not content.closed:
             return content.claim()
         return None
+
+    def spool_digest(self) -> SpoolDigest | None:
+        """The digests being computed of a spooled body as it arrived, if any."""
+        content = self.request.content
+        return content.digest if isinstance(content, SpoolFile) else None
 
 
 @dataclass

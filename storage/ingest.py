@@ -42,30 +42,55 @@ class Ingested:
     checksums: dict[str, str] = field(default_factory=dict)  # algorithm -> base64 value
 
 
+class Digests:
+    """MD5 (for the ETag), and SHA-256 and one additional checksum when asked, fed piece by piece."""
+
+    def __init__(self, sha256: bool, algorithm: str | None) -> None:
+        self.size = 0
+        self.md5 = hashlib.md5()
+        self.sha256 = hashlib.sha256() if sha256 else None
+        self.algorithm = algorithm
+        self.extra = checksums.new_hasher(algorithm) if algorithm else None
+        self.hashers = [h for h in (self.md5, self.sha256, self.extra) if h is not None]
+
+    @classmethod
+    def for_spec(cls, spec: BodySpec) -> Digests:
+        return cls(_is_hex_hash(spec.payload_hash), spec.checksum_algorithm)
+
+    def covers(self, spec: BodySpec) -> bool:
+        """Whether these digests are the ones ``spec`` needs checked."""
+        return (self.sha256 is not None) == _is_hex_hash(spec.payload_hash) and (
+            self.algorithm == spec.checksum_algorithm
+        )
+
+    def update(self, data: bytes) -> None:
+        self.size += len(data)
+        hashing.update_all(self.hashers, data)
+
+
 class _Sink:
     """Receives decoded body data: writes it out (unless it is hashed in place) and feeds every hash."""
 
     def __init__(self, out: BinaryIO | None, spec: BodySpec) -> None:
         self.out = out
         self.max_size = spec.max_size
-        self.size = 0
-        self.md5 = hashlib.md5()
-        self.sha256 = hashlib.sha256() if _is_hex_hash(spec.payload_hash) else None
-        self.extra = checksums.new_hasher(spec.checksum_algorithm) if spec.checksum_algorithm else None
-        self.hashers = [h for h in (self.md5, self.sha256, self.extra) if h is not None]
+        self.digests = Digests.for_spec(spec)
 
     def __call__(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.max_size:
-            raise S3Error(
-                "EntityTooLarge",
-                "Your proposed upload exceeds the maximum allowed object size.",
-                400,
-                extra={"MaxSizeAllowed": str(self.max_size)},
-            )
+        if self.digests.size + len(data) > self.max_size:
+            raise _too_large(self.max_size)
         if self.out is not None:
             self.out.write(data)
-        hashing.update_all(self.hashers, data)
+        self.digests.update(data)
+
+
+def _too_large(max_size: int) -> S3Error:
+    return S3Error(
+        "EntityTooLarge",
+        "Your proposed upload exceeds the maximum allowed object size.",
+        400,
+        extra={"MaxSizeAllowed": str(max_size)},
+    )
 
 
 def _is_hex_hash(value: str) -> bool:
@@ -87,14 +112,22 @@ def ingest(source: BinaryIO, out: BinaryIO | None, spec: BodySpec) -> Ingested:
         while piece := source.read(READ_PIECE):
             sink(piece)
 
-    if spec.decoded_length is not None and sink.size != spec.decoded_length:
+    return check(sink.digests, spec, trailers)
+
+
+def check(digests: Digests, spec: BodySpec, trailers: dict[str, str] | None = None) -> Ingested:
+    """Compare a body's digests with every one the client gave; the body's size, ETag and checksum."""
+    trailers = trailers or {}
+    if digests.size > spec.max_size:
+        raise _too_large(spec.max_size)
+    if spec.decoded_length is not None and digests.size != spec.decoded_length:
         raise S3Error(
             "IncompleteBody",
             "You did not provide the number of bytes specified by the x-amz-decoded-content-length header",
             400,
         )
-    if sink.sha256 is not None and not hmac.compare_digest(
-        sink.sha256.hexdigest(), spec.payload_hash.lower()
+    if digests.sha256 is not None and not hmac.compare_digest(
+        digests.sha256.hexdigest(), spec.payload_hash.lower()
     ):
         raise S3Error(
             "XAmzContentSHA256Mismatch",
@@ -102,10 +135,10 @@ def ingest(source: BinaryIO, out: BinaryIO | None, spec: BodySpec) -> Ingested:
             400,
             extra={
                 "ClientComputedContentSHA256": spec.payload_hash,
-                "S3ComputedContentSHA256": sink.sha256.hexdigest(),
+                "S3ComputedContentSHA256": digests.sha256.hexdigest(),
             },
         )
-    md5 = sink.md5.digest()
+    md5 = digests.md5.digest()
     if spec.content_md5 is not None and not hmac.compare_digest(md5, spec.content_md5):
         raise S3Error(
             "BadDigest",
@@ -117,10 +150,10 @@ def ingest(source: BinaryIO, out: BinaryIO | None, spec: BodySpec) -> Ingested:
             },
         )
 
-    result = Ingested(sink.size, md5)
-    if spec.checksum_algorithm and sink.extra is not None:
+    result = Ingested(digests.size, md5)
+    if spec.checksum_algorithm and digests.extra is not None:
         algorithm = spec.checksum_algorithm
-        computed = checksums.encode(sink.extra.digest())
+        computed = checksums.encode(digests.extra.digest())
         expected = spec.checksum_expected
         if spec.checksum_in_trailer:
             expected = trailers.get(f"x-amz-checksum-{algorithm}")

@@ -103,13 +103,19 @@ def _part_slice(call: Call, meta: ObjectMeta) -> tuple[int, int] | None:
 async def get_object(call: Call, head: bool = False) -> Response:
     bucket, key = call.owned_bucket().name, call.key or ""
     check_key(key)
+    if head:
+        # No need to open the file: the metadata is enough (and usually cached).
+        cached = call.store.head_object(bucket, key)
+        if cached is None:
+            raise no_such_key(key)
+        return _read_response(call, cached, head)[0]
     f, meta = call.store.open_object(bucket, key)
     try:
         response, offset, length = _read_response(call, meta, head)
     except BaseException:
         f.close()
         raise
-    if head or response.status == 304:
+    if response.status == 304:
         f.close()
     else:
         response.stream = Stream(f, offset, length)

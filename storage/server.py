@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+import itertools
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from twisted.internet import reactor
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.web.http_headers import Headers
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from resilin.httputil import new_request_id, request_headers, split_uri
+from resilin.httputil import request_headers, split_uri
 from resilin.sigv4 import Credentials, parse_query
 from resilin.storage import s3xml
 from resilin.storage.auth import authenticate
@@ -27,17 +31,33 @@ from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, internal_error
 from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.multipart_ops import MAX_PART_SIZE
+from resilin.storage.response_head import NO_BODY_STATUSES, flush_now, start_response
 from resilin.storage.router import parse_target, route
-from resilin.storage.sending import send_range
+from resilin.storage.sending import DIRECT_MAX, RangeProducer, read_exactly
 from resilin.storage.spool import SpoolFile
+from resilin.storage.spool_digest import planned_digests
 from resilin.storage.store import Store
 
 log = Logger()
 SPOOL_THRESHOLD = 100_000  # bodies at least this large go to a file (Twisted's own threshold)
+DIGEST_WHILE_SPOOLING = 4 * 1024 * 1024  # bodies at least this large are hashed as they arrive
 # Twisted sends at most 128 KiB per send() and then waits for the next reactor turn;
 # object bodies go out in larger pieces (see sending.PIECE), with fewer system calls.
 # Connections are TCP_NODELAY: every response is written whole, so Nagle only adds delay.
 SEND_LIMIT = 1024 * 1024
+RECEIVE_SIZE = 512 * 1024
+DEFAULT_RECEIVE_SIZE = FileDescriptor.bufferSize
+
+
+def _request_id_sequence() -> Iterator[str]:
+    """Request ids as S3 makes them (16 upper-case hex digits): a random prefix for this
+    process and a counter, unique without asking the system for randomness each time."""
+    prefix = secrets.randbits(24)
+    for number in itertools.count():
+        yield f"{prefix:06X}{number % 16**10:010X}"
+
+
+_request_ids = _request_id_sequence()
 
 
 def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> Response:
@@ -50,34 +70,39 @@ def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> 
     return Response(exc.status, headers, b"" if head else s3xml.serialize(doc))
 
 
-class _S3ResponseHeaders(Headers):
-    """Response headers that keep ``x-amz-meta-*`` names in lower case, as S3 sends them.
+class StorageChannel(HTTPChannel):
+    """One client connection: set up once, rather than again by every request on it."""
 
-    Twisted writes every header name in Header-Case; HTTP does not care, but SDKs
-    hand user metadata keys to applications exactly as received (Hadoop's S3A,
-    for one, looks its own metadata up by lower-case name).
-    """
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.transport.SEND_LIMIT = SEND_LIMIT
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
+        self._host = None
 
-    def setRawHeaders(self, name: str | bytes, values) -> None:  # type: ignore[override]
-        super().setRawHeaders(name, values)  # validates and sanitises
-        raw = (name.encode("latin-1") if isinstance(name, str) else name).lower()
-        if raw.startswith(b"x-amz-meta-"):
-            for stored in list(self._rawHeaders):
-                if stored.lower() == raw and stored != raw:
-                    self._rawHeaders[raw] = self._rawHeaders.pop(stored)
+    def getHost(self):  # type: ignore[override]
+        # Twisted asks for every request (a getsockname call); it never changes.
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
 
 
 class StorageRequest(Request):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.responseHeaders = _S3ResponseHeaders()
-        transport = getattr(self.channel, "transport", None)
-        if transport is not None:
-            transport.SEND_LIMIT = SEND_LIMIT
-            if hasattr(transport, "setTcpNoDelay"):
-                transport.setTcpNoDelay(True)
         self.body_bytes = 0
         self.body_too_large = False
+
+    def process(self) -> None:
+        # Twisted's own process() sets Server and Date headers, splits and unquotes
+        # the path and walks the resource tree: none of which the one leaf resource
+        # needs, and the headers are written by response_head.
+        self.site = self.channel.site
+        self.prepath, self.postpath = [], []
+        try:
+            self.render(self.site.resource)
+        except BaseException:
+            self.processingFailed(Failure())
 
     def handleContentChunk(self, data: bytes) -> None:
         # Stop spooling a body larger than any request may be, so it cannot fill
@@ -90,11 +115,23 @@ class StorageRequest(Request):
         super().handleContentChunk(data)
 
     def gotLength(self, length: int | None) -> None:
+        # Read a large body in large pieces: Twisted's 64 KiB means a trip through the
+        # whole HTTP stack for every 64 KiB.  Other requests keep 64 KiB, which costs
+        # no memory mapping per read.  (This is also the write buffer size past which
+        # Twisted pauses a producer.)
+        transport = getattr(self.channel, "transport", None)
+        if transport is not None:
+            large = length is None or length >= SPOOL_THRESHOLD
+            transport.bufferSize = RECEIVE_SIZE if large else DEFAULT_RECEIVE_SIZE
         # Spool large bodies in the data directory rather than the system's
         # temporary directory, which may be small (or in memory).
         spool = getattr(getattr(self.channel, "site", None), "spool_dir", None)
         if spool is not None and (length is None or length >= SPOOL_THRESHOLD):
-            self.content = SpoolFile(spool)
+            digests = None
+            if length is not None and length >= DIGEST_WHILE_SPOOLING:
+                headers = {name.lower(): values for name, values in self.requestHeaders.getAllRawHeaders()}
+                digests = planned_digests(headers)
+            self.content = SpoolFile(spool, digests)
         else:
             super().gotLength(length)
 
@@ -116,11 +153,7 @@ class StorageResource(Resource):
         self.virtual_host_base = virtual_host_base.lower() if virtual_host_base else None
 
     def render(self, request: Request) -> int:
-        request_id = new_request_id()
-        request.defaultContentType = None
-        request.setHeader(b"x-amz-request-id", request_id.encode())
-        request.setHeader(b"x-amz-id-2", base64.b64encode(hashlib.sha256(request_id.encode()).digest()))
-        request.setHeader(b"server", b"Resilin")
+        request_id = next(_request_ids)
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
         Deferred.fromCoroutine(self._handle(request, request_id, gone)).addErrback(
@@ -142,6 +175,13 @@ class StorageResource(Resource):
             if response.stream is not None:
                 response.stream.file.close()
             return
+        response.headers.update(
+            {
+                "x-amz-request-id": request_id,
+                "x-amz-id-2": base64.b64encode(hashlib.sha256(request_id.encode()).digest()).decode(),
+                "Server": "Resilin",
+            }
+        )
         try:
             self._send(request, response)
         except Exception:
@@ -186,19 +226,23 @@ class StorageResource(Resource):
         return await handler(call)
 
     def _send(self, request: Request, response: Response) -> None:
-        request.setResponseCode(response.status)
-        for name, value in response.headers.items():
-            request.setHeader(name.encode("latin-1"), value.encode("latin-1", "replace"))
-        if response.stream is not None:
-            stream = response.stream
+        transport = request.channel.transport
+        stream = response.stream
+        if stream is not None and stream.length > DIRECT_MAX:
             request.notifyFinish().addBoth(lambda _: stream.file.close())
-            send_range(request, stream.file, stream.offset, stream.length)
+            start_response(request, response.status, response.headers)
+            RangeProducer(request, stream.file, stream.offset, stream.length).start()
             return
-        if response.status not in (204, 304) and "Content-Length" not in response.headers:
-            request.setHeader(b"content-length", str(len(response.body)).encode())
-        if response.body and request.method != b"HEAD":
-            request.write(response.body)
+        if stream is not None:
+            with stream.file:
+                body = read_exactly(stream.file, stream.offset, stream.length)
+        else:
+            body = response.body
+            if response.status not in NO_BODY_STATUSES and "Content-Length" not in response.headers:
+                response.headers["Content-Length"] = str(len(body))
+        start_response(request, response.status, response.headers, body)
         request.finish()
+        flush_now(transport)
 
 
 def make_site(
@@ -225,6 +269,7 @@ def make_site(
         max_object_size=max_object_size,
     )
     site = Site(StorageResource(store, lookup, region, virtual_host_base), requestFactory=StorageRequest)
+    site.protocol = StorageChannel
     site.displayTracebacks = False
     if not access_log:
         site.log = lambda request: None  # type: ignore[method-assign]

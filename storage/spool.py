@@ -15,18 +15,33 @@ import os
 import secrets
 from pathlib import Path
 
+from resilin.storage.ingest import Digests
+from resilin.storage.spool_digest import PIECE, SpoolDigest
+
 
 class SpoolFile:
-    """The file-like object Twisted writes a request body to (``request.content``)."""
+    """The file-like object Twisted writes a request body to (``request.content``).
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    With ``digests``, the body is hashed in the background as it arrives (see spool_digest).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], digests: Digests | None = None) -> None:
         self.path = Path(directory) / f"spool-{secrets.token_hex(12)}"
         self._file = open(self.path, "w+b")  # noqa: SIM115 - closed by close()
         self._claimed = False
+        self._written = 0
+        self._advanced = 0
+        self.digest = SpoolDigest(self._file.fileno(), digests) if digests is not None else None
 
     # The parts of the file interface Twisted and the handlers use.
     def write(self, data: bytes) -> int:
-        return self._file.write(data)
+        written = self._file.write(data)
+        self._written += written
+        if self.digest is not None and self._written - self._advanced >= PIECE:
+            self._file.flush()
+            self._advanced = self._written
+            self.digest.advance(self._written)
+        return written
 
     def read(self, size: int = -1) -> bytes:
         return self._file.read(size)
@@ -57,6 +72,8 @@ class SpoolFile:
         return self.path
 
     def close(self) -> None:
+        if self.digest is not None and not self._claimed:
+            self.digest.abandon()
         if not self._file.closed:
             self._file.close()
         if not self._claimed:

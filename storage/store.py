@@ -37,6 +37,8 @@ from resilin.storage.objfile import CorruptObject, ObjectMeta
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 # Listing entries kept in memory (about 200 bytes each); past this many the cache starts over.
 MAX_CACHED_ENTRIES = 250_000
+# Object metadata kept in memory for GET and HEAD (about 1 KiB each); past this many it starts over.
+MAX_CACHED_METAS = 20_000
 
 
 class ListEntry(NamedTuple):
@@ -103,6 +105,10 @@ class Store:
         self._indexes: dict[str, KeyIndex] = {}
         self._entries: dict[str, dict[str, ListEntry]] = {}
         self._entry_count = 0
+        # Metadata of objects read lately.  Every change to an object goes through
+        # commit_object or delete_object on this (the reactor) thread, which forget
+        # the key, so an entry always describes the file now at the key's path.
+        self._metas: dict[tuple[str, str], ObjectMeta] = {}
 
     # -- buckets ---------------------------------------------------------------
 
@@ -153,6 +159,7 @@ class Store:
         del self._buckets[name]
         self._indexes.pop(name, None)
         self._entry_count -= len(self._entries.pop(name, {}))
+        self._metas.clear()
 
     def _discard(self, path: Path) -> None:
         """Move a tree out of the namespace at once, and remove it in the background."""
@@ -195,20 +202,36 @@ class Store:
     def open_object(self, bucket: str, key: str) -> tuple[BinaryIO, ObjectMeta]:
         """Open an object for reading: the file handle keeps this version even if replaced."""
         try:
-            f = open(self._object_file(bucket, key), "rb")  # noqa: SIM115 - caller closes
+            # Unbuffered: reads are preads or large copies (and it spares a tty check per open).
+            f = open(self._object_file(bucket, key), "rb", buffering=0)  # noqa: SIM115 - caller closes
         except (FileNotFoundError, NotADirectoryError):
             raise no_such_key(key) from None
+        meta = self._metas.get((bucket, key))
+        if meta is not None:
+            return f, meta
         try:
-            return f, objfile.read_meta(f)
+            meta = objfile.read_meta(f)
         except (CorruptObject, OSError):
             f.close()
             raise
+        self._remember(bucket, key, meta)
+        return f, meta
 
     def head_object(self, bucket: str, key: str) -> ObjectMeta | None:
+        meta = self._metas.get((bucket, key))
+        if meta is not None:
+            return meta
         try:
-            return objfile.read_meta_at(self._object_file(bucket, key))
+            meta = objfile.read_meta_at(self._object_file(bucket, key))
         except (FileNotFoundError, NotADirectoryError):
             return None
+        self._remember(bucket, key, meta)
+        return meta
+
+    def _remember(self, bucket: str, key: str, meta: ObjectMeta) -> None:
+        if len(self._metas) >= MAX_CACHED_METAS:
+            self._metas.clear()
+        self._metas[(bucket, key)] = meta
 
     def commit_object(self, bucket: str, key: str, tmp: Path) -> Path:
         """Publish a complete object file; returns the directory to fsync for durability."""
@@ -225,6 +248,7 @@ class Store:
         try:
             target.unlink()
         except (FileNotFoundError, NotADirectoryError):
+            self._forget(bucket, key)
             return False
         self.index(bucket).remove(key)
         self._forget(bucket, key)
@@ -261,6 +285,7 @@ class Store:
         return entry
 
     def _forget(self, bucket: str, key: str) -> None:
+        self._metas.pop((bucket, key), None)
         cache = self._entries.get(bucket)
         if cache is not None and cache.pop(key, None) is not None:
             self._entry_count -= 1

@@ -1,8 +1,11 @@
 """Taking in an upload's body (PutObject, UploadPart) as a new object file.
 
-A raw body that Twisted spooled to disk is checked and finished in place (one
-write of the data in all); an aws-chunked or small in-memory body is decoded
-into a new temp file.  Either way the result is a complete object file in
+A body that Twisted spooled to disk becomes the object file itself, so the
+data is written once: a raw body is checked where it lies; an aws-chunked one
+is decoded in place, each piece of data moved down over the framing that came
+before it (the write position never passes the read position), and the file
+is then cut to the data's length.  A small body kept in memory is written to
+a new temp file.  Either way the result is a complete object file in
 ``tmp/``, ready to be renamed into place.
 """
 
@@ -15,8 +18,9 @@ from typing import BinaryIO
 
 from resilin.storage import chunked, objfile
 from resilin.storage.context import Call
-from resilin.storage.ingest import BodySpec, Ingested, ingest
+from resilin.storage.ingest import BodySpec, Ingested, check, ingest
 from resilin.storage.objfile import ObjectMeta
+from resilin.storage.spool_digest import SpoolDigest
 from resilin.storage.writes import finish_in_place, write_temp
 
 
@@ -24,17 +28,28 @@ async def take_body(
     call: Call, spec: BodySpec, describe: Callable[[Ingested], ObjectMeta], kind: str = "obj"
 ) -> tuple[Path, ObjectMeta]:
     """Check the body against ``spec`` and write the object file; ``describe`` makes its metadata."""
-    if spec.payload_hash not in chunked.STREAMING_MODES:
-        spooled = call.claim_spool()
-        if spooled is not None:
+    precomputed = call.spool_digest()
+    spooled = call.claim_spool()
+    if spooled is not None:
+        path = spooled
 
-            def in_place(f: BinaryIO) -> ObjectMeta:
-                meta = describe(ingest(f, None, spec))
-                f.seek(0, os.SEEK_END)
-                objfile.finish(f, meta)
-                return meta
+        def in_place(f: BinaryIO) -> ObjectMeta:
+            if spec.payload_hash in chunked.STREAMING_MODES:
+                if precomputed is not None:
+                    precomputed.abandon()  # digests of the framing are of no use
+                with open(path, "rb") as framed:
+                    got = ingest(framed, f, spec)  # f writes from the start, behind the reads
+                f.truncate(got.size)
+            else:
+                got = _hashed_while_spooling(precomputed, spec, os.fstat(f.fileno()).st_size)
+                if got is None:
+                    got = ingest(f, None, spec)
+            meta = describe(got)
+            f.seek(got.size)
+            objfile.finish(f, meta)
+            return meta
 
-            return await finish_in_place(spooled, in_place)
+        return await finish_in_place(spooled, in_place)
 
     body = call.body_file()
 
@@ -46,3 +61,14 @@ async def take_body(
         return meta
 
     return await write_temp(call.store, copy, kind)
+
+
+def _hashed_while_spooling(precomputed: SpoolDigest | None, spec: BodySpec, size: int) -> Ingested | None:
+    """The body checked with the digests computed as it arrived; None if there are none to use."""
+    if precomputed is None:
+        return None
+    if not precomputed.digests.covers(spec):
+        precomputed.abandon()
+        return None
+    digests = precomputed.wait(size)  # blocks: this runs in a worker thread
+    return check(digests, spec) if digests is not None else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import ipaddress
 import os
 import random
 import shutil
@@ -23,6 +24,7 @@ import pytest
 
 from resilin.sigv4 import Credentials
 from resilin.storage.testing import StorageProcess, boto3_client
+from tests.localcloud_helpers import free_subnet
 
 pytestmark = [
     pytest.mark.cluster,
@@ -30,9 +32,6 @@ pytestmark = [
 ]
 
 IMAGE = "localhost/resilin-node:latest"
-NETWORK = "resilin-storagetest"
-SUBNET = "10.78.40.0/24"
-GATEWAY = "10.78.40.1"
 BUCKET = "hadoop-data"
 CREDS = Credentials("AKIAHADOOPTEST000001", "hadoop/test/secret/0000000000000000000", "111111111111")
 EXAMPLES = "/usr/lib/hadoop-mapreduce/hadoop-mapreduce-examples.jar"
@@ -67,19 +66,35 @@ class Node:
         self.sh(f"cat > {path}", input=content)
 
 
+def _create_network(name: str, attempts: int = 5) -> tuple[str, str]:
+    """Create an isolated network named ``name`` on a free /24; returns (name, gateway address).
+
+    Another run may take the same subnet between the look-up and the creation
+    (podman then refuses it): another free one is tried.
+    """
+    for attempt in range(attempts):
+        subnet = free_subnet()
+        created = _run(
+            ["podman", "network", "create", "--opt", "isolate=true", "--subnet", subnet, name],
+            check=attempt == attempts - 1,
+        )
+        if created.returncode == 0:
+            return name, str(next(ipaddress.ip_network(subnet).hosts()))
+    raise AssertionError("no free subnet for the test network")
+
+
 @pytest.fixture(scope="module")
 def hadoop(tmp_path_factory):
     if _run(["podman", "image", "exists", IMAGE], check=False).returncode != 0:
         pytest.skip(f"{IMAGE} is not built (docker/node/build.sh)")
+    # A network, subnet and container of this run's own, so that runs at once never clash.
     name = f"resilin-storagetest-{uuid.uuid4().hex[:8]}"
-    if _run(["podman", "network", "exists", NETWORK], check=False).returncode == 0:
-        _run(["podman", "network", "rm", "-f", NETWORK], check=False)  # left over by a killed run
-    _run(["podman", "network", "create", "--opt", "isolate=true", "--subnet", SUBNET, NETWORK])
+    network, gateway = _create_network(name)
     try:
         # The bridge gets its gateway address once a container is attached: start it first.
-        _run(["podman", "run", "-d", "--name", name, "--network", NETWORK, IMAGE])
+        _run(["podman", "run", "-d", "--name", name, "--network", network, IMAGE])
         data_dir = tmp_path_factory.mktemp("hadoop-s3")
-        with StorageProcess(data_dir, [CREDS], host=GATEWAY) as service:
+        with StorageProcess(data_dir, [CREDS], host=gateway) as service:
             s3 = boto3_client(service.endpoint, CREDS)
             s3.create_bucket(Bucket=BUCKET)
             node = Node(name)
@@ -99,7 +114,7 @@ def hadoop(tmp_path_factory):
             yield node, s3
     finally:
         _run(["podman", "rm", "-f", "-t", "2", name], check=False)
-        _run(["podman", "network", "rm", "-f", NETWORK], check=False)
+        _run(["podman", "network", "rm", "-f", network], check=False)
 
 
 def _keys(s3, prefix: str) -> list[str]:

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import http.client
+import random
 import socket
 import time
 import zlib
@@ -605,3 +606,189 @@ def test_large_bodies_are_checked_in_place_and_leave_nothing_behind(service, cli
     assert (ranged.status, ranged.body) == (206, big[1000000:3000000])
     time.sleep(0.2)
     assert not [p for p in (service.data_dir / "tmp").iterdir() if not p.name.startswith("trash-")]
+
+
+def test_response_heads_on_one_kept_alive_connection(client):
+    """HEAD, 304, errors and bodies of every size share one connection without losing framing."""
+    small, large = b"s" * 1000, bytes(range(256)) * 2048  # 512 KiB: sent by the producer
+    assert put(client, "alive/small", small).status == 200
+    assert put(client, "alive/large", large, headers={"x-amz-meta-Mixed-Case": "v"}).status == 200
+    connection = http.client.HTTPConnection(*client.address, timeout=30)
+    request_ids = set()
+    try:
+        for _ in range(2):
+            for method, path, headers, status, body in [
+                ("HEAD", "/raw-bucket/alive/small", {}, 200, b""),
+                ("GET", "/raw-bucket/alive/small", {}, 200, small),
+                ("GET", "/raw-bucket/alive/large", {}, 200, large),
+                ("GET", "/raw-bucket/alive/large", {"range": "bytes=10-19"}, 206, large[10:20]),
+                ("HEAD", "/raw-bucket/alive/missing", {}, 404, b""),
+                ("GET", "/raw-bucket/alive/small", {"if-none-match": "*"}, 304, b""),
+                ("DELETE", "/raw-bucket/alive/missing", {}, 204, b""),
+            ]:
+                signed = sign(method, path, client.host, headers=headers)
+                connection.request(method, path, headers=signed.headers)
+                response = connection.getresponse()
+                got = response.read()
+                assert (response.status, got) == (status, body), (method, path)
+                assert response.getheader("date")
+                request_id = response.getheader("x-amz-request-id") or ""
+                assert len(request_id) == 16 and int(request_id, 16) >= 0 and request_id not in request_ids
+                request_ids.add(request_id)
+                if method == "HEAD" and status == 200:
+                    assert response.getheader("content-length") == str(len(small))
+        signed = sign("HEAD", "/raw-bucket/alive/large", client.host)
+        connection.request("HEAD", "/raw-bucket/alive/large", headers=signed.headers)
+        response = connection.getresponse()
+        response.read()
+        # User metadata names go out in lower case, as S3 sends them.
+        assert ("x-amz-meta-mixed-case", "v") in response.getheaders()
+    finally:
+        connection.close()
+
+
+def test_response_header_overrides_cannot_inject_headers(client):
+    assert put(client, "inject/k", b"x").status == 200
+    reply = client.signed(
+        "GET", "/raw-bucket/inject/k", query="response-content-type=text/plain%0D%0AX-Injected%3A%20yes"
+    )
+    assert reply.status == 200 and reply.body == b"x"
+    assert "x-injected" not in reply.headers
+    assert reply.headers["content-type"] == "text/plain  X-Injected: yes"
+
+
+def test_slow_reader_of_a_large_object_gets_every_byte(client):
+    """A reader that does not keep up fills the socket: sending waits for it and resumes intact."""
+    data = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    assert put(client, "slow/big", data).status == 200
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.connect(client.address)
+    try:
+        for _ in range(2):  # twice on one connection: the first response must end where it says
+            signed = sign("GET", "/raw-bucket/slow/big", client.host)
+            head = "".join(f"{k}: {v}\r\n" for k, v in signed.headers.items())
+            sock.sendall(f"GET /raw-bucket/slow/big HTTP/1.1\r\n{head}\r\n".encode())
+            time.sleep(0.3)  # let the server find the socket full
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += sock.recv(65536)
+            head_bytes, _, body = received.partition(b"\r\n\r\n")
+            assert head_bytes.startswith(b"HTTP/1.1 200 ")
+            assert f"content-length: {len(data)}".encode() in head_bytes.lower()
+            while len(body) < len(data):
+                piece = sock.recv(256 * 1024)
+                assert piece
+                body += piece
+                time.sleep(0.001)
+            assert body == data
+    finally:
+        sock.close()
+
+
+def test_large_aws_chunked_uploads_are_decoded_in_place(service, client):
+    """A spooled aws-chunked body becomes the object file itself: decoded over its own framing."""
+    data = random.Random(4).randbytes(3_000_000)  # in chunks of uneven sizes
+    chunks = []
+    position = 0
+    while position < len(data):
+        size = 65536 + (len(chunks) % 5) * 1000
+        chunks.append(data[position : position + size])
+        position += size
+    trailer = {"x-amz-checksum-crc32": crc32_b64(data)}
+    mode = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+    extra = {"x-amz-trailer": "x-amz-checksum-crc32"}
+    reply = chunked_put(
+        client, "decoded/big", mode, lambda s: signed_chunks(s, chunks, trailer), len(data), extra
+    )
+    assert reply.status == 200, reply.body
+    assert reply.headers["etag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    got = get(client, "decoded/big", headers={"x-amz-checksum-mode": "ENABLED"})
+    assert got.body == data and got.headers["x-amz-checksum-crc32"] == trailer["x-amz-checksum-crc32"]
+
+    # A bad chunk signature half way through leaves the object as it was, and no file behind.
+    def forged(signed: Signed) -> bytes:
+        body = signed_chunks(signed, chunks, trailer)
+        return body.replace(data[40 * 65536 : 40 * 65536 + 64], bytes(64), 1)
+
+    reply = chunked_put(client, "decoded/big", mode, forged, len(data), extra)
+    assert (reply.status, reply.code) == (403, "SignatureDoesNotMatch")
+    assert get(client, "decoded/big").body == data
+    time.sleep(0.2)
+    assert not [p for p in (service.data_dir / "tmp").iterdir() if not p.name.startswith("trash-")]
+
+
+def test_bodies_hashed_while_they_arrive_are_checked_alike(service, client):
+    """Bodies of 4 MiB and more are hashed as they are spooled: every digest is still checked."""
+    big = random.Random(6).randbytes(9 * 1024 * 1024 + 17)
+    crc = crc32_b64(big)
+    reply = put(client, "streamed", big, headers={"x-amz-checksum-crc32": crc})
+    assert reply.status == 200 and reply.headers["etag"] == f'"{hashlib.md5(big).hexdigest()}"'
+    other = big[::-1]
+    wrong_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    for headers, payload, code in [
+        ({"content-md5": wrong_md5}, None, "BadDigest"),
+        ({}, hashlib.sha256(b"else").hexdigest(), "XAmzContentSHA256Mismatch"),
+        ({"x-amz-checksum-crc32": "AAAAAA=="}, None, "BadDigest"),
+        (
+            {"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(b"x").digest()).decode()},
+            "UNSIGNED-PAYLOAD",
+            "BadDigest",
+        ),
+    ]:
+        reply = put(client, "streamed", other, headers=headers, payload=payload)
+        assert (reply.status, reply.code) == (400, code), headers
+    reply = put(
+        client,
+        "streamed",
+        other,
+        payload="UNSIGNED-PAYLOAD",
+        headers={"x-amz-sdk-checksum-algorithm": "SHA1"},
+    )
+    assert reply.status == 200 and reply.headers["etag"] == f'"{hashlib.md5(other).hexdigest()}"'
+    assert get(client, "streamed").body == other
+    time.sleep(0.2)
+    assert not [p for p in (service.data_dir / "tmp").iterdir() if not p.name.startswith("trash-")]
+
+
+def test_readers_that_hang_up_mid_body_harm_nobody(service, client):
+    """Dropped downloads (some after a few bytes, some with the socket full) leave the service healthy."""
+    data = random.Random(8).randbytes(8 * 1024 * 1024)
+    assert put(client, "dropped/big", data).status == 200
+    for linger in (0.0, 0.2):
+        sockets = []
+        for _ in range(4):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+            sock.connect(client.address)
+            signed = sign("GET", "/raw-bucket/dropped/big", client.host)
+            head = "".join(f"{k}: {v}\r\n" for k, v in signed.headers.items())
+            sock.sendall(f"GET /raw-bucket/dropped/big HTTP/1.1\r\n{head}\r\n".encode())
+            assert sock.recv(1000).startswith(b"HTTP/1.1 200 ")
+            sockets.append(sock)
+        time.sleep(linger)
+        for sock in sockets:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.close()  # a reset, as a killed client's
+    time.sleep(0.2)
+    got = get(client, "dropped/big", headers={"range": "bytes=5000000-5999999"})
+    assert (got.status, got.body) == (206, data[5000000:6000000])
+    assert get(client, "dropped/big").body == data
+
+
+def test_expect_100_continue_is_answered_before_the_body(client):
+    body = b"continued" * 100
+    path = "/raw-bucket/continue/k"
+    signed = sign(
+        "PUT", path, client.host, headers={"expect": "100-continue"}, payload=hashlib.sha256(body).hexdigest()
+    )
+    head = "".join(f"{k}: {v}\r\n" for k, v in signed.headers.items())
+    with socket.create_connection(client.address, timeout=10) as sock:
+        sock.sendall(f"PUT {path} HTTP/1.1\r\n{head}content-length: {len(body)}\r\n\r\n".encode())
+        assert sock.recv(1000) == b"HTTP/1.1 100 Continue\r\n\r\n"  # before any of the body
+        sock.sendall(body)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 200 ")
+    assert get(client, "continue/k").body == body

@@ -272,3 +272,95 @@ def test_spool_files_are_removed_unless_claimed(tmp_path):
     kept.close()
     kept.close()  # Twisted may close twice (response done, then connection lost)
     assert path.read_bytes() == b"body"
+
+
+def test_store_metadata_cache_follows_every_change(tmp_path):
+    from resilin.storage.store import Store
+
+    store = Store(tmp_path, "us-east-1")
+    store.create_bucket("cache-bucket", "111111111111")
+
+    def commit(data: bytes, etag: str) -> None:
+        tmp = store.temp_path()
+        with open(tmp, "wb") as out:
+            out.write(data)
+            objfile.finish(out, ObjectMeta(size=len(data), etag=etag, last_modified=1.0))
+        store.commit_object("cache-bucket", "k", tmp)
+
+    commit(b"one", "e1")
+    f, meta = store.open_object("cache-bucket", "k")
+    with f:
+        assert (f.read(meta.size), meta.etag) == (b"one", "e1")
+    assert store.head_object("cache-bucket", "k").etag == "e1"  # now from the cache
+    commit(b"second", "e2")
+    assert store.head_object("cache-bucket", "k").etag == "e2"
+    f, meta = store.open_object("cache-bucket", "k")
+    with f:
+        assert (f.read(meta.size), meta.etag) == (b"second", "e2")
+    assert store.delete_object("cache-bucket", "k")
+    assert store.head_object("cache-bucket", "k") is None
+    with pytest.raises(S3Error):
+        store.open_object("cache-bucket", "k")
+
+
+def test_planned_digests_follow_the_upload_headers():
+    from resilin.storage.spool_digest import planned_digests
+
+    signed = {b"x-amz-content-sha256": [b"a" * 64], b"x-amz-checksum-crc32": [b"AAAAAA=="]}
+    plan = planned_digests(signed)
+    assert plan is not None and plan.sha256 is not None and plan.algorithm == "crc32"
+    unsigned = {b"x-amz-content-sha256": [b"UNSIGNED-PAYLOAD"], b"x-amz-sdk-checksum-algorithm": [b"CRC32C"]}
+    plan = planned_digests(unsigned)
+    assert plan is not None and plan.sha256 is None and plan.algorithm == "crc32c"
+    assert planned_digests({b"x-amz-content-sha256": [b"STREAMING-UNSIGNED-PAYLOAD-TRAILER"]}) is None
+    assert planned_digests({b"x-amz-checksum-md4": [b"x"]}) is None
+
+
+def test_spooled_bodies_are_hashed_as_they_arrive(tmp_path):
+    import hashlib
+    import os
+    import time
+
+    from resilin.storage.ingest import BodySpec, Digests, check
+    from resilin.storage.spool import SpoolFile
+    from resilin.storage.spool_digest import PIECE
+
+    data = os.urandom(3 * PIECE + 12345)
+    spool = SpoolFile(tmp_path, Digests(True, "crc32"))
+    assert spool.digest is not None
+    for start in range(0, len(data), 100_000):
+        spool.write(data[start : start + 100_000])
+    spool.claim()
+    digests = spool.digest.wait(len(data))
+    assert digests is not None and digests.size == len(data)
+    assert digests.md5.digest() == hashlib.md5(data).digest()
+    spec = BodySpec(payload_hash=hashlib.sha256(data).hexdigest(), checksum_algorithm="crc32")
+    got = check(digests, spec)
+    assert got.checksums["crc32"] == compute("crc32", data)
+    assert spool.digest.fd == -1  # its own descriptor is closed once the result is taken
+    spool.close()
+    assert spool.path.exists()  # claimed: the caller's now
+
+    abandoned = SpoolFile(tmp_path, Digests(False, None))
+    abandoned.write(data)
+    abandoned.close()  # never claimed: the digest stops and the file goes
+    assert not abandoned.path.exists()
+    digest = abandoned.digest
+    assert digest is not None
+    for _ in range(100):
+        if digest.fd == -1:
+            break
+        time.sleep(0.01)
+    assert digest.fd == -1
+
+
+def test_response_heads_never_carry_a_line_break_from_a_value():
+    from resilin.storage.response_head import encode_head
+
+    head = encode_head(
+        b"HTTP/1.1", 200, {"ETag": '"e"', "x-amz-meta-a": "one\r\nInjected: yes"}, [b"Date: d"]
+    )
+    assert head == (b'HTTP/1.1 200 OK\r\nETag: "e"\r\nx-amz-meta-a: one  Injected: yes\r\nDate: d\r\n\r\n')
+    assert encode_head(b"HTTP/1.0", 404, {"Content-Length": "0"}, []).startswith(
+        b"HTTP/1.0 404 Not Found\r\n"
+    )
