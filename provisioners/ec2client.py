@@ -361,7 +361,7 @@ class EC2Client:
         self, ids: Sequence[str], timeout: float, done: Callable[[dict[str, dict]], bool], what: str
     ) -> dict:
         deadline = time.monotonic() + timeout
-        delay = 0.5
+        delay = 0.25  # growing by half each time: quick for fast clouds, few calls for slow ones
         while True:
             # Right after RunInstances, EC2 may not know the ids yet (eventual consistency).
             found = self._describe_known(ids)
@@ -423,7 +423,7 @@ class EC2Client:
     def host_keys(self, instance_id: str, timeout: float = 300) -> list[str]:
         """The instance's SSH host public keys (``type base64``), as it printed them on its console."""
         deadline = time.monotonic() + timeout
-        delay = 1.0
+        delay = 0.25
         while True:
             # boto3 has already base64-decoded the console text.
             text = self._call("get_console_output", InstanceId=instance_id, Latest=True).get("Output") or ""

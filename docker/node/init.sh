@@ -19,11 +19,14 @@ mkdir -p "$STATE" /run/sshd /var/run/hadoop /var/log/hadoop
 chmod 0755 /run/sshd
 chown hadoop:hadoop /var/run/hadoop /var/log/hadoop
 
-# 1. SSH host keys (ssh-keygen -A only creates the missing ones).
-if ! ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1; then
-    log "generating SSH host keys"
-fi
-ssh-keygen -A >/dev/null
+# 1. SSH host keys: Ed25519 and ECDSA only.  An RSA key would cost more CPU at boot than
+#    the rest of it together, and every client Resilin serves speaks these two.
+for t in ed25519 ecdsa; do
+    if [ ! -f "/etc/ssh/ssh_host_${t}_key" ]; then
+        log "generating SSH host key ($t)"
+        ssh-keygen -q -t "$t" -N '' -f "/etc/ssh/ssh_host_${t}_key"
+    fi
+done
 
 # 2. Authorized key for the hadoop user.
 if [ -n "${RESILIN_SSH_PUBKEY:-}" ]; then
@@ -59,7 +62,7 @@ fi
 
 # 4. Host keys on the console, as cloud-init prints them on EC2.
 pubs=()
-for t in ecdsa ed25519 rsa; do
+for t in ecdsa ed25519; do
     [ -f "/etc/ssh/ssh_host_${t}_key.pub" ] && pubs+=("/etc/ssh/ssh_host_${t}_key.pub")
 done
 echo "-----BEGIN SSH HOST KEY FINGERPRINTS-----"

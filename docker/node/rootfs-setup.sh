@@ -22,6 +22,8 @@ PubkeyAuthentication yes
 AuthenticationMethods publickey
 UseDNS no
 PrintMotd no
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_ecdsa_key
 CONF
 # Containers have no audit loginuid; don't fail sessions because of it.
 sed -i 's/^session\s\+required\s\+pam_loginuid.so/session optional pam_loginuid.so/' /etc/pam.d/sshd

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 
@@ -118,8 +119,12 @@ class Podman:
         return self.pid(container)
 
     def init_all(self, containers: Sequence[str]) -> dict[str, int]:
-        """:meth:`init` for several containers in one podman call; container name → PID."""
-        self._run("init", *containers, timeout=300)
+        """:meth:`init` for several containers; container name → PID.
+
+        podman initialises the containers of one call one after another (about 0.1 s of CPU
+        each, most of it the runtime's and the network's set-up), so the containers are split
+        into one call per CPU, run side by side."""
+        self._in_parallel_calls("init", containers)
         fmt = "{{.Name}} {{.State.Pid}}"
         out = self._run("inspect", "--type", "container", "--format", fmt, *containers).stdout
         pids = {name: int(pid) for name, pid in (line.split() for line in out.splitlines() if line.strip())}
@@ -135,7 +140,17 @@ class Podman:
         ).stdout.strip()
 
     def start_all(self, containers: Sequence[str]) -> None:
-        self._run("start", *containers, timeout=300)
+        self._in_parallel_calls("start", containers)
+
+    def _in_parallel_calls(self, command: str, containers: Sequence[str]) -> None:
+        calls = max(1, min(len(containers), os.cpu_count() or 1))
+        shares = [list(containers[i::calls]) for i in range(calls)]
+        if calls == 1:
+            self._run(command, *containers, timeout=300)
+            return
+        with ThreadPoolExecutor(max_workers=calls) as pool:
+            for done in [pool.submit(self._run, command, *share, timeout=300) for share in shares]:
+                done.result()  # the first failure is raised, once every call has ended
 
     def pid(self, container: str) -> int:
         return int(
