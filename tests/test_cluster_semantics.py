@@ -294,6 +294,7 @@ def test_tags_changed_on_the_cluster_reach_its_instance(resilin, clients, cluste
         "ec2", endpoint_url=cloud.endpoint, region_name=cloud.region,
         aws_access_key_id=cloud.access_key, aws_secret_access_key=cloud.secret_key,
     )  # fmt: skip
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster_id, WaiterConfig=FAST)
     (instance,) = emr.list_instances(ClusterId=cluster_id)["Instances"]
 
     def tags() -> dict[str, str]:
