@@ -8,6 +8,7 @@ cluster shows a failing bootstrap action.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import json
@@ -17,6 +18,7 @@ import subprocess
 import time
 import urllib.request
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -39,8 +41,33 @@ set -e
 # As the hadoop user, with sudo, as on EMR.
 echo "user=$(id -un) args=$*" | sudo tee /usr/local/share/bootstrap-marker >/dev/null
 sudo chmod 644 /usr/local/share/bootstrap-marker
+# A package installed with sudo through the package manager (carried in the script: the
+# test's instances need no mirror).
+base64 -d >/tmp/probe.deb <<'DEB'
+{deb}
+DEB
+sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/probe.deb
 echo "bootstrap ran on $(hostname)"
 """
+PROBE_PACKAGE = "resilin-bootstrap-probe"
+
+
+def probe_deb(directory: Path) -> bytes:
+    """A tiny Debian package, built with dpkg-deb, that installs one file."""
+    root = directory / PROBE_PACKAGE
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {PROBE_PACKAGE}\nVersion: 1.0\nArchitecture: all\n"
+        "Maintainer: Resilin tests <tests@resilin.invalid>\nDescription: installed by a bootstrap action\n"
+    )
+    (root / "usr" / "share" / PROBE_PACKAGE).mkdir(parents=True)
+    (root / "usr" / "share" / PROBE_PACKAGE / "installed").write_text("yes\n")
+    deb = directory / f"{PROBE_PACKAGE}.deb"
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)], check=True,
+                   capture_output=True)  # fmt: skip
+    return deb.read_bytes()
+
+
 FAILING_BOOTSTRAP = "#!/bin/bash\necho about to fail\necho 'no such package: frobnicate' >&2\nexit 7\n"
 
 TINY_JAVA = {
@@ -58,7 +85,8 @@ def resilin(tmp_path_factory):
     proc.start()
     s3 = proc.endpoints().client("s3")
     demo.upload_inputs(s3, BUCKET, demo.corpus(files=6))
-    s3.put_object(Bucket=BUCKET, Key="bootstrap.sh", Body=BOOTSTRAP.encode())
+    deb = base64.encodebytes(probe_deb(tmp_path_factory.mktemp("deb"))).decode().strip()
+    s3.put_object(Bucket=BUCKET, Key="bootstrap.sh", Body=BOOTSTRAP.replace("{deb}", deb).encode())
     s3.put_object(Bucket=BUCKET, Key="failing-bootstrap.sh", Body=FAILING_BOOTSTRAP.encode())
     yield proc
     proc.stop()
@@ -320,7 +348,7 @@ def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
             "bash",
             "-c",
             f"hdfs getconf -confKey {CORE_SITE_KEY}; hdfs getconf -confKey mapreduce.map.memory.mb; "
-            "cat /usr/local/share/bootstrap-marker",
+            f"cat /usr/local/share/bootstrap-marker; dpkg-query -W -f='${{Status}}\\n' {PROBE_PACKAGE}",
         ],  # fmt: skip
         name="getconf",
     )
@@ -328,6 +356,7 @@ def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
         "from-configurations",
         "512",
         "user=hadoop args=one two",
+        "install ok installed",
     ]
 
 
