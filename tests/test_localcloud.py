@@ -136,7 +136,7 @@ def test_boto3_launches_reaches_over_ssh_and_terminates(ec2, cloud, node_image, 
 
     for inst in running:
         host_keys = _host_keys(ec2, inst["InstanceId"])
-        assert {"ssh-ed25519", "ssh-rsa"} <= {t for t, _ in host_keys}
+        assert "ssh-ed25519" in {t for t, _ in host_keys}  # every node image makes one
         assert _ssh(inst["PrivateIpAddress"], host_keys, ssh_key, "hostname") == inst["InstanceId"]
 
     # The pin is what protects the connection: a wrong key for the address is refused.
