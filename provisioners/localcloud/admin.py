@@ -13,7 +13,6 @@ Errors are JSON too: ``{"Error": {"Code": …, "Message": …}}`` with a 4xx sta
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Collection
@@ -24,7 +23,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from resilin import sigv4
-from resilin.httputil import request_headers, split_uri
+from resilin.provisioners.localcloud.auth import signed_account
 from resilin.provisioners.localcloud.cloud import LocalCloud
 from resilin.provisioners.localcloud.errors import EC2Error
 from resilin.provisioners.localcloud.faults import Faults, FaultsError
@@ -60,20 +59,7 @@ class AdminResource(Resource):
             return exc.status, {"Error": {"Code": exc.code, "Message": exc.message}}
 
     def _authorize(self, request: Request, body: bytes) -> None:
-        path, query = split_uri(request)
-        try:
-            verified = sigv4.verify(
-                method=request.method.decode("latin-1"),
-                raw_path=path,
-                raw_query=query,
-                headers=request_headers(request),
-                body_sha256=lambda: hashlib.sha256(body).hexdigest(),
-                lookup=self.lookup,
-                service="ec2",
-            )
-        except sigv4.SignatureError as exc:
-            raise EC2Error("AuthFailure", exc.message, 401) from None
-        if verified.credentials.account_id not in self.operators:
+        if signed_account(request, body, self.lookup) not in self.operators:
             raise EC2Error("AccessDenied", "Only the cloud's operator may use the admin API", 403)
 
     async def _route(self, request: Request, body: bytes) -> dict[str, Any]:

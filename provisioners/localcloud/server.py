@@ -8,7 +8,6 @@ Paths under ``/admin/`` go to the operator's :class:`AdminResource` instead.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -20,9 +19,10 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from resilin import sigv4
 from resilin.config import CloudConfig
-from resilin.httputil import new_request_id, request_headers, split_uri
+from resilin.httputil import new_request_id, split_uri
 from resilin.provisioners.localcloud import ec2model, querydecode, xmlencode
 from resilin.provisioners.localcloud.admin import AdminResource
+from resilin.provisioners.localcloud.auth import signed_account
 from resilin.provisioners.localcloud.cloud import LocalCloud
 from resilin.provisioners.localcloud.errors import EC2Error
 from resilin.provisioners.localcloud.podman import Podman
@@ -89,7 +89,7 @@ class EC2Resource(Resource):
         body = request.content.read(MAX_BODY + 1) if request.content else b""
         if len(body) > MAX_BODY:
             raise EC2Error("RequestEntityTooLarge", "The request is too large", 413)
-        account = self._authenticate(request, body)
+        account = signed_account(request, body, self.lookup)
         path, query = split_uri(request)
         params = sigv4.parse_query(query)
         if request.method == b"POST":
@@ -112,22 +112,6 @@ class EC2Resource(Resource):
         await self.startup.wait()
         result = await handler(account, decoded)
         return xmlencode.response(op, result, request_id)
-
-    def _authenticate(self, request: Request, body: bytes) -> str:
-        path, query = split_uri(request)
-        try:
-            verified = sigv4.verify(
-                method=request.method.decode("latin-1"),
-                raw_path=path,
-                raw_query=query,
-                headers=request_headers(request),
-                body_sha256=lambda: hashlib.sha256(body).hexdigest(),
-                lookup=self.lookup,
-                service="ec2",
-            )
-        except sigv4.SignatureError as exc:
-            raise EC2Error("AuthFailure", exc.message, 401) from None
-        return verified.credentials.account_id
 
     @staticmethod
     def _unexpected(failure, request_id: str) -> tuple[int, bytes]:

@@ -1,0 +1,30 @@
+"""SigV4 for the local cloud's endpoints (the EC2 API and the admin resource)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from twisted.web.server import Request
+
+from resilin import sigv4
+from resilin.httputil import request_headers, split_uri
+from resilin.provisioners.localcloud.errors import EC2Error
+
+
+def signed_account(request: Request, body: bytes, lookup: Callable[[str], sigv4.Credentials | None]) -> str:
+    """The account whose key signed ``request`` for service ``ec2``; EC2's AuthFailure otherwise."""
+    path, query = split_uri(request)
+    try:
+        verified = sigv4.verify(
+            method=request.method.decode("latin-1"),
+            raw_path=path,
+            raw_query=query,
+            headers=request_headers(request),
+            body_sha256=lambda: hashlib.sha256(body).hexdigest(),
+            lookup=lookup,
+            service="ec2",
+        )
+    except sigv4.SignatureError as exc:
+        raise EC2Error("AuthFailure", exc.message, 401) from None
+    return verified.credentials.account_id
