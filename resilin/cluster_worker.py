@@ -132,14 +132,7 @@ class ClusterWorker(threading.Thread):
             self.teardown()
 
     def _request_termination(self, code: str, message: str) -> None:
-        def change(c: Doc) -> None:
-            if c["terminate_requested"] or c["state"] in states.FINAL_CLUSTER_STATES:
-                return
-            c["terminate_requested"] = True
-            c["state"] = states.TERMINATING
-            c["state_reason"] = {"code": code, "message": message}
-
-        self.store.update_cluster(self.cid, change)
+        self.store.update_cluster(self.cid, lambda c: states.begin_termination(c, code, message))
 
     # -- provisioning ---------------------------------------------------
     def provision(self) -> None:
@@ -383,14 +376,9 @@ class ClusterWorker(threading.Thread):
     def _end_unless_steps_pending(self, code: str, message: str) -> bool:
         """Start terminating with ``code`` unless a step is PENDING (atomically with AddJobFlowSteps)."""
 
-        def change(c: Doc) -> None:
-            if c["terminate_requested"] or c["state"] in states.FINAL_CLUSTER_STATES:
-                return
-            c["terminate_requested"] = True
-            c["state"] = states.TERMINATING
-            c["state_reason"] = {"code": code, "message": message}
-
-        ended = self.store.terminate_if_no_steps_pending(self.cid, change)
+        ended = self.store.terminate_if_no_steps_pending(
+            self.cid, lambda c: states.begin_termination(c, code, message)
+        )
         if ended:
             log.info("%s: %s", self.cid, message)
         return ended

@@ -234,14 +234,7 @@ class ClusterOperations(ServiceBase):
     def request_termination(self, cid: str, code: str, message: str) -> None:
         """Mark a cluster for termination; the orchestrator tears it down."""
 
-        def change(cluster: Doc) -> None:
-            if cluster["state"] in states.FINAL_CLUSTER_STATES or cluster["terminate_requested"]:
-                return
-            cluster["terminate_requested"] = True
-            cluster["state"] = states.TERMINATING
-            cluster["state_reason"] = {"code": code, "message": message}
-
-        self.store.update_cluster(cid, change)
+        self.store.update_cluster(cid, lambda cluster: states.begin_termination(cluster, code, message))
         self.store.notify(cid)
 
     # -- settings ---------------------------------------------------------

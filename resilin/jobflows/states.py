@@ -93,3 +93,13 @@ STEP_TRANSITIONS: dict[str, tuple[str, ...]] = {
     FAILED: (),
     INTERRUPTED: (),
 }
+
+
+def begin_termination(cluster: dict, code: str, message: str) -> None:
+    """Mark ``cluster`` (a stored document) TERMINATING with ``code`` and ``message``, unless it
+    has ended or its termination was already asked for (the first reason is the one kept)."""
+    if cluster["terminate_requested"] or cluster["state"] in FINAL_CLUSTER_STATES:
+        return
+    cluster["terminate_requested"] = True
+    cluster["state"] = TERMINATING
+    cluster["state_reason"] = {"code": code, "message": message}
