@@ -19,33 +19,25 @@ COPY_PIECE = 1024 * 1024
 async def write_temp(store: Store, work: Callable[[BinaryIO], T], kind: str = "obj") -> tuple[Path, T]:
     """Run ``work(out)`` in a thread on a new temp file; the file is removed if it fails."""
     tmp = store.temp_path(kind)
-
-    def run() -> T:
-        with open(tmp, "wb") as out:
-            return work(out)
-
-    try:
-        result = await deferToThread(run)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp, result
+    return tmp, await _work_on_file(tmp, "wb", work)
 
 
 async def finish_in_place(path: Path, work: Callable[[BinaryIO], T]) -> tuple[Path, T]:
     """Run ``work(f)`` in a thread on an existing file (a claimed spool) opened for reading and
     appending; the file is removed if it fails."""
+    return path, await _work_on_file(path, "r+b", work)
 
+
+async def _work_on_file(path: Path, mode: str, work: Callable[[BinaryIO], T]) -> T:
     def run() -> T:
-        with open(path, "r+b") as f:
-            return work(f)
+        with open(path, mode) as f:
+            return work(f)  # type: ignore[arg-type]
 
     try:
-        result = await deferToThread(run)
+        return await deferToThread(run)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return path, result
 
 
 async def publish_object(
