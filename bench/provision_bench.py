@@ -12,6 +12,8 @@ Phases, in seconds from the call that starts them (medians over the runs):
 - RunInstances: the call itself
 - running: until DescribeInstances shows every instance running with an address
 - SSH ready: until every instance answers SSH with its console's host key
+- CPU busy %: how busy the host's CPUs were from RunInstances to SSH ready (near 100 %,
+  the launch is bound by the CPU work of its instances rather than by waiting)
 - terminated: TerminateInstances until DescribeInstances shows every one terminated
 - gone: until no container of them is left
 
@@ -41,7 +43,7 @@ from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cl
 from resilin.redis_server import PrivateRedis
 from resilin.ssh import KeyPair, Node
 
-PHASES = ("RunInstances", "running", "SSH ready", "terminated", "gone")
+PHASES = ("RunInstances", "running", "SSH ready", "CPU busy %", "terminated", "gone")
 
 
 def free_subnet() -> str:
@@ -60,10 +62,18 @@ def free_subnet() -> str:
     raise SystemExit("no free /24 in 10.82.0.0/16 for the benchmark's network")
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all the host's CPUs so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def one_run(
     client: EC2Client, image: str, itype: str, key: KeyPair, count: int, cloud: str
 ) -> dict[str, float]:
     times: dict[str, float] = {}
+    busy0, total0 = cpu_jiffies()
     start = time.monotonic()
     ids = client.launch(image, itype, count, "provision-bench", {"bench": "provision"})
     times["RunInstances"] = time.monotonic() - start
@@ -78,6 +88,10 @@ def one_run(
     with ThreadPoolExecutor(max_workers=count) as pool:
         list(pool.map(reach, infos))
     times["SSH ready"] = time.monotonic() - start
+    busy1, total1 = cpu_jiffies()
+    # How busy the host's CPUs were until SSH ready: near 100 % the launch is bound by CPU, not by
+    # waiting, and more instances can only take longer in proportion to the work they need.
+    times["CPU busy %"] = 100 * (busy1 - busy0) / max(1, total1 - total0)
 
     start = time.monotonic()
     client.terminate(ids)
@@ -139,7 +153,9 @@ def main() -> int:
                     results.setdefault(count, []).append(run)
                     print(
                         f"  {count} instance(s), run {i + 1}: "
-                        + ", ".join(f"{k} {v:.2f}s" for k, v in run.items()),
+                        + ", ".join(
+                            f"{k} {v:.0f}" if k.endswith("%") else f"{k} {v:.2f}s" for k, v in run.items()
+                        ),
                         flush=True,
                     )
         finally:

@@ -108,9 +108,12 @@ class Node:
         return client
 
     def wait_reachable(self, timeout: float) -> None:
-        """Retry until sshd answers and accepts our key, with backoff."""
+        """Retry until sshd answers and accepts our key, with backoff.
+
+        The first retries come quickly: an instance prints its host keys just before
+        sshd listens, so the first attempt is often refused by a few milliseconds."""
         deadline = time.monotonic() + timeout
-        delay = 0.5
+        delay = 0.1
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:

@@ -172,12 +172,12 @@ def test_catalogue():
         "localhost/resilin-node:abc"
     )
     assert catalogue.image_id("a") != catalogue.image_id("b")
-    assert catalogue.instance_type("m5.xlarge").container_limits(host_cpus=2) == [
-        "--cpus",
-        "2",
-        "--memory",
-        "16384m",
-    ]
+    limits = catalogue.instance_type("m5.xlarge").container_limits(host_cpus=2)
+    assert limits.flags() == ["--cpus", "2", "--memory", "16384m"]
+    assert limits.oci_resources() == {
+        "cpu": {"period": 100_000, "quota": 200_000},
+        "memory": {"limit": 16384 * 1024 * 1024},
+    }
     with pytest.raises(EC2Error) as err:
         catalogue.instance_type("m5.huge")
     assert err.value.code == "InvalidParameterValue"

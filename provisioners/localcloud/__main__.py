@@ -12,6 +12,7 @@ from twisted.internet import reactor
 from resilin.cloud_config import Quota
 from resilin.config import CloudConfig
 from resilin.provisioners.localcloud.podman import PodmanError
+from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
 from resilin.provisioners.localcloud.server import ensure_network, make_site
 from resilin.sigv4 import Credentials
 
@@ -68,12 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         gateway = ensure_network(cloud)
     except PodmanError as exc:
         parser.exit(1, f"cannot create the network of cloud {args.cloud}: {exc}\n")
+    try:
+        service = PodmanService().start()
+    except PodmanError as exc:
+        parser.exit(1, f"cannot start podman's service: {exc}\n")
+    reactor.addSystemEventTrigger("after", "shutdown", service.stop)
     site = make_site(
         cloud,
         redis.Redis.from_url(args.redis_url, decode_responses=True),
         accounts.get,
         args.image,
         operators=args.operator or [args.account_id],
+        podman=PodmanApi(service),
     )
     reactor.listenTCP(args.port, site, interface=args.bind)
     logging.getLogger(__name__).info(

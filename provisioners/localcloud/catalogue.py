@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from resilin.cloud_config import InstanceTypeSpec
 from resilin.provisioners.localcloud.errors import EC2Error
+from resilin.provisioners.localcloud.podman import Limits
 
 
 @dataclass(frozen=True)
@@ -18,10 +19,9 @@ class InstanceType:
     vcpus: int
     memory_mib: int
 
-    def container_limits(self, host_cpus: int | None = None) -> list[str]:
-        """podman flags; CPUs are clamped to the host's so a big type still starts on a small host."""
-        cpus = min(self.vcpus, host_cpus or os.cpu_count() or 1)
-        return ["--cpus", str(cpus), "--memory", f"{self.memory_mib}m"]
+    def container_limits(self, host_cpus: int | None = None) -> Limits:
+        """CPUs are clamped to the host's so that a big type still starts on a small host."""
+        return Limits(min(self.vcpus, host_cpus or os.cpu_count() or 1), self.memory_mib)
 
 
 INSTANCE_TYPES: dict[str, InstanceType] = {

@@ -185,7 +185,7 @@ class Machines:
                 labels=self.labels(record),
                 env=env,
                 ip=record.private_ip,
-                extra=itype.container_limits() if itype else [],
+                limits=itype.container_limits() if itype else None,
             )
         except Exception as exc:
             return exc

@@ -25,6 +25,25 @@ class Container:
     exit_code: int = 0
 
 
+@dataclass(frozen=True)
+class Limits:
+    """A container's CPU and memory limits."""
+
+    cpus: float
+    memory_mib: int
+
+    def flags(self) -> list[str]:
+        return ["--cpus", f"{self.cpus:g}", "--memory", f"{self.memory_mib}m"]
+
+    def oci_resources(self) -> dict:
+        """The same limits as podman's API takes them (what ``--cpus`` and ``--memory`` become)."""
+        period = 100_000
+        return {
+            "cpu": {"period": period, "quota": int(self.cpus * period)},
+            "memory": {"limit": self.memory_mib * 1024 * 1024},
+        }
+
+
 class Podman:
     def __init__(self, binary: str = "podman") -> None:
         self.binary = binary
@@ -91,7 +110,7 @@ class Podman:
         labels: Mapping[str, str],
         env: Mapping[str, str],
         ip: str = "",
-        extra: Sequence[str] = (),
+        limits: Limits | None = None,
     ) -> str:
         """Create a container (not started); returns its id.
 
@@ -106,7 +125,9 @@ class Podman:
             args += ["--label", f"{key}={value}"]
         for key in env:
             args += ["--env", key]
-        args += [*extra, image]
+        if limits is not None:
+            args += limits.flags()
+        args.append(image)
         return self._run(*args, env=env, timeout=300).stdout.strip()
 
     def init(self, container: str) -> int:
@@ -165,24 +186,6 @@ class Podman:
 
     def kill(self, container: str) -> None:
         self._run("kill", "--signal", "KILL", container)
-
-    def run(
-        self,
-        *,
-        name: str,
-        image: str,
-        hostname: str,
-        network: str,
-        labels: Mapping[str, str],
-        env: Mapping[str, str],
-        extra: Sequence[str] = (),
-    ) -> str:
-        """Create and start a detached container; returns its id."""
-        cid = self.create(
-            name=name, image=image, hostname=hostname, network=network, labels=labels, env=env, extra=extra
-        )
-        self.start(cid)
-        return cid
 
     def list(self, labels: Mapping[str, str]) -> list[Container]:
         args = ["ps", "--all", "--no-trunc", "--format", "json"]
