@@ -9,7 +9,10 @@ Each server runs on 127.0.0.1 and is driven by the same boto3 client setup
 * "4 client processes": 4 processes of their own, each with its own client,
   issue requests back to back at once, as S3 load tools (warp, s3-benchmark)
   do; the rate counts the time all of them were running together.  These rows
-  measure the server's throughput.
+  measure the server's throughput.  On a machine with few cores the client
+  processes also take CPU from the server, so each of these rows comes with the
+  server's own CPU per request over the round (ms/req, for information; read
+  from /proc), which does not depend on the clients.
 
 Rows:
 
@@ -25,7 +28,7 @@ Rows:
 * the server's peak RSS (for information)
 
 Every row is printed with Resilin's ratio to each peer (above 1: Resilin is
-better; for latencies and memory the ratio is peer / Resilin).  Medians of
+better; for latencies, CPU and memory the ratio is peer / Resilin).  Medians of
 repeated runs.  Last comes each row's target, met or not: at least as fast as
 both peers on every row (latencies included), at least 3x s3rver on the ranged
 GET rates and the 4 KiB rows, and a fairness index of at least 0.95.
@@ -286,17 +289,33 @@ def overlap_rates(traces: list[Trace], stop_at: float) -> list[float]:
 
 def concurrent_round(
     peer: Peer, sizes: Sizes, pool: concurrent.futures.Executor, ops: list[Op]
-) -> list[float]:
+) -> tuple[list[float], float | None]:
     """Each client process's rate (per second: requests, or bytes for ``stream``), one process an
-    op, all at once."""
+    op, all at once; and the server's CPU seconds per request (or chunk) over the whole round."""
     start_at = time.time() + 2.0
     stop_at = start_at + sizes.reader_seconds
     jobs = [Job(peer, sizes, op, start_at, stop_at) for op in ops]
-    return overlap_rates(list(pool.map(_client_process, jobs)), stop_at)
+    cpu_before = cpu_seconds(peer.pid)
+    traces = list(pool.map(_client_process, jobs))
+    cpu_after = cpu_seconds(peer.pid)
+    completed = sum(len(done) for _, done in traces)
+    server_cpu = None
+    if cpu_before is not None and cpu_after is not None and completed:
+        server_cpu = (cpu_after - cpu_before) / completed
+    return overlap_rates(traces, stop_at), server_cpu
 
 
 def _warm(_: int) -> None:
     import boto3  # noqa: F401  (the first import in a fresh process takes a while)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds the process (all its threads) has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float | None:
@@ -373,8 +392,10 @@ class Runner:
         """The row from ``reader_rounds`` rounds of ``ops(peer, round)``, one client process an op."""
         for round_no in range(self.sizes.reader_rounds):
             for peer in self.peers:
-                rates = concurrent_round(peer, self.sizes, self.pool, ops(peer, round_no))
+                rates, server_cpu = concurrent_round(peer, self.sizes, self.pool, ops(peer, round_no))
                 self.add(peer.name, row, sum(rates))
+                if server_cpu is not None:
+                    self.add(peer.name, f"{row}: server CPU", server_cpu * 1000)
 
     def _ranged(self) -> None:
         sizes = self.sizes
@@ -434,7 +455,7 @@ class Runner:
         for _ in range(sizes.reader_rounds):
             for peer in self.peers:
                 ops = [Op("stream")] * sizes.readers
-                rates = [r / 1e6 for r in concurrent_round(peer, sizes, self.pool, ops)]
+                rates = [r / 1e6 for r in concurrent_round(peer, sizes, self.pool, ops)[0]]
                 fairness = sum(rates) ** 2 / (len(rates) * sum(r * r for r in rates)) if any(rates) else 0.0
                 self.add(peer.name, f"{sizes.readers} parallel readers, aggregate", sum(rates))
                 self.add(peer.name, f"{sizes.readers} parallel readers, Jain fairness", fairness)
@@ -453,6 +474,13 @@ WORKLOADS = {
 }
 
 
+def concurrent_rows(name: str, unit: str) -> list[Row]:
+    """A concurrent row, and the server's CPU per request in it: on a machine with few cores the
+    client processes take much of the CPU, and this figure does not depend on them."""
+    server_cpu = Row(f"{name}: server CPU", "ms/req", higher_is_better=False, informational=True)
+    return [Row(name, unit, vs_s3rver=3), server_cpu]
+
+
 def make_rows(sizes: Sizes) -> dict[str, Row]:
     procs = f"{sizes.readers} client processes"
     rows = [
@@ -461,9 +489,9 @@ def make_rows(sizes: Sizes) -> dict[str, Row]:
         Row("ranged GET 1 MiB, one client", "req/s", vs_s3rver=3),
         Row("ranged GET median latency, one client", "ms", higher_is_better=False),
         Row("ranged GET p99 latency, one client", "ms", higher_is_better=False),
-        Row(f"ranged GET 1 MiB, {procs}", "req/s", vs_s3rver=3),
+        *concurrent_rows(f"ranged GET 1 MiB, {procs}", "req/s"),
         *(Row(f"{name} 4 KiB, one client", "ops/s", vs_s3rver=3) for name in SMALL_OPS),
-        *(Row(f"{name} 4 KiB, {procs}", "ops/s", vs_s3rver=3) for name in SMALL_OPS),
+        *(row for name in SMALL_OPS for row in concurrent_rows(f"{name} 4 KiB, {procs}", "ops/s")),
         Row(f"ListObjectsV2 {sizes.list_keys} keys, delimiter, one client", "lists/s"),
         Row(f"{sizes.readers} parallel readers, aggregate", "MB/s"),
         Row(f"{sizes.readers} parallel readers, Jain fairness", "index", at_least=0.95),
