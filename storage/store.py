@@ -21,6 +21,7 @@ caches never describe a file the worker may be replacing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -186,6 +187,8 @@ class Store:
         self.region = region
         self.max_object_size = max_object_size  # for a single PUT or copy, as S3's 5 GiB
         self.tmp = self.root / "tmp"
+        self._temp_prefix = secrets.token_hex(4)
+        self._temp_numbers = itertools.count()
         self.buckets_dir = self.root / "buckets"
         self._buckets_str = str(self.buckets_dir)
         # How slow clean-ups (removing whole trees) are run; the server passes a thread pool.
@@ -266,7 +269,8 @@ class Store:
     # -- objects ----------------------------------------------------------------
 
     def temp_path(self, kind: str = "obj") -> Path:
-        return self.tmp / f"{kind}-{secrets.token_hex(12)}"
+        # Unique without asking the system for randomness each time: tmp/ is emptied at start.
+        return self.tmp / f"{kind}-{self._temp_prefix}{next(self._temp_numbers):x}"
 
     def _objects_dir(self, bucket: str) -> Path:
         return self.buckets_dir / bucket / "objects"
