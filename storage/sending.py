@@ -21,9 +21,8 @@ from twisted.web.server import Request
 
 PIECE = 512 * 1024  # read and written through the transport when sendfile cannot be used
 WAKE_PIECE = 64 * 1024 + 1  # queued when the socket is full: just over Twisted's buffer size, so it pauses us
-# At most this much per sendfile call.  Larger calls move more bytes per system call, but a
-# reader whose socket takes a big piece at once then gets ahead of the others: with four
-# readers of one object, 8 MiB calls gave a fairness index of 0.87-0.93, 1 MiB calls 0.99.
+# At most this much per sendfile call (and at most what the socket's buffer takes, see
+# server.SEND_BUFFER): connections take turns in steps of this size.
 SENDFILE_MAX = 1024 * 1024
 DIRECT_MAX = 256 * 1024  # bodies up to this size are written in one go
 _HAVE_SENDFILE = hasattr(os, "sendfile")
