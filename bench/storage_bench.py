@@ -1,17 +1,37 @@
 """Storage benchmark: Resilin's storage service side by side with moto and s3rver.
 
 Each server runs on 127.0.0.1 and is driven by the same boto3 client setup
-(path-style, SigV4, botocore's default checksums).  Rows:
+(path-style, SigV4, botocore's default checksums).  Two kinds of rows:
 
-* PUT and GET of a 64 MiB object (MB/s)
-* random 1 MiB ranged GETs of a 256 MiB object (requests/s, median and p99 latency)
-* 4 KiB PUT, HEAD and GET (ops/s), one client one request at a time, and GETs
-  from 4 client processes at once
-* ListObjectsV2 with a delimiter over 10,000 keys, paged (full listings/s)
-* 4 parallel readers of one 256 MiB object (aggregate MB/s, Jain's fairness index)
+* "one client": one boto3 client in this process, one request at a time.  These
+  rows are bound by latency, and boto3's own CPU per request (printed under the
+  table) caps what any server can reach in them.
+* "4 client processes": 4 processes of their own, each with its own client,
+  issue requests back to back at once, as S3 load tools (warp, s3-benchmark)
+  do; the rate counts the time all of them were running together.  These rows
+  measure the server's throughput.  On a machine with few cores the client
+  processes also take CPU from the server, so each of these rows comes with the
+  server's own CPU per request over the round (ms/req, for information; read
+  from /proc), which does not depend on the clients.
+
+Rows:
+
+* PUT and GET of a 64 MiB object, one client (MB/s)
+* random 1 MiB ranged GETs of a 256 MiB object, one client (requests/s, median
+  and p99 latency), and from 4 client processes, each with its own random ranges
+  (requests/s)
+* 4 KiB PUT, HEAD and GET, one client and from 4 client processes (ops/s; the
+  processes PUT keys of their own and HEAD/GET what the one client put)
+* ListObjectsV2 with a delimiter over 10,000 keys, paged, one client (full listings/s)
+* 4 client processes each reading the whole 256 MiB object (aggregate MB/s,
+  Jain's fairness index)
+* the server's peak RSS (for information)
 
 Every row is printed with Resilin's ratio to each peer (above 1: Resilin is
-better; for latencies the ratio is peer / Resilin).  Medians of repeated runs.
+better; for latencies, CPU and memory the ratio is peer / Resilin).  Medians of
+repeated runs.  Last comes each row's target, met or not: at least as fast as
+both peers on every row (latencies included), at least 3x s3rver on the ranged
+GET rates and the 4 KiB rows, and a fairness index of at least 0.95.
 
 Usage: .venv/bin/python bench/storage_bench.py [--peers resilin moto s3rver] [--quick]
        [--workloads big ranged small list readers]
@@ -22,6 +42,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import itertools
 import multiprocessing
 import os
 import random
@@ -29,7 +50,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,9 +76,9 @@ class Sizes:
     small_ops: int = 200  # per round and operation
     list_keys: int = 10_000
     list_rounds: int = 3
-    readers: int = 4
-    reader_rounds: int = 2
-    reader_seconds: float = 4.0
+    readers: int = 4  # client processes in the concurrent rows
+    reader_rounds: int = 2  # rounds of each concurrent row
+    reader_seconds: float = 4.0  # how long the processes of a concurrent round run together
     budget_seconds: float = 6.0  # a round of one workload on one peer stops early after this long
 
 
@@ -72,6 +93,9 @@ class Row:
     name: str
     unit: str
     higher_is_better: bool = True
+    vs_s3rver: float = 1.0  # the target: Resilin's ratio to s3rver at least this, to every other peer 1
+    at_least: float | None = None  # the target instead: Resilin's own value at least this
+    informational: bool = False  # no target
     values: dict[str, float] = field(default_factory=dict)
 
 
@@ -96,7 +120,7 @@ def big_round(s3, sizes: Sizes, data: bytes) -> dict[str, float]:
     mb = sizes.big / 1e6
     put = _timed(lambda: s3.put_object(Bucket=BUCKET, Key="big-64", Body=data))
     get = _timed(lambda: _drain(s3.get_object(Bucket=BUCKET, Key="big-64")["Body"]))
-    return {"PUT 64 MiB": mb / put, "GET 64 MiB": mb / get}
+    return {"PUT 64 MiB, one client": mb / put, "GET 64 MiB, one client": mb / get}
 
 
 def put_large(s3, key: str, size: int) -> None:
@@ -111,42 +135,85 @@ def put_large(s3, key: str, size: int) -> None:
     s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
 
 
-def ranged_round(s3, sizes: Sizes, seed: int) -> tuple[float, list[float]]:
-    """(elapsed seconds, latencies) of ``ranged_requests`` random 1 MiB ranged GETs."""
-    rng = random.Random(seed)
-    latencies = []
-    start = time.perf_counter()
-    for _ in range(sizes.ranged_requests):
-        if time.perf_counter() - start > sizes.budget_seconds:
+SMALL_OPS = ("PUT", "HEAD", "GET")
+
+
+@dataclass(frozen=True)
+class Op:
+    """A kind of request, made again and again by ``requests``.
+
+    ``name``: PUT, HEAD or GET of 4 KiB objects, ``ranged`` (a random 1 MiB
+    range of big-256) or ``stream`` (the whole of big-256, counted a chunk at a time).
+    """
+
+    name: str
+    prefix: str = "small/0"  # PUT, HEAD, GET: the keys are <prefix>/00000, <prefix>/00001, ...
+    count: int = 0  # HEAD, GET: how many keys there are; they are gone over again and again
+    seed: int = 0  # ranged: where the random ranges start
+
+
+def requests(s3, sizes: Sizes, op: Op) -> Iterator[int]:
+    """Requests of one kind, one after the other, without end; yields what each completed
+    (one request, or for ``stream`` a chunk's bytes)."""
+    if op.name == "PUT":
+        data = os.urandom(sizes.small)
+        for n in itertools.count():
+            s3.put_object(Bucket=BUCKET, Key=f"{op.prefix}/{n:05d}", Body=data)
+            yield 1
+    elif op.name in ("HEAD", "GET"):
+        for n in itertools.count():
+            key = f"{op.prefix}/{n % op.count:05d}"
+            if op.name == "HEAD":
+                s3.head_object(Bucket=BUCKET, Key=key)
+            else:
+                s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            yield 1
+    elif op.name == "ranged":
+        rng = random.Random(op.seed)
+        while True:
+            first = rng.randrange(0, sizes.ranged_object - MiB)
+            header = f"bytes={first}-{first + MiB - 1}"
+            s3.get_object(Bucket=BUCKET, Key="big-256", Range=header)["Body"].read()
+            yield 1
+    elif op.name == "stream":
+        while True:
+            body = s3.get_object(Bucket=BUCKET, Key="big-256")["Body"]
+            with contextlib.closing(body):
+                for chunk in body.iter_chunks(MiB):
+                    yield len(chunk)
+    else:
+        raise ValueError(op.name)
+
+
+@dataclass
+class OneClient:
+    """What requests made one at a time by this process took."""
+
+    latencies: list[float]
+    elapsed: float
+    cpu: float  # this process's CPU seconds meanwhile: the client's own cost
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.cpu / len(self.latencies)
+
+
+def one_client(made: Iterator[int], limit: int, budget_seconds: float) -> OneClient:
+    """Up to ``limit`` requests one at a time, stopping early after ``budget_seconds``."""
+    cpu, start = time.process_time(), time.perf_counter()
+    latencies, last = [], start
+    for _ in made:
+        now = time.perf_counter()
+        latencies.append(now - last)
+        last = now
+        if len(latencies) >= limit or now - start > budget_seconds:
             break
-        first = rng.randrange(0, sizes.ranged_object - MiB)
-        header = f"bytes={first}-{first + MiB - 1}"
-        latencies.append(
-            _timed(lambda h=header: s3.get_object(Bucket=BUCKET, Key="big-256", Range=h)["Body"].read())
-        )
-    return time.perf_counter() - start, latencies
-
-
-def small_round(s3, sizes: Sizes, data: bytes, round_no: int) -> tuple[dict[str, float], int]:
-    """ops/s of 4 KiB PUTs, then HEADs and GETs of what was put; and how many keys were put."""
-    keys = [f"small/{round_no}/{i:05d}" for i in range(sizes.small_ops)]
-    rates = {}
-    for name, action in [
-        ("PUT 4 KiB", lambda k: s3.put_object(Bucket=BUCKET, Key=k, Body=data)),
-        ("HEAD 4 KiB", lambda k: s3.head_object(Bucket=BUCKET, Key=k)),
-        ("GET 4 KiB", lambda k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()),
-    ]:
-        start = time.perf_counter()
-        done = 0
-        for key in keys:
-            action(key)
-            done += 1
-            if time.perf_counter() - start > sizes.budget_seconds:
-                break
-        rates[name] = done / (time.perf_counter() - start)
-        if name == "PUT 4 KiB":
-            keys = keys[:done]
-    return rates, len(keys)
+    made.close()
+    return OneClient(latencies, last - start, time.process_time() - cpu)
 
 
 LIST_SUBDIRS = 100
@@ -180,35 +247,29 @@ def list_round(s3, sizes: Sizes) -> float:
 Trace = tuple[float, list[tuple[float, int]]]
 
 
-def _reader(args: tuple[str, str, str, str, float, float]) -> Trace:
-    endpoint, access, secret, account, start_at, stop_at = args
-    from resilin.sigv4 import Credentials
+@dataclass(frozen=True)
+class Job:
+    """One client process's part in a concurrent round."""
 
-    s3 = client_for(Peer("", endpoint, Credentials(access, secret, account), 0))
-    s3.head_object(Bucket=BUCKET, Key="big-256")  # connect before the start
-    time.sleep(max(0.0, start_at - time.time()))
+    peer: Peer
+    sizes: Sizes
+    op: Op
+    start_at: float
+    stop_at: float
+
+
+def _client_process(job: Job) -> Trace:
+    s3 = client_for(job.peer)
+    warm_key = "big-256" if job.op.name in ("ranged", "stream") else "small/0/00000"
+    s3.head_object(Bucket=BUCKET, Key=warm_key)  # connect before the start
+    made = requests(s3, job.sizes, job.op)
+    time.sleep(max(0.0, job.start_at - time.time()))
     started, done = time.time(), []
-    while time.time() < stop_at:
-        body = s3.get_object(Bucket=BUCKET, Key="big-256")["Body"]
-        for chunk in body.iter_chunks(MiB):
-            done.append((time.time(), len(chunk)))
-            if done[-1][0] >= stop_at:
-                body.close()
-                break
-    return started, done
-
-
-def _small_getter(args: tuple[str, str, str, str, float, float, int]) -> Trace:
-    endpoint, access, secret, account, start_at, stop_at, count = args
-    from resilin.sigv4 import Credentials
-
-    s3 = client_for(Peer("", endpoint, Credentials(access, secret, account), 0))
-    s3.head_object(Bucket=BUCKET, Key="small/0/00000")
-    time.sleep(max(0.0, start_at - time.time()))
-    started, done = time.time(), []
-    while time.time() < stop_at:
-        s3.get_object(Bucket=BUCKET, Key=f"small/0/{len(done) % count:05d}")["Body"].read()
-        done.append((time.time(), 1))
+    for amount in made:
+        done.append((time.time(), amount))
+        if done[-1][0] >= job.stop_at:
+            break
+    made.close()
     return started, done
 
 
@@ -226,28 +287,35 @@ def overlap_rates(traces: list[Trace], stop_at: float) -> list[float]:
     return [sum(n for t, n in done if begin <= t <= stop_at) / window for _, done in traces]
 
 
-def concurrent_small_round(peer: Peer, sizes: Sizes, pool: concurrent.futures.Executor, count: int) -> float:
-    """ops/s of 4 KiB GETs (of the ``count`` keys of small/0/) from ``readers`` client processes at once."""
+def concurrent_round(
+    peer: Peer, sizes: Sizes, pool: concurrent.futures.Executor, ops: list[Op]
+) -> tuple[list[float], float | None]:
+    """Each client process's rate (per second: requests, or bytes for ``stream``), one process an
+    op, all at once; and the server's CPU seconds per request (or chunk) over the whole round."""
     start_at = time.time() + 2.0
     stop_at = start_at + sizes.reader_seconds
-    c = peer.creds
-    args = [(peer.endpoint, c.access_key, c.secret_key, c.account_id, start_at, stop_at, count)]
-    return sum(overlap_rates(list(pool.map(_small_getter, args * sizes.readers)), stop_at))
+    jobs = [Job(peer, sizes, op, start_at, stop_at) for op in ops]
+    cpu_before = cpu_seconds(peer.pid)
+    traces = list(pool.map(_client_process, jobs))
+    cpu_after = cpu_seconds(peer.pid)
+    completed = sum(len(done) for _, done in traces)
+    server_cpu = None
+    if cpu_before is not None and cpu_after is not None and completed:
+        server_cpu = (cpu_after - cpu_before) / completed
+    return overlap_rates(traces, stop_at), server_cpu
 
 
 def _warm(_: int) -> None:
     import boto3  # noqa: F401  (the first import in a fresh process takes a while)
 
 
-def readers_round(peer: Peer, sizes: Sizes, pool: concurrent.futures.Executor) -> tuple[float, float]:
-    """(aggregate MB/s, Jain's fairness index) of parallel readers of one object."""
-    start_at = time.time() + 2.0
-    stop_at = start_at + sizes.reader_seconds
-    c = peer.creds
-    args = [(peer.endpoint, c.access_key, c.secret_key, c.account_id, start_at, stop_at)] * sizes.readers
-    rates = [rate / 1e6 for rate in overlap_rates(list(pool.map(_reader, args)), stop_at)]
-    fairness = sum(rates) ** 2 / (len(rates) * sum(r * r for r in rates)) if any(rates) else 0.0
-    return sum(rates), fairness
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds the process (all its threads) has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float | None:
@@ -271,13 +339,15 @@ class Runner:
         self.peers, self.sizes, self.pool = peers, sizes, pool
         self.clients = {p.name: client_for(p) for p in peers}
         self.samples: dict[tuple[str, str], list[float]] = {}
+        self.client_cpu: dict[str, list[float]] = {}  # one-client row: CPU seconds a request, all peers
         for s3 in self.clients.values():
             s3.create_bucket(Bucket=BUCKET)
 
     def add(self, peer: str, row: str, value: float) -> None:
         self.samples.setdefault((row, peer), []).append(value)
 
-    def run(self, rows: dict[str, Row], workloads: list[str]) -> None:
+    def run(self, rows: dict[str, Row], workloads: list[str]) -> dict[str, float]:
+        """Fills in the rows; returns the median client CPU seconds a request of each one-client row."""
         sizes = self.sizes
         if "big" in workloads:
             self._big()
@@ -298,6 +368,7 @@ class Runner:
                 self.add(peer.name, "server peak RSS", rss)
         for (row, peer), values in self.samples.items():
             rows[row].values[peer] = statistics.median(values)
+        return {row: statistics.median(values) for row, values in self.client_cpu.items()}
 
     def _big(self) -> None:
         sizes = self.sizes
@@ -308,44 +379,70 @@ class Runner:
                 for row, value in big_round(self.clients[peer.name], sizes, data).items():
                     self.add(peer.name, row, value)
 
+    def _one_client(self, peer: Peer, row: str, op: Op) -> OneClient:
+        sizes = self.sizes
+        made = requests(self.clients[peer.name], sizes, op)
+        limit = sizes.small_ops if op.name in SMALL_OPS else sizes.ranged_requests
+        run = one_client(made, limit, sizes.budget_seconds)
+        self.add(peer.name, row, run.rate)
+        self.client_cpu.setdefault(row, []).append(run.cpu_per_request)
+        return run
+
+    def _concurrent(self, row: str, ops: Callable[[Peer, int], list[Op]]) -> None:
+        """The row from ``reader_rounds`` rounds of ``ops(peer, round)``, one client process an op."""
+        for round_no in range(self.sizes.reader_rounds):
+            for peer in self.peers:
+                rates, server_cpu = concurrent_round(peer, self.sizes, self.pool, ops(peer, round_no))
+                self.add(peer.name, row, sum(rates))
+                if server_cpu is not None:
+                    self.add(peer.name, f"{row}: server CPU", server_cpu * 1000)
+
     def _ranged(self) -> None:
         sizes = self.sizes
         self._phase("ranged GETs")
-        elapsed: dict[str, float] = {}
         latencies: dict[str, list[float]] = {}
         for round_no in range(sizes.ranged_rounds):
             for peer in self.peers:
-                took, lat = ranged_round(self.clients[peer.name], sizes, seed=round_no)
-                elapsed[peer.name] = elapsed.get(peer.name, 0.0) + took
-                latencies.setdefault(peer.name, []).extend(lat)
+                run = self._one_client(peer, "ranged GET 1 MiB, one client", Op("ranged", seed=round_no))
+                latencies.setdefault(peer.name, []).extend(run.latencies)
         for peer in self.peers:
             lat = sorted(latencies[peer.name])
-            self.add(peer.name, "ranged GET 1 MiB of 256 MiB", len(lat) / elapsed[peer.name])
-            self.add(peer.name, "ranged GET median latency", statistics.median(lat) * 1000)
-            self.add(peer.name, "ranged GET p99 latency", lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000)
+            self.add(peer.name, "ranged GET median latency, one client", statistics.median(lat) * 1000)
+            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            self.add(peer.name, "ranged GET p99 latency, one client", p99 * 1000)
+        readers = sizes.readers
+        self._concurrent(
+            f"ranged GET 1 MiB, {readers} client processes",
+            lambda peer, round_no: [Op("ranged", seed=1000 + round_no * readers + i) for i in range(readers)],
+        )
 
     def _small(self) -> None:
         sizes = self.sizes
         self._phase("4 KiB objects")
-        small = os.urandom(sizes.small)
-        stored: dict[str, int] = {}
+        stored: dict[str, int] = {}  # how many keys the first round put under small/0/
         for round_no in range(sizes.small_rounds):
             for peer in self.peers:
-                rates, count = small_round(self.clients[peer.name], sizes, small, round_no)
+                put = self._one_client(peer, "PUT 4 KiB, one client", Op("PUT", f"small/{round_no}"))
+                count = len(put.latencies)
                 stored.setdefault(peer.name, count)
-                for row, value in rates.items():
-                    self.add(peer.name, row, value)
+                for name in ("HEAD", "GET"):
+                    self._one_client(peer, f"{name} 4 KiB, one client", Op(name, f"small/{round_no}", count))
 
-        concurrent_row = f"GET 4 KiB, {sizes.readers} client processes"
-        for _ in range(sizes.reader_rounds):
-            for peer in self.peers:
-                rate = concurrent_small_round(peer, sizes, self.pool, stored[peer.name])
-                self.add(peer.name, concurrent_row, rate)
+        readers = sizes.readers
+        self._concurrent(
+            f"PUT 4 KiB, {readers} client processes",
+            lambda peer, round_no: [Op("PUT", f"small-c/{round_no}/{i}") for i in range(readers)],
+        )
+        for name in ("HEAD", "GET"):
+            self._concurrent(
+                f"{name} 4 KiB, {readers} client processes",
+                lambda peer, _, name=name: [Op(name, "small/0", stored[peer.name])] * readers,
+            )
 
     def _listing(self) -> None:
         sizes = self.sizes
         self._phase("listing")
-        list_row = f"ListObjectsV2 {sizes.list_keys} keys, delimiter"
+        list_row = f"ListObjectsV2 {sizes.list_keys} keys, delimiter, one client"
         for peer in self.peers:
             fill_listing(self.clients[peer.name], sizes)
         for _ in range(sizes.list_rounds):
@@ -357,8 +454,10 @@ class Runner:
         self._phase("parallel readers")
         for _ in range(sizes.reader_rounds):
             for peer in self.peers:
-                aggregate, fairness = readers_round(peer, sizes, self.pool)
-                self.add(peer.name, f"{sizes.readers} parallel readers, aggregate", aggregate)
+                ops = [Op("stream")] * sizes.readers
+                rates = [r / 1e6 for r in concurrent_round(peer, sizes, self.pool, ops)[0]]
+                fairness = sum(rates) ** 2 / (len(rates) * sum(r * r for r in rates)) if any(rates) else 0.0
+                self.add(peer.name, f"{sizes.readers} parallel readers, aggregate", sum(rates))
                 self.add(peer.name, f"{sizes.readers} parallel readers, Jain fairness", fairness)
 
     def _phase(self, name: str) -> None:
@@ -368,35 +467,51 @@ class Runner:
 # Workloads that can be chosen on the command line, and the rows each measures.
 WORKLOADS = {
     "big": "PUT and GET 64 MiB",
-    "ranged": "1 MiB ranged GETs of a 256 MiB object",
-    "small": "4 KiB PUT, HEAD, GET; GETs from several processes",
+    "ranged": "1 MiB ranged GETs of a 256 MiB object, one client and several processes",
+    "small": "4 KiB PUT, HEAD, GET, one client and several processes",
     "list": "ListObjectsV2 with a delimiter",
     "readers": "parallel readers of one object",
 }
 
 
+def concurrent_rows(name: str, unit: str) -> list[Row]:
+    """A concurrent row, and the server's CPU per request in it: on a machine with few cores the
+    client processes take much of the CPU, and this figure does not depend on them."""
+    server_cpu = Row(f"{name}: server CPU", "ms/req", higher_is_better=False, informational=True)
+    return [Row(name, unit, vs_s3rver=3), server_cpu]
+
+
 def make_rows(sizes: Sizes) -> dict[str, Row]:
+    procs = f"{sizes.readers} client processes"
     rows = [
-        Row("PUT 64 MiB", "MB/s"),
-        Row("GET 64 MiB", "MB/s"),
-        Row("ranged GET 1 MiB of 256 MiB", "req/s"),
-        Row("ranged GET median latency", "ms", higher_is_better=False),
-        Row("ranged GET p99 latency", "ms", higher_is_better=False),
-        Row("PUT 4 KiB", "ops/s"),
-        Row("HEAD 4 KiB", "ops/s"),
-        Row("GET 4 KiB", "ops/s"),
-        Row(f"GET 4 KiB, {sizes.readers} client processes", "ops/s"),
-        Row(f"ListObjectsV2 {sizes.list_keys} keys, delimiter", "lists/s"),
+        Row("PUT 64 MiB, one client", "MB/s"),
+        Row("GET 64 MiB, one client", "MB/s"),
+        Row("ranged GET 1 MiB, one client", "req/s", vs_s3rver=3),
+        Row("ranged GET median latency, one client", "ms", higher_is_better=False),
+        Row("ranged GET p99 latency, one client", "ms", higher_is_better=False),
+        *concurrent_rows(f"ranged GET 1 MiB, {procs}", "req/s"),
+        *(Row(f"{name} 4 KiB, one client", "ops/s", vs_s3rver=3) for name in SMALL_OPS),
+        *(row for name in SMALL_OPS for row in concurrent_rows(f"{name} 4 KiB, {procs}", "ops/s")),
+        Row(f"ListObjectsV2 {sizes.list_keys} keys, delimiter, one client", "lists/s"),
         Row(f"{sizes.readers} parallel readers, aggregate", "MB/s"),
-        Row(f"{sizes.readers} parallel readers, Jain fairness", "index"),
-        Row("server peak RSS", "MiB", higher_is_better=False),
+        Row(f"{sizes.readers} parallel readers, Jain fairness", "index", at_least=0.95),
+        Row("server peak RSS", "MiB", higher_is_better=False, informational=True),
     ]
     return {row.name: row for row in rows}
 
 
+def _ratio(row: Row, peer: str) -> float | None:
+    """Resilin's ratio to the peer, above 1 where Resilin is better."""
+    ours, theirs = row.values.get("resilin"), row.values.get(peer)
+    if not ours or not theirs or row.unit == "index":
+        return None
+    return ours / theirs if row.higher_is_better else theirs / ours
+
+
 def print_table(rows: dict[str, Row], peers: list[str]) -> None:
     others = [p for p in peers if p != "resilin"]
-    header = f"{'row':42s} {'unit':6s}" + "".join(f"{p:>10s}" for p in peers)
+    width = max((len(row.name) for row in rows.values() if row.values), default=20)
+    header = f"{'row':{width}s} {'unit':6s}" + "".join(f"{p:>10s}" for p in peers)
     header += "".join(f"{'vs ' + p:>12s}" for p in others if "resilin" in peers)
     print()
     print(header)
@@ -404,20 +519,61 @@ def print_table(rows: dict[str, Row], peers: list[str]) -> None:
     for row in rows.values():
         if not row.values:
             continue  # a workload not asked for
-        line = f"{row.name:42s} {row.unit:6s}"
+        line = f"{row.name:{width}s} {row.unit:6s}"
         for p in peers:
             value = row.values.get(p)
             line += f"{value:10.2f}" if value is not None and value < 10 else f"{value or 0:10.1f}"
         if "resilin" in peers:
-            ours = row.values.get("resilin")
             for p in others:
-                theirs = row.values.get(p)
-                if not ours or not theirs or row.unit == "index":
-                    line += f"{'':>12s}"
-                    continue
-                ratio = ours / theirs if row.higher_is_better else theirs / ours
-                line += f"{ratio:11.2f}x"
+                ratio = _ratio(row, p)
+                line += f"{'':>12s}" if ratio is None else f"{ratio:11.2f}x"
         print(line)
+
+
+def print_client_cpu(client_cpu: dict[str, float]) -> None:
+    """What boto3 itself costs a one-client row: no server can be faster than that in it."""
+    if client_cpu:
+        print("\none client at a time:")
+    for row, cpu in client_cpu.items():
+        print(
+            f"  {row}: boto3 spends {cpu * 1000:.2f} ms of CPU per request (median), "
+            f"so one client cannot exceed ~{1 / cpu:.0f} req/s on any server"
+        )
+
+
+def print_targets(rows: dict[str, Row], peers: list[str], client_cpu: dict[str, float]) -> None:
+    if "resilin" not in peers:
+        return
+    others = [p for p in peers if p != "resilin"]
+    judged = [row for row in rows.values() if row.values.get("resilin") and not row.informational]
+    if not judged:
+        return
+    width = max(len(row.name) for row in judged)
+    print("\ntargets (Resilin's ratio to each peer; latencies: peer / Resilin):")
+    met_count = 0
+    for row in judged:
+        checks = []  # (text, met)
+        if row.at_least is not None:
+            value = row.values["resilin"]
+            ok = value >= row.at_least
+            checks.append((f"{value:.2f} {'>=' if ok else '<'} {row.at_least:g}", ok))
+        else:
+            for p in others:
+                ratio = _ratio(row, p)
+                if ratio is None:
+                    continue
+                need = row.vs_s3rver if p == "s3rver" else 1.0
+                ok = ratio >= need
+                checks.append((f"{p} {ratio:.2f}x {'>=' if ok else '<'} {need:g}x", ok))
+        if not checks:
+            continue
+        met = all(ok for _, ok in checks)
+        met_count += met
+        note = ", ".join(text for text, _ in checks)
+        if not met and row.name in client_cpu:
+            note += f" (one client's ceiling ~{1 / client_cpu[row.name]:.0f} req/s)"
+        print(f"  {'met' if met else 'NOT MET':8s} {row.name:{width}s}  {note}")
+    print(f"  {met_count} of {len(judged)} rows meet their targets")
 
 
 def _load() -> str:
@@ -457,8 +613,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"servers: {', '.join(f'{p.name} {p.endpoint}' for p in peers)}", flush=True)
         print(f"load average at start: {_load()} ({os.cpu_count()} CPUs)", flush=True)
         list(pool.map(_warm, range(sizes.readers)))
-        Runner(peers, sizes, pool).run(rows, args.workloads)
+        client_cpu = Runner(peers, sizes, pool).run(rows, args.workloads)
     print_table(rows, args.peers)
+    print_client_cpu(client_cpu)
+    print_targets(rows, args.peers, client_cpu)
     print(f"\n(total {time.monotonic() - started:.0f} s; load average at the end: {_load()})")
 
 

@@ -55,11 +55,11 @@ class Digests:
 
     @classmethod
     def for_spec(cls, spec: BodySpec) -> Digests:
-        return cls(_is_hex_hash(spec.payload_hash), spec.checksum_algorithm)
+        return cls(is_hex_sha256(spec.payload_hash), spec.checksum_algorithm)
 
     def covers(self, spec: BodySpec) -> bool:
         """Whether these digests are the ones ``spec`` needs checked."""
-        return (self.sha256 is not None) == _is_hex_hash(spec.payload_hash) and (
+        return (self.sha256 is not None) == is_hex_sha256(spec.payload_hash) and (
             self.algorithm == spec.checksum_algorithm
         )
 
@@ -93,8 +93,9 @@ def _too_large(max_size: int) -> S3Error:
     )
 
 
-def _is_hex_hash(value: str) -> bool:
-    return len(value) == 64 and all(c in "0123456789abcdef" for c in value.lower())
+def is_hex_sha256(value: str) -> bool:
+    """Whether ``value`` is a SHA-256 in hex (either case), as x-amz-content-sha256 can be."""
+    return len(value) == 64 and not value.strip("0123456789abcdefABCDEF")
 
 
 def ingest(source: BinaryIO, out: BinaryIO | None, spec: BodySpec) -> Ingested:

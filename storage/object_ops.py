@@ -79,8 +79,17 @@ async def put_object(call: Call) -> Response:
             storage_class=storage_class,
         )
 
-    tmp, meta = await take_body(call, spec, describe)
-    await publish_object(call.store, bucket, key, tmp, precondition)
+    if precondition is None:
+        # Written, fsynced, renamed and the rename made durable in one worker thread job.
+        publish = call.store.begin_write(bucket, key)
+        try:
+            _, meta = await take_body(call, spec, describe, publish=publish)
+        finally:
+            publish.end()  # if the thread job never started
+    else:
+        # A conditional write checks and renames on the reactor thread, atomically.
+        tmp, meta = await take_body(call, spec, describe)
+        await publish_object(call.store, bucket, key, tmp, precondition)
     return Response(headers={"ETag": meta.quoted_etag, **checksum_headers(meta)})
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 MAGIC = b"RSLNOBJ1"
@@ -45,7 +45,8 @@ class ObjectMeta:
         return f'"{self.etag}"'
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=True).encode()
+        # The instance's own fields, as asdict gives them, without its deep copy of every value.
+        return json.dumps(vars(self), separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> ObjectMeta:
@@ -59,8 +60,7 @@ class ObjectMeta:
 def finish(out: BinaryIO, meta: ObjectMeta) -> None:
     """Append the metadata trailer to a freshly written data file and make it durable."""
     raw = meta.to_json()
-    out.write(raw)
-    out.write(_FOOTER.pack(len(raw), MAGIC))
+    out.write(raw + _FOOTER.pack(len(raw), MAGIC))
     out.flush()
     os.fsync(out.fileno())
 

@@ -8,7 +8,7 @@ import binascii
 from resilin.storage import checksums, chunked
 from resilin.storage.context import Call
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, not_implemented
-from resilin.storage.ingest import BodySpec
+from resilin.storage.ingest import BodySpec, is_hex_sha256
 
 # Standard headers S3 stores with an object and returns on GET/HEAD.
 STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
@@ -97,10 +97,6 @@ def _content_md5(call: Call) -> bytes | None:
     return raw
 
 
-def _is_hex_sha256(value: str) -> bool:
-    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
-
-
 def checksum_request(call: Call) -> tuple[str | None, str | None, bool]:
     """(algorithm, value sent in a header, value comes in a trailer) for x-amz-checksum-*."""
     sent = [
@@ -144,7 +140,7 @@ def body_spec(call: Call, *, max_size: int | None = None, require_length: bool =
     if (
         payload not in chunked.STREAMING_MODES
         and payload != "UNSIGNED-PAYLOAD"
-        and not _is_hex_sha256(payload)
+        and not is_hex_sha256(payload)
     ):
         raise invalid_argument(
             "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING- value or a valid sha256 value.",

@@ -21,7 +21,9 @@ from twisted.web.server import Request
 
 PIECE = 512 * 1024  # read and written through the transport when sendfile cannot be used
 WAKE_PIECE = 64 * 1024 + 1  # queued when the socket is full: just over Twisted's buffer size, so it pauses us
-SENDFILE_MAX = 8 * 1024 * 1024  # at most this much per call, so other connections get their turn
+# At most this much per sendfile call (and at most what the socket's buffer takes, see
+# server.SEND_BUFFER): connections take turns in steps of this size.
+SENDFILE_MAX = 1024 * 1024
 DIRECT_MAX = 256 * 1024  # bodies up to this size are written in one go
 _HAVE_SENDFILE = hasattr(os, "sendfile")
 

@@ -8,9 +8,11 @@ InternalError, never with a traceback.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import itertools
 import secrets
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,6 +47,10 @@ DIGEST_WHILE_SPOOLING = 4 * 1024 * 1024  # bodies at least this large are hashed
 # object bodies go out in larger pieces (see sending.PIECE), with fewer system calls.
 # Connections are TCP_NODELAY: every response is written whole, so Nagle only adds delay.
 SEND_LIMIT = 1024 * 1024
+# A fixed socket send buffer (the kernel doubles it) rather than one the kernel grows for
+# whichever reader drains fastest: a connection with a grown buffer takes more per turn,
+# and parallel readers of one object drift apart (fairness 0.92-0.95 grown, 0.95-0.99 fixed).
+SEND_BUFFER = 512 * 1024
 RECEIVE_SIZE = 512 * 1024
 DEFAULT_RECEIVE_SIZE = FileDescriptor.bufferSize
 
@@ -78,6 +84,8 @@ class StorageChannel(HTTPChannel):
         self.transport.SEND_LIMIT = SEND_LIMIT
         if hasattr(self.transport, "setTcpNoDelay"):
             self.transport.setTcpNoDelay(True)
+        with contextlib.suppress(AttributeError, OSError):
+            self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self._host = None
 
     def getHost(self):  # type: ignore[override]

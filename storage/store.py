@@ -9,19 +9,25 @@ Layout::
 
 New files are written under ``tmp/`` (same file system), fsynced, then renamed
 into place, so a write either fully happens or leaves the previous version.
-The Store is only called from the reactor thread; slow work (copying, hashing,
+The Store is called from the reactor thread; slow work (copying, hashing,
 fsync, removing trees) is done by callers in worker threads before or after
 the quick namespace changes here.  That single-threaded ownership is what keeps
-the in-memory key index and bucket table consistent with the disk.
+the in-memory key index and bucket table consistent with the disk.  The one
+exception is a PutObject's rename, done in the worker thread that wrote the
+file (see ``begin_write``): renames and removals of object files take
+``namespace_lock``, and the reactor thread brackets such a write so that the
+caches never describe a file the worker may be replacing.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -73,13 +79,100 @@ def write_json_atomically(path: Path, data: dict, tmp_dir: Path) -> None:
     os.replace(tmp, path)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make a rename in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _DirState:
+    __slots__ = ("asked", "done", "running", "users")
+
+    def __init__(self) -> None:
+        self.asked = 0  # number of the latest request
+        self.done = 0  # latest request covered by a finished fsync
+        self.running = False
+        self.users = 0  # callers in sync() for this directory
+
+
+class DirSyncer:
+    """Directory fsyncs shared between concurrent writers (group commit); called from worker threads.
+
+    An fsync of a directory makes durable every rename done in it before the
+    fsync started.  So a caller whose rename is done waits for an fsync of the
+    directory that starts after it asked, running one itself when none is
+    under way: concurrent PUTs into one directory share one fsync instead of
+    queueing one each.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._dirs: dict[str, _DirState] = {}
+
+    def sync(self, path: str) -> None:
+        with self._cond:
+            state = self._dirs.get(path)
+            if state is None:
+                state = self._dirs[path] = _DirState()
+            state.users += 1
+            state.asked += 1
+            ticket = state.asked
+            try:
+                while state.done < ticket:
+                    if state.running:
+                        self._cond.wait()
+                        continue
+                    state.running = True
+                    covers = state.asked
+                    self._cond.release()
+                    try:
+                        fsync_dir(path)
+                        state.done = covers
+                    finally:
+                        self._cond.acquire()
+                        state.running = False
+                        self._cond.notify_all()
+            finally:
+                state.users -= 1
+                if not state.users:
+                    del self._dirs[path]
+
+
+class PendingWrite:
+    """A PutObject whose worker thread renames its file into place (see ``Store.begin_write``)."""
+
+    def __init__(self, store: Store, bucket: str, key: str) -> None:
+        self.store, self.bucket, self.key = store, bucket, key
+        self.placed = self.ended = False
+
+    def place(self, tmp: str | os.PathLike[str]) -> None:
+        """Rename the finished, fsynced file into place and make the rename durable (worker thread)."""
+        store = self.store
+        objects = f"{store._buckets_str}/{self.bucket}/objects"
+        parts = names.key_to_parts(self.key)
+        parent = f"{objects}/{'/'.join(parts[:-1])}" if len(parts) > 1 else objects
+        target = f"{parent}/{parts[-1]}"
+        with store.namespace_lock:
+            try:
+                os.replace(tmp, target)
+            except FileNotFoundError:
+                if not os.path.isdir(objects):
+                    raise no_such_bucket(self.bucket) from None
+                os.makedirs(parent, exist_ok=True)
+                os.replace(tmp, target)
+        self.placed = True
+        store.dir_syncer.sync(parent)
+
+    def end(self) -> None:
+        """Back on the reactor thread, once the worker is done (whether or not it placed the file).
+
+        Calling it again does nothing."""
+        if not self.ended:
+            self.ended = True
+            self.store._end_write(self)
 
 
 class Store:
@@ -94,6 +187,8 @@ class Store:
         self.region = region
         self.max_object_size = max_object_size  # for a single PUT or copy, as S3's 5 GiB
         self.tmp = self.root / "tmp"
+        self._temp_prefix = secrets.token_hex(4)
+        self._temp_numbers = itertools.count()
         self.buckets_dir = self.root / "buckets"
         self._buckets_str = str(self.buckets_dir)
         # How slow clean-ups (removing whole trees) are run; the server passes a thread pool.
@@ -109,6 +204,10 @@ class Store:
         # commit_object or delete_object on this (the reactor) thread, which forget
         # the key, so an entry always describes the file now at the key's path.
         self._metas: dict[tuple[str, str], ObjectMeta] = {}
+        # Keys a worker thread may be renaming a new file to: not cached until it is done.
+        self._pending: dict[tuple[str, str], int] = {}
+        self.namespace_lock = threading.Lock()
+        self.dir_syncer = DirSyncer()
 
     # -- buckets ---------------------------------------------------------------
 
@@ -148,7 +247,7 @@ class Store:
 
     def delete_bucket(self, name: str) -> None:
         self.require_bucket(name)
-        if len(self.index(name)):
+        if len(self.index(name)) or any(bucket == name for bucket, _ in self._pending):
             raise S3Error(
                 "BucketNotEmpty",
                 "The bucket you tried to delete is not empty",
@@ -170,7 +269,8 @@ class Store:
     # -- objects ----------------------------------------------------------------
 
     def temp_path(self, kind: str = "obj") -> Path:
-        return self.tmp / f"{kind}-{secrets.token_hex(12)}"
+        # Unique without asking the system for randomness each time: tmp/ is emptied at start.
+        return self.tmp / f"{kind}-{self._temp_prefix}{next(self._temp_numbers):x}"
 
     def _objects_dir(self, bucket: str) -> Path:
         return self.buckets_dir / bucket / "objects"
@@ -229,6 +329,8 @@ class Store:
         return meta
 
     def _remember(self, bucket: str, key: str, meta: ObjectMeta) -> None:
+        if (bucket, key) in self._pending:
+            return  # a worker may be replacing the file
         if len(self._metas) >= MAX_CACHED_METAS:
             self._metas.clear()
         self._metas[(bucket, key)] = meta
@@ -237,22 +339,47 @@ class Store:
         """Publish a complete object file; returns the directory to fsync for durability."""
         self.require_bucket(bucket)
         target = self.object_path(bucket, key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, target)
+        with self.namespace_lock:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
         self.index(bucket).add(key)
         self._forget(bucket, key)
         return target.parent
 
+    def begin_write(self, bucket: str, key: str) -> PendingWrite:
+        """Let a worker thread rename a new object file to ``key`` (see ``PendingWrite.place``).
+
+        Until ``end`` the key's metadata is not cached, so a reader always takes
+        it from the file it opened, whichever version that is.
+        """
+        self.require_bucket(bucket)
+        self._pending[(bucket, key)] = self._pending.get((bucket, key), 0) + 1
+        self._forget(bucket, key)
+        return PendingWrite(self, bucket, key)
+
+    def _end_write(self, write: PendingWrite) -> None:
+        bucket, key = write.bucket, write.key
+        left = self._pending.pop((bucket, key)) - 1
+        if left:
+            self._pending[(bucket, key)] = left
+        self._forget(bucket, key)
+        if write.placed and bucket in self._buckets:
+            index = self.index(bucket)
+            # A DeleteObject may have removed the file since the worker placed it.
+            if key not in index and os.path.exists(self._object_file(bucket, key)):
+                index.add(key)
+
     def delete_object(self, bucket: str, key: str) -> bool:
         target = self.object_path(bucket, key)
-        try:
-            target.unlink()
-        except (FileNotFoundError, NotADirectoryError):
-            self._forget(bucket, key)
-            return False
+        with self.namespace_lock:
+            try:
+                target.unlink()
+            except (FileNotFoundError, NotADirectoryError):
+                self._forget(bucket, key)
+                return False
+            self._prune_dirs(target.parent, self._objects_dir(bucket))
         self.index(bucket).remove(key)
         self._forget(bucket, key)
-        self._prune_dirs(target.parent, self._objects_dir(bucket))
         return True
 
     def list_entry(self, bucket: str, key: str) -> ListEntry | None:
@@ -276,6 +403,8 @@ class Store:
             checksum.get("algorithm", ""),
             checksum.get("type", "FULL_OBJECT"),
         )
+        if (bucket, key) in self._pending:
+            return entry  # a worker may be replacing the file: not cached
         if self._entry_count >= MAX_CACHED_ENTRIES:
             self._entries.clear()
             self._entry_count = 0

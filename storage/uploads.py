@@ -21,13 +21,21 @@ from resilin.storage.context import Call
 from resilin.storage.ingest import BodySpec, Ingested, check, ingest
 from resilin.storage.objfile import ObjectMeta
 from resilin.storage.spool_digest import SpoolDigest
+from resilin.storage.store import PendingWrite
 from resilin.storage.writes import finish_in_place, write_temp
 
 
 async def take_body(
-    call: Call, spec: BodySpec, describe: Callable[[Ingested], ObjectMeta], kind: str = "obj"
+    call: Call,
+    spec: BodySpec,
+    describe: Callable[[Ingested], ObjectMeta],
+    kind: str = "obj",
+    publish: PendingWrite | None = None,
 ) -> tuple[Path, ObjectMeta]:
-    """Check the body against ``spec`` and write the object file; ``describe`` makes its metadata."""
+    """Check the body against ``spec`` and write the object file; ``describe`` makes its metadata.
+
+    With ``publish`` the file is renamed into place in the same worker thread job.
+    """
     precomputed = call.spool_digest()
     spooled = call.claim_spool()
     if spooled is not None:
@@ -49,7 +57,7 @@ async def take_body(
             objfile.finish(f, meta)
             return meta
 
-        return await finish_in_place(spooled, in_place)
+        return await finish_in_place(spooled, in_place, publish)
 
     body = call.body_file()
 
@@ -60,7 +68,7 @@ async def take_body(
         objfile.finish(out, meta)
         return meta
 
-    return await write_temp(call.store, copy, kind)
+    return await write_temp(call.store, copy, kind, publish)
 
 
 def _hashed_while_spooling(precomputed: SpoolDigest | None, spec: BodySpec, size: int) -> Ingested | None:

@@ -10,34 +10,49 @@ from typing import BinaryIO, TypeVar
 from twisted.internet.threads import deferToThread
 
 from resilin.storage import checksums
-from resilin.storage.store import Store, fsync_dir
+from resilin.storage.store import PendingWrite, Store
 
 T = TypeVar("T")
 COPY_PIECE = 1024 * 1024
 
 
-async def write_temp(store: Store, work: Callable[[BinaryIO], T], kind: str = "obj") -> tuple[Path, T]:
-    """Run ``work(out)`` in a thread on a new temp file; the file is removed if it fails."""
+async def write_temp(
+    store: Store, work: Callable[[BinaryIO], T], kind: str = "obj", publish: PendingWrite | None = None
+) -> tuple[Path, T]:
+    """Run ``work(out)`` in a thread on a new temp file; the file is removed if it fails.
+
+    With ``publish`` the finished file is also renamed into place in the same thread.
+    """
     tmp = store.temp_path(kind)
-    return tmp, await _work_on_file(tmp, "wb", work)
+    return tmp, await _work_on_file(tmp, "wb", work, publish)
 
 
-async def finish_in_place(path: Path, work: Callable[[BinaryIO], T]) -> tuple[Path, T]:
+async def finish_in_place(
+    path: Path, work: Callable[[BinaryIO], T], publish: PendingWrite | None = None
+) -> tuple[Path, T]:
     """Run ``work(f)`` in a thread on an existing file (a claimed spool) opened for reading and
-    appending; the file is removed if it fails."""
-    return path, await _work_on_file(path, "r+b", work)
+    appending; the file is removed if it fails.  With ``publish``, as ``write_temp``."""
+    return path, await _work_on_file(path, "r+b", work, publish)
 
 
-async def _work_on_file(path: Path, mode: str, work: Callable[[BinaryIO], T]) -> T:
+async def _work_on_file(
+    path: Path, mode: str, work: Callable[[BinaryIO], T], publish: PendingWrite | None
+) -> T:
     def run() -> T:
         with open(path, mode) as f:
-            return work(f)  # type: ignore[arg-type]
+            result = work(f)  # type: ignore[arg-type]
+        if publish is not None:
+            publish.place(path)
+        return result
 
     try:
         return await deferToThread(run)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    finally:
+        if publish is not None:
+            publish.end()
 
 
 async def publish_object(
@@ -55,7 +70,7 @@ async def publish_object(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    await deferToThread(fsync_dir, parent)
+    await deferToThread(store.dir_syncer.sync, str(parent))
 
 
 def copy_range(

@@ -281,11 +281,7 @@ def test_store_metadata_cache_follows_every_change(tmp_path):
     store.create_bucket("cache-bucket", "111111111111")
 
     def commit(data: bytes, etag: str) -> None:
-        tmp = store.temp_path()
-        with open(tmp, "wb") as out:
-            out.write(data)
-            objfile.finish(out, ObjectMeta(size=len(data), etag=etag, last_modified=1.0))
-        store.commit_object("cache-bucket", "k", tmp)
+        store.commit_object("cache-bucket", "k", _object_file(store, data, etag))
 
     commit(b"one", "e1")
     f, meta = store.open_object("cache-bucket", "k")
@@ -364,3 +360,88 @@ def test_response_heads_never_carry_a_line_break_from_a_value():
     assert encode_head(b"HTTP/1.0", 404, {"Content-Length": "0"}, []).startswith(
         b"HTTP/1.0 404 Not Found\r\n"
     )
+
+
+def _object_file(store, data: bytes, etag: str):
+    tmp = store.temp_path()
+    with open(tmp, "wb") as out:
+        out.write(data)
+        objfile.finish(out, ObjectMeta(size=len(data), etag=etag, last_modified=1.0))
+    return tmp
+
+
+def test_store_write_placed_by_a_worker_is_never_cached_stale(tmp_path):
+    from resilin.storage.store import Store
+
+    store = Store(tmp_path, "us-east-1")
+    store.create_bucket("pending-bucket", "111111111111")
+    store.commit_object("pending-bucket", "k", _object_file(store, b"one", "e1"))
+    assert store.head_object("pending-bucket", "k").etag == "e1"  # cached
+    write = store.begin_write("pending-bucket", "k")
+    assert store.head_object("pending-bucket", "k").etag == "e1"  # read from the file, not cached
+    write.place(_object_file(store, b"second", "e2"))  # as a worker thread does
+    assert store.head_object("pending-bucket", "k").etag == "e2"
+    assert store.list_entry("pending-bucket", "k").etag == "e2"
+    write.end()
+    write.end()  # a second call does nothing
+    assert store.head_object("pending-bucket", "k").etag == "e2"
+    assert list(store.index("pending-bucket").iter_from("")) == ["k"]
+
+
+def test_store_write_deleted_before_it_ends_is_not_listed(tmp_path):
+    from resilin.storage.store import Store
+
+    store = Store(tmp_path, "us-east-1")
+    store.create_bucket("pending-bucket", "111111111111")
+    write = store.begin_write("pending-bucket", "a/" + "x" * 200)  # a long key: in subdirectories
+    write.place(_object_file(store, b"data", "e1"))
+    with pytest.raises(S3Error):
+        store.delete_bucket("pending-bucket")  # a write is still in flight
+    assert store.delete_object("pending-bucket", "a/" + "x" * 200)
+    write.end()
+    assert list(store.index("pending-bucket").iter_from("")) == []
+    store.delete_bucket("pending-bucket")
+
+
+def test_store_write_into_a_deleted_bucket_fails(tmp_path):
+    from resilin.storage.store import Store
+
+    store = Store(tmp_path, "us-east-1")
+    store.create_bucket("gone-bucket", "111111111111")
+    write = store.begin_write("gone-bucket", "k")
+    write.end()
+    store.delete_bucket("gone-bucket")
+    with pytest.raises(S3Error) as raised:
+        write.place(_object_file(store, b"data", "e1"))
+    assert raised.value.code == "NoSuchBucket"
+    assert not (tmp_path / "buckets" / "gone-bucket").exists()
+
+
+def test_dir_syncer_shares_fsyncs_between_concurrent_callers(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from resilin.storage import store as store_module
+
+    calls = []
+    started = threading.Event()
+
+    def slow_fsync(path):
+        calls.append(path)
+        started.set()
+        time.sleep(0.2)
+
+    monkeypatch.setattr(store_module, "fsync_dir", slow_fsync)
+    syncer = store_module.DirSyncer()
+    first = threading.Thread(target=syncer.sync, args=(str(tmp_path),))
+    first.start()
+    started.wait()
+    # These ask while the first fsync runs, so it does not cover them: one more fsync covers them all.
+    others = [threading.Thread(target=syncer.sync, args=(str(tmp_path),)) for _ in range(5)]
+    for t in others:
+        t.start()
+    for t in [first, *others]:
+        t.join()
+    assert len(calls) == 2
+    syncer.sync(str(tmp_path))  # nothing under way: a fresh fsync
+    assert len(calls) == 3
