@@ -40,6 +40,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from resilin.children import stop_child
 from resilin.config import new_credentials
 from resilin.redis_server import PrivateRedis
 
@@ -331,15 +332,6 @@ def start_moto() -> tuple[Target, subprocess.Popen]:
     return Target("moto", port, "AKIAMOTOBENCH0000000", "moto-does-not-check-this-secret"), process
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clusters", type=int, default=1000)
@@ -414,8 +406,8 @@ def main() -> int:
                 )
             return 0 if ok else 1
         finally:
-            stop(moto_process)
-            stop(resilin_process)
+            stop_child(moto_process, 20)
+            stop_child(resilin_process, 20)
             redis.stop()
 
 

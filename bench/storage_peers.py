@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from resilin.children import stop_child
 from resilin.sigv4 import Credentials
 from resilin.storage.testing import StorageProcess
 
@@ -84,12 +85,7 @@ def _child(command: list[str], port: int, **kwargs) -> Iterator[subprocess.Popen
         _wait_port(port, process)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_child(process, 10)
 
 
 @contextlib.contextmanager

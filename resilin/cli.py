@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from resilin import config as config_module
+from resilin.children import stop_child
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -68,11 +69,7 @@ class RunningServer:
 
     def __exit__(self, *exc) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            stop_child(self.process, 60)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

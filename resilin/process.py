@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from resilin.children import stop_child
 from resilin.config import new_credentials
 from resilin.demo import Endpoints
 from resilin.sigv4 import Credentials
@@ -81,12 +82,7 @@ class ResilinProcess:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, 60)
         self.process = None
 
     def log_tail(self, lines: int = 60) -> str:

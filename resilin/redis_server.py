@@ -14,6 +14,8 @@ from pathlib import Path
 
 import redis
 
+from resilin.children import stop_child
+
 
 class RedisServerError(Exception):
     pass
@@ -84,12 +86,7 @@ class PrivateRedis:
             self.adopted_pid = None
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, 10)
         self.process = None
 
 

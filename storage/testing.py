@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from resilin.children import stop_child
 from resilin.sigv4 import Credentials
 
 
@@ -56,12 +57,7 @@ class StorageProcess:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_child(self.process, 10)
         if self.process is not None and self.process.stdout is not None:
             self.process.stdout.close()
         self.process = None

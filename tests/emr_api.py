@@ -18,6 +18,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from resilin.children import stop_child
 from resilin.jobflows import ids, states
 from resilin.jobflows.store import JobFlowStore
 from resilin.sigv4 import Credentials
@@ -66,12 +67,7 @@ class ApiServer:
         return (self.home / "api.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, 20)
 
 
 def start(home: Path, redis_url: str) -> ApiServer:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from resilin.children import stop_child
 from resilin.provisioners.localcloud.podman import Podman
 from resilin.sigv4 import Credentials
 
@@ -88,12 +89,7 @@ class LocalCloudProcess:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, 15)
         self.process = None
 
 
