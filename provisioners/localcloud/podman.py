@@ -24,6 +24,17 @@ class Container:
     labels: dict[str, str]
     exit_code: int = 0
 
+    @classmethod
+    def from_listing(cls, item: dict) -> Container:
+        """One entry of a container listing (``podman ps --format json``, or the API's)."""
+        return cls(
+            id=item["Id"],
+            name=(item.get("Names") or [""])[0],
+            state=item.get("State", ""),
+            labels=item.get("Labels") or {},
+            exit_code=item.get("ExitCode", 0),
+        )
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -42,6 +53,14 @@ class Limits:
             "cpu": {"period": period, "quota": int(self.cpus * period)},
             "memory": {"limit": self.memory_mib * 1024 * 1024},
         }
+
+
+def initialised_pids(containers: Sequence[str], pids: Mapping[str, int]) -> dict[str, int]:
+    """``pids`` (container → PID after ``podman init``) for ``containers``; an error if one has none."""
+    missing = [c for c in containers if pids.get(c, 0) <= 0]
+    if missing:
+        raise PodmanError(f"podman init left {', '.join(missing)} without a process")
+    return {c: pids[c] for c in containers}
 
 
 class Podman:
@@ -149,10 +168,7 @@ class Podman:
         fmt = "{{.Name}} {{.State.Pid}}"
         out = self._run("inspect", "--type", "container", "--format", fmt, *containers).stdout
         pids = {name: int(pid) for name, pid in (line.split() for line in out.splitlines() if line.strip())}
-        missing = [c for c in containers if pids.get(c, 0) <= 0]
-        if missing:
-            raise PodmanError(f"podman init left {', '.join(missing)} without a process")
-        return pids
+        return initialised_pids(containers, pids)
 
     def status(self, container: str) -> str:
         """created, initialized, running, exited, …"""
@@ -191,18 +207,7 @@ class Podman:
         args = ["ps", "--all", "--no-trunc", "--format", "json"]
         for key, value in labels.items():
             args += ["--filter", f"label={key}={value}"]
-        out = []
-        for item in json.loads(self._run(*args).stdout or "[]"):
-            out.append(
-                Container(
-                    id=item["Id"],
-                    name=(item.get("Names") or [""])[0],
-                    state=item.get("State", ""),
-                    labels=item.get("Labels") or {},
-                    exit_code=item.get("ExitCode", 0),
-                )
-            )
-        return out
+        return [Container.from_listing(item) for item in json.loads(self._run(*args).stdout or "[]")]
 
     def ip_address(self, container: str, network: str) -> str:
         proc = self._run("inspect", "--type", "container", container)

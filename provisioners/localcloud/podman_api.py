@@ -30,7 +30,14 @@ from typing import TypeVar
 import requests
 from podman import PodmanClient
 
-from resilin.provisioners.localcloud.podman import Container, Limits, Podman, PodmanError
+from resilin.children import stop_child
+from resilin.provisioners.localcloud.podman import (
+    Container,
+    Limits,
+    Podman,
+    PodmanError,
+    initialised_pids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +103,7 @@ class PodmanService:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_child(self.process, 10)
             self.process = None
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -201,11 +203,9 @@ class PodmanApi(Podman):
             return int(self._inspect(container)["State"]["Pid"])
 
         def via_api() -> dict[str, int]:
-            pids = dict(zip(containers, self._each(init_one, containers), strict=True))
-            missing = [c for c, pid in pids.items() if pid <= 0]
-            if missing:
-                raise PodmanError(f"podman init left {', '.join(missing)} without a process")
-            return pids
+            return initialised_pids(
+                containers, dict(zip(containers, self._each(init_one, containers), strict=True))
+            )
 
         return self._or_cli(via_api, lambda: Podman.init_all(self, containers))
 
@@ -246,16 +246,7 @@ class PodmanApi(Podman):
 
         def via_api() -> list[Container]:
             items = self._call("get", "/containers/json", params=query) or []
-            return [
-                Container(
-                    id=item["Id"],
-                    name=(item.get("Names") or [""])[0],
-                    state=item.get("State", ""),
-                    labels=item.get("Labels") or {},
-                    exit_code=item.get("ExitCode", 0),
-                )
-                for item in items  # type: ignore[union-attr]
-            ]
+            return [Container.from_listing(item) for item in items]  # type: ignore[union-attr]
 
         return self._or_cli(via_api, lambda: Podman.list(self, labels))
 
