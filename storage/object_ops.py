@@ -85,7 +85,7 @@ async def put_object(call: Call) -> Response:
         try:
             _, meta = await take_body(call, spec, describe, publish=publish)
         finally:
-            publish.end()  # if the thread job never started
+            publish.end()  # back on the reactor thread, whether or not the file was placed
     else:
         # A conditional write checks and renames on the reactor thread, atomically.
         tmp, meta = await take_body(call, spec, describe)

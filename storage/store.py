@@ -151,10 +151,9 @@ class PendingWrite:
     def place(self, tmp: str | os.PathLike[str]) -> None:
         """Rename the finished, fsynced file into place and make the rename durable (worker thread)."""
         store = self.store
+        target = store._object_file(self.bucket, self.key)
+        parent = os.path.dirname(target)
         objects = f"{store._buckets_str}/{self.bucket}/objects"
-        parts = names.key_to_parts(self.key)
-        parent = f"{objects}/{'/'.join(parts[:-1])}" if len(parts) > 1 else objects
-        target = f"{parent}/{parts[-1]}"
         with store.namespace_lock:
             try:
                 os.replace(tmp, target)

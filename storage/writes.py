@@ -50,9 +50,6 @@ async def _work_on_file(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    finally:
-        if publish is not None:
-            publish.end()
 
 
 async def publish_object(
