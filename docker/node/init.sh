@@ -15,9 +15,9 @@ set -u
 log() { echo "resilin-init: $*"; }
 
 STATE=/var/lib/resilin
-mkdir -p "$STATE" /run/sshd /var/run/hadoop /var/log/hadoop
-chmod 0755 /run/sshd
-chown hadoop:hadoop /var/run/hadoop /var/log/hadoop
+# A boot runs on every instance of a launch at once, so it starts few processes: bash builtins
+# do what they can, and each remaining command is run once for every file it applies to.
+mkdir -p "$STATE" /run/sshd /var/run/hadoop /var/log/hadoop /home/hadoop/.ssh
 
 # 1. SSH host keys: Ed25519 and ECDSA only.  An RSA key would cost more CPU at boot than
 #    the rest of it together, and every client Resilin serves speaks these two.
@@ -28,23 +28,29 @@ for t in ed25519 ecdsa; do
     fi
 done
 
-# 2. Authorized key for the hadoop user.
-if [ -n "${RESILIN_SSH_PUBKEY:-}" ]; then
-    install -d -m 0700 -o hadoop -g hadoop /home/hadoop/.ssh
-    keys=/home/hadoop/.ssh/authorized_keys
-    touch "$keys"
-    while IFS= read -r key; do
-        [ -n "$key" ] || continue
-        grep -qxF -- "$key" "$keys" || printf '%s\n' "$key" >>"$keys"
-    done <<<"$RESILIN_SSH_PUBKEY"
-    chown hadoop:hadoop "$keys"
-    chmod 0600 "$keys"
+# 2. Authorized keys for the hadoop user: each line of $RESILIN_SSH_PUBKEY not there yet.
+keys=/home/hadoop/.ssh/authorized_keys
+umask 077
+declare -A have=()
+if [ -f "$keys" ]; then
+    while IFS= read -r key; do have["$key"]=1; done <"$keys"
 fi
+while IFS= read -r key; do
+    [ -n "$key" ] && [ -z "${have["$key"]:-}" ] || continue
+    printf '%s\n' "$key" >>"$keys"
+    have["$key"]=1
+done <<<"${RESILIN_SSH_PUBKEY:-}"
+[ -f "$keys" ] || : >"$keys"
+umask 022
+chmod go-rwx /home/hadoop/.ssh "$keys"
+chown hadoop:hadoop /var/run/hadoop /var/log/hadoop /home/hadoop/.ssh "$keys"
 
 # 3. User data, once per container.
 if [ -n "${RESILIN_USER_DATA_B64:-}" ] && [ ! -e "$STATE/user-data.done" ]; then
     if printf '%s' "$RESILIN_USER_DATA_B64" | base64 -d >"$STATE/user-data" 2>/dev/null; then
-        if [ "$(head -c 2 "$STATE/user-data")" = "#!" ]; then
+        magic=""
+        read -r -n 2 magic <"$STATE/user-data" || true
+        if [ "$magic" = "#!" ]; then
             chmod 0700 "$STATE/user-data"
             log "running user data script"
             "$STATE/user-data" 2>&1 | tee -a /var/log/user-data.log
@@ -57,19 +63,20 @@ if [ -n "${RESILIN_USER_DATA_B64:-}" ] && [ ! -e "$STATE/user-data.done" ]; then
     else
         log "could not base64-decode RESILIN_USER_DATA_B64; ignored"
     fi
-    touch "$STATE/user-data.done"
+    : >"$STATE/user-data.done"
 fi
 
-# 4. Host keys on the console, as cloud-init prints them on EC2.
-pubs=()
+# 4. Host keys on the console, as cloud-init prints them on EC2 (one ssh-keygen for all the
+#    fingerprints: it reads a file of several keys).
+pubs=""
 for t in ecdsa ed25519; do
-    [ -f "/etc/ssh/ssh_host_${t}_key.pub" ] && pubs+=("/etc/ssh/ssh_host_${t}_key.pub")
+    [ -f "/etc/ssh/ssh_host_${t}_key.pub" ] && pubs+="$(<"/etc/ssh/ssh_host_${t}_key.pub")"$'\n'
 done
 echo "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
-for p in "${pubs[@]}"; do ssh-keygen -l -f "$p"; done
+[ -n "$pubs" ] && ssh-keygen -l -f - <<<"${pubs%$'\n'}"
 echo "-----END SSH HOST KEY FINGERPRINTS-----"
 echo "-----BEGIN SSH HOST KEY KEYS-----"
-for p in "${pubs[@]}"; do cat "$p"; done
+printf '%s' "$pubs"
 echo "-----END SSH HOST KEY KEYS-----"
 log "node ready, starting sshd"
 
