@@ -21,6 +21,22 @@ Provisioning is parallel if N instances take little longer than one: the run
 ends with the ratio of the SSH-ready medians for the largest and smallest size
 (target: at most 2).
 
+Parallel launches on a small host are bound by CPU, so the run also prints the
+CPU each instance cost (``CPU s/instance``: all the host's CPU from RunInstances
+to SSH ready, divided by the instances), and what three parts of it cost,
+measured on their own:
+
+- the container engine: podman, runc and conmon creating, initialising and
+  starting a container of the node image on the cloud's network, its boot
+  replaced by an idle command (``--floor-count`` containers at once);
+- the instance's boot: the node's init script and what it runs (host keys, the
+  console), and sshd's start, read from the process accounting of the
+  instance's PID 1;
+- sshd serving one accepted connection (key exchange, public-key authentication).
+
+N instances can be ready within 2x the time of one only if each costs at most
+2 × T(1) × CPUs / N CPU-seconds; the run compares that budget with these parts.
+
 Usage: .venv/bin/python bench/provision_bench.py [--sizes 1 2 4 8] [--repeat 3] [--image IMAGE]
 """
 
@@ -39,11 +55,13 @@ from pathlib import Path
 from resilin.config import CloudConfig, new_credentials
 from resilin.provisioners.ec2client import EC2Client
 from resilin.provisioners.localcloud.podman import Podman, PodmanError
+from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
+from resilin.provisioners.localcloud.server import network_name
 from resilin.redis_server import PrivateRedis
 from resilin.ssh import KeyPair, Node
 
-PHASES = ("RunInstances", "running", "SSH ready", "CPU busy %", "terminated", "gone")
+PHASES = ("RunInstances", "running", "SSH ready", "CPU busy %", "CPU s/instance", "terminated", "gone")
 
 
 def free_subnet() -> str:
@@ -69,6 +87,18 @@ def cpu_jiffies() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def shown(phase: str, value: float) -> str:
+    if phase.endswith("%"):
+        return f"{value:.0f}"
+    return f"{value:.3f}" if phase.startswith("CPU s") else f"{value:.2f}s"
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` and of the children it has reaped, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(
     client: EC2Client, image: str, itype: str, key: KeyPair, count: int, cloud: str
 ) -> dict[str, float]:
@@ -92,6 +122,7 @@ def one_run(
     # How busy the host's CPUs were until SSH ready: near 100 % the launch is bound by CPU, not by
     # waiting, and more instances can only take longer in proportion to the work they need.
     times["CPU busy %"] = 100 * (busy1 - busy0) / max(1, total1 - total0)
+    times["CPU s/instance"] = (busy1 - busy0) / os.sysconf("SC_CLK_TCK") / count
 
     start = time.monotonic()
     client.terminate(ids)
@@ -104,6 +135,78 @@ def one_run(
     return times
 
 
+def engine_floor(image: str, network: str, count: int) -> tuple[float, float]:
+    """CPU seconds per container that podman, runc and conmon spend to create, initialise and
+    start ``count`` containers of ``image`` at once, with an idle command instead of the boot;
+    and how much of it each container's own PID 1 spent (runc setting the container up from
+    inside, before it runs the command)."""
+    service = PodmanService().start()
+    api = PodmanApi(service)
+    names = [f"pbench-floor-{os.getpid()}-{i}" for i in range(count)]
+
+    def create(name: str) -> str:
+        return api.create(
+            name=name, image=image, hostname=name, network=network, labels={}, env={},
+            command=["sleep", "infinity"],
+        )  # fmt: skip
+
+    try:
+        busy0, _ = cpu_jiffies()
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            list(pool.map(create, names))
+        pids = api.init_all(names)
+        api.start_all(names)
+        busy1, _ = cpu_jiffies()
+        inside = statistics.median(process_cpu(pid) for pid in pids.values())
+    finally:
+        api.remove(names, 0)
+        service.stop()
+    return (busy1 - busy0) / os.sysconf("SC_CLK_TCK") / count, inside
+
+
+def settled_cpu(pid: int) -> float:
+    """:func:`process_cpu` once it has stopped moving (the last connection's process reaped)."""
+    last = process_cpu(pid)
+    for _ in range(50):
+        time.sleep(0.1)
+        now = process_cpu(pid)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def instance_costs(
+    client: EC2Client, image: str, itype: str, key: KeyPair, cloud: str, tries: int
+) -> tuple[float, float]:
+    """CPU seconds of one instance's PID 1 until it served its first connection (runc's set-up
+    inside the container, the init script and what it runs: host keys, the console; sshd's
+    start), and of its sshd serving one accepted connection (median of ``tries``)."""
+    [iid] = client.launch(image, itype, 1, "provision-bench", {"bench": "provision-floor"})
+    try:
+        [info] = client.wait_running([iid], timeout=300)
+        host_keys = client.host_keys(iid, timeout=300)
+        node = Node(info.address, host_keys, key)
+        node.wait_reachable(300)
+        node.close()
+        # PID 1 of the instance ran the init script, then became sshd: its own CPU and its reaped
+        # children's (the programs the script ran, the process serving each connection) add up.
+        sshd = Podman().pid(f"resilin-{cloud}-{iid}")
+        boot_and_first = settled_cpu(sshd)
+        costs = []
+        for _ in range(tries):
+            before = settled_cpu(sshd)
+            node = Node(info.address, host_keys, key)
+            node.connect()
+            node.close()
+            costs.append(settled_cpu(sshd) - before)
+        per_connection = statistics.median(costs)
+        return boot_and_first - per_connection, per_connection
+    finally:
+        client.terminate([iid])
+        client.wait_terminated([iid], timeout=300)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -113,6 +216,9 @@ def main() -> int:
     parser.add_argument("--image", default="localhost/resilin-node:latest")
     parser.add_argument("--instance-type", default="t3.micro")
     parser.add_argument("--keep-log", metavar="PATH", help="copy the local cloud's log here")
+    parser.add_argument(
+        "--floor-count", type=int, default=8, help="containers started at once for the engine floor"
+    )
     args = parser.parse_args()
 
     cloud = f"pbench{os.getpid() % 100000}"
@@ -153,11 +259,16 @@ def main() -> int:
                     results.setdefault(count, []).append(run)
                     print(
                         f"  {count} instance(s), run {i + 1}: "
-                        + ", ".join(
-                            f"{k} {v:.0f}" if k.endswith("%") else f"{k} {v:.2f}s" for k, v in run.items()
-                        ),
+                        + ", ".join(f"{k} {shown(k, v)}" for k, v in run.items()),
                         flush=True,
                     )
+            floors = [
+                engine_floor(args.image, network_name(cloud), args.floor_count) for _ in range(args.repeat)
+            ]
+            engine = statistics.median(f[0] for f in floors)
+            pid1, sshd = instance_costs(client, image, args.instance_type, key, cloud, tries=5)
+            # The engine's share already counts runc's work inside the container's PID 1.
+            boot = pid1 - statistics.median(f[1] for f in floors)
         finally:
             proc.stop()
             if args.keep_log:
@@ -170,15 +281,34 @@ def main() -> int:
     print()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"Provisioning on the local cloud, seconds (median of {args.repeat} run(s)); load average {load}")
-    print(f"{'instances':>9} " + " ".join(f"{p:>13}" for p in PHASES))
+    print(f"{'instances':>9} " + " ".join(f"{p:>14}" for p in PHASES))
     medians = {n: {p: statistics.median(r[p] for r in runs) for p in PHASES} for n, runs in results.items()}
     for n, row in medians.items():
-        print(f"{n:>9} " + " ".join(f"{row[p]:13.2f}" for p in PHASES))
+        print(f"{n:>9} " + " ".join(f"{shown(p, row[p]).rstrip('s'):>14}" for p in PHASES))
+    large = max(medians)
+    print(
+        f"\nCPU seconds per instance, {large} at once: {medians[large]['CPU s/instance']:.3f} in all, of which"
+    )
+    print(
+        f"  {engine:.3f}  podman, runc, conmon: create, init, start ({args.floor_count} idle containers at once)"
+    )
+    print(f"  {boot:.3f}  the instance's boot: host keys, console, sshd's start (one instance)")
+    print(f"  {sshd:.3f}  sshd serving one connection: key exchange, public-key authentication")
+    rest = medians[large]["CPU s/instance"] - engine - boot - sshd
+    print(f"  {rest:.3f}  the rest: the EC2 service and its clients, firewalls, polling")
     small, large = min(medians), max(medians)
     if large != small:
         ratio = medians[large]["SSH ready"] / medians[small]["SSH ready"]
         verdict = "parallel (target ≤ 2)" if ratio <= 2 else "NOT parallel enough (target ≤ 2)"
         print(f"\nSSH ready, {large} vs {small} instance(s): {ratio:.2f}× — {verdict}")
+        cpus = os.cpu_count() or 1
+        budget = 2 * medians[small]["SSH ready"] * cpus / large
+        instance = engine + boot + sshd
+        print(
+            f"the target allows each of {large} instances 2 × {medians[small]['SSH ready']:.2f} s × {cpus} CPU(s)"
+            f" / {large} = {budget:.3f} CPU-s; the container, its boot and one SSH connection take {instance:.3f}"
+            + (" — out of reach on this host" if instance > budget else "")
+        )
         gone = medians[large]["gone"] / medians[small]["gone"]
         print(f"gone after TerminateInstances, {large} vs {small} instance(s): {gone:.2f}×")
     return 0

@@ -149,9 +149,11 @@ class Podman:
         env: Mapping[str, str],
         ip: str = "",
         limits: Limits | None = None,
+        command: Sequence[str] = (),
     ) -> str:
         """Create a container (not started); returns its id.
 
+        ``command``, if given, replaces the image's (the node image boots an instance).
         Environment values are handed over through podman's own environment
         (``-e NAME`` without a value) so that user data never shows up in argv.
         """
@@ -165,7 +167,7 @@ class Podman:
             args += ["--env", key]
         if limits is not None:
             args += limits.flags()
-        args.append(image)
+        args += [image, *command]
         return self._run(*args, env=env, timeout=300).stdout.strip()
 
     def init(self, container: str) -> int:

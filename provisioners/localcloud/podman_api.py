@@ -160,6 +160,7 @@ class PodmanApi(Podman):
         env: Mapping[str, str],
         ip: str = "",
         limits: Limits | None = None,
+        command: Sequence[str] = (),
     ) -> str:
         spec: dict[str, object] = {
             "name": name,
@@ -172,6 +173,8 @@ class PodmanApi(Podman):
         }
         if limits is not None:
             spec["resource_limits"] = limits.oci_resources()
+        if command:
+            spec["command"] = list(command)
 
         def via_api() -> str:
             return str(self._call("post", "/containers/create", data=json.dumps(spec))["Id"])  # type: ignore[index]
@@ -179,7 +182,7 @@ class PodmanApi(Podman):
         def via_cli() -> str:
             return Podman.create(
                 self, name=name, image=image, hostname=hostname, network=network,
-                labels=labels, env=env, ip=ip, limits=limits,
+                labels=labels, env=env, ip=ip, limits=limits, command=command,
             )  # fmt: skip
 
         return self._or_cli(via_api, via_cli)
