@@ -28,7 +28,9 @@ measured on their own:
 
 - the container engine: podman, runc and conmon creating, initialising and
   starting a container of the node image on the cloud's network, its boot
-  replaced by an idle command (``--floor-count`` containers at once);
+  replaced by an idle command (``--floor-count`` containers at once); and the
+  same with no network at all, the most that wiring instances to the network by
+  other means than podman's could save;
 - the instance's boot: the node's init script and what it runs (host keys, the
   console), and sshd's start, read from the process accounting of the
   instance's PID 1;
@@ -266,6 +268,9 @@ def main() -> int:
                 engine_floor(args.image, network_name(cloud), args.floor_count) for _ in range(args.repeat)
             ]
             engine = statistics.median(f[0] for f in floors)
+            unnetworked = statistics.median(
+                engine_floor(args.image, "", args.floor_count)[0] for _ in range(args.repeat)
+            )
             pid1, sshd = instance_costs(client, image, args.instance_type, key, cloud, tries=5)
             # The engine's share already counts runc's work inside the container's PID 1.
             boot = pid1 - statistics.median(f[1] for f in floors)
@@ -292,6 +297,7 @@ def main() -> int:
     print(
         f"  {engine:.3f}  podman, runc, conmon: create, init, start ({args.floor_count} idle containers at once)"
     )
+    print(f"         ({unnetworked:.3f} of it for containers with no network at all)")
     print(f"  {boot:.3f}  the instance's boot: host keys, console, sshd's start (one instance)")
     print(f"  {sshd:.3f}  sshd serving one connection: key exchange, public-key authentication")
     rest = medians[large]["CPU s/instance"] - engine - boot - sshd

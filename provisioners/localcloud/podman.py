@@ -153,12 +153,14 @@ class Podman:
     ) -> str:
         """Create a container (not started); returns its id.
 
-        ``command``, if given, replaces the image's (the node image boots an instance).
+        ``network`` "" leaves the container with a loopback interface only.  ``command``,
+        if given, replaces the image's (the node image boots an instance).
         Environment values are handed over through podman's own environment
         (``-e NAME`` without a value) so that user data never shows up in argv.
         """
         # Never pull: node images are built locally, and a typo must fail fast, not hit a registry.
-        args = ["create", "--pull", "never", "--name", name, "--hostname", hostname, "--network", network]
+        args = ["create", "--pull", "never", "--name", name, "--hostname", hostname]
+        args += ["--network", network or "none"]
         if ip:
             args += ["--ip", ip]
         for key, value in labels.items():

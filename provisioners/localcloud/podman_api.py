@@ -168,9 +168,12 @@ class PodmanApi(Podman):
             "hostname": hostname,
             "labels": dict(labels),
             "env": dict(env),
-            "netns": {"nsmode": "bridge"},
-            "Networks": {network: {"static_ips": [ip]} if ip else {}},
         }
+        if network:
+            spec["netns"] = {"nsmode": "bridge"}
+            spec["Networks"] = {network: {"static_ips": [ip]} if ip else {}}
+        else:
+            spec["netns"] = {"nsmode": "none"}
         if limits is not None:
             spec["resource_limits"] = limits.oci_resources()
         if command:
