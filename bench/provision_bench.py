@@ -162,6 +162,7 @@ def engine_floor(image: str, network: str, count: int) -> tuple[float, float]:
         inside = statistics.median(process_cpu(pid) for pid in pids.values())
     finally:
         api.remove(names, 0)
+        api.close()
         service.stop()
     return (busy1 - busy0) / os.sysconf("SC_CLK_TCK") / count, inside
 

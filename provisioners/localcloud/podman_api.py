@@ -16,6 +16,7 @@ import ctypes
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -116,6 +117,13 @@ class PodmanApi(Podman):
         super().__init__(binary)
         self.service = service
         self._local = threading.local()  # one HTTP session per thread: sessions are not thread-safe
+        # Long-lived threads for calls on many containers at once, so that their sessions (and the
+        # connections these keep open) serve every launch rather than being made anew for each.
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="podman-api")
+
+    def close(self) -> None:
+        """Let the threads go (the service itself is its owner's to stop)."""
+        self._pool.shutdown(wait=False)
 
     # Transport ----------------------------------------------------------------
 
@@ -197,21 +205,23 @@ class PodmanApi(Podman):
         """``action`` for every container at once: the service works on them side by side."""
         if len(containers) <= 1:
             return [action(c) for c in containers]
-        with ThreadPoolExecutor(max_workers=min(len(containers), 16)) as pool:
-            return list(pool.map(action, containers))
+        return list(self._pool.map(action, containers))
 
     def init(self, container: str) -> int:
         return self.init_all([container])[container]
 
     def init_all(self, containers: Sequence[str]) -> dict[str, int]:
-        def init_one(container: str) -> int:
+        def init_one(container: str) -> None:
             self._call("post", f"/containers/{container}/init")
-            return int(self._inspect(container)["State"]["Pid"])
 
         def via_api() -> dict[str, int]:
-            return initialised_pids(
-                containers, dict(zip(containers, self._each(init_one, containers), strict=True))
-            )
+            self._each(init_one, containers)
+            # One listing for every PID: a container's full inspection is many times its size.
+            names = [f"^{re.escape(c)}$" for c in containers]
+            query = {"all": "true", "filters": json.dumps({"name": names})}
+            items = self._call("get", "/containers/json", params=query) or []
+            pids = {(item.get("Names") or [""])[0]: int(item.get("Pid") or 0) for item in items}  # type: ignore[union-attr]
+            return initialised_pids(containers, pids)
 
         return self._or_cli(via_api, lambda: Podman.init_all(self, containers))
 
