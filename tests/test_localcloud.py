@@ -31,7 +31,7 @@ from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cl
 from resilin.provisioners.localcloud.server import gateway_ip
 from resilin.provisioners.localcloud.store import InstanceRecord, Store
 from resilin.sigv4 import Credentials
-from tests.localcloud_helpers import ALICE, BOB
+from tests.localcloud_helpers import ALICE, BOB, cloud_process, discard_cloud
 from tests.localcloud_helpers import console_host_keys as _host_keys
 from tests.localcloud_helpers import ec2_client as _ec2
 from tests.localcloud_helpers import error_code as _code
@@ -422,3 +422,67 @@ def test_service_refuses_to_start_on_a_conflicting_network(cloud, node_image, re
     with pytest.raises(RuntimeError, match="exited with 1"):
         clash.start(timeout=180)  # generous: podman is slow on a busy machine
     assert "exists with subnet" in (tmp_path / "clash.log").read_text()
+
+
+def test_instances_reach_their_network_and_the_host_but_not_another_clouds(
+    ec2, cloud, node_image, ssh_key, launched, redis_server, tmp_path
+):
+    """A cloud's network is its own: its instances reach each other and the host's address on it
+    (where Resilin's services listen), and have no route to another local cloud's instances."""
+    other = cloud_process(redis_server, [node_image], tmp_path)
+    try:
+        other.start()
+        other_ec2 = _ec2(other)
+        public = f"ssh-rsa {ssh_key.get_base64()} test"
+        for client in (ec2, other_ec2):
+            client.import_key_pair(KeyName="net", PublicKeyMaterial=public.encode())
+        ids = [
+            i["InstanceId"]
+            for i in ec2.run_instances(
+                ImageId=_image(ec2, node_image),
+                InstanceType="t3.micro",
+                MinCount=2,
+                MaxCount=2,
+                KeyName="net",
+            )["Instances"]
+        ]
+        launched.extend(ids)
+        [far_id] = [
+            i["InstanceId"]
+            for i in other_ec2.run_instances(
+                ImageId=_image(other_ec2, node_image),
+                InstanceType="t3.micro",
+                MinCount=1,
+                MaxCount=1,
+                KeyName="net",
+            )["Instances"]
+        ]
+        near, neighbour = _wait(ec2, ids, "running")
+        [far] = _wait(other_ec2, [far_id], "running")
+
+        # Something of the host's listening on the cloud's gateway, as the storage service does.
+        gateway = gateway_ip(cloud.cloud)
+        listener = socket.create_server((gateway, 0))
+        port = listener.getsockname()[1]
+        try:
+
+            def reaches(address: str, port: int) -> str:
+                probe = (
+                    f"timeout 5 bash -c 'echo > /dev/tcp/{address}/{port}' 2>/dev/null && echo yes || echo no"
+                )
+                return _ssh(near["PrivateIpAddress"], _host_keys(ec2, near["InstanceId"]), ssh_key, probe)
+
+            assert reaches(gateway, port) == "yes"
+            _host_keys(ec2, neighbour["InstanceId"])  # its sshd is up
+            assert reaches(neighbour["PrivateIpAddress"], 22) == "yes"
+            _host_keys(other_ec2, far_id)
+            assert reaches(far["PrivateIpAddress"], 22) == "no"
+        finally:
+            listener.close()
+        # The host reaches the other cloud's instance all the same.
+        with socket.create_connection((far["PrivateIpAddress"], 22), timeout=30):
+            pass
+        other_ec2.terminate_instances(InstanceIds=[far_id])
+        _wait(other_ec2, [far_id], "terminated")
+    finally:
+        assert discard_cloud(other, redis_server) == []
