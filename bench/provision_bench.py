@@ -298,7 +298,7 @@ def main() -> int:
     print(
         f"  {engine:.3f}  podman, runc, conmon: create, init, start ({args.floor_count} idle containers at once)"
     )
-    print(f"         ({unnetworked:.3f} of it for containers with no network at all)")
+    print(f"         ({unnetworked:.3f} for the same containers with no network at all)")
     print(f"  {boot:.3f}  the instance's boot: host keys, console, sshd's start (one instance)")
     print(f"  {sshd:.3f}  sshd serving one connection: key exchange, public-key authentication")
     rest = medians[large]["CPU s/instance"] - engine - boot - sshd
