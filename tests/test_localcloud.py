@@ -436,27 +436,20 @@ def test_instances_reach_their_network_and_the_host_but_not_another_clouds(
         public = f"ssh-rsa {ssh_key.get_base64()} test"
         for client in (ec2, other_ec2):
             client.import_key_pair(KeyName="net", PublicKeyMaterial=public.encode())
-        ids = [
-            i["InstanceId"]
-            for i in ec2.run_instances(
-                ImageId=_image(ec2, node_image),
+
+        def launch(client, count: int) -> list[str]:
+            reservation = client.run_instances(
+                ImageId=_image(client, node_image),
                 InstanceType="t3.micro",
-                MinCount=2,
-                MaxCount=2,
+                MinCount=count,
+                MaxCount=count,
                 KeyName="net",
-            )["Instances"]
-        ]
+            )
+            return [i["InstanceId"] for i in reservation["Instances"]]
+
+        ids = launch(ec2, 2)
         launched.extend(ids)
-        [far_id] = [
-            i["InstanceId"]
-            for i in other_ec2.run_instances(
-                ImageId=_image(other_ec2, node_image),
-                InstanceType="t3.micro",
-                MinCount=1,
-                MaxCount=1,
-                KeyName="net",
-            )["Instances"]
-        ]
+        [far_id] = launch(other_ec2, 1)
         near, neighbour = _wait(ec2, ids, "running")
         [far] = _wait(other_ec2, [far_id], "running")
 
