@@ -24,6 +24,7 @@ class Container:
     state: str  # created, running, exited, stopping, removing, ...
     labels: dict[str, str]
     exit_code: int = 0
+    pid: int = 0  # of the process holding its namespaces; 0 before init and after it ends
 
     @classmethod
     def from_listing(cls, item: dict) -> Container:
@@ -34,6 +35,7 @@ class Container:
             state=item.get("State", ""),
             labels=item.get("Labels") or {},
             exit_code=item.get("ExitCode", 0),
+            pid=int(item.get("Pid") or 0),
         )
 
 

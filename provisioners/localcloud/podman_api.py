@@ -220,8 +220,8 @@ class PodmanApi(Podman):
             names = [f"^{re.escape(c)}$" for c in containers]
             query = {"all": "true", "filters": json.dumps({"name": names})}
             items = self._call("get", "/containers/json", params=query) or []
-            pids = {(item.get("Names") or [""])[0]: int(item.get("Pid") or 0) for item in items}  # type: ignore[union-attr]
-            return initialised_pids(containers, pids)
+            listed = [Container.from_listing(item) for item in items]  # type: ignore[union-attr]
+            return initialised_pids(containers, {c.name: c.pid for c in listed})
 
         return self._or_cli(via_api, lambda: Podman.init_all(self, containers))
 
