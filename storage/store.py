@@ -153,12 +153,11 @@ class PendingWrite:
         store = self.store
         target = store._object_file(self.bucket, self.key)
         parent = os.path.dirname(target)
-        objects = f"{store._buckets_str}/{self.bucket}/objects"
         with store.namespace_lock:
             try:
                 os.replace(tmp, target)
             except FileNotFoundError:
-                if not os.path.isdir(objects):
+                if not os.path.isdir(f"{store._buckets_str}/{self.bucket}/objects"):
                     raise no_such_bucket(self.bucket) from None
                 os.makedirs(parent, exist_ok=True)
                 os.replace(tmp, target)
