@@ -56,6 +56,7 @@ from pathlib import Path
 
 from resilin.config import CloudConfig, new_credentials
 from resilin.provisioners.ec2client import EC2Client
+from resilin.provisioners.localcloud.machines import container_name
 from resilin.provisioners.localcloud.podman import Podman, PodmanError
 from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
@@ -194,7 +195,7 @@ def instance_costs(
         node.close()
         # PID 1 of the instance ran the init script, then became sshd: its own CPU and its reaped
         # children's (the programs the script ran, the process serving each connection) add up.
-        sshd = Podman().pid(f"resilin-{cloud}-{iid}")
+        sshd = Podman().pid(container_name(cloud, iid))
         boot_and_first = settled_cpu(sshd)
         costs = []
         for _ in range(tries):

@@ -45,6 +45,11 @@ LABEL = "resilin"  # prefix of every label the local cloud puts on a container
 TERMINATE_GRACE = 1
 
 
+def container_name(cloud_name: str, instance_id: str) -> str:
+    """The podman container that is instance ``instance_id`` of cloud ``cloud_name``."""
+    return f"resilin-{cloud_name}-{instance_id}"
+
+
 class LaunchFault(Exception):
     """The instance was told (through the admin API) to die while starting."""
 
@@ -70,7 +75,7 @@ class Machines:
         self._version = 0  # bumped at every change of rules or members
 
     def container_name(self, instance_id: str) -> str:
-        return f"resilin-{self.cloud_name}-{instance_id}"
+        return container_name(self.cloud_name, instance_id)
 
     async def containers(self) -> list[Container]:
         return await deferToThread(self.podman.list, {f"{LABEL}.cloud": self.cloud_name})
