@@ -28,8 +28,38 @@ def cmd_server(args: argparse.Namespace) -> int:
     from resilin import server
 
     _configure_logging(args.verbose)
-    server.serve(args.home)
+    try:
+        server.serve(args.home)
+    except config_module.ConfigError as exc:
+        print(f"resilin: {exc}", file=sys.stderr)
+        return 2
+    except server.HostNotReady as exc:
+        print(
+            "resilin: this host is not ready to run Resilin (`resilin doctor` checks it again):",
+            file=sys.stderr,
+        )
+        for line in exc.lines:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from resilin import preflight
+
+    try:
+        settings = config_module.load(args.home)
+    except config_module.ConfigError as exc:
+        print(f"resilin: {exc}", file=sys.stderr)
+        return 2
+    findings = preflight.check(settings, ports=args.ports)
+    ready = preflight.report(findings, print)
+    print("this host is ready to run Resilin" if ready else "this host is NOT ready to run Resilin")
+    return 0 if ready else 1
+
+
+class DemoFailed(Exception):
+    """The demo could not go on; the message says why, for the user."""
 
 
 class RunningServer:
@@ -63,7 +93,11 @@ class RunningServer:
         deadline = time.monotonic() + 120
         while not self.api_answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"Resilin did not start; see {log_path}")
+                stop_child(self.process, 10)
+                tail = log_path.read_text(errors="replace").splitlines()[-15:]
+                raise DemoFailed(
+                    "Resilin did not start; the end of " + str(log_path) + ":\n" + "\n".join(tail)
+                )
             time.sleep(0.2)
         return self
 
@@ -73,10 +107,16 @@ class RunningServer:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from resilin import demo
 
     home = Path(args.home or config_module.DEFAULT_HOME)
-    settings = config_module.load(home)
+    try:
+        settings = config_module.load(home)
+    except config_module.ConfigError as exc:
+        print(f"resilin: {exc}", file=sys.stderr)
+        return 2
     creds = settings.accounts[0]
     endpoints = demo.Endpoints(
         api=f"http://{settings.bind_host}:{settings.api_port}",
@@ -86,16 +126,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         region=settings.region,
     )
     ok = True
-    with RunningServer(home, settings):
-        print("== word count through boto3")
-        result = demo.wordcount(endpoints, bucket=args.bucket, core=args.core_instances)
-        ok &= _report(result, demo)
-        if args.with_cli:
-            print("== the same through the AWS CLI")
-            result = demo.wordcount_with_cli(
-                endpoints, settings.home, bucket=args.bucket + "-cli", core=args.core_instances
+    try:
+        with RunningServer(home, settings):
+            print("== word count through boto3")
+            result = demo.wordcount(
+                endpoints, bucket=args.bucket, core=args.core_instances, instance_type=args.instance_type
             )
-            ok &= _report(result, demo)
+            ok &= demo.report(result)
+            if args.with_cli:
+                print("== the same through the AWS CLI")
+                result = demo.wordcount_with_cli(
+                    endpoints,
+                    settings.home,
+                    bucket=args.bucket + "-cli",
+                    core=args.core_instances,
+                    instance_type=args.instance_type,
+                )
+                ok &= demo.report(result)
+    except (DemoFailed, BotoCoreError, ClientError, RuntimeError, TimeoutError) as exc:
+        print(f"FAILED: {exc}")
+        ok = False
     leftovers = demo.leftover_instances([c.name for c in settings.clouds if c.kind == "local"])
     if leftovers:
         print(f"FAILED: containers of clusters still exist: {', '.join(leftovers)}")
@@ -118,29 +168,6 @@ def cmd_clouds(args: argparse.Namespace) -> int:
     return clouds_cli.check_clouds(settings, args.names)
 
 
-def _report(result: dict, demo) -> bool:
-    cluster, step = result["cluster"], result["step"]
-    print("time spent:")
-    for line in demo.summary(cluster, step, result["timeline"]):
-        print(line)
-    reason = cluster["Status"].get("StateChangeReason", {})
-    print(f"cluster ended {cluster['Status']['State']} ({reason.get('Code')}: {reason.get('Message')})")
-    counts = result.get("counts")
-    if counts is None:
-        print(f"FAILED: step ended {step['Status']['State']}: {step['Status'].get('FailureDetails')}")
-        return False
-    expected = result["expected"]
-    if counts != expected:
-        wrong = sorted(set(counts.items()) ^ set(expected.items()))[:10]
-        print(f"FAILED: the output differs from Python's count, e.g. {wrong}")
-        return False
-    top = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
-    print(
-        f"output matches Python's count: {len(counts)} distinct words, {sum(counts.values())} in all; top {top}"
-    )
-    return True
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="resilin", description=__doc__)
     parser.add_argument("--home", type=Path, default=os.environ.get("RESILIN_HOME"),
@@ -150,9 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("server", help="run the EMR API, storage, local clouds and orchestrator").set_defaults(
         func=cmd_server
     )
+    doctor = sub.add_parser("doctor", help="check that this host has what Resilin and its local clouds need")
+    doctor.add_argument("--no-ports", dest="ports", action="store_false",
+                        help="leave out the free-port checks (while Resilin itself is running)")  # fmt: skip
+    doctor.set_defaults(func=cmd_doctor)
     demo_parser = sub.add_parser("demo", help="run a word count end to end through the EMR API")
     demo_parser.add_argument("--bucket", default="demo")
     demo_parser.add_argument("--core-instances", type=int, default=2)
+    demo_parser.add_argument("--instance-type", default="m5.xlarge", help="every node's instance type")
     demo_parser.add_argument("--no-cli", dest="with_cli", action="store_false",
                              help="skip the second run through the AWS CLI")  # fmt: skip
     demo_parser.set_defaults(func=cmd_demo)

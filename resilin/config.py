@@ -208,3 +208,26 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
         reconcile_interval=_seconds(raw, "reconcile_interval", 300.0, path),
         extra={k: v for k, v in raw.items() if k not in known},
     )
+
+
+def local_cloud_ports(settings: Settings) -> dict[str, int]:
+    """The port of each local cloud's EC2 endpoint: its own, or the next free one from localcloud_port."""
+    ports: dict[str, int] = {}
+    taken = {c.port for c in settings.clouds if c.kind == "local" and c.port}
+    next_port = settings.localcloud_port
+    for cloud in settings.clouds:
+        if cloud.kind != "local":
+            continue
+        port = cloud.port
+        if not port:  # the next port from localcloud_port that no cloud asked for by name
+            while next_port in taken:
+                next_port += 1
+            port, next_port = next_port, next_port + 1
+        ports[cloud.name] = port
+    return ports
+
+
+def local_images(settings: Settings, cloud: CloudConfig) -> list[str]:
+    """Container images a local cloud offers: the node image and any its settings name."""
+    named = [settings.node_image, cloud.image_id, *cloud.images.values()]
+    return list(dict.fromkeys(ref for ref in named if ref and not ref.startswith("ami-")))

@@ -128,14 +128,16 @@ def streaming_step(bucket: str, name: str = "word count") -> dict:
     }  # fmt: skip
 
 
-def run_job_flow(emr, bucket: str, core: int = 2, name: str = "resilin word count") -> str:
+def run_job_flow(
+    emr, bucket: str, core: int = 2, name: str = "resilin word count", instance_type: str = "m5.xlarge"
+) -> str:
     return emr.run_job_flow(
         Name=name,
         ReleaseLabel="emr-7.5.0",
         LogUri=f"s3://{bucket}/logs/",
         Instances={
-            "MasterInstanceType": "m5.xlarge",
-            "SlaveInstanceType": "m5.xlarge",
+            "MasterInstanceType": instance_type,
+            "SlaveInstanceType": instance_type,
             "InstanceCount": 1 + core,
             "KeepJobFlowAliveWhenNoSteps": False,
         },
@@ -190,24 +192,77 @@ def read_output(s3, bucket: str, prefix: str = "output/") -> dict[str, int]:
     return counts
 
 
+CLUSTER_PHASES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING")
+ENDED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
+
+
+def phases_reached(timeline: Timeline) -> list[str]:
+    """The cluster states seen, in the order they were first seen."""
+    return [state for state in timeline.seen if not state.startswith("step ")]
+
+
 def summary(cluster: dict, step: dict, timeline: Timeline) -> list[str]:
+    """Where the time went, one line per phase the cluster reached."""
     t = timeline.seen
-    status = step["Status"]["Timeline"]
-    step_secs = (
-        (status["EndDateTime"] - status["StartDateTime"]).total_seconds() if "EndDateTime" in status else 0
-    )
-    rows = [
-        ("instances launched and reachable (STARTING)", t.get("BOOTSTRAPPING", 0)),
-        ("Hadoop configured and started (BOOTSTRAPPING)", t.get("RUNNING", 0) - t.get("BOOTSTRAPPING", 0)),
-        ("word-count step", step_secs),
-        ("teardown (TERMINATING)", t.get(cluster["Status"]["State"], 0) - t.get("TERMINATING", 0)),
-        ("total", t.get(cluster["Status"]["State"], 0)),
+    ended = cluster["Status"]["State"]
+    step_times = step["Status"].get("Timeline", {})
+    rows: list[tuple[str, float | None]] = [
+        ("instances launched and reachable (STARTING)", t.get("BOOTSTRAPPING")),
+        (
+            "Hadoop configured and started (BOOTSTRAPPING)",
+            t["RUNNING"] - t["BOOTSTRAPPING"] if "RUNNING" in t and "BOOTSTRAPPING" in t else None,
+        ),
+        (
+            "word-count step",
+            (step_times["EndDateTime"] - step_times["StartDateTime"]).total_seconds()
+            if "StartDateTime" in step_times and "EndDateTime" in step_times
+            else None,
+        ),
+        (
+            "teardown (TERMINATING)",
+            t[ended] - t["TERMINATING"] if ended in t and "TERMINATING" in t else None,
+        ),
+        ("total", t.get(ended)),
     ]
-    return [f"  {name:<48} {secs:7.1f} s" for name, secs in rows]
+    return [
+        f"  {name:<48} {secs:7.1f} s" if secs is not None else f"  {name:<48} {'not reached':>9}"
+        for name, secs in rows
+    ]
+
+
+def report(result: dict, say: Callable[[str], None] = print) -> bool:
+    """Say how a word count went; True when its output matched Python's own count."""
+    cluster, step = result["cluster"], result["step"]
+    status = cluster["Status"]
+    reason = status.get("StateChangeReason", {})
+    say("time spent:")
+    for line in summary(cluster, step, result["timeline"]):
+        say(line)
+    say(f"cluster ended {status['State']} ({reason.get('Code', '-')}: {reason.get('Message', '-')})")
+    counts = result.get("counts")
+    if counts is None:
+        failure = step["Status"].get("FailureDetails", {}).get("Message") or "no failure details"
+        say(f"phases the cluster reached: {' -> '.join(phases_reached(result['timeline'])) or 'none'}")
+        say(f"FAILED: the step ended {step['Status']['State']} ({failure})")
+        return False
+    expected = result["expected"]
+    if counts != expected:
+        wrong = sorted(set(counts.items()) ^ set(expected.items()))[:10]
+        say(f"FAILED: the output differs from Python's count, e.g. {wrong}")
+        return False
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
+    say(
+        f"output matches Python's count: {len(counts)} distinct words, {sum(counts.values())} in all; top {top}"
+    )
+    return True
 
 
 def wordcount(
-    endpoints: Endpoints, bucket: str = "demo", core: int = 2, say: Callable[[str], None] = print
+    endpoints: Endpoints,
+    bucket: str = "demo",
+    core: int = 2,
+    say: Callable[[str], None] = print,
+    instance_type: str = "m5.xlarge",
 ) -> dict:
     s3, emr = endpoints.client("s3"), endpoints.client("emr")
     texts = corpus()
@@ -215,8 +270,8 @@ def wordcount(
         f"uploading {sum(len(t) for t in texts.values())} bytes of text and the streaming scripts to s3://{bucket}/"
     )
     upload_inputs(s3, bucket, texts)
-    cluster_id = run_job_flow(emr, bucket, core=core)
-    say(f"RunJobFlow -> {cluster_id} (1 master + {core} core instances)")
+    cluster_id = run_job_flow(emr, bucket, core=core, instance_type=instance_type)
+    say(f"RunJobFlow -> {cluster_id} (1 master + {core} core instances, {instance_type})")
     cluster, step, timeline = watch(emr, cluster_id, say)
     result = {"cluster": cluster, "step": step, "timeline": timeline, "expected": python_count(texts)}
     if step["Status"]["State"] == "COMPLETED":
@@ -251,7 +306,12 @@ def _aws(endpoints: Endpoints, *args: str) -> str:
 
 
 def wordcount_with_cli(
-    endpoints: Endpoints, home, bucket: str = "demo-cli", core: int = 2, say: Callable[[str], None] = print
+    endpoints: Endpoints,
+    home,
+    bucket: str = "demo-cli",
+    core: int = 2,
+    say: Callable[[str], None] = print,
+    instance_type: str = "m5.xlarge",
 ) -> dict:
     """The same word count, with the cluster created and inspected through the AWS CLI."""
     import json
@@ -270,7 +330,7 @@ def wordcount_with_cli(
         endpoints,
         "emr", "create-cluster", "--endpoint-url", endpoints.api,
         "--name", "resilin word count (AWS CLI)", "--release-label", "emr-7.5.0",
-        "--applications", "Name=Hadoop", "--instance-type", "m5.xlarge", "--instance-count", str(1 + core),
+        "--applications", "Name=Hadoop", "--instance-type", instance_type, "--instance-count", str(1 + core),
         "--log-uri", f"s3://{bucket}/logs/", "--auto-terminate", "--steps", step,
     )  # fmt: skip
     cluster_id = json.loads(out)["ClusterId"]

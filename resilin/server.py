@@ -103,16 +103,11 @@ def start(settings: Settings) -> Runtime:
     ports = []
 
     local: dict[str, LocalCloudRuntime] = {}
-    taken = {c.port for c in settings.clouds if c.kind == "local" and c.port}
-    next_port = settings.localcloud_port
+    ports_of_clouds = config_module.local_cloud_ports(settings)
     for cloud in settings.clouds:
         if cloud.kind != "local":
             continue
-        port = cloud.port
-        if not port:  # the next port from localcloud_port that no cloud asked for by name
-            while next_port in taken:
-                next_port += 1
-            port, next_port = next_port, next_port + 1
+        port = ports_of_clouds[cloud.name]
         cloud_creds = Credentials(
             "AKIALOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30), LOCAL_CLOUD_ACCOUNT
         )
@@ -122,7 +117,7 @@ def start(settings: Settings) -> Runtime:
             cloud,
             redis_client,
             lambda k, c=cloud_creds: c if k == c.access_key else settings.credentials(k),
-            _local_images(settings, cloud),
+            config_module.local_images(settings, cloud),
             operators=[LOCAL_CLOUD_ACCOUNT],  # Resilin operates its local clouds (faults through /admin/)
         )
         # The network must exist now: the storage service listens on its gateway address.
@@ -222,14 +217,21 @@ def start(settings: Settings) -> Runtime:
     return runtime
 
 
-def _local_images(settings: Settings, cloud: CloudConfig) -> list[str]:
-    """Container images a local cloud offers: the node image and any its settings name."""
-    named = [settings.node_image, cloud.image_id, *cloud.images.values()]
-    return list(dict.fromkeys(ref for ref in named if ref and not ref.startswith("ami-")))
+class HostNotReady(Exception):
+    """The preflight found problems; each of ``lines`` names one and its fix."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
 
 
 def serve(home: Path | None = None) -> None:
+    from resilin import preflight
+
     settings = config_module.load(home)
+    found = preflight.problems(preflight.check(settings))
+    if found:
+        raise HostNotReady([f.line() for f in found])
     config_module.write_aws_credentials(settings)
     start(settings)
     log.info("EMR API on http://%s:%d, storage on http://%s:%d",

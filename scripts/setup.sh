@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Installs everything Resilin needs on a Debian 12 machine: Debian packages, the
-# Python virtualenv, the container engine's settings and the node image (with
-# Hadoop).  Idempotent; on a machine where all is in place it returns in seconds.
+# Installs everything Resilin needs on a Debian 12 machine: the Debian packages of
+# scripts/debian-packages.txt, the container engine's settings (scripts/setup-podman.sh),
+# the Python virtualenv and the node image (with Hadoop).  Idempotent; on a machine where
+# all is in place it returns in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 
-DEB_PACKAGES=(redis-server podman runc slirp4netns uidmap fuse-overlayfs debootstrap openssh-client
-              wireguard-tools wireguard-go python3-venv maven openjdk-17-jdk-headless curl ca-certificates make)
+mapfile -t DEB_PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' scripts/debian-packages.txt | grep -v '^$')
+# A package counts as present when it is installed or provided by one that is (a nodejs that
+# bundles npm provides npm; installing Debian's npm over it would clash).
+present=" $(dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Provides}\n' 2>/dev/null |
+  awk '$1 == "ii" { $1 = ""; print }' | sed -e 's/([^)]*)//g' -e 's/,/ /g' | tr -s ' \n' ' ') "
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  [[ "$present" == *" $pkg "* ]] || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
