@@ -30,11 +30,17 @@ if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$(printf '%s' "$WANT")" ]; then
         if [ -n "$leftovers" ]; then
             echo "setup-podman: removing Resilin's local-cloud containers made under $backend"
             # shellcheck disable=SC2086
-            $SUDO podman rm -f $leftovers >/dev/null
+            $SUDO podman rm -f $leftovers >/dev/null 2>&1 || true
         fi
         for net in $(podman network ls --format '{{.Name}}' 2>/dev/null | grep '^resilin-' || true); do
             echo "setup-podman: removing Resilin's network $net (recreated under netavark on next use)"
-            $SUDO podman network rm -f "$net" >/dev/null
+            $SUDO podman network rm -f "$net" >/dev/null 2>&1 || true
+        done
+        # CNI lists no network whose plugins are missing; its files go all the same.
+        for conf in /etc/cni/net.d/resilin-*.conflist; do
+            [ -e "$conf" ] || continue
+            echo "setup-podman: removing Resilin's CNI network file $conf"
+            $SUDO rm -f "$conf"
         done
     fi
     echo "setup-podman: writing $CONF"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -99,3 +101,22 @@ def test_instances_that_cannot_launch_end_the_cluster_cleanly(resilin):
     assert reason["Code"] in ("INSTANCE_FAILURE", "VALIDATION_ERROR")
     assert "x9.nonexistent" in reason["Message"]
     assert cloud_containers(CLOUD) == []
+
+
+def test_demo_reports_a_cluster_that_fails_before_its_step_starts(resilin):
+    # The real `resilin demo` against this running Resilin, with an instance type no cloud offers.
+    done = subprocess.run(
+        [sys.executable, "-m", "resilin", "--home", str(resilin.home), "demo",
+         "--instance-type", "x9.nonexistent", "--core-instances", "0", "--no-cli", "--bucket", "demofail"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert "Traceback" not in out + done.stderr
+    assert re.search(
+        r"cluster ended TERMINATED_WITH_ERRORS \((INSTANCE_FAILURE|VALIDATION_ERROR): .*x9\.nonexistent", out
+    )
+    assert "phases the cluster reached: STARTING -> TERMINATED_WITH_ERRORS\n" in out
+    assert re.search(r"  word-count step +not reached", out)
+    assert re.search(r"FAILED: the step ended (CANCELLED|FAILED|PENDING)", out)
+    assert "no cluster container is left" in out
