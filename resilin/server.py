@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -236,6 +237,23 @@ def serve(home: Path | None = None) -> None:
     start(settings)
     log.info("EMR API on http://%s:%d, storage on http://%s:%d",
              settings.bind_host, settings.api_port, settings.bind_host, settings.storage_port)  # fmt: skip
-    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     reactor.suggestThreadPoolSize(32)
+    # Installed once running: Twisted's own SIGTERM handler, set up by run(), would replace it.
+    reactor.callWhenRunning(signal.signal, signal.SIGTERM, _stop_promptly)
     reactor.run(installSignalHandlers=True)
+    # Clusters' threads may be waiting on SSH, or on a cloud that this reactor no longer serves;
+    # none is waited for.  What they had in flight is recovered at the next start, as after a kill -9.
+    logging.shutdown()
+    os._exit(0)
+
+
+STOP_GRACE = 10.0  # seconds for the services to close before the process exits regardless
+
+
+def _stop_promptly(signum: int, frame: object) -> None:
+    """SIGTERM: stop the services, and exit within STOP_GRACE seconds whatever still runs."""
+    log.info("SIGTERM: stopping; clusters in flight are recovered at the next start")
+    watchdog = threading.Timer(STOP_GRACE, os._exit, args=(1,))
+    watchdog.daemon = True
+    watchdog.start()
+    reactor.callFromThread(reactor.stop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 
 import pytest
@@ -97,3 +98,64 @@ def test_cluster_still_starting_at_a_restart_is_provisioned_afresh(resilin):
     assert cluster["Status"]["StateChangeReason"]["Code"] == "ALL_STEPS_COMPLETED"
     assert "ReadyDateTime" in cluster["Status"]["Timeline"]
     assert cloud_containers(CLOUD) == []
+
+
+NO_SSHD_IMAGE = "localhost/resilin-node:no-sshd"
+
+
+def _image_whose_sshd_never_starts(base: str) -> str:
+    """The real node image with its init replaced by a sleep: its instances run but never answer SSH."""
+    subprocess.run(["podman", "rm", "-f", "resilin-no-sshd-base"], capture_output=True)
+    subprocess.run(
+        ["podman", "create", "--name", "resilin-no-sshd-base", base], check=True, capture_output=True
+    )
+    try:
+        subprocess.run(
+            ["podman", "commit", "-q", "--change", 'CMD ["/bin/sleep", "infinity"]', "resilin-no-sshd-base",
+             NO_SSHD_IMAGE],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["podman", "rm", "-f", "resilin-no-sshd-base"], capture_output=True)
+    return NO_SSHD_IMAGE
+
+
+def test_sigterm_while_a_cluster_waits_for_ssh_stops_at_once_and_the_cluster_is_recovered(resilin):
+    real_image = resilin.node_image
+    resilin.stop()
+    resilin.node_image = _image_whose_sshd_never_starts(real_image)
+    resilin.write_config(SUBNET)
+    resilin.start()
+    emr = resilin.endpoints().client("emr")
+    cid = emr.run_job_flow(
+        Name="waits for ssh",
+        ReleaseLabel="emr-7.5.0",
+        Instances={
+            "MasterInstanceType": "m5.xlarge",
+            "InstanceCount": 1,
+            "KeepJobFlowAliveWhenNoSteps": False,
+        },
+    )["JobFlowId"]
+    deadline = time.monotonic() + 120
+    while "Waiting for SSH" not in emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"].get(
+        "StateChangeReason", {}
+    ).get("Message", ""):
+        assert time.monotonic() < deadline, "the cluster never started waiting for SSH"
+        time.sleep(0.5)
+
+    began = time.monotonic()
+    resilin.process.send_signal(signal.SIGTERM)
+    resilin.process.wait(60)
+    stopped_in = time.monotonic() - began
+    resilin.process = None
+    assert stopped_in < 10, f"resilin server took {stopped_in:.1f}s to stop"
+    assert len(cloud_containers(CLOUD)) == 1  # left as a kill -9 leaves it, for the recovery
+
+    resilin.node_image = real_image
+    resilin.write_config(SUBNET)
+    resilin.start()
+    cluster = _wait_state(emr, cid, {"TERMINATED", "TERMINATED_WITH_ERRORS"}, timeout=600)
+    assert cluster["Status"]["State"] == "TERMINATED", cluster["Status"]
+    assert "ReadyDateTime" in cluster["Status"]["Timeline"]  # provisioned afresh, with sshd this time
+    assert cloud_containers(CLOUD) == []
+    subprocess.run(["podman", "rmi", NO_SSHD_IMAGE], capture_output=True)
