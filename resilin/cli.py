@@ -28,7 +28,11 @@ def cmd_server(args: argparse.Namespace) -> int:
     from resilin import server
 
     _configure_logging(args.verbose)
-    server.serve(args.home)
+    try:
+        server.serve(args.home)
+    except config_module.ConfigError as exc:  # a message naming the setting, not a traceback
+        print(f"resilin: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
