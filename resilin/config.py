@@ -111,7 +111,10 @@ subnet = "10.77.1.0/24"
 def write_default_config(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     path = home / "resilin.toml"
-    creds = new_credentials(account_id="".join(secrets.choice(string.digits) for _ in range(12)))
+    account_id = LOCAL_CLOUD_ACCOUNT
+    while account_id == LOCAL_CLOUD_ACCOUNT:  # a one-in-10^12 draw, but never the reserved id
+        account_id = "".join(secrets.choice(string.digits) for _ in range(12))
+    creds = new_credentials(account_id)
     text = DEFAULT_CONFIG.format(
         account_id=creds.account_id, access_key=creds.access_key, secret_key=creds.secret_key
     )
