@@ -174,6 +174,8 @@ class Node:
                 return node_files.read_regular_file(sftp, path, limit, min(node_files.LOG_HEAD, limit // 2))
         except node_files.NodeFileError as exc:
             raise SshError(f"{self.host}: {exc}") from None
+        except (paramiko.SSHException, EOFError) as exc:  # e.g. a node whose sftp-server was removed
+            raise SshError(f"{self.host}: reading {path}: {exc}") from exc
 
     def close(self) -> None:
         if self._client is not None:
