@@ -72,6 +72,7 @@ class ClusterWorker(threading.Thread):
         self.hadoop_configured = False
         self.known_hosts = home / "known_hosts"
         self.monitor: ClusterMonitor | None = None  # node health and resizing, once Hadoop runs
+        self.user_public_key: str | None = None  # of the key pair Ec2KeyName names, found before launching
         self.provisioner = ClusterProvisioner(
             cid,
             placement_for,
@@ -79,6 +80,7 @@ class ClusterWorker(threading.Thread):
             progress=self._progress,
             phase=self._phase,
             check_termination=self._check_termination,
+            preflight=self._find_user_key,
             limits=Limits(running_timeout=RUNNING_TIMEOUT, ssh_timeout=SSH_TIMEOUT),
         )
 
@@ -168,33 +170,27 @@ class ClusterWorker(threading.Thread):
         self._phase("ssh_ready")
         self._check_termination()
 
+    def _find_user_key(self, placement: Placement) -> None:
+        """Before anything is launched in a cloud: the key pair Ec2KeyName names must exist there."""
+        cluster = self.cluster
+        name = cluster.get("ec2_key_name")
+        if not name:
+            return
+        self.user_public_key = user_keys.require_key_pair(
+            placement, name, self.credentials_for(cluster["account"])
+        )
+
     def _authorize_user_key(self, ready) -> None:
         """The public key of the key pair the request named (Ec2KeyName) on every node."""
-        user_key = self._user_public_key(self.cluster)
-        if not user_key:
+        if not self.user_public_key:
             return
         for r in ready:
-            done = r.node.run_script(user_keys.authorize_script(user_key), timeout=60)
+            done = r.node.run_script(user_keys.authorize_script(self.user_public_key), timeout=60)
             if done.exit_status != 0:
                 raise ClusterFailure(
                     states.INSTANCE_FAILURE,
                     f"authorizing key pair {self.cluster['ec2_key_name']!r}: {done.stderr.strip()}",
                 )
-
-    def _user_public_key(self, cluster: Doc) -> str | None:
-        name = cluster.get("ec2_key_name")
-        if not name:
-            return None
-        assert self.placement is not None
-        try:
-            return user_keys.find_public_key(
-                name,
-                self.placement.client,
-                self.placement.account_client,
-                self.credentials_for(cluster["account"]),
-            )
-        except user_keys.KeyPairNotFound as exc:
-            raise ClusterFailure(states.VALIDATION_ERROR, str(exc)) from None
 
     def _set_instance_state(
         self, instance: Doc, state: str, code: str | None = None, message: str | None = None

@@ -12,6 +12,7 @@ import os
 import secrets
 import string
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from resilin.sigv4 import Credentials
 
 DEFAULT_HOME = Path(os.environ.get("RESILIN_HOME", Path.home() / ".resilin"))
 DEFAULT_REGION = "us-east-1"
+# The local clouds' own account: their operator (the /admin resource) and the account Resilin
+# provisions every cluster under, whoever asked for it.  No configured account may have it.
+LOCAL_CLOUD_ACCOUNT = "000000000000"
 
 
 class ConfigError(Exception):
@@ -107,7 +111,10 @@ subnet = "10.77.1.0/24"
 def write_default_config(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     path = home / "resilin.toml"
-    creds = new_credentials(account_id="".join(secrets.choice(string.digits) for _ in range(12)))
+    account_id = LOCAL_CLOUD_ACCOUNT
+    while account_id == LOCAL_CLOUD_ACCOUNT:  # a one-in-10^12 draw, but never the reserved id
+        account_id = "".join(secrets.choice(string.digits) for _ in range(12))
+    creds = new_credentials(account_id)
     text = DEFAULT_CONFIG.format(
         account_id=creds.account_id, access_key=creds.access_key, secret_key=creds.secret_key
     )
@@ -130,6 +137,17 @@ def write_aws_credentials(settings: Settings) -> Path:
             f"region = {settings.region}\n"
         )
     return path
+
+
+def check_accounts(accounts: Sequence[Credentials], where: str) -> None:
+    """Refuse the account id reserved for the local clouds: a user holding it would operate them
+    (/admin) and see every tenant's instances and key pairs there."""
+    for i, creds in enumerate(accounts):
+        if creds.account_id == LOCAL_CLOUD_ACCOUNT:
+            raise ConfigError(
+                f"{where}: accounts[{i}]: account_id {LOCAL_CLOUD_ACCOUNT} is reserved for Resilin's local "
+                "clouds (their operator, under which every cluster's instances run); choose another id"
+            )
 
 
 def _require(table: dict, key: str, kind: type, where: str):
@@ -171,6 +189,7 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
         )
     if not accounts:
         raise ConfigError(f"{path}: at least one [[accounts]] entry is required")
+    check_accounts(accounts, str(path))
 
     try:
         clouds = parse_clouds(raw.get("clouds", []), str(path))

@@ -151,6 +151,7 @@ class ClusterProvisioner:
         progress: Callable[[str], None] = lambda message: None,
         phase: Callable[[str], None] = lambda name: None,
         check_termination: Callable[[], None] = lambda: None,
+        preflight: Callable[[Placement], None] = lambda placement: None,
         limits: Limits = Limits(),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -161,6 +162,9 @@ class ClusterProvisioner:
         self.progress = progress
         self.phase = phase  # told "instances_running" when every instance runs
         self.check_termination = check_termination
+        # Checks of the request against a cloud before anything is made there (NoRoom if it cannot
+        # go there, e.g. Ec2KeyName names no key pair of it), so a refused request launches nothing.
+        self.preflight = preflight
         self.limits = limits
         self.sleep = sleep
         self.key_name = f"resilin-{cid}"
@@ -258,6 +262,7 @@ class ClusterProvisioner:
         resources = self.resources.setdefault(name, CloudResources())
         self.progress(f"Launching {sum(g['requested'] for g in groups)} instance(s) in cloud {name}{why}")
         try:
+            self.preflight(placement)
             self._import_key(placement, resources)
             self._make_security_group(placement, resources)
             launched = []

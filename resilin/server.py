@@ -39,7 +39,7 @@ log = logging.getLogger("resilin")
 IP_FREEBIND = 15  # from <linux/in.h>; Python's socket module does not name it
 
 # The local clouds' own account: Resilin provisions there with a key made fresh at every start.
-LOCAL_CLOUD_ACCOUNT = "000000000000"
+LOCAL_CLOUD_ACCOUNT = config_module.LOCAL_CLOUD_ACCOUNT
 
 
 @dataclass
@@ -98,6 +98,8 @@ def start(settings: Settings) -> Runtime:
     from resilin.provisioners.localcloud.server import make_site as make_cloud_site
     from resilin.storage.server import make_site as make_storage_site
 
+    # Settings made without load() are checked too: nothing may start with the reserved account.
+    config_module.check_accounts(settings.accounts, str(settings.home / "resilin.toml"))
     settings.home.mkdir(parents=True, exist_ok=True)
     redis_client, private = connect(settings.redis_url, settings.home)
     store = JobFlowStore(redis_client)

@@ -12,11 +12,14 @@ import io
 import shlex
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from resilin import node_files
 
 SSH_USER = "hadoop"
 
@@ -128,6 +131,8 @@ class Node:
         raise SshError(f"{self.host}: SSH did not answer within {timeout:.0f}s ({last})")
 
     def run(self, command: str, timeout: float | None = None, stdin_data: str | None = None) -> CommandResult:
+        """Run ``command``; its stdout and stderr keep only their last ``node_files.OUTPUT_LIMIT``
+        bytes each (a node's output never grows Resilin without bound)."""
         client = self.connect()
         transport = client.get_transport()
         assert transport is not None
@@ -137,13 +142,13 @@ class Node:
         if stdin_data is not None:
             channel.sendall(stdin_data.encode())
             channel.shutdown_write()
-        out, err = io.BytesIO(), io.BytesIO()
+        out, err = node_files.TailBuffer(), node_files.TailBuffer()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if channel.recv_ready():
-                out.write(channel.recv(65536))
-            if channel.recv_stderr_ready():
-                err.write(channel.recv_stderr(65536))
+            # Take what has arrived (up to a few MiB between deadline checks), so that paramiko's
+            # buffer of the channel stays within its window.
+            _drain(channel.recv_ready, channel.recv, out)
+            _drain(channel.recv_stderr_ready, channel.recv_stderr, err)
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
             if deadline is not None and time.monotonic() > deadline:
@@ -160,15 +165,32 @@ class Node:
         """Run a bash script fed on standard input, so it never appears in a process list or a log."""
         return self.run("bash -s", timeout=timeout, stdin_data=script)
 
-    def read_file(self, path: str) -> bytes:
+    def read_file(self, path: str, limit: int = node_files.LOG_LIMIT) -> bytes:
+        """A regular file of the node (never what a symlink points at), at most ``limit`` bytes of it:
+        its head and tail when it is bigger (see :mod:`resilin.node_files`)."""
         client = self.connect()
-        with client.open_sftp() as sftp, sftp.open(path, "rb") as fh:
-            return fh.read()
+        try:
+            with client.open_sftp() as sftp:
+                return node_files.read_regular_file(sftp, path, limit, min(node_files.LOG_HEAD, limit // 2))
+        except node_files.NodeFileError as exc:
+            raise SshError(f"{self.host}: {exc}") from None
+        except (paramiko.SSHException, EOFError) as exc:  # e.g. a node whose sftp-server was removed
+            raise SshError(f"{self.host}: reading {path}: {exc}") from exc
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _drain(
+    ready: Callable[[], bool], recv: Callable[[int], bytes], into: node_files.TailBuffer, most: int = 4 << 20
+) -> None:
+    taken = 0
+    while taken < most and ready():
+        chunk = recv(65536)
+        into.write(chunk)
+        taken += len(chunk)
 
 
 def quote_args(args: list[str]) -> str:

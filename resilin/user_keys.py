@@ -15,7 +15,9 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 
+from resilin.jobflows import states
 from resilin.provisioners.ec2client import EC2Client
+from resilin.provisioning import NoRoom, Placement
 from resilin.sigv4 import Credentials
 
 
@@ -38,6 +40,16 @@ def find_public_key(
     if key:
         return key
     raise KeyPairNotFound(f"The key pair '{name}' does not exist")
+
+
+def require_key_pair(placement: Placement, name: str, account: Credentials) -> str:
+    """The public key of key pair ``name`` in the placement's cloud, looked up before anything is
+    launched there; NoRoom (VALIDATION_ERROR) when the cloud has none, so that another cloud of the
+    cluster's fallbacks may be tried and a name no cloud knows launches nothing."""
+    try:
+        return find_public_key(name, placement.client, placement.account_client, account)
+    except KeyPairNotFound as exc:
+        raise NoRoom(states.VALIDATION_ERROR, f"{exc} in cloud {placement.cloud_name}") from None
 
 
 def authorize_script(public_key: str) -> str:

@@ -19,6 +19,7 @@ from resilin.config import new_credentials
 from resilin.process import ResilinProcess, cloud_containers, free_port
 from resilin.provisioners.localcloud.admin_client import AdminClient
 from resilin.provisioners.localcloud.process import remove_cloud
+from resilin.ssh import KeyPair
 
 pytestmark = [
     pytest.mark.cluster,
@@ -135,6 +136,36 @@ def test_groups_in_two_clouds_fail_at_once_with_a_clear_message(resilin):
         and "overlay" in status["StateChangeReason"]["Message"]
     )
     assert cloud_containers(CLOUD_A) == cloud_containers(CLOUD_B) == []
+
+
+def test_unknown_ec2_key_name_fails_the_cluster_before_any_instance_is_launched(resilin):
+    # The account has a key pair, but not the one the request names, in neither cloud.
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=_local(resilin, CLOUD_A).endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=resilin.accounts[0].access_key,
+        aws_secret_access_key=resilin.accounts[0].secret_key,
+    )
+    ec2.import_key_pair(KeyName="laptop", PublicKeyMaterial=KeyPair.generate("laptop").public_line.encode())
+    emr = resilin.endpoints().client("emr")
+    cid = emr.run_job_flow(
+        Name="unknown key",
+        ReleaseLabel="emr-7.5.0",
+        Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1, "Ec2KeyName": "no-such-key"},
+    )["JobFlowId"]
+    status = _wait_ended(emr, cid, 120)["Status"]
+    assert status["State"] == "TERMINATED_WITH_ERRORS"
+    assert status["StateChangeReason"]["Code"] == "VALIDATION_ERROR"
+    assert "The key pair 'no-such-key' does not exist" in status["StateChangeReason"]["Message"]
+    for cloud in (CLOUD_A, CLOUD_B):
+        # Terminated instances stay listed for an hour: none was ever launched for the cluster.
+        launched = _cloud_ec2(resilin, cloud).describe_instances(
+            Filters=[{"Name": "tag:resilin:cluster-id", "Values": [cid]}]
+        )["Reservations"]
+        assert launched == [], cloud
+        assert _leftovers(resilin, cloud, cid) == {"containers": [], "groups": [], "keys": []}
+    ec2.delete_key_pair(KeyName="laptop")
 
 
 def _wait_ended(emr, cid: str, timeout: float) -> dict:

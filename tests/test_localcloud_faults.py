@@ -143,6 +143,26 @@ def test_quotas_per_account(ec2, cloud, node_image, launched):
     wait_state(bob, [bobs["InstanceId"]], "terminated")
 
 
+def test_stopped_instances_count_against_the_instance_limit(ec2, node_image, launched):
+    # Stopped instances keep their address and container: were they not counted, launching and
+    # stopping in a loop would take every address of the subnet the accounts share.
+    ids = _run(ec2, node_image, launched, count=3)  # t3.micro: 6 of the 8 vCPUs
+    wait_state(ec2, ids, "running")
+    ec2.stop_instances(InstanceIds=ids)
+    stopped = wait_state(ec2, ids, "stopped")
+    assert all(i.get("PrivateIpAddress") for i in stopped)
+    assert error_code(ec2.run_instances, ImageId=image_of(ec2, node_image), MinCount=1, MaxCount=1) == (
+        "InstanceLimitExceeded"
+    )
+    # Already counted, they start again without more room; the vCPU limit counts them only then.
+    ec2.start_instances(InstanceIds=ids[:2])
+    wait_state(ec2, ids[:2], "running")
+    # A terminated instance gives its room back.
+    ec2.terminate_instances(InstanceIds=ids[2:])
+    wait_state(ec2, ids[2:], "terminated")
+    assert len(_run(ec2, node_image, launched, count=1)) == 1
+
+
 def test_refused_and_partial_capacity(ec2, node_image, admin, launched):
     admin.set_faults(insufficient_capacity=1)
     with pytest.raises(ClientError) as err:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from moto.server import ThreadedMotoServer
 
+from resilin import user_keys
 from resilin.cloud_config import CloudConfig, InstanceTypeSpec, Quota
 from resilin.jobflows import states
 from resilin.jobflows.service import EmrService
@@ -22,6 +23,7 @@ from resilin.provisioning import (
     ProvisioningFailed,
 )
 from resilin.reconciler import Reconciler
+from resilin.sigv4 import Credentials
 from resilin.ssh import KeyPair
 from tests.ec2_fault_proxy import FaultProxy
 
@@ -268,6 +270,43 @@ def test_what_a_cloud_does_not_offer_is_refused_before_launching(proxy, image_na
         provisioner.launch(_cluster("j-NOTOFFERED0001", core=2))
     assert "exceed cloud east's quota of 2" in over.value.message
     assert [c for c in proxy.calls if c.action == "RunInstances"] == []
+
+
+def test_a_key_pair_no_cloud_has_launches_nothing_and_one_in_a_fallback_is_used(proxy, image_name):
+    clouds = Clouds(
+        image_name,
+        _cloud("east", proxy.endpoint, fallback=("west",)),
+        _cloud("west", proxy.endpoint, region="us-west-2"),
+    )
+    laptop = KeyPair.generate("laptop").public_line
+    clouds.client("west").import_key_pair("laptop", laptop)  # only west has it
+    account = Credentials("AKIAEXAMPLE000000000", "s", "111111111111")
+
+    def provisioner_for(cid: str, key_name: str) -> tuple[ClusterProvisioner, list[str]]:
+        found: list[str] = []
+        provisioner = _provisioner(clouds, cid)
+        provisioner.preflight = lambda p: found.append(user_keys.require_key_pair(p, key_name, account))
+        return provisioner, found
+
+    before = len(proxy.calls)
+    provisioner, _ = provisioner_for("j-NOKEY000000001", "no-such-key")
+    with pytest.raises(ProvisioningFailed) as failed:
+        provisioner.launch(_cluster("j-NOKEY000000001", core=0))
+    assert failed.value.code == states.VALIDATION_ERROR
+    assert "The key pair 'no-such-key' does not exist in cloud east" in failed.value.message
+    assert "in cloud west" in failed.value.message
+    assert [c.action for c in proxy.calls[before:] if c.action in ("RunInstances", "ImportKeyPair")] == []
+
+    provisioner, found = provisioner_for("j-WESTKEY0000001", "laptop")
+    placement, running = provisioner.launch(_cluster("j-WESTKEY0000001", core=0))
+    assert (
+        placement.cloud_name == "west"
+        and len(running) == 1
+        and [f.split()[:2] for f in found] == [laptop.split()[:2]]
+    )
+    assert not [c for c in proxy.calls if c.action == "RunInstances" and c.region == "us-east-1"]
+    provisioner.teardown()
+    clouds.client("west").delete_key_pair("laptop")
 
 
 def test_instances_that_die_while_starting_are_replaced(proxy, moto_endpoint, image_name):

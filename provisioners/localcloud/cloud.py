@@ -246,16 +246,24 @@ class LocalCloud:
 
     # Room: quotas per account, and the cloud's capacity -------------------------------
 
-    def _room(self, account: str, itype: catalogue.InstanceType, wanted: int) -> int:
-        """How many more instances of ``itype`` may run (at least ``wanted``, else EC2's error saying why)."""
-        mine = [r for r in self.store.instances(account) if view.is_powered(r)]
-        room = self.max_instances - len(mine)
-        if room < wanted:
-            raise EC2Error(
-                "InstanceLimitExceeded",
-                f"You have requested more instances ({wanted}) than your current instance limit of "
-                f"{self.max_instances} allows.",
-            )
+    def _room(self, account: str, itype: catalogue.InstanceType, wanted: int, starting: bool = False) -> int:
+        """How many more instances of ``itype`` may run (at least ``wanted``, else EC2's error saying why).
+
+        The instance limit counts every instance that holds an address of the shared subnet and a
+        container, stopped ones included: otherwise launching and stopping in a loop would take every
+        address of the subnet.  Stopped instances being started already count there (``starting``);
+        the vCPU limit and the capacity count only instances that run."""
+        records = self.store.instances(account)
+        mine = [r for r in records if view.is_powered(r)]
+        room = wanted
+        if not starting:
+            room = self.max_instances - sum(1 for r in records if view.holds_address(r))
+            if room < wanted:
+                raise EC2Error(
+                    "InstanceLimitExceeded",
+                    f"You have requested more instances ({wanted}) than your current instance limit of "
+                    f"{self.max_instances} allows.",
+                )
         if self.max_vcpus is not None:
             used = sum(self.types[r.instance_type].vcpus for r in mine if r.instance_type in self.types)
             vcpu_room = (self.max_vcpus - used) // itype.vcpus
@@ -464,7 +472,7 @@ class LocalCloud:
         stopped = [r for r, n in found if n == "stopped"]
         for type_name in {r.instance_type for r in stopped}:
             itype = catalogue.instance_type(type_name, self.types)
-            self._room(account, itype, sum(1 for r in stopped if r.instance_type == type_name))
+            self._room(account, itype, sum(1 for r in stopped if r.instance_type == type_name), starting=True)
         changes = []
         for found_record, name in found:
             record = self.store.get(found_record.instance_id) or found_record

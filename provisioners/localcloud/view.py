@@ -136,6 +136,12 @@ def is_live(record: InstanceRecord) -> bool:
     return record.phase in (LAUNCHING, LAUNCHED)
 
 
+def holds_address(record: InstanceRecord) -> bool:
+    """Keeps an address of the cloud's subnet and a container: launching, launched (stopped too,
+    as an EC2 instance keeps its network interface), or still being removed."""
+    return record.phase in (LAUNCHING, LAUNCHED, TERMINATING)
+
+
 def is_powered(record: InstanceRecord) -> bool:
-    """Counts against quotas and capacity: live and not stopped (stopped instances keep only their address)."""
+    """Counts against the vCPU quota and capacity: live and not stopped (stopped instances run nothing)."""
     return is_live(record) and record.power != STOPPED
