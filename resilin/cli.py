@@ -73,13 +73,11 @@ class RunningServer:
     def api_answers(self) -> bool:
         from resilin.ssh import port_open
 
-        return port_open(self.settings.bind_host, self.settings.api_port)
+        return port_open(config_module.connect_address(self.settings.api_host), self.settings.api_port)
 
     def __enter__(self) -> RunningServer:
         if self.api_answers():
-            print(
-                f"using the Resilin already listening on {self.settings.bind_host}:{self.settings.api_port}"
-            )
+            print(f"using the Resilin already listening on {self.settings.api_host}:{self.settings.api_port}")
             return self
         log_path = self.home / "server.log"
         print(f"starting Resilin (log: {log_path})")
@@ -119,8 +117,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     creds = settings.accounts[0]
     endpoints = demo.Endpoints(
-        api=f"http://{settings.bind_host}:{settings.api_port}",
-        storage=f"http://{settings.bind_host}:{settings.storage_port}",
+        api=f"http://{config_module.connect_address(settings.api_host)}:{settings.api_port}",
+        storage=f"http://{config_module.connect_address(settings.bind_host)}:{settings.storage_port}",
         access_key=creds.access_key,
         secret_key=creds.secret_key,
         region=settings.region,

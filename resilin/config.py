@@ -33,7 +33,9 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    bind_host: str = "127.0.0.1"
+    bind_host: str = "127.0.0.1"  # storage's address; EC2 clouds' instances must reach it
+    api_bind_host: str = ""  # the EMR API's address: bind_host unless set
+    localcloud_bind_host: str = ""  # the local clouds' EC2 endpoints: bind_host unless set
     api_port: int = 8998
     storage_port: int = 8999
     localcloud_port: int = 8997
@@ -47,6 +49,14 @@ class Settings:
         300.0  # seconds between sweeps for leftovers of ended clusters; 0: at start only
     )
     extra: dict = field(default_factory=dict)
+
+    @property
+    def api_host(self) -> str:
+        return self.api_bind_host or self.bind_host
+
+    @property
+    def localcloud_host(self) -> str:
+        return self.localcloud_bind_host or self.bind_host
 
     @property
     def data_dir(self) -> Path:
@@ -201,6 +211,8 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
 
     known = {
         "bind_host",
+        "api_bind_host",
+        "localcloud_bind_host",
         "api_port",
         "storage_port",
         "localcloud_port",
@@ -215,6 +227,8 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
     return Settings(
         home=home,
         bind_host=raw.get("bind_host", "127.0.0.1"),
+        api_bind_host=raw.get("api_bind_host", ""),
+        localcloud_bind_host=raw.get("localcloud_bind_host", ""),
         api_port=int(raw.get("api_port", 8998)),
         storage_port=int(raw.get("storage_port", 8999)),
         localcloud_port=int(raw.get("localcloud_port", 8997)),
@@ -250,3 +264,8 @@ def local_images(settings: Settings, cloud: CloudConfig) -> list[str]:
     """Container images a local cloud offers: the node image and any its settings name."""
     named = [settings.node_image, cloud.image_id, *cloud.images.values()]
     return list(dict.fromkeys(ref for ref in named if ref and not ref.startswith("ami-")))
+
+
+def connect_address(host: str) -> str:
+    """Where a client on this host reaches a service listening on ``host`` (a wildcard: loopback)."""
+    return "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host

@@ -154,9 +154,15 @@ def check(settings: Settings, ports: bool = True) -> list[Finding]:
             found += _images(images)
         found.append(_tun())
     if ports:
-        wanted: list[tuple[int, str]] = [(settings.api_port, "EMR API"), (settings.storage_port, "storage")]
-        wanted += [(p, f"local cloud {name}") for name, p in local_cloud_ports(settings).items()]
-        found += [_port(settings.bind_host, port, role) for port, role in wanted]
+        wanted = [
+            (settings.api_host, settings.api_port, "EMR API"),
+            (settings.bind_host, settings.storage_port, "storage"),
+        ]
+        wanted += [
+            (settings.localcloud_host, p, f"local cloud {name}")
+            for name, p in local_cloud_ports(settings).items()
+        ]
+        found += [_port(host, port, role) for host, port, role in wanted]
     return found
 
 

@@ -40,6 +40,7 @@ class ResilinProcess:
     process: subprocess.Popen | None = None
     localcloud_port: int = 0  # the local cloud's EC2 endpoint, where accounts import their key pairs
     node_image: str = "localhost/resilin-node:latest"
+    bind_host: str = "127.0.0.1"  # storage's (and by default every service's) listening address
 
     def endpoints(self, account: int = 0) -> Endpoints:
         creds = self.accounts[account]
@@ -57,7 +58,7 @@ class ResilinProcess:
             for c in self.accounts
         )
         (self.home / "resilin.toml").write_text(
-            f'bind_host = "127.0.0.1"\napi_port = {self.api_port}\nstorage_port = {self.storage_port}\n'
+            f'bind_host = "{self.bind_host}"\napi_port = {self.api_port}\nstorage_port = {self.storage_port}\n'
             f'localcloud_port = {self.localcloud_port}\nregion = "us-east-1"\ndefault_cloud = "{self.cloud}"\n'
             + (f'redis_url = "{redis_url}"\n' if redis_url else "")
             + f'node_image = "{self.node_image}"\n\n{accounts}'

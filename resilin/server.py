@@ -94,7 +94,8 @@ def start(settings: Settings) -> Runtime:
     """Start every service in this process's reactor (call before ``reactor.run()``)."""
     from resilin.api.server import make_site as make_api_site
     from resilin.provisioners.ec2client import EC2Client
-    from resilin.provisioners.localcloud.server import ensure_network
+    from resilin.provisioners.localcloud import host_shield
+    from resilin.provisioners.localcloud.server import bridge_interface, ensure_network
     from resilin.provisioners.localcloud.server import make_site as make_cloud_site
     from resilin.storage.server import make_site as make_storage_site
 
@@ -125,12 +126,13 @@ def start(settings: Settings) -> Runtime:
         )
         # The network must exist now: the storage service listens on its gateway address.
         gateway = ensure_network(cloud)
-        ports.append(_listen(site, port, settings.bind_host))
-        local[cloud.name] = LocalCloudRuntime(
-            cloud, f"http://{settings.bind_host}:{port}", gateway, cloud_creds
-        )
-        log.info("local cloud %s: EC2 endpoint http://%s:%d, network %s, gateway %s",
-                 cloud.name, settings.bind_host, port, cloud.subnet, gateway)  # fmt: skip
+        # Its instances run users' code: of the host they reach storage on the gateway, nothing else.
+        host_shield.shield(cloud.name, bridge_interface(cloud.name), gateway, [settings.storage_port])
+        ports.append(_listen(site, port, settings.localcloud_host))
+        endpoint = f"http://{config_module.connect_address(settings.localcloud_host)}:{port}"
+        local[cloud.name] = LocalCloudRuntime(cloud, endpoint, gateway, cloud_creds)
+        log.info("local cloud %s: EC2 endpoint %s, network %s, gateway %s",
+                 cloud.name, endpoint, cloud.subnet, gateway)  # fmt: skip
     local_runtime.write(
         settings.home,
         [
@@ -150,12 +152,12 @@ def start(settings: Settings) -> Runtime:
     storage_site = make_storage_site(settings.data_dir / "storage", settings.credentials, settings.region)
     ports.append(_listen(storage_site, settings.storage_port, settings.bind_host))
     for runtime in local.values():
-        if runtime.gateway != settings.bind_host:
+        if settings.bind_host not in ("0.0.0.0", "::", runtime.gateway):  # a wildcard covers the gateway
             ports.append(_listen_freebind(storage_site, settings.storage_port, runtime.gateway))
 
     service = EmrService(store, settings.region, offered_types(settings))
     ports.append(_listen(make_api_site(service, settings.credentials, settings.region), settings.api_port,
-                         settings.bind_host))  # fmt: skip
+                         settings.api_host))  # fmt: skip
 
     clients: dict[str, Placement] = {}
 
@@ -238,7 +240,7 @@ def serve(home: Path | None = None) -> None:
     config_module.write_aws_credentials(settings)
     start(settings)
     log.info("EMR API on http://%s:%d, storage on http://%s:%d",
-             settings.bind_host, settings.api_port, settings.bind_host, settings.storage_port)  # fmt: skip
+             settings.api_host, settings.api_port, settings.bind_host, settings.storage_port)  # fmt: skip
     reactor.suggestThreadPoolSize(32)
     # Installed once running: Twisted's own SIGTERM handler, set up by run(), would replace it.
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, _stop_promptly)

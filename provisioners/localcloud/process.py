@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from resilin.children import stop_child
+from resilin.provisioners.localcloud import host_shield
 from resilin.provisioners.localcloud.podman import Podman
 from resilin.sigv4 import Credentials
 
@@ -99,4 +100,5 @@ def remove_cloud(cloud: str, podman: Podman | None = None) -> list[str]:
     containers = podman.list({"resilin.cloud": cloud})
     podman.remove([c.id for c in containers], stop_timeout=1)
     podman.remove_network(f"resilin-{cloud}")
+    host_shield.remove(cloud)
     return [c.name for c in containers]

@@ -186,6 +186,14 @@ def ensure_network(cloud: CloudConfig, podman: Podman | None = None) -> str:
     return podman.network_gateway(name)
 
 
+def bridge_interface(cloud_name: str, podman: Podman | None = None) -> str:
+    """The host's bridge interface of an existing cloud network, e.g. ``podman1`` (blocking)."""
+    found = (podman or Podman()).network_inspect(network_name(cloud_name)).get("network_interface", "")
+    if not found:
+        raise RuntimeError(f"network {network_name(cloud_name)} has no bridge interface")
+    return found
+
+
 def gateway_ip(cloud_name: str, podman: Podman | None = None) -> str:
     """The gateway IP of an existing cloud network (blocking)."""
     return (podman or Podman()).network_gateway(network_name(cloud_name))
