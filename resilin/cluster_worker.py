@@ -17,6 +17,7 @@ from pathlib import Path
 
 from resilin import bootstrap, known_hosts, node_logs, node_setup, user_keys
 from resilin import steps as step_scripts
+from resilin.cluster_credentials import ClusterCredentials
 from resilin.hadoop_config import ClusterSpec, render_wait_ready
 from resilin.idle_termination import IdleClock
 from resilin.installation import installation_id
@@ -209,7 +210,8 @@ class ClusterWorker(threading.Thread):
     # -- Hadoop ---------------------------------------------------------
     def _spec(self, instances: list[Doc]) -> ClusterSpec:
         cluster = self.cluster
-        creds = self.credentials_for(cluster["account"])
+        # The nodes get the cluster's own storage credentials, never the user's key.
+        creds = ClusterCredentials(self.store.redis).issue(self.cid, cluster["account"])
         workers = [g for g in cluster["groups"] if g["role"] != "MASTER" and g["requested"]]
         groups = {g["id"]: g for g in cluster["groups"]}
         assert self.placement is not None
@@ -220,6 +222,7 @@ class ClusterWorker(threading.Thread):
             region=self.region,
             access_key=creds.access_key,
             secret_key=creds.secret_key,
+            session_token=creds.session_token,
             worker_type=(workers[0] if workers else cluster["groups"][0])["instance_type"],
             configurations=cluster["configurations"],
             replication=cluster.get("hdfs_replication"),
@@ -465,6 +468,7 @@ class ClusterWorker(threading.Thread):
         self.store.update_cluster(self.cid, finish)
         self.store.transition_cluster(self.cid, final)
         self._delete_key()
+        ClusterCredentials(self.store.redis).revoke(self.cid)  # after the nodes' logs were shipped
 
     def _cancel_active_steps(self) -> None:
         for step in self.store.steps_of(self.cid):

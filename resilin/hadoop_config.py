@@ -139,6 +139,7 @@ class ClusterSpec:
     layout: NodeImageLayout = field(default_factory=NodeImageLayout)
     replication: int | None = None  # fixed when the cluster starts; resizing does not change it
     bootstrap_script: str = ""  # bash run on every node before Hadoop starts (see resilin.bootstrap)
+    session_token: str = ""  # the cluster's temporary storage credentials (resilin.cluster_credentials)
 
     @property
     def master(self) -> NodeSpec:
@@ -271,6 +272,7 @@ def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
         "region": spec.region,
         "access_key": spec.access_key,
         "secret_key": spec.secret_key,
+        "session_token": spec.session_token,
         "replication": spec.dfs_replication,
         "sizing": job_sizing,
         "node_sizing": node_sizing,

@@ -23,6 +23,7 @@ from twisted.internet import reactor
 
 from resilin import config as config_module
 from resilin import local_runtime
+from resilin.cluster_credentials import ClusterCredentials
 from resilin.cluster_worker import Placement
 from resilin.config import CloudConfig, Settings
 from resilin.installation import installation_id
@@ -149,7 +150,14 @@ def start(settings: Settings) -> Runtime:
         ],
     )
 
-    storage_site = make_storage_site(settings.data_dir / "storage", settings.credentials, settings.region)
+    # Storage also knows the clusters' own temporary credentials (resilin/cluster_credentials.py);
+    # the EMR API and the local clouds' endpoints know only the configured keys.
+    cluster_credentials = ClusterCredentials(redis_client)
+
+    def storage_lookup(access_key: str) -> Credentials | None:
+        return settings.credentials(access_key) or cluster_credentials.lookup(access_key)
+
+    storage_site = make_storage_site(settings.data_dir / "storage", storage_lookup, settings.region)
     ports.append(_listen(storage_site, settings.storage_port, settings.bind_host))
     for runtime in local.values():
         if settings.bind_host not in ("0.0.0.0", "::", runtime.gateway):  # a wildcard covers the gateway

@@ -32,6 +32,7 @@ class Credentials:
     access_key: str
     secret_key: str
     account_id: str
+    session_token: str = ""  # set for temporary credentials: requests must carry it (x-amz-security-token)
 
 
 class Failure(enum.Enum):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping, Sequence
 
-from resilin.sigv4 import CredentialLookup, Failure, SignatureError, Verified, verify
+from resilin.sigv4 import CredentialLookup, Failure, SignatureError, Verified, parse_query, verify
 from resilin.storage.errors import S3Error
 
 _CODES = {
@@ -76,3 +77,15 @@ def authenticate(
     if needs_hash:
         raise missing_hash
     return verified
+
+
+def require_session_token(verified: Verified, headers: Mapping[str, Sequence[str]], raw_query: str) -> None:
+    """Temporary credentials count only with their session token (header, or the presigned URL's query)."""
+    expected = verified.credentials.session_token
+    if not expected:
+        return
+    sent = (headers.get("x-amz-security-token") or [""])[0]
+    if not sent and verified.presigned:
+        sent = next((v for k, v in parse_query(raw_query) if k == "X-Amz-Security-Token"), "")
+    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise S3Error("InvalidToken", "The provided token is malformed or otherwise invalid.", 400)

@@ -28,7 +28,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from resilin.httputil import request_headers, split_uri
 from resilin.sigv4 import Credentials, parse_query
 from resilin.storage import s3xml
-from resilin.storage.auth import authenticate
+from resilin.storage.auth import authenticate, require_session_token
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, internal_error
 from resilin.storage.ingest import MAX_OBJECT_SIZE
@@ -214,6 +214,7 @@ class StorageResource(Resource):
         verified = authenticate(
             method=method, raw_path=raw_path, raw_query=raw_query, headers=headers, lookup=self.lookup
         )
+        require_session_token(verified, headers, raw_query)
         target = parse_target(raw_path, (headers.get("host") or [""])[0], self.virtual_host_base)
         query: dict[str, str] = {}
         for name, value in parse_query(raw_query):

@@ -118,4 +118,4 @@ def test_server_refuses_to_start_without_its_node_image_or_a_free_port(tmp_path)
     ), lines
     # Nothing was started: no network of the cloud, no Redis.
     assert subprocess.run(["podman", "network", "exists", "resilin-pre2"]).returncode != 0
-    assert not (proc.home / "redis.sock").exists()
+    assert not (proc.home / "redis" / "redis.sock").exists()
