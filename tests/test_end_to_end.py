@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import redis
 
 from resilin import demo
 from resilin.process import cloud_containers, new_process
@@ -48,10 +49,33 @@ def _logged(resilin, say_lines):
     return lambda line: (say_lines.append(line), print(line))
 
 
+def _core_site_of_a_node() -> str:
+    container = cloud_containers(CLOUD)[0]
+    done = subprocess.run(
+        ["podman", "exec", container, "cat", "/etc/hadoop/core-site.xml"], capture_output=True
+    )
+    return done.stdout.decode()
+
+
 def test_word_count_end_to_end(resilin):
     lines: list[str] = []
-    result = demo.wordcount(resilin.endpoints(), bucket="demo", core=2, say=_logged(resilin, lines))
+    core_sites: list[str] = []
+    logged = _logged(resilin, lines)
+
+    def say(line: str) -> None:
+        logged(line)
+        if " RUNNING " in line and not core_sites:
+            core_sites.append(_core_site_of_a_node())
+
+    result = demo.wordcount(resilin.endpoints(), bucket="demo", core=2, say=say)
     cluster, step = result["cluster"], result["step"]
+    # The nodes held the cluster's own temporary storage key, never the user's; it ended with the cluster.
+    user = resilin.accounts[0]
+    assert core_sites and "fs.s3a.session.token" in core_sites[0], core_sites
+    assert user.secret_key not in core_sites[0] and user.access_key not in core_sites[0]
+    assert "<value>ASIA" in core_sites[0]
+    state = redis.Redis(unix_socket_path=str(resilin.home / "redis" / "redis.sock"))
+    assert state.get(f"resilin:cluster-credentials-of:{cluster['Id']}") is None
 
     assert step["Status"]["State"] == "COMPLETED", step["Status"]
     assert result["counts"] == result["expected"]
