@@ -89,7 +89,7 @@ class EC2Resource(Resource):
         body = request.content.read(MAX_BODY + 1) if request.content else b""
         if len(body) > MAX_BODY:
             raise EC2Error("RequestEntityTooLarge", "The request is too large", 413)
-        account = signed_account(request, body, self.lookup)
+        account = signed_account(request, body, self.lookup, self.cloud.cloud.region)
         path, query = split_uri(request)
         params = sigv4.parse_query(query)
         if request.method == b"POST":
