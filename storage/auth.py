@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from resilin.sigv4 import CredentialLookup, Failure, SignatureError, Verified, verify
+from resilin.sigv4 import CredentialLookup, Failure, SignatureError, Verified, WrongRegion, verify
 from resilin.storage.errors import S3Error
+
+# The x-amz-* headers S3 obeys without a signature over them; any other must be signed.
+UNSIGNED_AMZ_HEADERS = frozenset({"x-amz-content-sha256", "x-amz-date", "x-amz-security-token"})
 
 _CODES = {
     Failure.MISSING: ("AccessDenied", 403),
@@ -17,6 +20,15 @@ _CODES = {
 
 
 def to_s3_error(exc: SignatureError, presigned: bool) -> S3Error:
+    if isinstance(exc, WrongRegion):
+        # S3's words; botocore reads the Region element to sign again for the right region.
+        prefix = (
+            "Error parsing the X-Amz-Credential parameter"
+            if presigned
+            else "The authorization header is malformed"
+        )
+        code = "AuthorizationQueryParametersError" if presigned else "AuthorizationHeaderMalformed"
+        return S3Error(code, f"{prefix}; {exc.message}", 400, extra={"Region": exc.expected})
     if exc.failure is Failure.MALFORMED:
         # S3 answers AuthorizationHeaderMalformed for header auth, and a plain
         # AuthorizationQueryParametersError for presigned URLs.
@@ -36,8 +48,10 @@ def authenticate(
     raw_query: str,
     headers: Mapping[str, Sequence[str]],
     lookup: CredentialLookup,
+    region: str,
 ) -> Verified:
-    """Verify a request's signature; the body is checked later, against the signed payload hash."""
+    """Verify a request's signature for ``region``; the body is checked later, against the signed
+    payload hash.  A request carrying an ``x-amz-*`` header the signature does not cover is refused."""
     presigned = "X-Amz-Signature=" in raw_query
     if not presigned and "Signature=" in raw_query and "AWSAccessKeyId=" in raw_query:
         raise S3Error(
@@ -68,6 +82,7 @@ def authenticate(
             body_sha256=None,
             lookup=lookup,
             service="s3",
+            region=region,
         )
     except SignatureError as exc:
         if needs_hash and exc.failure is not Failure.MALFORMED:
@@ -75,4 +90,28 @@ def authenticate(
         raise to_s3_error(exc, presigned) from None
     if needs_hash:
         raise missing_hash
+    _refuse_unsigned_amz_headers(headers, verified)
     return verified
+
+
+def _refuse_unsigned_amz_headers(headers: Mapping[str, Sequence[str]], verified: Verified) -> None:
+    """AccessDenied for ``x-amz-*`` headers outside the signature, as S3 answers.
+
+    They change what a request does (``x-amz-copy-source`` makes a PUT a copy, ``x-amz-acl``,
+    ``x-amz-meta-*``, ...): obeyed unsigned, anyone holding a presigned URL or a captured
+    request could add them.
+    """
+    unsigned = sorted(
+        name
+        for name in headers
+        if name.startswith("x-amz-")
+        and name not in UNSIGNED_AMZ_HEADERS
+        and name not in verified.signed_headers
+    )
+    if unsigned:
+        raise S3Error(
+            "AccessDenied",
+            "There were headers present in the request which were not signed",
+            403,
+            extra={"HeadersNotSigned": ", ".join(unsigned)},
+        )
