@@ -224,6 +224,28 @@ def test_malformed_json(server, redis_client):
     assert_no_clusters(server)
 
 
+@pytest.mark.parametrize("depth", [100, 1000, 2000])
+def test_deeply_nested_json_is_a_client_error(server, redis_client, depth):
+    nested_value = b'{"Name": ' + b"[" * depth + b"]" * depth + b"}"
+    assert_error(send(server, "RunJobFlow", nested_value), 400, "SerializationException")
+    configuration = b'{"Classification": "c"}'
+    for _ in range(depth // 2):  # the model's own recursion: configurations within configurations
+        configuration = b'{"Classification": "c", "Configurations": [' + configuration + b"]}"
+    body = b'{"Name": "n", "Instances": {}, "Configurations": [' + configuration + b"]}"
+    assert_error(send(server, "RunJobFlow", body), 400, "SerializationException")
+    assert_no_clusters(server)
+    assert "RecursionError" not in server.log()
+
+
+def test_json_nested_as_deep_as_configurations_need_is_validated(server, redis_client):
+    configuration = b'{"Classification": "c", "Properties": {"k": "v"}}'
+    for _ in range(5):
+        configuration = b'{"Classification": "c", "Configurations": [' + configuration + b"]}"
+    body = b'{"Name": "n", "Instances": {}, "Configurations": [' + configuration + b'], "Bogus": [[[1]]]}'
+    document = assert_error(send(server, "RunJobFlow", body), 400, "ValidationException")
+    assert "bogus" in document["message"]
+
+
 def test_wrong_content_type_and_method(server, redis_client):
     reply = send(server, "ListClusters", content_type="application/x-www-form-urlencoded")
     assert_error(reply, 415, "UnsupportedMediaTypeException")
