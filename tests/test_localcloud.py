@@ -31,9 +31,10 @@ from resilin.provisioners.localcloud.admin_client import AdminClient, AdminError
 from resilin.provisioners.localcloud.catalogue import image_id, new_id
 from resilin.provisioners.localcloud.podman import Podman
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
-from resilin.provisioners.localcloud.server import gateway_ip
+from resilin.provisioners.localcloud.server import MAX_BODY, gateway_ip
 from resilin.provisioners.localcloud.store import InstanceRecord, Store
 from resilin.sigv4 import Credentials
+from tests.bodylimit import answer_to_chunked_body, answer_to_declared_length
 from tests.localcloud_helpers import ALICE, BOB, cloud_process, discard_cloud
 from tests.localcloud_helpers import console_host_keys as _host_keys
 from tests.localcloud_helpers import ec2_client as _ec2
@@ -291,6 +292,21 @@ def test_a_captured_admin_request_cannot_carry_another_body(cloud):
     )
     assert status == 401 and "AuthFailure" in text
     assert AdminClient(cloud.endpoint, ALICE.access_key, ALICE.secret_key).faults()["throttle"] == 0
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(cloud):
+    address, form = ("127.0.0.1", cloud.port), {"Content-Type": "application/x-www-form-urlencoded"}
+    answers = [
+        answer_to_declared_length(address, "/", 10 * 1024**3, form),
+        answer_to_declared_length(
+            address, "/admin/faults", MAX_BODY + 1, {"Content-Type": "application/json"}
+        ),
+        answer_to_chunked_body(address, "/", MAX_BODY, form),
+    ]
+    for answer in answers:  # each read to the connection's close, with no 100 Continue before it
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413 ") and b"<Code>RequestEntityTooLarge</Code>" in body
+    assert _send(_signed(cloud, "Action=DescribeInstances&Version=2016-11-15"))[0] == 200
 
 
 def test_credentials_scoped_to_another_region_are_refused(cloud):
