@@ -17,7 +17,7 @@ from resilin import sigv2, sigv4
 from resilin.api.replay import SignatureLedger, changes_state
 from resilin.api.request import ApiRequest
 from resilin.errors import EmrError
-from resilin.sigv4 import MAX_CLOCK_SKEW, CredentialLookup, Credentials, Failure, SignatureError
+from resilin.sigv4 import MAX_CLOCK_SKEW, CredentialLookup, Credentials, Failure, SignatureError, WrongRegion
 
 SERVICE = "elasticmapreduce"
 REPLAYED = "replayed"
@@ -30,6 +30,7 @@ JSON_CODES: dict[Failure | str, tuple[str, int]] = {
     Failure.BAD_SIGNATURE: ("InvalidSignatureException", 403),
     Failure.SKEWED: ("InvalidSignatureException", 403),
     Failure.EXPIRED: ("InvalidSignatureException", 403),
+    Failure.WRONG_REGION: ("InvalidSignatureException", 403),
     # Retryable on purpose: a client that sent the same change twice within one second (the
     # resolution of the signed date) gets its duplicate through on botocore's retry, which signs
     # again; a replay, whose signature cannot change, is refused every time.
@@ -42,6 +43,7 @@ QUERY_CODES: dict[Failure | str, tuple[str, int]] = {
     Failure.BAD_SIGNATURE: ("SignatureDoesNotMatch", 403),
     Failure.SKEWED: ("RequestExpired", 400),
     Failure.EXPIRED: ("RequestExpired", 400),
+    Failure.WRONG_REGION: ("SignatureDoesNotMatch", 403),
     REPLAYED: ("Throttling", 400),
 }
 
@@ -66,6 +68,12 @@ def _message(error: SignatureError) -> str:
         # AWS words this one "Signature expired: <request time> is now earlier than ..."; the
         # verifier's text already carries both times.
         return f"Signature expired: {error.message}"
+    if isinstance(error, WrongRegion):
+        # A signature for another region is a client pointed at the wrong endpoint.
+        return (
+            f"Credential should be scoped to a valid region, not '{error.scoped}'. "
+            f"This endpoint serves '{error.expected}'."
+        )
     return error.message
 
 
@@ -95,17 +103,10 @@ class Authenticator:
                 body_sha256=lambda: hashlib.sha256(request.body).hexdigest(),
                 lookup=self.lookup,
                 service=SERVICE,
+                region=self.region,
             )
         except SignatureError as exc:
             raise AuthError(_message(exc), exc.failure) from None
-        scoped_region = verified.scope.split("/")[1]
-        if scoped_region != self.region:
-            # A signature for another region is a client pointed at the wrong endpoint.
-            raise AuthError(
-                f"Credential should be scoped to a valid region, not '{scoped_region}'. "
-                f"This endpoint serves '{self.region}'.",
-                Failure.BAD_SIGNATURE,
-            )
         signed_at = sigv4.parse_amz_date(verified.amz_date)
         # A presigned URL lives as long as it says, at most a week: remember it that long.
         lifetime = dt.timedelta(seconds=sigv4.MAX_PRESIGN_EXPIRY) if verified.presigned else MAX_CLOCK_SKEW

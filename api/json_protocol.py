@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 _ACCEPTED_TYPES = {"application/x-amz-json-1.1", "application/x-amz-json-1.0"}
+# Far deeper than any EMR input (the deepest members, configurations within configurations included,
+# sit a dozen levels down), and shallow enough for the validator, which recurses, and its messages.
+MAX_DEPTH = 64
 
 
 def is_json_type(content_type: str) -> bool:
@@ -54,7 +57,27 @@ def decode_body(body: bytes) -> Any:
         raise SerializationError(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise SerializationError("The request body must be a JSON object.")
+    # Counting brackets is cheap and rules out most bodies; only the others are walked.
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and _nested_deeper_than(document, MAX_DEPTH):
+        raise SerializationError(f"The request body is nested more than {MAX_DEPTH} levels deep.")
     return document
+
+
+def _nested_deeper_than(document: Any, limit: int) -> bool:
+    """Whether objects and arrays in ``document`` nest more than ``limit`` deep (walked without recursion)."""
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def operation_name(request: ApiRequest) -> str:

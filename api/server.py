@@ -20,7 +20,7 @@ from resilin.api.json_protocol import JsonProtocol, is_json_type
 from resilin.api.query_protocol import QueryProtocol
 from resilin.api.replay import SignatureLedger
 from resilin.api.request import ApiRequest, ApiResponse
-from resilin.httputil import request_headers, split_uri
+from resilin.httputil import Answer, BoundedSite, request_headers, split_uri
 from resilin.sigv4 import Credentials
 
 log = logging.getLogger(__name__)
@@ -44,21 +44,26 @@ class EmrResource(resource.Resource):
         self.json_protocol = json_protocol
         self.query_protocol = query_protocol
 
+    def protocol_for(self, headers: dict[str, list[str]]) -> JsonProtocol | QueryProtocol:
+        # JSON requests name their operation in X-Amz-Target; the Query protocol in Action=.
+        if "x-amz-target" in headers or is_json_type(headers.get("content-type", [""])[0]):
+            return self.json_protocol
+        return self.query_protocol
+
+    def too_large(self, request: Request) -> Answer:
+        """The answer to a body over MAX_BODY, sent before it is read (see BoundedRequest)."""
+        request_id = new_request_id()
+        protocol = self.protocol_for(request_headers(request))
+        response = protocol.error_response(RequestTooLarge("The request body is too large."), request_id)
+        return Answer(response.status, response.headers | {"X-Amzn-RequestId": request_id}, response.body)
+
     def render(self, request: Request) -> bytes | int:
         request_id = new_request_id()
         path, query = split_uri(request)
         headers = request_headers(request)
-        # JSON requests name their operation in X-Amz-Target; the Query protocol in Action=.
-        protocol: JsonProtocol | QueryProtocol = self.query_protocol
-        if "x-amz-target" in headers or is_json_type(headers.get("content-type", [""])[0]):
-            protocol = self.json_protocol
-        too_large = _declared_length(request) > MAX_BODY
+        protocol = self.protocol_for(headers)
         request.content.seek(0)
-        body = b"" if too_large else request.content.read(MAX_BODY + 1)
-        if too_large or len(body) > MAX_BODY:
-            error = RequestTooLarge("The request body is too large.")
-            self._write(request, request_id, protocol.error_response(error, request_id))
-            return server.NOT_DONE_YET
+        body = request.content.read()  # at most MAX_BODY: the site refused larger ones unread
         api_request = ApiRequest(
             method=request.method.decode("latin-1"),
             raw_path=path,
@@ -97,13 +102,6 @@ class EmrResource(resource.Resource):
             self._write(request, request_id, protocol.error_response(InternalFailure(), request_id))
 
 
-def _declared_length(request: Request) -> int:
-    try:
-        return int(request.getHeader("content-length") or 0)
-    except ValueError:
-        return 0
-
-
 def make_site(
     service: object,
     lookup: Callable[[str], Credentials | None],
@@ -122,7 +120,9 @@ def make_site(
     authenticator = Authenticator(lookup, region, ledger)
     resource = EmrResource(JsonProtocol(dispatcher, authenticator), QueryProtocol(dispatcher, authenticator))
     # The protocols read the body themselves; Twisted's own form parsing would only cost time.
-    site = server.Site(resource, parsePOSTFormSubmission=False)
+    site = BoundedSite(
+        resource, max_body=MAX_BODY, too_large=resource.too_large, parsePOSTFormSubmission=False
+    )
     site.displayTracebacks = False  # never a traceback to a client
     site.log = lambda request: None  # no access log: request ids are logged where something fails
     return site

@@ -44,6 +44,7 @@ class Failure(enum.Enum):
     BAD_SIGNATURE = "bad-signature"
     SKEWED = "skewed"  # request time too far from ours
     EXPIRED = "expired"  # presigned URL past its expiry
+    WRONG_REGION = "wrong-region"  # credential scoped to a region other than the service's
 
 
 class SignatureError(Exception):
@@ -51,6 +52,15 @@ class SignatureError(Exception):
         super().__init__(message)
         self.failure = failure
         self.message = message
+
+
+class WrongRegion(SignatureError):
+    """A credential scope naming another region than the one the service serves."""
+
+    def __init__(self, scoped: str, expected: str) -> None:
+        super().__init__(Failure.WRONG_REGION, f"the region '{scoped}' is wrong; expecting '{expected}'")
+        self.scoped = scoped
+        self.expected = expected
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class Verified:
     signature: str
     payload_hash: str
     presigned: bool
+    signed_headers: frozenset[str] = frozenset()  # lower-case names the signature covers
 
     def chunk_signature(self, previous_signature: str, chunk_sha256: str) -> str:
         """Signature of one aws-chunked chunk (STREAMING-AWS4-HMAC-SHA256-PAYLOAD)."""
@@ -199,6 +210,27 @@ def parse_amz_date(value: str) -> dt.datetime:
         ) from None
 
 
+def _body_payload_hash(headers: Mapping[str, Sequence[str]], body_sha256: Callable[[], str]) -> str:
+    """The payload hash of a request whose body the service holds: the body's own.
+
+    A client may also send ``x-amz-content-sha256``, signed or not, but it must then be the
+    body's hash: were the header trusted, a captured request with its body swapped (and the
+    header stating the original body's hash) would still verify.  ``UNSIGNED-PAYLOAD`` and
+    the streaming forms are S3's alone.
+    """
+    payload_hash = body_sha256()
+    declared = headers.get("x-amz-content-sha256")
+    if declared is not None and list(declared) != [payload_hash]:
+        if any(value == UNSIGNED_PAYLOAD or value.startswith("STREAMING-") for value in declared):
+            raise SignatureError(
+                Failure.BAD_SIGNATURE, "Only S3 accepts an unsigned payload; sign the request's body."
+            )
+        raise SignatureError(
+            Failure.BAD_SIGNATURE, "The x-amz-content-sha256 header does not match the SHA-256 of the body."
+        )
+    return payload_hash
+
+
 def verify(
     *,
     method: str,
@@ -208,13 +240,17 @@ def verify(
     body_sha256: Callable[[], str] | None,
     lookup: CredentialLookup,
     service: str,
+    region: str | None = None,
     now: dt.datetime | None = None,
 ) -> Verified:
     """Check a request's SigV4 signature.
 
     ``headers`` maps lower-case header names to the list of values sent.
-    ``body_sha256`` computes the hex SHA-256 of the body when the client did not
-    send ``x-amz-content-sha256`` (EMR and EC2 clients do not).
+    ``body_sha256`` computes the hex SHA-256 of the body, for services that hold the body
+    when they authenticate (all but S3): the signature then covers the body itself, whatever
+    ``x-amz-content-sha256`` says.  With None (S3), the payload hash is the one the client
+    declares, and the caller checks the body against ``Verified.payload_hash``.  With
+    ``region``, a credential scoped to any other region is refused (WrongRegion).
     """
     now = now or dt.datetime.now(dt.UTC)
     query = parse_query(raw_query)
@@ -256,7 +292,11 @@ def verify(
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request":
         raise SignatureError(Failure.MALFORMED, f"Credential should be scoped correctly: {credential!r}")
-    access_key, date, region, scope_service, _ = parts
+    access_key, date, scope_region, scope_service, _ = parts
+    if region is not None and scope_region != region:
+        # Checked before anything else of the signature, as AWS does: it tells a client
+        # pointed at the wrong region (and nothing secret) what to sign for instead.
+        raise WrongRegion(scope_region, region)
     amz_date = parse_amz_date(amz_date_value)
     if amz_date_value[:8] != date:
         raise SignatureError(Failure.MALFORMED, "Credential date does not match X-Amz-Date")
@@ -287,10 +327,10 @@ def verify(
 
     if presigned and scope_service == "s3":
         payload_hash = UNSIGNED_PAYLOAD  # S3's presigned URLs leave the payload out; other services hash it
+    elif body_sha256 is not None:
+        payload_hash = _body_payload_hash(headers, body_sha256)
     elif "x-amz-content-sha256" in headers:
         payload_hash = headers["x-amz-content-sha256"][0]
-    elif body_sha256 is not None:
-        payload_hash = body_sha256()
     else:
         payload_hash = EMPTY_SHA256
 
@@ -304,11 +344,11 @@ def verify(
             payload_hash,
         ]
     )
-    scope = f"{date}/{region}/{scope_service}/aws4_request"
+    scope = f"{date}/{scope_region}/{scope_service}/aws4_request"
     string_to_sign = "\n".join(
         [ALGORITHM, amz_date_value, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
     )
-    key = signing_key(creds.secret_key, date, region, scope_service)
+    key = signing_key(creds.secret_key, date, scope_region, scope_service)
     expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
     if not hmac.compare_digest(expected, signature):
         raise SignatureError(
@@ -320,4 +360,6 @@ def verify(
         raise SignatureError(
             Failure.MALFORMED, f"Credential should be scoped to correct service: '{service}'"
         )
-    return Verified(creds, amz_date_value, scope, key, signature, payload_hash, presigned)
+    return Verified(
+        creds, amz_date_value, scope, key, signature, payload_hash, presigned, frozenset(signed_headers)
+    )

@@ -5,8 +5,19 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 
-from resilin.sigv4 import CredentialLookup, Failure, SignatureError, Verified, parse_query, verify
+from resilin.sigv4 import (
+    CredentialLookup,
+    Failure,
+    SignatureError,
+    Verified,
+    WrongRegion,
+    parse_query,
+    verify,
+)
 from resilin.storage.errors import S3Error
+
+# The x-amz-* headers S3 obeys without a signature over them; any other must be signed.
+UNSIGNED_AMZ_HEADERS = frozenset({"x-amz-content-sha256", "x-amz-date", "x-amz-security-token"})
 
 _CODES = {
     Failure.MISSING: ("AccessDenied", 403),
@@ -18,6 +29,15 @@ _CODES = {
 
 
 def to_s3_error(exc: SignatureError, presigned: bool) -> S3Error:
+    if isinstance(exc, WrongRegion):
+        # S3's words; botocore reads the Region element to sign again for the right region.
+        prefix = (
+            "Error parsing the X-Amz-Credential parameter"
+            if presigned
+            else "The authorization header is malformed"
+        )
+        code = "AuthorizationQueryParametersError" if presigned else "AuthorizationHeaderMalformed"
+        return S3Error(code, f"{prefix}; {exc.message}", 400, extra={"Region": exc.expected})
     if exc.failure is Failure.MALFORMED:
         # S3 answers AuthorizationHeaderMalformed for header auth, and a plain
         # AuthorizationQueryParametersError for presigned URLs.
@@ -37,8 +57,10 @@ def authenticate(
     raw_query: str,
     headers: Mapping[str, Sequence[str]],
     lookup: CredentialLookup,
+    region: str,
 ) -> Verified:
-    """Verify a request's signature; the body is checked later, against the signed payload hash."""
+    """Verify a request's signature for ``region``; the body is checked later, against the signed
+    payload hash.  A request carrying an ``x-amz-*`` header the signature does not cover is refused."""
     presigned = "X-Amz-Signature=" in raw_query
     if not presigned and "Signature=" in raw_query and "AWSAccessKeyId=" in raw_query:
         raise S3Error(
@@ -69,6 +91,7 @@ def authenticate(
             body_sha256=None,
             lookup=lookup,
             service="s3",
+            region=region,
         )
     except SignatureError as exc:
         if needs_hash and exc.failure is not Failure.MALFORMED:
@@ -76,6 +99,7 @@ def authenticate(
         raise to_s3_error(exc, presigned) from None
     if needs_hash:
         raise missing_hash
+    _refuse_unsigned_amz_headers(headers, verified)
     return verified
 
 
@@ -89,3 +113,26 @@ def require_session_token(verified: Verified, headers: Mapping[str, Sequence[str
         sent = next((v for k, v in parse_query(raw_query) if k == "X-Amz-Security-Token"), "")
     if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise S3Error("InvalidToken", "The provided token is malformed or otherwise invalid.", 400)
+
+
+def _refuse_unsigned_amz_headers(headers: Mapping[str, Sequence[str]], verified: Verified) -> None:
+    """AccessDenied for ``x-amz-*`` headers outside the signature, as S3 answers.
+
+    They change what a request does (``x-amz-copy-source`` makes a PUT a copy, ``x-amz-acl``,
+    ``x-amz-meta-*``, ...): obeyed unsigned, anyone holding a presigned URL or a captured
+    request could add them.
+    """
+    unsigned = sorted(
+        name
+        for name in headers
+        if name.startswith("x-amz-")
+        and name not in UNSIGNED_AMZ_HEADERS
+        and name not in verified.signed_headers
+    )
+    if unsigned:
+        raise S3Error(
+            "AccessDenied",
+            "There were headers present in the request which were not signed",
+            403,
+            extra={"HeadersNotSigned": ", ".join(unsigned)},
+        )

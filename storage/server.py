@@ -212,7 +212,12 @@ class StorageResource(Resource):
             )
         headers = request_headers(request)
         verified = authenticate(
-            method=method, raw_path=raw_path, raw_query=raw_query, headers=headers, lookup=self.lookup
+            method=method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=headers,
+            lookup=self.lookup,
+            region=self.region,
         )
         require_session_token(verified, headers, raw_query)
         target = parse_target(raw_path, (headers.get("host") or [""])[0], self.virtual_host_base)

@@ -25,6 +25,9 @@ from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
+from resilin.api.server import MAX_BODY
+from tests.bodylimit import answer_to_chunked_body, answer_to_declared_length
+
 ACCOUNT = "111111111111"
 OTHER_ACCOUNT = "222222222222"
 KEY, SECRET = "AKIARESILINTEST00001", "resilin/test+secret0123456789abcdefghijk"
@@ -224,15 +227,76 @@ def test_malformed_json(server, redis_client):
     assert_no_clusters(server)
 
 
+@pytest.mark.parametrize("depth", [100, 1000, 2000])
+def test_deeply_nested_json_is_a_client_error(server, redis_client, depth):
+    nested_value = b'{"Name": ' + b"[" * depth + b"]" * depth + b"}"
+    assert_error(send(server, "RunJobFlow", nested_value), 400, "SerializationException")
+    configuration = b'{"Classification": "c"}'
+    for _ in range(depth // 2):  # the model's own recursion: configurations within configurations
+        configuration = b'{"Classification": "c", "Configurations": [' + configuration + b"]}"
+    body = b'{"Name": "n", "Instances": {}, "Configurations": [' + configuration + b"]}"
+    assert_error(send(server, "RunJobFlow", body), 400, "SerializationException")
+    assert_no_clusters(server)
+    assert "RecursionError" not in server.log()
+
+
+def test_json_nested_as_deep_as_configurations_need_is_validated(server, redis_client):
+    configuration = b'{"Classification": "c", "Properties": {"k": "v"}}'
+    for _ in range(5):
+        configuration = b'{"Classification": "c", "Configurations": [' + configuration + b"]}"
+    body = b'{"Name": "n", "Instances": {}, "Configurations": [' + configuration + b'], "Bogus": [[[1]]]}'
+    document = assert_error(send(server, "RunJobFlow", body), 400, "ValidationException")
+    assert "bogus" in document["message"]
+
+
 def test_wrong_content_type_and_method(server, redis_client):
     reply = send(server, "ListClusters", content_type="application/x-www-form-urlencoded")
     assert_error(reply, 415, "UnsupportedMediaTypeException")
     assert_error(send(server, "ListClusters", b"", method="GET"), 405, "MethodNotAllowedException")
 
 
-def test_oversized_body(server, redis_client):
-    body = b'{"Name": "' + b"x" * (17 * 1024 * 1024) + b'"}'
-    assert_error(send(server, "RunJobFlow", body, signed=False), 413, "RequestEntityTooLargeException")
+def _too_large(answer: bytes) -> tuple[bytes, bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"x-amzn-requestid: " in head.lower() and b"connection: close" in head.lower()
+    return head, body
+
+
+def test_oversized_body_is_refused_before_it_is_read(server, redis_client):
+    address, json_target = (
+        ("127.0.0.1", server.port),
+        {"Content-Type": JSON_TYPE, "X-Amz-Target": "X.RunJobFlow"},
+    )
+    # Declared: refused on the headers alone (no 100 Continue), and the connection closed.
+    _, body = _too_large(answer_to_declared_length(address, "/", 10 * 1024**3, json_target))
+    assert json.loads(body)["__type"] == "RequestEntityTooLargeException"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    _, body = _too_large(answer_to_declared_length(address, "/", MAX_BODY + 1, form))
+    assert b"<Code>RequestEntityTooLarge</Code>" in body
+    # Chunked: refused once past the limit, without waiting for the end of the body.
+    _, body = _too_large(answer_to_chunked_body(address, "/", MAX_BODY, json_target))
+    assert json.loads(body)["__type"] == "RequestEntityTooLargeException"
+    assert "Traceback" not in server.log()
+
+
+def test_chunked_body_within_the_limit_is_served(server, redis_client):
+    data = b"{}"
+    request = AWSRequest(
+        method="POST",
+        url=server.endpoint + "/",
+        data=data,
+        headers={"Content-Type": JSON_TYPE, "X-Amz-Target": "ElasticMapReduce.ListClusters"},
+    )
+    SigV4Auth(BotoCredentials(KEY, SECRET), "elasticmapreduce", REGION).add_auth(request)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request(
+            "POST", "/", body=iter([data[:1], data[1:]]), headers=dict(request.headers), encode_chunked=True
+        )
+        response = conn.getresponse()
+        assert (response.status, json.loads(response.read())) == (200, {"Clusters": []})
+    finally:
+        conn.close()
 
 
 def test_missing_name(server, redis_client):

@@ -81,7 +81,7 @@ def admins(resilin):
     clients = {}
     for cloud in (CLOUD_A, CLOUD_B):
         access = _local(resilin, cloud)
-        clients[cloud] = AdminClient(access.endpoint, access.access_key, access.secret_key)
+        clients[cloud] = AdminClient(access.endpoint, access.access_key, access.secret_key, access.region)
     yield clients
     for client in clients.values():
         client.clear_faults()

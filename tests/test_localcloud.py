@@ -16,21 +16,25 @@ import time
 import urllib.error
 import urllib.request
 
+import boto3
 import paramiko
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
 from resilin.config import CloudConfig
 from resilin.provisioners.ec2client import EC2Client, InstanceFailed
+from resilin.provisioners.localcloud.admin_client import AdminClient, AdminError
 from resilin.provisioners.localcloud.catalogue import image_id, new_id
 from resilin.provisioners.localcloud.podman import Podman
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
-from resilin.provisioners.localcloud.server import gateway_ip
+from resilin.provisioners.localcloud.server import MAX_BODY, gateway_ip
 from resilin.provisioners.localcloud.store import InstanceRecord, Store
 from resilin.sigv4 import Credentials
+from tests.bodylimit import answer_to_chunked_body, answer_to_declared_length
 from tests.localcloud_helpers import ALICE, BOB, cloud_process, discard_cloud
 from tests.localcloud_helpers import console_host_keys as _host_keys
 from tests.localcloud_helpers import ec2_client as _ec2
@@ -200,12 +204,12 @@ def test_bad_input_is_refused_with_ec2_errors(ec2, node_image):
     assert _code(ec2.run_instances, ImageId=ami, MinCount=1, MaxCount=1, DryRun=True) == "DryRunOperation"
 
 
-def _signed(cloud, body: str, creds=ALICE) -> urllib.request.Request:
+def _signed(cloud, body: str, creds=ALICE, headers: dict[str, str] | None = None) -> urllib.request.Request:
     request = AWSRequest(
         method="POST",
         url=cloud.endpoint,
         data=body.encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"} | (headers or {}),
     )
     SigV4Auth(BotoCredentials(creds.access_key, creds.secret_key), "ec2", "us-east-1").add_auth(request)
     return urllib.request.Request(
@@ -244,6 +248,86 @@ def test_unsigned_and_badly_signed_requests_fail_auth(cloud):
     request.headers["Content-length"] = str(len(request.data))
     status, text = _send(request)
     assert status == 401 and "AuthFailure" in text
+
+
+def test_a_captured_request_cannot_carry_another_body(ec2, cloud, node_image, launched):
+    captured = _signed(cloud, "Action=DescribeInstances&Version=2016-11-15")
+    run = (
+        f"Action=RunInstances&Version=2016-11-15&ImageId={_image(ec2, node_image)}&MinCount=1&MaxCount=1"
+        "&TagSpecification.1.ResourceType=instance"
+        "&TagSpecification.1.Tag.1.Key=attack&TagSpecification.1.Tag.1.Value=payload-swap"
+    ).encode()
+    # The body swapped, and x-amz-content-sha256 claiming the captured body's hash.
+    swapped = urllib.request.Request(
+        cloud.endpoint,
+        data=run,
+        headers=captured.headers | {"X-amz-content-sha256": hashlib.sha256(captured.data).hexdigest()},
+        method="POST",
+    )
+    status, text = _send(swapped)
+    assert status == 401 and "<Code>AuthFailure</Code>" in text
+    launched.extend(i["InstanceId"] for i in _instances(ec2))  # cleaned up, should the attack succeed
+    assert _instances(ec2, Filters=[{"Name": "tag:attack", "Values": ["payload-swap"]}]) == []
+    assert _send(captured)[0] == 200  # the request as signed still goes through
+    # A payload left unsigned is S3's alone.
+    unsigned = _signed(
+        cloud,
+        "Action=DescribeInstances&Version=2016-11-15",
+        headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"},
+    )
+    status, text = _send(unsigned)
+    assert status == 401 and "unsigned payload" in text
+
+
+def test_a_captured_admin_request_cannot_carry_another_body(cloud):
+    url = f"{cloud.endpoint}admin/faults"
+    signed_body = b'{"throttle": 0}'
+    request = AWSRequest(
+        method="PUT", url=url, data=signed_body, headers={"Content-Type": "application/json"}
+    )
+    SigV4Auth(BotoCredentials(ALICE.access_key, ALICE.secret_key), "ec2", "us-east-1").add_auth(request)
+    headers = dict(request.headers) | {"X-Amz-Content-SHA256": hashlib.sha256(signed_body).hexdigest()}
+    status, text = _send(
+        urllib.request.Request(url, data=b'{"throttle": 1000}', headers=headers, method="PUT")
+    )
+    assert status == 401 and "AuthFailure" in text
+    assert AdminClient(cloud.endpoint, ALICE.access_key, ALICE.secret_key).faults()["throttle"] == 0
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(cloud):
+    address, form = ("127.0.0.1", cloud.port), {"Content-Type": "application/x-www-form-urlencoded"}
+    answers = [
+        answer_to_declared_length(address, "/", 10 * 1024**3, form),
+        answer_to_declared_length(
+            address, "/admin/faults", MAX_BODY + 1, {"Content-Type": "application/json"}
+        ),
+        answer_to_chunked_body(address, "/", MAX_BODY, form),
+    ]
+    for answer in answers:  # each read to the connection's close, with no 100 Continue before it
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413 ") and b"<Code>RequestEntityTooLarge</Code>" in body
+    assert _send(_signed(cloud, "Action=DescribeInstances&Version=2016-11-15"))[0] == 200
+
+
+def test_credentials_scoped_to_another_region_are_refused(cloud):
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=cloud.endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id=ALICE.access_key,
+        aws_secret_access_key=ALICE.secret_key,
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    with pytest.raises(ClientError) as refused:
+        ec2.describe_instances()
+    error = refused.value.response["Error"]
+    assert (
+        error["Code"] == "AuthFailure" and "'eu-west-1' is wrong; expecting 'us-east-1'" in error["Message"]
+    )
+    with pytest.raises(AdminError) as denied:
+        AdminClient(cloud.endpoint, ALICE.access_key, ALICE.secret_key, region="eu-west-1").faults()
+    assert (denied.value.status, denied.value.code) == (401, "AuthFailure")
+    assert AdminClient(cloud.endpoint, ALICE.access_key, ALICE.secret_key).faults()["throttle"] == 0
 
 
 def test_accounts_do_not_see_each_others_instances_or_keys(ec2, cloud, node_image, launched, ssh_key):

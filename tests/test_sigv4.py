@@ -120,3 +120,30 @@ def test_s3_header_and_presigned_requests_verify():
     with pytest.raises(sigv4.SignatureError) as err:
         _verify(pre, "s3", now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=120))
     assert err.value.failure is sigv4.Failure.EXPIRED
+
+
+def test_payload_hash_header_must_be_the_bodys_outside_s3():
+    req, body = _emr_request()
+    swapped = b'{"ClusterId": "j-OTHER"}'
+    # A captured request, its body swapped and the header claiming the original body's hash.
+    req.headers["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest()
+    with pytest.raises(sigv4.SignatureError) as err:
+        _verify(req, "elasticmapreduce", swapped)
+    assert err.value.failure is sigv4.Failure.BAD_SIGNATURE
+    assert _verify(req, "elasticmapreduce", body).payload_hash == hashlib.sha256(body).hexdigest()
+    unsigned = AWSRequest(method="POST", url="http://127.0.0.1:8998/", data=body)
+    unsigned.headers["X-Amz-Content-SHA256"] = sigv4.UNSIGNED_PAYLOAD
+    SigV4Auth(BotoCredentials(CREDS.access_key, CREDS.secret_key), "elasticmapreduce", "us-east-1").add_auth(
+        unsigned
+    )
+    with pytest.raises(sigv4.SignatureError, match="unsigned payload"):
+        _verify(unsigned, "elasticmapreduce", body)
+
+
+def test_credential_scope_of_another_region_is_refused_first():
+    req, body = _emr_request()
+    assert _verify(req, "elasticmapreduce", body, region="us-east-1").signed_headers >= {"host", "x-amz-date"}
+    with pytest.raises(sigv4.WrongRegion) as err:
+        _verify(req, "elasticmapreduce", body, region="eu-west-1")
+    assert (err.value.scoped, err.value.expected) == ("us-east-1", "eu-west-1")
+    assert err.value.failure is sigv4.Failure.WRONG_REGION

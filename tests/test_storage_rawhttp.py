@@ -252,6 +252,70 @@ def test_presigned_urls_expire_and_sigv2_is_refused(service, client):
     assert (reply.status, reply.code) == (400, "InvalidRequest")
 
 
+def _presigned_target(service, operation: str, **params) -> str:
+    url = boto3_client(service.endpoint, ALICE).generate_presigned_url(
+        operation, Params=params, ExpiresIn=300
+    )
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def test_unsigned_amz_headers_are_refused_on_presigned_urls(service, client):
+    assert put(client, "secret", b"only alice may read this").status == 200
+    # A presigned PUT of one key, turned into a copy of another object by an added header.
+    target = _presigned_target(service, "put_object", Bucket="raw-bucket", Key="drop-box")
+    reply = client.send("PUT", target, headers={"x-amz-copy-source": "/raw-bucket/secret"})
+    assert (reply.status, reply.code) == (403, "AccessDenied")
+    assert etree.fromstring(reply.body).findtext("HeadersNotSigned") == "x-amz-copy-source"
+    assert get(client, "drop-box").status == 404
+    # The URL does what was signed, and headers the signer put in it are accepted.
+    assert client.send("PUT", target, b"uploaded").status == 200
+    target = _presigned_target(service, "put_object", Bucket="raw-bucket", Key="tagged", Metadata={"a": "1"})
+    assert client.send("PUT", target, b"x", headers={"x-amz-meta-a": "1"}).status == 200
+    reply = client.send("PUT", target, b"x", headers={"x-amz-meta-a": "1", "x-amz-meta-b": "2"})
+    assert (reply.status, reply.code) == (403, "AccessDenied")
+
+
+def test_unsigned_amz_headers_are_refused_on_header_signed_requests(client):
+    signed = sign("PUT", "/raw-bucket/copied", client.host)
+    reply = client.send(
+        "PUT", "/raw-bucket/copied", headers=signed.headers | {"x-amz-copy-source": "/raw-bucket/secret"}
+    )
+    assert (reply.status, reply.code) == (403, "AccessDenied")
+    assert get(client, "copied").status == 404
+    signed = sign("GET", "/raw-bucket", client.host)
+    reply = client.send(
+        "GET", "/raw-bucket", headers=signed.headers | {"x-amz-meta-one": "1", "x-amz-acl": "public-read"}
+    )
+    assert etree.fromstring(reply.body).findtext("HeadersNotSigned") == "x-amz-acl, x-amz-meta-one"
+    # Signed, the same headers are obeyed; x-amz-content-sha256/-date/-security-token need no signature.
+    assert put(client, "copied", b"", headers={"x-amz-copy-source": "/raw-bucket/secret"}).status == 200
+    signed = sign("GET", "/raw-bucket/copied", client.host)
+    assert (
+        client.send("GET", "/raw-bucket/copied", headers=signed.headers | {"x-amz-security-token": ""}).status
+        == 200
+    )
+
+
+def test_credential_scope_for_another_region_is_refused(service, client):
+    reply = client.send(
+        "GET", "/raw-bucket", headers=sign("GET", "/raw-bucket", client.host, region="eu-west-1").headers
+    )
+    assert (reply.status, reply.code) == (400, "AuthorizationHeaderMalformed")
+    document = etree.fromstring(reply.body)
+    assert document.findtext("Message") == (
+        "The authorization header is malformed; the region 'eu-west-1' is wrong; expecting 'us-east-1'"
+    )
+    assert document.findtext("Region") == "us-east-1"
+    url = boto3_client(service.endpoint, ALICE, region="eu-west-1").generate_presigned_url(
+        "get_object", Params={"Bucket": "raw-bucket", "Key": "secret"}
+    )
+    parts = urlsplit(url)
+    reply = client.send("GET", f"{parts.path}?{parts.query}")
+    assert (reply.status, reply.code) == (400, "AuthorizationQueryParametersError")
+    assert "the region 'eu-west-1' is wrong; expecting 'us-east-1'" in reply.body.decode()
+
+
 def test_other_accounts_bucket_is_access_denied(client):
     assert put(client, "alice-only", b"private").status == 200
     for method, path in [("GET", "/raw-bucket/alice-only"), ("HEAD", "/raw-bucket"), ("GET", "/raw-bucket"),

@@ -59,7 +59,7 @@ class AdminResource(Resource):
             return exc.status, {"Error": {"Code": exc.code, "Message": exc.message}}
 
     def _authorize(self, request: Request, body: bytes) -> None:
-        if signed_account(request, body, self.lookup) not in self.operators:
+        if signed_account(request, body, self.lookup, self.cloud.cloud.region) not in self.operators:
             raise EC2Error("AccessDenied", "Only the cloud's operator may use the admin API", 403)
 
     async def _route(self, request: Request, body: bytes) -> dict[str, Any]:

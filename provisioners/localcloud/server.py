@@ -19,7 +19,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from resilin import sigv4
 from resilin.config import CloudConfig
-from resilin.httputil import new_request_id, split_uri
+from resilin.httputil import Answer, BoundedSite, new_request_id, split_uri
 from resilin.provisioners.localcloud import ec2model, querydecode, xmlencode
 from resilin.provisioners.localcloud.admin import AdminResource
 from resilin.provisioners.localcloud.auth import signed_account
@@ -86,10 +86,8 @@ class EC2Resource(Resource):
             return exc.status, xmlencode.error(exc.code, exc.message, request_id)
 
     async def _dispatch(self, request: Request, request_id: str) -> bytes:
-        body = request.content.read(MAX_BODY + 1) if request.content else b""
-        if len(body) > MAX_BODY:
-            raise EC2Error("RequestEntityTooLarge", "The request is too large", 413)
-        account = signed_account(request, body, self.lookup)
+        body = request.content.read() if request.content else b""  # at most MAX_BODY: see too_large
+        account = signed_account(request, body, self.lookup, self.cloud.cloud.region)
         path, query = split_uri(request)
         params = sigv4.parse_query(query)
         if request.method == b"POST":
@@ -149,6 +147,12 @@ class Root(Resource):
         return self.ec2.render(request)
 
 
+def too_large(request: Request) -> Answer:
+    """The answer to a body over MAX_BODY, sent before it is read (see BoundedRequest)."""
+    body = xmlencode.error("RequestEntityTooLarge", "The request is too large", new_request_id())
+    return Answer(413, {"Content-Type": "text/xml;charset=UTF-8"}, body)
+
+
 def make_site(
     cloud: CloudConfig,
     redis_client: redis.Redis,
@@ -167,7 +171,8 @@ def make_site(
     """
     images = [image] if isinstance(image, str) else list(image)
     local = LocalCloud(cloud, redis_client, images, podman=podman)
-    return Site(Root(EC2Resource(local, lookup), AdminResource(local, lookup, operators)))
+    root = Root(EC2Resource(local, lookup), AdminResource(local, lookup, operators))
+    return BoundedSite(root, max_body=MAX_BODY, too_large=too_large)
 
 
 def network_name(cloud_name: str) -> str:
