@@ -44,13 +44,20 @@ def cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings_or_say_why(home: Path | None) -> config_module.Settings | None:
+    """The configuration, or None after saying on stderr what is wrong with it."""
+    try:
+        return config_module.load(home)
+    except config_module.ConfigError as exc:
+        print(f"resilin: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from resilin import preflight
 
-    try:
-        settings = config_module.load(args.home)
-    except config_module.ConfigError as exc:
-        print(f"resilin: {exc}", file=sys.stderr)
+    settings = _settings_or_say_why(args.home)
+    if settings is None:
         return 2
     findings = preflight.check(settings, ports=args.ports)
     ready = preflight.report(findings, print)
@@ -110,10 +117,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from resilin import demo
 
     home = Path(args.home or config_module.DEFAULT_HOME)
-    try:
-        settings = config_module.load(home)
-    except config_module.ConfigError as exc:
-        print(f"resilin: {exc}", file=sys.stderr)
+    settings = _settings_or_say_why(home)
+    if settings is None:
         return 2
     creds = settings.accounts[0]
     endpoints = demo.Endpoints(
@@ -156,10 +161,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_clouds(args: argparse.Namespace) -> int:
     from resilin import clouds_cli
 
-    try:
-        settings = config_module.load(args.home)
-    except config_module.ConfigError as exc:
-        print(f"resilin: {exc}", file=sys.stderr)
+    settings = _settings_or_say_why(args.home)
+    if settings is None:
         return 2
     if args.clouds_command == "list":
         return clouds_cli.list_clouds(settings, args.output)
