@@ -29,6 +29,7 @@ from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
 from resilin.offered_types import offered_types
 from resilin.orchestrator import Orchestrator
+from resilin.private_files import private_home, private_process
 from resilin.reconciler import Reconciler
 from resilin.redis_server import PrivateRedis, connect
 from resilin.sigv4 import Credentials
@@ -97,7 +98,7 @@ def start(settings: Settings) -> Runtime:
     from resilin.provisioners.localcloud.server import make_site as make_cloud_site
     from resilin.storage.server import make_site as make_storage_site
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_home(settings.home)
     redis_client, private = connect(settings.redis_url, settings.home)
     store = JobFlowStore(redis_client)
     ports = []
@@ -124,6 +125,7 @@ def start(settings: Settings) -> Runtime:
             lambda k, c=cloud_creds: c if k == c.access_key else settings.credentials(k),
             _local_images(settings, cloud),
             operators=[LOCAL_CLOUD_ACCOUNT],  # Resilin operates its local clouds (faults through /admin/)
+            limits=settings.http_limits,
         )
         # The network must exist now: the storage service listens on its gateway address.
         gateway = ensure_network(cloud)
@@ -149,15 +151,17 @@ def start(settings: Settings) -> Runtime:
         ],
     )
 
-    storage_site = make_storage_site(settings.data_dir / "storage", settings.credentials, settings.region)
+    storage_site = make_storage_site(
+        settings.data_dir / "storage", settings.credentials, settings.region, limits=settings.http_limits
+    )
     ports.append(_listen(storage_site, settings.storage_port, settings.bind_host))
     for runtime in local.values():
         if runtime.gateway != settings.bind_host:
             ports.append(_listen_freebind(storage_site, settings.storage_port, runtime.gateway))
 
     service = EmrService(store, settings.region, offered_types(settings))
-    ports.append(_listen(make_api_site(service, settings.credentials, settings.region), settings.api_port,
-                         settings.bind_host))  # fmt: skip
+    api_site = make_api_site(service, settings.credentials, settings.region, limits=settings.http_limits)
+    ports.append(_listen(api_site, settings.api_port, settings.bind_host))
 
     clients: dict[str, Placement] = {}
 
@@ -229,6 +233,7 @@ def _local_images(settings: Settings, cloud: CloudConfig) -> list[str]:
 
 
 def serve(home: Path | None = None) -> None:
+    private_process()  # before any file (or child process) is made
     settings = config_module.load(home)
     config_module.write_aws_credentials(settings)
     start(settings)

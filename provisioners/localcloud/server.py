@@ -19,6 +19,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from resilin import sigv4
 from resilin.config import CloudConfig
+from resilin.httplimits import HttpLimits, protect
 from resilin.httputil import new_request_id, split_uri
 from resilin.provisioners.localcloud import ec2model, querydecode, xmlencode
 from resilin.provisioners.localcloud.admin import AdminResource
@@ -157,6 +158,7 @@ def make_site(
     *,
     operators: Collection[str] = (),
     podman: Podman | None = None,
+    limits: HttpLimits | None = None,
 ) -> Site:
     """A Site serving ``cloud``'s EC2 endpoint; :func:`local_cloud` gives its :class:`LocalCloud`.
 
@@ -167,7 +169,8 @@ def make_site(
     """
     images = [image] if isinstance(image, str) else list(image)
     local = LocalCloud(cloud, redis_client, images, podman=podman)
-    return Site(Root(EC2Resource(local, lookup), AdminResource(local, lookup, operators)))
+    site = Site(Root(EC2Resource(local, lookup), AdminResource(local, lookup, operators)))
+    return protect(site, limits)  # deadlines and connection caps (resilin/httplimits.py)
 
 
 def network_name(cloud_name: str) -> str:
