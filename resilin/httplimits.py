@@ -45,7 +45,9 @@ class HttpLimits:
     idle_timeout: float = 300.0  # seconds a kept-alive connection may wait for its next request
     max_connections: int = 4096  # open connections in total (lowered to what descriptors allow)
     max_connections_per_peer: int = 1024  # open connections from one address
-    spool_per_peer: int = 64 * 1024**3  # bytes of request bodies one address may have in flight (storage)
+    # Bytes of request bodies one address may have in flight (storage): three 5 GiB PUTs at once,
+    # or 256 of S3A's 64 MiB parts.
+    spool_per_peer: int = 16 * 1024**3
     abort_timeout: float = 15.0  # seconds a closed connection may take to take its last response
 
     @classmethod

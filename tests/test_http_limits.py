@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 from lxml import etree
 
+from resilin import config
+from resilin.httplimits import HttpLimits
 from resilin.storage.testing import ALICE, StorageProcess, boto3_client
 from tests import emr_api
 from tests.localcloud_helpers import cloud_process
@@ -137,6 +139,14 @@ def storage(tmp_path_factory):
         yield running
 
 
+@pytest.fixture(scope="module")
+def default_storage(tmp_path_factory):
+    """Storage with its default limits: authenticating uploads before their bodies needs no setting."""
+    with StorageProcess(tmp_path_factory.mktemp("default-s3"), [ALICE]) as running:
+        boto3_client(running.endpoint, ALICE).create_bucket(Bucket="limits")
+        yield running
+
+
 def spool_files(storage: StorageProcess) -> list[Path]:
     return sorted((storage.data_dir / "tmp").glob("spool-*"))
 
@@ -196,8 +206,9 @@ def test_storage_caps_connections_per_peer(storage):
     assert s3_code(refused) == "SlowDown"
 
 
-def test_storage_unsigned_large_put_refused_before_its_body(storage):
+def test_storage_unsigned_large_put_refused_before_its_body(default_storage):
     """An unsigned and a badly signed 4 GiB PUT: 403 from the headers alone, nothing spooled, closed."""
+    storage = default_storage
     host = urlsplit(storage.endpoint).netloc
     unsigned = (
         f"PUT /limits/huge HTTP/1.1\r\nHost: {host}\r\nContent-Length: {4 * 1024**3}\r\n"
@@ -234,6 +245,33 @@ def test_storage_real_clients_unhurt_by_the_limits(storage):
     assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest()
     time.sleep(IDLE_TIMEOUT + 1)  # the pooled connection was closed by the server: botocore reconnects
     assert s3.head_object(Bucket="limits", Key="normal")["ContentLength"] == len(body)
+
+
+def test_storage_serves_many_parallel_readers_from_one_peer(default_storage):
+    """Hadoop's readers: a hundred connections from one node, each reading, under the default limits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s3 = boto3_client(default_storage.endpoint, ALICE, max_pool_connections=100)
+    s3.put_object(Bucket="limits", Key="shared", Body=b"r" * 300_000)
+    with ThreadPoolExecutor(100) as pool:
+        sizes = list(
+            pool.map(lambda _: len(s3.get_object(Bucket="limits", Key="shared")["Body"].read()), range(300))
+        )
+    assert sizes == [300_000] * 300
+
+
+def test_limits_are_read_from_the_configuration_and_checked(tmp_path):
+    home = tmp_path / "home"
+    config.load(home)
+    toml = home / "resilin.toml"
+    toml.write_text(toml.read_text() + "\n[http]\nheader_timeout = 5\nmax_connections_per_peer = 64\n")
+    limits = config.load(home).http_limits
+    assert (limits.header_timeout, limits.max_connections_per_peer) == (5.0, 64)
+    assert limits.body_min_rate == HttpLimits().body_min_rate
+    for bad in ("header_timout = 5", "body_min_rate = 0", 'idle_timeout = "soon"'):
+        toml.write_text(toml.read_text().split("[http]")[0] + f"[http]\n{bad}\n")
+        with pytest.raises(config.ConfigError, match=r"\[http\]"):
+            config.load(home)
 
 
 # -- the EMR API --------------------------------------------------------------------------------
