@@ -19,6 +19,8 @@ PRIVATE_UMASK = 0o077
 PRIVATE_DIR_MODE = 0o700
 # Directories of a home that earlier versions created 0755, tightened along with the home itself.
 HOME_DATA_DIRS = ("data", "data/storage", "redis")
+# Files of a home holding secret keys, tightened to 0600 if an editor or an earlier version left them open.
+HOME_SECRET_FILES = ("resilin.toml", "aws-credentials")
 
 
 def private_process() -> None:
@@ -40,9 +42,16 @@ def private_dir(path: Path) -> Path:
 
 
 def private_home(home: Path) -> Path:
-    """Resilin's home made private (0700), with the data directories an earlier version left open."""
-    private_dir(home)
+    """Resilin's home made private (0700), with the data directories and key files left open."""
+    home = private_dir(home)
     for name in HOME_DATA_DIRS:
         if (home / name).is_dir():
             private_dir(home / name)
-    return Path(home)
+    for name in HOME_SECRET_FILES:
+        path = home / name
+        if path.is_file() and not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            try:
+                path.chmod(stat.S_IMODE(path.stat().st_mode) & 0o600)
+            except PermissionError:
+                log.warning("%s is readable by others and cannot be made private (0600)", path)
+    return home

@@ -206,6 +206,20 @@ def test_storage_caps_connections_per_peer(storage):
     assert s3_code(refused) == "SlowDown"
 
 
+def test_storage_caps_connections_in_total(tmp_path):
+    with StorageProcess(tmp_path, [ALICE], extra_args=["--limit", "max_connections=3"]) as capped:
+        addr = address(capped.endpoint)
+        held = [socket.create_connection(addr, timeout=5) for _ in range(3)]
+        try:
+            time.sleep(0.3)
+            with socket.create_connection(addr, timeout=5) as extra:
+                refused = read_until_closed(extra, 5)
+            assert status_of(refused) == 503 and s3_code(refused) == "SlowDown"
+        finally:
+            for sock in held:
+                sock.close()
+
+
 def test_storage_unsigned_large_put_refused_before_its_body(default_storage):
     """An unsigned and a badly signed 4 GiB PUT: 403 from the headers alone, nothing spooled, closed."""
     storage = default_storage

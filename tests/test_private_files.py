@@ -76,10 +76,13 @@ def test_api_tightens_an_existing_home(tmp_path, redis_server):
     for path in (home, home / "data", home / "data" / "storage"):
         path.mkdir()
         os.chmod(path, 0o755)
+    (home / "resilin.toml").touch()
+    os.chmod(home / "resilin.toml", 0o644)  # the key file, as an editor may leave it (start keeps the mode)
     server = emr_api.start(home, redis_server.url)
     try:
         for path in (home, home / "data", home / "data" / "storage"):
             assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+        assert stat.S_IMODE((home / "resilin.toml").stat().st_mode) == 0o600
     finally:
         server.stop()
 
