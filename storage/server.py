@@ -145,6 +145,9 @@ class StorageChannel(LimitedChannel):
             )
         except S3Error as exc:
             return exc
+        except Exception:  # answered as any request that fails unexpectedly: 500, body unread
+            log.failure("storage authentication of {method} {path} failed", method=method, path=raw_path)
+            return internal_error()
         limit = getattr(self.site, "max_request_body", None)
         if limit is not None and self.length is not None and self.length > limit:
             return entity_too_large(self.site.storage.max_object_size)
