@@ -144,13 +144,23 @@ class _PauseWatch:
         return getattr(self._producer, name)
 
 
-_IDLE, _HEADERS, _BODY, _HANDLING, _CLOSING = "idle", "headers", "body", "handling", "closing"
+_IDLE, _HEADERS, _BODY, _HANDLING, _LINGER, _CLOSING = (
+    "idle",
+    "headers",
+    "body",
+    "handling",
+    "linger",
+    "closing",
+)
 
 
 class LimitedChannel(HTTPChannel):
     """An HTTP connection with per-phase deadlines and the site's connection caps (see the module)."""
 
     timeOut = None  # Twisted's byte-reset idle timeout is replaced by the deadlines here
+    # At most this much of a refused request's unread body is read and dropped after the answer,
+    # so that a client which sends its body without waiting for 100 Continue still sees the answer.
+    linger_bytes = 64 * 1024 * 1024
 
     def connectionMade(self) -> None:
         site = getattr(self, "site", None)
@@ -165,6 +175,8 @@ class LimitedChannel(HTTPChannel):
         self._received = 0
         self._window_start = 0
         self._paused_in_window = False
+        self._linger_wanted = False
+        self._linger_left = 0
         self._admitted = accounts.admit(self.peer)
         super().connectionMade()
         if not self._admitted:
@@ -177,12 +189,26 @@ class LimitedChannel(HTTPChannel):
     # -- phases --------------------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        if self._phase == _CLOSING:
-            return  # refused or timed out: nothing more is read
+        if self._dropped(data):
+            return
         self._received += len(data)
         if self._phase == _IDLE:
             self._start_headers()
         super().dataReceived(data)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        # The rest of a read in which the answer was sent (and lingering began) comes here.
+        if not self._dropped(data):
+            super().rawDataReceived(data)
+
+    def _dropped(self, data: bytes) -> bool:
+        """Whether ``data`` is dropped unread: the connection is closing (or lingering)."""
+        if self._phase == _LINGER:
+            self._linger_left -= len(data)
+            if self._linger_left < 0:
+                self.transport.abortConnection()
+            return True
+        return self._phase == _CLOSING
 
     def lineReceived(self, line: bytes) -> None:
         if self._phase == _IDLE:  # a pipelined request replayed from Twisted's buffer
@@ -216,6 +242,30 @@ class LimitedChannel(HTTPChannel):
             self._admitted = False
             self.accounts.leave(self.peer)
         super().connectionLost(reason)
+
+    def close_after_answer(self) -> None:
+        """Close once the response now being made is written, reading and dropping (up to
+        ``linger_bytes``, for at most ``abort_timeout``) whatever the client still sends."""
+        self._linger_wanted = True
+        self.persistent = False
+
+    def loseConnection(self) -> None:
+        if self._linger_wanted and self._phase != _CLOSING:
+            self._linger_wanted = False
+            self._linger()
+            return
+        super().loseConnection()
+
+    def _linger(self) -> None:
+        # The answer goes out, then a FIN (half-close) tells the client there is no more; what it
+        # still sends is dropped, as it would otherwise make the kernel reset the connection and
+        # the client could lose the answer.
+        self._phase = _LINGER
+        self._linger_left = self.linger_bytes
+        self._arm(self.limits.abort_timeout, self.transport.abortConnection)
+        self._networkProducer.unregisterProducer()
+        self._networkProducer.resumeProducing()
+        self.transport.loseWriteConnection()
 
     def _start_headers(self) -> None:
         self._phase = _HEADERS

@@ -105,7 +105,8 @@ class StorageChannel(LimitedChannel):
 
     A request with a body is authenticated from its headers alone (they carry the
     signed payload hash) before a byte of the body is read: an unsigned or badly
-    signed upload is answered and its connection closed, so nothing of it is spooled.
+    signed upload is answered and its connection closed, so nothing of it is spooled (what
+    a client sends without waiting for ``100 Continue`` is read and dropped, up to a bound).
     """
 
     def connectionMade(self) -> None:
@@ -162,7 +163,7 @@ class StorageChannel(LimitedChannel):
         request.gotLength(0)
         self.length = 0  # the channel goes straight on to processing the request
         self._transferDecoder = None
-        self.persistent = False  # the unread body must never be taken for a next request
+        self.close_after_answer()  # the unread body must never be taken for a next request
         request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
 
     def refusal_response(self) -> bytes:

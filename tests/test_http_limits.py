@@ -241,6 +241,25 @@ def test_storage_unsigned_large_put_refused_before_its_body(default_storage):
         assert spool_files(storage) == []
 
 
+def test_storage_unsigned_put_answered_to_a_client_that_does_not_wait(default_storage):
+    """A client sending its 20 MiB body straight after the headers still reads the 403; nothing is spooled."""
+    import threading
+
+    storage = default_storage
+    host = urlsplit(storage.endpoint).netloc
+    length = 20 * 1024 * 1024
+    head = f"PUT /limits/eager HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n\r\n".encode()
+    with socket.create_connection(address(storage.endpoint), timeout=10) as sock:
+        sent: list[bool] = []
+        sender = threading.Thread(target=lambda: sent.append(sock.sendall(head + b"z" * length) is None))
+        sender.start()
+        response = read_until_closed(sock, 10)
+        sender.join(10)
+    assert status_of(response) == 403 and s3_code(response) == "AccessDenied", response[:300]
+    assert sent == [True], "the server read (and dropped) the body rather than resetting the connection"
+    assert spool_files(storage) == []
+
+
 def test_storage_refuses_bodies_past_the_peers_allowance(storage):
     with socket.create_connection(address(storage.endpoint), timeout=5) as sock:
         sock.sendall(signed_head(storage, "too-much", SPOOL_PER_PEER + 1, expect=True))
