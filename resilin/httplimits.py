@@ -14,7 +14,10 @@ per phase of a request:
 
 It also caps connections in total and per peer address.  A connection over a
 cap is answered 503 and closed before anything is read from it; a request past
-a deadline is answered (408, or the service's own error) and closed.  The
+a deadline is answered (408, or the service's own error) and closed.  A service
+that answers a request without reading its body (storage refusing an upload from
+its headers) asks for ``close_after_answer``: the answer, a half-close, and the
+unread body dropped for a bounded time, so that the client sees the answer.  The
 defaults are far from what real clients do: a 5 GiB PUT at any usable speed,
 S3A's kept-alive pooled connections (its SDK drops idle ones after 60 s), and
 hundreds of parallel readers from one node.
