@@ -37,9 +37,12 @@ def serve(home: Path, port: int | None, redis_url: str, workers: int, threads: i
     from resilin.jobflows.service import EmrService
     from resilin.jobflows.store import JobFlowStore
     from resilin.offered_types import offered_types
+    from resilin.private_files import private_home, private_process
     from resilin.redis_server import connect
 
+    private_process()  # before any file (or child process) is made
     settings = config_module.load(home)
+    private_home(settings.home)
     client, private = connect(redis_url or settings.redis_url, settings.home)
     url = redis_url or settings.redis_url or (private.url if private else "")
     port = port or settings.api_port
@@ -47,7 +50,7 @@ def serve(home: Path, port: int | None, redis_url: str, workers: int, threads: i
               "--threads", str(threads), "--workers", "1", "--parent", str(os.getpid())]  # fmt: skip
     children = [subprocess.Popen(worker) for _ in range(workers - 1)]
     service = EmrService(JobFlowStore(client), settings.region, offered_types(settings))
-    site = make_site(service, settings.credentials, settings.region)
+    site = make_site(service, settings.credentials, settings.region, limits=settings.http_limits)
     sock = _listening_socket(settings.bind_host, port)
     reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, site)
     sock.close()

@@ -20,6 +20,7 @@ from resilin.api.json_protocol import JsonProtocol, is_json_type
 from resilin.api.query_protocol import QueryProtocol
 from resilin.api.replay import SignatureLedger
 from resilin.api.request import ApiRequest, ApiResponse
+from resilin.httplimits import HttpLimits, protect
 from resilin.httputil import Answer, BoundedSite, request_headers, split_uri
 from resilin.sigv4 import Credentials
 
@@ -107,6 +108,7 @@ def make_site(
     lookup: Callable[[str], Credentials | None],
     region: str,
     ledger: SignatureLedger | None = None,
+    limits: HttpLimits | None = None,
 ) -> server.Site:
     """The EMR API over ``service`` (the core), authenticating with ``lookup`` for ``region``.
 
@@ -125,4 +127,4 @@ def make_site(
     )
     site.displayTracebacks = False  # never a traceback to a client
     site.log = lambda request: None  # no access log: request ids are logged where something fails
-    return site
+    return protect(site, limits)  # deadlines and connection caps (resilin/httplimits.py)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from resilin.cloud_config import CloudConfig, CloudConfigError, parse_clouds
+from resilin.httplimits import HttpLimits
+from resilin.private_files import private_dir
 from resilin.sigv4 import Credentials
 
 DEFAULT_HOME = Path(os.environ.get("RESILIN_HOME", Path.home() / ".resilin"))
@@ -48,6 +50,7 @@ class Settings:
     reconcile_interval: float = (
         300.0  # seconds between sweeps for leftovers of ended clusters; 0: at start only
     )
+    http_limits: HttpLimits = HttpLimits()  # [http]: deadlines and connection caps of every service
     extra: dict = field(default_factory=dict)
 
     @property
@@ -119,7 +122,7 @@ subnet = "10.77.1.0/24"
 
 
 def write_default_config(home: Path) -> Path:
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)
     path = home / "resilin.toml"
     account_id = LOCAL_CLOUD_ACCOUNT
     while account_id == LOCAL_CLOUD_ACCOUNT:  # a one-in-10^12 draw, but never the reserved id
@@ -176,6 +179,15 @@ def _seconds(raw: dict, key: str, default: float, path: Path) -> float:
     return float(value)
 
 
+def _http_limits(table: object, path: Path) -> HttpLimits:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [http] must be a table")
+    try:
+        return HttpLimits.from_mapping(table, f"{path}: [http]")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def load(home: Path | None = None, path: Path | None = None) -> Settings:
     """Read the configuration, writing a default one first if there is none."""
     home = Path(home or DEFAULT_HOME)
@@ -221,6 +233,7 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
         "default_cloud",
         "node_image",
         "reconcile_interval",
+        "http",
         "accounts",
         "clouds",
     }
@@ -239,6 +252,7 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
         default_cloud=default_cloud,
         node_image=raw.get("node_image", "localhost/resilin-node:latest"),
         reconcile_interval=_seconds(raw, "reconcile_interval", 300.0, path),
+        http_limits=_http_limits(raw.get("http", {}), path),
         extra={k: v for k, v in raw.items() if k not in known},
     )
 

@@ -7,6 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
+from resilin.private_files import private_dir
+
 
 def installation_id(home: Path) -> str:
     """The id kept in ``home/installation-id``, made on first use."""
@@ -15,10 +17,10 @@ def installation_id(home: Path) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     candidate = "rsl-" + secrets.token_hex(8)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process made it first: use theirs
         return path.read_text().strip()
     with os.fdopen(fd, "w") as fh:

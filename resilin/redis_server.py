@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from resilin.children import stop_child
+from resilin.private_files import PRIVATE_UMASK, private_dir
 
 
 class RedisServerError(Exception):
@@ -41,7 +42,7 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerError("redis-server is not installed (apt-get install redis-server)")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)  # the append-only file holds every account's data
         if self.socket.exists():
             try:  # a server of ours is already running (e.g. left by a crashed run): reuse it
                 if self.client().ping():
@@ -61,7 +62,9 @@ class PrivateRedis:
             "--daemonize", "no",
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, umask=PRIVATE_UMASK
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

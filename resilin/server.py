@@ -31,6 +31,7 @@ from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
 from resilin.offered_types import offered_types
 from resilin.orchestrator import Orchestrator
+from resilin.private_files import private_home, private_process
 from resilin.reconciler import Reconciler
 from resilin.redis_server import PrivateRedis, connect
 from resilin.sigv4 import Credentials
@@ -102,7 +103,7 @@ def start(settings: Settings) -> Runtime:
 
     # Settings made without load() are checked too: nothing may start with the reserved account.
     config_module.check_accounts(settings.accounts, str(settings.home / "resilin.toml"))
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_home(settings.home)
     redis_client, private = connect(settings.redis_url, settings.home)
     store = JobFlowStore(redis_client)
     ports = []
@@ -124,6 +125,7 @@ def start(settings: Settings) -> Runtime:
             lambda k, c=cloud_creds: c if k == c.access_key else settings.credentials(k),
             config_module.local_images(settings, cloud),
             operators=[LOCAL_CLOUD_ACCOUNT],  # Resilin operates its local clouds (faults through /admin/)
+            limits=settings.http_limits,
         )
         # The network must exist now: the storage service listens on its gateway address.
         gateway = ensure_network(cloud)
@@ -157,15 +159,17 @@ def start(settings: Settings) -> Runtime:
     def storage_lookup(access_key: str) -> Credentials | None:
         return settings.credentials(access_key) or cluster_credentials.lookup(access_key)
 
-    storage_site = make_storage_site(settings.data_dir / "storage", storage_lookup, settings.region)
+    storage_site = make_storage_site(
+        settings.data_dir / "storage", storage_lookup, settings.region, limits=settings.http_limits
+    )
     ports.append(_listen(storage_site, settings.storage_port, settings.bind_host))
     for runtime in local.values():
         if settings.bind_host not in ("0.0.0.0", "::", runtime.gateway):  # a wildcard covers the gateway
             ports.append(_listen_freebind(storage_site, settings.storage_port, runtime.gateway))
 
     service = EmrService(store, settings.region, offered_types(settings))
-    ports.append(_listen(make_api_site(service, settings.credentials, settings.region), settings.api_port,
-                         settings.api_host))  # fmt: skip
+    api_site = make_api_site(service, settings.credentials, settings.region, limits=settings.http_limits)
+    ports.append(_listen(api_site, settings.api_port, settings.api_host))
 
     clients: dict[str, Placement] = {}
 
@@ -241,6 +245,7 @@ class HostNotReady(Exception):
 def serve(home: Path | None = None) -> None:
     from resilin import preflight
 
+    private_process()  # before any file (or child process) is made
     settings = config_module.load(home)
     found = preflight.problems(preflight.check(settings))
     if found:

@@ -19,6 +19,8 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
+from resilin.httplimits import HttpLimits
+from resilin.private_files import private_process
 from resilin.sigv4 import Credentials
 from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.server import make_site
@@ -53,7 +55,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-object-size", type=int, default=MAX_OBJECT_SIZE, help="largest single PUT or copy, in bytes"
     )
     parser.add_argument("--log", action="store_true", help="log every request to stderr (errors always are)")
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a connection limit of resilin/httplimits.py, e.g. header_timeout=30 (repeatable)",
+    )
     args = parser.parse_args(argv)
+    try:
+        args.limits = HttpLimits.from_assignments(args.limit)
+    except ValueError as exc:
+        parser.error(str(exc))
     if bool(args.access_key) != bool(args.secret_key):
         parser.error("--access-key and --secret-key go together")
     if args.access_key:
@@ -65,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    private_process()  # objects and spooled bodies are readable by this user only
     accounts = {c.access_key: c for c in args.account}
     level = LogLevel.info if args.log else LogLevel.warn
     observer = FilteringLogObserver(
@@ -78,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         virtual_host_base=args.virtual_host_base,
         max_object_size=args.max_object_size,
         access_log=args.log,
+        limits=args.limits,
     )
     port = reactor.listenTCP(args.port, site, interface=args.host)  # type: ignore[attr-defined]
     print(f"listening on http://{args.host}:{port.getHost().port}", flush=True)

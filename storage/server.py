@@ -21,19 +21,25 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from resilin.httplimits import HttpLimits, LimitedChannel, protect
 from resilin.httputil import request_headers, split_uri
-from resilin.sigv4 import Credentials, parse_query
+from resilin.sigv4 import Credentials, Verified, parse_query
 from resilin.storage import s3xml
 from resilin.storage.auth import authenticate, require_session_token
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, internal_error
 from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.multipart_ops import MAX_PART_SIZE
-from resilin.storage.response_head import NO_BODY_STATUSES, flush_now, start_response
+from resilin.storage.response_head import (
+    NO_BODY_STATUSES,
+    encode_head,
+    flush_now,
+    http_date_now,
+    start_response,
+)
 from resilin.storage.router import parse_target, route
 from resilin.storage.sending import DIRECT_MAX, RangeProducer, read_exactly
 from resilin.storage.spool import SpoolFile
@@ -76,8 +82,32 @@ def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> 
     return Response(exc.status, headers, b"" if head else s3xml.serialize(doc))
 
 
-class StorageChannel(HTTPChannel):
-    """One client connection: set up once, rather than again by every request on it."""
+def standalone_error(exc: S3Error) -> bytes:
+    """An S3 error as a whole response that closes the connection, for a client no request answers."""
+    request_id = next(_request_ids)
+    response = error_response(exc, "", request_id, head=False)
+    headers = {
+        **response.headers,
+        "Content-Length": str(len(response.body)),
+        "Connection": "close",
+        "x-amz-request-id": request_id,
+        "Server": "Resilin",
+    }
+    return encode_head(b"HTTP/1.1", exc.status, headers, [b"Date: " + http_date_now()]) + response.body
+
+
+def slow_down() -> S3Error:
+    return S3Error("SlowDown", "Please reduce your request rate.", 503)
+
+
+class StorageChannel(LimitedChannel):
+    """One client connection: set up once, rather than again by every request on it.
+
+    A request with a body is authenticated from its headers alone (they carry the
+    signed payload hash) before a byte of the body is read: an unsigned or badly
+    signed upload is answered and its connection closed, so nothing of it is spooled (what
+    a client sends without waiting for ``100 Continue`` is read and dropped, up to a bound).
+    """
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -94,12 +124,95 @@ class StorageChannel(HTTPChannel):
             self._host = super().getHost()
         return self._host
 
+    def allHeadersReceived(self) -> None:
+        request = self.requests[-1]
+        if self.length != 0:  # a body follows: decide from the headers whether to take it
+            refusal = self._refuse_body(request)
+            if refusal is not None:
+                self._answer_without_body(request, refusal)
+                return
+        super().allHeadersReceived()
+
+    def _refuse_body(self, request: StorageRequest) -> S3Error | None:
+        method = self._command.decode("latin-1").upper()
+        raw_path, _, raw_query = self._path.decode("latin-1").partition("?")
+        try:
+            headers = request_headers(request)
+            request.verified = authenticate(
+                method=method,
+                raw_path=raw_path,
+                raw_query=raw_query,
+                headers=headers,
+                lookup=self.site.resource.lookup,
+                region=self.site.resource.region,
+            )
+            require_session_token(request.verified, headers, raw_query)
+        except S3Error as exc:
+            return exc
+        except Exception:  # answered as any request that fails unexpectedly: 500, body unread
+            log.failure("storage authentication of {method} {path} failed", method=method, path=raw_path)
+            return internal_error()
+        limit = getattr(self.site, "max_request_body", None)
+        if limit is not None and self.length is not None and self.length > limit:
+            return entity_too_large(self.site.storage.max_object_size)
+        # A chunked body (no length) is reserved piece by piece as it arrives.
+        if not request.reserve_body(self.length or 0):
+            return slow_down()
+        return None
+
+    def _answer_without_body(self, request: StorageRequest, refusal: S3Error) -> None:
+        """Answer ``refusal`` at once, as if the request had no body; then close the connection."""
+        request.refusal = refusal
+        request.gotLength(0)
+        self.length = 0  # the channel goes straight on to processing the request
+        self._transferDecoder = None
+        self.close_after_answer()  # the unread body must never be taken for a next request
+        request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+
+    def refusal_response(self) -> bytes:
+        return standalone_error(slow_down())
+
+    def body_timeout_response(self) -> bytes:
+        return standalone_error(
+            S3Error(
+                "RequestTimeout",
+                "Your socket connection to the server was not read from or written to within "
+                "the timeout period. Idle connections will be closed.",
+                400,
+            )
+        )
+
+
+def entity_too_large(max_size: int) -> S3Error:
+    return S3Error(
+        "EntityTooLarge",
+        "Your proposed upload exceeds the maximum allowed object size.",
+        400,
+        extra={"MaxSizeAllowed": str(max_size)},
+    )
+
 
 class StorageRequest(Request):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.body_bytes = 0
         self.body_too_large = False
+        self.refusal: S3Error | None = None  # answered without reading the body (see StorageChannel)
+        self.verified: Verified | None = None  # the signature, checked from the headers
+        self.body_reserved = 0  # bytes of the peer's body allowance this request holds
+        self._release: Callable[[], None] | None = None
+
+    def reserve_body(self, size: int) -> bool:
+        """Take ``size`` more bytes of the peer's allowance for bodies in flight, until the request ends."""
+        channel = self.channel
+        accounts, peer = channel.accounts, channel.peer
+        if not accounts.reserve_body(peer, size):
+            return False
+        if self._release is None:
+            self._release = lambda: accounts.release_body(peer, self.body_reserved)
+            self.notifyFinish().addBoth(lambda _: self._release())
+        self.body_reserved += size
+        return True
 
     def process(self) -> None:
         # Twisted's own process() sets Server and Date headers, splits and unquotes
@@ -119,6 +232,13 @@ class StorageRequest(Request):
         limit = getattr(getattr(self.channel, "site", None), "max_request_body", None)
         if limit is not None and self.body_bytes > limit:
             self.body_too_large = True
+            return
+        if self.refusal is not None:
+            return
+        if self.body_bytes > self.body_reserved and not self.reserve_body(
+            self.body_bytes - self.body_reserved
+        ):
+            self.refusal = slow_down()  # a chunked body past the peer's allowance: stop spooling it
             return
         super().handleContentChunk(data)
 
@@ -204,14 +324,13 @@ class StorageResource(Resource):
         self, request: Request, method: str, raw_path: str, raw_query: str, request_id: str
     ) -> Response:
         if getattr(request, "body_too_large", False):
-            raise S3Error(
-                "EntityTooLarge",
-                "Your proposed upload exceeds the maximum allowed object size.",
-                400,
-                extra={"MaxSizeAllowed": str(self.store.max_object_size)},
-            )
+            raise entity_too_large(self.store.max_object_size)
+        refusal = getattr(request, "refusal", None)
+        if refusal is not None:
+            raise refusal
         headers = request_headers(request)
-        verified = authenticate(
+        # Requests with a body were authenticated from their headers, before the body was read.
+        verified = getattr(request, "verified", None) or authenticate(
             method=method,
             raw_path=raw_path,
             raw_query=raw_query,
@@ -267,6 +386,7 @@ def make_site(
     virtual_host_base: str | None = None,
     max_object_size: int = MAX_OBJECT_SIZE,
     access_log: bool = True,
+    limits: HttpLimits | None = None,
 ) -> Site:
     """The storage service as a Twisted Site, to listen with on any reactor port.
 
@@ -274,7 +394,9 @@ def make_site(
     ``virtual_host_base`` (e.g. ``s3.example.test``), ``bucket.s3.example.test``
     Host headers are accepted besides path-style URLs.  With ``access_log``
     False, requests are not formatted into access-log lines at all (Twisted
-    formats each one even when the log level then drops it).
+    formats each one even when the log level then drops it).  ``limits`` bound
+    connections, their deadlines and the body bytes one peer may have in flight
+    (see resilin/httplimits.py).
     """
     store = Store(
         Path(data_dir),
@@ -291,4 +413,4 @@ def make_site(
     site.spool_dir = str(store.tmp)  # type: ignore[attr-defined]
     # The largest body accepted, with room for aws-chunked framing (under 0.2% with 64 KiB chunks).
     site.max_request_body = int(min(max_object_size, MAX_PART_SIZE) * 1.01) + 1024 * 1024  # type: ignore[attr-defined]
-    return site
+    return protect(site, limits)

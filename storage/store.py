@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from resilin.private_files import private_dir
 from resilin.storage import names, objfile
 from resilin.storage.errors import S3Error, no_such_bucket, no_such_key, no_such_upload
 from resilin.storage.ingest import MAX_OBJECT_SIZE
@@ -191,6 +192,7 @@ class Store:
         self._buckets_str = str(self.buckets_dir)
         # How slow clean-ups (removing whole trees) are run; the server passes a thread pool.
         self._background = background or (lambda job: job())
+        private_dir(self.root)  # objects and spooled bodies are their owners' alone
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.buckets_dir.mkdir(parents=True, exist_ok=True)

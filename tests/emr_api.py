@@ -70,7 +70,8 @@ class ApiServer:
         stop_child(self.process, 20)
 
 
-def start(home: Path, redis_url: str) -> ApiServer:
+def start(home: Path, redis_url: str, extra_config: str = "") -> ApiServer:
+    """Start the API with its configuration in ``home``; ``extra_config`` (TOML tables) is appended."""
     port = _free_port()
     accounts = "".join(
         f'[[accounts]]\naccount_id = "{c.account_id}"\naccess_key = "{c.access_key}"\nsecret_key = "{c.secret_key}"\n\n'
@@ -81,7 +82,7 @@ def start(home: Path, redis_url: str) -> ApiServer:
         f'default_cloud = "local"\n\n{accounts}'
         '[[clouds]]\nname = "local"\nkind = "local"\nsubnet = "10.250.1.0/24"\n\n'
         '[[clouds]]\nname = "edge"\nkind = "local"\nsubnet = "10.250.2.0/24"\n\n'
-        '[[clouds]]\nname = "faraway"\nkind = "ec2"\nendpoint = "http://127.0.0.1:9"\n'
+        '[[clouds]]\nname = "faraway"\nkind = "ec2"\nendpoint = "http://127.0.0.1:9"\n' + extra_config
     )
     log = open(home / "api.log", "wb")  # noqa: SIM115 (kept open for the child's lifetime)
     process = subprocess.Popen(

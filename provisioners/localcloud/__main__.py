@@ -11,6 +11,8 @@ from twisted.internet import reactor
 
 from resilin.cloud_config import Quota
 from resilin.config import CloudConfig
+from resilin.httplimits import HttpLimits
+from resilin.private_files import private_process
 from resilin.provisioners.localcloud.podman import PodmanError
 from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
 from resilin.provisioners.localcloud.server import ensure_network, make_site
@@ -45,8 +47,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ACCOUNT_ID",
         help="an account allowed to use /admin/ (repeatable; default: the --account-id one)",
     )
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a connection limit of resilin/httplimits.py, e.g. header_timeout=30 (repeatable)",
+    )
     args = parser.parse_args(argv)
+    try:
+        limits = HttpLimits.from_assignments(args.limit)
+    except ValueError as exc:
+        parser.error(str(exc))
 
+    private_process()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     endpoint = f"http://{args.bind}:{args.port}/"
     cloud = CloudConfig(
@@ -81,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         args.image,
         operators=args.operator or [args.account_id],
         podman=PodmanApi(service),
+        limits=limits,
     )
     reactor.listenTCP(args.port, site, interface=args.bind)
     logging.getLogger(__name__).info(

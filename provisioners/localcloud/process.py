@@ -41,9 +41,11 @@ class LocalCloudProcess:
         region: str = "us-east-1",
         max_instances: int | None = None,
         max_vcpus: int | None = None,
+        limits: Sequence[str] = (),
     ) -> None:
         self.cloud, self.subnet, self.images = cloud, subnet, list(images)
         self.max_instances, self.max_vcpus = max_instances, max_vcpus
+        self.limits = list(limits)  # NAME=VALUE connection limits (resilin/httplimits.py)
         self.redis_url, self.accounts, self.region = redis_url, list(accounts), region
         self.log_path = Path(log_path)
         self.port = port or free_port()
@@ -70,6 +72,8 @@ class LocalCloudProcess:
             args += ["--max-instances", str(self.max_instances)]
         if self.max_vcpus:
             args += ["--max-vcpus", str(self.max_vcpus)]
+        for limit in self.limits:
+            args += ["--limit", limit]
         log = open(self.log_path, "ab")  # the child inherits it; we close our copy
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()

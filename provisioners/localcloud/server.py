@@ -19,6 +19,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from resilin import sigv4
 from resilin.config import CloudConfig
+from resilin.httplimits import HttpLimits, protect
 from resilin.httputil import Answer, BoundedSite, new_request_id, split_uri
 from resilin.provisioners.localcloud import ec2model, querydecode, xmlencode
 from resilin.provisioners.localcloud.admin import AdminResource
@@ -161,6 +162,7 @@ def make_site(
     *,
     operators: Collection[str] = (),
     podman: Podman | None = None,
+    limits: HttpLimits | None = None,
 ) -> Site:
     """A Site serving ``cloud``'s EC2 endpoint; :func:`local_cloud` gives its :class:`LocalCloud`.
 
@@ -172,7 +174,8 @@ def make_site(
     images = [image] if isinstance(image, str) else list(image)
     local = LocalCloud(cloud, redis_client, images, podman=podman)
     root = Root(EC2Resource(local, lookup), AdminResource(local, lookup, operators))
-    return BoundedSite(root, max_body=MAX_BODY, too_large=too_large)
+    site = BoundedSite(root, max_body=MAX_BODY, too_large=too_large)
+    return protect(site, limits)  # deadlines and connection caps (resilin/httplimits.py)
 
 
 def network_name(cloud_name: str) -> str:
