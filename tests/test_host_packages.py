@@ -228,6 +228,8 @@ def host_programs() -> dict[str, set[str]]:
 
 def _is_projects_own(program: str) -> bool:
     """A file of this repository or of its virtualenv (Python packages come from pyproject.toml)."""
+    if os.path.isabs(program):
+        return False
     if program.startswith((".venv/", "scripts/", "docker/", "./")) or (ROOT / program).is_file():
         return True
     return (ROOT / ".venv" / "bin" / program).exists()
