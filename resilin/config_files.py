@@ -72,10 +72,13 @@ def shell_value(value: str) -> str:
 
 def env_exports(exports: Mapping[str, str]) -> str:
     """A ``*-env.sh`` file's exports (names checked by :func:`check_names`)."""
+    for name in exports:
+        if not _SHELL_NAME.fullmatch(name):  # a configuration stored before names were checked
+            raise ValueError(f"export name {name!r} is not a shell identifier")
     return "".join(f"export {name}={shell_value(value)}\n" for name, value in sorted(exports.items()))
 
 
-def _java_escape(text: str, escape_space: bool) -> str:
+def _java_escape(text: str, is_key: bool) -> str:
     """``text`` as java.util.Properties.load reads it back, from an ISO 8859-1 file."""
     out = []
     for i, ch in enumerate(text):
@@ -83,8 +86,10 @@ def _java_escape(text: str, escape_space: bool) -> str:
             out.append("\\\\")
         elif ch in "\t\n\r\f":
             out.append({"\t": "\\t", "\n": "\\n", "\r": "\\r", "\f": "\\f"}[ch])
-        elif ch == " " and (escape_space or i == 0):
+        elif ch == " " and (is_key or i == 0):
             out.append("\\ ")  # a leading space would be skipped as separator whitespace
+        elif is_key and ch in "=:#!":
+            out.append("\\" + ch)  # would end the key, or start a comment
         elif " " <= ch <= "~":
             out.append(ch)
         else:  # \\uXXXX, as UTF-16 code units (a pair for characters beyond the BMP)
