@@ -10,7 +10,6 @@ to LogUri.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import logging
 import shlex
@@ -20,6 +19,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from resilin import node_data
 from resilin.jobflows.store import Doc
 from resilin.sigv4 import Credentials
 from resilin.ssh import Node, SshError
@@ -65,7 +65,7 @@ def render(actions: list[Doc], fetch: Fetch) -> str:
         path, args = script["Path"], script.get("Args", [])
         name = action.get("Name", f"action {n}")
         work, logs = f"{WORK_ROOT}/{n}", f"{LOG_ROOT}/{n}"
-        lines.append(f"# bootstrap action {n}: {name}")
+        lines.append(f"# bootstrap action {n}: {node_data.comment_text(name)}")
         lines.append(f"mkdir -p {work} {logs}")
         s3 = split_s3(path)
         if s3 is not None:
@@ -75,8 +75,7 @@ def render(actions: list[Doc], fetch: Fetch) -> str:
                 raise BootstrapError(f"Bootstrap action {n} ({name}): could not read {path}: {exc}") from None
             if len(body) > MAX_SCRIPT_BYTES:
                 raise BootstrapError(f"Bootstrap action {n} ({name}): {path} is larger than 4 MiB")
-            encoded = base64.b64encode(body).decode()
-            lines.append(f"base64 -d > {work}/script <<'RESILIN_EOF_BA'\n{encoded}\nRESILIN_EOF_BA")
+            lines.append(node_data.write_file(f"{work}/script", body))
             lines.append(f"chmod 755 {work}/script")
             command = f"{work}/script"
         else:

@@ -14,6 +14,7 @@ from importlib import resources
 
 import jinja2
 
+from resilin import config_files, node_data
 from resilin.errors import ValidationError
 from resilin.jobflows.store import Doc
 
@@ -171,6 +172,9 @@ _env = jinja2.Environment(
     keep_trailing_newline=True,
     autoescape=False,
 )
+# Values reach node scripts only through these: XML built by lxml, files written as base64.
+_env.filters["site_xml"] = config_files.site_xml
+_env.globals["write_file"] = node_data.write_file
 
 
 def check_configurations(configurations: list[Doc]) -> None:
@@ -190,6 +194,9 @@ def check_configurations(configurations: list[Doc]) -> None:
             raise ValidationError(
                 f"Classification '{name}' takes its variables in a nested 'export' classification."
             )
+        config_files.check_names(name, item.get("Properties", {}), export=False)
+        for nested in item.get("Configurations", []):
+            config_files.check_names(f"{name}/export", nested.get("Properties", {}), export=True)
 
 
 def overrides_from(*layers: list[Doc]) -> dict[str, dict[str, str]]:
@@ -241,18 +248,13 @@ def daemons_for(spec: ClusterSpec, node: NodeSpec) -> tuple[str, ...]:
     return daemons
 
 
-def _shell_value(value: str) -> str:
-    """An export's value as EMR writes it: double-quoted, so $VARIABLES still expand."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`") + '"'
-
-
 def env_files(overrides: dict[str, dict[str, str]]) -> dict[str, str]:
     """The ``*-env.sh`` files with the exports the configurations ask for."""
     files = {}
     for classification, filename in ENV_CLASSIFICATIONS.items():
         exports = overrides.get(f"{classification}/export", {})
         if exports:
-            files[filename] = "\n".join(f"export {k}={_shell_value(v)}" for k, v in sorted(exports.items()))
+            files[filename] = config_files.env_exports(exports)
     return files
 
 
@@ -281,12 +283,12 @@ def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
         "dfs_exclude": DFS_EXCLUDE,
         "yarn_exclude": YARN_EXCLUDE,
     }
-    files = {name: _env.get_template(f"{name}.j2").render(context).strip() for name in SITE_FILES}
-    files["workers"] = "\n".join(n.ip for n in spec.workers) or spec.master.ip
+    files = {name: _env.get_template(f"{name}.j2").render(context).strip() + "\n" for name in SITE_FILES}
+    files["workers"] = ("\n".join(n.ip for n in spec.workers) or spec.master.ip) + "\n"
     return context | {
         "files": files,
         "env_files": env_files(overrides),
-        "log4j": overrides.get(LOG4J_CLASSIFICATION, {}),
+        "log4j": config_files.log4j_properties(overrides.get(LOG4J_CLASSIFICATION, {})),
         "daemons": daemons_for(spec, node),
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from resilin import node_data
 from resilin.jobflows.store import Doc
 
 STEP_LOG_ROOT = "/var/log/hadoop/steps"
@@ -38,7 +39,7 @@ def step_command(step: Doc, workdir: str) -> str:
         )
     prefix = ""
     if is_remote(jar):
-        local = f"{workdir}/{shlex.quote(name)}"
+        local = shlex.quote(f"{workdir}/{name}")
         prefix = _fetch(jar, local) + " && "
         jar = local
     else:
@@ -48,8 +49,9 @@ def step_command(step: Doc, workdir: str) -> str:
     if main_class and "." in main_class:
         # A MainClass wins over the jar's manifest, as on EMR: RunJar would run the manifest's
         # Main-Class instead, so the class runs directly with the jar on the classpath.
+        # (The quoted jar sits outside the double quotes, where its quotes keep their meaning.)
         return (
-            f'{prefix}HADOOP_CLASSPATH="{jar}${{HADOOP_CLASSPATH:+:$HADOOP_CLASSPATH}}" '
+            f'{prefix}HADOOP_CLASSPATH={jar}"${{HADOOP_CLASSPATH:+:$HADOOP_CLASSPATH}}" '
             f"hadoop {shlex.quote(main_class)} {quoted}"
         )
     main = [main_class] if main_class else []
@@ -65,23 +67,28 @@ def step_script(step: Doc, log_uri: str | None, cluster_id: str) -> str:
 
     The step's command runs in a session (and process group) of its own, whose id is
     written to ``pid``: cancelling the step kills that group, and the script around it
-    still records the exit and ships the logs.
+    still records the exit and ships the logs.  Everything the user gave (arguments,
+    properties, LogUri) reaches the node as data: the command as a file written from
+    base64, the rest as single-quoted assignments, expanded only inside double quotes.
     """
     sid = step["id"]
     logs = f"{STEP_LOG_ROOT}/{sid}"
     workdir = f"{STEP_WORK_ROOT}/{sid}"
     command = step_command(step, workdir)
-    java_props = " ".join(shlex.quote(f"-D{k}={v}") for k, v in step["properties"].items())
+    write_command = node_data.write_file(f"{workdir}/command.sh", command + "\n")
+    # Hadoop's launcher splits HADOOP_CLIENT_OPTS on whitespace; quotes and $ arrive as they are.
+    java_props = shlex.quote(" ".join(f"-D{k}={v}" for k, v in step["properties"].items()))
     upload = ""
     if log_uri:
         dest = shlex.quote(f"{log_uri.rstrip('/')}/{cluster_id}/steps/{sid}/")
         upload = f"""
+dest={dest}
 ship="$logs"/ship
 mkdir -p "$ship"
 for f in controller stdout stderr syslog; do gzip -c "$logs/$f" >"$ship/$f.gz" 2>/dev/null; done
 # `put` needs the destination's parent to exist, which a fresh LogUri prefix does not.
-hadoop fs -mkdir -p {dest} >>"$logs"/controller 2>&1
-hadoop fs -put -f "$ship"/*.gz {dest} >>"$logs"/controller 2>&1 || echo "could not ship logs to {dest}" >>"$logs"/controller
+hadoop fs -mkdir -p "$dest" >>"$logs"/controller 2>&1
+hadoop fs -put -f "$ship"/*.gz "$dest" >>"$logs"/controller 2>&1 || echo "could not ship logs to $dest" >>"$logs"/controller
 """
     return f"""#!/bin/bash
 set -u
@@ -90,15 +97,14 @@ mkdir -p "$logs" {workdir}
 cd {workdir}
 : >"$logs"/syslog
 note() {{ echo "$(date -u '+%F %T,%3N') INFO $*" >>"$logs"/controller; }}
-cat >{workdir}/command.sh <<'RESILIN_STEP_COMMAND'
-{command}
-RESILIN_STEP_COMMAND
+{write_command}
 note "Working dir {workdir}"
 note {shlex.quote(f"startExec '{command}'")}
 started=$SECONDS
 # Hadoop's own log lines go to syslog, as on EMR; the command's output to stdout and stderr.
 export HADOOP_ROOT_LOGGER=INFO,RFA HADOOP_LOG_DIR="$logs"
-export HADOOP_CLIENT_OPTS="${{HADOOP_CLIENT_OPTS:-}} -Dhadoop.log.file=syslog {java_props}"
+java_props={java_props}
+export HADOOP_CLIENT_OPTS="${{HADOOP_CLIENT_OPTS:-}} -Dhadoop.log.file=syslog $java_props"
 setsid -w bash -c 'echo $$ >"$1"; exec bash "$2"' step "$logs"/pid {workdir}/command.sh \\
     >"$logs"/stdout 2>"$logs"/stderr </dev/null
 rc=$?

@@ -189,6 +189,16 @@ def test_instance_fleets(emr_api, emr, store):
          "ValidationException", "InstanceFleetUnits"),
         (lambda r: r.update(BootstrapActions=[{"Name": "b", "ScriptBootstrapAction": {"Path": "s3://b/x.sh"}}] * 17),
          "ValidationException", "at most 16 bootstrap actions"),
+        # Names a node's configuration file cannot hold: they would run as shell, or break the file.
+        (lambda r: r.update(Configurations=[{"Classification": "hadoop-env", "Configurations": [
+            {"Classification": "export", "Properties": {"X=1; touch /tmp/pwned; Y": "1"}}]}]),
+         "ValidationException", "not a valid environment variable name"),
+        (lambda r: r.update(Instances={"InstanceGroups": [
+            {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1, "Configurations": [
+                {"Classification": "hadoop-log4j", "Properties": {"log4j.x\ntouch /tmp/pwned": "1"}}]}]}),
+         "ValidationException", "is not valid"),
+        (lambda r: r.update(Configurations=[{"Classification": "core-site", "Properties": {"x": "bell\x07"}}]),
+         "ValidationException", "not allowed"),
     ],
 )  # fmt: skip
 def test_run_job_flow_refusals_change_nothing(emr, redis_client, change, code, fragment):

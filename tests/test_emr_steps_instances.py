@@ -352,6 +352,15 @@ def test_reconfiguration_is_validated_recorded_and_reported(emr, store):
         ([{"Classification": "spark-defaults", "Properties": {"x": "1"}}], "spark-defaults"),
         ([{"Classification": "yarn-site", "Configurations": [{"Classification": "export"}]}], "export"),
         ([{"Classification": "yarn-env", "Properties": {"X": "1"}}], "export"),
+        (
+            [
+                {
+                    "Classification": "yarn-env",
+                    "Configurations": [{"Classification": "export", "Properties": {"A;B": "1"}}],
+                }
+            ],
+            "not a valid environment variable name",
+        ),
     ):
         before = state_digest(store.redis)
         error = error_of(

@@ -50,6 +50,10 @@ sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/probe.deb
 echo "bootstrap ran on $(hostname)"
 """
 PROBE_PACKAGE = "resilin-bootstrap-probe"
+# A step command that prints what it received: its arguments and the JVM options Hadoop would get.
+PRINT_ARGS_AND_OPTS = (
+    "import json, os, sys; print(json.dumps([sys.argv[1:], os.environ['HADOOP_CLIENT_OPTS']]))"
+)
 
 
 def probe_deb(directory: Path) -> bytes:
@@ -358,6 +362,19 @@ def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
         "user=hadoop args=one two",
         "install ok installed",
     ]
+    # Arguments and Properties reach the step's command as given: no shell expansion, and a
+    # line ending a here-document does not end the step's script.
+    hostile = ["$HOME", "it's", 'say "hi" `id`', "one\nEOF\nRESILIN_STEP_COMMAND\nRESILIN_EOF_B64\ntwo"]
+    step = run_step(
+        emr,
+        cluster,
+        ["python3", "-c", PRINT_ARGS_AND_OPTS, *hostile],
+        Properties=[{"Key": "resilin.test", "Value": 'it\'s"$HOME"$(id)'}],  # Hadoop splits options on spaces
+        name="hostile args",
+    )
+    args, opts = json.loads(step_output(resilin, cluster, step["Id"]))
+    assert args == hostile
+    assert opts.endswith(' -Dresilin.test=it\'s"$HOME"$(id)')
 
 
 def test_reconfiguring_the_core_group_restarts_its_nodemanagers_with_the_new_memory(resilin, emr, cluster):

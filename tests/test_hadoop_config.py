@@ -6,6 +6,8 @@ shell it produces is checked with ``bash -n`` and the merge rules directly.
 
 from __future__ import annotations
 
+import base64
+import re
 import subprocess
 
 import pytest
@@ -56,6 +58,15 @@ def spec(**extra) -> ClusterSpec:
     )
 
 
+def written_files(script: str) -> dict[str, str]:
+    """What the script writes under $conf (its files travel base64-encoded), appends joined."""
+    files: dict[str, str] = {}
+    pattern = r"base64 -d >>?\"\$conf/([^\"]+)\" <<'RESILIN_EOF_B64'\n(.*?)\nRESILIN_EOF_B64"
+    for name, encoded in re.findall(pattern, script, re.S):
+        files[name] = files.get(name, "") + base64.b64decode(encoded).decode()
+    return files
+
+
 def bash_syntax_ok(script: str) -> None:
     done = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
     assert done.returncode == 0, done.stderr
@@ -71,10 +82,12 @@ def test_sizing_follows_the_instance_type():
 def test_group_configurations_win_over_the_cluster_ones():
     s = spec()
     master, core = (render_node_script(s, n) for n in s.nodes)
-    assert "<name>yarn.nodemanager.resource.memory-mb</name><value>3000</value>" in master
-    assert "<name>yarn.nodemanager.resource.memory-mb</name><value>2048</value>" in core
-    assert "default,x" in master and "log4j.logger.org.apache.hadoop.fs=DEBUG" in master
-    assert 'export HADOOP_HEAPSIZE_MAX="700m"' in master
+    on_master, on_core = written_files(master), written_files(core)
+    assert "<name>yarn.nodemanager.resource.memory-mb</name><value>3000</value>" in on_master["yarn-site.xml"]
+    assert "<name>yarn.nodemanager.resource.memory-mb</name><value>2048</value>" in on_core["yarn-site.xml"]
+    assert "default,x" in on_master["capacity-scheduler.xml"]
+    assert "log4j.logger.org.apache.hadoop.fs=DEBUG\n" in on_master["log4j.properties"]
+    assert 'export HADOOP_HEAPSIZE_MAX="700m"\n' in on_master["hadoop-env.sh"]
     assert "/usr/local/bin/s3-dist-cp" in master and "/usr/local/bin/s3-dist-cp" not in core
     bash_syntax_ok(master)
     bash_syntax_ok(core)
@@ -83,7 +96,7 @@ def test_group_configurations_win_over_the_cluster_ones():
 def test_env_exports_are_quoted_for_the_shell():
     files = env_files(overrides_from([{"Classification": "yarn-env", "Configurations": [
         {"Classification": "export", "Properties": {"YARN_OPTS": 'a "b" `c` $HOME'}}]}]))  # fmt: skip
-    assert files == {"yarn-env.sh": 'export YARN_OPTS="a \\"b\\" \\`c\\` $HOME"'}
+    assert files == {"yarn-env.sh": 'export YARN_OPTS="a \\"b\\" \\`c\\` $HOME"\n'}
 
 
 @pytest.mark.parametrize(
@@ -137,7 +150,10 @@ def test_step_commands():
     jar_step = {"jar": "s3://b/app.jar", "args": ["in", "out"], "main_class": "org.example.Main"}
     command = steps.step_command(jar_step, "/w")
     assert command.startswith("hadoop fs -copyToLocal -f s3://b/app.jar /w/app.jar && ")
-    assert 'HADOOP_CLASSPATH="/w/app.jar' in command and "hadoop org.example.Main in out" in command
+    assert (
+        'HADOOP_CLASSPATH=/w/app.jar"${HADOOP_CLASSPATH:+' in command
+        and "hadoop org.example.Main in out" in command
+    )
     runner = {"jar": "command-runner.jar", "args": ["s3-dist-cp", "--src", "s3://b/x"], "main_class": None}
     assert steps.step_command(runner, "/w") == "s3-dist-cp --src s3://b/x"
     assert steps.application_ids(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from resilin.hadoop_config import merge_configurations, render_reconfigure_script
 from resilin.reconfigure import changed_classifications, daemons_to_restart, failure_summary
-from tests.test_hadoop_config import bash_syntax_ok, spec
+from tests.test_hadoop_config import bash_syntax_ok, spec, written_files
 
 YARN = {"Classification": "yarn-site", "Properties": {"a": "1", "b": "2"}}
 ENV = {
@@ -76,7 +76,10 @@ def test_the_node_script_rewrites_the_files_and_restarts_what_it_is_told():
     ]
     script = render_reconfigure_script(cluster, core, ["nodemanager"])
     bash_syntax_ok(script)
-    assert "<name>yarn.nodemanager.resource.memory-mb</name><value>3072</value>" in script
+    assert (
+        "<name>yarn.nodemanager.resource.memory-mb</name><value>3072</value>"
+        in written_files(script)["yarn-site.xml"]
+    )
     assert (
         "hadoop-daemon yarn stop nodemanager\n" in script
         and "hadoop-daemon yarn start nodemanager\n" in script
