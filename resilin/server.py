@@ -130,7 +130,7 @@ def start(settings: Settings) -> Runtime:
         # The network must exist now: the storage service listens on its gateway address.
         gateway = ensure_network(cloud)
         # Its instances run users' code: of the host they reach storage on the gateway, nothing else.
-        host_shield.shield(cloud.name, bridge_interface(cloud.name), gateway, [settings.storage_port])
+        host_shield.shield(bridge_interface(cloud.name), gateway, [settings.storage_port])
         ports.append(_listen(site, port, settings.localcloud_host))
         endpoint = f"http://{config_module.connect_address(settings.localcloud_host)}:{port}"
         local[cloud.name] = LocalCloudRuntime(cloud, endpoint, gateway, cloud_creds)

@@ -44,8 +44,9 @@ def resilin(tmp_path_factory):
     finally:
         proc.stop()
         print(proc.log_tail(40))
+        bridge = bridge_interface(CLOUD)
         remove_cloud(CLOUD)
-    assert host_shield.listing(CLOUD) == ""  # removed with the cloud
+    assert host_shield.listing(bridge) == ""  # removed with the cloud's network
 
 
 def _reaches(container: str, host: str, port: int) -> bool:
@@ -85,7 +86,8 @@ def test_instances_reach_storage_and_nothing_else_of_the_host(resilin):
         assert not _reaches(container, gateway, resilin.api_port)
         assert not _reaches(container, gateway, resilin.localcloud_port)
         assert not _reaches(container, gateway, other.getsockname()[1])
-        assert f'iifname "{bridge_interface(CLOUD)}" drop' in host_shield.listing(CLOUD)
+        bridge = bridge_interface(CLOUD)
+        assert f'iifname "{bridge}" drop' in host_shield.listing(bridge)
     finally:
         other.close()
         ec2.terminate_instances(InstanceIds=[iid])

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from resilin.provisioners.localcloud import host_shield
+
 
 class PodmanError(Exception):
     pass
@@ -117,6 +119,10 @@ class Podman:
             "network", "create", "--internal", "--disable-dns", "--subnet", subnet,
             "--gateway", gateway, *label_args, name,
         )  # fmt: skip
+        # The bridge may be one a removed network had: no host shield of that network may apply.
+        bridge = self.network_inspect(name).get("network_interface", "")
+        if bridge:
+            host_shield.remove(bridge)
 
     def list_networks(self) -> list[str]:
         return self._run("network", "ls", "--format", "{{.Name}}").stdout.split()

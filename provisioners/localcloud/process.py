@@ -103,6 +103,10 @@ def remove_cloud(cloud: str, podman: Podman | None = None) -> list[str]:
     podman = podman or Podman()
     containers = podman.list({"resilin.cloud": cloud})
     podman.remove([c.id for c in containers], stop_timeout=1)
-    podman.remove_network(f"resilin-{cloud}")
-    host_shield.remove(cloud)
+    network = f"resilin-{cloud}"
+    if podman.network_exists(network):
+        bridge = podman.network_inspect(network).get("network_interface", "")
+        podman.remove_network(network)
+        if bridge:
+            host_shield.remove(bridge)
     return [c.name for c in containers]
