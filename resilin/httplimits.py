@@ -25,6 +25,7 @@ hundreds of parallel readers from one node.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import resource
 from collections import Counter
@@ -339,3 +340,22 @@ def protect(site: Site, limits: HttpLimits | None = None) -> Site:
         site.protocol = LimitedChannel
     site.peer_accounts = PeerAccounts(limits or HttpLimits())  # type: ignore[attr-defined]
     return site
+
+
+def add_limit_option(parser: argparse.ArgumentParser) -> None:
+    """``--limit NAME=VALUE`` (repeatable) on a service's command line."""
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a connection limit of resilin/httplimits.py, e.g. header_timeout=30 (repeatable)",
+    )
+
+
+def limits_from_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> HttpLimits:
+    """The limits ``--limit`` gave; a bad one ends the program with argparse's usage error."""
+    try:
+        return HttpLimits.from_assignments(args.limit)
+    except ValueError as exc:
+        parser.error(str(exc))

@@ -19,7 +19,7 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
-from resilin.httplimits import HttpLimits
+from resilin.httplimits import add_limit_option, limits_from_options
 from resilin.private_files import private_process
 from resilin.sigv4 import Credentials
 from resilin.storage.ingest import MAX_OBJECT_SIZE
@@ -55,18 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-object-size", type=int, default=MAX_OBJECT_SIZE, help="largest single PUT or copy, in bytes"
     )
     parser.add_argument("--log", action="store_true", help="log every request to stderr (errors always are)")
-    parser.add_argument(
-        "--limit",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a connection limit of resilin/httplimits.py, e.g. header_timeout=30 (repeatable)",
-    )
+    add_limit_option(parser)
     args = parser.parse_args(argv)
-    try:
-        args.limits = HttpLimits.from_assignments(args.limit)
-    except ValueError as exc:
-        parser.error(str(exc))
+    args.limits = limits_from_options(parser, args)
     if bool(args.access_key) != bool(args.secret_key):
         parser.error("--access-key and --secret-key go together")
     if args.access_key:

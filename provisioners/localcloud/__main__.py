@@ -11,7 +11,7 @@ from twisted.internet import reactor
 
 from resilin.cloud_config import Quota
 from resilin.config import CloudConfig
-from resilin.httplimits import HttpLimits
+from resilin.httplimits import add_limit_option, limits_from_options
 from resilin.private_files import private_process
 from resilin.provisioners.localcloud.podman import PodmanError
 from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
@@ -47,18 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ACCOUNT_ID",
         help="an account allowed to use /admin/ (repeatable; default: the --account-id one)",
     )
-    parser.add_argument(
-        "--limit",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a connection limit of resilin/httplimits.py, e.g. header_timeout=30 (repeatable)",
-    )
+    add_limit_option(parser)
     args = parser.parse_args(argv)
-    try:
-        limits = HttpLimits.from_assignments(args.limit)
-    except ValueError as exc:
-        parser.error(str(exc))
+    limits = limits_from_options(parser, args)
 
     private_process()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
