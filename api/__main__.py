@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from resilin import config as config_module
+from resilin.settings import config as config_module
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -34,11 +34,11 @@ def serve(home: Path, port: int | None, redis_url: str, workers: int, threads: i
     from twisted.internet import reactor, task
 
     from resilin.api.server import make_site
+    from resilin.clouds.offered_types import offered_types
     from resilin.jobflows.service import EmrService
     from resilin.jobflows.store import JobFlowStore
-    from resilin.offered_types import offered_types
-    from resilin.private_files import private_home, private_process
-    from resilin.redis_server import connect
+    from resilin.service.redis_server import connect
+    from resilin.settings.private_files import private_home, private_process
 
     private_process()  # before any file (or child process) is made
     settings = config_module.load(home)

@@ -13,11 +13,18 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from resilin import sigv2, sigv4
 from resilin.api.replay import SignatureLedger, changes_state
 from resilin.api.request import ApiRequest
+from resilin.aws import sigv2, sigv4
+from resilin.aws.sigv4 import (
+    MAX_CLOCK_SKEW,
+    CredentialLookup,
+    Credentials,
+    Failure,
+    SignatureError,
+    WrongRegion,
+)
 from resilin.errors import EmrError
-from resilin.sigv4 import MAX_CLOCK_SKEW, CredentialLookup, Credentials, Failure, SignatureError, WrongRegion
 
 SERVICE = "elasticmapreduce"
 REPLAYED = "replayed"

@@ -24,9 +24,9 @@ from resilin.api.errors import (
 )
 from resilin.api.query_params import decode_form, members
 from resilin.api.request import ApiRequest, ApiResponse
+from resilin.aws.sigv4 import Failure
 from resilin.errors import EmrError
 from resilin.jobflows.caller import Caller
-from resilin.sigv4 import Failure
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from resilin.api.json_protocol import JsonProtocol, is_json_type
 from resilin.api.query_protocol import QueryProtocol
 from resilin.api.replay import SignatureLedger
 from resilin.api.request import ApiRequest, ApiResponse
-from resilin.httplimits import HttpLimits, protect
-from resilin.httputil import Answer, BoundedSite, request_headers, split_uri
-from resilin.sigv4 import Credentials
+from resilin.aws.httplimits import HttpLimits, protect
+from resilin.aws.httputil import Answer, BoundedSite, request_headers, split_uri
+from resilin.aws.sigv4 import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -127,4 +127,4 @@ def make_site(
     )
     site.displayTracebacks = False  # never a traceback to a client
     site.log = lambda request: None  # no access log: request ids are logged where something fails
-    return protect(site, limits)  # deadlines and connection caps (resilin/httplimits.py)
+    return protect(site, limits)  # deadlines and connection caps (resilin/aws/httplimits.py)

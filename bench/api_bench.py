@@ -40,9 +40,9 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from resilin.children import stop_child
-from resilin.config import new_credentials
-from resilin.redis_server import PrivateRedis
+from resilin.service.children import stop_child
+from resilin.service.redis_server import PrivateRedis
+from resilin.settings.config import new_credentials
 
 REGION = "us-east-1"
 OPERATIONS = ("DescribeCluster", "ListClusters", "ListSteps")

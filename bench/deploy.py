@@ -25,8 +25,8 @@ from pathlib import Path
 
 from resilin import demo
 from resilin.jobflows.store import JobFlowStore
-from resilin.process import new_process
-from resilin.redis_server import PrivateRedis
+from resilin.service.process import new_process
+from resilin.service.redis_server import PrivateRedis
 
 PHASES = ("instances_running", "ssh_ready", "hadoop_configured", "hadoop_ready")
 

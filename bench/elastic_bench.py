@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 from resilin import demo
-from resilin.process import cloud_containers, new_process
 from resilin.provisioners.localcloud.process import remove_cloud
+from resilin.service.process import cloud_containers, new_process
 
 CLOUD = "elastic"
 SUBNET = "10.78.23.0/24"

@@ -54,15 +54,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from resilin.config import CloudConfig, new_credentials
+from resilin.clouds.ssh import KeyPair, Node
 from resilin.provisioners.ec2client import EC2Client
 from resilin.provisioners.localcloud.machines import container_name
 from resilin.provisioners.localcloud.podman import Podman, PodmanError
 from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
 from resilin.provisioners.localcloud.server import network_name
-from resilin.redis_server import PrivateRedis
-from resilin.ssh import KeyPair, Node
+from resilin.service.redis_server import PrivateRedis
+from resilin.settings.config import CloudConfig, new_credentials
 
 PHASES = ("RunInstances", "running", "SSH ready", "CPU busy %", "CPU s/instance", "terminated", "gone")
 

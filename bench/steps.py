@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from resilin.process import new_process
 from resilin.provisioners.localcloud.process import remove_cloud
+from resilin.service.process import new_process
 
 CLOUD = "bsteps"
 SUBNET = "10.78.22.0/24"

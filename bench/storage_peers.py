@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from resilin.children import stop_child
-from resilin.sigv4 import Credentials
+from resilin.aws.sigv4 import Credentials
+from resilin.service.children import stop_child
 from resilin.storage.testing import StorageProcess
 
 HOST = "127.0.0.1"

@@ -24,7 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
-from resilin.config import CloudConfig
+from resilin.settings.config import CloudConfig
 
 # Error codes worth retrying: throttling and the cloud being briefly unwell.
 RETRYABLE = {

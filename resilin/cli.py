@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from resilin import config as config_module
-from resilin.children import stop_child
+from resilin.service.children import stop_child
+from resilin.settings import config as config_module
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -25,7 +25,7 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from resilin import server
+    from resilin.service import server
 
     _configure_logging(args.verbose)
     try:
@@ -54,7 +54,7 @@ def _settings_or_say_why(home: Path | None) -> config_module.Settings | None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from resilin import preflight
+    from resilin.settings import preflight
 
     settings = _settings_or_say_why(args.home)
     if settings is None:
@@ -78,7 +78,7 @@ class RunningServer:
         self.process: subprocess.Popen | None = None
 
     def api_answers(self) -> bool:
-        from resilin.ssh import port_open
+        from resilin.clouds.ssh import port_open
 
         return port_open(config_module.connect_address(self.settings.api_host), self.settings.api_port)
 

@@ -23,8 +23,6 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from resilin import local_runtime
-from resilin.config import CloudConfig, Settings
 from resilin.provisioners.ec2client import (
     UNSUPPORTED_ERRORS,
     EC2Client,
@@ -32,6 +30,8 @@ from resilin.provisioners.ec2client import (
     error_code,
     error_text,
 )
+from resilin.service import local_runtime
+from resilin.settings.config import CloudConfig, Settings
 
 AUTH_ERRORS = {"AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch"}
 

@@ -19,9 +19,9 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
-from resilin.httplimits import add_limit_option, limits_from_options
-from resilin.private_files import private_process
-from resilin.sigv4 import Credentials
+from resilin.aws.httplimits import add_limit_option, limits_from_options
+from resilin.aws.sigv4 import Credentials
+from resilin.settings.private_files import private_process
 from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.server import make_site
 

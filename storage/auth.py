@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 
-from resilin.sigv4 import (
+from resilin.aws.sigv4 import (
     CredentialLookup,
     Failure,
     SignatureError,

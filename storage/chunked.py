@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from resilin.sigv4 import Verified
+from resilin.aws.sigv4 import Verified
 from resilin.storage.errors import S3Error
 
 SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"

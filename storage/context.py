@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from twisted.web.server import Request
 
-from resilin.sigv4 import Verified
+from resilin.aws.sigv4 import Verified
 from resilin.storage.errors import access_denied
 from resilin.storage.spool import SpoolFile
 from resilin.storage.spool_digest import SpoolDigest

@@ -13,7 +13,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from resilin.sigv4 import Verified
+from resilin.aws.sigv4 import Verified
 from resilin.storage import checksums, chunked, hashing
 from resilin.storage.errors import S3Error
 

@@ -24,9 +24,9 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from resilin.httplimits import HttpLimits, LimitedChannel, protect
-from resilin.httputil import request_headers, split_uri
-from resilin.sigv4 import Credentials, Verified, parse_query
+from resilin.aws.httplimits import HttpLimits, LimitedChannel, protect
+from resilin.aws.httputil import request_headers, split_uri
+from resilin.aws.sigv4 import Credentials, Verified, parse_query
 from resilin.storage import s3xml
 from resilin.storage.auth import authenticate, require_session_token
 from resilin.storage.context import Call, Response
@@ -396,7 +396,7 @@ def make_site(
     False, requests are not formatted into access-log lines at all (Twisted
     formats each one even when the log level then drops it).  ``limits`` bound
     connections, their deadlines and the body bytes one peer may have in flight
-    (see resilin/httplimits.py).
+    (see resilin/aws/httplimits.py).
     """
     store = Store(
         Path(data_dir),

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from resilin.private_files import private_dir
+from resilin.settings.private_files import private_dir
 from resilin.storage import names, objfile
 from resilin.storage.errors import S3Error, no_such_bucket, no_such_key, no_such_upload
 from resilin.storage.ingest import MAX_OBJECT_SIZE

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from resilin.children import stop_child
-from resilin.sigv4 import Credentials
+from resilin.aws.sigv4 import Credentials
+from resilin.service.children import stop_child
 
 
 class StorageProcess:

@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from resilin.process import ResilinProcess, new_process
 from resilin.provisioners.localcloud.process import remove_cloud
+from resilin.service.process import ResilinProcess, new_process
 
 # docker/node/build.sh's own variable, to test an image built under another name.
 NODE_IMAGE = os.environ.get("RESILIN_NODE_IMAGE", "localhost/resilin-node") + ":latest"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import resilin.provisioners.localcloud as localcloud_pkg
-from resilin.redis_server import PrivateRedis
+from resilin.service.redis_server import PrivateRedis
 
 # The cluster suites that start several clusters each (about 25 minutes together on a
 # two-core machine); `make test` runs them with the rest, `make test-extended` runs only them.

@@ -18,10 +18,10 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from resilin.children import stop_child
+from resilin.aws.sigv4 import Credentials
 from resilin.jobflows import ids, states
 from resilin.jobflows.store import JobFlowStore
-from resilin.sigv4 import Credentials
+from resilin.service.children import stop_child
 
 REGION = "us-east-1"
 ACCOUNT = "111111111111"

@@ -16,9 +16,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from resilin.aws.sigv4 import Credentials
 from resilin.provisioners.localcloud.podman import Podman, PodmanError
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
-from resilin.sigv4 import Credentials
 
 ALICE = Credentials("AKIALOCALCLOUDALICE0", "alice-secret-0123456789abcdefghijklmnopq", "111111111111")
 BOB = Credentials("AKIALOCALCLOUDBOB000", "bob-secret-0123456789abcdefghijklmnopqrs", "222222222222")

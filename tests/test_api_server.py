@@ -42,7 +42,7 @@ from twisted.internet import reactor
 from resilin.api.server import make_site
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
-from resilin.sigv4 import Credentials
+from resilin.aws.sigv4 import Credentials
 
 cfg = json.loads(sys.argv[1])
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from resilin import config
+from resilin.settings import config
 
 ACCOUNT = (
     '[[accounts]]\naccount_id = "111111111111"\naccess_key = "AKIAEXAMPLE000000000"\nsecret_key = "s"\n\n'

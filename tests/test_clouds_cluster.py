@@ -14,12 +14,13 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from resilin import demo, local_runtime
-from resilin.config import new_credentials
-from resilin.process import ResilinProcess, cloud_containers, free_port
+from resilin import demo
+from resilin.clouds.ssh import KeyPair
 from resilin.provisioners.localcloud.admin_client import AdminClient
 from resilin.provisioners.localcloud.process import remove_cloud
-from resilin.ssh import KeyPair
+from resilin.service import local_runtime
+from resilin.service.process import ResilinProcess, cloud_containers, free_port
+from resilin.settings.config import new_credentials
 
 pytestmark = [
     pytest.mark.cluster,

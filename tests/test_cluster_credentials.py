@@ -15,9 +15,9 @@ import redis
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from resilin.cluster_credentials import ClusterCredentials
-from resilin.process import new_process
+from resilin.cluster.cluster_credentials import ClusterCredentials
 from resilin.provisioners.localcloud.process import remove_cloud
+from resilin.service.process import new_process
 
 pytestmark = pytest.mark.skipif(
     shutil.which("podman") is None or os.geteuid() != 0, reason="needs podman as root"

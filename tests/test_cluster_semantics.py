@@ -18,8 +18,8 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from resilin import local_runtime
-from resilin.known_hosts import _owner_tag
+from resilin.clouds.known_hosts import _owner_tag
+from resilin.service import local_runtime
 from tests.clusters import aws_cli, cloud_and_subnet, running_resilin, ssh, user_key_pair, wait_for
 
 pytestmark = [

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from resilin import config, server
-from resilin.sigv4 import Credentials
+from resilin.aws.sigv4 import Credentials
+from resilin.service import server
+from resilin.settings import config
 
 OPERATOR = config.LOCAL_CLOUD_ACCOUNT
 

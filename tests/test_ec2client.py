@@ -7,8 +7,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from resilin.config import CloudConfig
 from resilin.provisioners.ec2client import EC2Client, InstanceFailed, ProvisioningError, ProvisioningTimeout
+from resilin.settings.config import CloudConfig
 from tests.ec2_fault_proxy import FaultProxy
 
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAqaZPyrUup4yHw01+7HvvJ9NVjmfn0XZoNME/55HQuE test@resilin"

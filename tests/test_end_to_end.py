@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from resilin import demo
-from resilin.process import cloud_containers, new_process
 from resilin.provisioners.localcloud.process import remove_cloud
+from resilin.service.process import cloud_containers, new_process
 from tests.clusters import end_clusters
 
 pytestmark = [

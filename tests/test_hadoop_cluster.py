@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from resilin import demo
-from resilin.process import cloud_containers, new_process
 from resilin.provisioners.localcloud.process import remove_cloud
+from resilin.service.process import cloud_containers, new_process
 
 pytestmark = [
     pytest.mark.cluster,

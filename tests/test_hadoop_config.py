@@ -12,9 +12,7 @@ import subprocess
 
 import pytest
 
-from resilin import bootstrap, steps
-from resilin.errors import ValidationError
-from resilin.hadoop_config import (
+from resilin.applications.hadoop_config import (
     ClusterSpec,
     NodeSpec,
     check_configurations,
@@ -23,7 +21,10 @@ from resilin.hadoop_config import (
     render_node_script,
     sizing_for,
 )
+from resilin.cluster import bootstrap
+from resilin.errors import ValidationError
 from resilin.jobflows import releases
+from resilin.steps import commands as steps
 
 CONFIGS = [
     {"Classification": "yarn-site", "Properties": {"yarn.nodemanager.resource.memory-mb": "3000"}},

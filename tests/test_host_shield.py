@@ -17,11 +17,11 @@ import subprocess
 import boto3
 import pytest
 
-from resilin.process import free_port, new_process
 from resilin.provisioners.localcloud import host_shield
 from resilin.provisioners.localcloud.machines import container_name
 from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.provisioners.localcloud.server import bridge_interface
+from resilin.service.process import free_port, new_process
 
 pytestmark = pytest.mark.skipif(
     shutil.which("podman") is None or os.geteuid() != 0, reason="needs podman as root"

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 from lxml import etree
 
-from resilin import config
-from resilin.httplimits import HttpLimits
+from resilin.aws.httplimits import HttpLimits
+from resilin.settings import config
 from resilin.storage.testing import ALICE, StorageProcess, boto3_client
 from tests import emr_api
 from tests.localcloud_helpers import cloud_process

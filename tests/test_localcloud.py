@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
-from resilin.config import CloudConfig
+from resilin.aws.sigv4 import Credentials
 from resilin.provisioners.ec2client import EC2Client, InstanceFailed
 from resilin.provisioners.localcloud.admin_client import AdminClient, AdminError
 from resilin.provisioners.localcloud.catalogue import image_id, new_id
@@ -33,7 +33,7 @@ from resilin.provisioners.localcloud.podman import Podman
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
 from resilin.provisioners.localcloud.server import MAX_BODY, gateway_ip
 from resilin.provisioners.localcloud.store import InstanceRecord, Store
-from resilin.sigv4 import Credentials
+from resilin.settings.config import CloudConfig
 from tests.bodylimit import answer_to_chunked_body, answer_to_declared_length
 from tests.localcloud_helpers import ALICE, BOB, cloud_process, discard_cloud
 from tests.localcloud_helpers import console_host_keys as _host_keys

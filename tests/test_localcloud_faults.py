@@ -12,10 +12,10 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from resilin.config import CloudConfig
 from resilin.provisioners.ec2client import EC2Client
 from resilin.provisioners.localcloud.admin_client import AdminClient, AdminError
 from resilin.provisioners.localcloud.podman import Podman
+from resilin.settings.config import CloudConfig
 from tests.localcloud_helpers import (
     ALICE,
     BOB,

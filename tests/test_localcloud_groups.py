@@ -12,10 +12,10 @@ import time
 import paramiko
 import pytest
 
+from resilin.clouds.ssh import KeyPair
 from resilin.provisioners.localcloud import firewall
 from resilin.provisioners.localcloud.podman import Podman
 from resilin.provisioners.localcloud.server import gateway_ip
-from resilin.ssh import KeyPair
 from tests.localcloud_helpers import (
     BOB,
     cloud_process,

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from resilin import node_files
-from resilin.config import CloudConfig
+from resilin.clouds.ssh import KeyPair, Node, SshError
+from resilin.cluster import node_files
 from resilin.provisioners.ec2client import EC2Client
-from resilin.ssh import KeyPair, Node, SshError
+from resilin.settings.config import CloudConfig
 from tests.localcloud_helpers import ALICE, cloud_process, discard_cloud, ec2_client, image_of, wait_state
 
 pytestmark = pytest.mark.skipif(

@@ -19,9 +19,16 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from resilin import bootstrap, hadoop_config, steps
+from resilin.applications import hadoop_config
+from resilin.applications.hadoop_config import (
+    ClusterSpec,
+    NodeSpec,
+    check_configurations,
+    render_reconfigure_script,
+)
+from resilin.cluster import bootstrap
 from resilin.errors import ValidationError
-from resilin.hadoop_config import ClusterSpec, NodeSpec, check_configurations, render_reconfigure_script
+from resilin.steps import commands as steps
 
 # Every terminator a node script has used for a here-document, each followed by a command.
 TERMINATORS = (

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from resilin.process import new_process
+from resilin.service.process import new_process
 
 pytestmark = pytest.mark.skipif(
     shutil.which("podman") is None or os.geteuid() != 0, reason="needs podman as root"

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from resilin import config
-from resilin.installation import installation_id
-from resilin.redis_server import PrivateRedis
+from resilin.service.redis_server import PrivateRedis
+from resilin.settings import config
+from resilin.settings.installation import installation_id
 from resilin.storage.testing import ALICE, StorageProcess, boto3_client
 from tests import emr_api
 from tests.test_storage_rawhttp import sign

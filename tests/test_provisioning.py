@@ -8,13 +8,9 @@ from __future__ import annotations
 import pytest
 from moto.server import ThreadedMotoServer
 
-from resilin import user_keys
-from resilin.cloud_config import CloudConfig, InstanceTypeSpec, Quota
-from resilin.jobflows import states
-from resilin.jobflows.service import EmrService
-from resilin.jobflows.store import JobFlowStore
-from resilin.provisioners.ec2client import EC2Client, tags_of
-from resilin.provisioning import (
+from resilin.aws.sigv4 import Credentials
+from resilin.clouds import user_keys
+from resilin.clouds.provisioning import (
     TAG_CLUSTER,
     TAG_INSTALLATION,
     ClusterProvisioner,
@@ -22,9 +18,13 @@ from resilin.provisioning import (
     Placement,
     ProvisioningFailed,
 )
-from resilin.reconciler import Reconciler
-from resilin.sigv4 import Credentials
-from resilin.ssh import KeyPair
+from resilin.clouds.reconciler import Reconciler
+from resilin.clouds.ssh import KeyPair
+from resilin.jobflows import states
+from resilin.jobflows.service import EmrService
+from resilin.jobflows.store import JobFlowStore
+from resilin.provisioners.ec2client import EC2Client, tags_of
+from resilin.settings.cloud_config import CloudConfig, InstanceTypeSpec, Quota
 from tests.ec2_fault_proxy import FaultProxy
 
 INSTALLATION = "rsl-test0000000000"
@@ -395,14 +395,14 @@ def test_reconciliation_removes_leftovers_of_ended_and_unknown_clusters_only(pro
 
 
 def test_web_uis_are_never_opened_to_the_whole_internet():
-    from resilin.provisioning import web_ui_permissions
+    from resilin.clouds.provisioning import web_ui_permissions
 
     assert web_ui_permissions("0.0.0.0/0") == []
     assert {p["IpRanges"][0]["CidrIp"] for p in web_ui_permissions("10.1.2.3/32")} == {"10.1.2.3/32"}
 
 
 def test_tags_changed_on_the_cluster_follow_onto_its_instances(proxy, image_name):
-    from resilin.instance_tags import sync_instance_tags, user_tags
+    from resilin.clouds.instance_tags import sync_instance_tags, user_tags
 
     clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
     cid = "j-RETAGGED000001"

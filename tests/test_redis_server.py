@@ -1,4 +1,4 @@
-from resilin.redis_server import PrivateRedis
+from resilin.service.redis_server import PrivateRedis
 
 
 def test_private_redis_persists_with_append_only_file(tmp_path):

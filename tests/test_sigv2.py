@@ -13,8 +13,8 @@ from botocore.auth import SigV2Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
-from resilin import sigv2
-from resilin.sigv4 import Credentials, Failure, SignatureError
+from resilin.aws import sigv2
+from resilin.aws.sigv4 import Credentials, Failure, SignatureError
 
 CREDS = Credentials("AKIAEXAMPLE000000001", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "111111111111")
 

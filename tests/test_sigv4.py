@@ -9,7 +9,7 @@ from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
-from resilin import sigv4
+from resilin.aws import sigv4
 
 CREDS = sigv4.Credentials("AKIAEXAMPLEEXAMPLE00", "secret/with+chars0123456789abcdefghijklm", "123456789012")
 

@@ -12,10 +12,12 @@ import time
 
 import pytest
 
-from resilin import known_hosts, steps, yarn_apps
-from resilin.failure_policy import FailureResponse, respond_to_failure
+from resilin.clouds import known_hosts
 from resilin.jobflows import states
 from resilin.jobflows.store import JobFlowStore
+from resilin.steps import commands as steps
+from resilin.steps import yarn_apps
+from resilin.steps.failure_policy import FailureResponse, respond_to_failure
 
 
 # -- the step script, run by real bash -------------------------------------------------------

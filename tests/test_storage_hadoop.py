@@ -22,7 +22,7 @@ import uuid
 
 import pytest
 
-from resilin.sigv4 import Credentials
+from resilin.aws.sigv4 import Credentials
 from resilin.storage.testing import StorageProcess, boto3_client
 from tests.localcloud_helpers import free_subnet
 

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pytest
 from lxml import etree
 
-from resilin.sigv4 import Credentials
+from resilin.aws.sigv4 import Credentials
 from resilin.storage import names
 from resilin.storage.testing import ALICE, BOB, StorageProcess, boto3_client
 

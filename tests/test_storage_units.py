@@ -230,7 +230,7 @@ def test_checksum_check_values():
 
 
 def test_signed_chunks_are_checked_against_the_seed_signature():
-    from resilin.sigv4 import Credentials, Verified, signing_key
+    from resilin.aws.sigv4 import Credentials, Verified, signing_key
 
     key = signing_key("secret", "20250101", "us-east-1", "s3")
     verified = Verified(

@@ -9,14 +9,14 @@ import sys
 import redis
 from twisted.internet import reactor
 
-from resilin.cloud_config import Quota
-from resilin.config import CloudConfig
-from resilin.httplimits import add_limit_option, limits_from_options
-from resilin.private_files import private_process
+from resilin.aws.httplimits import add_limit_option, limits_from_options
+from resilin.aws.sigv4 import Credentials
 from resilin.provisioners.localcloud.podman import PodmanError
 from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
 from resilin.provisioners.localcloud.server import ensure_network, make_site
-from resilin.sigv4 import Credentials
+from resilin.settings.cloud_config import Quota
+from resilin.settings.config import CloudConfig
+from resilin.settings.private_files import private_process
 
 
 def main(argv: list[str] | None = None) -> int:

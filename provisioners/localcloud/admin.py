@@ -22,7 +22,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from resilin import sigv4
+from resilin.aws import sigv4
 from resilin.provisioners.localcloud.auth import signed_account
 from resilin.provisioners.localcloud.cloud import LocalCloud
 from resilin.provisioners.localcloud.errors import EC2Error

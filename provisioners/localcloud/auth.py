@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from twisted.web.server import Request
 
-from resilin import sigv4
-from resilin.httputil import request_headers, split_uri
+from resilin.aws import sigv4
+from resilin.aws.httputil import request_headers, split_uri
 from resilin.provisioners.localcloud.errors import EC2Error
 
 

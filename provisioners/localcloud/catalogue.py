@@ -8,9 +8,9 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from resilin.cloud_config import InstanceTypeSpec
 from resilin.provisioners.localcloud.errors import EC2Error
 from resilin.provisioners.localcloud.podman import Limits
+from resilin.settings.cloud_config import InstanceTypeSpec
 
 
 @dataclass(frozen=True)

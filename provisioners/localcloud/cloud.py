@@ -26,7 +26,6 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
-from resilin.config import CloudConfig
 from resilin.provisioners.localcloud import catalogue, filters, view
 from resilin.provisioners.localcloud.console import Consoles
 from resilin.provisioners.localcloud.errors import EC2Error, invalid
@@ -49,6 +48,7 @@ from resilin.provisioners.localcloud.store import (
     Store,
 )
 from resilin.provisioners.localcloud.tags import check_tags, tags_from_specs
+from resilin.settings.config import CloudConfig
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,6 @@ from typing import TypeVar
 import requests
 from podman import PodmanClient
 
-from resilin.children import stop_child
 from resilin.provisioners.localcloud.podman import (
     Container,
     Limits,
@@ -39,6 +38,7 @@ from resilin.provisioners.localcloud.podman import (
     PodmanError,
     initialised_pids,
 )
+from resilin.service.children import stop_child
 
 log = logging.getLogger(__name__)
 

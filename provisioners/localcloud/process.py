@@ -13,10 +13,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from resilin.children import stop_child
+from resilin.aws.sigv4 import Credentials
 from resilin.provisioners.localcloud import host_shield
 from resilin.provisioners.localcloud.podman import Podman
-from resilin.sigv4 import Credentials
+from resilin.service.children import stop_child
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -45,7 +45,7 @@ class LocalCloudProcess:
     ) -> None:
         self.cloud, self.subnet, self.images = cloud, subnet, list(images)
         self.max_instances, self.max_vcpus = max_instances, max_vcpus
-        self.limits = list(limits)  # NAME=VALUE connection limits (resilin/httplimits.py)
+        self.limits = list(limits)  # NAME=VALUE connection limits (resilin/aws/httplimits.py)
         self.redis_url, self.accounts, self.region = redis_url, list(accounts), region
         self.log_path = Path(log_path)
         self.port = port or free_port()

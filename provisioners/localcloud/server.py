@@ -17,16 +17,16 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from resilin import sigv4
-from resilin.config import CloudConfig
-from resilin.httplimits import HttpLimits, protect
-from resilin.httputil import Answer, BoundedSite, new_request_id, split_uri
+from resilin.aws import sigv4
+from resilin.aws.httplimits import HttpLimits, protect
+from resilin.aws.httputil import Answer, BoundedSite, new_request_id, split_uri
 from resilin.provisioners.localcloud import ec2model, querydecode, xmlencode
 from resilin.provisioners.localcloud.admin import AdminResource
 from resilin.provisioners.localcloud.auth import signed_account
 from resilin.provisioners.localcloud.cloud import LocalCloud
 from resilin.provisioners.localcloud.errors import EC2Error
 from resilin.provisioners.localcloud.podman import Podman
+from resilin.settings.config import CloudConfig
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def make_site(
     local = LocalCloud(cloud, redis_client, images, podman=podman)
     root = Root(EC2Resource(local, lookup), AdminResource(local, lookup, operators))
     site = BoundedSite(root, max_body=MAX_BODY, too_large=too_large)
-    return protect(site, limits)  # deadlines and connection caps (resilin/httplimits.py)
+    return protect(site, limits)  # deadlines and connection caps (resilin/aws/httplimits.py)
 
 
 def network_name(cloud_name: str) -> str:

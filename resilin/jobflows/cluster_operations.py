@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from resilin.applications.hadoop_config import check_configurations
 from resilin.errors import ValidationError
-from resilin.hadoop_config import check_configurations
 from resilin.jobflows import ids, releases, states, views
 from resilin.jobflows.base import (
     PAGE_SIZE,

@@ -13,8 +13,8 @@ import math
 from collections import defaultdict
 from typing import Any
 
+from resilin.applications.hadoop_config import check_configurations, merge_configurations
 from resilin.errors import InvalidRequest, ValidationError
-from resilin.hadoop_config import check_configurations, merge_configurations
 from resilin.jobflows import ids, releases, states, views
 from resilin.jobflows.base import ServiceBase, page, unique
 from resilin.jobflows.caller import Caller
@@ -259,7 +259,7 @@ def _apply(group: Doc, config: dict[str, Any]) -> None:
         group["requested"] = count
         group["state"] = resizing
     if config.get("EC2InstanceIdsToTerminate"):
-        # The resize worker (resilin/resize.py) decommissions these first when shrinking.
+        # The resize worker (resilin/cluster/resize.py) decommissions these first when shrinking.
         group["terminate_ec2_ids"] = unique(
             group.get("terminate_ec2_ids", []) + config["EC2InstanceIdsToTerminate"]
         )
@@ -274,7 +274,7 @@ def _apply(group: Doc, config: dict[str, Any]) -> None:
 
 
 def _reconfigure(group: Doc, requested: list[Doc], kind: str) -> None:
-    """Record the group's next configurations; the cluster's monitor applies them (resilin/reconfigure.py)."""
+    """Record the group's next configurations; the cluster's monitor applies them (resilin/cluster/reconfigure.py)."""
     _check_reconfiguration(group, requested)  # again, in the transaction: a concurrent request may have won
     current = group.get("configurations") or []
     # What the nodes run until the new version is applied, and what they go back to if it fails.

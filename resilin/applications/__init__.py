@@ -1,0 +1,1 @@
+"""The applications a cluster runs (Hadoop), behind one interface."""

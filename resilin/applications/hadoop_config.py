@@ -1,0 +1,342 @@
+"""Renders the per-node Hadoop configuration script from the Jinja2 templates.
+
+Resilin's defaults, sized from the instance type as EMR sizes them, are overlaid
+with the cluster's EMR configuration classifications and then with those of the
+node's instance group.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+
+import jinja2
+
+from resilin.applications import config_files
+from resilin.cluster import node_data
+from resilin.errors import ValidationError
+from resilin.jobflows.store import Doc
+
+# Daemons per EMR role; a one-node cluster runs everything on the master.
+DAEMONS = {
+    "MASTER": ("namenode", "resourcemanager", "historyserver"),
+    "CORE": ("datanode", "nodemanager"),
+    "TASK": ("nodemanager",),
+}
+# The command each daemon is started and stopped with.
+DAEMON_TOOLS = {
+    "namenode": "hdfs",
+    "datanode": "hdfs",
+    "resourcemanager": "yarn",
+    "nodemanager": "yarn",
+    "historyserver": "mapred",
+}
+SITE_FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml", "capacity-scheduler.xml")
+# Classifications rendered into XML site files, by file.
+XML_CLASSIFICATIONS = {f.removesuffix(".xml"): f for f in SITE_FILES}
+# Classifications whose nested "export" classification becomes environment variables.
+ENV_CLASSIFICATIONS = {
+    "hadoop-env": "hadoop-env.sh",
+    "yarn-env": "yarn-env.sh",
+    "mapred-env": "mapred-env.sh",
+}
+LOG4J_CLASSIFICATION = "hadoop-log4j"
+SUPPORTED_CLASSIFICATIONS = {*XML_CLASSIFICATIONS, *ENV_CLASSIFICATIONS, LOG4J_CLASSIFICATION}
+# Where the exclude lists for decommissioning live on the master.
+DFS_EXCLUDE = "/etc/hadoop/dfs.exclude"
+YARN_EXCLUDE = "/etc/hadoop/yarn.exclude"
+
+
+@dataclass(frozen=True)
+class NodeImageLayout:
+    """Where Hadoop lives in the Resilin node image (see docker/node/)."""
+
+    home: str = "/opt/hadoop"
+    classpath: str = "/etc/hadoop,/opt/hadoop/share/hadoop/common/lib/*"
+    java_opts: str = ""
+    streaming_jar: str = "/usr/lib/hadoop-mapreduce/hadoop-streaming.jar"
+    daemon: str = "/opt/hadoop/bin/hadoop-daemon"
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """YARN and MapReduce memory for a node type, in MiB."""
+
+    nodemanager_memory_mb: int
+    nodemanager_vcores: int
+    map_memory_mb: int = 768
+    reduce_memory_mb: int = 768
+    am_memory_mb: int = 768
+    default_reduces: int = 1
+
+
+# Memory (MiB) and vCPUs of the instance types Resilin knows, as EC2 lists them.
+INSTANCE_TYPES: dict[str, tuple[int, int]] = {
+    "t3.micro": (1024, 2),
+    "t3.small": (2048, 2),
+    "t3.medium": (4096, 2),
+    "t3.large": (8192, 2),
+    "m1.small": (1740, 1),
+    "m1.medium": (3840, 1),
+    "m1.large": (7680, 2),
+    "m4.large": (8192, 2),
+    "m4.xlarge": (16384, 4),
+    "m5.large": (8192, 2),
+    "m5.xlarge": (16384, 4),
+    "m5.2xlarge": (32768, 8),
+    "m5.4xlarge": (65536, 16),
+    "c5.large": (4096, 2),
+    "c5.xlarge": (8192, 4),
+    "c5.2xlarge": (16384, 8),
+    "r5.large": (16384, 2),
+    "r5.xlarge": (32768, 4),
+    "r5.2xlarge": (65536, 8),
+}
+
+
+def sizing_for(instance_type: str) -> Sizing:
+    """YARN and MapReduce sizes for an instance type, following EMR's rules of thumb.
+
+    YARN gets the memory left after the OS and the daemons (a quarter, at least 1 GiB);
+    a map container is one vCPU's share of it (at most 3 GiB, as EMR's m5.xlarge),
+    reduce containers and the ApplicationMaster twice that, within half of what a node offers.
+    """
+    memory, vcpus = INSTANCE_TYPES.get(instance_type, (8192, 2))
+    yarn_memory = max(1024, memory - max(1024, memory // 4))
+    half = max(512, yarn_memory // 2)  # an ApplicationMaster must leave room for tasks on one node
+    map_mb = max(512, min(3072, half, yarn_memory // vcpus // 256 * 256))
+    double = min(2 * map_mb, half)
+    return Sizing(
+        nodemanager_memory_mb=yarn_memory,
+        nodemanager_vcores=vcpus,
+        map_memory_mb=map_mb,
+        reduce_memory_mb=double,
+        am_memory_mb=double,
+    )
+
+
+@dataclass
+class NodeSpec:
+    name: str  # EC2-style private name (ip-10-0-0-5), resolvable on every node
+    ip: str
+    role: str
+    hostname: str = ""  # the instance's own host name, which Hadoop daemons register under
+    instance_type: str = ""
+    group_id: str = ""
+    configurations: list[Doc] = field(default_factory=list)  # the node's instance group's
+
+
+@dataclass
+class ClusterSpec:
+    cluster_id: str
+    nodes: list[NodeSpec]
+    storage_endpoint: str
+    region: str
+    access_key: str
+    secret_key: str
+    worker_type: str
+    configurations: list[Doc] = field(default_factory=list)
+    layout: NodeImageLayout = field(default_factory=NodeImageLayout)
+    replication: int | None = None  # fixed when the cluster starts; resizing does not change it
+    bootstrap_script: str = ""  # bash run on every node before Hadoop starts (see resilin.cluster.bootstrap)
+    session_token: str = (
+        ""  # the cluster's temporary storage credentials (resilin.cluster.cluster_credentials)
+    )
+
+    @property
+    def master(self) -> NodeSpec:
+        return next(n for n in self.nodes if n.role == "MASTER")
+
+    @property
+    def workers(self) -> list[NodeSpec]:
+        return [n for n in self.nodes if n.role != "MASTER"]
+
+    @property
+    def datanodes(self) -> int:
+        return sum(1 for n in self.nodes if n.role == "CORE") or 1
+
+    @property
+    def nodemanagers(self) -> int:
+        return len(self.workers) or 1
+
+    @property
+    def dfs_replication(self) -> int:
+        return self.replication or min(3, self.datanodes)
+
+
+# EMR's s3-dist-cp, installed on the master as a command (see hadoop_templates/s3_dist_cp.py).
+S3_DIST_CP = resources.files("resilin.hadoop_templates") / "s3_dist_cp.py"
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("resilin.hadoop_templates", "."),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+# Values reach node scripts only through these: XML built by lxml, files written as base64.
+_env.filters["site_xml"] = config_files.site_xml
+_env.globals["write_file"] = node_data.write_file
+
+
+def check_configurations(configurations: list[Doc]) -> None:
+    """EMR's validation of Configurations: known classifications, exports only where EMR has them."""
+    for item in configurations:
+        name = item.get("Classification", "")
+        if name not in SUPPORTED_CLASSIFICATIONS:
+            raise ValidationError(f"The classification '{name}' is not valid.")
+        for nested in item.get("Configurations", []):
+            if name not in ENV_CLASSIFICATIONS or nested.get("Classification") != "export":
+                raise ValidationError(
+                    f"The classification '{nested.get('Classification')}' is not valid within '{name}'."
+                )
+            if nested.get("Configurations"):
+                raise ValidationError("An export classification cannot have nested configurations.")
+        if name in ENV_CLASSIFICATIONS and item.get("Properties"):
+            raise ValidationError(
+                f"Classification '{name}' takes its variables in a nested 'export' classification."
+            )
+        config_files.check_names(name, item.get("Properties", {}), export=False)
+        for nested in item.get("Configurations", []):
+            config_files.check_names(f"{name}/export", nested.get("Properties", {}), export=True)
+
+
+def overrides_from(*layers: list[Doc]) -> dict[str, dict[str, str]]:
+    """EMR configuration classifications as {classification: {property: value}}, later layers winning.
+
+    Exports nested in ``*-env`` classifications appear as ``<classification>/export``.
+    """
+    result: dict[str, dict[str, str]] = {}
+    for configurations in layers:
+        for item in configurations:
+            name = item.get("Classification", "")
+            result.setdefault(name, {}).update(item.get("Properties", {}))
+            for nested in item.get("Configurations", []):
+                key = f"{name}/{nested.get('Classification', '')}"
+                result.setdefault(key, {}).update(nested.get("Properties", {}))
+    return result
+
+
+def merge_configurations(current: list[Doc], requested: list[Doc], kind: str) -> list[Doc]:
+    """An instance group's configurations after a reconfiguration request, as EMR combines them.
+
+    OVERWRITE (EMR's default) replaces them with the request's.  MERGE keeps what the request
+    does not mention: its properties (and nested exports) are added to, or replace, those of
+    the same classification.
+    """
+    if kind != "MERGE":
+        return copy.deepcopy(requested)
+    merged = copy.deepcopy(current)
+    by_name = {item.get("Classification"): item for item in merged}
+    for item in requested:
+        mine = by_name.get(item.get("Classification"))
+        if mine is None:
+            mine = by_name[item.get("Classification")] = copy.deepcopy(item)
+            merged.append(mine)
+            continue
+        if item.get("Properties"):
+            mine["Properties"] = {**mine.get("Properties", {}), **item["Properties"]}
+        if item.get("Configurations"):
+            mine["Configurations"] = merge_configurations(
+                mine.get("Configurations", []), item["Configurations"], kind
+            )
+    return merged
+
+
+def daemons_for(spec: ClusterSpec, node: NodeSpec) -> tuple[str, ...]:
+    daemons = DAEMONS[node.role]
+    if node.role == "MASTER" and not spec.workers:
+        daemons = daemons + DAEMONS["CORE"]
+    return daemons
+
+
+def env_files(overrides: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The ``*-env.sh`` files with the exports the configurations ask for."""
+    files = {}
+    for classification, filename in ENV_CLASSIFICATIONS.items():
+        exports = overrides.get(f"{classification}/export", {})
+        if exports:
+            files[filename] = config_files.env_exports(exports)
+    return files
+
+
+def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
+    """What the node's configuration files are rendered from, and the files themselves."""
+    overrides = overrides_from(spec.configurations, node.configurations)
+    node_sizing = sizing_for(node.instance_type or spec.worker_type)
+    job_sizing = sizing_for(spec.worker_type)
+    context = {
+        "cluster_id": spec.cluster_id,
+        "role": node.role,
+        "group_id": node.group_id,
+        "master_ip": spec.master.ip,
+        "node_ip": node.ip,
+        "nodes": spec.nodes,
+        "storage_endpoint": spec.storage_endpoint,
+        "region": spec.region,
+        "access_key": spec.access_key,
+        "secret_key": spec.secret_key,
+        "session_token": spec.session_token,
+        "replication": spec.dfs_replication,
+        "sizing": job_sizing,
+        "node_sizing": node_sizing,
+        "hadoop": spec.layout,
+        "overrides": overrides,
+        "dfs_exclude": DFS_EXCLUDE,
+        "yarn_exclude": YARN_EXCLUDE,
+    }
+    files = {name: _env.get_template(f"{name}.j2").render(context).strip() + "\n" for name in SITE_FILES}
+    files["workers"] = ("\n".join(n.ip for n in spec.workers) or spec.master.ip) + "\n"
+    return context | {
+        "files": files,
+        "env_files": env_files(overrides),
+        "log4j": config_files.log4j_properties(overrides.get(LOG4J_CLASSIFICATION, {})),
+        "daemons": daemons_for(spec, node),
+    }
+
+
+def render_node_script(spec: ClusterSpec, node: NodeSpec) -> str:
+    return _env.get_template("configure-node.sh.j2").render(
+        _node_context(spec, node)
+        | {
+            "bootstrap_script": spec.bootstrap_script,
+            "s3_dist_cp": S3_DIST_CP.read_text() if node.role == "MASTER" else "",
+        }
+    )
+
+
+def render_reconfigure_script(
+    spec: ClusterSpec,
+    node: NodeSpec,
+    restart: Sequence[str],
+    start_wait: int = 10,
+    safemode_timeout: int = 300,
+) -> str:
+    """A script that rewrites a running node's configuration files and restarts ``restart`` (in that order).
+
+    ``start_wait`` is how long a restarted daemon must stay up to count as started.
+    """
+    return _env.get_template("reconfigure-node.sh.j2").render(
+        _node_context(spec, node)
+        | {
+            "restarts": [(DAEMON_TOOLS[d], d) for d in restart],
+            "start_wait": start_wait,
+            "safemode_timeout": safemode_timeout,
+        }
+    )
+
+
+def render_wait_ready(spec: ClusterSpec, timeout: int) -> str:
+    return _env.get_template("wait-ready.sh.j2").render(
+        cluster_id=spec.cluster_id,
+        master_ip=spec.master.ip,
+        datanodes=spec.datanodes,
+        nodemanagers=spec.nodemanagers,
+        timeout=timeout,
+    )
+
+
+def render_hosts_update(nodes: list[NodeSpec]) -> str:
+    """A script that makes ``nodes`` resolvable on a node already running (used when the cluster grows)."""
+    return _env.get_template("hosts.sh.j2").render(nodes=nodes)

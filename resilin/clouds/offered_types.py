@@ -1,0 +1,27 @@
+"""Which instance types the configured clouds offer, for ListSupportedInstanceTypes and fleets.
+
+A local cloud offers its catalogue; an EC2 cloud's offer is not known ahead (any type is
+tried, and the cloud says what it refuses when the cluster launches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from resilin.jobflows.releases import CloudOffer, OfferedType, OfferedTypes
+from resilin.settings.config import Settings
+
+
+def offered_types(settings: Settings) -> OfferedTypes:
+    from resilin.provisioners.localcloud.catalogue import INSTANCE_TYPES
+
+    local = tuple(OfferedType(t.name, t.vcpus, t.memory_mib) for t in INSTANCE_TYPES.values())
+    offers = tuple(
+        CloudOffer(cloud.name, cloud.name == settings.default_cloud, local if cloud.kind == "local" else None)
+        for cloud in settings.clouds
+    )
+
+    def offered() -> Sequence[CloudOffer]:
+        return offers
+
+    return offered

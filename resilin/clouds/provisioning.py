@@ -1,0 +1,613 @@
+"""A cluster's instances: launched in a cloud, reached over SSH, and released again.
+
+In the cloud a cluster goes to, Resilin imports the cluster's key pair, makes its
+security group (SSH from Resilin, all traffic among the cluster, nothing else),
+and launches each instance group tagged with the cluster, group and role.
+Capacity is short on real clouds, so a launch asks for at least one instance,
+retries the rest with backoff, and replaces instances that die while starting;
+when a cloud has no room (capacity or quota), a cluster placed by default (no
+``type@cloud``) goes on to the clouds its default cloud lists in ``fallback``.
+Whatever fails, :meth:`ClusterProvisioner.release` / ``teardown`` terminate every
+instance the cluster has in a cloud (those it launched, and any found by tag),
+then delete its security group and key pair: nothing is left running.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from resilin.aws.sigv4 import Credentials
+from resilin.clouds.instance_tags import user_tags
+from resilin.clouds.ssh import KeyPair, Node, SshError
+from resilin.jobflows import ids, states
+from resilin.jobflows.store import Doc
+from resilin.provisioners.ec2client import (
+    CAPACITY_ERRORS,
+    QUOTA_ERRORS,
+    UNSUPPORTED_ERRORS,
+    Backoff,
+    EC2Client,
+    InstanceInfo,
+    ProvisioningError,
+    error_code,
+    error_text,
+)
+from resilin.settings.cloud_config import CloudConfig
+
+log = logging.getLogger(__name__)
+
+# Tags that identify what Resilin launched, so that it can always be found again.
+TAG_CLUSTER = "resilin:cluster-id"
+TAG_GROUP = "resilin:group-id"
+TAG_ROLE = "resilin:role"
+TAG_INSTALLATION = "resilin:installation"  # which Resilin: reconciliation touches only its own
+
+
+# Hadoop's web UIs: NameNode, DataNode, ResourceManager, NodeManager, JobHistory server.
+WEB_UI_PORTS = (9870, 9864, 8088, 8042, 19888)
+
+
+def web_ui_permissions(source_cidr: str) -> list[dict[str, Any]]:
+    """Ingress for the web UIs from where Resilin runs, but never from the whole internet: an
+    open ResourceManager runs anyone's code, so with a world-wide SSH range the UIs are left
+    to an SSH tunnel, as on EMR."""
+    if ipaddress.ip_network(source_cidr, strict=False).prefixlen == 0:
+        return []
+    return [
+        {
+            "IpProtocol": "tcp",
+            "FromPort": port,
+            "ToPort": port,
+            "IpRanges": [{"CidrIp": source_cidr, "Description": "Hadoop web UI from Resilin"}],
+        }
+        for port in WEB_UI_PORTS
+    ]
+
+
+class ProvisioningFailed(Exception):
+    """The cluster cannot have its instances: an EMR state-change code and a message for the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class NoRoom(ProvisioningFailed):
+    """This cloud cannot take the cluster (capacity, quota, type or image missing); another one might."""
+
+
+@dataclass
+class Placement:
+    """A cloud clusters can go to: its EC2 client, default image, and the storage endpoint its nodes use."""
+
+    cloud_name: str
+    client: EC2Client
+    image_id: str  # image (id or name) for release labels the cloud's ``images`` do not list
+    storage_endpoint: str
+    cloud: CloudConfig | None = None
+    ssh_cidr: str = "0.0.0.0/0"  # where Resilin's SSH comes from, as the cloud sees it
+    # The cloud's EC2 API as one of Resilin's accounts sees it (local clouds), to find its key pairs.
+    account_client: Callable[[Credentials], EC2Client] | None = None
+    _images: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def image(self, release_label: str) -> str:
+        """The image id for a release label, looked up once (DescribeImages) and remembered."""
+        ref = (self.cloud.image_for_release(release_label) if self.cloud else "") or self.image_id
+        if ref not in self._images:
+            self._images[ref] = self.client.image_for(ref)
+        return self._images[ref]
+
+
+@dataclass(frozen=True)
+class Limits:
+    running_timeout: float = 300  # RunInstances → every instance running
+    ssh_timeout: float = 300  # running → SSH answers with the pinned host key
+    launch_attempts: int = 4  # RunInstances calls per instance group while capacity is short
+    replacement_rounds: int = 2  # times instances that died while starting are replaced
+    backoff_base: float = 2.0  # seconds; doubles at every capacity retry, with jitter
+    backoff_cap: float = 30.0
+    release_timeout: float = 300  # termination → gone, per cloud
+
+
+@dataclass
+class CloudResources:
+    """What the cluster holds in one cloud, for release."""
+
+    instances: list[str] = field(default_factory=list)
+    security_group: str = ""
+    key_name: str = ""
+
+
+@dataclass
+class Launched:
+    group: Doc
+    instance_id: str
+
+
+@dataclass
+class ReadyInstance:
+    """An instance that answers SSH: its EMR instance document and an open connection."""
+
+    doc: Doc
+    node: Node
+
+
+class ClusterProvisioner:
+    def __init__(
+        self,
+        cid: str,
+        placement_for: Callable[[str | None], Placement],
+        installation: str,
+        *,
+        key: KeyPair | None = None,
+        progress: Callable[[str], None] = lambda message: None,
+        phase: Callable[[str], None] = lambda name: None,
+        check_termination: Callable[[], None] = lambda: None,
+        preflight: Callable[[Placement], None] = lambda placement: None,
+        limits: Limits = Limits(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cid = cid
+        self.placement_for = placement_for
+        self.installation = installation
+        self.key = key
+        self.progress = progress
+        self.phase = phase  # told "instances_running" when every instance runs
+        self.check_termination = check_termination
+        # Checks of the request against a cloud before anything is made there (NoRoom if it cannot
+        # go there, e.g. Ec2KeyName names no key pair of it), so a refused request launches nothing.
+        self.preflight = preflight
+        self.limits = limits
+        self.sleep = sleep
+        self.key_name = f"resilin-{cid}"
+        self.resources: dict[str, CloudResources] = {}  # cloud name → what the cluster holds there
+        self.placement: Placement | None = None  # where the cluster ended up
+
+    # -- where ----------------------------------------------------------------------
+    def _placement(self, name: str | None) -> Placement:
+        try:
+            return self.placement_for(name)
+        except KeyError:
+            raise ProvisioningFailed(states.VALIDATION_ERROR, f"Unknown cloud {name!r}") from None
+
+    def candidates(self, cluster: Doc) -> list[str]:
+        """The cloud the cluster's groups are placed in, then the clouds it may fall back to."""
+        default = self._placement(None).cloud_name
+        clouds = {g["cloud"] or default for g in cluster["groups"]}
+        if len(clouds) > 1:
+            raise ProvisioningFailed(
+                states.VALIDATION_ERROR,
+                f"Instance groups are placed in several clouds ({', '.join(sorted(clouds))}), "
+                "which cannot reach each other without the overlay network.",
+            )
+        [name] = clouds
+        if any(g["cloud"] for g in cluster["groups"]):
+            return [name]  # placed by the user (type@cloud): it stays there
+        cloud = self._placement(name).cloud
+        return [name, *(c for c in (cloud.fallback if cloud else ()) if c != name)]
+
+    # -- provisioning ---------------------------------------------------------------
+    def provision(self, cluster: Doc) -> list[ReadyInstance]:
+        """Instances for every group of ``cluster``, reachable over SSH; ProvisioningFailed if not."""
+        placement, running = self.launch(cluster)
+        self.check_termination()
+        self.progress(f"Waiting for SSH on {len(running)} instance(s)")
+        return self._reach(placement, running)
+
+    def launch(self, cluster: Doc) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
+        """Every group's instances running in one cloud: the one placed in, else a fallback."""
+        clouds = self.candidates(cluster)
+        refusals: list[NoRoom] = []
+        for i, name in enumerate(clouds):
+            # Said in every later message too, so that a user polling DescribeCluster sees why.
+            why = f" (fallback: {refusals[-1].message})" if refusals else ""
+            try:
+                return self._launch_in(name, cluster, why)
+            except NoRoom as exc:
+                refusals.append(exc)
+                log.warning("%s: %s", self.cid, exc.message)
+                self.release(name)
+                if i + 1 < len(clouds):
+                    self.progress(f"{exc.message}; trying cloud {clouds[i + 1]}")
+        codes = {r.code for r in refusals}
+        code = states.INSTANCE_FAILURE if states.INSTANCE_FAILURE in codes else refusals[0].code
+        raise ProvisioningFailed(code, "; ".join(r.message for r in refusals))
+
+    def grow(self, cluster: Doc, group: Doc, count: int) -> list[ReadyInstance]:
+        """``count`` more instances for ``group`` in the cluster's cloud, with its key pair and
+        security group, running and reachable over SSH (resizing and node replacement)."""
+        if self.placement is None:
+            raise ProvisioningFailed(states.INTERNAL_ERROR, "the cluster has not been provisioned")
+        placement = self.placement
+        resources = self.resources.setdefault(placement.cloud_name, CloudResources())
+        try:
+            image = placement.image(cluster.get("release_label", ""))
+            self._import_key(placement, resources)
+            self._make_security_group(placement, resources)
+            ec2_ids = self._launch_group(placement, resources, group, image, count, cluster)
+            running = self._wait_started(
+                placement, resources, [Launched(group, i) for i in ec2_ids], image, cluster
+            )
+        except (ClientError, BotoCoreError, ProvisioningError) as exc:
+            raise ProvisioningFailed(
+                states.INSTANCE_FAILURE, f"Cloud {placement.cloud_name}: {error_text(exc)}"
+            ) from exc
+        try:
+            return self._reach(placement, running)
+        except ProvisioningFailed:
+            placement.client.terminate([info.id for _, info in running])  # nothing half-joined stays
+            raise
+
+    def _launch_in(
+        self, name: str, cluster: Doc, why: str = ""
+    ) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
+        placement = self._placement(name)
+        self.placement = placement
+        groups = [g for g in cluster["groups"] if g["requested"]]
+        self._check_offer(placement, groups)
+        try:
+            image = placement.image(cluster.get("release_label", ""))
+        except (ProvisioningError, ClientError, BotoCoreError) as exc:
+            raise NoRoom(
+                states.VALIDATION_ERROR, f"Cloud {name} has no image for the cluster: {exc}"
+            ) from exc
+        resources = self.resources.setdefault(name, CloudResources())
+        self.progress(f"Launching {sum(g['requested'] for g in groups)} instance(s) in cloud {name}{why}")
+        try:
+            self.preflight(placement)
+            self._import_key(placement, resources)
+            self._make_security_group(placement, resources)
+            launched = []
+            for group in groups:
+                ec2_ids = self._launch_group(placement, resources, group, image, group["requested"], cluster)
+                launched += [Launched(group, i) for i in ec2_ids]
+            running = self._wait_started(placement, resources, launched, image, cluster)
+        except (ClientError, BotoCoreError) as exc:
+            raise ProvisioningFailed(states.INSTANCE_FAILURE, f"Cloud {name}: {error_text(exc)}") from exc
+        self.phase("instances_running")
+        return placement, running
+
+    def _check_offer(self, placement: Placement, groups: list[Doc]) -> None:
+        cloud, name = placement.cloud, placement.cloud_name
+        if cloud is None:
+            return
+        for group in groups:
+            if not cloud.offers(group["instance_type"]):
+                raise NoRoom(
+                    states.VALIDATION_ERROR,
+                    f"Cloud {name} does not offer instance type {group['instance_type']} "
+                    f"(it offers {', '.join(sorted(cloud.instance_types))})",
+                )
+        count = sum(g["requested"] for g in groups)
+        if cloud.quota.instances is not None and count > cloud.quota.instances:
+            raise NoRoom(
+                states.VALIDATION_ERROR,
+                f"The cluster's {count} instances exceed cloud {name}'s quota of {cloud.quota.instances}",
+            )
+        vcpus = [cloud.vcpus_of(g["instance_type"]) for g in groups]
+        if cloud.quota.vcpus is not None and None not in vcpus:
+            wanted = sum(v * g["requested"] for v, g in zip(vcpus, groups, strict=True) if v)
+            if wanted > cloud.quota.vcpus:
+                raise NoRoom(
+                    states.VALIDATION_ERROR,
+                    f"The cluster's {wanted} vCPUs exceed cloud {name}'s quota of {cloud.quota.vcpus}",
+                )
+
+    def _import_key(self, placement: Placement, resources: CloudResources) -> None:
+        if self.key is None or resources.key_name:
+            return
+        tags = {TAG_CLUSTER: self.cid, TAG_INSTALLATION: self.installation}
+        try:
+            placement.client.import_key_pair(self.key_name, self.key.public_line, tags)
+        except ClientError as exc:
+            if error_code(exc) != "InvalidKeyPair.Duplicate":
+                raise
+            # Left by an earlier attempt at this cluster (a restart while STARTING): replace it.
+            placement.client.delete_key_pair(self.key_name)
+            placement.client.import_key_pair(self.key_name, self.key.public_line, tags)
+        resources.key_name = self.key_name
+
+    def _make_security_group(self, placement: Placement, resources: CloudResources) -> None:
+        cloud = placement.cloud
+        if resources.security_group or (cloud is not None and not cloud.create_security_group):
+            return
+        client = placement.client
+        vpc = client.vpc_of_subnet(cloud.subnet_id) if cloud is not None and cloud.subnet_id else ""
+        tags = {TAG_CLUSTER: self.cid, TAG_INSTALLATION: self.installation, "Name": f"resilin-{self.cid}"}
+        name = f"resilin-{self.cid}"
+        try:
+            gid = client.create_security_group(name, f"Resilin cluster {self.cid}", tags, vpc)
+        except ClientError as exc:
+            if error_code(exc) in UNSUPPORTED_ERRORS:
+                log.warning("cloud %s has no security groups; instances are not fenced", placement.cloud_name)
+                return
+            if error_code(exc) != "InvalidGroup.Duplicate":
+                raise
+            # Left by an earlier attempt at this cluster: take it over (its rules are the same).
+            earlier = client.security_groups_by_tag({TAG_CLUSTER: self.cid})
+            if not earlier:
+                raise
+            resources.security_group = earlier[0]["GroupId"]
+            return
+        resources.security_group = gid
+        client.authorize_ingress(
+            gid,
+            [
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 22,
+                    "ToPort": 22,
+                    "IpRanges": [{"CidrIp": placement.ssh_cidr, "Description": "SSH from Resilin"}],
+                },
+                {
+                    "IpProtocol": "-1",
+                    "UserIdGroupPairs": [{"GroupId": gid, "Description": "the cluster's own instances"}],
+                },
+                *web_ui_permissions(placement.ssh_cidr),
+            ],
+        )
+
+    def _tags(self, group: Doc, cluster: Doc) -> dict[str, str]:
+        tags = user_tags(cluster)  # the cluster's own tags, as EMR propagates them to its instances
+        tags.update(
+            {
+                TAG_CLUSTER: self.cid,
+                TAG_GROUP: group["id"],
+                TAG_ROLE: group["role"],
+                TAG_INSTALLATION: self.installation,
+                # EMR's own tags, without the "aws:" prefix that clouds reserve for themselves.
+                "elasticmapreduce:job-flow-id": self.cid,
+                "elasticmapreduce:instance-group-role": group["role"],
+                "Name": f"{cluster.get('name', self.cid)} {group['role'].lower()}",
+            }
+        )
+        return tags
+
+    def _launch_group(
+        self,
+        placement: Placement,
+        resources: CloudResources,
+        group: Doc,
+        image: str,
+        count: int,
+        cluster: Doc,
+    ) -> list[str]:
+        """``count`` instances for ``group``: partial launches are topped up, capacity errors retried."""
+        cloud, client, role = placement.cloud, placement.client, group["role"].lower()
+        what = f"{count} {group['instance_type']} {role} instance(s)"
+        launched: list[str] = []
+        backoff = Backoff(self.limits.backoff_base, self.limits.backoff_cap)
+        refusals = 0  # launches that got nothing; one that got some is topped up at once
+        while len(launched) < count:
+            self.check_termination()
+            wanted = count - len(launched)
+            try:
+                got = client.launch(
+                    image_id=image,
+                    instance_type=group["instance_type"],
+                    count=wanted,
+                    min_count=1,  # take what the cloud has; the rest is asked for again
+                    key_name=resources.key_name,
+                    tags=self._tags(group, cluster),
+                    security_group_ids=[
+                        *([resources.security_group] if resources.security_group else []),
+                        *(cloud.security_group_ids if cloud else ()),
+                    ],
+                    subnet_id=cloud.subnet_id if cloud else "",
+                )
+            except ClientError as exc:
+                code = error_code(exc)
+                if code in QUOTA_ERRORS:
+                    raise NoRoom(
+                        states.INSTANCE_FAILURE,
+                        f"Cloud {placement.cloud_name} refused {what} ({error_text(exc)})",
+                    ) from exc
+                if code not in CAPACITY_ERRORS:
+                    raise ProvisioningFailed(
+                        states.INSTANCE_FAILURE,
+                        f"Could not launch {what} in cloud {placement.cloud_name}: {error_text(exc)}",
+                    ) from exc
+                refusals += 1
+                self.progress(
+                    f"Cloud {placement.cloud_name} has no capacity for {wanted} {group['instance_type']} "
+                    f"instance(s) ({code}); attempt {refusals} of {self.limits.launch_attempts}"
+                )
+                if refusals >= self.limits.launch_attempts:
+                    raise NoRoom(
+                        states.INSTANCE_FAILURE,
+                        f"Cloud {placement.cloud_name} has no capacity for {what} ({code}: "
+                        f"{len(launched)} launched after {refusals} refused attempts)",
+                    ) from exc
+                self._pause(backoff.next())
+                continue
+            resources.instances += got
+            launched += got
+            if len(launched) < count:
+                self.progress(
+                    f"Cloud {placement.cloud_name} launched {len(launched)} of {what}; asking again for the rest"
+                )
+        return launched
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep in short slices, so that a TerminateJobFlows is heeded within a second."""
+        while seconds > 0:
+            self.check_termination()
+            self.sleep(min(1.0, seconds))
+            seconds -= 1.0
+
+    def _wait_started(
+        self,
+        placement: Placement,
+        resources: CloudResources,
+        launched: list[Launched],
+        image: str,
+        cluster: Doc,
+    ) -> list[tuple[Launched, InstanceInfo]]:
+        """Wait until every instance runs; those that die on the way are terminated and replaced."""
+        client = placement.client
+        ready: list[tuple[Launched, InstanceInfo]] = []
+        waiting = launched
+        for round_ in range(self.limits.replacement_rounds + 1):
+            by_id = {item.instance_id: item for item in waiting}
+            try:
+                outcome = client.wait_started(list(by_id), timeout=self.limits.running_timeout)
+            except ProvisioningError as exc:
+                raise ProvisioningFailed(states.INSTANCE_FAILURE, f"Instances did not start: {exc}") from exc
+            ready += [(by_id[info.id], info) for info in outcome.running]
+            if not outcome.failed:
+                return ready
+            dead = [f.instance_id for f in outcome.failed]
+            client.terminate(dead)
+            if round_ == self.limits.replacement_rounds:
+                raise ProvisioningFailed(
+                    states.INSTANCE_FAILURE,
+                    f"Instances kept failing while starting in cloud {placement.cloud_name}: {outcome.failed[0]}",
+                )
+            self.progress(
+                f"{len(dead)} instance(s) failed while starting ({outcome.failed[0]}); launching replacements"
+            )
+            waiting = []
+            for gid in dict.fromkeys(by_id[i].group["id"] for i in dead):
+                group = next(by_id[i].group for i in dead if by_id[i].group["id"] == gid)
+                lost = sum(1 for i in dead if by_id[i].group["id"] == gid)
+                waiting += [
+                    Launched(group, i)
+                    for i in self._launch_group(placement, resources, group, image, lost, cluster)
+                ]
+        raise AssertionError("unreachable")
+
+    def _reach(
+        self, placement: Placement, running: list[tuple[Launched, InstanceInfo]]
+    ) -> list[ReadyInstance]:
+        """SSH to every instance, pinning the host keys it printed on its console."""
+        if self.key is None:
+            raise ValueError("no SSH key to reach the instances with")
+        client, key = placement.client, self.key
+
+        def reach(item: tuple[Launched, InstanceInfo]) -> ReadyInstance:
+            launched, info = item
+            try:
+                host_keys = client.host_keys(info.id, timeout=self.limits.ssh_timeout)
+                node = Node(info.address, host_keys, key)
+                node.wait_reachable(self.limits.ssh_timeout)
+                # Hadoop daemons register under the host's own name, so every node must resolve it.
+                hostname = node.run("hostname", timeout=30).stdout.strip()
+            except (SshError, ProvisioningError, ClientError, BotoCoreError) as exc:
+                raise ProvisioningFailed(
+                    states.INSTANCE_FAILURE,
+                    f"Instance {info.id} ({launched.group['role'].lower()}) could not be reached"
+                    f"{self._why_unreachable(client, info.id)}: {exc}",
+                ) from exc
+            doc = {
+                "id": ids.instance_id(),
+                "ec2_id": info.id,
+                "cloud": placement.cloud_name,
+                "group_id": launched.group["id"],
+                "role": launched.group["role"],
+                "instance_type": launched.group["instance_type"],
+                "private_ip": info.private_ip,
+                "public_ip": info.address,
+                "public_dns": info.dns or info.address,
+                "hostname": hostname,
+                "state": states.INSTANCE_BOOTSTRAPPING,
+                "host_keys": host_keys,
+            }
+            return ReadyInstance(doc, node)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(running)))) as pool:
+            futures = [pool.submit(reach, item) for item in running]
+            ready, failure = [], None
+            for future in futures:
+                try:
+                    ready.append(future.result())
+                except ProvisioningFailed as exc:
+                    failure = failure or exc
+        if failure is not None:
+            for instance in ready:
+                instance.node.close()
+            raise failure
+        return ready
+
+    @staticmethod
+    def _why_unreachable(client: EC2Client, instance_id: str) -> str:
+        """ ", which is stopped (reason)" when the instance died; "" when it seems alive or cannot be told."""
+        try:
+            inst = client.describe([instance_id]).get(instance_id)
+        except (ClientError, BotoCoreError):
+            return ""
+        if not inst or inst["State"]["Name"] == "running":
+            return ""
+        reason = (inst.get("StateReason") or {}).get("Message", "")
+        return f", which is {inst['State']['Name']}" + (f" ({reason})" if reason else "")
+
+    # -- release --------------------------------------------------------------------
+    def teardown(self) -> list[str]:
+        """Release the cluster in every cloud it touched; returns what could not be done."""
+        errors: list[str] = []
+        for name in list(self.resources):
+            errors += self.release(name)
+        return errors
+
+    def reclaim(self, cloud_names: set[str | None]) -> list[str]:
+        """Release whatever an earlier run left for this cluster in these clouds (found by tag and name)."""
+        errors: list[str] = []
+        for name in cloud_names:
+            try:
+                placement = self.placement_for(name)
+            except KeyError:
+                continue
+            resources = self.resources.setdefault(placement.cloud_name, CloudResources())
+            resources.key_name = self.key_name
+            errors += self.release(placement.cloud_name)
+        return errors
+
+    def release(self, name: str) -> list[str]:
+        """Terminate the cluster's instances in cloud ``name`` and wait until they are gone, then
+        delete its security group and key pair.  Errors are logged and returned, never raised."""
+        resources = self.resources.pop(name, None)
+        if resources is None:
+            return []
+        errors: list[str] = []
+        try:
+            client = self.placement_for(name).client
+        except KeyError:
+            return [f"cloud {name} is no longer configured"]
+        instances = set(resources.instances)
+        try:  # also whatever was launched but never answered for (a lost RunInstances response)
+            instances |= {i.id for i in client.find_by_tag(TAG_CLUSTER, self.cid)}
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("%s: could not list instances in cloud %s: %s", self.cid, name, exc)
+        if instances:
+            try:
+                client.terminate(sorted(instances))
+                client.wait_terminated(sorted(instances), timeout=self.limits.release_timeout)
+                log.info("%s: terminated %d instance(s) in cloud %s", self.cid, len(instances), name)
+            except Exception as exc:
+                log.error("%s: terminating instances in cloud %s failed: %s", self.cid, name, exc)
+                errors.append(f"terminating instances in cloud {name}: {error_text(exc)}")
+        groups = {resources.security_group} - {""}
+        try:
+            groups |= {g["GroupId"] for g in client.security_groups_by_tag({TAG_CLUSTER: self.cid})}
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) not in UNSUPPORTED_ERRORS:
+                log.warning("%s: could not list security groups in cloud %s: %s", self.cid, name, exc)
+        for gid in sorted(groups):
+            try:
+                client.delete_security_group(gid, timeout=self.limits.release_timeout)
+            except Exception as exc:
+                log.error("%s: deleting security group %s failed: %s", self.cid, gid, exc)
+                errors.append(f"deleting security group {gid} in cloud {name}: {error_text(exc)}")
+        if resources.key_name:
+            try:
+                client.delete_key_pair(resources.key_name)
+            except Exception as exc:
+                log.warning("%s: could not delete key pair %s: %s", self.cid, resources.key_name, exc)
+        return errors

@@ -1,0 +1,205 @@
+"""SSH to cluster instances with pinned host keys (paramiko).
+
+Host keys are learnt from the instance's console output through the cloud's
+EC2 API before the first connection, then pinned: a server presenting any other
+key is refused (no trust on first use).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import shlex
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from resilin.cluster import node_files
+
+SSH_USER = "hadoop"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A cluster's SSH key: the private key in OpenSSH format and its public line."""
+
+    private_openssh: str
+    public_line: str
+
+    @classmethod
+    def generate(cls, comment: str) -> KeyPair:
+        key = ed25519.Ed25519PrivateKey.generate()
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        ).decode()
+        public = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        return cls(private, f"{public.decode()} {comment}")
+
+    def pkey(self) -> paramiko.PKey:
+        return paramiko.Ed25519Key.from_private_key(io.StringIO(self.private_openssh))
+
+
+@dataclass
+class CommandResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
+class SshError(Exception):
+    pass
+
+
+def pinned_host_keys(host: str, public_lines: list[str]) -> paramiko.HostKeys:
+    keys = paramiko.HostKeys()
+    for line in public_lines:
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        try:
+            key = paramiko.PKey.from_type_string(parts[0], base64.b64decode(parts[1]))
+        except (paramiko.SSHException, ValueError):
+            continue
+        keys.add(host, parts[0], key)
+    return keys
+
+
+class Node:
+    """One instance reachable over SSH as the ``hadoop`` user."""
+
+    def __init__(self, host: str, host_keys: list[str], key: KeyPair, port: int = 22) -> None:
+        self.host = host
+        self.port = port
+        self.host_keys = host_keys
+        self.key = key
+        self._client: paramiko.SSHClient | None = None
+
+    def connect(self, timeout: float = 10.0) -> paramiko.SSHClient:
+        if (
+            self._client is not None
+            and self._client.get_transport()
+            and self._client.get_transport().is_active()
+        ):
+            return self._client
+        client = paramiko.SSHClient()
+        known = pinned_host_keys(
+            self.host if self.port == 22 else f"[{self.host}]:{self.port}", self.host_keys
+        )
+        for hostname, entries in known.items():
+            for keytype, key in entries.items():
+                client.get_host_keys().add(hostname, keytype, key)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(
+            self.host,
+            port=self.port,
+            username=SSH_USER,
+            pkey=self.key.pkey(),
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+        self._client = client
+        return client
+
+    def wait_reachable(self, timeout: float) -> None:
+        """Retry until sshd answers and accepts our key, with backoff.
+
+        The first retries come quickly: an instance prints its host keys just before
+        sshd listens, so the first attempt is often refused by a few milliseconds."""
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                self.connect(timeout=min(10.0, max(1.0, deadline - time.monotonic())))
+                return
+            except paramiko.BadHostKeyException as exc:
+                raise SshError(f"{self.host}: host key does not match the one the cloud reported") from exc
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                last = exc
+                time.sleep(delay)
+                delay = min(delay * 1.5, 5.0)
+        raise SshError(f"{self.host}: SSH did not answer within {timeout:.0f}s ({last})")
+
+    def run(self, command: str, timeout: float | None = None, stdin_data: str | None = None) -> CommandResult:
+        """Run ``command``; its stdout and stderr keep only their last ``node_files.OUTPUT_LIMIT``
+        bytes each (a node's output never grows Resilin without bound)."""
+        client = self.connect()
+        transport = client.get_transport()
+        assert transport is not None
+        channel = transport.open_session()
+        channel.settimeout(timeout)
+        channel.exec_command(command)
+        if stdin_data is not None:
+            channel.sendall(stdin_data.encode())
+            channel.shutdown_write()
+        out, err = node_files.TailBuffer(), node_files.TailBuffer()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # Take what has arrived (up to a few MiB between deadline checks), so that paramiko's
+            # buffer of the channel stays within its window.
+            _drain(channel.recv_ready, channel.recv, out)
+            _drain(channel.recv_stderr_ready, channel.recv_stderr, err)
+            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                channel.close()
+                raise SshError(f"{self.host}: command timed out after {timeout}s")
+            time.sleep(0.02)
+        status = channel.recv_exit_status()
+        channel.close()
+        return CommandResult(
+            status, out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace")
+        )
+
+    def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
+        """Run a bash script fed on standard input, so it never appears in a process list or a log."""
+        return self.run("bash -s", timeout=timeout, stdin_data=script)
+
+    def read_file(self, path: str, limit: int = node_files.LOG_LIMIT) -> bytes:
+        """A regular file of the node (never what a symlink points at), at most ``limit`` bytes of it:
+        its head and tail when it is bigger (see :mod:`resilin.cluster.node_files`)."""
+        client = self.connect()
+        try:
+            with client.open_sftp() as sftp:
+                return node_files.read_regular_file(sftp, path, limit, min(node_files.LOG_HEAD, limit // 2))
+        except node_files.NodeFileError as exc:
+            raise SshError(f"{self.host}: {exc}") from None
+        except (paramiko.SSHException, EOFError) as exc:  # e.g. a node whose sftp-server was removed
+            raise SshError(f"{self.host}: reading {path}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _drain(
+    ready: Callable[[], bool], recv: Callable[[int], bytes], into: node_files.TailBuffer, most: int = 4 << 20
+) -> None:
+    taken = 0
+    while taken < most and ready():
+        chunk = recv(65536)
+        into.write(chunk)
+        taken += len(chunk)
+
+
+def quote_args(args: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

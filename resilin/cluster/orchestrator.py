@@ -1,0 +1,90 @@
+"""Starts a worker for each cluster that has work, and recovers clusters after a restart."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from resilin.aws.sigv4 import Credentials
+from resilin.cluster.cluster_worker import ClusterWorker, Placement
+from resilin.jobflows import states
+from resilin.jobflows.store import JobFlowStore
+
+log = logging.getLogger(__name__)
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        store: JobFlowStore,
+        placement_for: Callable[[str | None], Placement],
+        credentials_for: Callable[[str], Credentials],
+        home: Path,
+        region: str,
+    ) -> None:
+        self.store = store
+        self.placement_for = placement_for
+        self.credentials_for = credentials_for
+        self.home = home
+        self.region = region
+        self.workers: dict[str, ClusterWorker] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="orchestrator", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                cid = self.store.next_notification(timeout=1)
+                if cid:
+                    self.dispatch(cid)
+            except Exception:  # keep the loop alive whatever one cluster does
+                log.exception("orchestrator loop")
+
+    def dispatch(self, cid: str) -> None:
+        worker = self.workers.get(cid)
+        if worker is not None and worker.is_alive():
+            worker.wake.set()
+            return
+        cluster = self.store.get_cluster(cid)
+        if cluster is None or cluster["state"] in states.FINAL_CLUSTER_STATES:
+            return
+        if cluster["state"] != states.STARTING:
+            return  # a cluster past STARTING without a worker is handled by recover()
+        worker = ClusterWorker(
+            cid, self.store, self.placement_for, self.credentials_for, self.home, self.region
+        )
+        self.workers[cid] = worker
+        worker.start()
+
+    def recover(self) -> None:
+        """Clusters left active by a previous run: clean up what they launched, then resume or end them.
+
+        A cluster still STARTING is provisioned afresh; one further along cannot be resumed
+        (its SSH sessions and running steps are gone), so it ends TERMINATED_WITH_ERRORS.
+        """
+        for cid in self.store.active_cluster_ids():
+            cluster = self.store.get_cluster(cid)
+            if cluster is None or cid in self.workers:
+                continue
+            worker = ClusterWorker(
+                cid, self.store, self.placement_for, self.credentials_for, self.home, self.region
+            )
+            worker.reclaim_instances()
+            if cluster["state"] == states.STARTING and not cluster["terminate_requested"]:
+                log.info("%s: provisioning again after a restart", cid)
+                self.store.notify(cid)
+                continue
+            log.warning("%s: ending a cluster left %s by a previous run", cid, cluster["state"])
+            worker.fail_after_restart()

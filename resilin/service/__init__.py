@@ -1,0 +1,1 @@
+"""Resilin's process: the services it runs, composed and stopped in order, and its child processes."""

@@ -1,0 +1,116 @@
+"""A ``resilin server`` child process with its own home, ports, accounts and local cloud (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from resilin.aws.sigv4 import Credentials
+from resilin.demo import Endpoints
+from resilin.service.children import stop_child
+from resilin.settings.config import new_credentials
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ResilinProcess:
+    home: Path
+    api_port: int
+    storage_port: int
+    accounts: list[Credentials]
+    cloud: str
+    process: subprocess.Popen | None = None
+    localcloud_port: int = 0  # the local cloud's EC2 endpoint, where accounts import their key pairs
+    node_image: str = "localhost/resilin-node:latest"
+    bind_host: str = "127.0.0.1"  # storage's (and by default every service's) listening address
+
+    def endpoints(self, account: int = 0) -> Endpoints:
+        creds = self.accounts[account]
+        return Endpoints(
+            api=f"http://127.0.0.1:{self.api_port}",
+            storage=f"http://127.0.0.1:{self.storage_port}",
+            access_key=creds.access_key,
+            secret_key=creds.secret_key,
+        )
+
+    def write_config(self, subnet: str, redis_url: str = "") -> None:
+        self.localcloud_port = self.localcloud_port or free_port()
+        accounts = "".join(
+            f'[[accounts]]\naccount_id = "{c.account_id}"\naccess_key = "{c.access_key}"\nsecret_key = "{c.secret_key}"\n\n'
+            for c in self.accounts
+        )
+        (self.home / "resilin.toml").write_text(
+            f'bind_host = "{self.bind_host}"\napi_port = {self.api_port}\nstorage_port = {self.storage_port}\n'
+            f'localcloud_port = {self.localcloud_port}\nregion = "us-east-1"\ndefault_cloud = "{self.cloud}"\n'
+            + (f'redis_url = "{redis_url}"\n' if redis_url else "")
+            + f'node_image = "{self.node_image}"\n\n{accounts}'
+            f'[[clouds]]\nname = "{self.cloud}"\nkind = "local"\nsubnet = "{subnet}"\n'
+        )
+
+    def start(self, timeout: float = 120) -> None:
+        log = open(self.home / "server.log", "ab")  # noqa: SIM115 (kept open for the child's lifetime)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "resilin", "--home", str(self.home), "server"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not _answers(self.api_port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"resilin server did not start:\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        stop_child(self.process, 60)
+        self.process = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        path = self.home / "server.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def new_process(
+    home: Path, cloud: str, subnet: str, accounts: int = 2, node_image: str = "localhost/resilin-node:latest"
+) -> ResilinProcess:
+    proc = ResilinProcess(
+        home=home,
+        api_port=free_port(),
+        storage_port=free_port(),
+        accounts=[new_credentials(f"{i + 1:012d}") for i in range(accounts)],
+        cloud=cloud,
+        node_image=node_image,
+    )
+    proc.write_config(subnet)
+    return proc
+
+
+def cloud_containers(cloud: str) -> list[str]:
+    done = subprocess.run(
+        ["podman", "ps", "-a", "--filter", f"label=resilin.cloud={cloud}", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()

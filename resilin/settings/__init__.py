@@ -1,0 +1,1 @@
+"""Resilin's configuration and the checks of its host."""

@@ -1,0 +1,1 @@
+"""Steps: how each runs on the master, which run when, and what their ends do."""
