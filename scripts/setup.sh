@@ -25,15 +25,6 @@ fi
 
 scripts/setup-podman.sh
 
-# The virtualenv is rebuilt only when pyproject.toml changes.
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  say "installing Python packages into .venv"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
-  rm -f .venv/.installed-*
-  touch "$stamp"
-fi
+scripts/setup-venv.sh
 
 docker/node/build.sh

@@ -1,15 +1,21 @@
-"""Shared fixtures: real servers started for the tests."""
+"""What every tier shares: the tier markers, the extended suites and a private Redis.
+
+The tests are in one folder per tier, by what they start: unit/ (nothing: no Redis, no sockets, no
+child processes), service/ (Redis, child processes, moto, HTTP servers), cloud/ (podman containers
+of a local cloud) and cluster/ (real Hadoop clusters).  Each test is marked with its tier, so that
+``pytest -m unit`` selects what ``pytest tests/unit`` does.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-import resilin.provisioners.localcloud as localcloud_pkg
 from resilin.service.redis_server import PrivateRedis
+
+TESTS = Path(__file__).parent
+TIERS = ("unit", "service", "cloud", "cluster")
 
 # The cluster suites that start several clusters each (about 25 minutes together on a
 # two-core machine); `make test` runs them with the rest, `make test-extended` runs only them.
@@ -21,8 +27,21 @@ EXTENDED_MODULES: set[str] = {
 }
 
 
+def tier_of(path: Path) -> str | None:
+    """The tier folder a test module of tests/ is in; one outside them is a mistake, refused."""
+    if not path.is_relative_to(TESTS):
+        return None
+    parts = path.relative_to(TESTS).parts
+    if len(parts) < 2 or parts[0] not in TIERS:
+        raise pytest.UsageError(f"{path} is in no tier: move it into tests/{{{','.join(TIERS)}}}/")
+    return parts[0]
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        tier = tier_of(item.path)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
         if item.path.name in EXTENDED_MODULES:
             item.add_marker(pytest.mark.extended)
 
@@ -40,22 +59,3 @@ def redis_client(redis_server):
     client.flushall()
     yield client
     client.flushall()
-
-
-@pytest.fixture(scope="session")
-def emr_api(redis_server, tmp_path_factory):
-    """The EMR API alone (no orchestrator) over the session's Redis; see tests/emr_api.py."""
-    from tests import emr_api as api
-
-    server = api.start(tmp_path_factory.mktemp("emr-api"), redis_server.url)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def node_image() -> str:
-    """The node image under test: $RESILIN_TEST_NODE_IMAGE, else the small stand-in built here."""
-    if os.environ.get("RESILIN_TEST_NODE_IMAGE"):
-        return os.environ["RESILIN_TEST_NODE_IMAGE"]
-    script = Path(localcloud_pkg.__file__).parent / "testnode.sh"
-    return subprocess.run([str(script)], check=True, capture_output=True, text=True).stdout.strip()

@@ -6,7 +6,6 @@ reconciliation: leftovers of ended or unknown clusters are removed, nothing else
 from __future__ import annotations
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from resilin.aws.sigv4 import Credentials
 from resilin.clouds import user_keys
@@ -29,17 +28,6 @@ from tests.ec2_fault_proxy import FaultProxy
 
 INSTALLATION = "rsl-test0000000000"
 RESILIN = "203.0.113.7/32"  # where Resilin's SSH comes from, as the cloud sees it
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,12 @@
-"""The pieces of EMR's step semantics that run without a cluster: the step script under real bash,
-ActionOnFailure, YARN application ids in logs, the known_hosts file, and the store's atomic
-end-of-steps check against real Redis."""
+"""The pieces of EMR's step semantics that run without a cluster, served: the step script under
+real bash, the known_hosts file read by OpenSSH, and the store's atomic end-of-steps check against
+real Redis.  The rules alone are in tests/unit/test_step_semantics.py."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
@@ -16,8 +15,6 @@ from resilin.clouds import known_hosts
 from resilin.jobflows import states
 from resilin.jobflows.store import JobFlowStore
 from resilin.steps import commands as steps
-from resilin.steps import yarn_apps
-from resilin.steps.failure_policy import FailureResponse, respond_to_failure
 
 
 # -- the step script, run by real bash -------------------------------------------------------
@@ -81,43 +78,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-# -- ActionOnFailure ------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("action", "concurrency", "protected", "expected"),
-    [
-        ("CONTINUE", 1, False, FailureResponse()),
-        ("CANCEL_AND_WAIT", 1, False, FailureResponse(cancel_pending=True)),
-        ("TERMINATE_CLUSTER", 1, False, FailureResponse(cancel_pending=True, terminate=True)),
-        ("TERMINATE_JOB_FLOW", 1, False, FailureResponse(cancel_pending=True, terminate=True)),
-        # A protected cluster is never shut down by a job-flow error: it waits instead.
-        ("TERMINATE_CLUSTER", 1, True, FailureResponse(cancel_pending=True, hold=True)),
-        ("CANCEL_AND_WAIT", 1, True, FailureResponse(cancel_pending=True)),
-        # With concurrent steps EMR neither cancels nor terminates.
-        ("CANCEL_AND_WAIT", 2, False, FailureResponse()),
-        ("TERMINATE_CLUSTER", 3, False, FailureResponse()),
-    ],
-)
-def test_action_on_failure(action, concurrency, protected, expected):
-    assert respond_to_failure(action, concurrency, protected) == expected
-
-
-# -- YARN applications a step started ----------------------------------------------------------
-def test_submitted_applications_are_read_from_the_clients_log_lines():
-    syslog = (
-        "2026-01-01 10:00:00,000 INFO mapreduce.JobSubmitter: Submitting tokens for job: job_1700000000000_0003\n"
-        "2026-01-01 10:00:01,000 INFO impl.YarnClientImpl: Submitted application application_1700000000000_0003\n"
-        "2026-01-01 10:00:02,000 INFO mapreduce.Job: The url to track the job: "
-        "http://m:8088/proxy/application_1700000000000_0003/\n"
-    )
-    stderr = "INFO impl.YarnClientImpl: Submitted application application_1700000000000_0004\n"
-    apps = yarn_apps.submitted_applications(syslog, stderr, syslog)
-    assert apps == ["application_1700000000000_0003", "application_1700000000000_0004"]
-    assert yarn_apps.kill_command(apps) == (
-        "yarn application -kill application_1700000000000_0003 application_1700000000000_0004"
-    )
-    assert yarn_apps.kill_command([]) == "true"
-
-
 # -- known_hosts ----------------------------------------------------------------------------
 def test_known_hosts_entries_follow_their_cluster(tmp_path):
     path = tmp_path / "known_hosts"
@@ -138,20 +98,6 @@ def test_known_hosts_entries_follow_their_cluster(tmp_path):
     # OpenSSH reads it: ssh-keygen finds the host.
     found = subprocess.run(["ssh-keygen", "-F", "10.0.0.3", "-f", str(path)], capture_output=True, text=True)
     assert found.returncode == 0 and "resilin:j-B" in found.stdout
-
-
-def test_known_hosts_survives_concurrent_writers(tmp_path):
-    path = tmp_path / "known_hosts"
-    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"
-    threads = [
-        threading.Thread(target=known_hosts.add, args=(path, f"j-{i}", f"10.0.1.{i}", [key]))
-        for i in range(40)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(path.read_text().splitlines()) == 40
 
 
 # -- ending a cluster only when no step is pending -----------------------------------------------

@@ -22,11 +22,18 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_LIST = ROOT / "scripts" / "debian-packages.txt"
 # Code that runs on the host (hadoop_templates/ and docker/node/ other than build.sh run on the nodes).
 PYTHON_DIRS = ["resilin", "api", "storage", "provisioners", "overlay", "migrate", "bench", "tests"]
-SHELL_SCRIPTS = ["scripts/setup.sh", "scripts/setup-podman.sh", "docker/node/build.sh", ".ci/run", "Makefile"]
+SHELL_SCRIPTS = [
+    "scripts/setup.sh",
+    "scripts/setup-venv.sh",
+    "scripts/setup-podman.sh",
+    "docker/node/build.sh",
+    ".ci/run",
+    "Makefile",
+]
 
 SUBPROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output", "create_subprocess_exec"}
 # Commands that run the command named after their own options.

@@ -17,7 +17,6 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from lxml import etree
 
-from resilin.jobflows.store import JobFlowStore
 from tests.emr_api import REGION, USERS, state_digest, worker_runs
 
 with warnings.catch_warnings():
@@ -29,11 +28,6 @@ with warnings.catch_warnings():
     from boto.regioninfo import RegionInfo
 
 NS = {"emr": "http://elasticmapreduce.amazonaws.com/doc/2009-03-31"}
-
-
-@pytest.fixture
-def store(redis_client):
-    return JobFlowStore(redis_client)
 
 
 def boto2(emr_api, signature: str, user: str = "alice"):

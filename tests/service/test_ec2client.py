@@ -5,24 +5,12 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from resilin.provisioners.ec2client import EC2Client, InstanceFailed, ProvisioningError, ProvisioningTimeout
 from resilin.settings.config import CloudConfig
 from tests.ec2_fault_proxy import FaultProxy
 
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAqaZPyrUup4yHw01+7HvvJ9NVjmfn0XZoNME/55HQuE test@resilin"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def _cloud(endpoint: str) -> CloudConfig:

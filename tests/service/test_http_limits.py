@@ -1,4 +1,5 @@
-"""Slow and greedy clients against the real services: storage, the EMR API and a local cloud.
+"""Slow and greedy clients against the real services: storage and the EMR API (a local cloud's
+EC2 endpoint in tests/cloud/test_http_limits.py).
 
 Each service is started with short deadlines (seconds) and small caps; a client
 trickles its request one byte at a time, or opens more connections than a peer
@@ -22,8 +23,7 @@ from resilin.aws.httplimits import HttpLimits
 from resilin.settings import config
 from resilin.storage.testing import ALICE, StorageProcess, boto3_client
 from tests import emr_api
-from tests.localcloud_helpers import cloud_process
-from tests.test_storage_rawhttp import sign
+from tests.service.test_storage_rawhttp import sign
 
 # Short deadlines, so that each attack is over in a few seconds.
 HEADER_TIMEOUT = 1.5
@@ -338,43 +338,3 @@ def test_api_closes_idle_connections_and_caps_connections_per_peer(limited_api):
     assert_closed_when_idle(addr)
     assert_connections_capped(addr)
     assert limited_api.client().list_clusters()["Clusters"] is not None  # real clients still served
-
-
-# -- a local cloud's EC2 endpoint ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def limited_cloud(redis_server, tmp_path_factory):
-    proc = cloud_process(
-        redis_server,
-        ["localhost/resilin-limits-test:none"],
-        tmp_path_factory.mktemp("cloud"),
-        limits=LIMIT_ARGS,
-    )
-    proc.start()
-    yield proc
-    proc.stop()
-    from tests.localcloud_helpers import discard_cloud
-
-    discard_cloud(proc, redis_server)
-
-
-def ec2_head(length: int) -> bytes:
-    return (
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {length}\r\n\r\n"
-    ).encode()
-
-
-def test_local_cloud_closes_trickled_headers_and_bodies(limited_cloud):
-    addr = address(limited_cloud.endpoint)
-    took, response = trickle(addr, ec2_head(100))
-    assert took < HEADER_TIMEOUT + 2 and status_of(response) == 408
-    took, response = trickle(addr, b"A" * 100_000, prefix=ec2_head(100_000), interval=0.05)
-    assert took < RATE_WINDOW * 2 + 2 and status_of(response) == 408
-
-
-def test_local_cloud_closes_idle_connections_and_caps_connections_per_peer(limited_cloud):
-    addr = address(limited_cloud.endpoint)
-    assert_closed_when_idle(addr)
-    assert_connections_capped(addr)

@@ -1,16 +1,17 @@
-"""Reconfiguring a running instance group: how configurations combine, what restarts, the node script.
+"""Reconfiguring a running instance group: how configurations combine, what restarts, why a node failed.
 
-The script is run for real on a cluster in test_hadoop_cluster.py; here its shell is checked
-with ``bash -n`` and the rules that choose what it does directly.
+The node script it renders is checked by bash in tests/service/test_reconfiguration.py and run
+for real on a cluster in tests/cluster/test_hadoop_cluster.py.
 """
 
 from __future__ import annotations
 
-from resilin.applications.hadoop_config import merge_configurations, render_reconfigure_script
+from resilin.applications.hadoop_config import merge_configurations
 from resilin.cluster.reconfigure import changed_classifications, daemons_to_restart, failure_summary
-from tests.test_hadoop_config import bash_syntax_ok, spec, written_files
 
 YARN = {"Classification": "yarn-site", "Properties": {"a": "1", "b": "2"}}
+
+
 ENV = {
     "Classification": "hadoop-env",
     "Properties": {},
@@ -66,35 +67,6 @@ def test_the_daemons_reading_a_changed_classification_restart_in_start_order():
     assert daemons_to_restart({"yarn-site", "hdfs-site"}, master) == ["namenode", "resourcemanager"]
     assert daemons_to_restart({"hadoop-log4j"}, master) == list(master)
     assert daemons_to_restart({"mapred-site"}, core) == []
-
-
-def test_the_node_script_rewrites_the_files_and_restarts_what_it_is_told():
-    cluster = spec()
-    master, core = cluster.nodes
-    core.configurations = [
-        {"Classification": "yarn-site", "Properties": {"yarn.nodemanager.resource.memory-mb": "3072"}}
-    ]
-    script = render_reconfigure_script(cluster, core, ["nodemanager"])
-    bash_syntax_ok(script)
-    assert (
-        "<name>yarn.nodemanager.resource.memory-mb</name><value>3072</value>"
-        in written_files(script)["yarn-site.xml"]
-    )
-    assert (
-        "hadoop-daemon yarn stop nodemanager\n" in script
-        and "hadoop-daemon yarn start nodemanager\n" in script
-    )
-    assert " datanode" not in script and "-format" not in script
-    on_master = render_reconfigure_script(cluster, master, ["namenode", "resourcemanager"])
-    bash_syntax_ok(on_master)
-    assert (
-        on_master.index("start namenode")
-        < on_master.index("safemode wait")
-        < on_master.index("stop resourcemanager")
-    )
-    untouched = render_reconfigure_script(cluster, core, [])
-    bash_syntax_ok(untouched)
-    assert "hadoop-daemon" not in untouched
 
 
 def test_a_failed_node_is_summed_up_by_its_daemon_and_root_cause():

@@ -15,18 +15,7 @@ import pytest
 from botocore.exceptions import ClientError, WaiterError
 
 from resilin.jobflows import states
-from resilin.jobflows.store import JobFlowStore
 from tests.emr_api import ACCOUNT, cluster_request, state_digest, step, worker_ends, worker_runs
-
-
-@pytest.fixture
-def store(redis_client):
-    return JobFlowStore(redis_client)
-
-
-@pytest.fixture
-def emr(emr_api, redis_client):
-    return emr_api.client("alice")
 
 
 def error_of(call, *args, **kwargs) -> dict:

@@ -1,7 +1,8 @@
-"""Rendering of the node script: sizing, EMR classifications, bootstrap actions, step commands.
+"""The node script and bootstrap actions rendered, then read and run by a real bash.
 
-What these render is run for real on clusters in test_hadoop_cluster.py; here the
-shell it produces is checked with ``bash -n`` and the merge rules directly.
+What these render is run for real on clusters in tests/cluster/test_hadoop_cluster.py; here the
+shell it produces is checked with ``bash -n`` (and the bootstrap actions run) on this machine.
+The rules that need no shell are in tests/unit/test_hadoop_config.py.
 """
 
 from __future__ import annotations
@@ -12,19 +13,8 @@ import subprocess
 
 import pytest
 
-from resilin.applications.hadoop_config import (
-    ClusterSpec,
-    NodeSpec,
-    check_configurations,
-    env_files,
-    overrides_from,
-    render_node_script,
-    sizing_for,
-)
+from resilin.applications.hadoop_config import ClusterSpec, NodeSpec, render_node_script
 from resilin.cluster import bootstrap
-from resilin.errors import ValidationError
-from resilin.jobflows import releases
-from resilin.steps import commands as steps
 
 CONFIGS = [
     {"Classification": "yarn-site", "Properties": {"yarn.nodemanager.resource.memory-mb": "3000"}},
@@ -73,13 +63,6 @@ def bash_syntax_ok(script: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_sizing_follows_the_instance_type():
-    xl, large = sizing_for("m5.xlarge"), sizing_for("m5.large")
-    assert (xl.nodemanager_memory_mb, xl.map_memory_mb, xl.reduce_memory_mb) == (12288, 3072, 6144)
-    assert (large.nodemanager_memory_mb, large.nodemanager_vcores) == (6144, 2)
-    assert sizing_for("t3.micro").map_memory_mb >= 512
-
-
 def test_group_configurations_win_over_the_cluster_ones():
     s = spec()
     master, core = (render_node_script(s, n) for n in s.nodes)
@@ -92,25 +75,6 @@ def test_group_configurations_win_over_the_cluster_ones():
     assert "/usr/local/bin/s3-dist-cp" in master and "/usr/local/bin/s3-dist-cp" not in core
     bash_syntax_ok(master)
     bash_syntax_ok(core)
-
-
-def test_env_exports_are_quoted_for_the_shell():
-    files = env_files(overrides_from([{"Classification": "yarn-env", "Configurations": [
-        {"Classification": "export", "Properties": {"YARN_OPTS": 'a "b" `c` $HOME'}}]}]))  # fmt: skip
-    assert files == {"yarn-env.sh": 'export YARN_OPTS="a \\"b\\" \\`c\\` $HOME"\n'}
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        [{"Classification": "spark-defaults", "Properties": {}}],
-        [{"Classification": "core-site", "Configurations": [{"Classification": "export"}]}],
-        [{"Classification": "hadoop-env", "Properties": {"X": "1"}}],
-    ],
-)
-def test_unknown_or_misplaced_classifications_are_refused(bad):
-    with pytest.raises(ValidationError):
-        check_configurations(bad)
 
 
 def test_bootstrap_actions_render_in_order_and_fail_on_unreadable_scripts():
@@ -145,36 +109,3 @@ def test_bootstrap_script_runs_and_stops_at_the_first_failure(tmp_path, monkeypa
     assert "bootstrap action 2 (bad.sh) failed with exit status 3: oops" in done.stderr
     assert (tmp_path / "logs/1/stdout").read_text() == "ran-x\n"
     assert not (tmp_path / "logs/3").exists()
-
-
-def test_step_commands():
-    jar_step = {"jar": "s3://b/app.jar", "args": ["in", "out"], "main_class": "org.example.Main"}
-    command = steps.step_command(jar_step, "/w")
-    assert command.startswith("hadoop fs -copyToLocal -f s3://b/app.jar /w/app.jar && ")
-    assert (
-        'HADOOP_CLASSPATH=/w/app.jar"${HADOOP_CLASSPATH:+' in command
-        and "hadoop org.example.Main in out" in command
-    )
-    runner = {"jar": "command-runner.jar", "args": ["s3-dist-cp", "--src", "s3://b/x"], "main_class": None}
-    assert steps.step_command(runner, "/w") == "s3-dist-cp --src s3://b/x"
-    assert steps.application_ids(
-        "Submitted application application_1_0002\n", "application_1_0002 application_1_0003"
-    ) == [
-        "application_1_0002",
-        "application_1_0003",
-    ]
-
-
-def test_release_catalogue():
-    assert releases.release("emr-7.5.0").emr_hadoop == "3.4.0"
-    assert releases.applications([{"Name": "Hadoop"}], "emr-6.15.0") == [
-        {"Name": "Hadoop", "Version": "3.5.0"}
-    ]
-    assert releases.check_ami_version("3.11") == "3.11.0"
-    for bad in ("emr-1.0.0", "emr-7.99.0", "foo"):
-        with pytest.raises(ValidationError):
-            releases.release(bad)
-    with pytest.raises(ValidationError):
-        releases.applications([{"Name": "Spark"}], "emr-7.5.0")
-    with pytest.raises(ValidationError):
-        releases.check_ami_version("9.9")

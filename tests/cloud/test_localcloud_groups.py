@@ -45,11 +45,6 @@ def cloud(redis_server, node_image, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ec2(cloud):
-    return ec2_client(cloud)
-
-
-@pytest.fixture(scope="module")
 def key(ec2) -> paramiko.PKey:
     pair = KeyPair.generate("sg-tests")
     ec2.import_key_pair(KeyName="sg-tests", PublicKeyMaterial=pair.public_line.encode())

@@ -51,11 +51,6 @@ def cloud(redis_server, node_image, tmp_path_factory):
         assert discard_cloud(proc, redis_server) == [], "instances left behind"
 
 
-@pytest.fixture(scope="module")
-def ec2(cloud):
-    return ec2_client(cloud)
-
-
 @pytest.fixture
 def admin(cloud):
     client = AdminClient(cloud.endpoint, ALICE.access_key, ALICE.secret_key)

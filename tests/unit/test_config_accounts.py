@@ -1,10 +1,8 @@
 """The [[accounts]] of resilin.toml: the account id of the local clouds' operator, under which Resilin
-runs every cluster's instances, can be no user's."""
+runs every cluster's instances, can be no user's.  ``resilin server`` refusing it at start is in
+tests/service/test_config_accounts.py."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 
@@ -30,19 +28,6 @@ def test_the_local_clouds_account_id_is_refused_in_the_configuration(tmp_path):
     message = str(err.value)
     assert str(path) in message and "accounts[1]" in message
     assert f"account_id {OPERATOR} is reserved" in message
-
-
-def test_resilin_server_refuses_to_start_with_it_and_says_why(tmp_path):
-    (tmp_path / "resilin.toml").write_text(_accounts(OPERATOR))
-    done = subprocess.run(
-        [sys.executable, "-m", "resilin", "--home", str(tmp_path), "server"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert f"account_id {OPERATOR} is reserved" in done.stderr and "Traceback" not in done.stderr
-    assert not (tmp_path / "data").exists()  # nothing was started
 
 
 def test_settings_made_without_the_file_are_refused_too(tmp_path):

@@ -16,7 +16,7 @@ from resilin.settings import config
 from resilin.settings.installation import installation_id
 from resilin.storage.testing import ALICE, StorageProcess, boto3_client
 from tests import emr_api
-from tests.test_storage_rawhttp import sign
+from tests.service.test_storage_rawhttp import sign
 
 
 def open_to_others(root: Path) -> list[str]:

@@ -8,19 +8,8 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from resilin.jobflows.store import JobFlowStore
 from resilin.provisioners.localcloud.catalogue import INSTANCE_TYPES
 from tests.emr_api import ACCOUNT, USERS, cluster_request, state_digest, worker_ends, worker_runs
-
-
-@pytest.fixture
-def store(redis_client):
-    return JobFlowStore(redis_client)
-
-
-@pytest.fixture
-def emr(emr_api, redis_client):
-    return emr_api.client("alice")
 
 
 def error_of(call, **kwargs) -> dict:

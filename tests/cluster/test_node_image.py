@@ -30,7 +30,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
 ]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUILD_SH = REPO / "docker" / "node" / "build.sh"
 HOSTNAME = "nodetest"
 
