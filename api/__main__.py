@@ -22,7 +22,6 @@ from resilin.settings import config as config_module
 
 def serve(home: Path, port: int | None, redis_url: str, workers: int, threads: int, parent: int = 0) -> None:
     from twisted.application.internet import TimerService
-    from twisted.internet import reactor
     from twisted.internet.interfaces import IListeningPort
 
     from resilin.api.server import make_site
@@ -30,7 +29,7 @@ def serve(home: Path, port: int | None, redis_url: str, workers: int, threads: i
     from resilin.jobflows.service import EmrService
     from resilin.jobflows.store import JobFlowStore
     from resilin.service.composition import CallService, ListeningService, OrderedServices
-    from resilin.service.ports import adopt, listening_socket
+    from resilin.service.ports import adopt, listening_socket, reactor
     from resilin.service.redis_server import RedisService
     from resilin.settings.private_files import private_home, private_process
 

@@ -16,7 +16,8 @@ from typing import Any
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer, threads
-from twisted.internet.interfaces import IListeningPort
+
+from resilin.service.ports import reactor
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class CallService(Service):
     def __init__(
         self, name: str, start: Callable[[], object], stop: Callable[[], object] | None = None
     ) -> None:
-        self.name = name
+        self.setName(name)
         self._start, self._stop = start, stop
 
     def startService(self) -> None:
@@ -74,10 +75,10 @@ class CallService(Service):
 class ListeningService(Service):
     """Listening ports: ``listen()`` opens them when started; stopping closes them."""
 
-    def __init__(self, name: str, listen: Callable[[], list[IListeningPort]]) -> None:
-        self.name = name
+    def __init__(self, name: str, listen: Callable[[], list[Any]]) -> None:
+        self.setName(name)
         self._listen = listen
-        self.ports: list[IListeningPort] = []
+        self.ports: list[Any] = []  # IListeningPort
 
     def startService(self) -> None:
         self.ports = self._listen()
@@ -108,7 +109,7 @@ class LoopInThread(TimerService):
         stop_wait: float = 5.0,
     ) -> None:
         super().__init__(max(interval, 0), self._turn)
-        self.name = name
+        self.setName(name)
         self.once = interval <= 0
         self._work = work
         self._after = after
@@ -136,8 +137,6 @@ class LoopInThread(TimerService):
         super().startService()
 
     def stopService(self) -> defer.Deferred[Any]:
-        from twisted.internet import reactor
-
         self._stopping.set()
         finished = super().stopService()
         bounded: defer.Deferred[Any] = defer.Deferred()
@@ -146,7 +145,7 @@ class LoopInThread(TimerService):
             if not bounded.called:
                 bounded.callback(None)
 
-        timer = reactor.callLater(self._stop_wait, settle)  # type: ignore[attr-defined]
+        timer = reactor.callLater(self._stop_wait, settle)
 
         def ended(_: object) -> None:
             if timer.active():

@@ -9,9 +9,14 @@ someone else in between.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
+from twisted.internet import reactor as _reactor
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory
+
+# The reactor, typed as what it is rather than as its zope interfaces (which mypy cannot call).
+reactor: Any = _reactor
 
 IP_FREEBIND = 15  # from <linux/in.h>; Python's socket module does not name it
 
@@ -50,21 +55,18 @@ def listening_socket(
 
 def adopt(sock: socket.socket, factory: Factory) -> IListeningPort:
     """Serve ``factory`` on ``sock`` in the reactor; the socket object itself is closed."""
-    from twisted.internet import reactor
-
-    listening = reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, factory)  # type: ignore[attr-defined]
+    listening = reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, factory)
     sock.close()  # the reactor holds its own duplicate of the descriptor
     return listening
 
 
 def listen(factory: Factory, host: str, port: int, *, freebind: bool = False) -> IListeningPort:
     """Serve ``factory`` on ``host:port``; ``freebind`` as for :func:`listening_socket`."""
-    from twisted.internet import reactor
-
     if freebind:
         return adopt(listening_socket(host, port, freebind=True), factory)
-    return reactor.listenTCP(port, factory, interface=host)  # type: ignore[attr-defined]
+    return reactor.listenTCP(port, factory, interface=host)
 
 
-def port_of(listening: IListeningPort) -> int:
-    return listening.getHost().port  # type: ignore[attr-defined]
+def port_of(listening: Any) -> int:
+    """The port an ``IListeningPort`` listens on."""
+    return listening.getHost().port

@@ -109,20 +109,25 @@ def connect(redis_url: str, home: Path) -> tuple[redis.Redis, PrivateRedis | Non
 class RedisService(Service):
     """The configured Redis (``redis_url``), else a private server in ``home``, started and stopped with it."""
 
-    name = "redis"
-
     def __init__(self, redis_url: str, home: Path) -> None:
+        self.setName("redis")
         self.redis_url = redis_url
         self.home = home
-        self.client: redis.Redis | None = None
+        self._client: redis.Redis | None = None
         self.private: PrivateRedis | None = None
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            raise RuntimeError("Redis is used before its service started")
+        return self._client
 
     @property
     def url(self) -> str:
         return self.private.url if self.private is not None else self.redis_url
 
     def startService(self) -> None:
-        self.client, self.private = connect(self.redis_url, self.home)
+        self._client, self.private = connect(self.redis_url, self.home)
         super().startService()
 
     def stopService(self) -> None:

@@ -17,10 +17,9 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
-from twisted.internet import reactor
 from twisted.internet.interfaces import IListeningPort
 
 from resilin.aws.sigv4 import Credentials
@@ -33,7 +32,7 @@ from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
 from resilin.service import local_runtime
 from resilin.service.composition import CallService, ListeningService, LoopInThread, OrderedServices
-from resilin.service.ports import listen, port_of
+from resilin.service.ports import listen, port_of, reactor
 from resilin.service.redis_server import RedisService
 from resilin.settings import config as config_module
 from resilin.settings.config import CloudConfig, Settings
@@ -236,8 +235,8 @@ def services(settings: Settings) -> Runtime:
     ports_of_clouds = config_module.local_cloud_ports(settings)
     for cloud in settings.clouds:
         if cloud.kind == "local":
-            add(ListeningService(f"local cloud {cloud.name}",
-                                 lambda c=cloud: _serve_local_cloud(rt, c, ports_of_clouds[c.name])))  # fmt: skip
+            serve = partial(_serve_local_cloud, rt, cloud, ports_of_clouds[cloud.name])
+            add(ListeningService(f"local cloud {cloud.name}", serve))
     add(CallService("local cloud access", lambda: _write_local_cloud_access(rt),
                     lambda: local_runtime.remove(settings.home)))  # fmt: skip
     add(ListeningService("storage", lambda: _serve_storage(rt)))
