@@ -4,14 +4,17 @@ stopped one by one in reverse, a failed start undone, timed loops running in thr
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
 
 import pytest
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 
 from resilin.service.composition import CallService, OrderedServices
+from resilin.service.ports import free_port
 
 
 def _recording(events: list[str], *names: str) -> OrderedServices:
@@ -148,3 +151,28 @@ def test_timed_loops_run_in_threads_until_stopped():
     assert "failing failed" in done.stderr and "ValueError: one bad turn" in done.stderr
     assert seen["gated"] >= 1 and seen["gated_before_gate"] == 0  # waited for its gate
     assert seen["refused_after_stop"]  # the listening service closed its port
+
+
+def test_resilin_server_that_cannot_listen_stops_what_it_had_started(tmp_path):
+    """The real services of ``resilin server``: storage's port is taken, so the private Redis
+    started before it is stopped again and the local clouds' access file removed."""
+    from resilin.aws.sigv4 import Credentials
+    from resilin.service import server
+    from resilin.settings.config import Settings
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        settings = Settings(
+            home=tmp_path,
+            accounts=(Credentials("AKIACOMPOSITION00001", "secret", "111111111111"),),
+            storage_port=taken.getsockname()[1],
+            api_port=free_port(),
+        )
+        runtime = server.services(settings)
+        with pytest.raises(CannotListenError):
+            runtime.services.startService()
+    started = [s.name for s in runtime.services if s.running]
+    assert started == [] and not runtime.services.running
+    assert runtime.redis.private is not None and runtime.redis.private.process is None  # stopped
+    assert not (tmp_path / "redis" / "redis.sock").exists()
+    assert not (tmp_path / "run" / "local-clouds.json").exists()
+    assert "ready to accept connections" in (tmp_path / "redis" / "redis.log").read_text()
