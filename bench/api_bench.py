@@ -25,10 +25,10 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,31 +40,12 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from resilin.service.children import stop_child
+from resilin.service.children import Child
 from resilin.service.redis_server import PrivateRedis
 from resilin.settings.config import new_credentials
 
 REGION = "us-east-1"
 OPERATIONS = ("DescribeCluster", "ListClusters", "ListSteps")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port}")
 
 
 @dataclass(frozen=True)
@@ -301,35 +282,32 @@ def load_clusters(target: Target, count: int, steps: int) -> list[str]:
         return list(pool.map(one, range(count)))
 
 
-def start_resilin(
-    home: Path, redis: PrivateRedis, workers: int, threads: int
-) -> tuple[Target, subprocess.Popen]:
+def start_resilin(home: Path, redis: PrivateRedis, workers: int, threads: int) -> tuple[Target, Child]:
     creds = new_credentials("123456789012")
-    port = free_port()
     (home / "resilin.toml").write_text(
-        f'bind_host = "127.0.0.1"\napi_port = {port}\nregion = "{REGION}"\nredis_url = "{redis.url}"\n\n'
+        f'bind_host = "127.0.0.1"\nregion = "{REGION}"\nredis_url = "{redis.url}"\n\n'
         f'[[accounts]]\naccount_id = "{creds.account_id}"\naccess_key = "{creds.access_key}"\n'
         f'secret_key = "{creds.secret_key}"\n'
     )
-    log = open(home / "api.log", "wb")  # noqa: SIM115 (kept open for the child's lifetime)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resilin.api", "--home", str(home), "--workers", str(workers),
-         "--threads", str(threads)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    wait_port(port, process)
-    return Target("resilin", port, creds.access_key, creds.secret_key), process
+    command = [sys.executable, "-m", "resilin.api", "--home", str(home), "--port", "0",
+               "--workers", str(workers), "--threads", str(threads)]  # fmt: skip
+    child = Child("the EMR API", command, home / "api.log", new_session=True, stop_grace=20)
+    port = int(child.start(60).rsplit(":", 1)[1])
+    return Target("resilin", port, creds.access_key, creds.secret_key), child
 
 
-def start_moto() -> tuple[Target, subprocess.Popen]:
-    port = free_port()
+def start_moto(home: Path) -> tuple[Target, Child]:
     moto_server = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
-    process = subprocess.Popen(
-        [moto_server, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    wait_port(port, process)
-    return Target("moto", port, "AKIAMOTOBENCH0000000", "moto-does-not-check-this-secret"), process
+    child = Child(
+        "moto_server",
+        [moto_server, "-H", "127.0.0.1", "-p", "0"],
+        home / "moto.log",
+        ready=re.compile(r"Running on http://127.0.0.1:(\d+)"),  # werkzeug's line, with the port it got
+        new_session=True,
+        stop_grace=20,
+    )
+    port = int(child.start(60))
+    return Target("moto", port, "AKIAMOTOBENCH0000000", "moto-does-not-check-this-secret"), child
 
 
 def main() -> int:
@@ -351,7 +329,7 @@ def main() -> int:
         home = Path(tmp)
         redis = PrivateRedis(home / "redis").start()
         resilin, resilin_process = start_resilin(home, redis, args.workers, args.threads)
-        moto, moto_process = start_moto()
+        moto, moto_process = start_moto(home)
         try:
             print(
                 f"loading {args.clusters} clusters ({args.steps} steps each) into Resilin and moto "
@@ -406,8 +384,8 @@ def main() -> int:
                 )
             return 0 if ok else 1
         finally:
-            stop_child(moto_process, 20)
-            stop_child(resilin_process, 20)
+            moto_process.stop()
+            resilin_process.stop()
             redis.stop()
 
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from resilin.aws.sigv4 import Credentials
-from resilin.service.children import stop_child
+from resilin.service.children import Child
 from resilin.storage.testing import StorageProcess
 
 HOST = "127.0.0.1"
@@ -61,31 +60,15 @@ def s3rver_script() -> Path:
     return script
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with status {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not open port {port}")
-
-
 @contextlib.contextmanager
-def _child(command: list[str], port: int, **kwargs) -> Iterator[subprocess.Popen]:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+def _child(name: str, command: list[str], log: Path, ready: re.Pattern[str]) -> Iterator[tuple[str, int]]:
+    """A peer on port 0, serving once it prints ``ready`` (whose group 1 says where): (where, pid)."""
+    child = Child(name, command, log, ready=ready)
+    where = child.start(timeout=30)
     try:
-        _wait_port(port, process)
-        yield process
+        yield where, child.process.pid  # type: ignore[union-attr]
     finally:
-        stop_child(process, 10)
+        child.stop()
 
 
 @contextlib.contextmanager
@@ -99,22 +82,22 @@ def resilin(workdir: Path) -> Iterator[Peer]:
 
 @contextlib.contextmanager
 def moto(workdir: Path) -> Iterator[Peer]:
-    port = _free_port()
-    command = [str(Path(sys.executable).parent / "moto_server"), "-H", HOST, "-p", str(port)]
-    with _child(command, port) as process:
-        yield Peer("moto", f"http://{HOST}:{port}", BENCH_CREDS, process.pid)
+    command = [str(Path(sys.executable).parent / "moto_server"), "-H", HOST, "-p", "0"]
+    ready = re.compile(r"Running on (http://\S+)")  # werkzeug's line, with the port it got
+    with _child("moto_server", command, workdir / "moto.log", ready) as (url, pid):
+        yield Peer("moto", url, BENCH_CREDS, pid)
 
 
 @contextlib.contextmanager
 def s3rver(workdir: Path) -> Iterator[Peer]:
     data = workdir / "s3rver-data"
     data.mkdir()
-    port = _free_port()
     # s3rver 3.7 encrypts continuation tokens with a cipher OpenSSL 3 keeps in its legacy provider.
     command = ["node", "--openssl-legacy-provider", str(s3rver_script()), "--directory", str(data)]
-    command += ["--address", HOST, "--port", str(port), "--silent"]
-    with _child(command, port) as process:
-        yield Peer("s3rver", f"http://{HOST}:{port}", S3RVER_CREDS, process.pid)
+    command += ["--address", HOST, "--port", "0", "--silent"]
+    ready = re.compile(r"S3rver listening on (\S+)")  # ADDRESS:PORT, printed even when silent
+    with _child("s3rver", command, workdir / "s3rver.log", ready) as (address, pid):
+        yield Peer("s3rver", f"http://{address}", S3RVER_CREDS, pid)
 
 
 PEERS = {"resilin": resilin, "moto": moto, "s3rver": s3rver}

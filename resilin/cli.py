@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from resilin.service.children import stop_child
+from resilin.service.children import Child, ChildFailed
 from resilin.settings import config as config_module
 
 
@@ -75,7 +73,7 @@ class RunningServer:
     def __init__(self, home: Path, settings: config_module.Settings) -> None:
         self.home = home
         self.settings = settings
-        self.process: subprocess.Popen | None = None
+        self.child: Child | None = None
 
     def api_answers(self) -> bool:
         from resilin.clouds.ssh import port_open
@@ -88,27 +86,19 @@ class RunningServer:
             return self
         log_path = self.home / "server.log"
         print(f"starting Resilin (log: {log_path})")
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "resilin", "--home", str(self.home), "server"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 120
-        while not self.api_answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                stop_child(self.process, 10)
-                tail = log_path.read_text(errors="replace").splitlines()[-15:]
-                raise DemoFailed(
-                    "Resilin did not start; the end of " + str(log_path) + ":\n" + "\n".join(tail)
-                )
-            time.sleep(0.2)
+        command = [sys.executable, "-m", "resilin", "--home", str(self.home), "server"]
+        self.child = Child("resilin server", command, log_path, new_session=True, stop_grace=60)
+        try:
+            self.child.start(timeout=120)
+        except ChildFailed:
+            raise DemoFailed(
+                "Resilin did not start; the end of " + str(log_path) + ":\n" + self.child.log_tail(15)
+            ) from None
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.process is not None:
-            stop_child(self.process, 60)
+        if self.child is not None:
+            self.child.stop()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

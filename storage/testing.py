@@ -6,17 +6,18 @@ with StorageProcess(tmp_path, accounts=[Credentials("AK", "SK", "111111111111")]
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from resilin.aws.sigv4 import Credentials
-from resilin.service.children import stop_child
+from resilin.service.children import Child
 
 
 class StorageProcess:
+    """The service on port 0 of ``host``; its output goes to ``log_path`` (default: beside ``data_dir``)."""
+
     def __init__(
         self,
         data_dir: Path,
@@ -24,43 +25,36 @@ class StorageProcess:
         region: str = "us-east-1",
         host: str = "127.0.0.1",
         extra_args: Sequence[str] = (),
+        log_path: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.accounts = list(accounts)
         self.region = region
         self.host = host
         self.extra_args = list(extra_args)
-        self.process: subprocess.Popen[str] | None = None
+        self.log_path = log_path or self.data_dir.with_name(self.data_dir.name + "-storage.log")
+        self.child: Child | None = None
         self.endpoint = ""
         self.port = 0
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:  # while it runs (tests kill it)
+        return self.child.process if self.child is not None else None
 
     def start(self, timeout: float = 30) -> StorageProcess:
         command = [sys.executable, "-m", "resilin.storage", "--data-dir", str(self.data_dir)]
         command += ["--host", self.host, "--port", "0", "--region", self.region, *self.extra_args]
         for creds in self.accounts:
             command += ["--account", f"{creds.access_key}:{creds.secret_key}:{creds.account_id}"]
-        self.process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=None,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"storage service did not start: {line!r}")
-        self.endpoint = line.split()[-1]
+        self.child = Child("storage service", command, self.log_path)
+        self.endpoint = self.child.start(timeout)
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            stop_child(self.process, 10)
-        if self.process is not None and self.process.stdout is not None:
-            self.process.stdout.close()
-        self.process = None
+        if self.child is not None:
+            self.child.stop()
+        self.child = None
 
     def __enter__(self) -> StorageProcess:
         return self.start()

@@ -7,11 +7,7 @@ the same store methods the worker uses.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +17,7 @@ from botocore.config import Config
 from resilin.aws.sigv4 import Credentials
 from resilin.jobflows import ids, states
 from resilin.jobflows.store import JobFlowStore
-from resilin.service.children import stop_child
+from resilin.service.children import Child
 
 REGION = "us-east-1"
 ACCOUNT = "111111111111"
@@ -34,21 +30,18 @@ USERS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class ApiServer:
     home: Path
-    port: int
-    process: subprocess.Popen
+    child: Child
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.child.url
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
 
     def client(self, user: str = "alice", validate: bool = True, service: str = "emr"):
         creds = USERS[user]
@@ -67,40 +60,26 @@ class ApiServer:
         return (self.home / "api.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        stop_child(self.process, 20)
+        self.child.stop()
 
 
 def start(home: Path, redis_url: str, extra_config: str = "") -> ApiServer:
     """Start the API with its configuration in ``home``; ``extra_config`` (TOML tables) is appended."""
-    port = _free_port()
     accounts = "".join(
         f'[[accounts]]\naccount_id = "{c.account_id}"\naccess_key = "{c.access_key}"\nsecret_key = "{c.secret_key}"\n\n'
         for c in USERS.values()
     )
     (home / "resilin.toml").write_text(
-        f'bind_host = "127.0.0.1"\napi_port = {port}\nregion = "{REGION}"\nredis_url = "{redis_url}"\n'
+        f'bind_host = "127.0.0.1"\nregion = "{REGION}"\nredis_url = "{redis_url}"\n'
         f'default_cloud = "local"\n\n{accounts}'
         '[[clouds]]\nname = "local"\nkind = "local"\nsubnet = "10.250.1.0/24"\n\n'
         '[[clouds]]\nname = "edge"\nkind = "local"\nsubnet = "10.250.2.0/24"\n\n'
         '[[clouds]]\nname = "faraway"\nkind = "ec2"\nendpoint = "http://127.0.0.1:9"\n' + extra_config
     )
-    log = open(home / "api.log", "wb")  # noqa: SIM115 (kept open for the child's lifetime)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resilin.api", "--home", str(home), "--threads", "8"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the EMR API did not start:\n{(home / 'api.log').read_text()}") from None
-            time.sleep(0.1)
-    return ApiServer(home, port, process)
+    command = [sys.executable, "-m", "resilin.api", "--home", str(home), "--port", "0", "--threads", "8"]
+    child = Child("the EMR API", command, home / "api.log", stop_grace=20)
+    child.start(60)
+    return ApiServer(home, child)
 
 
 # -- what the cluster worker would write --------------------------------------------------

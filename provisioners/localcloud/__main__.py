@@ -1,4 +1,7 @@
-"""Run one local cloud: ``python -m resilin.provisioners.localcloud --cloud NAME --subnet CIDR ...``."""
+"""Run one local cloud: ``python -m resilin.provisioners.localcloud --cloud NAME --subnet CIDR ...``.
+
+Prints ``listening on http://HOST:PORT/`` once it serves (``--port 0`` picks a free port).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from resilin.aws.sigv4 import Credentials
 from resilin.provisioners.localcloud.podman import PodmanError
 from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
 from resilin.provisioners.localcloud.server import ensure_network, make_site
+from resilin.service.ports import adopt, listening_socket
 from resilin.settings.cloud_config import Quota
 from resilin.settings.config import CloudConfig
 from resilin.settings.private_files import private_process
@@ -23,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resilin.provisioners.localcloud", description=__doc__)
     parser.add_argument("--cloud", required=True, help="cloud name (network resilin-NAME, Redis prefix)")
     parser.add_argument("--subnet", required=True, help="CIDR of the cloud's container network")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, required=True, help="0: any free port (printed)")
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--image", action="append", required=True, help="node image reference (repeatable)")
     parser.add_argument("--redis-url", required=True)
@@ -53,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     private_process()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    endpoint = f"http://{args.bind}:{args.port}/"
+    sock = listening_socket(args.bind, args.port)  # bound first: the endpoint names the port
+    endpoint = f"http://{args.bind}:{sock.getsockname()[1]}/"
     cloud = CloudConfig(
         name=args.cloud,
         endpoint=endpoint,
@@ -88,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         podman=PodmanApi(service),
         limits=limits,
     )
-    reactor.listenTCP(args.port, site, interface=args.bind)
+    adopt(sock, site)
     logging.getLogger(__name__).info(
         "local cloud %s serving EC2 on %s; instances reach the host at %s", args.cloud, endpoint, gateway
     )
+    reactor.callWhenRunning(print, f"listening on {endpoint}", flush=True)
     reactor.suggestThreadPoolSize(32)  # podman calls run in threads: launches of many instances at once
     reactor.run()
     return 0

@@ -6,27 +6,21 @@ Twisted reactor in its own process.
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from resilin.aws.sigv4 import Credentials
 from resilin.provisioners.localcloud import host_shield
 from resilin.provisioners.localcloud.podman import Podman
-from resilin.service.children import stop_child
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from resilin.service.children import Child
 
 
 class LocalCloudProcess:
-    """``python -m resilin.provisioners.localcloud`` on loopback, its output in ``log_path``."""
+    """``python -m resilin.provisioners.localcloud`` on loopback, its output in ``log_path``.
+
+    With no ``port`` it listens on one it picks and says which (:attr:`port` once started).
+    """
 
     def __init__(
         self,
@@ -48,8 +42,8 @@ class LocalCloudProcess:
         self.limits = list(limits)  # NAME=VALUE connection limits (resilin/aws/httplimits.py)
         self.redis_url, self.accounts, self.region = redis_url, list(accounts), region
         self.log_path = Path(log_path)
-        self.port = port or free_port()
-        self.process: subprocess.Popen | None = None
+        self.port = port or 0
+        self.child: Child | None = None
 
     @property
     def endpoint(self) -> str:
@@ -74,28 +68,15 @@ class LocalCloudProcess:
             args += ["--max-vcpus", str(self.max_vcpus)]
         for limit in self.limits:
             args += ["--limit", limit]
-        log = open(self.log_path, "ab")  # the child inherits it; we close our copy
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"local cloud exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(
-            f"local cloud did not listen on {self.port} within {timeout}s; see {self.log_path}"
-        )
+        self.child = Child("local cloud", args, self.log_path, stop_grace=15)
+        url = self.child.start(timeout)
+        self.port = int(url.rstrip("/").rsplit(":", 1)[1])
+        return self
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        stop_child(self.process, 15)
-        self.process = None
+        if self.child is not None:
+            self.child.stop()
+        self.child = None
 
 
 def remove_cloud(cloud: str, podman: Podman | None = None) -> list[str]:

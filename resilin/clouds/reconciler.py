@@ -2,16 +2,15 @@
 
 A Resilin that crashed mid-launch, a cloud that answered a RunInstances after
 Resilin gave up on it, a teardown that failed: whatever the cause, at start and
-then every ``reconcile_interval`` seconds each cloud is asked for what carries
-this installation's tag, and whatever belongs to a cluster that is unknown or
-has ended is terminated (instances) or deleted (groups and key pairs, once
-their instances are gone).  Only this installation's resources are touched.
+then every ``reconcile_interval`` seconds (``resilin server`` times :meth:`Reconciler.sweep`)
+each cloud is asked for what carries this installation's tag, and whatever
+belongs to a cluster that is unknown or has ended is terminated (instances)
+or deleted (groups and key pairs, once their instances are gone).  Only this installation's resources are touched.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -49,8 +48,6 @@ class Reconciler:
         self.placement_for = placement_for
         self.installation = installation
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _live(self, cid: str) -> bool:
         cluster = self.store.get_cluster(cid)
@@ -111,22 +108,3 @@ class Reconciler:
                 client.delete_key_pair(key_name)
                 log.warning("reconciliation: deleted key pair %s in cloud %s", key_name, name)
                 result.key_pairs.setdefault(name, []).append(key_name)
-
-    # -- running in the background ----------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep()
-            except Exception:  # never let one bad answer end reconciliation for good
-                log.exception("reconciliation failed")
-            if self.interval <= 0 or self._stop.wait(self.interval):
-                return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,27 +29,15 @@ class Orchestrator:
         self.home = home
         self.region = region
         self.workers: dict[str, ClusterWorker] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self.recover()
-        self._thread = threading.Thread(target=self._loop, name="orchestrator", daemon=True)
-        self._thread.start()
+    def dispatch_next(self, timeout: float = 1) -> None:
+        """Wait up to ``timeout`` seconds for a cluster with work, and hand it to its worker.
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                cid = self.store.next_notification(timeout=1)
-                if cid:
-                    self.dispatch(cid)
-            except Exception:  # keep the loop alive whatever one cluster does
-                log.exception("orchestrator loop")
+        ``resilin server`` calls this in a loop (resilin/service/server.py), after :meth:`recover`.
+        """
+        cid = self.store.next_notification(timeout=timeout)
+        if cid:
+            self.dispatch(cid)
 
     def dispatch(self, cid: str) -> None:
         worker = self.workers.get(cid)

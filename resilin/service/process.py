@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from resilin.aws.sigv4 import Credentials
 from resilin.demo import Endpoints
-from resilin.service.children import stop_child
+from resilin.service.children import Child, stop_child
+from resilin.service.ports import free_port
 from resilin.settings.config import new_credentials
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -66,19 +50,14 @@ class ResilinProcess:
         )
 
     def start(self, timeout: float = 120) -> None:
-        log = open(self.home / "server.log", "ab")  # noqa: SIM115 (kept open for the child's lifetime)
-        self.process = subprocess.Popen(
+        child = Child(
+            "resilin server",
             [sys.executable, "-m", "resilin", "--home", str(self.home), "server"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=os.environ | {"PYTHONUNBUFFERED": "1"},
-            start_new_session=True,
+            self.home / "server.log",
+            new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while not _answers(self.api_port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"resilin server did not start:\n{self.log_tail()}")
-            time.sleep(0.2)
+        child.start(timeout)  # ChildFailed (a RuntimeError) with the end of server.log if it did not
+        self.process = child.process
 
     def stop(self) -> None:
         if self.process is None:

@@ -7,19 +7,24 @@ there, and stops it on exit.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import redis
+from twisted.application.service import Service
 
-from resilin.service.children import stop_child
+from resilin.service.children import Child, ChildFailed
 from resilin.settings.private_files import PRIVATE_UMASK, private_dir
 
 
 class RedisServerError(Exception):
     pass
+
+
+# redis-server's line once it serves (its own, as it cannot print ours); the socket is known already.
+READY = re.compile(r"ready to accept connections", re.IGNORECASE)
 
 
 class PrivateRedis:
@@ -28,12 +33,16 @@ class PrivateRedis:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.socket = self.directory / "redis.sock"
-        self.process: subprocess.Popen | None = None
+        self.child: Child | None = None
         self.adopted_pid: int | None = None  # a server left running by a previous run, now ours
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.child.process if self.child is not None else None
 
     def client(self, **kwargs) -> redis.Redis:
         return redis.Redis(unix_socket_path=str(self.socket), decode_responses=True, **kwargs)
@@ -60,25 +69,22 @@ class PrivateRedis:
             "--appendfsync", "everysec",
             "--save", "",
             "--daemonize", "no",
-            "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, start_new_session=True, umask=PRIVATE_UMASK
+        # Its log goes to stdout, which the child harness appends to redis.log.
+        self.child = Child(
+            "redis-server",
+            args,
+            self.directory / "redis.log",
+            ready=READY,
+            new_session=True,
+            umask=PRIVATE_UMASK,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RedisServerError(
-                    f"redis-server exited with {self.process.returncode}; see {self.directory}/redis.log"
-                )
-            try:
-                if self.socket.exists() and self.client().ping():
-                    return self
-            except redis.ConnectionError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RedisServerError(f"redis-server did not answer within {timeout}s")
+        try:
+            self.child.start(timeout)
+        except ChildFailed as exc:
+            self.child = None
+            raise RedisServerError(str(exc)) from None
+        return self
 
     def stop(self) -> None:
         if self.adopted_pid is not None:
@@ -87,10 +93,9 @@ class PrivateRedis:
             except redis.ConnectionError:
                 pass  # shutting down closes the connection
             self.adopted_pid = None
-        if self.process is None:
-            return
-        stop_child(self.process, 10)
-        self.process = None
+        if self.child is not None:
+            self.child.stop()
+            self.child = None
 
 
 def connect(redis_url: str, home: Path) -> tuple[redis.Redis, PrivateRedis | None]:
@@ -99,3 +104,33 @@ def connect(redis_url: str, home: Path) -> tuple[redis.Redis, PrivateRedis | Non
         return redis.Redis.from_url(redis_url, decode_responses=True), None
     server = PrivateRedis(home / "redis").start()
     return server.client(), server
+
+
+class RedisService(Service):
+    """The configured Redis (``redis_url``), else a private server in ``home``, started and stopped with it."""
+
+    def __init__(self, redis_url: str, home: Path) -> None:
+        self.setName("redis")
+        self.redis_url = redis_url
+        self.home = home
+        self._client: redis.Redis | None = None
+        self.private: PrivateRedis | None = None
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            raise RuntimeError("Redis is used before its service started")
+        return self._client
+
+    @property
+    def url(self) -> str:
+        return self.private.url if self.private is not None else self.redis_url
+
+    def startService(self) -> None:
+        self._client, self.private = connect(self.redis_url, self.home)
+        super().startService()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self.private is not None:
+            self.private.stop()

@@ -1,5 +1,5 @@
 """Runs Resilin: Redis, the storage service, the local clouds, the EMR API, the orchestrator and
-reconciliation.
+reconciliation, as Twisted services started in that order and stopped in reverse.
 
 All HTTP services share one Twisted reactor.  The EMR API and the local clouds'
 EC2 endpoints listen on the configured bind host (loopback by default); the
@@ -14,12 +14,13 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property, partial
 from pathlib import Path
 
-from twisted.internet import reactor
+from twisted.internet.interfaces import IListeningPort
 
 from resilin.aws.sigv4 import Credentials
 from resilin.clouds.offered_types import offered_types
@@ -30,15 +31,15 @@ from resilin.cluster.orchestrator import Orchestrator
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
 from resilin.service import local_runtime
-from resilin.service.redis_server import PrivateRedis, connect
+from resilin.service.composition import CallService, ListeningService, LoopInThread, OrderedServices
+from resilin.service.ports import listen, port_of, reactor
+from resilin.service.redis_server import RedisService
 from resilin.settings import config as config_module
 from resilin.settings.config import CloudConfig, Settings
 from resilin.settings.installation import installation_id
 from resilin.settings.private_files import private_home, private_process
 
 log = logging.getLogger("resilin")
-
-IP_FREEBIND = 15  # from <linux/in.h>; Python's socket module does not name it
 
 # The local clouds' own account: Resilin provisions there with a key made fresh at every start.
 LOCAL_CLOUD_ACCOUNT = config_module.LOCAL_CLOUD_ACCOUNT
@@ -54,90 +55,57 @@ class LocalCloudRuntime:
 
 @dataclass
 class Runtime:
+    """What the services share: each fills in its part as it starts."""
+
     settings: Settings
-    store: JobFlowStore
-    orchestrator: Orchestrator
-    private_redis: PrivateRedis | None
+    services: OrderedServices = field(default_factory=OrderedServices)
+    redis: RedisService = field(init=False)
     local_clouds: dict[str, LocalCloudRuntime] = field(default_factory=dict)
-    ports: list = field(default_factory=list)
-    reconciler: Reconciler | None = None
+    orchestrator: Orchestrator = field(init=False)
+    reconciler: Reconciler = field(init=False)
+    recovered: threading.Event = field(default_factory=threading.Event)  # the loops wait for it
 
-    def stop(self) -> None:
-        if self.reconciler is not None:
-            self.reconciler.stop()
-        self.orchestrator.stop()
-        local_runtime.remove(self.settings.home)
-        if self.private_redis is not None:
-            self.private_redis.stop()
+    @cached_property
+    def store(self) -> JobFlowStore:  # one for the EMR API, the orchestrator and reconciliation
+        return JobFlowStore(self.redis.client)
 
-
-def _listen(site, port: int, host: str):
-    return reactor.listenTCP(port, site, interface=host)
+    def api_port(self) -> int:
+        return port_of(self.services.getServiceNamed("EMR API").ports[0])
 
 
-def _listen_freebind(site, port: int, host: str):
-    """Listen on an address that may not exist yet.
-
-    A podman bridge gets its gateway address only when its first container
-    starts, so the socket is bound with IP_FREEBIND and adopted by the reactor.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.setblocking(False)
-    listening = reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, site)
-    sock.close()  # the reactor holds its own duplicate of the descriptor
-    return listening
-
-
-def start(settings: Settings) -> Runtime:
-    """Start every service in this process's reactor (call before ``reactor.run()``)."""
-    from resilin.api.server import make_site as make_api_site
-    from resilin.provisioners.ec2client import EC2Client
+def _serve_local_cloud(rt: Runtime, cloud: CloudConfig, port: int) -> list[IListeningPort]:
     from resilin.provisioners.localcloud import host_shield
-    from resilin.provisioners.localcloud.server import bridge_interface, ensure_network
-    from resilin.provisioners.localcloud.server import make_site as make_cloud_site
-    from resilin.storage.server import make_site as make_storage_site
+    from resilin.provisioners.localcloud.server import bridge_interface, ensure_network, make_site
 
-    # Settings made without load() are checked too: nothing may start with the reserved account.
-    config_module.check_accounts(settings.accounts, str(settings.home / "resilin.toml"))
-    private_home(settings.home)
-    redis_client, private = connect(settings.redis_url, settings.home)
-    store = JobFlowStore(redis_client)
-    ports = []
+    settings = rt.settings
+    cloud_creds = Credentials(
+        "AKIALOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30), LOCAL_CLOUD_ACCOUNT
+    )
+    # Resilin's accounts may use the local cloud too, each in its own account: that is where
+    # they import the key pairs RunJobFlow's Ec2KeyName names (see resilin/clouds/user_keys.py).
+    site = make_site(
+        cloud,
+        rt.redis.client,
+        lambda k, c=cloud_creds: c if k == c.access_key else settings.credentials(k),
+        config_module.local_images(settings, cloud),
+        operators=[LOCAL_CLOUD_ACCOUNT],  # Resilin operates its local clouds (faults through /admin/)
+        limits=settings.http_limits,
+    )
+    # The network must exist now: the storage service listens on its gateway address.
+    gateway = ensure_network(cloud)
+    # Its instances run users' code: of the host they reach storage on the gateway, nothing else.
+    host_shield.shield(bridge_interface(cloud.name), gateway, [settings.storage_port])
+    listening = listen(site, settings.localcloud_host, port)
+    endpoint = f"http://{config_module.connect_address(settings.localcloud_host)}:{port}"
+    rt.local_clouds[cloud.name] = LocalCloudRuntime(cloud, endpoint, gateway, cloud_creds)
+    log.info("local cloud %s: EC2 endpoint %s, network %s, gateway %s",
+             cloud.name, endpoint, cloud.subnet, gateway)  # fmt: skip
+    return [listening]
 
-    local: dict[str, LocalCloudRuntime] = {}
-    ports_of_clouds = config_module.local_cloud_ports(settings)
-    for cloud in settings.clouds:
-        if cloud.kind != "local":
-            continue
-        port = ports_of_clouds[cloud.name]
-        cloud_creds = Credentials(
-            "AKIALOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30), LOCAL_CLOUD_ACCOUNT
-        )
-        # Resilin's accounts may use the local cloud too, each in its own account: that is where
-        # they import the key pairs RunJobFlow's Ec2KeyName names (see resilin/clouds/user_keys.py).
-        site = make_cloud_site(
-            cloud,
-            redis_client,
-            lambda k, c=cloud_creds: c if k == c.access_key else settings.credentials(k),
-            config_module.local_images(settings, cloud),
-            operators=[LOCAL_CLOUD_ACCOUNT],  # Resilin operates its local clouds (faults through /admin/)
-            limits=settings.http_limits,
-        )
-        # The network must exist now: the storage service listens on its gateway address.
-        gateway = ensure_network(cloud)
-        # Its instances run users' code: of the host they reach storage on the gateway, nothing else.
-        host_shield.shield(bridge_interface(cloud.name), gateway, [settings.storage_port])
-        ports.append(_listen(site, port, settings.localcloud_host))
-        endpoint = f"http://{config_module.connect_address(settings.localcloud_host)}:{port}"
-        local[cloud.name] = LocalCloudRuntime(cloud, endpoint, gateway, cloud_creds)
-        log.info("local cloud %s: EC2 endpoint %s, network %s, gateway %s",
-                 cloud.name, endpoint, cloud.subnet, gateway)  # fmt: skip
+
+def _write_local_cloud_access(rt: Runtime) -> None:
     local_runtime.write(
-        settings.home,
+        rt.settings.home,
         [
             local_runtime.LocalCloudAccess(
                 name,
@@ -148,28 +116,47 @@ def start(settings: Settings) -> Runtime:
                 r.gateway,
                 os.getpid(),
             )  # fmt: skip
-            for name, r in local.items()
+            for name, r in rt.local_clouds.items()
         ],
     )
 
+
+def _serve_storage(rt: Runtime) -> list[IListeningPort]:
+    from resilin.storage.server import make_site
+
+    settings = rt.settings
     # Storage also knows the clusters' own temporary credentials (resilin/cluster/cluster_credentials.py);
     # the EMR API and the local clouds' endpoints know only the configured keys.
-    cluster_credentials = ClusterCredentials(redis_client)
+    cluster_credentials = ClusterCredentials(rt.redis.client)
 
     def storage_lookup(access_key: str) -> Credentials | None:
         return settings.credentials(access_key) or cluster_credentials.lookup(access_key)
 
-    storage_site = make_storage_site(
+    site = make_site(
         settings.data_dir / "storage", storage_lookup, settings.region, limits=settings.http_limits
     )
-    ports.append(_listen(storage_site, settings.storage_port, settings.bind_host))
-    for runtime in local.values():
+    ports = [listen(site, settings.bind_host, settings.storage_port)]
+    for runtime in rt.local_clouds.values():
         if settings.bind_host not in ("0.0.0.0", "::", runtime.gateway):  # a wildcard covers the gateway
-            ports.append(_listen_freebind(storage_site, settings.storage_port, runtime.gateway))
+            # A podman bridge gets its gateway address only when its first container starts.
+            ports.append(listen(site, runtime.gateway, settings.storage_port, freebind=True))
+    return ports
 
-    service = EmrService(store, settings.region, offered_types(settings))
-    api_site = make_api_site(service, settings.credentials, settings.region, limits=settings.http_limits)
-    ports.append(_listen(api_site, settings.api_port, settings.api_host))
+
+def _serve_api(rt: Runtime) -> list[IListeningPort]:
+    from resilin.api.server import make_site
+
+    settings = rt.settings
+    service = EmrService(rt.store, settings.region, offered_types(settings))
+    site = make_site(service, settings.credentials, settings.region, limits=settings.http_limits)
+    return [listen(site, settings.api_host, settings.api_port)]
+
+
+def placement_registry(
+    settings: Settings, local: dict[str, LocalCloudRuntime]
+) -> Callable[[str | None], Placement]:
+    """Where a cluster of each configured cloud runs: its EC2 client, image, storage endpoint."""
+    from resilin.provisioners.ec2client import EC2Client
 
     clients: dict[str, Placement] = {}
 
@@ -209,6 +196,13 @@ def start(settings: Settings) -> Runtime:
         )
         return clients[name]
 
+    return placement_for
+
+
+def _start_orchestrator(rt: Runtime) -> None:
+    settings, store = rt.settings, rt.store
+    placement_for = placement_registry(settings, rt.local_clouds)
+
     def credentials_for(account: str) -> Credentials:
         return next(c for c in settings.accounts if c.account_id == account)
 
@@ -220,18 +214,50 @@ def start(settings: Settings) -> Runtime:
         installation_id(settings.home),
         settings.reconcile_interval,
     )
-    runtime = Runtime(settings, store, orchestrator, private, local, ports, reconciler)
+    rt.orchestrator, rt.reconciler = orchestrator, reconciler
 
-    def recover_then_reconcile() -> None:
-        # Off the reactor thread: both call the local clouds, which this reactor serves.
+    def recover() -> None:
+        # Off the reactor thread: recovery calls the local clouds, which this reactor serves.
         try:
-            orchestrator.start()
+            orchestrator.recover()
         finally:
-            reconciler.start()
+            rt.recovered.set()
 
-    reactor.callWhenRunning(reactor.callInThread, recover_then_reconcile)
-    reactor.addSystemEventTrigger("before", "shutdown", runtime.stop)
-    return runtime
+    reactor.callWhenRunning(reactor.callInThread, recover)
+
+
+def services(settings: Settings) -> Runtime:
+    """The services of ``resilin server``, in the order they start."""
+    rt = Runtime(settings)
+    add = rt.services.addService
+    rt.redis = RedisService(settings.redis_url, settings.home)
+    add(rt.redis)
+    ports_of_clouds = config_module.local_cloud_ports(settings)
+    for cloud in settings.clouds:
+        if cloud.kind == "local":
+            serve = partial(_serve_local_cloud, rt, cloud, ports_of_clouds[cloud.name])
+            add(ListeningService(f"local cloud {cloud.name}", serve))
+    add(CallService("local cloud access", lambda: _write_local_cloud_access(rt),
+                    lambda: local_runtime.remove(settings.home)))  # fmt: skip
+    add(ListeningService("storage", lambda: _serve_storage(rt)))
+    add(ListeningService("EMR API", lambda: _serve_api(rt)))
+    add(CallService("orchestrator", lambda: _start_orchestrator(rt)))
+    # Both loops begin once recovery has run: clusters left by a previous run are settled first.
+    add(LoopInThread("orchestrator loop", 0, lambda: rt.orchestrator.dispatch_next(1), after=rt.recovered))
+    add(LoopInThread("reconciliation", settings.reconcile_interval, lambda: rt.reconciler.sweep(),
+                     after=rt.recovered))  # fmt: skip
+    return rt
+
+
+def start(settings: Settings) -> Runtime:
+    """Start every service in this process's reactor (call before ``reactor.run()``)."""
+    # Settings made without load() are checked too: nothing may start with the reserved account.
+    config_module.check_accounts(settings.accounts, str(settings.home / "resilin.toml"))
+    private_home(settings.home)
+    rt = services(settings)
+    rt.services.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", rt.services.stopService)
+    return rt
 
 
 class HostNotReady(Exception):
@@ -251,10 +277,13 @@ def serve(home: Path | None = None) -> None:
     if found:
         raise HostNotReady([f.line() for f in found])
     config_module.write_aws_credentials(settings)
-    start(settings)
+    runtime = start(settings)
     log.info("EMR API on http://%s:%d, storage on http://%s:%d",
              settings.api_host, settings.api_port, settings.bind_host, settings.storage_port)  # fmt: skip
     reactor.suggestThreadPoolSize(32)
+    # What `resilin server`'s parent (tests, the demo) waits for, as with every service of Resilin.
+    api_url = f"http://{config_module.connect_address(settings.api_host)}:{runtime.api_port()}"
+    reactor.callWhenRunning(print, f"listening on {api_url}", flush=True)
     # Installed once running: Twisted's own SIGTERM handler, set up by run(), would replace it.
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, _stop_promptly)
     reactor.run(installSignalHandlers=True)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from resilin.service.process import free_port
+from resilin.service.ports import free_port
 from tests.localcloud_helpers import ALICE, cloud_process, discard_cloud, ec2_client
 
 pytestmark = pytest.mark.skipif(

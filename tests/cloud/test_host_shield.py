@@ -21,7 +21,8 @@ from resilin.provisioners.localcloud import host_shield
 from resilin.provisioners.localcloud.machines import container_name
 from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.provisioners.localcloud.server import bridge_interface
-from resilin.service.process import free_port, new_process
+from resilin.service.ports import free_port
+from resilin.service.process import new_process
 
 pytestmark = pytest.mark.skipif(
     shutil.which("podman") is None or os.geteuid() != 0, reason="needs podman as root"

@@ -19,7 +19,8 @@ from resilin.clouds.ssh import KeyPair
 from resilin.provisioners.localcloud.admin_client import AdminClient
 from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.service import local_runtime
-from resilin.service.process import ResilinProcess, cloud_containers, free_port
+from resilin.service.ports import free_port
+from resilin.service.process import ResilinProcess, cloud_containers
 from resilin.settings.config import new_credentials
 
 pytestmark = [

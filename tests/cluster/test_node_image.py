@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from resilin.service.ports import free_port
+
 pytestmark = [
     pytest.mark.cluster,
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
@@ -428,12 +430,6 @@ def _check_hadoop(node: Node):
     assert re.search(r"connect|Connection refused|Unable to execute HTTP request", out, re.I), out
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def _check_s3a(node: Node, network: str, tmp_path: Path):
     """Copy HDFS data to S3 with distcp (S3A inside MapReduce tasks) and read
     it back, against a moto S3 server on this host's side of the podman
@@ -452,7 +448,7 @@ def _check_s3a(node: Node, network: str, tmp_path: Path):
             network,
         ]
     ).stdout.strip()
-    port = _free_port(gateway)
+    port = free_port(gateway)
     log = open(tmp_path / "moto.log", "w")
     server = subprocess.Popen(
         [str(moto), "-H", gateway, "-p", str(port)], stdout=log, stderr=subprocess.STDOUT

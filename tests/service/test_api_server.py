@@ -26,6 +26,7 @@ from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
 from resilin.api.server import MAX_BODY
+from resilin.service.children import Child
 from tests.bodylimit import answer_to_chunked_body, answer_to_declared_length
 
 ACCOUNT = "111111111111"
@@ -67,7 +68,7 @@ service = service_class(JobFlowStore(client), region=cfg["region"])
 accounts = {key: Credentials(key, secret, account) for key, secret, account in cfg["accounts"]}
 site = make_site(service, accounts.get, cfg["region"])
 port = reactor.listenTCP(0, site, interface="127.0.0.1")
-print(port.getHost().port, flush=True)
+print(f"listening on http://127.0.0.1:{port.getHost().port}", flush=True)
 reactor.run()
 """
 
@@ -81,24 +82,15 @@ class Server:
             "accounts": [[KEY, SECRET, ACCOUNT], [OTHER_KEY, OTHER_SECRET, OTHER_ACCOUNT]],
         }
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - kept open for the server's lifetime
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER, json.dumps(cfg)], stdout=subprocess.PIPE, stderr=self._log
-        )
-        line = self.process.stdout.readline()
-        if not line:
-            self.stop()
-            raise RuntimeError(f"API server did not start:\n{log_path.read_text()}")
-        self.port = int(line)
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.child = Child("API server", [sys.executable, "-c", SERVER, json.dumps(cfg)], log_path)
+        self.endpoint = self.child.start(timeout=60)
+        self.port = int(self.endpoint.rsplit(":", 1)[1])
 
     def log(self) -> str:
         return self.log_path.read_text()
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        self._log.close()
+        self.child.stop()
 
 
 @pytest.fixture(scope="module")
