@@ -18,10 +18,10 @@ from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import InternalFailure, RequestTooLarge
 from resilin.api.json_protocol import JsonProtocol, is_json_type
 from resilin.api.query_protocol import QueryProtocol
-from resilin.api.replay import SignatureLedger
 from resilin.api.request import ApiRequest, ApiResponse
 from resilin.aws.httplimits import HttpLimits, protect
 from resilin.aws.httputil import Answer, BoundedSite, request_headers, split_uri
+from resilin.aws.replay import SignatureLedger
 from resilin.aws.sigv4 import Credentials
 
 log = logging.getLogger(__name__)

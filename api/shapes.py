@@ -188,7 +188,10 @@ def _float(shape: Shape, value: Any, path: str, errors: _Errors) -> Any:
 
 
 def _timestamp(value: Any, path: str, errors: _Errors) -> Any:
-    # The JSON protocol sends epoch seconds; ISO 8601 text is accepted too, as AWS does.
+    # The JSON protocol sends epoch seconds; ISO 8601 text is accepted too, as AWS does.  The
+    # Query decoder has already read the text it could into an aware datetime.
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return dt.datetime.fromtimestamp(value, dt.UTC)
@@ -202,6 +205,8 @@ def _timestamp(value: Any, path: str, errors: _Errors) -> Any:
 
 
 def _blob(value: Any, path: str, errors: _Errors) -> Any:
+    if isinstance(value, bytes):
+        return value  # decoded by the Query decoder
     if isinstance(value, str):
         try:
             return base64.b64decode(value, validate=True)

@@ -20,7 +20,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from resilin.aws import sigv4
 from resilin.aws.httplimits import HttpLimits, protect
 from resilin.aws.httputil import Answer, BoundedSite, new_request_id, split_uri
-from resilin.provisioners.localcloud import ec2model, querydecode, xmlencode
+from resilin.provisioners.localcloud import ec2protocol
 from resilin.provisioners.localcloud.admin import AdminResource
 from resilin.provisioners.localcloud.auth import signed_account
 from resilin.provisioners.localcloud.cloud import LocalCloud
@@ -84,7 +84,7 @@ class EC2Resource(Resource):
         try:
             return 200, await self._dispatch(request, request_id)
         except EC2Error as exc:
-            return exc.status, xmlencode.error(exc.code, exc.message, request_id)
+            return exc.status, ec2protocol.error(exc, request_id)
 
     async def _dispatch(self, request: Request, request_id: str) -> bytes:
         body = request.content.read() if request.content else b""  # at most MAX_BODY: see too_large
@@ -99,23 +99,25 @@ class EC2Resource(Resource):
         action = next((v for k, v in params if k == "Action"), "")
         if not action:
             raise EC2Error("MissingAction", "The request must contain the parameter Action")
-        op = ec2model.operation(action)
+        op = ec2protocol.operation(action)
         handler = self.cloud.operations.get(action)
         if handler is None:
             raise EC2Error("UnsupportedOperation", f"The local cloud does not support {action}.")
         if self.cloud.faults.take_throttle(action):
             raise EC2Error("RequestLimitExceeded", "Request limit exceeded.", 503)
-        decoded = querydecode.decode(params, op.input_shape)
+        decoded = ec2protocol.decode(params, op.input_shape)
         if decoded.pop("DryRun", False):
             raise EC2Error("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412)
         await self.startup.wait()
         result = await handler(account, decoded)
-        return xmlencode.response(op, result, request_id)
+        return ec2protocol.response(op, result, request_id)
 
     @staticmethod
     def _unexpected(failure, request_id: str) -> tuple[int, bytes]:
         log.error("local cloud request %s failed: %s", request_id, failure.getTraceback())
-        return 500, xmlencode.error("InternalError", "An internal error has occurred", request_id)
+        return 500, ec2protocol.error(
+            EC2Error("InternalError", "An internal error has occurred", 500), request_id
+        )
 
     @staticmethod
     def _send(result: tuple[int, bytes], request: Request) -> None:
@@ -150,7 +152,9 @@ class Root(Resource):
 
 def too_large(request: Request) -> Answer:
     """The answer to a body over MAX_BODY, sent before it is read (see BoundedRequest)."""
-    body = xmlencode.error("RequestEntityTooLarge", "The request is too large", new_request_id())
+    body = ec2protocol.error(
+        EC2Error("RequestEntityTooLarge", "The request is too large", 413), new_request_id()
+    )
     return Answer(413, {"Content-Type": "text/xml;charset=UTF-8"}, body)
 
 

@@ -1,0 +1,12 @@
+"""AWS's wire form of a moment: ISO 8601 in UTC with milliseconds, e.g. ``2024-05-06T07:08:09.123Z``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def iso8601(value: dt.datetime | float) -> str:
+    """``value`` (an aware datetime, or epoch seconds) as AWS writes it in XML."""
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromtimestamp(value, dt.UTC)
+    moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
