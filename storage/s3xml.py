@@ -7,29 +7,22 @@ namespace are both accepted (clients differ).
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Iterable
 
 from lxml import etree
 
+from resilin.aws.query_xml import xml_chars
 from resilin.storage.context import Response
 from resilin.storage.errors import malformed_xml
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_XML_BODY = 2 * 1024 * 1024
-_NOT_XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
 
 
 def xml_text(value: str) -> str:
     """Text XML 1.0 can carry: characters it cannot are replaced (clients should use encoding-type=url)."""
-    return _NOT_XML_CHARS.sub("\ufffd", value)
-
-
-def iso8601(timestamp: float) -> str:
-    moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return xml_chars(value)
 
 
 def root(tag: str, namespaced: bool = True) -> etree._Element:

@@ -28,9 +28,14 @@ _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def xml_chars(value: str) -> str:
+    """``value`` with the characters XML 1.0 cannot carry replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", value)
+
+
 def xml_text(value: str) -> str:
     """``value`` escaped as element text."""
-    text = _NOT_XML.sub("\ufffd", value)
+    text = xml_chars(value)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

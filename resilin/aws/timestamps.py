@@ -7,6 +7,8 @@ import datetime as dt
 
 def iso8601(value: dt.datetime | float) -> str:
     """``value`` (an aware datetime, or epoch seconds) as AWS writes it in XML."""
-    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromtimestamp(value, dt.UTC)
-    moment = moment.astimezone(dt.UTC)
+    if isinstance(value, dt.datetime):
+        moment = value.astimezone(dt.UTC)
+    else:
+        moment = dt.datetime.fromtimestamp(value, dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
