@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -25,10 +24,6 @@ def split_uri(request: Request) -> tuple[str, str]:
     raw = request.uri.decode("latin-1")
     path, _, query = raw.partition("?")
     return path, query
-
-
-def new_request_id() -> str:
-    return str(uuid.uuid4())
 
 
 class Answer(NamedTuple):
