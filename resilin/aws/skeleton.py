@@ -109,7 +109,7 @@ class AwsResource(Resource, Generic[A]):
         except Exception:
             log.error("request %s failed: %s", head.request_id, Failure().getTraceback())
             answer = self.failed(head)
-        if gone or request.finished or request._disconnected:
+        if gone or request.finished or getattr(request, "_disconnected", False):
             self.discard(answer)
             return
         try:
