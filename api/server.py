@@ -19,8 +19,9 @@ from resilin.api.request import ApiRequest, ApiResponse
 from resilin.aws.httplimits import HttpLimits, protect
 from resilin.aws.httputil import Answer, BoundedSite, request_headers
 from resilin.aws.replay import SignatureLedger
+from resilin.aws.request import RequestHead
 from resilin.aws.sigv4 import Credentials
-from resilin.aws.skeleton import AwsResource, RequestHead, new_request_id
+from resilin.aws.skeleton import AwsResource, new_request_id
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from lxml import etree
 
 from resilin.aws.query_xml import xml_chars
 from resilin.storage.context import Response
-from resilin.storage.errors import malformed_xml
+from resilin.storage.errors import S3Error, malformed_xml
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_XML_BODY = 2 * 1024 * 1024
@@ -45,6 +45,16 @@ def subs(parent: etree._Element, items: Iterable[tuple[str, str | int | None]]) 
 
 def response(element: etree._Element) -> Response:
     return Response(body=serialize(element), headers={"Content-Type": "application/xml"})
+
+
+def error(exc: S3Error, resource: str, request_id: str, head: bool) -> Response:
+    """``exc`` as S3's error document (none for HEAD: S3 says what went wrong in headers only)."""
+    doc = root("Error", namespaced=False)
+    subs(doc, [("Code", exc.code), ("Message", exc.message)])
+    subs(doc, exc.extra.items())
+    subs(doc, [("Resource", resource), ("RequestId", request_id)])
+    headers = {"Content-Type": "application/xml", **exc.headers}
+    return Response(exc.status, headers, b"" if head else serialize(doc))
 
 
 def serialize(element: etree._Element) -> bytes:

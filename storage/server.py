@@ -24,8 +24,9 @@ from twisted.web.server import Request, Site
 
 from resilin.aws.httplimits import HttpLimits, LimitedChannel, protect
 from resilin.aws.httputil import request_headers
+from resilin.aws.request import RequestHead
 from resilin.aws.sigv4 import Credentials, Verified, parse_query
-from resilin.aws.skeleton import AwsResource, RequestHead
+from resilin.aws.skeleton import AwsResource
 from resilin.storage import s3xml
 from resilin.storage.auth import authenticate, require_session_token
 from resilin.storage.context import Call, Response
@@ -71,20 +72,10 @@ def _request_id_sequence() -> Iterator[str]:
 _request_ids = _request_id_sequence()
 
 
-def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> Response:
-    doc = s3xml.root("Error", namespaced=False)
-    s3xml.subs(doc, [("Code", exc.code), ("Message", exc.message)])
-    s3xml.subs(doc, exc.extra.items())
-    s3xml.subs(doc, [("Resource", resource), ("RequestId", request_id)])
-    headers = {"Content-Type": "application/xml", **exc.headers}
-    # HEAD responses carry no body, so S3 says what went wrong in headers only.
-    return Response(exc.status, headers, b"" if head else s3xml.serialize(doc))
-
-
 def standalone_error(exc: S3Error) -> bytes:
     """An S3 error as a whole response that closes the connection, for a client no request answers."""
     request_id = next(_request_ids)
-    response = error_response(exc, "", request_id, head=False)
+    response = s3xml.error(exc, "", request_id, head=False)
     headers = {
         **response.headers,
         "Content-Length": str(len(response.body)),
@@ -285,10 +276,10 @@ class StorageResource(AwsResource[Response]):
         try:
             return await self._dispatch(request, method, head)
         except S3Error as exc:
-            return error_response(exc, head.raw_path, head.request_id, method == "HEAD")
+            return s3xml.error(exc, head.raw_path, head.request_id, method == "HEAD")
 
     def failed(self, head: RequestHead) -> Response:
-        return error_response(internal_error(), head.raw_path, head.request_id, head.method.upper() == "HEAD")
+        return s3xml.error(internal_error(), head.raw_path, head.request_id, head.method.upper() == "HEAD")
 
     def discard(self, answer: Response) -> None:
         if answer.stream is not None:

@@ -20,7 +20,8 @@ from twisted.web.server import Request, Site
 from resilin.aws import sigv4
 from resilin.aws.httplimits import HttpLimits, protect
 from resilin.aws.httputil import Answer, BoundedSite
-from resilin.aws.skeleton import AwsResource, RequestHead, new_request_id
+from resilin.aws.request import RequestHead
+from resilin.aws.skeleton import AwsResource, new_request_id
 from resilin.provisioners.localcloud import ec2protocol
 from resilin.provisioners.localcloud.admin import AdminResource
 from resilin.provisioners.localcloud.auth import signed_account

@@ -14,7 +14,6 @@ import logging
 import random
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
@@ -23,6 +22,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from resilin.aws.httputil import request_headers, split_uri
+from resilin.aws.request import RequestHead
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +32,9 @@ def new_request_id() -> str:
     return str(uuid.UUID(bytes=random.randbytes(16), version=4))
 
 
-@dataclass(frozen=True)
-class RequestHead:
-    """What every service reads of a request before its body."""
-
-    method: str
-    raw_path: str  # still percent-encoded
-    raw_query: str
-    headers: dict[str, list[str]]  # lower-case names
-    request_id: str
-
-    @classmethod
-    def of(cls, request: Request, request_id: str) -> RequestHead:
-        path, query = split_uri(request)
-        return cls(request.method.decode("latin-1"), path, query, request_headers(request), request_id)
-
-    def header(self, name: str) -> str:
-        values = self.headers.get(name.lower())
-        return values[0] if values else ""
+def read_head(request: Request, request_id: str) -> RequestHead:
+    path, query = split_uri(request)
+    return RequestHead(request.method.decode("latin-1"), path, query, request_headers(request), request_id)
 
 
 class Reply(Protocol):
@@ -96,7 +81,7 @@ class AwsResource(Resource, Generic[A]):
         request.finish()
 
     def render(self, request: Request) -> Any:
-        head = RequestHead.of(request, self.new_request_id())
+        head = read_head(request, self.new_request_id())
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
         d = Deferred.fromCoroutine(self._handle(request, head, gone))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from botocore.parsers import EC2QueryParser, QueryParser
+from botocore.parsers import EC2QueryParser, QueryParser, RestXMLParser
 
 from resilin.api.query_protocol import error_response
 from resilin.aws.errors import AwsError
@@ -10,6 +10,7 @@ from resilin.aws.timestamps import iso8601
 from resilin.errors import EmrError, ValidationError
 from resilin.provisioners.localcloud import ec2protocol
 from resilin.provisioners.localcloud.errors import EC2Error
+from resilin.storage import s3xml
 from resilin.storage.errors import S3Error, no_such_key
 
 
@@ -38,3 +39,15 @@ def test_ec2_writer_renders_an_ec2_error_botocore_reads():
 def test_iso8601_has_milliseconds_in_utc():
     assert iso8601(0) == "1970-01-01T00:00:00.000Z"
     assert iso8601(1714979289.1239) == "2024-05-06T07:08:09.123Z"
+
+
+def test_s3_writer_renders_an_s3_error_botocore_reads():
+    response = s3xml.error(no_such_key("a/b"), "/bucket/a/b", "REQ3", head=False)
+    parsed = RestXMLParser().parse({"body": response.body, "headers": {}, "status_code": 404}, None)
+    assert (parsed["Error"]["Code"], parsed["Error"]["Message"]) == (
+        "NoSuchKey",
+        "The specified key does not exist.",
+    )
+    assert parsed["Error"]["Key"] == "a/b" and response.status == 404
+    assert b"<RequestId>REQ3</RequestId>" in response.body
+    assert s3xml.error(no_such_key("a/b"), "/bucket/a/b", "REQ3", head=True).body == b""

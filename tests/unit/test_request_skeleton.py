@@ -5,7 +5,8 @@ from __future__ import annotations
 from twisted.web.test.requesthelper import DummyRequest
 
 from resilin.aws.httputil import Answer
-from resilin.aws.skeleton import AwsResource, RequestHead
+from resilin.aws.request import RequestHead
+from resilin.aws.skeleton import AwsResource
 
 
 class _Echo(AwsResource[Answer]):
