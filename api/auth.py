@@ -13,9 +13,9 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from resilin.api.replay import SignatureLedger, changes_state
 from resilin.api.request import ApiRequest
 from resilin.aws import sigv2, sigv4
+from resilin.aws.replay import SignatureLedger, changes_state
 from resilin.aws.sigv4 import (
     MAX_CLOCK_SKEW,
     CredentialLookup,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from resilin.api import model, xml_output
+from resilin.api import model
 from resilin.api.auth import Authenticator, AuthError, Signed
 from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import (
@@ -22,16 +22,27 @@ from resilin.api.errors import (
     UnknownOperation,
     UnsupportedMediaType,
 )
-from resilin.api.query_params import decode_form, members
 from resilin.api.request import ApiRequest, ApiResponse
+from resilin.api.results import Scalars
+from resilin.aws.query import QueryDecoder, parse_form
+from resilin.aws.query_xml import CONTENT_TYPE, QueryXmlWriter
 from resilin.aws.sigv4 import Failure
-from resilin.errors import EmrError
+from resilin.aws.timestamps import iso8601
+from resilin.errors import EmrError, ValidationError
 from resilin.jobflows.caller import Caller
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "2009-03-31"
+NAMESPACE = "http://elasticmapreduce.amazonaws.com/doc/2009-03-31"
 FORM_TYPE = "application/x-www-form-urlencoded"
+# Blobs stay bytes: the XML writer encodes them.
+XML_SCALARS = Scalars(timestamp=iso8601, blob=lambda data: data)
+DECODER = QueryDecoder(ValidationError)
+WRITER = QueryXmlWriter(NAMESPACE)
+# Parameters that old Query clients send and EMR accepted without a member in today's model:
+# boto 2's run_jobflow always sends a top-level ActionOnFailure (the steps carry their own).
+LEGACY_IGNORED = {"RunJobFlow": frozenset({"ActionOnFailure"})}
 
 # The Query protocol's names for errors the JSON protocol calls otherwise.
 _QUERY_CODES = {
@@ -45,13 +56,19 @@ _QUERY_CODES = {
 }
 
 
+def decode_form(text: str, what: str) -> list[tuple[str, str]]:
+    """``name=value&…`` pairs, percent-decoded as UTF-8; MalformedQueryString when they are not."""
+    try:
+        return parse_form(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedQueryString(f"The {what} is not valid form encoding: {exc}") from None
+
+
 def error_response(error: EmrError, request_id: str) -> ApiResponse:
     if isinstance(error, AuthError):
         error = error.for_query()
     code = _QUERY_CODES.get(error.code, error.code)
-    return ApiResponse(
-        error.status, xml_output.error(error, code, request_id), {"Content-Type": xml_output.CONTENT_TYPE}
-    )
+    return ApiResponse(error.status, WRITER.error(error, request_id, code), {"Content-Type": CONTENT_TYPE})
 
 
 class QueryProtocol:
@@ -123,10 +140,9 @@ class QueryProtocol:
         except UnknownOperation:
             raise UnknownOperation(f"The action {name} is not valid for this web service.") from None
         with self.auth.once(signed, name):
-            params = members(name, operation.input_shape, pairs)
+            ignored = LEGACY_IGNORED.get(name, frozenset())
+            params = DECODER.decode((p for p in pairs if p[0] not in ignored), operation.input_shape)
             caller = Caller(signed.credentials.account_id, signed.credentials.access_key)
-            result = self.dispatcher.execute(
-                caller, name, params, xml_output.XML_SCALARS, request_id=request.request_id
-            )
-        body = xml_output.response(name, operation.output_shape, result, request.request_id)
-        return ApiResponse(200, body, {"Content-Type": xml_output.CONTENT_TYPE})
+            result = self.dispatcher.execute(caller, name, params, XML_SCALARS, request_id=request.request_id)
+        body = WRITER.response(operation, result, request.request_id)
+        return ApiResponse(200, body, {"Content-Type": CONTENT_TYPE})

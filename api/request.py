@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from resilin.aws.request import RequestHead
+
 
 @dataclass(frozen=True)
-class ApiRequest:
-    method: str
-    raw_path: str
-    raw_query: str
-    headers: dict[str, list[str]]  # lower-case names
-    body: bytes
-    request_id: str
+class ApiRequest(RequestHead):
+    """A request's head (see resilin/aws/request.py) and its whole body."""
 
-    def header(self, name: str) -> str:
-        values = self.headers.get(name.lower())
-        return values[0] if values else ""
+    body: bytes = b""
 
 
 @dataclass

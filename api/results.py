@@ -19,6 +19,8 @@ from typing import Any
 
 from botocore.model import Shape
 
+from resilin.aws.shapes import ShapeWalker
+
 Converter = Callable[[Any], Any]
 
 
@@ -86,23 +88,31 @@ def _compiled(shape: Shape, scalars: Scalars) -> Converter:
             converter = _CACHE.get(key)
             if converter is None:
                 try:
-                    converter = _compile(shape, scalars)
+                    converter = _Compiler(scalars).walk(shape, None, shape.name)
                     _CACHE.update(_PENDING)
                 finally:
                     _PENDING.clear()
     return converter
 
 
-def _member(shape: Shape, scalars: Scalars) -> Converter:
-    """A member's converter, while compiling (the lock is held)."""
-    key = (id(scalars), shape.name, shape.type_name)
-    return _CACHE.get(key) or _PENDING.get(key) or _compile(shape, scalars)
+class _Compiler(ShapeWalker[None, Converter]):
+    """Walks an output shape once, into a converter function; only while the lock is held."""
 
+    def __init__(self, scalars: Scalars) -> None:
+        self.scalars = scalars
 
-def _compile(shape: Shape, scalars: Scalars) -> Converter:
-    key = (id(scalars), shape.name, shape.type_name)
-    kind = shape.type_name
-    if kind == "structure":
+    def _key(self, shape: Shape) -> tuple[int, str, str]:
+        return (id(self.scalars), shape.name, shape.type_name)
+
+    def walk(self, shape: Shape, value: None, path: str) -> Converter:
+        key = self._key(shape)
+        converter = _CACHE.get(key) or _PENDING.get(key)
+        if converter is None:
+            converter = super().walk(shape, value, path)
+            _PENDING[key] = converter
+        return converter
+
+    def structure(self, shape: Any, value: None, path: str) -> Converter:
         # Recursive shapes (a Configuration holds Configurations) reach this key again while
         # it is being compiled: they find the converter already registered.
         members: dict[str, Converter] = {}
@@ -128,14 +138,14 @@ def _compile(shape: Shape, scalars: Scalars) -> Converter:
                     raise ResultShapeError(f"required member(s) missing: {', '.join(missing)}")
             return out
 
-        _PENDING[key] = structure
+        _PENDING[self._key(shape)] = structure
         for member, member_shape in shape.members.items():
-            members[member] = _member(member_shape, scalars)
+            members[member] = self.walk(member_shape, None, member)
         return structure
 
-    if kind == "list":
-        _PENDING[key] = lambda value: item_list(value)  # placeholder while the member compiles
-        convert_item = _member(shape.member, scalars)
+    def list(self, shape: Any, value: None, path: str) -> Converter:
+        _PENDING[self._key(shape)] = lambda value: item_list(value)  # placeholder while the member compiles
+        convert_item = self.walk(shape.member, None, path)
 
         def item_list(value: Any) -> list[Any]:
             if type(value) is not list and type(value) is not tuple:
@@ -148,13 +158,12 @@ def _compile(shape: Shape, scalars: Scalars) -> Converter:
                     raise exc.within(f"[{i}]") from None
             return out
 
-        _PENDING[key] = item_list
         return item_list
 
-    if kind == "map":
-        _PENDING[key] = lambda value: mapping(value)
-        convert_key = _member(shape.key, scalars)
-        convert_value = _member(shape.value, scalars)
+    def map(self, shape: Any, value: None, path: str) -> Converter:
+        _PENDING[self._key(shape)] = lambda value: mapping(value)
+        convert_key = self.walk(shape.key, None, path)
+        convert_value = self.walk(shape.value, None, path)
 
         def mapping(value: Any) -> dict[str, Any]:
             if type(value) is not dict:
@@ -169,12 +178,10 @@ def _compile(shape: Shape, scalars: Scalars) -> Converter:
                     raise exc.within(f"[{k!r}]") from None
             return out
 
-        _PENDING[key] = mapping
         return mapping
 
-    converter = _scalar(shape, scalars)
-    _PENDING[key] = converter
-    return converter
+    def scalar(self, shape: Shape, value: None, path: str) -> Converter:
+        return _scalar(shape, self.scalars)
 
 
 def _scalar(shape: Shape, scalars: Scalars) -> Converter:

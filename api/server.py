@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-import random
-import uuid
 from collections.abc import Callable
 
 from twisted.internet.threads import deferToThread
-from twisted.python.failure import Failure
-from twisted.web import resource, server
+from twisted.web import server
 from twisted.web.server import Request
 
 from resilin.api import model
@@ -18,11 +15,13 @@ from resilin.api.dispatch import Dispatcher
 from resilin.api.errors import InternalFailure, RequestTooLarge
 from resilin.api.json_protocol import JsonProtocol, is_json_type
 from resilin.api.query_protocol import QueryProtocol
-from resilin.api.replay import SignatureLedger
 from resilin.api.request import ApiRequest, ApiResponse
 from resilin.aws.httplimits import HttpLimits, protect
-from resilin.aws.httputil import Answer, BoundedSite, request_headers, split_uri
+from resilin.aws.httputil import Answer, BoundedSite, request_headers
+from resilin.aws.replay import SignatureLedger
+from resilin.aws.request import RequestHead
 from resilin.aws.sigv4 import Credentials
+from resilin.aws.skeleton import AwsResource, new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +29,10 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024 * 1024
 
 
-def new_request_id() -> str:
-    # Unique, not secret: the fast generator rather than the kernel's (which costs a system call).
-    return str(uuid.UUID(bytes=random.randbytes(16), version=4))
-
-
-class EmrResource(resource.Resource):
+class EmrResource(AwsResource[ApiResponse]):
     """Every path and method: the protocols route by headers, not by URL."""
 
-    isLeaf = True
+    request_id_header = "X-Amzn-RequestId"
 
     def __init__(self, json_protocol: JsonProtocol, query_protocol: QueryProtocol) -> None:
         super().__init__()
@@ -58,49 +52,25 @@ class EmrResource(resource.Resource):
         response = protocol.error_response(RequestTooLarge("The request body is too large."), request_id)
         return Answer(response.status, response.headers | {"X-Amzn-RequestId": request_id}, response.body)
 
-    def render(self, request: Request) -> bytes | int:
-        request_id = new_request_id()
-        path, query = split_uri(request)
-        headers = request_headers(request)
-        protocol = self.protocol_for(headers)
-        request.content.seek(0)
-        body = request.content.read()  # at most MAX_BODY: the site refused larger ones unread
+    async def answer(self, request: Request, head: RequestHead) -> ApiResponse:
+        content = request.content
+        body = b""
+        if content is not None:
+            content.seek(0)
+            body = content.read()  # at most MAX_BODY: the site refused larger ones unread
         api_request = ApiRequest(
-            method=request.method.decode("latin-1"),
-            raw_path=path,
-            raw_query=query,
-            headers=headers,
+            method=head.method,
+            raw_path=head.raw_path,
+            raw_query=head.raw_query,
+            headers=head.headers,
             body=body,
-            request_id=request_id,
+            request_id=head.request_id,
         )
-        finished: list[bool] = []
-        request.notifyFinish().addBoth(lambda _: finished.append(True))
-        d = deferToThread(protocol.handle, api_request)
-        d.addCallback(lambda response: finished or self._write(request, request_id, response))
-        d.addErrback(self._crashed, request, request_id, finished, protocol)
-        return server.NOT_DONE_YET
+        protocol = self.protocol_for(head.headers)
+        return await deferToThread(protocol.handle, api_request)
 
-    def _write(self, request: Request, request_id: str, response: ApiResponse) -> None:
-        request.setResponseCode(response.status)
-        for name, value in response.headers.items():
-            request.setHeader(name, value)
-        request.setHeader("X-Amzn-RequestId", request_id)
-        request.setHeader("Content-Length", str(len(response.body)))
-        if request.method != b"HEAD":
-            request.write(response.body)
-        request.finish()
-
-    def _crashed(
-        self,
-        failure: Failure,
-        request: Request,
-        request_id: str,
-        finished: list[bool],
-        protocol: JsonProtocol | QueryProtocol,
-    ) -> None:
-        log.error("request %s: %s", request_id, failure.getTraceback())
-        if not finished:
-            self._write(request, request_id, protocol.error_response(InternalFailure(), request_id))
+    def failed(self, head: RequestHead) -> ApiResponse:
+        return self.protocol_for(head.headers).error_response(InternalFailure(), head.request_id)
 
 
 def make_site(
@@ -126,5 +96,5 @@ def make_site(
         resource, max_body=MAX_BODY, too_large=resource.too_large, parsePOSTFormSubmission=False
     )
     site.displayTracebacks = False  # never a traceback to a client
-    site.log = lambda request: None  # no access log: request ids are logged where something fails
+    site.log = lambda request: None  # type: ignore[method-assign]  # no access log: request ids are logged where something fails
     return protect(site, limits)  # deadlines and connection caps (resilin/aws/httplimits.py)

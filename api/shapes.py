@@ -18,6 +18,7 @@ from typing import Any
 from botocore.model import Shape
 
 from resilin.api.patterns import matches
+from resilin.aws.shapes import ShapeWalker
 from resilin.errors import ValidationError
 
 MAX_LISTED_ERRORS = 10
@@ -63,7 +64,7 @@ def parse_input(shape: Shape | None, params: Any) -> dict[str, Any]:
             errors.add("", params, "must be empty: the operation takes no parameters")
         result: dict[str, Any] = {}
     else:
-        result = _structure(shape, params, "", errors)
+        result = _Validator(errors).structure(shape, params, "")
     if errors.items:
         count = len(errors.items)
         listed = "; ".join(errors.items[:MAX_LISTED_ERRORS])
@@ -72,47 +73,67 @@ def parse_input(shape: Shape | None, params: Any) -> dict[str, Any]:
     return result
 
 
-def _value(shape: Shape, value: Any, path: str, errors: _Errors) -> Any:
-    kind = shape.type_name
-    if kind == "structure":
-        return _structure(shape, value, path, errors)
-    if kind == "list":
-        return _list(shape, value, path, errors)
-    if kind == "map":
-        return _map(shape, value, path, errors)
-    if kind == "string":
-        return _string(shape, value, path, errors)
-    if kind in _INT_RANGES:
-        return _integer(shape, value, path, errors)
-    if kind in ("float", "double"):
-        return _float(shape, value, path, errors)
-    if kind == "boolean":
-        if not isinstance(value, bool):
-            errors.add(path, value, "must be a boolean")
-        return value
-    if kind == "timestamp":
-        return _timestamp(value, path, errors)
-    if kind == "blob":
-        return _blob(value, path, errors)
-    return value  # documents: any JSON value
+class _Validator(ShapeWalker[Any, Any]):
+    """One request's walk: every violation is added to ``errors``, the converted value returned."""
 
+    def __init__(self, errors: _Errors) -> None:
+        self.errors = errors
 
-def _structure(shape: Shape, value: Any, path: str, errors: _Errors) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        errors.add(path, value, f"must be a structure ({shape.name})")
-        return {}
-    members = shape.members
-    out: dict[str, Any] = {}
-    for name, item in value.items():
-        member_path = _member_path(path, name)
-        if name not in members:
-            errors.add(member_path, item, f"is not a known member of {shape.name}")
-        elif item is not None:  # JSON null means "not given"
-            out[name] = _value(members[name], item, member_path, errors)
-    for name in shape.required_members:
-        if value.get(name) is None:
-            errors.add(_member_path(path, name), None, "must not be null")
-    return out
+    def structure(self, shape: Any, value: Any, path: str) -> dict[str, Any]:
+        errors = self.errors
+        if not isinstance(value, dict):
+            errors.add(path, value, f"must be a structure ({shape.name})")
+            return {}
+        members = shape.members
+        out: dict[str, Any] = {}
+        for name, item in value.items():
+            member_path = _member_path(path, name)
+            if name not in members:
+                errors.add(member_path, item, f"is not a known member of {shape.name}")
+            elif item is not None:  # JSON null means "not given"
+                out[name] = self.walk(members[name], item, member_path)
+        for name in shape.required_members:
+            if value.get(name) is None:
+                errors.add(_member_path(path, name), None, "must not be null")
+        return out
+
+    def list(self, shape: Any, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            self.errors.add(path, value, "must be a list")
+            return []
+        _length(shape, value, len(value), path, self.errors)
+        # AWS numbers list items from 1 and names them "member".
+        return [self.walk(shape.member, item, f"{path}.{i}.member") for i, item in enumerate(value, 1)]
+
+    def map(self, shape: Any, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.errors.add(path, value, "must be a map")
+            return {}
+        _length(shape, value, len(value), path, self.errors)
+        out = {}
+        for key, item in value.items():
+            _string(shape.key, key, f"{path}.key", self.errors)
+            out[key] = self.walk(shape.value, item, f"{path}.{key}")
+        return out
+
+    def scalar(self, shape: Shape, value: Any, path: str) -> Any:
+        kind = shape.type_name
+        errors = self.errors
+        if kind == "string":
+            return _string(shape, value, path, errors)
+        if kind in _INT_RANGES:
+            return _integer(shape, value, path, errors)
+        if kind in ("float", "double"):
+            return _float(shape, value, path, errors)
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                errors.add(path, value, "must be a boolean")
+            return value
+        if kind == "timestamp":
+            return _timestamp(value, path, errors)
+        if kind == "blob":
+            return _blob(value, path, errors)
+        return value  # documents: any JSON value
 
 
 def _length(shape: Shape, value: Any, size: int, path: str, errors: _Errors) -> None:
@@ -121,27 +142,6 @@ def _length(shape: Shape, value: Any, size: int, path: str, errors: _Errors) -> 
         errors.add(path, value, f"must have length greater than or equal to {low}")
     if high is not None and size > high:
         errors.add(path, value, f"must have length less than or equal to {high}")
-
-
-def _list(shape: Shape, value: Any, path: str, errors: _Errors) -> list[Any]:
-    if not isinstance(value, list):
-        errors.add(path, value, "must be a list")
-        return []
-    _length(shape, value, len(value), path, errors)
-    # AWS numbers list items from 1 and names them "member".
-    return [_value(shape.member, item, f"{path}.{i}.member", errors) for i, item in enumerate(value, 1)]
-
-
-def _map(shape: Shape, value: Any, path: str, errors: _Errors) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        errors.add(path, value, "must be a map")
-        return {}
-    _length(shape, value, len(value), path, errors)
-    out = {}
-    for key, item in value.items():
-        _string(shape.key, key, f"{path}.key", errors)
-        out[key] = _value(shape.value, item, f"{path}.{key}", errors)
-    return out
 
 
 def _string(shape: Shape, value: Any, path: str, errors: _Errors) -> Any:
@@ -188,7 +188,10 @@ def _float(shape: Shape, value: Any, path: str, errors: _Errors) -> Any:
 
 
 def _timestamp(value: Any, path: str, errors: _Errors) -> Any:
-    # The JSON protocol sends epoch seconds; ISO 8601 text is accepted too, as AWS does.
+    # The JSON protocol sends epoch seconds; ISO 8601 text is accepted too, as AWS does.  The
+    # Query decoder has already read the text it could into an aware datetime.
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return dt.datetime.fromtimestamp(value, dt.UTC)
@@ -202,6 +205,8 @@ def _timestamp(value: Any, path: str, errors: _Errors) -> Any:
 
 
 def _blob(value: Any, path: str, errors: _Errors) -> Any:
+    if isinstance(value, bytes):
+        return value  # decoded by the Query decoder
     if isinstance(value, str):
         try:
             return base64.b64decode(value, validate=True)

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+from resilin.aws.errors import AwsError
 
-class EmrError(Exception):
+
+class EmrError(AwsError):
     """An error returned to the client: EMR's error code, a message and the HTTP status."""
 
     code = "InternalServerError"
     status = 500
-
-    def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        if status is not None:
-            self.status = status
 
 
 class InvalidRequest(EmrError):

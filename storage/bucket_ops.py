@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from resilin.aws.timestamps import iso8601
 from resilin.storage import s3xml
 from resilin.storage.bodies import require_integrity_header, small_body
 from resilin.storage.context import Call, Response
@@ -22,7 +23,7 @@ async def list_buckets(call: Call) -> Response:
             entry,
             [
                 ("Name", info.name),
-                ("CreationDate", s3xml.iso8601(info.created)),
+                ("CreationDate", iso8601(info.created)),
                 ("BucketRegion", info.region),
             ],
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from resilin.aws.errors import AwsError
 
-class S3Error(Exception):
+
+class S3Error(AwsError):
     """An error answered to the client with S3's code and status.
 
     ``extra`` holds additional XML elements S3 puts in some error bodies
@@ -20,12 +22,12 @@ class S3Error(Exception):
         extra: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(message, code, status)
         self.extra = dict(extra or {})
         self.headers = dict(headers or {})
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 def no_such_bucket(bucket: str) -> S3Error:

@@ -7,6 +7,7 @@ import binascii
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
+from resilin.aws.timestamps import iso8601
 from resilin.storage import s3xml
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import invalid_argument
@@ -64,7 +65,7 @@ def _contents(key: str, entry: ListEntry, encode, owner_xml: str) -> str:
         )
     return (
         f"<Contents><Key>{_text(encode(key))}</Key>"
-        f"<LastModified>{s3xml.iso8601(entry.last_modified)}</LastModified>"
+        f"<LastModified>{iso8601(entry.last_modified)}</LastModified>"
         f"<ETag>{_text(entry.quoted_etag)}</ETag>{checksum}<Size>{entry.size}</Size>{owner_xml}"
         f"<StorageClass>{_text(entry.storage_class)}</StorageClass></Contents>"
     )

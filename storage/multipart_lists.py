@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from resilin.aws.timestamps import iso8601
 from resilin.storage import s3xml
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import invalid_argument
@@ -31,7 +32,7 @@ async def list_parts(call: Call) -> Response:
             entry,
             [
                 ("PartNumber", number),
-                ("LastModified", s3xml.iso8601(part.last_modified)),
+                ("LastModified", iso8601(part.last_modified)),
                 ("ETag", part.quoted_etag),
                 ("Size", part.size),
             ],
@@ -86,7 +87,7 @@ async def list_uploads(call: Call) -> Response:
             entry,
             [
                 ("StorageClass", info.get("storage_class") or "STANDARD"),
-                ("Initiated", s3xml.iso8601(initiated)),
+                ("Initiated", iso8601(initiated)),
             ],
         )
         if info.get("checksum_algorithm"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import BinaryIO
 
+from resilin.aws.timestamps import iso8601
 from resilin.storage import checksums, conditions, objfile, requestmeta, s3xml
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import invalid_argument, invalid_request, no_such_upload
@@ -166,7 +167,7 @@ async def upload_part_copy(call: Call) -> Response:
         tmp.unlink(missing_ok=True)
         raise
     doc = s3xml.root("CopyPartResult")
-    s3xml.subs(doc, [("ETag", part.quoted_etag), ("LastModified", s3xml.iso8601(part.last_modified))])
+    s3xml.subs(doc, [("ETag", part.quoted_etag), ("LastModified", iso8601(part.last_modified))])
     if part.checksum:
         s3xml.sub(doc, f"Checksum{part.checksum['algorithm'].upper()}", part.checksum["value"])
     return s3xml.response(doc)

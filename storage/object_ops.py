@@ -6,6 +6,7 @@ import time
 from typing import BinaryIO
 from urllib.parse import unquote
 
+from resilin.aws.timestamps import iso8601
 from resilin.storage import checksums, conditions, objfile, requestmeta, s3xml
 from resilin.storage.context import Call, Response, Stream
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, no_such_key
@@ -247,7 +248,7 @@ async def copy_object(call: Call) -> Response:
         source.close()
     await publish_object(call.store, bucket, key, tmp)
     doc = s3xml.root("CopyObjectResult")
-    s3xml.subs(doc, [("ETag", new.quoted_etag), ("LastModified", s3xml.iso8601(new.last_modified))])
+    s3xml.subs(doc, [("ETag", new.quoted_etag), ("LastModified", iso8601(new.last_modified))])
     if new.checksum:
         s3xml.sub(doc, f"Checksum{new.checksum['algorithm'].upper()}", new.checksum["value"])
     return Response(body=s3xml.serialize(doc), headers={"Content-Type": "application/xml"})

@@ -7,29 +7,22 @@ namespace are both accepted (clients differ).
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Iterable
 
 from lxml import etree
 
+from resilin.aws.query_xml import xml_chars
 from resilin.storage.context import Response
-from resilin.storage.errors import malformed_xml
+from resilin.storage.errors import S3Error, malformed_xml
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_XML_BODY = 2 * 1024 * 1024
-_NOT_XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
 
 
 def xml_text(value: str) -> str:
     """Text XML 1.0 can carry: characters it cannot are replaced (clients should use encoding-type=url)."""
-    return _NOT_XML_CHARS.sub("\ufffd", value)
-
-
-def iso8601(timestamp: float) -> str:
-    moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return xml_chars(value)
 
 
 def root(tag: str, namespaced: bool = True) -> etree._Element:
@@ -52,6 +45,16 @@ def subs(parent: etree._Element, items: Iterable[tuple[str, str | int | None]]) 
 
 def response(element: etree._Element) -> Response:
     return Response(body=serialize(element), headers={"Content-Type": "application/xml"})
+
+
+def error(exc: S3Error, resource: str, request_id: str, head: bool) -> Response:
+    """``exc`` as S3's error document (none for HEAD: S3 says what went wrong in headers only)."""
+    doc = root("Error", namespaced=False)
+    subs(doc, [("Code", exc.code), ("Message", exc.message)])
+    subs(doc, exc.extra.items())
+    subs(doc, [("Resource", resource), ("RequestId", request_id)])
+    headers = {"Content-Type": "application/xml", **exc.headers}
+    return Response(exc.status, headers, b"" if head else serialize(doc))
 
 
 def serialize(element: etree._Element) -> bytes:

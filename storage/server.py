@@ -18,15 +18,15 @@ from pathlib import Path
 
 from twisted.internet import reactor
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.server import Request, Site
 
 from resilin.aws.httplimits import HttpLimits, LimitedChannel, protect
-from resilin.aws.httputil import request_headers, split_uri
+from resilin.aws.httputil import request_headers
+from resilin.aws.request import RequestHead
 from resilin.aws.sigv4 import Credentials, Verified, parse_query
+from resilin.aws.skeleton import AwsResource
 from resilin.storage import s3xml
 from resilin.storage.auth import authenticate, require_session_token
 from resilin.storage.context import Call, Response
@@ -72,20 +72,10 @@ def _request_id_sequence() -> Iterator[str]:
 _request_ids = _request_id_sequence()
 
 
-def error_response(exc: S3Error, resource: str, request_id: str, head: bool) -> Response:
-    doc = s3xml.root("Error", namespaced=False)
-    s3xml.subs(doc, [("Code", exc.code), ("Message", exc.message)])
-    s3xml.subs(doc, exc.extra.items())
-    s3xml.subs(doc, [("Resource", resource), ("RequestId", request_id)])
-    headers = {"Content-Type": "application/xml", **exc.headers}
-    # HEAD responses carry no body, so S3 says what went wrong in headers only.
-    return Response(exc.status, headers, b"" if head else s3xml.serialize(doc))
-
-
 def standalone_error(exc: S3Error) -> bytes:
     """An S3 error as a whole response that closes the connection, for a client no request answers."""
     request_id = next(_request_ids)
-    response = error_response(exc, "", request_id, head=False)
+    response = s3xml.error(exc, "", request_id, head=False)
     headers = {
         **response.headers,
         "Content-Length": str(len(response.body)),
@@ -264,9 +254,7 @@ class StorageRequest(Request):
             super().gotLength(length)
 
 
-class StorageResource(Resource):
-    isLeaf = True
-
+class StorageResource(AwsResource[Response]):
     def __init__(
         self,
         store: Store,
@@ -280,55 +268,41 @@ class StorageResource(Resource):
         self.region = region
         self.virtual_host_base = virtual_host_base.lower() if virtual_host_base else None
 
-    def render(self, request: Request) -> int:
-        request_id = next(_request_ids)
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-        Deferred.fromCoroutine(self._handle(request, request_id, gone)).addErrback(
-            lambda failure: log.failure("storage response failed", failure)
-        )
-        return NOT_DONE_YET
+    def new_request_id(self) -> str:
+        return next(_request_ids)
 
-    async def _handle(self, request: Request, request_id: str, gone: list[bool]) -> None:
-        method = request.method.decode("latin-1").upper()
-        raw_path, raw_query = split_uri(request)
+    async def answer(self, request: Request, head: RequestHead) -> Response:
+        method = head.method.upper()
         try:
-            response = await self._dispatch(request, method, raw_path, raw_query, request_id)
+            return await self._dispatch(request, method, head)
         except S3Error as exc:
-            response = error_response(exc, raw_path, request_id, method == "HEAD")
-        except Exception:
-            log.failure("storage request {method} {path} failed", method=method, path=raw_path)
-            response = error_response(internal_error(), raw_path, request_id, method == "HEAD")
-        if gone:
-            if response.stream is not None:
-                response.stream.file.close()
-            return
-        response.headers.update(
+            return s3xml.error(exc, head.raw_path, head.request_id, method == "HEAD")
+
+    def failed(self, head: RequestHead) -> Response:
+        return s3xml.error(internal_error(), head.raw_path, head.request_id, head.method.upper() == "HEAD")
+
+    def discard(self, answer: Response) -> None:
+        if answer.stream is not None:
+            answer.stream.file.close()
+
+    def send(self, request: Request, head: RequestHead, answer: Response) -> None:
+        answer.headers.update(
             {
-                "x-amz-request-id": request_id,
-                "x-amz-id-2": base64.b64encode(hashlib.sha256(request_id.encode()).digest()).decode(),
+                "x-amz-request-id": head.request_id,
+                "x-amz-id-2": base64.b64encode(hashlib.sha256(head.request_id.encode()).digest()).decode(),
                 "Server": "Resilin",
             }
         )
-        try:
-            self._send(request, response)
-        except Exception:
-            # Nothing sensible can be sent once a response has started; drop the connection.
-            log.failure("storage response {method} {path} failed", method=method, path=raw_path)
-            if response.stream is not None:
-                response.stream.file.close()
-            if request.channel is not None:
-                request.channel.transport.abortConnection()
+        self._send(request, answer)
 
-    async def _dispatch(
-        self, request: Request, method: str, raw_path: str, raw_query: str, request_id: str
-    ) -> Response:
+    async def _dispatch(self, request: Request, method: str, head: RequestHead) -> Response:
+        raw_path, raw_query = head.raw_path, head.raw_query
         if getattr(request, "body_too_large", False):
             raise entity_too_large(self.store.max_object_size)
         refusal = getattr(request, "refusal", None)
         if refusal is not None:
             raise refusal
-        headers = request_headers(request)
+        headers = head.headers
         # Requests with a body were authenticated from their headers, before the body was read.
         verified = getattr(request, "verified", None) or authenticate(
             method=method,
@@ -353,7 +327,7 @@ class StorageResource(Resource):
             query=query,
             headers=headers,
             verified=verified,
-            request_id=request_id,
+            request_id=head.request_id,
             region=self.region,
         )
         return await handler(call)

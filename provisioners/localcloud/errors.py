@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from resilin.aws.errors import AwsError
 
-class EC2Error(Exception):
+
+class EC2Error(AwsError):
     """An error answered as EC2 does: a code such as ``InvalidParameterValue`` and a message."""
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(message, code, status)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 def missing(name: str) -> EC2Error:

@@ -15,12 +15,14 @@ from typing import Any
 import redis
 from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.server import Request, Site
 
 from resilin.aws import sigv4
 from resilin.aws.httplimits import HttpLimits, protect
-from resilin.aws.httputil import Answer, BoundedSite, new_request_id, split_uri
-from resilin.provisioners.localcloud import ec2model, querydecode, xmlencode
+from resilin.aws.httputil import Answer, BoundedSite
+from resilin.aws.request import RequestHead
+from resilin.aws.skeleton import AwsResource, new_request_id
+from resilin.provisioners.localcloud import ec2protocol
 from resilin.provisioners.localcloud.admin import AdminResource
 from resilin.provisioners.localcloud.auth import signed_account
 from resilin.provisioners.localcloud.cloud import LocalCloud
@@ -64,33 +66,27 @@ class _Startup:
             raise EC2Error("Unavailable", f"The local cloud could not start: {self.failure}", 503)
 
 
-class EC2Resource(Resource):
-    isLeaf = True
-
+class EC2Resource(AwsResource[Answer]):
     def __init__(self, cloud: LocalCloud, lookup: sigv4.CredentialLookup) -> None:
         super().__init__()
         self.cloud = cloud
         self.lookup = lookup
         self.startup = _Startup(cloud)
 
-    def render(self, request: Request) -> Any:
-        request_id = new_request_id()
-        d = Deferred.fromCoroutine(self._handle(request, request_id))
-        d.addErrback(self._unexpected, request_id)
-        d.addCallback(self._send, request)
-        return NOT_DONE_YET
-
-    async def _handle(self, request: Request, request_id: str) -> tuple[int, bytes]:
+    async def answer(self, request: Request, head: RequestHead) -> Answer:
         try:
-            return 200, await self._dispatch(request, request_id)
+            return _xml(200, await self._dispatch(request, head))
         except EC2Error as exc:
-            return exc.status, xmlencode.error(exc.code, exc.message, request_id)
+            return _xml(exc.status, ec2protocol.error(exc, head.request_id))
 
-    async def _dispatch(self, request: Request, request_id: str) -> bytes:
+    def failed(self, head: RequestHead) -> Answer:
+        error = EC2Error("InternalError", "An internal error has occurred", 500)
+        return _xml(500, ec2protocol.error(error, head.request_id))
+
+    async def _dispatch(self, request: Request, head: RequestHead) -> bytes:
         body = request.content.read() if request.content else b""  # at most MAX_BODY: see too_large
         account = signed_account(request, body, self.lookup, self.cloud.cloud.region)
-        path, query = split_uri(request)
-        params = sigv4.parse_query(query)
+        params = sigv4.parse_query(head.raw_query)
         if request.method == b"POST":
             try:
                 params += sigv4.parse_query(body.decode("utf-8"))
@@ -99,34 +95,22 @@ class EC2Resource(Resource):
         action = next((v for k, v in params if k == "Action"), "")
         if not action:
             raise EC2Error("MissingAction", "The request must contain the parameter Action")
-        op = ec2model.operation(action)
+        op = ec2protocol.operation(action)
         handler = self.cloud.operations.get(action)
         if handler is None:
             raise EC2Error("UnsupportedOperation", f"The local cloud does not support {action}.")
         if self.cloud.faults.take_throttle(action):
             raise EC2Error("RequestLimitExceeded", "Request limit exceeded.", 503)
-        decoded = querydecode.decode(params, op.input_shape)
+        decoded = ec2protocol.decode(params, op.input_shape)
         if decoded.pop("DryRun", False):
             raise EC2Error("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412)
         await self.startup.wait()
         result = await handler(account, decoded)
-        return xmlencode.response(op, result, request_id)
+        return ec2protocol.response(op, result, head.request_id)
 
-    @staticmethod
-    def _unexpected(failure, request_id: str) -> tuple[int, bytes]:
-        log.error("local cloud request %s failed: %s", request_id, failure.getTraceback())
-        return 500, xmlencode.error("InternalError", "An internal error has occurred", request_id)
 
-    @staticmethod
-    def _send(result: tuple[int, bytes], request: Request) -> None:
-        status, payload = result
-        if request.finished or request._disconnected:
-            return
-        request.setResponseCode(status)
-        request.setHeader(b"Content-Type", b"text/xml;charset=UTF-8")
-        request.setHeader(b"Content-Length", str(len(payload)).encode())
-        request.write(payload)
-        request.finish()
+def _xml(status: int, body: bytes) -> Answer:
+    return Answer(status, {"Content-Type": ec2protocol.CONTENT_TYPE}, body)
 
 
 class Root(Resource):
@@ -150,8 +134,8 @@ class Root(Resource):
 
 def too_large(request: Request) -> Answer:
     """The answer to a body over MAX_BODY, sent before it is read (see BoundedRequest)."""
-    body = xmlencode.error("RequestEntityTooLarge", "The request is too large", new_request_id())
-    return Answer(413, {"Content-Type": "text/xml;charset=UTF-8"}, body)
+    error = EC2Error("RequestEntityTooLarge", "The request is too large", 413)
+    return _xml(413, ec2protocol.error(error, new_request_id()))
 
 
 def make_site(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from twisted.web.http import RESPONSES
 from twisted.web.resource import Resource
@@ -25,10 +24,6 @@ def split_uri(request: Request) -> tuple[str, str]:
     raw = request.uri.decode("latin-1")
     path, _, query = raw.partition("?")
     return path, query
-
-
-def new_request_id() -> str:
-    return str(uuid.uuid4())
 
 
 class Answer(NamedTuple):
@@ -51,9 +46,13 @@ class BoundedRequest(Request):
     refused = False
     body_bytes = 0
 
+    @property
+    def _site(self) -> BoundedSite:
+        return self.channel.site  # type: ignore[union-attr, attr-defined]  # set on every channel by its Site
+
     def gotLength(self, length: int | None) -> None:
-        if length is not None and length > self.channel.site.max_body:
-            self.content = io.BytesIO()
+        if length is not None and length > self._site.max_body:
+            self.content = io.BytesIO()  # type: ignore[assignment]
             self._refuse()
         else:
             super().gotLength(length)
@@ -62,7 +61,7 @@ class BoundedRequest(Request):
         if self.refused:
             return  # the rest of what was already received with the chunk that passed the limit
         self.body_bytes += len(data)
-        if self.body_bytes > self.channel.site.max_body:
+        if self.body_bytes > self._site.max_body:
             self._refuse()
         else:
             super().handleContentChunk(data)
@@ -75,12 +74,15 @@ class BoundedRequest(Request):
         self.refused = True
         # Twisted answers "Expect: 100-continue" right after gotLength: not once refused.
         self.requestHeaders.removeHeader(b"expect")
-        status, headers, body = self.channel.site.too_large(self)
+        status, headers, body = self._site.too_large(self)
         head = [f"HTTP/1.1 {status} {RESPONSES.get(status, b'').decode()}"]
         head += [f"{name}: {value}" for name, value in headers.items()]
         head += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-        self.channel.transport.write("\r\n".join(head).encode("latin-1") + body)
-        self.channel.loseConnection()  # stops reading at once; what was written is still sent
+        channel = self.channel
+        assert channel is not None  # the request is being received
+        transport: Any = channel.transport  # ITransport's stubs do not type write(data)
+        transport.write("\r\n".join(head).encode("latin-1") + body)
+        channel.loseConnection()  # stops reading at once; what was written is still sent
 
 
 class BoundedSite(Site):

@@ -11,23 +11,23 @@ from botocore.parsers import EC2QueryParser
 from botocore.serialize import EC2Serializer
 
 from resilin.provisioners.ec2client import parse_host_keys
-from resilin.provisioners.localcloud import catalogue, ec2model, querydecode, xmlencode
+from resilin.provisioners.localcloud import catalogue, ec2protocol
 from resilin.provisioners.localcloud.errors import EC2Error
 
 
 def _wire(operation: str, params: dict) -> list[tuple[str, str]]:
     """What boto3 would put in the form body for ``params``."""
-    op = ec2model.operation(operation)
+    op = ec2protocol.operation(operation)
     body = EC2Serializer().serialize_to_request(params, op)["body"]
     return [(k, str(v)) for k, v in body.items()]
 
 
 def _decode(operation: str, pairs: list[tuple[str, str]]) -> dict:
-    return querydecode.decode(pairs, ec2model.operation(operation).input_shape)
+    return ec2protocol.decode(pairs, ec2protocol.operation(operation).input_shape)
 
 
 def _parse(operation: str, xml: bytes, status: int = 200) -> dict:
-    op = ec2model.operation(operation)
+    op = ec2protocol.operation(operation)
     response = {"body": xml, "headers": {}, "status_code": status}
     return EC2QueryParser().parse(response, op.output_shape)
 
@@ -134,7 +134,7 @@ def test_describe_instances_result_parses_with_botocore():
             }
         ]
     }
-    xml = xmlencode.response(ec2model.operation("DescribeInstances"), result, "req-1")
+    xml = ec2protocol.response(ec2protocol.operation("DescribeInstances"), result, "req-1")
     assert b"<item>" in xml and b"<reservationSet>" in xml and b"<ebsOptimized>false</ebsOptimized>" in xml
     assert b"2024-05-06T07:08:09.123Z" in xml
     parsed = _parse("DescribeInstances", xml)
@@ -150,12 +150,14 @@ def test_describe_instances_result_parses_with_botocore():
 
 def test_encoder_refuses_members_the_shape_does_not_have():
     with pytest.raises(KeyError, match="Typo"):
-        xmlencode.response(ec2model.operation("DeleteKeyPair"), {"Typo": True}, "r")
+        ec2protocol.response(ec2protocol.operation("DeleteKeyPair"), {"Typo": True}, "r")
 
 
 def test_error_xml_parses_with_botocore():
-    xml = xmlencode.error("InvalidInstanceID.NotFound", "The instance ID 'i-1' does not exist", "req-9")
-    op = ec2model.operation("DescribeInstances")
+    xml = ec2protocol.error(
+        EC2Error("InvalidInstanceID.NotFound", "The instance ID 'i-1' does not exist"), "req-9"
+    )
+    op = ec2protocol.operation("DescribeInstances")
     parsed = EC2QueryParser().parse({"body": xml, "headers": {}, "status_code": 400}, op.output_shape)
     assert parsed["Error"]["Code"] == "InvalidInstanceID.NotFound"
     assert parsed["ResponseMetadata"]["RequestId"] == "req-9"
@@ -163,7 +165,7 @@ def test_error_xml_parses_with_botocore():
 
 def test_unknown_action():
     with pytest.raises(EC2Error) as err:
-        ec2model.operation("LaunchRockets")
+        ec2protocol.operation("LaunchRockets")
     assert err.value.code == "InvalidAction"
 
 
