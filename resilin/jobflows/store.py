@@ -5,7 +5,8 @@ keep each account's clusters by creation time and each cluster's steps in the
 order they were added.  Every change to a document goes through an optimistic
 transaction (WATCH/MULTI), so the API threads and the orchestrator can change
 the same cluster without losing each other's writes.  State changes are checked
-against the transition tables in ``states``.
+against the transition tables in ``states``: a cluster's and a step's by ``transition_*``,
+an instance group's on every change of its cluster, an instance's whenever it is stored.
 """
 
 from __future__ import annotations
@@ -18,15 +19,12 @@ import orjson
 import redis
 
 from resilin.jobflows import states
+from resilin.jobflows.states import StateConflict
 
 Doc = dict[str, Any]
 
 WORK_QUEUE = "resilin:work"
 ACTIVE_CLUSTERS = "resilin:clusters:active"
-
-
-class StateConflict(Exception):
-    """A state change that the state machine does not allow from the current state."""
 
 
 def _cluster_key(cid: str) -> str:
@@ -111,6 +109,23 @@ for i, sid in ipairs(ids) do
 end
 return out
 """
+# An instance is written only if it is new, or its stored state is one its new state may follow
+# (ARGV[3..]); otherwise the stored state is returned and nothing is written.
+_PUT_INSTANCE = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if stored then
+  local current = cjson.decode(stored)['state']
+  if current then
+    local allowed = false
+    for i = 3, #ARGV do
+      if ARGV[i] == current then allowed = true end
+    end
+    if not allowed then return current end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return false
+"""
 _SUMMARY_PAGE = """
 local found = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])
 local out = {}
@@ -128,6 +143,7 @@ class JobFlowStore:
         self.redis = client
         self._cluster_with_steps = client.register_script(_CLUSTER_WITH_STEPS)
         self._summary_page = client.register_script(_SUMMARY_PAGE)
+        self._put_instance = client.register_script(_PUT_INSTANCE)
 
     # -- clusters -------------------------------------------------------
     def create_cluster(self, cluster: Doc, steps: Iterable[Doc] = ()) -> None:
@@ -218,8 +234,18 @@ class JobFlowStore:
         return sorted(self.redis.smembers(ACTIVE_CLUSTERS))
 
     def update_cluster(self, cid: str, change: Callable[[Doc], None]) -> Doc:
-        """Apply ``change`` to the stored cluster atomically and return the new document."""
-        return self._update(_cluster_key(cid), change, on_write=self._index_activity)
+        """Apply ``change`` to the stored cluster atomically and return the new document.
+
+        A change that moves one of the cluster's instance groups to a state the group's
+        transition table does not allow is refused with StateConflict, and nothing is written.
+        """
+
+        def checked(cluster: Doc) -> None:
+            before = {g["id"]: g["state"] for g in cluster.get("groups", [])}
+            change(cluster)
+            states.require_group_transitions(before, cluster.get("groups", []))
+
+        return self._update(_cluster_key(cid), checked, on_write=self._index_activity)
 
     def _index_activity(self, pipe: redis.client.Pipeline, cluster: Doc) -> None:
         pipe.hset(_summaries_key(cluster["account"]), cluster["id"], _summary(cluster))
@@ -230,9 +256,9 @@ class JobFlowStore:
         self, cid: str, new_state: str, code: str | None = None, message: str | None = None
     ) -> Doc:
         def change(cluster: Doc) -> None:
-            current = cluster["state"]
-            if new_state != current and new_state not in states.CLUSTER_TRANSITIONS[current]:
-                raise StateConflict(f"cluster {cid} cannot go from {current} to {new_state}")
+            states.require_transition(
+                states.CLUSTER_TRANSITIONS, f"cluster {cid}", cluster["state"], new_state
+            )
             cluster["state"] = new_state
             if code is not None or message is not None:
                 cluster["state_reason"] = {"code": code, "message": message}
@@ -306,9 +332,7 @@ class JobFlowStore:
 
     def transition_step(self, sid: str, new_state: str, **fields: Any) -> Doc:
         def change(step: Doc) -> None:
-            current = step["state"]
-            if new_state != current and new_state not in states.STEP_TRANSITIONS[current]:
-                raise StateConflict(f"step {sid} cannot go from {current} to {new_state}")
+            states.require_transition(states.STEP_TRANSITIONS, f"step {sid}", step["state"], new_state)
             step["state"] = new_state
             now = time.time()
             if new_state == states.STEP_RUNNING:
@@ -321,7 +345,14 @@ class JobFlowStore:
 
     # -- instances ------------------------------------------------------
     def put_instance(self, cid: str, instance: Doc) -> None:
-        self.redis.hset(_instances_key(cid), instance["id"], _dump(instance))
+        """Store ``instance``; StateConflict if its stored state may not be followed by its new one."""
+        # Atomic in Redis: the stored state is read and the document written in one script.
+        follows = states.predecessors(states.INSTANCE_TRANSITIONS, instance["state"])
+        refused = self._put_instance(
+            keys=[_instances_key(cid)], args=[instance["id"], _dump(instance), *follows]
+        )
+        if refused:
+            raise StateConflict(f"instance {instance['id']} cannot go from {refused} to {instance['state']}")
 
     def instances_of(self, cid: str) -> list[Doc]:
         docs = [_load(raw) for raw in self.redis.hvals(_instances_key(cid))]
