@@ -9,7 +9,8 @@ from resilin.errors import InvalidRequest, ValidationError
 from resilin.jobflows import ids, states, views
 from resilin.jobflows.base import ServiceBase, page_newest_first, unique
 from resilin.jobflows.caller import Caller, as_caller
-from resilin.jobflows.store import Doc, StateConflict
+from resilin.jobflows.documents import StepDoc
+from resilin.jobflows.store import StateConflict
 
 MAX_ACTIVE_STEPS = 256
 MAX_STEP_STRING_CHARS = 10240
@@ -21,7 +22,7 @@ TOO_MANY_ACTIVE = (
 )
 
 
-def new_step(cid: str, config: dict, execution_role_arn: str | None = None) -> Doc:
+def new_step(cid: str, config: dict, execution_role_arn: str | None = None) -> StepDoc:
     jar_step = config["HadoopJarStep"]
     size = sum(
         len(s) for s in [jar_step.get("Jar", ""), jar_step.get("MainClass", ""), *jar_step.get("Args", [])]
@@ -73,7 +74,7 @@ class StepOperations(ServiceBase):
         if len(wanted_ids) > MAX_LISTED_STEP_IDS:
             raise ValidationError(f"At most {MAX_LISTED_STEP_IDS} step ids may be listed at once.")
 
-        def keep(step: Doc) -> bool:
+        def keep(step: StepDoc) -> bool:
             return (not wanted_states or step["state"] in wanted_states) and (
                 not wanted_ids or step["id"] in wanted_ids
             )
@@ -109,7 +110,7 @@ class StepOperations(ServiceBase):
         if step is None or step["cluster_id"] != cid:
             return {"StepId": sid, "Status": "FAILED", "Reason": f"Step id '{sid}' is not valid."}
 
-        def change(doc: Doc) -> None:
+        def change(doc: StepDoc) -> None:
             state = doc["state"]
             if state == states.PENDING:
                 doc["state"] = states.CANCELLED
