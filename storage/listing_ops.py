@@ -97,9 +97,12 @@ async def list_objects(call: Call) -> Response:
     encode, max_keys = _encoder(call), _max_keys(call)
     token = call.query.get("continuation-token") if v2 else None
     start_after = call.query.get("start-after" if v2 else "marker") or None
-    after = _untoken(token) if token is not None else start_after
-    if token is not None and start_after is not None and start_after > after:
+    if token is None:
         after = start_after
+    else:
+        after = _untoken(token)
+        if start_after is not None and start_after > after:
+            after = start_after
     result = list_keys(
         call.store.index(info.name),
         _meta_reader(call, info.name),

@@ -235,7 +235,7 @@ async def copy_object(call: Call) -> Response:
                 headers=stored,
                 user_meta=user_meta,
                 checksum={"algorithm": algorithm, "value": checksum, "type": "FULL_OBJECT"}
-                if checksum
+                if checksum and algorithm
                 else {},
                 storage_class=storage_class,
             )

@@ -84,7 +84,7 @@ def boto3_client(endpoint: str, creds: Credentials, region: str = "us-east-1", *
             signature_version="s3v4",
             s3={"addressing_style": "path"},
             retries={"max_attempts": 1},
-            **config,  # type: ignore[arg-type]
+            **config,
         ),
     )
 

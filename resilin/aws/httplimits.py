@@ -31,9 +31,12 @@ import resource
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 from twisted.internet import reactor
-from twisted.internet.base import DelayedCall
+from twisted.internet.interfaces import IDelayedCall, ITCPTransport
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Site
 
@@ -71,7 +74,7 @@ class HttpLimits:
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"{where}: {name} must be a number > 0")
             changes[name] = int(value) if field.type == "int" else float(value)
-        return dataclasses.replace(cls(), **changes)
+        return dataclasses.replace(cls(), **cast(dict[str, Any], changes))  # each checked above
 
     @classmethod
     def from_assignments(cls, assignments: Sequence[str]) -> HttpLimits:
@@ -166,16 +169,21 @@ class LimitedChannel(HTTPChannel):
     # so that a client which sends its body without waiting for 100 Continue still sees the answer.
     linger_bytes = 64 * 1024 * 1024
 
+    @property
+    def _tcp(self) -> ITCPTransport:
+        """The connection (Twisted declares a channel's transport as the plainer ITransport)."""
+        return cast(ITCPTransport, self.transport)
+
     def connectionMade(self) -> None:
         site = getattr(self, "site", None)
-        accounts = getattr(site, "peer_accounts", None)
+        accounts = _peer_accounts(site)
         if accounts is None:  # a site nobody called protect() on: its own accounts, default limits
-            accounts = protect(site).peer_accounts if site is not None else PeerAccounts(HttpLimits())
+            accounts = _guard(site, None) if site is not None else PeerAccounts(HttpLimits())
         self.accounts: PeerAccounts = accounts
         self.limits: HttpLimits = accounts.limits
-        self.peer = getattr(self.transport.getPeer(), "host", "") or ""
+        self.peer = getattr(self._tcp.getPeer(), "host", "") or ""
         self._phase = _IDLE
-        self._timer: DelayedCall | None = None
+        self._timer: IDelayedCall | None = None
         self._received = 0
         self._window_start = 0
         self._paused_in_window = False
@@ -184,7 +192,7 @@ class LimitedChannel(HTTPChannel):
         self._admitted = accounts.admit(self.peer)
         super().connectionMade()
         if not self._admitted:
-            self.transport.write(self.refusal_response())
+            self._tcp.write(self.refusal_response())
             self._close()
             return
         self._networkProducer = _PauseWatch(self._networkProducer, self._note_pause)
@@ -210,7 +218,7 @@ class LimitedChannel(HTTPChannel):
         if self._phase == _LINGER:
             self._linger_left -= len(data)
             if self._linger_left < 0:
-                self.transport.abortConnection()
+                self._tcp.abortConnection()
             return True
         return self._phase == _CLOSING
 
@@ -239,7 +247,7 @@ class LimitedChannel(HTTPChannel):
             self._arm(self.limits.idle_timeout, self._idle_expired)
         super().requestDone(request)  # may replay a pipelined request, which moves the phase on
 
-    def connectionLost(self, reason) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel()
         self._phase = _CLOSING
         if self._admitted:
@@ -266,10 +274,10 @@ class LimitedChannel(HTTPChannel):
         # the client could lose the answer.
         self._phase = _LINGER
         self._linger_left = self.linger_bytes
-        self._arm(self.limits.abort_timeout, self.transport.abortConnection)
+        self._arm(self.limits.abort_timeout, self._tcp.abortConnection)
         self._networkProducer.unregisterProducer()
         self._networkProducer.resumeProducing()
-        self.transport.loseWriteConnection()
+        self._tcp.loseWriteConnection()
 
     def _start_headers(self) -> None:
         self._phase = _HEADERS
@@ -306,18 +314,18 @@ class LimitedChannel(HTTPChannel):
             self._expire(plain_response(408, "Request Timeout"))
 
     def _expire(self, response: bytes) -> None:
-        self.transport.write(response)
+        self._tcp.write(response)
         self._close()
 
     def _close(self) -> None:
         """Close after what is written has gone; abort if the peer does not take it in time."""
         self._phase = _CLOSING
-        self._arm(self.limits.abort_timeout, self.transport.abortConnection)
+        self._arm(self.limits.abort_timeout, self._tcp.abortConnection)
         self.loseConnection()
 
     def _arm(self, seconds: float, action: Callable[[], object]) -> None:
         self._cancel()
-        self._timer = reactor.callLater(seconds, action)  # type: ignore[attr-defined]
+        self._timer = reactor.callLater(seconds, action)
 
     def _cancel(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -335,11 +343,24 @@ class LimitedChannel(HTTPChannel):
 
 def protect(site: Site, limits: HttpLimits | None = None) -> Site:
     """Serve ``site`` with ``limits`` (defaults: HttpLimits()): its connections become LimitedChannels."""
+    _guard(site, limits)
+    return site
+
+
+def _guard(site: Site, limits: HttpLimits | None) -> PeerAccounts:
+    """What ``protect`` does; returns the site's new PeerAccounts."""
     site.timeOut = None  # Twisted's own timeout resets on every byte; the channel's deadlines replace it
     if not (isinstance(site.protocol, type) and issubclass(site.protocol, LimitedChannel)):
-        site.protocol = LimitedChannel
-    site.peer_accounts = PeerAccounts(limits or HttpLimits())  # type: ignore[attr-defined]
-    return site
+        # Twisted annotates the channel factory as a method returning its generic channel type.
+        site.protocol = LimitedChannel  # type: ignore[method-assign,assignment]
+    accounts = PeerAccounts(limits or HttpLimits())
+    site.peer_accounts = accounts  # type: ignore[attr-defined]  # read back by _peer_accounts
+    return accounts
+
+
+def _peer_accounts(site: object) -> PeerAccounts | None:
+    """The PeerAccounts ``protect`` gave ``site`` (None for a site it was not called on)."""
+    return getattr(site, "peer_accounts", None)
 
 
 def add_limit_option(parser: argparse.ArgumentParser) -> None:

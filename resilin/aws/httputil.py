@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
+from twisted.internet.interfaces import ITransport
 from twisted.web.http import RESPONSES
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -51,9 +52,14 @@ class BoundedRequest(Request):
     refused = False
     body_bytes = 0
 
+    @property
+    def _site(self) -> BoundedSite:
+        # Twisted's Site gives each of its channels a ``site`` attribute that it does not declare.
+        return cast(BoundedSite, cast(Any, self.channel).site)
+
     def gotLength(self, length: int | None) -> None:
-        if length is not None and length > self.channel.site.max_body:
-            self.content = io.BytesIO()
+        if length is not None and length > self._site.max_body:
+            self.content = io.BytesIO()  # type: ignore[assignment]  # Twisted declares it None until now
             self._refuse()
         else:
             super().gotLength(length)
@@ -62,7 +68,7 @@ class BoundedRequest(Request):
         if self.refused:
             return  # the rest of what was already received with the chunk that passed the limit
         self.body_bytes += len(data)
-        if self.body_bytes > self.channel.site.max_body:
+        if self.body_bytes > self._site.max_body:
             self._refuse()
         else:
             super().handleContentChunk(data)
@@ -75,11 +81,11 @@ class BoundedRequest(Request):
         self.refused = True
         # Twisted answers "Expect: 100-continue" right after gotLength: not once refused.
         self.requestHeaders.removeHeader(b"expect")
-        status, headers, body = self.channel.site.too_large(self)
+        status, headers, body = self._site.too_large(self)
         head = [f"HTTP/1.1 {status} {RESPONSES.get(status, b'').decode()}"]
         head += [f"{name}: {value}" for name, value in headers.items()]
         head += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-        self.channel.transport.write("\r\n".join(head).encode("latin-1") + body)
+        cast(ITransport, self.channel.transport).write("\r\n".join(head).encode("latin-1") + body)
         self.channel.loseConnection()  # stops reading at once; what was written is still sent
 
 

@@ -203,7 +203,8 @@ def parse_amz_date(value: str) -> dt.datetime:
     try:
         if match is None:
             raise ValueError(value)
-        return dt.datetime(*(int(part) for part in match.groups()), tzinfo=dt.UTC)
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
     except ValueError:
         raise SignatureError(
             Failure.MALFORMED, f"X-Amz-Date {value!r} is not in the ISO8601 basic format"

@@ -14,22 +14,25 @@ from resilin.jobflows import releases, states, views
 from resilin.jobflows.base import ServiceBase
 from resilin.jobflows.caller import Caller, as_caller
 from resilin.jobflows.documents import ClusterDoc, InstanceGroupDoc, StepDoc
+from resilin.jobflows.states import JobFlowExecutionState
 
 MAX_JOB_FLOWS = 512
 TWO_WEEKS = 14 * 24 * 3600
 TWO_MONTHS = 61 * 24 * 3600
-ACTIVE_JOB_FLOW_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "SHUTTING_DOWN")
+_JF = JobFlowExecutionState
+ACTIVE_JOB_FLOW_STATES = (_JF.STARTING, _JF.BOOTSTRAPPING, _JF.RUNNING, _JF.WAITING, _JF.SHUTTING_DOWN)
 
 
 def job_flow_state(cluster: ClusterDoc) -> str:
+    """The cluster's state as DescribeJobFlows names it (a JobFlowExecutionState)."""
     state = cluster["state"]
     code = (cluster.get("state_reason") or {}).get("code")
     if state == states.TERMINATING:
-        return "SHUTTING_DOWN"
+        return _JF.SHUTTING_DOWN
     if state == states.TERMINATED:
-        return "COMPLETED" if code == states.ALL_STEPS_COMPLETED else "TERMINATED"
+        return _JF.COMPLETED if code == states.ALL_STEPS_COMPLETED else _JF.TERMINATED
     if state == states.TERMINATED_WITH_ERRORS:
-        return "FAILED"
+        return _JF.FAILED
     return state
 
 

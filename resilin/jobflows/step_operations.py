@@ -10,6 +10,7 @@ from resilin.jobflows import ids, states, views
 from resilin.jobflows.base import ServiceBase, page_newest_first, unique
 from resilin.jobflows.caller import Caller, as_caller
 from resilin.jobflows.documents import StepDoc
+from resilin.jobflows.states import CancelStepsRequestStatus
 from resilin.jobflows.store import StateConflict
 
 MAX_ACTIVE_STEPS = 256
@@ -101,14 +102,18 @@ class StepOperations(ServiceBase):
             )
         option = params.get("StepCancellationOption", "SEND_INTERRUPT")
         infos = [self._cancel_one(cluster["id"], sid, option) for sid in step_ids]
-        if any(info["Status"] == "SUBMITTED" for info in infos):
+        if any(info["Status"] == CancelStepsRequestStatus.SUBMITTED for info in infos):
             self.store.notify(cluster["id"])
         return {"CancelStepsInfoList": infos}
 
     def _cancel_one(self, cid: str, sid: str, option: str) -> dict:
         step = self.store.get_step(sid) if ids.STEP_ID.match(sid) else None
         if step is None or step["cluster_id"] != cid:
-            return {"StepId": sid, "Status": "FAILED", "Reason": f"Step id '{sid}' is not valid."}
+            return {
+                "StepId": sid,
+                "Status": CancelStepsRequestStatus.FAILED,
+                "Reason": f"Step id '{sid}' is not valid.",
+            }
 
         def change(doc: StepDoc) -> None:
             state = doc["state"]
@@ -125,8 +130,8 @@ class StepOperations(ServiceBase):
         try:
             self.store.update_step(sid, change)
         except StateConflict as exc:
-            return {"StepId": sid, "Status": "FAILED", "Reason": str(exc)}
-        return {"StepId": sid, "Status": "SUBMITTED"}
+            return {"StepId": sid, "Status": CancelStepsRequestStatus.FAILED, "Reason": str(exc)}
+        return {"StepId": sid, "Status": CancelStepsRequestStatus.SUBMITTED}
 
 
 def check_active_step_limit(count: int) -> None:
