@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import cast
 
 import redis
 from twisted.internet import reactor
+from twisted.internet.interfaces import IReactorThreads
 
 from resilin.aws.httplimits import add_limit_option, limits_from_options
 from resilin.aws.sigv4 import Credentials
@@ -88,11 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         podman=PodmanApi(service),
         limits=limits,
     )
-    reactor.listenTCP(args.port, site, interface=args.bind)
+    # Site is a ServerFactory; Twisted's annotation of listenTCP asks for a narrower generic one.
+    reactor.listenTCP(args.port, site, interface=args.bind)  # type: ignore[arg-type]
     logging.getLogger(__name__).info(
         "local cloud %s serving EC2 on %s; instances reach the host at %s", args.cloud, endpoint, gateway
     )
-    reactor.suggestThreadPoolSize(32)  # podman calls run in threads: launches of many instances at once
+    cast(IReactorThreads, reactor).suggestThreadPoolSize(
+        32
+    )  # podman calls run in threads: launches of many instances at once
     reactor.run()
     return 0
 

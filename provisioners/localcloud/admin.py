@@ -64,7 +64,7 @@ class AdminResource(Resource):
 
     async def _route(self, request: Request, body: bytes) -> dict[str, Any]:
         method = request.method.decode("latin-1")
-        parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        parts = [p.decode("utf-8", "replace") for p in request.postpath or [] if p]
         faults: Faults = self.cloud.faults
         if parts == ["faults"]:
             if method == "GET":

@@ -187,9 +187,9 @@ class LocalCloud:
             for c in await self.machines.containers()
             if c.labels.get(f"{LABEL}.account") == account
         }
-        for iid, container in containers.items():
+        for iid, listed in containers.items():
             if iid and iid not in records:
-                adopted = self.machines.adopt(container, self.images)
+                adopted = self.machines.adopt(listed, self.images)
                 if adopted:
                     records[iid] = adopted
         out = []
