@@ -10,8 +10,7 @@ Members copied from a request as EMR shapes them (bootstrap actions, configurati
 policies) keep EMR's CamelCase names.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: TypedDict reads NotRequired from evaluated annotations.
 from typing import Any, NotRequired, TypedDict
 
 # An EMR ``Configuration`` (Classification, Properties, nested Configurations), stored as given.

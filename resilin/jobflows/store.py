@@ -28,7 +28,7 @@ from resilin.jobflows.documents import (
     SecurityConfigurationDoc,
     StepDoc,
 )
-from resilin.jobflows.states import StateConflict
+from resilin.jobflows.states import StateConflict as StateConflict  # raised here; long imported from here
 
 # A document of no particular kind (the typed ones are in ``documents``).
 Doc = dict[str, Any]
