@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -31,7 +32,7 @@ def _max_keys(call: Call) -> int:
     return min(value, MAX_KEYS)
 
 
-def _encoder(call: Call):
+def _encoder(call: Call) -> Callable[[str], str]:
     encoding = call.query.get("encoding-type")
     if encoding is None:
         return lambda value: value
@@ -40,7 +41,7 @@ def _encoder(call: Call):
     return lambda value: quote(value, safe="/")
 
 
-def _meta_reader(call: Call, bucket: str):
+def _meta_reader(call: Call, bucket: str) -> Callable[[str], ListEntry | None]:
     def meta_of(key: str) -> ListEntry | None:
         try:
             return call.store.list_entry(bucket, key)
@@ -54,7 +55,7 @@ def _text(value: str) -> str:
     return escape(s3xml.xml_text(value))
 
 
-def _contents(key: str, entry: ListEntry, encode, owner_xml: str) -> str:
+def _contents(key: str, entry: ListEntry, encode: Callable[[str], str], owner_xml: str) -> str:
     """One <Contents> element, as text: a listing page has up to a thousand of them."""
     checksum = ""
     if entry.checksum_algorithm:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lxml import etree
+
 from resilin.storage import s3xml
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import invalid_argument
@@ -46,7 +48,7 @@ async def list_parts(call: Call) -> Response:
     return s3xml.response(doc)
 
 
-def _people(parent, account: str) -> None:
+def _people(parent: etree._Element, account: str) -> None:
     add_owner(parent, account, "Initiator")
     add_owner(parent, account, "Owner")
 

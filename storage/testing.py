@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from resilin.aws.sigv4 import Credentials
 from resilin.service.children import stop_child
@@ -69,7 +70,7 @@ class StorageProcess:
         self.stop()
 
 
-def boto3_client(endpoint: str, creds: Credentials, region: str = "us-east-1", **config: object):
+def boto3_client(endpoint: str, creds: Credentials, region: str = "us-east-1", **config: object) -> Any:
     """A boto3 S3 client for the service: path-style, SigV4 (also for presigned URLs)."""
     import boto3
     from botocore.config import Config

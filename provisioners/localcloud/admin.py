@@ -19,6 +19,7 @@ from collections.abc import Collection
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -88,7 +89,7 @@ class AdminResource(Resource):
         raise EC2Error("NotFound", f"No admin resource at /admin/{'/'.join(parts)}", 404)
 
     @staticmethod
-    def _unexpected(failure) -> tuple[int, dict[str, Any]]:
+    def _unexpected(failure: Failure) -> tuple[int, dict[str, Any]]:
         log.error("local cloud admin request failed: %s", failure.getTraceback())
         return 500, {"Error": {"Code": "InternalError", "Message": "An internal error has occurred"}}
 

@@ -37,7 +37,7 @@ from twisted.internet import reactor
 from twisted.internet.interfaces import IDelayedCall, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel
+from twisted.web.http import HTTPChannel, Request
 from twisted.web.server import Site
 
 # Descriptors kept back from the connection cap for files, Redis, podman and the listeners.
@@ -139,7 +139,7 @@ def plain_response(status: int, reason: str, extra: str = "") -> bytes:
 class _PauseWatch:
     """The transport as the channel's producer, noting whether the server paused reading during a window."""
 
-    def __init__(self, producer, on_pause: Callable[[], None]) -> None:
+    def __init__(self, producer: Any, on_pause: Callable[[], None]) -> None:
         self._producer = producer
         self._on_pause = on_pause
 
@@ -147,7 +147,7 @@ class _PauseWatch:
         self._on_pause()
         self._producer.pauseProducing()
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._producer, name)
 
 
@@ -241,7 +241,7 @@ class LimitedChannel(HTTPChannel):
             self._cancel()
         super().allContentReceived()
 
-    def requestDone(self, request) -> None:
+    def requestDone(self, request: Request) -> None:
         if self._phase == _HANDLING and self.persistent:
             self._phase = _IDLE
             self._arm(self.limits.idle_timeout, self._idle_expired)

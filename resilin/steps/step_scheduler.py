@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from resilin.clouds.ssh import Node
 from resilin.jobflows import states
@@ -155,7 +156,7 @@ class StepScheduler:
         if response.terminate:
             self.terminate = True
 
-    def _end(self, sid: str, state: str, last: bool = True, **fields) -> None:
+    def _end(self, sid: str, state: str, last: bool = True, **fields: Any) -> None:
         try:
             self.store.transition_step(sid, state, **fields)
         except StateConflict as exc:  # the API changed it first (e.g. cancelled it)
