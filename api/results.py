@@ -192,7 +192,9 @@ def _scalar(shape: Shape, scalars: Scalars) -> Converter:
 
         def string(value: Any) -> str:
             if type(value) is not str:
-                raise _fail("a string", value)
+                if not isinstance(value, str):
+                    raise _fail("a string", value)
+                value = str(value)  # a StrEnum member (a state, a reason code): its plain value
             if enum and value not in enum:
                 raise _fail(f"one of {listed}", value)
             return value

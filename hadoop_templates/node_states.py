@@ -14,12 +14,13 @@ import json
 import sys
 import time
 import urllib.request
+from typing import Any
 
 NN = "http://{master}:9870/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo"
 RM = "http://{master}:8088/ws/v1/cluster/nodes?states=NEW,RUNNING,UNHEALTHY,DECOMMISSIONING,DECOMMISSIONED,LOST,SHUTDOWN"
 
 
-def get(url: str):
+def get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)
 

@@ -20,6 +20,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 CODECS = ("keep", "none", "gzip", "gz")
 
@@ -38,7 +39,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
     print("s3-dist-cp: " + " ".join(shlex.quote(c) for c in command), file=sys.stderr, flush=True)
     return subprocess.run(command, check=True, **kwargs)
 

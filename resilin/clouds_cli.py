@@ -9,6 +9,7 @@ instance types, subnet and security groups exist.  Local clouds are served by
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -181,7 +182,7 @@ def check_cloud(settings: Settings, cloud: CloudConfig, out: TextIO = sys.stdout
     )
     images = {"default": cloud.image_id or settings.node_image, **cloud.images}
     for label, ref in images.items():
-        _try(report, f"image {ref} ({label})", lambda ref=ref: client.image_for(ref))
+        _try(report, f"image {ref} ({label})", functools.partial(client.image_for, ref))
     if cloud.instance_types:
 
         def types() -> str:

@@ -47,7 +47,8 @@ def corpus(
     files: int = 4, modules: tuple[str, ...] = ("collections", "json", "re", "pathlib", "argparse")
 ) -> dict[str, str]:
     """A few files of English text, made from Python's own documentation so it is always at hand."""
-    text = "\n".join(pydoc.render_doc(m, renderer=pydoc.plaintext) for m in modules)
+    # pydoc.plaintext (the plain-text renderer) is missing from typeshed's pydoc.
+    text = "\n".join(pydoc.render_doc(m, renderer=pydoc.plaintext) for m in modules)  # type: ignore[attr-defined]
     lines = text.splitlines()
     per = len(lines) // files + 1
     return {f"part-{i:02d}.txt": "\n".join(lines[i * per : (i + 1) * per]) + "\n" for i in range(files)}
@@ -104,7 +105,7 @@ def upload_inputs(s3, bucket: str, texts: dict[str, str], mapper: str = MAPPER) 
 
 
 def _keys(s3, bucket: str, prefix: str) -> list[str]:
-    keys = []
+    keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(o["Key"] for o in page.get("Contents", []))
     return keys

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import cast
 
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -85,9 +87,11 @@ def main(argv: list[str] | None = None) -> None:
         access_log=args.log,
         limits=args.limits,
     )
-    port = reactor.listenTCP(args.port, site, interface=args.host)  # type: ignore[attr-defined]
-    print(f"listening on http://{args.host}:{port.getHost().port}", flush=True)
-    reactor.run()  # type: ignore[attr-defined]
+    # Site is a ServerFactory; Twisted's annotation of listenTCP asks for a narrower generic one.
+    port = reactor.listenTCP(args.port, site, interface=args.host)  # type: ignore[arg-type]
+    address = cast(IPv4Address, port.getHost())
+    print(f"listening on http://{args.host}:{address.port}", flush=True)
+    reactor.run()
 
 
 if __name__ == "__main__":

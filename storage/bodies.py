@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import BinaryIO, cast
 
 from resilin.storage import requestmeta
 from resilin.storage.context import Call
@@ -16,7 +17,7 @@ def small_body(call: Call) -> bytes:
 
     Runs on the reactor thread: bodies are at most a few megabytes.
     """
-    content = call.request.content
+    content = cast(BinaryIO, call.request.content)  # Twisted declares it None until a body comes
     content.seek(0, io.SEEK_END)
     if content.tell() > MAX_XML_BODY * 2:
         raise S3Error("MaxMessageLengthExceeded", "Your request was too big.", 400)

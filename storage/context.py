@@ -6,7 +6,7 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from twisted.web.server import Request
 
@@ -54,11 +54,11 @@ class Call:
         Twisted closes its copy if the client disconnects; a duplicated
         descriptor keeps the worker's reads valid until it is done.
         """
-        content = self.request.content
+        content = cast(BinaryIO, self.request.content)  # Twisted declares it None until a body comes
         try:
             fd = content.fileno()
         except (AttributeError, OSError, io.UnsupportedOperation):
-            return io.BytesIO(content.getvalue())  # small bodies are kept in memory
+            return io.BytesIO(cast(io.BytesIO, content).getvalue())  # small bodies are kept in memory
         return os.fdopen(os.dup(fd), "rb")
 
     def claim_spool(self) -> Path | None:
@@ -67,14 +67,14 @@ class Call:
         The caller becomes responsible for the file: it either renames it into
         place or removes it.
         """
-        content = self.request.content
+        content = cast(BinaryIO, self.request.content)  # Twisted declares it None until a body comes
         if isinstance(content, SpoolFile) and not content.closed:
             return content.claim()
         return None
 
     def spool_digest(self) -> SpoolDigest | None:
         """The digests being computed of a spooled body as it arrived, if any."""
-        content = self.request.content
+        content = cast(BinaryIO, self.request.content)  # Twisted declares it None until a body comes
         return content.digest if isinstance(content, SpoolFile) else None
 
 

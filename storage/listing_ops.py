@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -32,7 +33,7 @@ def _max_keys(call: Call) -> int:
     return min(value, MAX_KEYS)
 
 
-def _encoder(call: Call):
+def _encoder(call: Call) -> Callable[[str], str]:
     encoding = call.query.get("encoding-type")
     if encoding is None:
         return lambda value: value
@@ -41,7 +42,7 @@ def _encoder(call: Call):
     return lambda value: quote(value, safe="/")
 
 
-def _meta_reader(call: Call, bucket: str):
+def _meta_reader(call: Call, bucket: str) -> Callable[[str], ListEntry | None]:
     def meta_of(key: str) -> ListEntry | None:
         try:
             return call.store.list_entry(bucket, key)
@@ -55,7 +56,7 @@ def _text(value: str) -> str:
     return escape(s3xml.xml_text(value))
 
 
-def _contents(key: str, entry: ListEntry, encode, owner_xml: str) -> str:
+def _contents(key: str, entry: ListEntry, encode: Callable[[str], str], owner_xml: str) -> str:
     """One <Contents> element, as text: a listing page has up to a thousand of them."""
     checksum = ""
     if entry.checksum_algorithm:
@@ -98,9 +99,12 @@ async def list_objects(call: Call) -> Response:
     encode, max_keys = _encoder(call), _max_keys(call)
     token = call.query.get("continuation-token") if v2 else None
     start_after = call.query.get("start-after" if v2 else "marker") or None
-    after = _untoken(token) if token is not None else start_after
-    if token is not None and start_after is not None and start_after > after:
+    if token is None:
         after = start_after
+    else:
+        after = _untoken(token)
+        if start_after is not None and start_after > after:
+            after = start_after
     result = list_keys(
         call.store.index(info.name),
         _meta_reader(call, info.name),

@@ -155,7 +155,7 @@ async def complete_upload(call: Call) -> Response:
 class _Tee:
     """A writable file that also feeds a hasher."""
 
-    def __init__(self, out: BinaryIO, hasher) -> None:
+    def __init__(self, out: BinaryIO, hasher: checksums.Hasher | None) -> None:
         self.out, self.hasher = out, hasher
 
     def write(self, data: bytes) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lxml import etree
+
 from resilin.aws.timestamps import iso8601
 from resilin.storage import s3xml
 from resilin.storage.context import Call, Response
@@ -47,7 +49,7 @@ async def list_parts(call: Call) -> Response:
     return s3xml.response(doc)
 
 
-def _people(parent, account: str) -> None:
+def _people(parent: etree._Element, account: str) -> None:
     add_owner(parent, account, "Initiator")
     add_owner(parent, account, "Owner")
 

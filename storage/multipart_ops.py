@@ -153,7 +153,9 @@ async def upload_part_copy(call: Call) -> Response:
                 size=length,
                 etag=md5.hex(),
                 last_modified=time.time(),
-                checksum={"algorithm": algorithm, "value": checksum, "type": "PART"} if checksum else {},
+                checksum={"algorithm": algorithm, "value": checksum, "type": "PART"}
+                if checksum and algorithm
+                else {},
             )
             objfile.finish(out, part)
             return part

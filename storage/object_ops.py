@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import BinaryIO
 from urllib.parse import unquote
 
@@ -236,7 +237,7 @@ async def copy_object(call: Call) -> Response:
                 headers=stored,
                 user_meta=user_meta,
                 checksum={"algorithm": algorithm, "value": checksum, "type": "FULL_OBJECT"}
-                if checksum
+                if checksum and algorithm
                 else {},
                 storage_class=storage_class,
             )
@@ -254,7 +255,7 @@ async def copy_object(call: Call) -> Response:
     return Response(body=s3xml.serialize(doc), headers={"Content-Type": "application/xml"})
 
 
-def write_precondition(call: Call, bucket: str, key: str):
+def write_precondition(call: Call, bucket: str, key: str) -> Callable[[], None] | None:
     """The check for a conditional write (If-None-Match: * or If-Match: etag), or None.
 
     It is run once before the body is read, to fail fast, and again right before

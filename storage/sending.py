@@ -15,8 +15,9 @@ every piece goes through the transport.
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
+from twisted.internet.interfaces import ITCPTransport
 from twisted.web.server import Request
 
 PIECE = 512 * 1024  # read and written through the transport when sendfile cannot be used
@@ -45,7 +46,8 @@ class RangeProducer:
         self.position = offset
         self.remaining = length
         self.paused = False
-        self.transport = request.channel.transport
+        # A tcp.Connection when sendfile can be used (fileno, doWrite); any transport otherwise.
+        self.transport: Any = cast(Any, request.channel.transport)
         self.socket_fd: int | None = None
         # Just over the transport's buffer size, so that writing it pauses us.
         self.wake_piece = getattr(self.transport, "bufferSize", WAKE_PIECE - 1) + 1
@@ -114,7 +116,7 @@ class RangeProducer:
         if request is not None:
             request.unregisterProducer()
             if request.channel is not None:
-                request.channel.transport.abortConnection()
+                cast(ITCPTransport, request.channel.transport).abortConnection()
 
     def pauseProducing(self) -> None:
         self.paused = True

@@ -21,7 +21,7 @@ import ctypes.util
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from resilin.storage import checksums
@@ -33,7 +33,7 @@ _HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _NOT_VALUE_HEADERS = {b"x-amz-checksum-algorithm", b"x-amz-checksum-type", b"x-amz-checksum-mode"}
 
 
-def _load_sync_file_range():
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
     """libc's sync_file_range, or None where there is none."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)

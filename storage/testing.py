@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from resilin.aws.sigv4 import Credentials
 from resilin.service.children import Child
@@ -63,7 +64,7 @@ class StorageProcess:
         self.stop()
 
 
-def boto3_client(endpoint: str, creds: Credentials, region: str = "us-east-1", **config: object):
+def boto3_client(endpoint: str, creds: Credentials, region: str = "us-east-1", **config: object) -> Any:
     """A boto3 S3 client for the service: path-style, SigV4 (also for presigned URLs)."""
     import boto3
     from botocore.config import Config
@@ -78,7 +79,7 @@ def boto3_client(endpoint: str, creds: Credentials, region: str = "us-east-1", *
             signature_version="s3v4",
             s3={"addressing_style": "path"},
             retries={"max_attempts": 1},
-            **config,  # type: ignore[arg-type]
+            **config,
         ),
     )
 

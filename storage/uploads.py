@@ -49,9 +49,8 @@ async def take_body(
                     got = ingest(framed, f, spec)  # f writes from the start, behind the reads
                 f.truncate(got.size)
             else:
-                got = _hashed_while_spooling(precomputed, spec, os.fstat(f.fileno()).st_size)
-                if got is None:
-                    got = ingest(f, None, spec)
+                hashed = _hashed_while_spooling(precomputed, spec, os.fstat(f.fileno()).st_size)
+                got = hashed if hashed is not None else ingest(f, None, spec)
             meta = describe(got)
             f.seek(got.size)
             objfile.finish(f, meta)

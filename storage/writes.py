@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 from twisted.internet.threads import deferToThread
 
@@ -70,8 +70,14 @@ async def publish_object(
     await deferToThread(store.dir_syncer.sync, str(parent))
 
 
+class Sink(Protocol):
+    """Where copied bytes go: a file, or anything else that takes writes."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 def copy_range(
-    source: BinaryIO, offset: int, length: int, out: BinaryIO, algorithm: str | None = None
+    source: BinaryIO, offset: int, length: int, out: Sink, algorithm: str | None = None
 ) -> tuple[bytes, str | None]:
     """Copy ``length`` bytes from ``offset``; returns (md5 digest, base64 checksum or None)."""
     md5 = hashlib.md5()

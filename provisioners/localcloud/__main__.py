@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import cast
 
 import redis
 from twisted.internet import reactor
+from twisted.internet.interfaces import IReactorThreads
 
 from resilin.aws.httplimits import add_limit_option, limits_from_options
 from resilin.aws.sigv4 import Credentials
@@ -98,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         "local cloud %s serving EC2 on %s; instances reach the host at %s", args.cloud, endpoint, gateway
     )
     reactor.callWhenRunning(print, f"listening on {endpoint}", flush=True)
-    reactor.suggestThreadPoolSize(32)  # podman calls run in threads: launches of many instances at once
+    # podman calls run in threads: launches of many instances at once
+    cast(IReactorThreads, reactor).suggestThreadPoolSize(32)
     reactor.run()
     return 0
 

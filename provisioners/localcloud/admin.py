@@ -19,6 +19,7 @@ from collections.abc import Collection
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -64,7 +65,7 @@ class AdminResource(Resource):
 
     async def _route(self, request: Request, body: bytes) -> dict[str, Any]:
         method = request.method.decode("latin-1")
-        parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        parts = [p.decode("utf-8", "replace") for p in request.postpath or [] if p]
         faults: Faults = self.cloud.faults
         if parts == ["faults"]:
             if method == "GET":
@@ -88,7 +89,7 @@ class AdminResource(Resource):
         raise EC2Error("NotFound", f"No admin resource at /admin/{'/'.join(parts)}", 404)
 
     @staticmethod
-    def _unexpected(failure) -> tuple[int, dict[str, Any]]:
+    def _unexpected(failure: Failure) -> tuple[int, dict[str, Any]]:
         log.error("local cloud admin request failed: %s", failure.getTraceback())
         return 500, {"Error": {"Code": "InternalError", "Message": "An internal error has occurred"}}
 

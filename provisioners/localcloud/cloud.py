@@ -18,7 +18,7 @@ import ipaddress
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import redis
@@ -148,11 +148,11 @@ class LocalCloud:
         while self._pending:
             await DeferredList(list(self._pending))
 
-    def _background(self, coro) -> None:
+    def _background(self, coro: Coroutine[Any, Any, object]) -> None:
         d = Deferred.fromCoroutine(coro)
         self._pending.add(d)
 
-        def done(result):
+        def done(result: object) -> None:
             self._pending.discard(d)
             if isinstance(result, Failure):
                 log.error("local cloud background task failed: %s", result.getTraceback())
@@ -187,9 +187,9 @@ class LocalCloud:
             for c in await self.machines.containers()
             if c.labels.get(f"{LABEL}.account") == account
         }
-        for iid, container in containers.items():
+        for iid, listed in containers.items():
             if iid and iid not in records:
-                adopted = self.machines.adopt(container, self.images)
+                adopted = self.machines.adopt(listed, self.images)
                 if adopted:
                     records[iid] = adopted
         out = []
@@ -375,7 +375,9 @@ class LocalCloud:
         self._background(self.machines.launch(records))
         return self._reservation(account, reservation_id, [(r, "pending") for r in records])
 
-    def _reservation(self, account: str, reservation_id: str, instances) -> dict[str, Any]:
+    def _reservation(
+        self, account: str, reservation_id: str, instances: Sequence[tuple[InstanceRecord, str]]
+    ) -> dict[str, Any]:
         names = self._group_names(account)
         return {
             "ReservationId": reservation_id,

@@ -14,7 +14,7 @@ Getters = Mapping[str, Callable[[T], Iterable[str]]]
 
 
 def check(
-    filters: list[dict[str, Any]], getters: Getters, tags: Callable[[T], Mapping[str, str]] | None
+    filters: list[dict[str, Any]], getters: Getters, tags: Callable[[Any], Mapping[str, str]] | None
 ) -> None:
     """Refuse filter names we do not understand rather than silently matching everything."""
     for f in filters:

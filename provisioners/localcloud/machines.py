@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 
 from resilin.provisioners.localcloud import firewall, view
 from resilin.provisioners.localcloud.catalogue import InstanceType
@@ -141,10 +142,12 @@ class Machines:
         for record, (ok, result) in zip(
             records, await DeferredList(creations, consumeErrors=True), strict=True
         ):
-            if ok and result is None:
+            if not ok:
+                await self._launch_failed(record, cast(Failure, result).value)
+            elif result is None:
                 created.append(record)
             else:
-                await self._launch_failed(record, result.value if not ok else result)
+                await self._launch_failed(record, result)
         if not created:
             return
         names = [self.container_name(r.instance_id) for r in created]
@@ -160,7 +163,7 @@ class Machines:
             ]
             for ok, result in await DeferredList(fences, consumeErrors=True):
                 if not ok:
-                    raise result.value
+                    raise cast(Failure, result).value
             marks.append(time.monotonic())
             await deferToThread(self.podman.start_all, names)
             marks.append(time.monotonic())
@@ -365,7 +368,7 @@ class Machines:
                 refreshes = [Deferred.fromCoroutine(self._refresh_one(iid)) for iid in batch]
                 for ok, result in await DeferredList(refreshes, consumeErrors=True):
                     if not ok:
-                        log.error("firewall refresh failed: %s", result.getErrorMessage())
+                        log.error("firewall refresh failed: %s", cast(Failure, result).getErrorMessage())
         finally:
             self._refreshing = False
 

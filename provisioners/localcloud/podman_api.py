@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from podman import PodmanClient
@@ -219,8 +219,8 @@ class PodmanApi(Podman):
             # One listing for every PID: a container's full inspection is many times its size.
             names = [f"^{re.escape(c)}$" for c in containers]
             query = {"all": "true", "filters": json.dumps({"name": names})}
-            items = self._call("get", "/containers/json", params=query) or []
-            listed = [Container.from_listing(item) for item in items]  # type: ignore[union-attr]
+            items = cast(list[dict[str, Any]], self._call("get", "/containers/json", params=query) or [])
+            listed = [Container.from_listing(item) for item in items]
             return initialised_pids(containers, {c.name: c.pid for c in listed})
 
         return self._or_cli(via_api, lambda: Podman.init_all(self, containers))
@@ -261,8 +261,8 @@ class PodmanApi(Podman):
         query = {"all": "true", "filters": json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})}
 
         def via_api() -> list[Container]:
-            items = self._call("get", "/containers/json", params=query) or []
-            return [Container.from_listing(item) for item in items]  # type: ignore[union-attr]
+            items = cast(list[dict[str, Any]], self._call("get", "/containers/json", params=query) or [])
+            return [Container.from_listing(item) for item in items]
 
         return self._or_cli(via_api, lambda: Podman.list(self, labels))
 

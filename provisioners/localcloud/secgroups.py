@@ -204,7 +204,9 @@ class SecurityGroups:
 
     # Ingress rules ---------------------------------------------------------------------
 
-    def _rule(self, group: dict[str, Any], proto: str, low: int | None, high: int | None, **source) -> dict:
+    def _rule(
+        self, group: dict[str, Any], proto: str, low: int | None, high: int | None, **source: Any
+    ) -> dict:
         rule = {"SecurityGroupRuleId": catalogue.new_id("sgr"), "IpProtocol": proto, **source}
         if low is not None:
             rule["FromPort"], rule["ToPort"] = low, high

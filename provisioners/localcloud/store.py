@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -71,7 +71,7 @@ class Store:
     # Key pairs ----------------------------------------------------------------
 
     def key_pairs(self, account: str) -> dict[str, dict[str, Any]]:
-        raw = self.redis.hgetall(self._key("keypairs", account))
+        raw = cast(dict[str, str], self.redis.hgetall(self._key("keypairs", account)))
         return {name: json.loads(value) for name, value in raw.items()}
 
     def add_key_pair(self, account: str, name: str, info: dict[str, Any]) -> bool:
@@ -95,15 +95,15 @@ class Store:
             self.release_ip(record.private_ip, record.instance_id)
 
     def get(self, instance_id: str) -> InstanceRecord | None:
-        raw = self.redis.get(self._key("instance", instance_id))
+        raw = cast(str | None, self.redis.get(self._key("instance", instance_id)))
         return InstanceRecord.from_json(raw) if raw else None
 
     def instances(self, account: str) -> list[InstanceRecord]:
         index = self._key("instances", account)
-        ids = sorted(self.redis.smembers(index))
+        ids = sorted(cast(set[str], self.redis.smembers(index)))
         if not ids:
             return []
-        raws = self.redis.mget([self._key("instance", i) for i in ids])
+        raws = cast(list[str | None], self.redis.mget([self._key("instance", i) for i in ids]))
         gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
         if gone:  # records of terminated instances expire; drop them from the index too
             self.redis.srem(index, *gone)
@@ -112,7 +112,7 @@ class Store:
     def all_instances(self) -> list[InstanceRecord]:
         out = []
         for key in self.redis.scan_iter(match=self._key("instance", "*")):
-            raw = self.redis.get(key)
+            raw = cast(str | None, self.redis.get(key))
             if raw:
                 out.append(InstanceRecord.from_json(raw))
         return out
@@ -136,7 +136,7 @@ class Store:
     # Security groups ------------------------------------------------------------
 
     def groups(self, account: str) -> dict[str, dict[str, Any]]:
-        raw = self.redis.hgetall(self._key("groups", account))
+        raw = cast(dict[str, str], self.redis.hgetall(self._key("groups", account)))
         return {gid: json.loads(value) for gid, value in raw.items()}
 
     def save_group(self, account: str, group: dict[str, Any]) -> None:
@@ -149,11 +149,11 @@ class Store:
 
     def token_reservation(self, account: str, token: str) -> str | None:
         """The reservation a ClientToken already launched, if any."""
-        return self.redis.get(self._key("token", account, token))
+        return cast(str | None, self.redis.get(self._key("token", account, token)))
 
     def claim_token(self, account: str, token: str, reservation_id: str) -> str:
         """The reservation a ClientToken already launched, or claim it for ``reservation_id``."""
         key = self._key("token", account, token)
         if self.redis.set(key, reservation_id, nx=True, ex=7 * 24 * 3600):
             return reservation_id
-        return self.redis.get(key) or reservation_id
+        return cast(str | None, self.redis.get(key)) or reservation_id

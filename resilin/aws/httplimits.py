@@ -31,13 +31,13 @@ import resource
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import reactor
-from twisted.internet.base import DelayedCall
+from twisted.internet.interfaces import IDelayedCall, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel
+from twisted.web.http import HTTPChannel, Request
 from twisted.web.server import Site
 
 # Descriptors kept back from the connection cap for files, Redis, podman and the listeners.
@@ -74,7 +74,7 @@ class HttpLimits:
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"{where}: {name} must be a number > 0")
             changes[name] = int(value) if field.type == "int" else float(value)
-        return dataclasses.replace(cls(), **changes)  # type: ignore[arg-type]  # each change has its field's type
+        return dataclasses.replace(cls(), **cast(dict[str, Any], changes))  # each checked above
 
     @classmethod
     def from_assignments(cls, assignments: Sequence[str]) -> HttpLimits:
@@ -139,7 +139,7 @@ def plain_response(status: int, reason: str, extra: str = "") -> bytes:
 class _PauseWatch:
     """The transport as the channel's producer, noting whether the server paused reading during a window."""
 
-    def __init__(self, producer, on_pause: Callable[[], None]) -> None:
+    def __init__(self, producer: Any, on_pause: Callable[[], None]) -> None:
         self._producer = producer
         self._on_pause = on_pause
 
@@ -147,7 +147,7 @@ class _PauseWatch:
         self._on_pause()
         self._producer.pauseProducing()
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._producer, name)
 
 
@@ -170,20 +170,20 @@ class LimitedChannel(HTTPChannel):
     linger_bytes = 64 * 1024 * 1024
 
     @property
-    def _tcp(self) -> Any:
-        """The connection's TCP transport (``ITransport`` knows neither aborting nor half-closing)."""
-        return self.transport
+    def _tcp(self) -> ITCPTransport:
+        """The connection (Twisted declares a channel's transport as the plainer ITransport)."""
+        return cast(ITCPTransport, self.transport)
 
     def connectionMade(self) -> None:
         site = getattr(self, "site", None)
-        accounts = getattr(site, "peer_accounts", None)
+        accounts = _peer_accounts(site)
         if accounts is None:  # a site nobody called protect() on: its own accounts, default limits
-            accounts = protect(site).peer_accounts if site is not None else PeerAccounts(HttpLimits())  # type: ignore[attr-defined]
+            accounts = _guard(site, None) if site is not None else PeerAccounts(HttpLimits())
         self.accounts: PeerAccounts = accounts
         self.limits: HttpLimits = accounts.limits
         self.peer = getattr(self._tcp.getPeer(), "host", "") or ""
         self._phase = _IDLE
-        self._timer: DelayedCall | None = None
+        self._timer: IDelayedCall | None = None
         self._received = 0
         self._window_start = 0
         self._paused_in_window = False
@@ -241,7 +241,7 @@ class LimitedChannel(HTTPChannel):
             self._cancel()
         super().allContentReceived()
 
-    def requestDone(self, request) -> None:
+    def requestDone(self, request: Request) -> None:
         if self._phase == _HANDLING and self.persistent:
             self._phase = _IDLE
             self._arm(self.limits.idle_timeout, self._idle_expired)
@@ -325,7 +325,7 @@ class LimitedChannel(HTTPChannel):
 
     def _arm(self, seconds: float, action: Callable[[], object]) -> None:
         self._cancel()
-        self._timer = reactor.callLater(seconds, action)  # type: ignore[attr-defined, arg-type]
+        self._timer = reactor.callLater(seconds, action)
 
     def _cancel(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -343,11 +343,24 @@ class LimitedChannel(HTTPChannel):
 
 def protect(site: Site, limits: HttpLimits | None = None) -> Site:
     """Serve ``site`` with ``limits`` (defaults: HttpLimits()): its connections become LimitedChannels."""
+    _guard(site, limits)
+    return site
+
+
+def _guard(site: Site, limits: HttpLimits | None) -> PeerAccounts:
+    """What ``protect`` does; returns the site's new PeerAccounts."""
     site.timeOut = None  # Twisted's own timeout resets on every byte; the channel's deadlines replace it
     if not (isinstance(site.protocol, type) and issubclass(site.protocol, LimitedChannel)):
-        site.protocol = LimitedChannel  # type: ignore[method-assign, assignment]
-    site.peer_accounts = PeerAccounts(limits or HttpLimits())  # type: ignore[attr-defined]
-    return site
+        # Twisted annotates the channel factory as a method returning its generic channel type.
+        site.protocol = LimitedChannel  # type: ignore[method-assign,assignment]
+    accounts = PeerAccounts(limits or HttpLimits())
+    site.peer_accounts = accounts  # type: ignore[attr-defined]  # read back by _peer_accounts
+    return accounts
+
+
+def _peer_accounts(site: object) -> PeerAccounts | None:
+    """The PeerAccounts ``protect`` gave ``site`` (None for a site it was not called on)."""
+    return getattr(site, "peer_accounts", None)
 
 
 def add_limit_option(parser: argparse.ArgumentParser) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
+from twisted.internet.interfaces import ITransport
 from twisted.web.http import RESPONSES
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -48,11 +49,12 @@ class BoundedRequest(Request):
 
     @property
     def _site(self) -> BoundedSite:
-        return self.channel.site  # type: ignore[union-attr, attr-defined]  # set on every channel by its Site
+        # Twisted's Site gives each of its channels a ``site`` attribute that it does not declare.
+        return cast(BoundedSite, cast(Any, self.channel).site)
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > self._site.max_body:
-            self.content = io.BytesIO()  # type: ignore[assignment]
+            self.content = io.BytesIO()  # type: ignore[assignment]  # Twisted declares it None until now
             self._refuse()
         else:
             super().gotLength(length)
@@ -78,11 +80,8 @@ class BoundedRequest(Request):
         head = [f"HTTP/1.1 {status} {RESPONSES.get(status, b'').decode()}"]
         head += [f"{name}: {value}" for name, value in headers.items()]
         head += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-        channel = self.channel
-        assert channel is not None  # the request is being received
-        transport: Any = channel.transport  # ITransport's stubs do not type write(data)
-        transport.write("\r\n".join(head).encode("latin-1") + body)
-        channel.loseConnection()  # stops reading at once; what was written is still sent
+        cast(ITransport, self.channel.transport).write("\r\n".join(head).encode("latin-1") + body)
+        self.channel.loseConnection()  # stops reading at once; what was written is still sent
 
 
 class BoundedSite(Site):

@@ -82,11 +82,8 @@ class Node:
         self._client: paramiko.SSHClient | None = None
 
     def connect(self, timeout: float = 10.0) -> paramiko.SSHClient:
-        if (
-            self._client is not None
-            and self._client.get_transport()
-            and self._client.get_transport().is_active()
-        ):
+        transport = self._client.get_transport() if self._client is not None else None
+        if self._client is not None and transport is not None and transport.is_active():
             return self._client
         client = paramiko.SSHClient()
         known = pinned_host_keys(

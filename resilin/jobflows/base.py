@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 from resilin.errors import InvalidRequest, ValidationError
 from resilin.jobflows import ids, states
 from resilin.jobflows.caller import Caller, as_caller
+from resilin.jobflows.documents import ClusterDoc, StepDoc
 from resilin.jobflows.releases import OfferedTypes, no_offered_types
-from resilin.jobflows.store import Doc, JobFlowStore
+from resilin.jobflows.store import JobFlowStore
 
 PAGE_SIZE = 50
 T = TypeVar("T")
@@ -33,35 +34,35 @@ class ServiceBase:
         self.offered_types = offered_types
 
     # -- finding what the caller may see ----------------------------------
-    def _cluster(self, who: str | Caller, cid: str) -> Doc:
+    def _cluster(self, who: str | Caller, cid: str) -> ClusterDoc:
         caller = as_caller(who)
         cluster = self.store.get_cluster(cid) if ids.CLUSTER_ID.match(cid or "") else None
         if cluster is None or not caller.can_see(cluster):
             raise InvalidRequest(f"Cluster id '{cid}' is not valid.")
         return cluster
 
-    def _modifiable_cluster(self, who: str | Caller, cid: str) -> Doc:
+    def _modifiable_cluster(self, who: str | Caller, cid: str) -> ClusterDoc:
         cluster = self._cluster(who, cid)
         if cluster["state"] not in MODIFIABLE_STATES or cluster.get("terminate_requested"):
             raise ValidationError(NOT_MODIFIABLE)
         return cluster
 
-    def _clusters(self, who: str | Caller, cids: Sequence[str], *, modifiable: bool) -> list[Doc]:
+    def _clusters(self, who: str | Caller, cids: Sequence[str], *, modifiable: bool) -> list[ClusterDoc]:
         """Every named cluster, all checked before any is changed."""
         find = self._modifiable_cluster if modifiable else self._cluster
         return [find(who, cid) for cid in cids]
 
-    def _step(self, who: str | Caller, cid: str, sid: str) -> Doc:
+    def _step(self, who: str | Caller, cid: str, sid: str) -> StepDoc:
         self._cluster(who, cid)
         step = self.store.get_step(sid) if ids.STEP_ID.match(sid or "") else None
         if step is None or step["cluster_id"] != cid:
             raise InvalidRequest(f"Step id '{sid}' is not valid.")
         return step
 
-    def _update(self, cid: str, change: Callable[[Doc], None]) -> Doc:
+    def _update(self, cid: str, change: Callable[[ClusterDoc], None]) -> ClusterDoc:
         """Change a cluster unless it ended meanwhile (checked again inside the transaction)."""
 
-        def guarded(cluster: Doc) -> None:
+        def guarded(cluster: ClusterDoc) -> None:
             if cluster["state"] not in MODIFIABLE_STATES or cluster.get("terminate_requested"):
                 raise ValidationError(NOT_MODIFIABLE)
             change(cluster)

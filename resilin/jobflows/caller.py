@@ -8,6 +8,10 @@ are its access keys: several ``[[accounts]]`` entries may share one account id.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from resilin.jobflows.documents import ClusterDoc, ClusterSummaryDoc
 
 
 @dataclass(frozen=True)
@@ -15,7 +19,7 @@ class Caller:
     account_id: str
     user: str | None = None  # None: the account itself (internal callers), which sees every cluster
 
-    def can_see(self, cluster: dict) -> bool:
+    def can_see(self, cluster: ClusterDoc | ClusterSummaryDoc) -> bool:
         if cluster["account"] != self.account_id:
             return False
         if cluster.get("visible_to_all_users", True) or self.user is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from resilin.applications.hadoop_config import check_configurations
 from resilin.errors import ValidationError
@@ -16,11 +16,12 @@ from resilin.jobflows.base import (
     unique,
 )
 from resilin.jobflows.caller import Caller, as_caller
+from resilin.jobflows.documents import BootstrapActionDoc, ClusterDoc, NetworkDoc
 from resilin.jobflows.instance_requests import describe_groups
 from resilin.jobflows.policy_operations import auto_termination_policy, check_tags, managed_scaling_policy
 from resilin.jobflows.security_configurations import check_usable
 from resilin.jobflows.step_operations import check_active_step_limit, new_step
-from resilin.jobflows.store import ClusterSummary, Doc
+from resilin.jobflows.store import ClusterSummary
 
 MAX_TERMINATED_AT_ONCE = 10
 MAX_STEP_CONCURRENCY = 256
@@ -36,7 +37,7 @@ def check_step_concurrency(level: int) -> int:
     return level
 
 
-def _network(instances: dict, region: str) -> Doc:
+def _network(instances: dict, region: str) -> NetworkDoc:
     placement = instances.get("Placement") or {}
     zones = list(placement.get("AvailabilityZones", []))
     if placement.get("AvailabilityZone"):
@@ -60,13 +61,13 @@ def _network(instances: dict, region: str) -> Doc:
     }
 
 
-def _bootstrap_actions(actions: list[dict]) -> list[dict]:
+def _bootstrap_actions(actions: list[dict]) -> list[BootstrapActionDoc]:
     if len(actions) > MAX_BOOTSTRAP_ACTIONS:
         raise ValidationError(f"A cluster can have at most {MAX_BOOTSTRAP_ACTIONS} bootstrap actions.")
     for action in actions:
         if not action["ScriptBootstrapAction"]["Path"].strip():
             raise ValidationError(f"Bootstrap action '{action['Name']}' has an empty script path.")
-    return actions
+    return cast(list[BootstrapActionDoc], actions)  # as the model-checked request gave them
 
 
 class ClusterOperations(ServiceBase):
@@ -114,7 +115,7 @@ class ClusterOperations(ServiceBase):
         if security:
             check_usable(self.store.get_security_configuration(caller.account_id, security), security)
         now = time.time()
-        cluster: Doc = {
+        cluster: ClusterDoc = {
             "id": cid,
             "account": caller.account_id,
             "created_by": caller.user,
@@ -242,8 +243,8 @@ class ClusterOperations(ServiceBase):
         clusters = self._clusters(who, unique(cids), modifiable=True)
         for cluster in clusters:
 
-            def change(c: Doc) -> None:
-                c[field] = value
+            def change(c: ClusterDoc) -> None:
+                cast(dict[str, Any], c)[field] = value  # one of the cluster's settings, by name
 
             self._update(cluster["id"], change)
             if notify:
@@ -278,7 +279,7 @@ class ClusterOperations(ServiceBase):
             check_step_concurrency(level)
         extended = params.get("ExtendedSupport")
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             if level is not None:
                 c["step_concurrency_level"] = level
             if extended is not None:

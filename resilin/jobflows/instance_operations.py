@@ -18,6 +18,7 @@ from resilin.errors import InvalidRequest, ValidationError
 from resilin.jobflows import ids, releases, states, views
 from resilin.jobflows.base import ServiceBase, page, unique
 from resilin.jobflows.caller import Caller
+from resilin.jobflows.documents import ClusterDoc, Configuration, InstanceDoc, InstanceGroupDoc
 from resilin.jobflows.instance_requests import (
     INSTANCE_FLEET,
     MAX_INSTANCES,
@@ -25,13 +26,12 @@ from resilin.jobflows.instance_requests import (
     fleet_group,
     new_group,
 )
-from resilin.jobflows.store import Doc
 
 RESIZABLE_CLUSTER_STATES = (states.RUNNING, states.WAITING)
 NOT_RESIZABLE = "An instance group may only be added or modified while its cluster is RUNNING or WAITING."
 
 
-def _uses_fleets(cluster: Doc) -> bool:
+def _uses_fleets(cluster: ClusterDoc) -> bool:
     return cluster.get("instance_collection_type") == INSTANCE_FLEET
 
 
@@ -80,7 +80,7 @@ class InstanceOperations(ServiceBase):
         return page(actions, params.get("Marker"), "BootstrapActions")
 
     # -- changes ------------------------------------------------------------
-    def _resizable(self, who: str | Caller, cid: str, fleets: bool = False) -> Doc:
+    def _resizable(self, who: str | Caller, cid: str, fleets: bool = False) -> ClusterDoc:
         cluster = self._modifiable_cluster(who, cid)
         if cluster["state"] not in RESIZABLE_CLUSTER_STATES:
             raise ValidationError(NOT_RESIZABLE)
@@ -99,7 +99,7 @@ class InstanceOperations(ServiceBase):
                 "Only one task instance fleet can be added to a cluster with instance fleets."
             )
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             if c["state"] not in RESIZABLE_CLUSTER_STATES:
                 raise ValidationError(NOT_RESIZABLE)
             c["groups"].append(fleet)
@@ -124,7 +124,7 @@ class InstanceOperations(ServiceBase):
         if count > MAX_INSTANCES:
             raise ValidationError(f"The instance fleet would need more than {MAX_INSTANCES} instances.")
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             if c["state"] not in RESIZABLE_CLUSTER_STATES:
                 raise ValidationError(NOT_RESIZABLE)
             group = next(g for g in c["groups"] if g["id"] == fleet_id)
@@ -158,7 +158,7 @@ class InstanceOperations(ServiceBase):
         if any(g.get("auto_scaling_policy") for g in added) and not cluster.get("auto_scaling_role"):
             raise ValidationError("An AutoScalingRole is required when using an automatic scaling policy.")
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             if c["state"] not in RESIZABLE_CLUSTER_STATES:
                 raise ValidationError(NOT_RESIZABLE)
             c["groups"].extend(added)
@@ -193,7 +193,7 @@ class InstanceOperations(ServiceBase):
 
         for cid, changes in by_cluster.items():
 
-            def change(c: Doc, changes: list[dict] = changes) -> None:
+            def change(c: ClusterDoc, changes: list[dict] = changes) -> None:
                 if c["state"] not in RESIZABLE_CLUSTER_STATES:
                     raise ValidationError(NOT_RESIZABLE)
                 groups = {g["id"]: g for g in c["groups"]}
@@ -205,7 +205,7 @@ class InstanceOperations(ServiceBase):
         return {}
 
 
-def _check_modifications(cluster: Doc, changes: list[dict], instances: list[Doc]) -> None:
+def _check_modifications(cluster: ClusterDoc, changes: list[dict], instances: list[InstanceDoc]) -> None:
     groups = {g["id"]: g for g in cluster["groups"]}
     for config in changes:
         gid = config["InstanceGroupId"]
@@ -239,7 +239,7 @@ def _check_modifications(cluster: Doc, changes: list[dict], instances: list[Doc]
             _check_reconfiguration(group, config["Configurations"])
 
 
-def _check_reconfiguration(group: Doc, configurations: list[Doc]) -> None:
+def _check_reconfiguration(group: InstanceGroupDoc, configurations: list[Configuration]) -> None:
     """As RunJobFlow checks configurations; and one reconfiguration of a group at a time."""
     check_configurations(configurations)
     if group.get("pending_configurations"):
@@ -249,7 +249,7 @@ def _check_reconfiguration(group: Doc, configurations: list[Doc]) -> None:
         )
 
 
-def _apply(group: Doc, config: dict[str, Any]) -> None:
+def _apply(group: InstanceGroupDoc, config: dict[str, Any]) -> None:
     count = config.get("InstanceCount")
     # A resize asked for while the group is reconfigured waits for that, and shows it until then.
     resizing = (
@@ -273,7 +273,7 @@ def _apply(group: Doc, config: dict[str, Any]) -> None:
         _reconfigure(group, config["Configurations"], config.get("ReconfigurationType", "OVERWRITE"))
 
 
-def _reconfigure(group: Doc, requested: list[Doc], kind: str) -> None:
+def _reconfigure(group: InstanceGroupDoc, requested: list[Configuration], kind: str) -> None:
     """Record the group's next configurations; the cluster's monitor applies them (resilin/cluster/reconfigure.py)."""
     _check_reconfiguration(group, requested)  # again, in the transaction: a concurrent request may have won
     current = group.get("configurations") or []

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 from resilin.errors import ValidationError
 from resilin.jobflows import ids, states
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import AutoScalingPolicyDoc, InstanceGroupDoc
 
 INSTANCE_GROUP = "INSTANCE_GROUP"
 INSTANCE_FLEET = "INSTANCE_FLEET"
@@ -30,7 +31,7 @@ def _any_type(_: str) -> bool | None:
     return None
 
 
-def describe_groups(instances: dict, offered: TypeOffered = _any_type) -> tuple[list[Doc], str]:
+def describe_groups(instances: dict, offered: TypeOffered = _any_type) -> tuple[list[InstanceGroupDoc], str]:
     """The cluster's instance groups and its InstanceCollectionType."""
     fleets = instances.get("InstanceFleets")
     groups_given = instances.get("InstanceGroups")
@@ -52,7 +53,7 @@ def describe_groups(instances: dict, offered: TypeOffered = _any_type) -> tuple[
     return groups, collection
 
 
-def _groups_from_types(instances: dict) -> list[Doc]:
+def _groups_from_types(instances: dict) -> list[InstanceGroupDoc]:
     master_type = instances.get("MasterInstanceType")
     if not master_type:
         raise ValidationError(
@@ -72,7 +73,7 @@ def _groups_from_types(instances: dict) -> list[Doc]:
     return groups
 
 
-def _check_roles(groups: list[Doc], collection: str) -> None:
+def _check_roles(groups: list[InstanceGroupDoc], collection: str) -> None:
     kind = "fleet" if collection == INSTANCE_FLEET else "group"
     masters = [g for g in groups if g["role"] == "MASTER"]
     if len(masters) != 1:
@@ -89,7 +90,7 @@ def _check_roles(groups: list[Doc], collection: str) -> None:
         raise ValidationError(f"A cluster can have at most {limit} task instance {kind}(s).")
 
 
-def new_group(config: dict) -> Doc:
+def new_group(config: dict) -> InstanceGroupDoc:
     """An instance group from an InstanceGroupConfig (RunJobFlow or AddInstanceGroups)."""
     role = config["InstanceRole"]
     count = config["InstanceCount"]
@@ -123,7 +124,7 @@ def new_group(config: dict) -> Doc:
     }
 
 
-def _ebs_devices(ebs: dict) -> list[Doc]:
+def _ebs_devices(ebs: dict) -> list[dict[str, Any]]:
     devices = []
     for spec in ebs.get("EbsBlockDeviceConfigs", []):
         for n in range(spec.get("VolumesPerInstance", 1)):
@@ -133,7 +134,7 @@ def _ebs_devices(ebs: dict) -> list[Doc]:
     return devices
 
 
-def stored_auto_scaling_policy(policy: dict) -> Doc:
+def stored_auto_scaling_policy(policy: dict) -> AutoScalingPolicyDoc:
     constraints = policy["Constraints"]
     if constraints["MinCapacity"] > constraints["MaxCapacity"]:
         raise ValidationError("The auto-scaling policy's MinCapacity must not exceed its MaxCapacity.")
@@ -145,10 +146,14 @@ def stored_auto_scaling_policy(policy: dict) -> Doc:
     if len(set(names)) != len(names):
         raise ValidationError("The auto-scaling policy's rule names must be unique.")
     # Stored as given; PENDING until automatic scaling acts on it (resizing is the worker's).
-    return {"Constraints": constraints, "Rules": policy["Rules"], "state": "PENDING"}
+    return {
+        "Constraints": constraints,
+        "Rules": policy["Rules"],
+        "state": states.AutoScalingPolicyState.PENDING,
+    }
 
 
-def fleet_group(config: dict, offered: TypeOffered) -> Doc:
+def fleet_group(config: dict, offered: TypeOffered) -> InstanceGroupDoc:
     """The group provisioning one instance fleet."""
     role = config["InstanceFleetType"]
     on_demand = config.get("TargetOnDemandCapacity", 0)

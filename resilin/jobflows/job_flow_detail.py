@@ -13,34 +13,37 @@ from typing import Any
 from resilin.jobflows import releases, states, views
 from resilin.jobflows.base import ServiceBase
 from resilin.jobflows.caller import Caller, as_caller
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import ClusterDoc, InstanceGroupDoc, StepDoc
+from resilin.jobflows.states import JobFlowExecutionState
 
 MAX_JOB_FLOWS = 512
 TWO_WEEKS = 14 * 24 * 3600
 TWO_MONTHS = 61 * 24 * 3600
-ACTIVE_JOB_FLOW_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "SHUTTING_DOWN")
+_JF = JobFlowExecutionState
+ACTIVE_JOB_FLOW_STATES = (_JF.STARTING, _JF.BOOTSTRAPPING, _JF.RUNNING, _JF.WAITING, _JF.SHUTTING_DOWN)
 
 
-def job_flow_state(cluster: Doc) -> str:
+def job_flow_state(cluster: ClusterDoc) -> str:
+    """The cluster's state as DescribeJobFlows names it (a JobFlowExecutionState)."""
     state = cluster["state"]
     code = (cluster.get("state_reason") or {}).get("code")
     if state == states.TERMINATING:
-        return "SHUTTING_DOWN"
+        return _JF.SHUTTING_DOWN
     if state == states.TERMINATED:
-        return "COMPLETED" if code == states.ALL_STEPS_COMPLETED else "TERMINATED"
+        return _JF.COMPLETED if code == states.ALL_STEPS_COMPLETED else _JF.TERMINATED
     if state == states.TERMINATED_WITH_ERRORS:
-        return "FAILED"
+        return _JF.FAILED
     return state
 
 
-def _step_state(step: Doc) -> str:
+def _step_state(step: StepDoc) -> str:
     state = step["state"]
     if state == states.CANCEL_PENDING:
         return states.STEP_RUNNING if step["timeline"].get("start") else states.PENDING
     return state
 
 
-def _step_detail(step: Doc) -> dict:
+def _step_detail(step: StepDoc) -> dict:
     reason = (step.get("state_reason") or {}).get("message") or (step.get("failure") or {}).get("message")
     return {
         "StepConfig": views.strip(
@@ -69,7 +72,7 @@ def _step_detail(step: Doc) -> dict:
     }
 
 
-def _group_detail(group: Doc, cluster: Doc) -> dict:
+def _group_detail(group: InstanceGroupDoc, cluster: ClusterDoc) -> dict:
     timeline = views.instance_group(group, cluster)["Status"]["Timeline"]
     return views.strip(
         {
@@ -122,7 +125,7 @@ class JobFlowDetailOperations(ServiceBase):
                 break
         return {"JobFlows": [self._detail(c) for c in chosen]}
 
-    def _detail(self, cluster: Doc) -> dict[str, Any]:
+    def _detail(self, cluster: ClusterDoc) -> dict[str, Any]:
         groups = cluster["groups"]
         master = next(g for g in groups if g["role"] == "MASTER")
         core = next((g for g in groups if g["role"] == "CORE"), master)

@@ -6,12 +6,15 @@ cluster worker reads ``auto_termination_policy`` to end an idle cluster.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from resilin.errors import InvalidRequest, ValidationError
 from resilin.jobflows import ids, views
 from resilin.jobflows.base import ServiceBase
 from resilin.jobflows.caller import Caller
+from resilin.jobflows.documents import ClusterDoc, InstanceGroupDoc, Tag
 from resilin.jobflows.instance_requests import INSTANCE_FLEET, stored_auto_scaling_policy
-from resilin.jobflows.store import Doc
 
 MAX_TAGS = 50
 MAX_TAG_KEY = 128
@@ -21,7 +24,7 @@ MAX_IDLE_TIMEOUT = 7 * 24 * 3600
 DEFAULT_IDLE_TIMEOUT = 3600
 
 
-def check_tags(tags: list[dict]) -> list[dict]:
+def check_tags(tags: Sequence[Mapping[str, Any]]) -> list[Tag]:
     """Tags as stored: each key once (the last value wins, as EMR keeps it)."""
     merged: dict[str, str] = {}
     for tag in tags:
@@ -73,7 +76,7 @@ def managed_scaling_policy(policy: dict, collection: str) -> dict:
 
 class PolicyOperations(ServiceBase):
     # -- tags -------------------------------------------------------------
-    def _tagged_cluster(self, who: str | Caller, params: dict) -> Doc:
+    def _tagged_cluster(self, who: str | Caller, params: dict) -> ClusterDoc:
         resource = params["ResourceId"]
         if not ids.CLUSTER_ID.match(resource):
             raise InvalidRequest(f"Resource id '{resource}' is not valid: only clusters can be tagged here.")
@@ -88,7 +91,7 @@ class PolicyOperations(ServiceBase):
         if not new:
             raise ValidationError("At least one tag must be given.")
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             c["tags"] = check_tags(c["tags"] + new)
 
         # Tags may be changed after a cluster ended, as on EMR.
@@ -99,7 +102,7 @@ class PolicyOperations(ServiceBase):
         cluster = self._tagged_cluster(who, params)
         keys = set(params["TagKeys"])
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             c["tags"] = [t for t in c["tags"] if t["Key"] not in keys]
 
         self.store.update_cluster(cluster["id"], change)
@@ -110,7 +113,7 @@ class PolicyOperations(ServiceBase):
         cluster = self._modifiable_cluster(who, params["ClusterId"])
         policy = auto_termination_policy(params.get("AutoTerminationPolicy") or {})
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             c["auto_termination_policy"] = policy
 
         self._update(cluster["id"], change)
@@ -125,7 +128,7 @@ class PolicyOperations(ServiceBase):
     def remove_auto_termination_policy(self, who: str | Caller, params: dict) -> dict:
         cluster = self._modifiable_cluster(who, params["ClusterId"])
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             c["auto_termination_policy"] = None
 
         self._update(cluster["id"], change)
@@ -142,7 +145,7 @@ class PolicyOperations(ServiceBase):
                 "Managed scaling cannot be used on a cluster whose instance groups have automatic scaling policies."
             )
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             c["managed_scaling_policy"] = policy
 
         self._update(cluster["id"], change)
@@ -156,14 +159,14 @@ class PolicyOperations(ServiceBase):
     def remove_managed_scaling_policy(self, who: str | Caller, params: dict) -> dict:
         cluster = self._modifiable_cluster(who, params["ClusterId"])
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             c["managed_scaling_policy"] = None
 
         self._update(cluster["id"], change)
         return {}
 
     # -- automatic scaling of instance groups -----------------------------
-    def _scalable_group(self, cluster: Doc, group_id: str) -> Doc:
+    def _scalable_group(self, cluster: ClusterDoc, group_id: str) -> InstanceGroupDoc:
         group = next((g for g in cluster["groups"] if g["id"] == group_id), None)
         if group is None or "fleet" in group:
             raise InvalidRequest(f"Instance group id '{group_id}' is not valid.")
@@ -182,7 +185,7 @@ class PolicyOperations(ServiceBase):
             )
         policy = stored_auto_scaling_policy(params["AutoScalingPolicy"])
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             for g in c["groups"]:
                 if g["id"] == group["id"]:
                     g["auto_scaling_policy"] = policy
@@ -199,7 +202,7 @@ class PolicyOperations(ServiceBase):
         cluster = self._modifiable_cluster(who, params["ClusterId"])
         group = self._scalable_group(cluster, params["InstanceGroupId"])
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             for g in c["groups"]:
                 if g["id"] == group["id"]:
                     g["auto_scaling_policy"] = None

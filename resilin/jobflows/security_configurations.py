@@ -15,7 +15,7 @@ from resilin.errors import InvalidRequest, ValidationError
 from resilin.jobflows import states, views
 from resilin.jobflows.base import ServiceBase, page
 from resilin.jobflows.caller import Caller, as_caller
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import BlockPublicAccessDoc, SecurityConfigurationDoc
 
 MAX_NAME = 10280
 KNOWN_SECTIONS = {
@@ -43,7 +43,7 @@ def _parse(name: str, text: str) -> dict:
     return document
 
 
-def check_usable(doc: Doc | None, name: str) -> None:
+def check_usable(doc: SecurityConfigurationDoc | None, name: str) -> None:
     """Refuse a cluster's security configuration that is missing or asks for what Resilin cannot do."""
     if doc is None:
         raise ValidationError(f"Security configuration '{name}' does not exist.")
@@ -73,12 +73,16 @@ class SecurityConfigurationOperations(ServiceBase):
         if not name.strip():
             raise InvalidRequest("A security configuration name must not be empty.")
         _parse(name, params["SecurityConfiguration"])
-        doc = {"name": name, "configuration": params["SecurityConfiguration"], "created": time.time()}
+        doc: SecurityConfigurationDoc = {
+            "name": name,
+            "configuration": params["SecurityConfiguration"],
+            "created": time.time(),
+        }
         if not self.store.create_security_configuration(caller.account_id, doc):
             raise InvalidRequest(f"SecurityConfiguration with name '{name}' already exists.")
         return {"Name": name, "CreationDateTime": views.ts(doc["created"])}
 
-    def _security_configuration(self, caller: Caller, name: str) -> Doc:
+    def _security_configuration(self, caller: Caller, name: str) -> SecurityConfigurationDoc:
         doc = self.store.get_security_configuration(caller.account_id, name)
         if doc is None:
             raise InvalidRequest(f"Security configuration with name '{name}' does not exist.")
@@ -125,7 +129,7 @@ class SecurityConfigurationOperations(ServiceBase):
         doc = self.store.get_block_public_access(caller.account_id)
         if doc is None:
             # EMR's default for an account that never set one: block, except SSH.
-            default = {
+            default: BlockPublicAccessDoc = {
                 "configuration": {
                     "BlockPublicSecurityGroupRules": True,
                     "PermittedPublicSecurityGroupRuleRanges": DEFAULT_PERMITTED_PORTS,
@@ -147,7 +151,7 @@ class SecurityConfigurationOperations(ServiceBase):
             if high < low:
                 raise InvalidRequest(f"Port range {low}-{high} is not valid: MaxRange is below MinRange.")
             ranges.append({"MinRange": low, "MaxRange": high})
-        doc = {
+        doc: BlockPublicAccessDoc = {
             "configuration": {
                 "BlockPublicSecurityGroupRules": configuration["BlockPublicSecurityGroupRules"],
                 "PermittedPublicSecurityGroupRuleRanges": ranges,
@@ -159,7 +163,7 @@ class SecurityConfigurationOperations(ServiceBase):
         return {}
 
 
-def _block_public_access_shape(doc: Doc) -> dict[str, Any]:
+def _block_public_access_shape(doc: BlockPublicAccessDoc) -> dict[str, Any]:
     return {
         "BlockPublicAccessConfiguration": doc["configuration"],
         "BlockPublicAccessConfigurationMetadata": {

@@ -9,7 +9,9 @@ from resilin.errors import InvalidRequest, ValidationError
 from resilin.jobflows import ids, states, views
 from resilin.jobflows.base import ServiceBase, page_newest_first, unique
 from resilin.jobflows.caller import Caller, as_caller
-from resilin.jobflows.store import Doc, StateConflict
+from resilin.jobflows.documents import StepDoc
+from resilin.jobflows.states import CancelStepsRequestStatus
+from resilin.jobflows.store import StateConflict
 
 MAX_ACTIVE_STEPS = 256
 MAX_STEP_STRING_CHARS = 10240
@@ -21,7 +23,7 @@ TOO_MANY_ACTIVE = (
 )
 
 
-def new_step(cid: str, config: dict, execution_role_arn: str | None = None) -> Doc:
+def new_step(cid: str, config: dict, execution_role_arn: str | None = None) -> StepDoc:
     jar_step = config["HadoopJarStep"]
     size = sum(
         len(s) for s in [jar_step.get("Jar", ""), jar_step.get("MainClass", ""), *jar_step.get("Args", [])]
@@ -73,7 +75,7 @@ class StepOperations(ServiceBase):
         if len(wanted_ids) > MAX_LISTED_STEP_IDS:
             raise ValidationError(f"At most {MAX_LISTED_STEP_IDS} step ids may be listed at once.")
 
-        def keep(step: Doc) -> bool:
+        def keep(step: StepDoc) -> bool:
             return (not wanted_states or step["state"] in wanted_states) and (
                 not wanted_ids or step["id"] in wanted_ids
             )
@@ -100,16 +102,20 @@ class StepOperations(ServiceBase):
             )
         option = params.get("StepCancellationOption", "SEND_INTERRUPT")
         infos = [self._cancel_one(cluster["id"], sid, option) for sid in step_ids]
-        if any(info["Status"] == "SUBMITTED" for info in infos):
+        if any(info["Status"] == CancelStepsRequestStatus.SUBMITTED for info in infos):
             self.store.notify(cluster["id"])
         return {"CancelStepsInfoList": infos}
 
     def _cancel_one(self, cid: str, sid: str, option: str) -> dict:
         step = self.store.get_step(sid) if ids.STEP_ID.match(sid) else None
         if step is None or step["cluster_id"] != cid:
-            return {"StepId": sid, "Status": "FAILED", "Reason": f"Step id '{sid}' is not valid."}
+            return {
+                "StepId": sid,
+                "Status": CancelStepsRequestStatus.FAILED,
+                "Reason": f"Step id '{sid}' is not valid.",
+            }
 
-        def change(doc: Doc) -> None:
+        def change(doc: StepDoc) -> None:
             state = doc["state"]
             if state == states.PENDING:
                 doc["state"] = states.CANCELLED
@@ -124,8 +130,8 @@ class StepOperations(ServiceBase):
         try:
             self.store.update_step(sid, change)
         except StateConflict as exc:
-            return {"StepId": sid, "Status": "FAILED", "Reason": str(exc)}
-        return {"StepId": sid, "Status": "SUBMITTED"}
+            return {"StepId": sid, "Status": CancelStepsRequestStatus.FAILED, "Reason": str(exc)}
+        return {"StepId": sid, "Status": CancelStepsRequestStatus.SUBMITTED}
 
 
 def check_active_step_limit(count: int) -> None:

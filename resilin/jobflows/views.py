@@ -9,7 +9,16 @@ import time
 from typing import Any
 
 from resilin.jobflows import states
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import (
+    AutoScalingPolicyDoc,
+    BootstrapActionDoc,
+    ClusterDoc,
+    ClusterSummaryDoc,
+    InstanceDoc,
+    InstanceGroupDoc,
+    StateReason,
+    StepDoc,
+)
 
 _SIZE = re.compile(r"^(\d*)xlarge$")
 # EMR's normalization factors by instance size; "<n>xlarge" counts 8n.
@@ -33,7 +42,7 @@ def normalization_factor(instance_type: str) -> float:
     return _SIZE_FACTORS.get(size, 8)
 
 
-def normalized_hours(cluster: Doc, now: float | None = None) -> int:
+def normalized_hours(cluster: ClusterDoc | ClusterSummaryDoc, now: float | None = None) -> int:
     """Instance-hours, each started hour counted whole, weighted by instance size as EMR does."""
     timeline = cluster["timeline"]
     if not timeline.get("ready"):
@@ -43,12 +52,12 @@ def normalized_hours(cluster: Doc, now: float | None = None) -> int:
     return int(hours * units)
 
 
-def _reason(reason: dict | None) -> dict:
+def _reason(reason: StateReason | None) -> dict:
     reason = reason or {}
     return strip({"Code": reason.get("code"), "Message": reason.get("message")})
 
 
-def cluster_status(cluster: Doc) -> dict:
+def cluster_status(cluster: ClusterDoc | ClusterSummaryDoc) -> dict:
     timeline = cluster["timeline"]
     return {
         "State": cluster["state"],
@@ -63,7 +72,7 @@ def cluster_status(cluster: Doc) -> dict:
     }
 
 
-def cluster_summary(cluster: Doc) -> dict:
+def cluster_summary(cluster: ClusterDoc | ClusterSummaryDoc) -> dict:
     return strip(
         {
             "Id": cluster["id"],
@@ -82,7 +91,7 @@ _SUMMARY_VIEWS: dict[str | bytes, tuple[float, dict]] = {}
 _SUMMARY_VIEWS_MAX = 20_000
 
 
-def cluster_summary_of(raw: str | bytes, cluster: Doc) -> dict:
+def cluster_summary_of(raw: str | bytes, cluster: ClusterSummaryDoc) -> dict:
     """``cluster_summary(cluster)`` for the summary stored as ``raw``, from a cache when fresh."""
     now = time.time()
     cached = _SUMMARY_VIEWS.get(raw)
@@ -101,7 +110,7 @@ def cluster_summary_of(raw: str | bytes, cluster: Doc) -> dict:
     return view
 
 
-def _ec2_attributes(c: Doc, region: str) -> dict:
+def _ec2_attributes(c: ClusterDoc, region: str) -> dict:
     network = c.get("network") or {}
     return strip(
         {
@@ -120,7 +129,7 @@ def _ec2_attributes(c: Doc, region: str) -> dict:
     )
 
 
-def cluster(c: Doc, region: str) -> dict:
+def cluster(c: ClusterDoc, region: str) -> dict:
     return strip(
         {
             "Id": c["id"],
@@ -159,7 +168,7 @@ def cluster(c: Doc, region: str) -> dict:
     )
 
 
-def step(s: Doc) -> dict:
+def step(s: StepDoc) -> dict:
     reason = s.get("state_reason") or {}
     status: dict[str, Any] = {
         "State": s["state"],
@@ -172,12 +181,13 @@ def step(s: Doc) -> dict:
             }
         ),
     }
-    if s.get("failure"):
+    failure = s.get("failure")
+    if failure:
         status["FailureDetails"] = strip(
             {
-                "Reason": s["failure"].get("reason"),
-                "Message": s["failure"].get("message"),
-                "LogFile": s["failure"].get("log_file"),
+                "Reason": failure.get("reason"),
+                "Message": failure.get("message"),
+                "LogFile": failure.get("log_file"),
             }
         )
     return strip(
@@ -199,7 +209,7 @@ def step(s: Doc) -> dict:
     )
 
 
-def _group_timeline(group: Doc, cluster: Doc) -> dict:
+def _group_timeline(group: InstanceGroupDoc, cluster: ClusterDoc) -> dict:
     # The worker moves groups with the cluster; where a group has no time of its own, the
     # cluster's is the group's (a group is ready when its cluster is, and ends with it).
     own = group.get("timeline") or {}
@@ -215,7 +225,7 @@ def _group_timeline(group: Doc, cluster: Doc) -> dict:
     )
 
 
-def instance_group(group: Doc, cluster: Doc) -> dict:
+def instance_group(group: InstanceGroupDoc, cluster: ClusterDoc) -> dict:
     status: dict[str, Any] = {"State": group["state"], "Timeline": _group_timeline(group, cluster)}
     status["StateChangeReason"] = _reason(group.get("state_reason"))
     policy = group.get("auto_scaling_policy")
@@ -245,7 +255,7 @@ def instance_group(group: Doc, cluster: Doc) -> dict:
     )
 
 
-def auto_scaling_policy(policy: Doc) -> dict:
+def auto_scaling_policy(policy: AutoScalingPolicyDoc) -> dict:
     return {
         "Status": strip(
             {
@@ -258,7 +268,7 @@ def auto_scaling_policy(policy: Doc) -> dict:
     }
 
 
-def instance_fleet(group: Doc, cluster: Doc) -> dict:
+def instance_fleet(group: InstanceGroupDoc, cluster: ClusterDoc) -> dict:
     fleet = group["fleet"]
     weight = fleet["weight"]
     provisioned = group["running"] * weight
@@ -286,7 +296,7 @@ def instance_fleet(group: Doc, cluster: Doc) -> dict:
     )
 
 
-def instance(i: Doc, group: Doc | None, fleets: bool) -> dict:
+def instance(i: InstanceDoc, group: InstanceGroupDoc | None, fleets: bool) -> dict:
     state = i.get("state", states.INSTANCE_PROVISIONING)
     timeline = i.get("timeline") or {}
     group_key = "InstanceFleetId" if fleets else "InstanceGroupId"
@@ -313,13 +323,13 @@ def instance(i: Doc, group: Doc | None, fleets: bool) -> dict:
                 }
             ),
             group_key: i.get("group_id"),
-            "Market": (group or {}).get("market", "ON_DEMAND"),
+            "Market": group.get("market", "ON_DEMAND") if group else "ON_DEMAND",
             "InstanceType": i.get("instance_type"),
         }
     )
 
 
-def bootstrap_action(action: Doc) -> dict:
+def bootstrap_action(action: BootstrapActionDoc) -> dict:
     script = action.get("ScriptBootstrapAction") or {}
     return strip(
         {"Name": action.get("Name"), "ScriptPath": script.get("Path"), "Args": script.get("Args", [])}

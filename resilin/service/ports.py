@@ -53,14 +53,14 @@ def listening_socket(
     return sock
 
 
-def adopt(sock: socket.socket, factory: Factory) -> IListeningPort:
+def adopt(sock: socket.socket, factory: Factory[Any]) -> IListeningPort:
     """Serve ``factory`` on ``sock`` in the reactor; the socket object itself is closed."""
     listening = reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, factory)
     sock.close()  # the reactor holds its own duplicate of the descriptor
     return listening
 
 
-def listen(factory: Factory, host: str, port: int, *, freebind: bool = False) -> IListeningPort:
+def listen(factory: Factory[Any], host: str, port: int, *, freebind: bool = False) -> IListeningPort:
     """Serve ``factory`` on ``host:port``; ``freebind`` as for :func:`listening_socket`."""
     if freebind:
         return adopt(listening_socket(host, port, freebind=True), factory)

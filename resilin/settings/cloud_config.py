@@ -7,6 +7,7 @@ name, not discovered halfway through launching a cluster.
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import re
 import urllib.parse
@@ -115,18 +116,18 @@ class _Table:
             raise self.fail(f"'{key}' must be a string")
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def bool(self, key: builtins.str, default: bool) -> bool:
         value = self.table.get(key, default)
         if not isinstance(value, bool):
             raise self.fail(f"'{key}' must be true or false")
         return value
 
-    def positive_int(self, key: str, value: Any, label: str | None = None) -> int:
+    def positive_int(self, key: builtins.str, value: Any, label: builtins.str | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise self.fail(f"'{label or key}' must be a positive integer")
         return value
 
-    def str_list(self, key: str) -> tuple[str, ...]:
+    def str_list(self, key: builtins.str) -> tuple[builtins.str, ...]:
         value = self.table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(f"'{key}' must be a list of names")

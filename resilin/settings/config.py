@@ -15,11 +15,14 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from resilin.aws.httplimits import HttpLimits
 from resilin.aws.sigv4 import Credentials
 from resilin.settings.cloud_config import CloudConfig, CloudConfigError, parse_clouds
 from resilin.settings.private_files import private_dir
+
+T = TypeVar("T")
 
 DEFAULT_HOME = Path(os.environ.get("RESILIN_HOME", Path.home() / ".resilin"))
 DEFAULT_REGION = "us-east-1"
@@ -163,7 +166,7 @@ def check_accounts(accounts: Sequence[Credentials], where: str) -> None:
             )
 
 
-def _require(table: dict, key: str, kind: type, where: str):
+def _require(table: dict, key: str, kind: type[T], where: str) -> T:
     if key not in table:
         raise ConfigError(f"{where}: '{key}' is required")
     value = table[key]

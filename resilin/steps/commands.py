@@ -6,7 +6,7 @@ import re
 import shlex
 
 from resilin.cluster import node_data
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import StepDoc
 
 STEP_LOG_ROOT = "/var/log/hadoop/steps"
 STEP_WORK_ROOT = "/var/lib/hadoop/steps"
@@ -20,7 +20,7 @@ def is_remote(uri: str) -> bool:
     return uri.split("://", 1)[0] in ("s3", "s3n", "s3a", "hdfs") and "://" in uri
 
 
-def step_command(step: Doc, workdir: str) -> str:
+def step_command(step: StepDoc, workdir: str) -> str:
     """The shell command that runs ``step`` on the master, from ``workdir``."""
     jar: str = step["jar"]
     args: list[str] = step["args"]
@@ -62,7 +62,7 @@ def _fetch(uri: str, local: str) -> str:
     return f"hadoop fs -copyToLocal -f {shlex.quote(uri)} {local}"
 
 
-def step_script(step: Doc, log_uri: str | None, cluster_id: str) -> str:
+def step_script(step: StepDoc, log_uri: str | None, cluster_id: str) -> str:
     """A bash script that runs the step, keeping controller/stdout/stderr/syslog like EMR.
 
     The step's command runs in a session (and process group) of its own, whose id is

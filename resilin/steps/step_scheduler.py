@@ -11,17 +11,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from resilin.clouds.ssh import Node
 from resilin.jobflows import states
-from resilin.jobflows.store import Doc, JobFlowStore, StateConflict
+from resilin.jobflows.documents import ClusterDoc, StepDoc
+from resilin.jobflows.store import JobFlowStore, StateConflict
 from resilin.steps import commands as step_scripts
 from resilin.steps.failure_policy import respond_to_failure
 from resilin.steps.running_step import RunningStep
 
 log = logging.getLogger(__name__)
 
-_READY_AFTER = {
+_READY_AFTER: dict[str | None, str] = {
     None: states.MSG_READY,
     states.COMPLETED: states.MSG_READY_AFTER_COMPLETED,
     states.FAILED: states.MSG_READY_AFTER_FAILED,
@@ -56,7 +58,7 @@ class StepScheduler:
         self.hold = False
         self.terminate = False  # a failure asked for the cluster to shut down
 
-    def tick(self, cluster: Doc) -> Verdict:
+    def tick(self, cluster: ClusterDoc) -> Verdict:
         steps = {s["id"]: s for s in self.store.steps_of(self.cid)}
         for sid, runner in list(self.running.items()):
             if runner.done:
@@ -80,14 +82,14 @@ class StepScheduler:
         return Verdict(running=False, message=_READY_AFTER[self.last_end], hold=self.hold)
 
     # -- starting -------------------------------------------------------
-    def _start_pending(self, cluster: Doc, pending: list[Doc]) -> None:
+    def _start_pending(self, cluster: ClusterDoc, pending: list[StepDoc]) -> None:
         level = max(1, int(cluster.get("step_concurrency_level") or 1))
         for step in pending:
             if len(self.running) >= level or self.terminate:
                 return
             self._start(cluster, step)
 
-    def _start(self, cluster: Doc, step: Doc) -> None:
+    def _start(self, cluster: ClusterDoc, step: StepDoc) -> None:
         sid = step["id"]
         try:
             script = step_scripts.step_script(step, cluster.get("log_uri"), self.cid)
@@ -111,7 +113,7 @@ class StepScheduler:
             return False
 
     # -- ending ---------------------------------------------------------
-    def _finish(self, cluster: Doc, step: Doc | None, runner: RunningStep) -> None:
+    def _finish(self, cluster: ClusterDoc, step: StepDoc | None, runner: RunningStep) -> None:
         """Record how a step ended, and act on its failure."""
         sid = runner.step_id
         master = self.master()
@@ -136,7 +138,7 @@ class StepScheduler:
         if step is not None:
             self._after_failure(cluster, step)
 
-    def _after_failure(self, cluster: Doc, step: Doc) -> None:
+    def _after_failure(self, cluster: ClusterDoc, step: StepDoc) -> None:
         response = respond_to_failure(
             step["action_on_failure"],
             int(cluster.get("step_concurrency_level") or 1),
@@ -154,7 +156,7 @@ class StepScheduler:
         if response.terminate:
             self.terminate = True
 
-    def _end(self, sid: str, state: str, last: bool = True, **fields) -> None:
+    def _end(self, sid: str, state: str, last: bool = True, **fields: Any) -> None:
         try:
             self.store.transition_step(sid, state, **fields)
         except StateConflict as exc:  # the API changed it first (e.g. cancelled it)
