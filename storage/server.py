@@ -15,9 +15,11 @@ import secrets
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
-from twisted.internet import reactor
+from twisted.internet import reactor, tcp
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Request, Site
@@ -99,16 +101,26 @@ class StorageChannel(LimitedChannel):
     a client sends without waiting for ``100 Continue`` is read and dropped, up to a bound).
     """
 
+    site: Site  # set by Site.buildProtocol, which Twisted does not declare
+    _host: IAddress | None = None
+
     def connectionMade(self) -> None:
         super().connectionMade()
-        self.transport.SEND_LIMIT = SEND_LIMIT
-        if hasattr(self.transport, "setTcpNoDelay"):
-            self.transport.setTcpNoDelay(True)
+        # A TCP connection (Twisted declares a channel's transport as the plainer ITransport);
+        # the checks below let a test's in-memory transport through.
+        transport = cast(tcp.Connection, self.transport)
+        transport.SEND_LIMIT = SEND_LIMIT
+        if hasattr(transport, "setTcpNoDelay"):
+            transport.setTcpNoDelay(True)
         with contextlib.suppress(AttributeError, OSError):
-            self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+            transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self._host = None
 
-    def getHost(self):  # type: ignore[override]
+    @property
+    def _resource(self) -> StorageResource:
+        return cast(StorageResource, self.site.resource)  # make_site's root resource
+
+    def getHost(self) -> IAddress:
         # Twisted asks for every request (a getsockname call); it never changes.
         if self._host is None:
             self._host = super().getHost()
@@ -133,8 +145,8 @@ class StorageChannel(LimitedChannel):
                 raw_path=raw_path,
                 raw_query=raw_query,
                 headers=headers,
-                lookup=self.site.resource.lookup,
-                region=self.site.resource.region,
+                lookup=self._resource.lookup,
+                region=self._resource.region,
             )
             require_session_token(request.verified, headers, raw_query)
         except S3Error as exc:
@@ -144,7 +156,7 @@ class StorageChannel(LimitedChannel):
             return internal_error()
         limit = getattr(self.site, "max_request_body", None)
         if limit is not None and self.length is not None and self.length > limit:
-            return entity_too_large(self.site.storage.max_object_size)
+            return entity_too_large(self._resource.store.max_object_size)
         # A chunked body (no length) is reserved piece by piece as it arrives.
         if not request.reserve_body(self.length or 0):
             return slow_down()
@@ -183,14 +195,16 @@ def entity_too_large(max_size: int) -> S3Error:
 
 
 class StorageRequest(Request):
-    def __init__(self, *args, **kwargs) -> None:
+    channel: StorageChannel  # make_site's channels (protect() keeps a LimitedChannel protocol)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.body_bytes = 0
         self.body_too_large = False
         self.refusal: S3Error | None = None  # answered without reading the body (see StorageChannel)
         self.verified: Verified | None = None  # the signature, checked from the headers
         self.body_reserved = 0  # bytes of the peer's body allowance this request holds
-        self._release: Callable[[], None] | None = None
+        self._release: Callable[[object], None] | None = None
 
     def reserve_body(self, size: int) -> bool:
         """Take ``size`` more bytes of the peer's allowance for bodies in flight, until the request ends."""
@@ -199,8 +213,12 @@ class StorageRequest(Request):
         if not accounts.reserve_body(peer, size):
             return False
         if self._release is None:
-            self._release = lambda: accounts.release_body(peer, self.body_reserved)
-            self.notifyFinish().addBoth(lambda _: self._release())
+
+            def release(_: object) -> None:
+                accounts.release_body(peer, self.body_reserved)
+
+            self._release = release
+            self.notifyFinish().addBoth(release)
         self.body_reserved += size
         return True
 
@@ -249,7 +267,8 @@ class StorageRequest(Request):
             if length is not None and length >= DIGEST_WHILE_SPOOLING:
                 headers = {name.lower(): values for name, values in self.requestHeaders.getAllRawHeaders()}
                 digests = planned_digests(headers)
-            self.content = SpoolFile(spool, digests)
+            # Twisted declares content as None; it is the body's file (typing.BinaryIO, its docs say).
+            self.content = SpoolFile(spool, digests)  # type: ignore[assignment]
         else:
             super().gotLength(length)
 
@@ -379,7 +398,7 @@ def make_site(
         max_object_size=max_object_size,
     )
     site = Site(StorageResource(store, lookup, region, virtual_host_base), requestFactory=StorageRequest)
-    site.protocol = StorageChannel
+    site.protocol = StorageChannel  # type: ignore[method-assign,assignment]  # Twisted declares a factory function
     site.displayTracebacks = False
     if not access_log:
         site.log = lambda request: None  # type: ignore[method-assign]

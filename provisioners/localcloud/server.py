@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -50,7 +51,7 @@ class _Startup:
             w.callback(None)
         self._waiters.clear()
 
-    def _failed(self, failure) -> None:
+    def _failed(self, failure: Failure) -> None:
         self.failure = failure.getErrorMessage()
         log.error("local cloud failed to start: %s", self.failure)
         for w in self._waiters:
@@ -124,6 +125,8 @@ class Root(Resource):
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"admin":
             return self.admin
+        # Twisted declares both paths optional; they are lists while a request is traversed.
+        assert request.postpath is not None and request.prepath is not None
         request.postpath.insert(0, path)  # the EC2 endpoint answers on any path
         request.prepath.pop()
         return self.ec2

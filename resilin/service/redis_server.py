@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import redis
 from twisted.application.service import Service
@@ -44,7 +45,7 @@ class PrivateRedis:
     def process(self) -> subprocess.Popen[bytes] | None:
         return self.child.process if self.child is not None else None
 
-    def client(self, **kwargs) -> redis.Redis:
+    def client(self, **kwargs: Any) -> redis.Redis:
         return redis.Redis(unix_socket_path=str(self.socket), decode_responses=True, **kwargs)
 
     def start(self, timeout: float = 15.0) -> PrivateRedis:

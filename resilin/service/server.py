@@ -81,12 +81,16 @@ def _serve_local_cloud(rt: Runtime, cloud: CloudConfig, port: int) -> list[IList
     cloud_creds = Credentials(
         "AKIALOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30), LOCAL_CLOUD_ACCOUNT
     )
+
     # Resilin's accounts may use the local cloud too, each in its own account: that is where
     # they import the key pairs RunJobFlow's Ec2KeyName names (see resilin/clouds/user_keys.py).
+    def lookup(access_key: str) -> Credentials | None:
+        return cloud_creds if access_key == cloud_creds.access_key else settings.credentials(access_key)
+
     site = make_site(
         cloud,
         rt.redis.client,
-        lambda k, c=cloud_creds: c if k == c.access_key else settings.credentials(k),
+        lookup,
         config_module.local_images(settings, cloud),
         operators=[LOCAL_CLOUD_ACCOUNT],  # Resilin operates its local clouds (faults through /admin/)
         limits=settings.http_limits,
@@ -176,7 +180,9 @@ def placement_registry(
             ssh_cidr = f"{runtime.gateway}/32"  # Resilin reaches its instances from the network's gateway
 
             # The cloud as an account of Resilin's sees it: where Ec2KeyName's key pairs are found.
-            def account_client(creds: Credentials, cloud=cloud, runtime=runtime) -> EC2Client:
+            def account_client(
+                creds: Credentials, cloud: CloudConfig = cloud, runtime: LocalCloudRuntime = runtime
+            ) -> EC2Client:
                 return EC2Client(replace(cloud, endpoint=runtime.endpoint, access_key=creds.access_key,
                                          secret_key=creds.secret_key))  # fmt: skip
         else:
