@@ -8,7 +8,8 @@ any request (service ``ec2``) and refused to every account but the operators'.
 - ``DELETE /admin/faults``: clear them all;
 - ``POST /admin/instances/<id>/kill``: kill an instance's processes at once.
 
-Errors are JSON too: ``{"Error": {"Code": …, "Message": …}}`` with a 4xx status.
+Errors are JSON too: ``{"Error": {"Code": …, "Message": …}}`` with a 4xx status.  Requests go
+through the AWS request skeleton (:mod:`resilin.aws.skeleton`) like the EC2 endpoint's.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import logging
 from collections.abc import Collection
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import Request
 
 from resilin.aws import sigv4
+from resilin.aws.httputil import Answer
+from resilin.aws.request import RequestHead
+from resilin.aws.skeleton import AwsResource
 from resilin.provisioners.localcloud.auth import signed_account
 from resilin.provisioners.localcloud.cloud import LocalCloud
 from resilin.provisioners.localcloud.errors import EC2Error
@@ -34,30 +35,25 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 
 
-class AdminResource(Resource):
-    isLeaf = True
-
+class AdminResource(AwsResource[Answer]):
     def __init__(self, cloud: LocalCloud, lookup: sigv4.CredentialLookup, operators: Collection[str]) -> None:
         super().__init__()
         self.cloud = cloud
         self.lookup = lookup
         self.operators = set(operators)  # account ids allowed here
 
-    def render(self, request: Request) -> Any:
-        d = Deferred.fromCoroutine(self._handle(request))
-        d.addErrback(self._unexpected)
-        d.addCallback(self._send, request)
-        return NOT_DONE_YET
-
-    async def _handle(self, request: Request) -> tuple[int, dict[str, Any]]:
+    async def answer(self, request: Request, head: RequestHead) -> Answer:
         try:
             body = request.content.read(MAX_BODY + 1) if request.content else b""
             if len(body) > MAX_BODY:
                 raise EC2Error("RequestEntityTooLarge", "The request is too large", 413)
             self._authorize(request, body)
-            return 200, await self._route(request, body)
+            return _json(200, await self._route(request, body))
         except EC2Error as exc:
-            return exc.status, {"Error": {"Code": exc.code, "Message": exc.message}}
+            return _json(exc.status, {"Error": {"Code": exc.code, "Message": exc.message}})
+
+    def failed(self, head: RequestHead) -> Answer:
+        return _json(500, {"Error": {"Code": "InternalError", "Message": "An internal error has occurred"}})
 
     def _authorize(self, request: Request, body: bytes) -> None:
         if signed_account(request, body, self.lookup, self.cloud.cloud.region) not in self.operators:
@@ -88,19 +84,6 @@ class AdminResource(Resource):
             return await self.cloud.kill(None, parts[1])
         raise EC2Error("NotFound", f"No admin resource at /admin/{'/'.join(parts)}", 404)
 
-    @staticmethod
-    def _unexpected(failure: Failure) -> tuple[int, dict[str, Any]]:
-        log.error("local cloud admin request failed: %s", failure.getTraceback())
-        return 500, {"Error": {"Code": "InternalError", "Message": "An internal error has occurred"}}
 
-    @staticmethod
-    def _send(result: tuple[int, dict[str, Any]], request: Request) -> None:
-        status, payload = result
-        if request.finished or request._disconnected:
-            return
-        data = json.dumps(payload).encode()
-        request.setResponseCode(status)
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Content-Length", str(len(data)).encode())
-        request.write(data)
-        request.finish()
+def _json(status: int, payload: dict[str, Any]) -> Answer:
+    return Answer(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
