@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from resilin.clouds.provisioning import TAG_CLUSTER, TAG_INSTALLATION, Placement
+from resilin.clouds.provisioning import TAG_CLUSTER, TAG_INSTALLATION, PlacementLookup
 from resilin.jobflows import states
 from resilin.jobflows.store import JobFlowStore
 from resilin.provisioners.ec2client import UNSUPPORTED_ERRORS, error_code, tags_of
@@ -40,7 +40,7 @@ class Reconciler:
         self,
         store: JobFlowStore,
         clouds: Sequence[str],
-        placement_for: Callable[[str | None], Placement],
+        placement_for: PlacementLookup,
         installation: str,
         interval: float,
     ) -> None:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from resilin.aws.sigv4 import Credentials
-from resilin.cluster.cluster_worker import ClusterWorker, Placement
+from resilin.clouds.provisioning import PlacementLookup
+from resilin.cluster.cluster_worker import ClusterWorker
 from resilin.jobflows import states
 from resilin.jobflows.store import JobFlowStore
 
@@ -19,7 +20,7 @@ class Orchestrator:
     def __init__(
         self,
         store: JobFlowStore,
-        placement_for: Callable[[str | None], Placement],
+        placement_for: PlacementLookup,  # resilin.clouds.registry.CloudRegistry
         credentials_for: Callable[[str], Credentials],
         home: Path,
         region: str,

@@ -13,17 +13,19 @@ from resilin.cluster.cluster_worker import ClusterWorker
 from resilin.jobflows import states
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
+from tests.service import cluster_harness
 from tests.service.cluster_harness import (
     ACCOUNT,
     FakeNode,
     Hold,
     MotoClouds,
     credentials_for,
-    fake_nodes,  # noqa: F401 (a fixture)
     job_flow,
-    moto_endpoint,  # noqa: F401 (a fixture)
     wait_for,
 )
+
+moto_endpoint = cluster_harness.moto_endpoint
+fake_nodes = cluster_harness.fake_nodes
 
 
 def _start(redis_client, moto_endpoint, tmp_path, **params):
@@ -40,7 +42,8 @@ def _start(redis_client, moto_endpoint, tmp_path, **params):
 def _grow_core(service, store, cid, count):
     [core] = [g for g in store.get_cluster(cid)["groups"] if g["role"] == "CORE"]
     service.modify_instance_groups(
-        ACCOUNT, {"ClusterId": cid, "InstanceGroups": [{"InstanceGroupId": core["id"], "InstanceCount": count}]}
+        ACCOUNT,
+        {"ClusterId": cid, "InstanceGroups": [{"InstanceGroupId": core["id"], "InstanceCount": count}]},
     )
 
 
