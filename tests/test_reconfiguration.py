@@ -6,12 +6,12 @@ with ``bash -n`` and the rules that choose what it does directly.
 
 from __future__ import annotations
 
-from resilin.applications.hadoop_config import merge_configurations, render_reconfigure_script
 from resilin.applications.hadoop.reconfigure import (
     changed_classifications,
     daemons_to_restart,
     failure_summary,
 )
+from resilin.applications.hadoop_config import merge_configurations, render_reconfigure_script
 from tests.test_hadoop_config import bash_syntax_ok, spec, written_files
 
 YARN = {"Classification": "yarn-site", "Properties": {"a": "1", "b": "2"}}
