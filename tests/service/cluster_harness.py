@@ -44,6 +44,7 @@ class FakeNode:
     """An instance as :class:`resilin.clouds.ssh.Node` reaches it; see the module's docstring."""
 
     nodes: list[FakeNode] = []
+    journal: list[tuple[FakeNode, str]] = []  # every command of every node, in the order they came
     holds: list[Hold] = []
     failing: list[Callable[[FakeNode, str], bool]] = []  # commands that exit 1
 
@@ -70,6 +71,7 @@ class FakeNode:
     def run(self, command: str, timeout: float | None = None, stdin_data: str | None = None) -> CommandResult:
         text = command if stdin_data is None else f"{command}\n{stdin_data}"
         self.commands.append(text)
+        FakeNode.journal.append((self, text))
         if self.closed.is_set():
             self.closed.clear()  # Node reconnects on its next command
         if not self._hold(text):
@@ -93,6 +95,15 @@ class FakeNode:
         return any(fragment in c for c in self.commands)
 
 
+def first_time(fragment: str, nodes: list[FakeNode] | None = None) -> int:
+    """Where in the journal a node (of ``nodes``, or any) first ran a command containing ``fragment``."""
+    return next(
+        n
+        for n, (node, text) in enumerate(FakeNode.journal)
+        if fragment in text and (nodes is None or node in nodes)
+    )
+
+
 @pytest.fixture(scope="module")
 def moto_endpoint():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -107,7 +118,7 @@ def moto_endpoint():
 @pytest.fixture
 def fake_nodes(monkeypatch):
     """Instances are reached as fake nodes; their host keys are taken as printed."""
-    FakeNode.nodes, FakeNode.holds, FakeNode.failing = [], [], []
+    FakeNode.nodes, FakeNode.journal, FakeNode.holds, FakeNode.failing = [], [], [], []
     monkeypatch.setattr(provisioning, "Node", FakeNode)
     monkeypatch.setattr(EC2Client, "host_keys", lambda self, instance_id, timeout=300: [HOST_KEY])
     yield FakeNode
