@@ -1,4 +1,9 @@
-"""Starts a worker for each cluster that has work, and recovers clusters after a restart."""
+"""Starts a worker for each cluster that has work, and recovers clusters after a restart.
+
+A worker is a thread that runs one cluster's lifecycle (resilin.cluster.lifecycle) over the
+cluster's runtime (resilin.cluster.runtime), with the application it runs; nothing else
+refers to the thread.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,40 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from resilin.applications.catalog import application_for
 from resilin.aws.sigv4 import Credentials
 from resilin.clouds.provisioning import PlacementLookup
-from resilin.cluster.cluster_worker import ClusterWorker
+from resilin.cluster import lifecycle
+from resilin.cluster.runtime import ClusterRuntime
 from resilin.jobflows import states
 from resilin.jobflows.store import JobFlowStore
 
 log = logging.getLogger(__name__)
+
+
+class ClusterWorker(threading.Thread):
+    """One active cluster's thread: it runs the cluster's lifecycle, nothing else."""
+
+    def __init__(
+        self,
+        cid: str,
+        store: JobFlowStore,
+        placement_for: PlacementLookup,
+        credentials_for: Callable[[str], Credentials],
+        home: Path,
+        region: str,
+    ) -> None:
+        super().__init__(name=f"cluster-{cid}", daemon=True)
+        self.cid = cid
+        self.runtime = ClusterRuntime(cid, store, placement_for, credentials_for, home, region)
+        self.lifecycle = lifecycle.Lifecycle(self.runtime, application_for(self.runtime.cluster))
+
+    @property
+    def wake(self) -> threading.Event:
+        return self.runtime.wake
+
+    def run(self) -> None:
+        self.lifecycle.run()
 
 
 class Orchestrator:
@@ -79,13 +111,13 @@ class Orchestrator:
             cluster = self.store.get_cluster(cid)
             if cluster is None or cid in self.workers:
                 continue
-            worker = ClusterWorker(
+            runtime = ClusterRuntime(
                 cid, self.store, self.placement_for, self.credentials_for, self.home, self.region
             )
-            worker.reclaim_instances()
+            lifecycle.reclaim_instances(runtime)
             if cluster["state"] == states.STARTING and not cluster["terminate_requested"]:
                 log.info("%s: provisioning again after a restart", cid)
                 self.store.notify(cid)
                 continue
             log.warning("%s: ending a cluster left %s by a previous run", cid, cluster["state"])
-            worker.fail_after_restart()
+            lifecycle.fail_after_restart(runtime, application_for(cluster))

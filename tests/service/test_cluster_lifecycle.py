@@ -8,8 +8,7 @@ import pytest
 from resilin.applications.hadoop.application import HadoopApplication
 from resilin.clouds.provisioning import TAG_CLUSTER
 from resilin.cluster import lifecycle, node_health
-from resilin.cluster.cluster_worker import ClusterWorker
-from resilin.cluster.orchestrator import Orchestrator
+from resilin.cluster.orchestrator import ClusterWorker, Orchestrator
 from resilin.cluster.provision import provision
 from resilin.cluster.runtime import ClusterRuntime
 from resilin.jobflows import states

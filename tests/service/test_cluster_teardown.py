@@ -9,7 +9,7 @@ import threading
 
 from resilin.clouds.provisioning import TAG_CLUSTER
 from resilin.cluster import node_health
-from resilin.cluster.cluster_worker import ClusterWorker
+from resilin.cluster.orchestrator import ClusterWorker
 from resilin.jobflows import states
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
