@@ -115,3 +115,24 @@ def test_teardown_waits_for_a_running_grow_and_leaves_nothing_behind(
     assert {i["state"] for i in store.instances_of(cid)} == {states.INSTANCE_TERMINATED}
     assert _live_in_cloud(clouds, cid) == []
     assert all(node.closed.is_set() for node in FakeNode.nodes), "every SSH session is closed"
+
+
+def test_teardown_cancels_a_grow_waiting_on_a_node(
+    redis_client, moto_endpoint, fake_nodes, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(node_health, "POLL_SECONDS", 0.2)
+    store, service, cid, clouds, worker = _start(redis_client, moto_endpoint, tmp_path, core=1)
+    # HDFS and YARN never count the new node: the grow waits on the master (for up to 5 minutes).
+    hold = Hold(lambda node, command: "python3 - joined" in command)
+    FakeNode.holds.append(hold)
+    _grow_core(service, store, cid, 2)
+    assert hold.reached.wait(30), "the grow waits for the new node to join"
+    service.terminate_job_flows(ACCOUNT, {"JobFlowIds": [cid]})
+    # Teardown interrupts the wait (its SSH sessions close) instead of waiting it out.
+    worker.join(30)
+    assert not worker.is_alive() and not hold.released.is_set()
+    assert store.get_cluster(cid)["state"] == states.TERMINATED
+    instances = store.instances_of(cid)
+    assert len(instances) == 3 and {i["state"] for i in instances} == {states.INSTANCE_TERMINATED}
+    assert _live_in_cloud(clouds, cid) == []
+    assert all(node.closed.is_set() for node in FakeNode.nodes)
