@@ -30,14 +30,14 @@ class ClusterWorker(threading.Thread):
         self,
         cid: str,
         store: JobFlowStore,
-        placement_for: PlacementLookup,
+        clouds: PlacementLookup,
         credentials_for: Callable[[str], Credentials],
         home: Path,
         region: str,
     ) -> None:
         super().__init__(name=f"cluster-{cid}", daemon=True)
         self.cid = cid
-        self.runtime = ClusterRuntime(cid, store, placement_for, credentials_for, home, region)
+        self.runtime = ClusterRuntime(cid, store, clouds, credentials_for, home, region)
         self.lifecycle = lifecycle.Lifecycle(self.runtime, application_for(self.runtime.cluster))
 
     @property
@@ -52,13 +52,13 @@ class Orchestrator:
     def __init__(
         self,
         store: JobFlowStore,
-        placement_for: PlacementLookup,  # resilin.clouds.registry.CloudRegistry
+        clouds: PlacementLookup,  # resilin.clouds.registry.CloudRegistry in the service
         credentials_for: Callable[[str], Credentials],
         home: Path,
         region: str,
     ) -> None:
         self.store = store
-        self.placement_for = placement_for
+        self.clouds = clouds
         self.credentials_for = credentials_for
         self.home = home
         self.region = region
@@ -96,7 +96,7 @@ class Orchestrator:
         if cluster["state"] != states.STARTING:
             return  # a cluster past STARTING without a worker is handled by recover()
         worker = ClusterWorker(
-            cid, self.store, self.placement_for, self.credentials_for, self.home, self.region
+            cid, self.store, self.clouds, self.credentials_for, self.home, self.region
         )
         self.workers[cid] = worker
         worker.start()
@@ -112,7 +112,7 @@ class Orchestrator:
             if cluster is None or cid in self.workers:
                 continue
             runtime = ClusterRuntime(
-                cid, self.store, self.placement_for, self.credentials_for, self.home, self.region
+                cid, self.store, self.clouds, self.credentials_for, self.home, self.region
             )
             lifecycle.reclaim_instances(runtime)
             if cluster["state"] == states.STARTING and not cluster["terminate_requested"]:
