@@ -95,9 +95,7 @@ class Orchestrator:
             return
         if cluster["state"] != states.STARTING:
             return  # a cluster past STARTING without a worker is handled by recover()
-        worker = ClusterWorker(
-            cid, self.store, self.clouds, self.credentials_for, self.home, self.region
-        )
+        worker = ClusterWorker(cid, self.store, self.clouds, self.credentials_for, self.home, self.region)
         self.workers[cid] = worker
         worker.start()
 
