@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from resilin.aws.sigv4 import Credentials
 from resilin.clouds.provisioning import ClusterProvisioner, Limits, Placement, PlacementLookup
@@ -148,7 +149,7 @@ class ClusterRuntime:
         assert placement is not None, f"{self.cid} has not been placed"
         return placement
 
-    def storage(self):
+    def storage(self) -> Any:  # boto3's S3 client
         """An S3 client on Resilin's storage as the cluster's account (bootstrap scripts, logs)."""
         return bootstrap.storage_client(
             self.placement.storage_endpoint, self.credentials_for(self.cluster["account"]), self.region
