@@ -43,7 +43,7 @@ def one_run(proc, store: JobFlowStore, nodes: int, bucket: str) -> dict[str, flo
     phases = doc.get("phases", {})
     result = {name: phases[name] - created for name in PHASES}
     # Of the configuration phase, what Resilin itself spent (rendering, SSH, bookkeeping), beyond
-    # waiting for Hadoop's daemons to start and register (see ClusterWorker.configure).
+    # waiting for Hadoop's daemons to start and register (see resilin/cluster/lifecycle.py, configure).
     timing = doc.get("configure_timing", {})
     result["configure"] = phases["hadoop_ready"] - phases["ssh_ready"]
     result["resilin own"] = timing.get("resilin_seconds", float("nan"))

@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from resilin.aws.sigv4 import Credentials
 from resilin.clouds.instance_tags import user_tags
 from resilin.clouds.ssh import KeyPair, Node, SshError
+from resilin.cluster.network import ClusterNetwork, SingleCloudNetwork
 from resilin.jobflows import ids, states
 from resilin.jobflows.store import Doc
 from resilin.provisioners.ec2client import (
@@ -106,6 +107,11 @@ class Placement:
         return self._images[ref]
 
 
+# The cloud a name stands for (None: the default cloud); KeyError for an unknown name.
+# resilin.clouds.registry.CloudRegistry is the one Resilin runs with.
+PlacementLookup = Callable[[str | None], Placement]
+
+
 @dataclass(frozen=True)
 class Limits:
     running_timeout: float = 300  # RunInstances → every instance running
@@ -144,7 +150,7 @@ class ClusterProvisioner:
     def __init__(
         self,
         cid: str,
-        placement_for: Callable[[str | None], Placement],
+        placement_for: PlacementLookup,
         installation: str,
         *,
         key: KeyPair | None = None,
@@ -154,6 +160,7 @@ class ClusterProvisioner:
         preflight: Callable[[Placement], None] = lambda placement: None,
         limits: Limits = Limits(),
         sleep: Callable[[float], None] = time.sleep,
+        network: ClusterNetwork | None = None,
     ) -> None:
         self.cid = cid
         self.placement_for = placement_for
@@ -167,6 +174,7 @@ class ClusterProvisioner:
         self.preflight = preflight
         self.limits = limits
         self.sleep = sleep
+        self.network = network or SingleCloudNetwork()  # whether the cluster may span clouds
         self.key_name = f"resilin-{cid}"
         self.resources: dict[str, CloudResources] = {}  # cloud name → what the cluster holds there
         self.placement: Placement | None = None  # where the cluster ended up
@@ -182,12 +190,9 @@ class ClusterProvisioner:
         """The cloud the cluster's groups are placed in, then the clouds it may fall back to."""
         default = self._placement(None).cloud_name
         clouds = {g["cloud"] or default for g in cluster["groups"]}
-        if len(clouds) > 1:
-            raise ProvisioningFailed(
-                states.VALIDATION_ERROR,
-                f"Instance groups are placed in several clouds ({', '.join(sorted(clouds))}), "
-                "which cannot reach each other without the overlay network.",
-            )
+        refusal = self.network.spread_refusal(clouds)
+        if refusal is not None:
+            raise ProvisioningFailed(states.VALIDATION_ERROR, refusal)
         [name] = clouds
         if any(g["cloud"] for g in cluster["groups"]):
             return [name]  # placed by the user (type@cloud): it stays there

@@ -11,12 +11,12 @@ or deleted (groups and key pairs, once their instances are gone).  Only this ins
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from resilin.clouds.provisioning import TAG_CLUSTER, TAG_INSTALLATION, Placement
+from resilin.clouds.provisioning import TAG_CLUSTER, TAG_INSTALLATION, PlacementLookup
 from resilin.jobflows import states
 from resilin.jobflows.store import JobFlowStore
 from resilin.provisioners.ec2client import UNSUPPORTED_ERRORS, error_code, tags_of
@@ -39,7 +39,7 @@ class Reconciler:
         self,
         store: JobFlowStore,
         clouds: Sequence[str],
-        placement_for: Callable[[str | None], Placement],
+        placement_for: PlacementLookup,
         installation: str,
         interval: float,
     ) -> None:

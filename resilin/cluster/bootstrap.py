@@ -22,7 +22,7 @@ from botocore.config import Config
 from resilin.aws.sigv4 import Credentials
 from resilin.clouds.ssh import Node, SshError
 from resilin.cluster import node_data
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import BootstrapActionDoc
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _local_path(uri: str) -> str | None:
     return uri if uri.startswith("/") else None
 
 
-def render(actions: list[Doc], fetch: Fetch) -> str:
+def render(actions: list[BootstrapActionDoc], fetch: Fetch) -> str:
     """The bash that runs ``actions`` in order; it exits non-zero on the first that fails."""
     if not actions:
         return ""

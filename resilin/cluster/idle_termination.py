@@ -13,7 +13,7 @@ import logging
 import time
 
 from resilin.clouds.ssh import Node, SshError
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import ClusterDoc
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class IdleClock:
         self.idle_since: float | None = None
         self._last_probe = float("-inf")
 
-    def timeout(self, cluster: Doc) -> int | None:
+    def timeout(self, cluster: ClusterDoc) -> int | None:
         # Put by RunJobFlow or PutAutoTerminationPolicy (resilin/jobflows/policy_operations.py).
         value = (cluster.get("auto_termination_policy") or {}).get("IdleTimeout")
         return int(value) if value else None
@@ -49,7 +49,7 @@ class IdleClock:
         """Activity: steps are running (or the policy was just put in place)."""
         self.idle_since = None
 
-    def expired(self, cluster: Doc, master: Node, master_ip: str) -> bool:
+    def expired(self, cluster: ClusterDoc, master: Node, master_ip: str) -> bool:
         """Called while the cluster waits with no step to run; True once it has idled past the timeout."""
         timeout = self.timeout(cluster)
         if timeout is None:

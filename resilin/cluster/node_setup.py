@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from resilin.applications.hadoop_config import ClusterSpec, NodeSpec, render_node_script
 from resilin.clouds.ssh import Node, SshError
 from resilin.cluster import bootstrap
+from resilin.jobflows.documents import InstanceGroupDoc
 from resilin.jobflows.store import Doc
 
 _TIMING = re.compile(r"RESILIN_TIMING daemons_us=(\d+) bootstrap_us=(\d+)")
@@ -36,7 +37,7 @@ class NodeSetupError(Exception):
         self.bootstrap_failed = bootstrap_failed
 
 
-def node_spec(instance: Doc, group: Doc | None) -> NodeSpec:
+def node_spec(instance: Doc, group: InstanceGroupDoc | None) -> NodeSpec:
     return NodeSpec(
         name=f"ip-{instance['private_ip'].replace('.', '-')}",
         ip=instance["private_ip"],

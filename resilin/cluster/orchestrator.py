@@ -1,30 +1,64 @@
-"""Starts a worker for each cluster that has work, and recovers clusters after a restart."""
+"""Starts a worker for each cluster that has work, and recovers clusters after a restart.
+
+A worker is a thread that runs one cluster's lifecycle (resilin.cluster.lifecycle) over the
+cluster's runtime (resilin.cluster.runtime), with the application it runs; nothing else
+refers to the thread.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from resilin.applications.catalog import application_for
 from resilin.aws.sigv4 import Credentials
-from resilin.cluster.cluster_worker import ClusterWorker, Placement
+from resilin.clouds.provisioning import PlacementLookup
+from resilin.cluster import lifecycle
+from resilin.cluster.runtime import ClusterRuntime
 from resilin.jobflows import states
 from resilin.jobflows.store import JobFlowStore
 
 log = logging.getLogger(__name__)
 
 
+class ClusterWorker(threading.Thread):
+    """One active cluster's thread: it runs the cluster's lifecycle, nothing else."""
+
+    def __init__(
+        self,
+        cid: str,
+        store: JobFlowStore,
+        clouds: PlacementLookup,
+        credentials_for: Callable[[str], Credentials],
+        home: Path,
+        region: str,
+    ) -> None:
+        super().__init__(name=f"cluster-{cid}", daemon=True)
+        self.cid = cid
+        self.runtime = ClusterRuntime(cid, store, clouds, credentials_for, home, region)
+        self.lifecycle = lifecycle.Lifecycle(self.runtime, application_for(self.runtime.cluster))
+
+    @property
+    def wake(self) -> threading.Event:
+        return self.runtime.wake
+
+    def run(self) -> None:
+        self.lifecycle.run()
+
+
 class Orchestrator:
     def __init__(
         self,
         store: JobFlowStore,
-        placement_for: Callable[[str | None], Placement],
+        clouds: PlacementLookup,  # resilin.clouds.registry.CloudRegistry in the service
         credentials_for: Callable[[str], Credentials],
         home: Path,
         region: str,
     ) -> None:
         self.store = store
-        self.placement_for = placement_for
+        self.clouds = clouds
         self.credentials_for = credentials_for
         self.home = home
         self.region = region
@@ -49,9 +83,7 @@ class Orchestrator:
             return
         if cluster["state"] != states.STARTING:
             return  # a cluster past STARTING without a worker is handled by recover()
-        worker = ClusterWorker(
-            cid, self.store, self.placement_for, self.credentials_for, self.home, self.region
-        )
+        worker = ClusterWorker(cid, self.store, self.clouds, self.credentials_for, self.home, self.region)
         self.workers[cid] = worker
         worker.start()
 
@@ -65,13 +97,13 @@ class Orchestrator:
             cluster = self.store.get_cluster(cid)
             if cluster is None or cid in self.workers:
                 continue
-            worker = ClusterWorker(
-                cid, self.store, self.placement_for, self.credentials_for, self.home, self.region
+            runtime = ClusterRuntime(
+                cid, self.store, self.clouds, self.credentials_for, self.home, self.region
             )
-            worker.reclaim_instances()
+            lifecycle.reclaim_instances(runtime)
             if cluster["state"] == states.STARTING and not cluster["terminate_requested"]:
                 log.info("%s: provisioning again after a restart", cid)
                 self.store.notify(cid)
                 continue
             log.warning("%s: ending a cluster left %s by a previous run", cid, cluster["state"])
-            worker.fail_after_restart()
+            lifecycle.fail_after_restart(runtime, application_for(cluster))

@@ -274,7 +274,7 @@ def _apply(group: InstanceGroupDoc, config: dict[str, Any]) -> None:
 
 
 def _reconfigure(group: InstanceGroupDoc, requested: list[Configuration], kind: str) -> None:
-    """Record the group's next configurations; the cluster's monitor applies them (resilin/cluster/reconfigure.py)."""
+    """Record the group's next configurations; the cluster's monitor applies them (resilin/applications/hadoop/reconfigure.py)."""
     _check_reconfiguration(group, requested)  # again, in the transaction: a concurrent request may have won
     current = group.get("configurations") or []
     # What the nodes run until the new version is applied, and what they go back to if it fails.

@@ -15,8 +15,7 @@ import os
 import secrets
 import signal
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from twisted.internet.interfaces import IListeningPort
 from resilin.aws.sigv4 import Credentials
 from resilin.clouds.offered_types import offered_types
 from resilin.clouds.reconciler import Reconciler
+from resilin.clouds.registry import CloudRegistry
 from resilin.cluster.cluster_credentials import ClusterCredentials
-from resilin.cluster.cluster_worker import Placement
 from resilin.cluster.orchestrator import Orchestrator
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
@@ -156,69 +155,16 @@ def _serve_api(rt: Runtime) -> list[IListeningPort]:
     return [listen(site, settings.api_host, settings.api_port)]
 
 
-def placement_registry(
-    settings: Settings, local: dict[str, LocalCloudRuntime]
-) -> Callable[[str | None], Placement]:
-    """Where a cluster of each configured cloud runs: its EC2 client, image, storage endpoint."""
-    from resilin.provisioners.ec2client import EC2Client
-
-    clients: dict[str, Placement] = {}
-
-    def placement_for(name: str | None) -> Placement:
-        name = name or settings.default_cloud
-        if name in clients:
-            return clients[name]
-        cloud = settings.cloud(name)  # KeyError for an unknown cloud
-        account_client = None
-        if name in local:
-            runtime = local[name]
-            client = EC2Client(
-                replace(cloud, endpoint=runtime.endpoint, access_key=runtime.credentials.access_key,
-                        secret_key=runtime.credentials.secret_key)
-            )  # fmt: skip
-            storage = f"http://{runtime.gateway}:{settings.storage_port}"
-            ssh_cidr = f"{runtime.gateway}/32"  # Resilin reaches its instances from the network's gateway
-
-            # The cloud as an account of Resilin's sees it: where Ec2KeyName's key pairs are found.
-            def account_client(
-                creds: Credentials, cloud: CloudConfig = cloud, runtime: LocalCloudRuntime = runtime
-            ) -> EC2Client:
-                return EC2Client(replace(cloud, endpoint=runtime.endpoint, access_key=creds.access_key,
-                                         secret_key=creds.secret_key))  # fmt: skip
-        else:
-            client = EC2Client(cloud)
-            storage = settings.extra.get(
-                "storage_public_endpoint", f"http://{settings.bind_host}:{settings.storage_port}"
-            )
-            ssh_cidr = cloud.ssh_cidr or "0.0.0.0/0"
-        clients[name] = Placement(
-            name,
-            client,
-            cloud.image_id or settings.node_image,
-            storage,
-            cloud=cloud,
-            ssh_cidr=ssh_cidr,
-            account_client=account_client,
-        )
-        return clients[name]
-
-    return placement_for
-
-
 def _start_orchestrator(rt: Runtime) -> None:
     settings, store = rt.settings, rt.store
-    placement_for = placement_registry(settings, rt.local_clouds)
+    clouds = CloudRegistry(settings, rt.local_clouds)
 
     def credentials_for(account: str) -> Credentials:
         return next(c for c in settings.accounts if c.account_id == account)
 
-    orchestrator = Orchestrator(store, placement_for, credentials_for, settings.home, settings.region)
+    orchestrator = Orchestrator(store, clouds, credentials_for, settings.home, settings.region)
     reconciler = Reconciler(
-        store,
-        [c.name for c in settings.clouds],
-        placement_for,
-        installation_id(settings.home),
-        settings.reconcile_interval,
+        store, clouds.names, clouds, installation_id(settings.home), settings.reconcile_interval
     )
     rt.orchestrator, rt.reconciler = orchestrator, reconciler
 

@@ -6,8 +6,12 @@ for real on a cluster in tests/cluster/test_hadoop_cluster.py.
 
 from __future__ import annotations
 
+from resilin.applications.hadoop.reconfigure import (
+    changed_classifications,
+    daemons_to_restart,
+    failure_summary,
+)
 from resilin.applications.hadoop_config import merge_configurations
-from resilin.cluster.reconfigure import changed_classifications, daemons_to_restart, failure_summary
 
 YARN = {"Classification": "yarn-site", "Properties": {"a": "1", "b": "2"}}
 

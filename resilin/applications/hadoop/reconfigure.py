@@ -1,7 +1,7 @@
 """Applying an instance group's new configurations to its running nodes (EMR's reconfiguration).
 
 ModifyInstanceGroups records the group's new configurations as a pending version; the
-cluster's monitor hands the group here once any resize of it is done.  The group's nodes
+cluster's monitor (resilin.cluster.operations) hands the group here once any resize of it is done.  The group's nodes
 are reconfigured a few at a time, as EMR rolls through them: each node's Hadoop files are
 rendered again with the group's configurations over the cluster's, the daemons whose
 classifications changed are restarted, and the node must be back in HDFS and YARN before
@@ -12,21 +12,21 @@ configuration back and the group keeps that one, with the failure as its state-c
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
+from resilin.applications.hadoop.membership import MembershipError, ident, wait_nodes
 from resilin.applications.hadoop_config import (
     DAEMON_TOOLS,
+    ClusterSpec,
     daemons_for,
     overrides_from,
     render_reconfigure_script,
 )
-from resilin.cluster.resize import ResizeError, Resizer, ident
+from resilin.cluster.runtime import ClusterRuntime
 from resilin.jobflows import states
+from resilin.jobflows.documents import ClusterDoc
 from resilin.jobflows.store import Doc
-
-if TYPE_CHECKING:
-    from resilin.cluster.cluster_worker import ClusterWorker
 
 log = logging.getLogger(__name__)
 
@@ -82,23 +82,22 @@ def failure_summary(stderr: str, limit: int = 600) -> str:
 
 
 class Reconfigurer:
-    def __init__(self, worker: ClusterWorker, resizer: Resizer) -> None:
-        self.worker = worker
-        self.cid = worker.cid
-        self.store = worker.store
-        self.resizer = resizer  # its view of the live nodes and its wait for them to rejoin
+    def __init__(self, runtime: ClusterRuntime, spec: Callable[[list[Doc]], ClusterSpec]) -> None:
+        self.runtime = runtime
+        self.cid = runtime.cid
+        self.store = runtime.store
+        self.spec = spec  # the cluster's Hadoop description over the given instances
 
     def apply(self, gid: str) -> None:
         """Bring the group's nodes to its pending configurations, or back to its previous ones."""
-        group = next(g for g in self.worker.cluster["groups"] if g["id"] == gid)
+        cluster = self.runtime.cluster
+        group = next(g for g in cluster["groups"] if g["id"] == gid)
         pending = group.get("pending_configurations")
         if not pending:
             return
         previous = group.get("applied_configurations", [])
-        changed = changed_classifications(
-            self.worker.cluster["configurations"], previous, group["configurations"]
-        )
-        members = [i for i in self.resizer.live_instances() if i["group_id"] == gid]
+        changed = changed_classifications(cluster["configurations"], previous, group["configurations"])
+        members = [i for i in self.runtime.live_instances() if i["group_id"] == gid]
         touched: list[Doc] = []
         try:
             self._roll(members, group["configurations"], changed, touched)
@@ -122,7 +121,7 @@ class Reconfigurer:
         self, members: list[Doc], configurations: list[Doc], changed: set[str], touched: list[Doc]
     ) -> None:
         """Reconfigure ``members`` a batch at a time with ``configurations``, adding each to ``touched``."""
-        spec = self.worker._spec(self.resizer.live_instances())
+        spec = self.spec(self.runtime.live_instances())
         by_ip = {n.ip: n for n in spec.nodes}
         for instance in members:
             by_ip[instance["private_ip"]].configurations = configurations
@@ -135,7 +134,7 @@ class Reconfigurer:
                 node = by_ip[instance["private_ip"]]
                 restart = daemons_to_restart(changed, daemons_for(spec, node))
                 script = render_reconfigure_script(spec, node, restart)
-                result = self.worker.nodes[instance["id"]].run_script(script, timeout=SCRIPT_TIMEOUT)
+                result = self.runtime.sessions[instance["id"]].run_script(script, timeout=SCRIPT_TIMEOUT)
                 if result.exit_status != 0:
                     raise ReconfigurationFailed(
                         f"Reconfiguring {instance['id']} ({instance['ec2_id']}) failed: "
@@ -149,7 +148,7 @@ class Reconfigurer:
 
     def _wait_rejoined(self, batch: list[Doc], restarted: dict[str, list[str]]) -> None:
         """Until HDFS and YARN count again every daemon the batch restarted (all of them, after a master's)."""
-        live = self.resizer.live_instances()
+        live = self.runtime.live_instances()
         master_restarted = {d for i in batch if i["role"] == "MASTER" for d in restarted[i["id"]]}
         datanodes = [i for i in batch if "datanode" in restarted[i["id"]]]
         nodemanagers = [i for i in batch if "nodemanager" in restarted[i["id"]]]
@@ -160,13 +159,13 @@ class Reconfigurer:
         if not datanodes and not nodemanagers:
             return
         try:
-            self.resizer.wait_nodes("joined", REJOIN_TIMEOUT, datanodes, nodemanagers)
-        except ResizeError as exc:
+            wait_nodes(self.runtime, "joined", REJOIN_TIMEOUT, datanodes, nodemanagers)
+        except MembershipError as exc:
             names = ", ".join(sorted({ident(i) for i in datanodes + nodemanagers}))
             raise ReconfigurationFailed(f"Hadoop daemons of {names} did not come back: {exc}") from None
 
     def _finish(self, gid: str, version: int, failure: tuple[str, str] | None) -> None:
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             group = next(g for g in c["groups"] if g["id"] == gid)
             group.pop("pending_configurations", None)
             if failure is None:

@@ -1,0 +1,66 @@
+"""What runs on a cluster's nodes: the seam between a cluster's life and the software it runs.
+
+The lifecycle (resilin.cluster.lifecycle) and the operations on a running cluster
+(resilin.cluster.operations) provision, join, grow, shrink and release instances; everything
+they need done *inside* the nodes goes through an :class:`Application`.  Hadoop
+(resilin.applications.hadoop) is the one Resilin runs today; another (Spark on its own, say)
+is a class beside it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from resilin.clouds.ssh import Node
+from resilin.cluster.runtime import ClusterRuntime
+from resilin.jobflows.store import Doc
+
+
+class NodesRejected(Exception):
+    """Nodes added to a running cluster could not be set up: they are of no use and are let go."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ApplicationError(Exception):
+    """The application refused a change to a running cluster (the cluster's group is arrested)."""
+
+
+@dataclass(frozen=True)
+class StartTiming:
+    """Where the configuration phase went, seconds: the application's own waits."""
+
+    daemons: float  # the slowest node waiting for its daemons to start
+    bootstrap: float  # that node's bootstrap actions
+    ready_wait: float  # waiting until every node registered
+
+
+class Application(ABC):
+    name: str  # in the cluster's phase marks: "<name>_configured", "<name>_ready"
+
+    @abstractmethod
+    def configure(self, runtime: ClusterRuntime, instances: list[Doc]) -> StartTiming:
+        """Configure and start it on every node and wait until it is ready (ClusterFailure if not)."""
+
+    @abstractmethod
+    def add_nodes(self, runtime: ClusterRuntime, new: list[tuple[Doc, Node]]) -> None:
+        """Make freshly provisioned nodes part of the running cluster (NodesRejected if they cannot be)."""
+
+    @abstractmethod
+    def decommission(self, runtime: ClusterRuntime, group: Doc, victims: list[Doc]) -> None:
+        """Move work and data off ``victims`` of ``group`` before their instances are let go."""
+
+    @abstractmethod
+    def forget_failed(self, runtime: ClusterRuntime, instance: Doc) -> None:
+        """A node died: have its work redone elsewhere now (best effort)."""
+
+    @abstractmethod
+    def reconfigure(self, runtime: ClusterRuntime, group_id: str) -> None:
+        """Apply the group's pending configurations to its nodes, or go back to the previous ones."""
+
+    @abstractmethod
+    def ship_logs(self, runtime: ClusterRuntime, nodes: dict[str, Node]) -> None:
+        """The nodes' logs to the cluster's LogUri as the cluster ends (best effort)."""

@@ -1,0 +1,183 @@
+"""Hadoop on a cluster: configuring and starting it, adding and decommissioning nodes, reconfiguring
+groups, and shipping the nodes' logs.  The lifecycle and the operations call it through
+:class:`resilin.applications.base.Application`.
+
+Every node gets one rendered configuration script (bootstrap actions included, run before
+the daemons start); nodes added later get the same, and the others learn their names.
+Shrinking decommissions first: a TASK node gracefully in YARN (running work finishes), a CORE
+node in HDFS as well, which re-replicates its blocks before it is let go.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from resilin.applications.base import Application, NodesRejected, StartTiming
+from resilin.applications.hadoop import membership
+from resilin.applications.hadoop.membership import MembershipError, wait_nodes, write_excludes
+from resilin.applications.hadoop.reconfigure import Reconfigurer
+from resilin.applications.hadoop_config import ClusterSpec, render_hosts_update, render_wait_ready
+from resilin.clouds.ssh import Node, SshError
+from resilin.cluster import bootstrap, node_logs, node_setup
+from resilin.cluster.runtime import ClusterFailure, ClusterRuntime
+from resilin.jobflows import states
+from resilin.jobflows.documents import ClusterDoc
+from resilin.jobflows.store import Doc
+
+log = logging.getLogger(__name__)
+
+HADOOP_READY_TIMEOUT = 600
+JOIN_TIMEOUT = 300
+DEFAULT_DECOMMISSION_TIMEOUT = 3600
+
+
+class HadoopApplication(Application):
+    name = "hadoop"
+
+    def __init__(self) -> None:
+        self.bootstrap_script = ""  # rendered once at start, the same for nodes added later
+        self.configured = False  # from then on the nodes have logs worth shipping
+
+    # -- the cluster's description -------------------------------------------------
+    def spec(self, runtime: ClusterRuntime, instances: list[Doc]) -> ClusterSpec:
+        cluster = runtime.cluster
+        creds = runtime.node_credentials()
+        workers = [g for g in cluster["groups"] if g["role"] != "MASTER" and g["requested"]]
+        groups = {g["id"]: g for g in cluster["groups"]}
+        return ClusterSpec(
+            cluster_id=runtime.cid,
+            nodes=[node_setup.node_spec(i, groups.get(i.get("group_id", ""))) for i in instances],
+            storage_endpoint=runtime.placement.storage_endpoint,
+            region=runtime.region,
+            access_key=creds.access_key,
+            secret_key=creds.secret_key,
+            session_token=creds.session_token,
+            worker_type=(workers[0] if workers else cluster["groups"][0])["instance_type"],
+            configurations=cluster["configurations"],
+            replication=cluster.get("hdfs_replication"),
+            bootstrap_script=self.bootstrap_script,
+        )
+
+    def keep_bootstrap_logs(self, runtime: ClusterRuntime, instance: Doc, node: Node) -> None:
+        actions = runtime.cluster.get("bootstrap_actions") or []
+        if not actions:
+            return
+        cid = runtime.cid
+        local = runtime.home / "logs" / cid / "node" / instance["ec2_id"] / "bootstrap-actions"
+        upload = bootstrap.log_uploader(
+            runtime.storage(), runtime.cluster.get("log_uri"), f"{cid}/node/{instance['ec2_id']}"
+        )
+        bootstrap.keep_logs(node, len(actions), local, upload)
+
+    # -- start -------------------------------------------------------------------------
+    def configure(self, runtime: ClusterRuntime, instances: list[Doc]) -> StartTiming:
+        try:
+            self.bootstrap_script = bootstrap.render(
+                runtime.cluster.get("bootstrap_actions") or [], bootstrap.fetcher(runtime.storage())
+            )
+        except bootstrap.BootstrapError as exc:
+            raise ClusterFailure(states.BOOTSTRAP_FAILURE, str(exc)) from None
+        spec = self.spec(runtime, instances)
+
+        def fix_replication(c: ClusterDoc) -> None:
+            c["hdfs_replication"] = spec.dfs_replication  # growing the cluster later keeps it
+
+        runtime.store.update_cluster(runtime.cid, fix_replication)
+        spec.replication = spec.dfs_replication
+        # Every node at once: DataNodes and NodeManagers retry until the master's daemons answer.
+        self.configured = True
+        try:
+            timings = node_setup.configure_nodes(
+                spec,
+                [(i, runtime.sessions[i["id"]]) for i in instances],
+                HADOOP_READY_TIMEOUT,
+                on_done=lambda instance, node, status: self.keep_bootstrap_logs(runtime, instance, node),
+            )
+        except node_setup.NodeSetupError as exc:
+            raise ClusterFailure(states.BOOTSTRAP_FAILURE, exc.message) from None
+        runtime.phase("hadoop_configured")
+        runtime.check_termination()
+        runtime.progress("Waiting for HDFS and YARN to register every node")
+        master = next(i for i in instances if i["role"] == "MASTER")
+        waited = time.monotonic()
+        result = runtime.sessions[master["id"]].run_script(
+            render_wait_ready(spec, HADOOP_READY_TIMEOUT), timeout=HADOOP_READY_TIMEOUT + 30
+        )
+        waited = time.monotonic() - waited
+        if result.exit_status != 0:
+            raise ClusterFailure(
+                states.BOOTSTRAP_FAILURE, f"Hadoop did not become ready: {result.stderr.strip()}"
+            )
+        slowest = max(timings.values(), key=lambda t: t.daemons + t.bootstrap)
+        return StartTiming(daemons=slowest.daemons, bootstrap=slowest.bootstrap, ready_wait=waited)
+
+    # -- growing -----------------------------------------------------------------------
+    def add_nodes(self, runtime: ClusterRuntime, new: list[tuple[Doc, Node]]) -> None:
+        # An address the cloud hands out again must not stay excluded from HDFS and YARN.
+        new_ips = {i["private_ip"] for i, _ in new}
+        if any(e["private_ip"] in new_ips for e in membership.excluded(runtime)):
+            write_excludes(runtime, membership.set_excluded(runtime, remove_ips=new_ips), None)
+
+        everyone = runtime.live_instances()
+        spec = self.spec(runtime, everyone)
+        hosts = render_hosts_update([s for s in spec.nodes if s.ip in new_ips])
+        old = [i for i in everyone if i["private_ip"] not in new_ips]
+        with ThreadPoolExecutor(max_workers=min(8, len(old) or 1)) as pool:
+            list(pool.map(lambda i: runtime.sessions[i["id"]].run_script(hosts, timeout=60), old))
+        runtime.check_cancelled()
+        try:
+            node_setup.configure_nodes(
+                spec,
+                new,
+                JOIN_TIMEOUT,
+                on_done=lambda instance, node, status: self.keep_bootstrap_logs(runtime, instance, node),
+            )
+        except node_setup.NodeSetupError as exc:
+            raise NodesRejected(exc.message) from None
+        runtime.check_cancelled()
+        joined = [i for i, _ in new]
+        wait_nodes(runtime, "joined", JOIN_TIMEOUT, [i for i in joined if i["role"] == "CORE"], joined)
+
+    # -- shrinking ---------------------------------------------------------------------
+    def decommission(self, runtime: ClusterRuntime, group: Doc, victims: list[Doc]) -> None:
+        timeout = group.get("decommission_timeout")
+        timeout = DEFAULT_DECOMMISSION_TIMEOUT if timeout is None else int(timeout)
+        write_excludes(runtime, membership.set_excluded(runtime, add=victims), timeout)
+        core = [i for i in victims if i["role"] == "CORE"]
+        # HDFS first moves every block off the leaving DataNodes; YARN lets running work finish.
+        wait_nodes(runtime, "decommissioned", timeout + 120, core, victims)
+
+    def forget_failed(self, runtime: ClusterRuntime, instance: Doc) -> None:
+        """Tell HDFS and YARN at once that a dead node is gone, so its work is redone elsewhere now."""
+        try:
+            write_excludes(runtime, membership.set_excluded(runtime, add=[instance]), None)
+        except (MembershipError, SshError, OSError) as exc:
+            log.warning("%s: could not exclude failed node %s: %s", runtime.cid, instance["id"], exc)
+
+    def reconfigure(self, runtime: ClusterRuntime, group_id: str) -> None:
+        Reconfigurer(runtime, lambda instances: self.spec(runtime, instances)).apply(group_id)
+
+    # -- the end -----------------------------------------------------------------------
+    def ship_logs(self, runtime: ClusterRuntime, nodes: dict[str, Node]) -> None:
+        """Every node's daemon and container logs to LogUri, as EMR leaves them there."""
+        log_uri = runtime.cluster.get("log_uri")
+        if not log_uri or not self.configured or not nodes:
+            return
+        cid = runtime.cid
+
+        def ship(instance: Doc) -> None:
+            node = nodes[instance["id"]]
+            script = node_logs.ship_script(log_uri, cid, instance["ec2_id"])
+            try:
+                done = node.run_script(script, timeout=node_logs.SHIP_TIMEOUT)
+                if done.exit_status != 0:
+                    log.warning("%s: shipping logs of %s: %s", cid, instance["id"], done.stderr[-300:])
+            except (SshError, OSError) as exc:
+                log.warning("%s: could not ship logs of %s: %s", cid, instance["id"], exc)
+
+        # Every instance with a session: those it started with and those a resize added.
+        shipped = [i for i in runtime.store.instances_of(cid) if i["id"] in nodes]
+        with ThreadPoolExecutor(max_workers=min(16, len(shipped) or 1)) as pool:
+            list(pool.map(ship, shipped))

@@ -1,0 +1,191 @@
+"""Operations on a running cluster, as objects the monitor (resilin.cluster.node_health) runs.
+
+Each round the monitor asks every operation in turn whether it is wanted and runs those that
+are: failed nodes are replaced, then groups are brought to their requested size, then groups
+given new configurations have them applied (a reconfiguration waits for its group's resize,
+as on EMR).  An operation takes the cluster's runtime, never the thread that runs the cluster.
+Relocation will be one more.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from resilin.applications.base import Application
+from resilin.clouds.instance_tags import sync_instance_tags, user_tags
+from resilin.clouds.provisioning import TAG_CLUSTER
+from resilin.cluster.resize import Resizer
+from resilin.cluster.runtime import ClusterRuntime
+from resilin.jobflows import states
+from resilin.jobflows.store import Doc
+from resilin.provisioners.ec2client import EC2Client
+
+log = logging.getLogger(__name__)
+
+ARRESTED = "ARRESTED"
+RESIZING = "RESIZING"
+
+
+class ClusterOperation(ABC):
+    @abstractmethod
+    def wanted(self, runtime: ClusterRuntime) -> bool:
+        """Whether the cluster's document or its cloud asks for this operation now."""
+
+    @abstractmethod
+    def run(self, runtime: ClusterRuntime) -> None:
+        """Do it; an exception leaves the cluster as it is, to be looked at again next round."""
+
+
+def _active_groups(runtime: ClusterRuntime) -> list[Doc]:
+    return [g for g in runtime.cluster["groups"] if g["state"] not in (ARRESTED, states.GROUP_TERMINATED)]
+
+
+class ReplaceFailedNodes(ClusterOperation):
+    """Asks the cloud which instances still run.  A dead core or task instance is marked
+    TERMINATED (INSTANCE_FAILURE), dropped from its group's RunningInstanceCount and from the
+    application at once, so that its work is redone elsewhere; it is replaced (by
+    :class:`ResizeGroups`) unless the cluster turned UnhealthyNodeReplacement off.  A dead
+    master ends the cluster with INSTANCE_FAILURE.  The cluster's tags are kept on its instances."""
+
+    def __init__(self, resizer: Resizer, application: Application) -> None:
+        self.resizer = resizer
+        self.application = application
+
+    def wanted(self, runtime: ClusterRuntime) -> bool:
+        return bool(runtime.live_instances())
+
+    def run(self, runtime: ClusterRuntime) -> None:
+        live = runtime.live_instances()
+        client = runtime.placement.client
+        found = client.find_tagged({TAG_CLUSTER: runtime.cid})
+        running = {i["InstanceId"] for i in found if i["State"]["Name"] == "running"}
+        self.sync_tags(runtime, client, found)
+        for instance in live:
+            # Re-read: a resize may have retired it meanwhile.
+            if instance["ec2_id"] not in running and self._still_live(runtime, instance):
+                self.failed(runtime, instance)
+
+    @staticmethod
+    def sync_tags(runtime: ClusterRuntime, client: EC2Client, found: list[dict[str, Any]]) -> None:
+        """Carry AddTags and RemoveTags over to the cluster's instances (a no-op when they agree)."""
+        try:
+            changed = sync_instance_tags(client, found, user_tags(runtime.cluster))
+        except (ClientError, BotoCoreError) as exc:  # tried again next round
+            log.warning("%s: updating the instances' tags failed: %s", runtime.cid, exc)
+            return
+        if changed:
+            log.info("%s: tags updated on %d instance(s)", runtime.cid, changed)
+
+    @staticmethod
+    def _still_live(runtime: ClusterRuntime, instance: Doc) -> bool:
+        return any(i["id"] == instance["id"] for i in runtime.live_instances())
+
+    def failed(self, runtime: ClusterRuntime, instance: Doc) -> None:
+        cid = runtime.cid
+        log.warning(
+            "%s: instance %s (%s, %s) failed", cid, instance["id"], instance["ec2_id"], instance["role"]
+        )
+        if instance["role"] == "MASTER":
+            runtime.request_termination(
+                states.INSTANCE_FAILURE,
+                f"The master node {instance['ec2_id']} failed; the cluster cannot go on.",
+            )
+            runtime.wake.set()
+            return
+        replace = runtime.cluster.get("unhealthy_node_replacement") is not False
+
+        def change(c: Doc) -> None:
+            for g in c["groups"]:
+                if g["id"] == instance["group_id"]:
+                    g["running"] = max(0, g["running"] - 1)
+                    if not replace:
+                        g["requested"] = max(0, g["requested"] - 1)
+
+        # The count drops as the instance is marked, before the application is told (which takes a while).
+        runtime.store.update_cluster(cid, change)
+        self.resizer.retire([instance], "Instance failed", code=states.INSTANCE_FAILURE)
+        self.application.forget_failed(runtime, instance)
+
+
+class ResizeGroups(ClusterOperation):
+    """Every core and task group whose requested count differs from what runs is grown or shrunk;
+    a group whose resize failed is ARRESTED (and left alone from then on)."""
+
+    def __init__(self, resizer: Resizer) -> None:
+        self.resizer = resizer
+
+    def wanted(self, runtime: ClusterRuntime) -> bool:
+        return any(g["role"] != "MASTER" for g in _active_groups(runtime))
+
+    def run(self, runtime: ClusterRuntime) -> None:
+        for group in _active_groups(runtime):
+            if group["role"] != "MASTER":
+                self.resize(runtime, group)
+
+    def resize(self, runtime: ClusterRuntime, group: Doc) -> bool:
+        """Bring the group to its requested count; False if that failed and the group is arrested."""
+        live = [i for i in runtime.live_instances() if i["group_id"] == group["id"]]
+        difference = group["requested"] - len(live)
+        if difference == 0:
+            if group["state"] != settled(group) or group["running"] != len(live):
+                set_group(runtime, group["id"], states.GROUP_RUNNING, len(live))
+            return True
+        set_group(runtime, group["id"], RESIZING, len(live))
+        try:
+            if difference > 0:
+                self.resizer.grow(group, difference)
+            else:
+                self.resizer.shrink(group, -difference)
+        except Exception as exc:  # the cloud or the application refused: the group is arrested
+            log.warning("%s: resizing %s failed: %s", runtime.cid, group["id"], exc)
+            set_group(runtime, group["id"], ARRESTED, None, f"Resizing failed: {exc}")
+            return False
+        running = sum(1 for i in runtime.live_instances() if i["group_id"] == group["id"])
+        set_group(runtime, group["id"], states.GROUP_RUNNING, running)
+        return True
+
+
+class ApplyConfigurations(ClusterOperation):
+    """A group given new configurations (ModifyInstanceGroups) has them applied to its nodes."""
+
+    def __init__(self, application: Application) -> None:
+        self.application = application
+
+    def wanted(self, runtime: ClusterRuntime) -> bool:
+        return any(g.get("pending_configurations") for g in _active_groups(runtime))
+
+    def run(self, runtime: ClusterRuntime) -> None:
+        for group in _active_groups(runtime):
+            if group.get("pending_configurations"):
+                self.application.reconfigure(runtime, group["id"])
+
+
+def running_cluster_operations(runtime: ClusterRuntime, application: Application) -> list[ClusterOperation]:
+    """The operations the monitor runs, in the order it runs them each round."""
+    resizer = Resizer(runtime, application)
+    return [ReplaceFailedNodes(resizer, application), ResizeGroups(resizer), ApplyConfigurations(application)]
+
+
+def set_group(
+    runtime: ClusterRuntime, gid: str, state: str, running: int | None, message: str | None = None
+) -> None:
+    def change(c: Doc) -> None:
+        for g in c["groups"]:
+            if g["id"] == gid:
+                g["state"] = settled(g) if state == states.GROUP_RUNNING else state
+                if running is not None:
+                    g["running"] = running
+                g["state_reason"] = {"code": None, "message": message} if message else None
+                if state == states.GROUP_RUNNING:
+                    g.pop("terminate_ec2_ids", None)
+
+    runtime.store.update_cluster(runtime.cid, change)
+
+
+def settled(group: Doc) -> str:
+    """The state of a group that has its size: RECONFIGURING until its new configurations are applied."""
+    return states.GROUP_RECONFIGURING if group.get("pending_configurations") else states.GROUP_RUNNING

@@ -1,0 +1,169 @@
+"""Everything a phase of a cluster's life or an operation on it may touch, in one object.
+
+The store and the cluster's document in it, the clouds it may be placed in and where it was
+placed, its network, the SSH sessions to its nodes (a locked set that closes when teardown
+begins), credentials, and Resilin's home.  The lifecycle (resilin.cluster.lifecycle), the
+operations on a running cluster (resilin.cluster.operations) and the application
+(resilin.applications.base) take a :class:`ClusterRuntime`; none of them knows the thread
+that runs the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resilin.aws.sigv4 import Credentials
+from resilin.clouds.provisioning import ClusterProvisioner, Limits, Placement, PlacementLookup
+from resilin.clouds.ssh import Node
+from resilin.cluster import bootstrap
+from resilin.cluster.cluster_credentials import ClusterCredentials
+from resilin.cluster.network import ClusterNetwork, SingleCloudNetwork
+from resilin.cluster.sessions import NodeSessions
+from resilin.jobflows import states
+from resilin.jobflows.documents import ClusterDoc
+from resilin.jobflows.store import Doc, JobFlowStore, StateConflict
+from resilin.settings.installation import installation_id
+
+log = logging.getLogger(__name__)
+
+RUNNING_TIMEOUT = 300
+SSH_TIMEOUT = 300
+LIVE = (states.INSTANCE_BOOTSTRAPPING, states.INSTANCE_RUNNING)
+
+
+class ClusterFailure(Exception):
+    """The cluster cannot go on: an EMR state-change code and a message for the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class TerminationRequested(Exception):
+    pass
+
+
+class OperationCancelled(Exception):
+    """Teardown began while an operation on the running cluster was under way."""
+
+
+@dataclass
+class ClusterRuntime:
+    cid: str
+    store: JobFlowStore
+    placements: PlacementLookup  # the clouds (resilin.clouds.registry.CloudRegistry)
+    credentials_for: Callable[[str], Credentials]  # an account's own credentials
+    home: Path
+    region: str
+    network: ClusterNetwork = field(default_factory=SingleCloudNetwork)
+    sessions: NodeSessions = field(default_factory=NodeSessions)
+    wake: threading.Event = field(default_factory=threading.Event)  # the cluster's document changed
+    # Set when teardown begins: operations on the running cluster stop at their next step.
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    provisioner: ClusterProvisioner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.provisioner = ClusterProvisioner(
+            self.cid,
+            self.placements,
+            installation_id(self.home),
+            progress=self.progress,
+            phase=self.phase,
+            check_termination=self.check_termination,
+            limits=Limits(running_timeout=RUNNING_TIMEOUT, ssh_timeout=SSH_TIMEOUT),
+            network=self.network,
+        )
+
+    # -- the cluster's document -----------------------------------------------------
+    @property
+    def cluster(self) -> ClusterDoc:
+        cluster = self.store.get_cluster(self.cid)
+        assert cluster is not None
+        return cluster
+
+    def check_termination(self) -> None:
+        if self.cluster["terminate_requested"]:
+            raise TerminationRequested()
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise OperationCancelled(f"{self.cid} is being torn down")
+
+    def progress(self, message: str) -> None:
+        def change(c: Doc) -> None:
+            if not c["terminate_requested"]:
+                c["state_reason"] = {"code": None, "message": message}
+
+        self.store.update_cluster(self.cid, change)
+        log.info("%s: %s", self.cid, message)
+
+    def phase(self, name: str) -> None:
+        def change(c: Doc) -> None:
+            c.setdefault("phases", {})[name] = time.time()
+
+        self.store.update_cluster(self.cid, change)
+
+    def transition(self, state: str, message: str | None = None) -> None:
+        try:
+            self.store.transition_cluster(self.cid, state, None, message)
+        except StateConflict:
+            self.check_termination()
+            raise
+
+    def request_termination(self, code: str, message: str) -> None:
+        self.store.update_cluster(self.cid, lambda c: states.begin_termination(c, code, message))
+
+    # -- instances --------------------------------------------------------------------
+    def set_instance_state(
+        self, instance: Doc, state: str, code: str | None = None, message: str | None = None
+    ) -> None:
+        instance["state"] = state
+        instance["state_reason"] = {"code": code, "message": message}
+        timeline = instance.setdefault("timeline", {})
+        if state == states.INSTANCE_RUNNING:
+            timeline["ready"] = time.time()
+        if state == states.INSTANCE_TERMINATED:
+            timeline.setdefault("end", time.time())
+        self.store.put_instance(self.cid, instance)
+
+    def live_instances(self) -> list[Doc]:
+        return [i for i in self.store.instances_of(self.cid) if i["state"] in LIVE]
+
+    def master_instance(self) -> Doc:
+        return next(i for i in self.store.instances_of(self.cid) if i["role"] == "MASTER")
+
+    def master(self) -> Node:
+        return self.sessions[self.master_instance()["id"]]
+
+    # -- where it runs ----------------------------------------------------------------
+    @property
+    def placement(self) -> Placement:
+        """The cloud the cluster was placed in (once provisioning chose one)."""
+        placement = self.provisioner.placement
+        assert placement is not None, f"{self.cid} has not been placed"
+        return placement
+
+    def storage(self) -> Any:  # boto3's S3 client
+        """An S3 client on Resilin's storage as the cluster's account (bootstrap scripts, logs)."""
+        return bootstrap.storage_client(
+            self.placement.storage_endpoint, self.credentials_for(self.cluster["account"]), self.region
+        )
+
+    def node_credentials(self) -> Credentials:
+        """The cluster's own storage credentials, which its nodes get (never the user's key)."""
+        return ClusterCredentials(self.store.redis).issue(self.cid, self.cluster["account"])
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.home / "known_hosts"
+
+    @property
+    def key_path(self) -> Path:
+        return self.home / "keys" / f"{self.cid}.pem"
