@@ -91,9 +91,10 @@ class ListeningService(Service):
 
 
 class LoopInThread(TimerService):
-    """Calls ``work`` in the reactor's thread pool every ``interval`` seconds, once if ``interval`` <= 0.
+    """Calls ``work`` in the reactor's thread pool every ``interval`` seconds, or just once.
 
-    Calls never overlap (the next one is timed from the end of the last).  An exception is logged
+    With ``interval`` 0 the calls follow one another at once (``work`` then waits by itself, as
+    a blocking read of a queue does).  Calls never overlap (the next one is timed from the end of the last).  An exception is logged
     and the loop goes on.  A call may first wait for ``after`` (e.g. recovery at start).  Stopping
     waits up to ``stop_wait`` seconds for a call in flight; a thread still busy after that is left
     to end with the process.
@@ -106,11 +107,12 @@ class LoopInThread(TimerService):
         work: Callable[[], object],
         *,
         after: threading.Event | None = None,
+        once: bool = False,
         stop_wait: float = 5.0,
     ) -> None:
         super().__init__(max(interval, 0), self._turn)
         self.setName(name)
-        self.once = interval <= 0
+        self.once = once
         self._work = work
         self._after = after
         self._stop_wait = stop_wait

@@ -196,8 +196,9 @@ def services(settings: Settings) -> Runtime:
     add(CallService("orchestrator", lambda: _start_orchestrator(rt)))
     # Both loops begin once recovery has run: clusters left by a previous run are settled first.
     add(LoopInThread("orchestrator loop", 0, lambda: rt.orchestrator.dispatch_next(1), after=rt.recovered))
+    # A reconcile_interval of 0 or less sweeps once, at start.
     add(LoopInThread("reconciliation", settings.reconcile_interval, lambda: rt.reconciler.sweep(),
-                     after=rt.recovered))  # fmt: skip
+                     after=rt.recovered, once=settings.reconcile_interval <= 0))  # fmt: skip
     return rt
 
 

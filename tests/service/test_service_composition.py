@@ -83,14 +83,15 @@ def test_a_service_that_fails_to_stop_does_not_keep_the_others_running():
 # Timed loops need a running reactor and its thread pool: they run in a process of their own.
 LOOPS = textwrap.dedent(
     """
-    import json, socket, sys, threading
+    import json, socket, sys, threading, time
     from twisted.internet import reactor
     from twisted.web.resource import Resource
     from twisted.web.server import Site
     from resilin.service.composition import ListeningService, LoopInThread, OrderedServices
     from resilin.service.ports import listen, port_of
 
-    seen = {"every": 0, "once": 0, "failing": 0, "gated_before_gate": 0, "gated": 0, "threads": set()}
+    seen = {"every": 0, "once": 0, "back_to_back": 0, "failing": 0, "gated_before_gate": 0, "gated": 0,
+            "threads": set()}
     gate = threading.Event()
 
     def every():
@@ -101,6 +102,10 @@ LOOPS = textwrap.dedent(
 
     def once():
         seen["once"] += 1
+
+    def back_to_back():  # as the orchestrator's loop: a call that waits by itself, then the next
+        seen["back_to_back"] += 1
+        time.sleep(0.05)
 
     def failing():
         seen["failing"] += 1
@@ -115,7 +120,8 @@ LOOPS = textwrap.dedent(
     web = ListeningService("web", lambda: [listen(Site(Resource()), "127.0.0.1", 0)])
     services.addService(web)
     services.addService(LoopInThread("every", 0.05, every))
-    services.addService(LoopInThread("once", 0, once))
+    services.addService(LoopInThread("once", 0.05, once, once=True))
+    services.addService(LoopInThread("back to back", 0, back_to_back))
     services.addService(LoopInThread("failing", 0.05, failing))
     services.addService(LoopInThread("gated", 0.05, gated, after=gate))
     services.startService()
@@ -146,7 +152,8 @@ def test_timed_loops_run_in_threads_until_stopped():
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["every"] >= 5 and not seen["on_reactor_thread"]
-    assert seen["once"] == 1  # interval 0: a single turn
+    assert seen["once"] == 1  # once=True: a single turn
+    assert seen["back_to_back"] >= 5  # interval 0: one call after the other until stopped
     assert seen["failing"] >= 5  # an exception is logged and the loop goes on
     assert "failing failed" in done.stderr and "ValueError: one bad turn" in done.stderr
     assert seen["gated"] >= 1 and seen["gated_before_gate"] == 0  # waited for its gate
