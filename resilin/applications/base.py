@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from resilin.clouds.ssh import Node
 from resilin.cluster.runtime import ClusterRuntime
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import InstanceDoc, InstanceGroupDoc
 
 
 class NodesRejected(Exception):
@@ -42,19 +42,21 @@ class Application(ABC):
     name: str  # in the cluster's phase marks: "<name>_configured", "<name>_ready"
 
     @abstractmethod
-    def configure(self, runtime: ClusterRuntime, instances: list[Doc]) -> StartTiming:
+    def configure(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> StartTiming:
         """Configure and start it on every node and wait until it is ready (ClusterFailure if not)."""
 
     @abstractmethod
-    def add_nodes(self, runtime: ClusterRuntime, new: list[tuple[Doc, Node]]) -> None:
+    def add_nodes(self, runtime: ClusterRuntime, new: list[tuple[InstanceDoc, Node]]) -> None:
         """Make freshly provisioned nodes part of the running cluster (NodesRejected if they cannot be)."""
 
     @abstractmethod
-    def decommission(self, runtime: ClusterRuntime, group: Doc, victims: list[Doc]) -> None:
+    def decommission(
+        self, runtime: ClusterRuntime, group: InstanceGroupDoc, victims: list[InstanceDoc]
+    ) -> None:
         """Move work and data off ``victims`` of ``group`` before their instances are let go."""
 
     @abstractmethod
-    def forget_failed(self, runtime: ClusterRuntime, instance: Doc) -> None:
+    def forget_failed(self, runtime: ClusterRuntime, instance: InstanceDoc) -> None:
         """A node died: have its work redone elsewhere now (best effort)."""
 
     @abstractmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import ClusterDoc
 from resilin.provisioners.ec2client import EC2Client, tags_of
 
 _OWN_PREFIXES = ("resilin:", "elasticmapreduce:", "aws:")
@@ -21,7 +21,7 @@ def is_own_tag(key: str) -> bool:
     return key == "Name" or key.lower().startswith(_OWN_PREFIXES)
 
 
-def user_tags(cluster: Doc) -> dict[str, str]:
+def user_tags(cluster: ClusterDoc) -> dict[str, str]:
     """The cluster's tags that go onto its instances."""
     return {
         t["Key"]: t.get("Value", "")

@@ -29,7 +29,7 @@ from resilin.clouds.instance_tags import user_tags
 from resilin.clouds.ssh import KeyPair, Node, SshError
 from resilin.cluster.network import ClusterNetwork, SingleCloudNetwork
 from resilin.jobflows import ids, states
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc
 from resilin.provisioners.ec2client import (
     CAPACITY_ERRORS,
     QUOTA_ERRORS,
@@ -99,7 +99,7 @@ class Placement:
     account_client: Callable[[Credentials], EC2Client] | None = None
     _images: dict[str, str] = field(default_factory=dict, repr=False)
 
-    def image(self, release_label: str) -> str:
+    def image(self, release_label: str | None) -> str:
         """The image id for a release label, looked up once (DescribeImages) and remembered."""
         ref = (self.cloud.image_for_release(release_label) if self.cloud else "") or self.image_id
         if ref not in self._images:
@@ -134,7 +134,7 @@ class CloudResources:
 
 @dataclass
 class Launched:
-    group: Doc
+    group: InstanceGroupDoc
     instance_id: str
 
 
@@ -142,7 +142,7 @@ class Launched:
 class ReadyInstance:
     """An instance that answers SSH: its EMR instance document and an open connection."""
 
-    doc: Doc
+    doc: InstanceDoc
     node: Node
 
 
@@ -186,7 +186,7 @@ class ClusterProvisioner:
         except KeyError:
             raise ProvisioningFailed(states.VALIDATION_ERROR, f"Unknown cloud {name!r}") from None
 
-    def candidates(self, cluster: Doc) -> list[str]:
+    def candidates(self, cluster: ClusterDoc) -> list[str]:
         """The cloud the cluster's groups are placed in, then the clouds it may fall back to."""
         default = self._placement(None).cloud_name
         clouds = {g["cloud"] or default for g in cluster["groups"]}
@@ -200,14 +200,14 @@ class ClusterProvisioner:
         return [name, *(c for c in (cloud.fallback if cloud else ()) if c != name)]
 
     # -- provisioning ---------------------------------------------------------------
-    def provision(self, cluster: Doc) -> list[ReadyInstance]:
+    def provision(self, cluster: ClusterDoc) -> list[ReadyInstance]:
         """Instances for every group of ``cluster``, reachable over SSH; ProvisioningFailed if not."""
         placement, running = self.launch(cluster)
         self.check_termination()
         self.progress(f"Waiting for SSH on {len(running)} instance(s)")
         return self._reach(placement, running)
 
-    def launch(self, cluster: Doc) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
+    def launch(self, cluster: ClusterDoc) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
         """Every group's instances running in one cloud: the one placed in, else a fallback."""
         clouds = self.candidates(cluster)
         refusals: list[NoRoom] = []
@@ -226,7 +226,7 @@ class ClusterProvisioner:
         code = states.INSTANCE_FAILURE if states.INSTANCE_FAILURE in codes else refusals[0].code
         raise ProvisioningFailed(code, "; ".join(r.message for r in refusals))
 
-    def grow(self, cluster: Doc, group: Doc, count: int) -> list[ReadyInstance]:
+    def grow(self, cluster: ClusterDoc, group: InstanceGroupDoc, count: int) -> list[ReadyInstance]:
         """``count`` more instances for ``group`` in the cluster's cloud, with its key pair and
         security group, running and reachable over SSH (resizing and node replacement)."""
         if self.placement is None:
@@ -252,7 +252,7 @@ class ClusterProvisioner:
             raise
 
     def _launch_in(
-        self, name: str, cluster: Doc, why: str = ""
+        self, name: str, cluster: ClusterDoc, why: str = ""
     ) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
         placement = self._placement(name)
         self.placement = placement
@@ -280,7 +280,7 @@ class ClusterProvisioner:
         self.phase("instances_running")
         return placement, running
 
-    def _check_offer(self, placement: Placement, groups: list[Doc]) -> None:
+    def _check_offer(self, placement: Placement, groups: list[InstanceGroupDoc]) -> None:
         cloud, name = placement.cloud, placement.cloud_name
         if cloud is None:
             return
@@ -360,7 +360,7 @@ class ClusterProvisioner:
             ],
         )
 
-    def _tags(self, group: Doc, cluster: Doc) -> dict[str, str]:
+    def _tags(self, group: InstanceGroupDoc, cluster: ClusterDoc) -> dict[str, str]:
         tags = user_tags(cluster)  # the cluster's own tags, as EMR propagates them to its instances
         tags.update(
             {
@@ -380,10 +380,10 @@ class ClusterProvisioner:
         self,
         placement: Placement,
         resources: CloudResources,
-        group: Doc,
+        group: InstanceGroupDoc,
         image: str,
         count: int,
-        cluster: Doc,
+        cluster: ClusterDoc,
     ) -> list[str]:
         """``count`` instances for ``group``: partial launches are topped up, capacity errors retried."""
         cloud, client, role = placement.cloud, placement.client, group["role"].lower()
@@ -454,7 +454,7 @@ class ClusterProvisioner:
         resources: CloudResources,
         launched: list[Launched],
         image: str,
-        cluster: Doc,
+        cluster: ClusterDoc,
     ) -> list[tuple[Launched, InstanceInfo]]:
         """Wait until every instance runs; those that die on the way are terminated and replaced."""
         client = placement.client
@@ -511,7 +511,7 @@ class ClusterProvisioner:
                     f"Instance {info.id} ({launched.group['role'].lower()}) could not be reached"
                     f"{self._why_unreachable(client, info.id)}: {exc}",
                 ) from exc
-            doc = {
+            doc: InstanceDoc = {
                 "id": ids.instance_id(),
                 "ec2_id": info.id,
                 "cloud": placement.cloud_name,

@@ -15,6 +15,7 @@ import logging
 import shlex
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -115,7 +116,7 @@ def keep_logs(node: Node, count: int, local_dir: Path, upload: Callable[[str, by
                     log.warning("could not ship bootstrap action log %s/%s: %s", n, name, exc)
 
 
-def storage_client(endpoint: str, credentials: Credentials, region: str):
+def storage_client(endpoint: str, credentials: Credentials, region: str) -> Any:  # boto3 is untyped
     """boto3's S3 client on Resilin's storage, as the cluster's account."""
     return boto3.client(
         "s3",
@@ -127,11 +128,11 @@ def storage_client(endpoint: str, credentials: Credentials, region: str):
     )
 
 
-def fetcher(s3) -> Fetch:
+def fetcher(s3: Any) -> Fetch:
     return lambda bucket, key: s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def log_uploader(s3, log_uri: str | None, prefix: str) -> Callable[[str, bytes], None] | None:
+def log_uploader(s3: Any, log_uri: str | None, prefix: str) -> Callable[[str, bytes], None] | None:
     """Ships files under ``<LogUri>/<prefix>/bootstrap-actions/``, EMR's layout; None without a LogUri."""
     where = split_s3(log_uri) if log_uri else None
     if where is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from resilin.clouds.ssh import Node, SshError
 from resilin.jobflows.documents import ClusterDoc
@@ -35,7 +36,7 @@ def probe_command(master_ip: str) -> str:
 class IdleClock:
     """How long the cluster has been idle, by the rules above."""
 
-    def __init__(self, now=time.monotonic) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
         self.now = now
         self.idle_since: float | None = None
         self._last_probe = float("-inf")

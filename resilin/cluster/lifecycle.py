@@ -24,7 +24,8 @@ from resilin.cluster.node_health import ClusterMonitor
 from resilin.cluster.operations import running_cluster_operations
 from resilin.cluster.runtime import ClusterFailure, ClusterRuntime, TerminationRequested
 from resilin.jobflows import states
-from resilin.jobflows.store import Doc, StateConflict
+from resilin.jobflows.documents import ClusterDoc, StateReason
+from resilin.jobflows.store import StateConflict
 from resilin.steps.step_phase import run_steps
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def configure(runtime: ClusterRuntime, application: Application) -> None:
     # node's daemon starts, then readiness) and the user's bootstrap actions.
     own = time.monotonic() - began - timing.daemons - timing.bootstrap - timing.ready_wait
 
-    def groups_running(c: Doc) -> None:
+    def groups_running(c: ClusterDoc) -> None:
         now = time.time()
         # Ready to run steps from now on: the cluster's ReadyDateTime precedes any step's start.
         c["timeline"].setdefault("ready", now)
@@ -126,7 +127,7 @@ def teardown(runtime: ClusterRuntime, application: Application, monitor: Cluster
         else states.TERMINATED_WITH_ERRORS
     )
 
-    def finish(c: Doc) -> None:
+    def finish(c: ClusterDoc) -> None:
         now = time.time()
         group_code = code if code in states.GROUP_REASON_CODES else states.CLUSTER_TERMINATED
         for g in c["groups"]:
@@ -151,7 +152,7 @@ def _cancel_active_steps(runtime: ClusterRuntime) -> None:
                 pass  # it ended on its own at the same moment
 
 
-def _member_reason(cluster_reason: Doc) -> tuple[str, str]:
+def _member_reason(cluster_reason: StateReason) -> tuple[str, str]:
     """Why the cluster's instances ended, in the codes instances and groups use."""
     code = cluster_reason.get("code")
     if code in (states.USER_REQUEST, states.ALL_STEPS_COMPLETED, states.STEP_FAILURE, None):

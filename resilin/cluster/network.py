@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection
 
 from resilin.cluster.sessions import NodeSessions
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import InstanceDoc
 
 
 class ClusterNetwork(ABC):
@@ -25,7 +25,7 @@ class ClusterNetwork(ABC):
         """Why a group placed in ``group_cloud`` cannot grow a cluster in ``cluster_cloud``; None if it can."""
 
     @abstractmethod
-    def join(self, instances: list[Doc], sessions: NodeSessions) -> None:
+    def join(self, instances: list[InstanceDoc], sessions: NodeSessions) -> None:
         """Make the nodes reach each other (after provisioning, before the application is configured)."""
 
 
@@ -48,5 +48,5 @@ class SingleCloudNetwork(ClusterNetwork):
             f"the cluster's cloud {cluster_cloud} without the overlay network"
         )
 
-    def join(self, instances: list[Doc], sessions: NodeSessions) -> None:
+    def join(self, instances: list[InstanceDoc], sessions: NodeSessions) -> None:
         """Nothing to do: the cloud's network already carries the cluster's traffic."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import stat
 import time
+from typing import cast
 
 import paramiko
 
@@ -60,7 +61,9 @@ def read_regular_file(
     last ``limit - head`` bytes around a marker; NodeFileError if it is not a regular file (a
     symlink, a device, a FIFO) or takes longer than ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    sftp.get_channel().settimeout(max(1.0, timeout))  # no single answer may take longer
+    # An SFTPClient opened on a session always has its channel; the stubs allow None for one made otherwise.
+    channel = cast(paramiko.Channel, sftp.get_channel())
+    channel.settimeout(max(1.0, timeout))  # no single answer may take longer
     _require_regular(sftp.lstat(path), path)  # lstat: a symlink is refused, not followed
     with sftp.open(path, "rb") as fh:
         # The path may have been swapped since the lstat: what was opened must be regular too.

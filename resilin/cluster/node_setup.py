@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from resilin.applications.hadoop_config import ClusterSpec, NodeSpec, render_node_script
 from resilin.clouds.ssh import Node, SshError
 from resilin.cluster import bootstrap
-from resilin.jobflows.documents import InstanceGroupDoc
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import InstanceDoc, InstanceGroupDoc
 
 _TIMING = re.compile(r"RESILIN_TIMING daemons_us=(\d+) bootstrap_us=(\d+)")
 
@@ -30,14 +29,14 @@ class NodeTiming:
 
 
 class NodeSetupError(Exception):
-    def __init__(self, message: str, instance: Doc, bootstrap_failed: bool) -> None:
+    def __init__(self, message: str, instance: InstanceDoc, bootstrap_failed: bool) -> None:
         super().__init__(message)
         self.message = message
         self.instance = instance
         self.bootstrap_failed = bootstrap_failed
 
 
-def node_spec(instance: Doc, group: InstanceGroupDoc | None) -> NodeSpec:
+def node_spec(instance: InstanceDoc, group: InstanceGroupDoc | None) -> NodeSpec:
     return NodeSpec(
         name=f"ip-{instance['private_ip'].replace('.', '-')}",
         ip=instance["private_ip"],
@@ -45,15 +44,15 @@ def node_spec(instance: Doc, group: InstanceGroupDoc | None) -> NodeSpec:
         hostname=instance.get("hostname", ""),
         instance_type=instance.get("instance_type", ""),
         group_id=instance.get("group_id", ""),
-        configurations=(group or {}).get("configurations", []),
+        configurations=group.get("configurations", []) if group else [],
     )
 
 
 def configure_nodes(
     spec: ClusterSpec,
-    targets: list[tuple[Doc, Node]],
+    targets: list[tuple[InstanceDoc, Node]],
     timeout: float,
-    on_done: Callable[[Doc, Node, int], None] | None = None,
+    on_done: Callable[[InstanceDoc, Node, int], None] | None = None,
 ) -> dict[str, NodeTiming]:
     """Configure every (instance, node) in parallel; the first failure raises :class:`NodeSetupError`.
 
@@ -61,7 +60,7 @@ def configure_nodes(
     """
     by_ip = {n.ip: n for n in spec.nodes}
 
-    def one(target: tuple[Doc, Node]) -> tuple[str, NodeTiming]:
+    def one(target: tuple[InstanceDoc, Node]) -> tuple[str, NodeTiming]:
         instance, node = target
         script = render_node_script(spec, by_ip[instance["private_ip"]])
         started = time.monotonic()

@@ -21,7 +21,7 @@ from resilin.clouds.provisioning import TAG_CLUSTER
 from resilin.cluster.resize import Resizer
 from resilin.cluster.runtime import ClusterRuntime
 from resilin.jobflows import states
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc
 from resilin.provisioners.ec2client import EC2Client
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class ClusterOperation(ABC):
         """Do it; an exception leaves the cluster as it is, to be looked at again next round."""
 
 
-def _active_groups(runtime: ClusterRuntime) -> list[Doc]:
+def _active_groups(runtime: ClusterRuntime) -> list[InstanceGroupDoc]:
     return [g for g in runtime.cluster["groups"] if g["state"] not in (ARRESTED, states.GROUP_TERMINATED)]
 
 
@@ -81,10 +81,10 @@ class ReplaceFailedNodes(ClusterOperation):
             log.info("%s: tags updated on %d instance(s)", runtime.cid, changed)
 
     @staticmethod
-    def _still_live(runtime: ClusterRuntime, instance: Doc) -> bool:
+    def _still_live(runtime: ClusterRuntime, instance: InstanceDoc) -> bool:
         return any(i["id"] == instance["id"] for i in runtime.live_instances())
 
-    def failed(self, runtime: ClusterRuntime, instance: Doc) -> None:
+    def failed(self, runtime: ClusterRuntime, instance: InstanceDoc) -> None:
         cid = runtime.cid
         log.warning(
             "%s: instance %s (%s, %s) failed", cid, instance["id"], instance["ec2_id"], instance["role"]
@@ -98,7 +98,7 @@ class ReplaceFailedNodes(ClusterOperation):
             return
         replace = runtime.cluster.get("unhealthy_node_replacement") is not False
 
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             for g in c["groups"]:
                 if g["id"] == instance["group_id"]:
                     g["running"] = max(0, g["running"] - 1)
@@ -126,7 +126,7 @@ class ResizeGroups(ClusterOperation):
             if group["role"] != "MASTER":
                 self.resize(runtime, group)
 
-    def resize(self, runtime: ClusterRuntime, group: Doc) -> bool:
+    def resize(self, runtime: ClusterRuntime, group: InstanceGroupDoc) -> bool:
         """Bring the group to its requested count; False if that failed and the group is arrested."""
         live = [i for i in runtime.live_instances() if i["group_id"] == group["id"]]
         difference = group["requested"] - len(live)
@@ -173,7 +173,7 @@ def running_cluster_operations(runtime: ClusterRuntime, application: Application
 def set_group(
     runtime: ClusterRuntime, gid: str, state: str, running: int | None, message: str | None = None
 ) -> None:
-    def change(c: Doc) -> None:
+    def change(c: ClusterDoc) -> None:
         for g in c["groups"]:
             if g["id"] == gid:
                 g["state"] = settled(g) if state == states.GROUP_RUNNING else state
@@ -186,6 +186,6 @@ def set_group(
     runtime.store.update_cluster(runtime.cid, change)
 
 
-def settled(group: Doc) -> str:
+def settled(group: InstanceGroupDoc) -> str:
     """The state of a group that has its size: RECONFIGURING until its new configurations are applied."""
     return states.GROUP_RECONFIGURING if group.get("pending_configurations") else states.GROUP_RUNNING

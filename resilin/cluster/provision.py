@@ -16,7 +16,7 @@ from resilin.clouds.provisioning import Placement, ProvisioningFailed, ReadyInst
 from resilin.clouds.ssh import KeyPair
 from resilin.cluster.runtime import ClusterFailure, ClusterRuntime
 from resilin.jobflows import states
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import ClusterDoc
 
 
 def provision(runtime: ClusterRuntime) -> None:
@@ -41,7 +41,7 @@ def provision(runtime: ClusterRuntime) -> None:
     instances = [r.doc for r in ready]
     master = next(i for i in instances if i["role"] == "MASTER")
 
-    def ready_groups(c: Doc) -> None:
+    def ready_groups(c: ClusterDoc) -> None:
         c["master_public_dns"] = master["public_dns"]
         for g in c["groups"]:
             g["running"] = sum(1 for i in instances if i["group_id"] == g["id"])

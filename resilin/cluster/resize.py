@@ -17,7 +17,7 @@ from resilin.clouds.provisioning import ProvisioningFailed
 from resilin.cluster.runtime import ClusterRuntime
 from resilin.cluster.sessions import SessionsClosed
 from resilin.jobflows import states
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import InstanceDoc, InstanceGroupDoc
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Resizer:
         self.store = runtime.store
 
     # -- growing --------------------------------------------------------
-    def grow(self, group: Doc, count: int) -> None:
+    def grow(self, group: InstanceGroupDoc, count: int) -> None:
         runtime = self.runtime
         placement = runtime.placement
         refusal = runtime.network.reach_refusal(
@@ -71,7 +71,7 @@ class Resizer:
         log.info("%s: %d %s instance(s) joined", self.cid, count, group["role"].lower())
 
     # -- shrinking ------------------------------------------------------
-    def shrink(self, group: Doc, count: int) -> None:
+    def shrink(self, group: InstanceGroupDoc, count: int) -> None:
         live = [i for i in self.runtime.live_instances() if i["group_id"] == group["id"]]
         wanted = set(group.get("terminate_ec2_ids") or [])
         # The instances the request named go first, then the newest.
@@ -84,7 +84,7 @@ class Resizer:
         self.retire(victims, "Instance group was shrunk")
         log.info("%s: %d %s instance(s) decommissioned and terminated", self.cid, len(victims), group["role"])
 
-    def retire(self, instances: list[Doc], reason: str, code: str | None = None) -> None:
+    def retire(self, instances: list[InstanceDoc], reason: str, code: str | None = None) -> None:
         """Terminate instances and record them as TERMINATED."""
         placement = self.runtime.placement
         try:

@@ -26,8 +26,8 @@ from resilin.cluster.cluster_credentials import ClusterCredentials
 from resilin.cluster.network import ClusterNetwork, SingleCloudNetwork
 from resilin.cluster.sessions import NodeSessions
 from resilin.jobflows import states
-from resilin.jobflows.documents import ClusterDoc
-from resilin.jobflows.store import Doc, JobFlowStore, StateConflict
+from resilin.jobflows.documents import ClusterDoc, InstanceDoc
+from resilin.jobflows.store import JobFlowStore, StateConflict
 from resilin.settings.installation import installation_id
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class ClusterRuntime:
             raise OperationCancelled(f"{self.cid} is being torn down")
 
     def progress(self, message: str) -> None:
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             if not c["terminate_requested"]:
                 c["state_reason"] = {"code": None, "message": message}
 
@@ -105,7 +105,7 @@ class ClusterRuntime:
         log.info("%s: %s", self.cid, message)
 
     def phase(self, name: str) -> None:
-        def change(c: Doc) -> None:
+        def change(c: ClusterDoc) -> None:
             c.setdefault("phases", {})[name] = time.time()
 
         self.store.update_cluster(self.cid, change)
@@ -122,7 +122,7 @@ class ClusterRuntime:
 
     # -- instances --------------------------------------------------------------------
     def set_instance_state(
-        self, instance: Doc, state: str, code: str | None = None, message: str | None = None
+        self, instance: InstanceDoc, state: str, code: str | None = None, message: str | None = None
     ) -> None:
         instance["state"] = state
         instance["state_reason"] = {"code": code, "message": message}
@@ -133,10 +133,10 @@ class ClusterRuntime:
             timeline.setdefault("end", time.time())
         self.store.put_instance(self.cid, instance)
 
-    def live_instances(self) -> list[Doc]:
+    def live_instances(self) -> list[InstanceDoc]:
         return [i for i in self.store.instances_of(self.cid) if i["state"] in LIVE]
 
-    def master_instance(self) -> Doc:
+    def master_instance(self) -> InstanceDoc:
         return next(i for i in self.store.instances_of(self.cid) if i["role"] == "MASTER")
 
     def master(self) -> Node:

@@ -67,9 +67,12 @@ class CloudConfig:
     quota: Quota = Quota()
     fallback: tuple[str, ...] = ()  # clouds to try, in order, when this one has no capacity
 
-    def image_for_release(self, release_label: str) -> str:
-        """The image configured for ``release_label``: its own, else the cloud's default, else ""."""
-        return self.images.get(release_label) or self.image_id
+    def image_for_release(self, release_label: str | None) -> str:
+        """The image configured for ``release_label``: its own, else the cloud's default, else "".
+
+        None is a cluster started by AMI version, without a release label."""
+        own = self.images.get(release_label) if release_label is not None else None
+        return own or self.image_id
 
     def offers(self, instance_type: str) -> bool:
         return not self.instance_types or instance_type in self.instance_types

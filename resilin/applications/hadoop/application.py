@@ -23,8 +23,7 @@ from resilin.clouds.ssh import Node, SshError
 from resilin.cluster import bootstrap, node_logs, node_setup
 from resilin.cluster.runtime import ClusterFailure, ClusterRuntime
 from resilin.jobflows import states
-from resilin.jobflows.documents import ClusterDoc
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ class HadoopApplication(Application):
         self.configured = False  # from then on the nodes have logs worth shipping
 
     # -- the cluster's description -------------------------------------------------
-    def spec(self, runtime: ClusterRuntime, instances: list[Doc]) -> ClusterSpec:
+    def spec(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> ClusterSpec:
         cluster = runtime.cluster
         creds = runtime.node_credentials()
         workers = [g for g in cluster["groups"] if g["role"] != "MASTER" and g["requested"]]
@@ -60,7 +59,7 @@ class HadoopApplication(Application):
             bootstrap_script=self.bootstrap_script,
         )
 
-    def keep_bootstrap_logs(self, runtime: ClusterRuntime, instance: Doc, node: Node) -> None:
+    def keep_bootstrap_logs(self, runtime: ClusterRuntime, instance: InstanceDoc, node: Node) -> None:
         actions = runtime.cluster.get("bootstrap_actions") or []
         if not actions:
             return
@@ -72,7 +71,7 @@ class HadoopApplication(Application):
         bootstrap.keep_logs(node, len(actions), local, upload)
 
     # -- start -------------------------------------------------------------------------
-    def configure(self, runtime: ClusterRuntime, instances: list[Doc]) -> StartTiming:
+    def configure(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> StartTiming:
         try:
             self.bootstrap_script = bootstrap.render(
                 runtime.cluster.get("bootstrap_actions") or [], bootstrap.fetcher(runtime.storage())
@@ -114,7 +113,7 @@ class HadoopApplication(Application):
         return StartTiming(daemons=slowest.daemons, bootstrap=slowest.bootstrap, ready_wait=waited)
 
     # -- growing -----------------------------------------------------------------------
-    def add_nodes(self, runtime: ClusterRuntime, new: list[tuple[Doc, Node]]) -> None:
+    def add_nodes(self, runtime: ClusterRuntime, new: list[tuple[InstanceDoc, Node]]) -> None:
         # An address the cloud hands out again must not stay excluded from HDFS and YARN.
         new_ips = {i["private_ip"] for i, _ in new}
         if any(e["private_ip"] in new_ips for e in membership.excluded(runtime)):
@@ -141,7 +140,9 @@ class HadoopApplication(Application):
         wait_nodes(runtime, "joined", JOIN_TIMEOUT, [i for i in joined if i["role"] == "CORE"], joined)
 
     # -- shrinking ---------------------------------------------------------------------
-    def decommission(self, runtime: ClusterRuntime, group: Doc, victims: list[Doc]) -> None:
+    def decommission(
+        self, runtime: ClusterRuntime, group: InstanceGroupDoc, victims: list[InstanceDoc]
+    ) -> None:
         timeout = group.get("decommission_timeout")
         timeout = DEFAULT_DECOMMISSION_TIMEOUT if timeout is None else int(timeout)
         write_excludes(runtime, membership.set_excluded(runtime, add=victims), timeout)
@@ -149,7 +150,7 @@ class HadoopApplication(Application):
         # HDFS first moves every block off the leaving DataNodes; YARN lets running work finish.
         wait_nodes(runtime, "decommissioned", timeout + 120, core, victims)
 
-    def forget_failed(self, runtime: ClusterRuntime, instance: Doc) -> None:
+    def forget_failed(self, runtime: ClusterRuntime, instance: InstanceDoc) -> None:
         """Tell HDFS and YARN at once that a dead node is gone, so its work is redone elsewhere now."""
         try:
             write_excludes(runtime, membership.set_excluded(runtime, add=[instance]), None)
@@ -167,7 +168,7 @@ class HadoopApplication(Application):
             return
         cid = runtime.cid
 
-        def ship(instance: Doc) -> None:
+        def ship(instance: InstanceDoc) -> None:
             node = nodes[instance["id"]]
             script = node_logs.ship_script(log_uri, cid, instance["ec2_id"])
             try:

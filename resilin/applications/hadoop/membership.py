@@ -14,8 +14,7 @@ from typing import Any
 
 from resilin.applications.hadoop_config import DFS_EXCLUDE, YARN_EXCLUDE
 from resilin.cluster.runtime import ClusterRuntime
-from resilin.jobflows.documents import ClusterDoc, ExcludedNode
-from resilin.jobflows.store import Doc
+from resilin.jobflows.documents import ClusterDoc, ExcludedNode, InstanceDoc
 
 NODE_STATES = (resources.files("resilin.hadoop_templates") / "node_states.py").read_text()
 
@@ -29,7 +28,11 @@ def ident(instance: Mapping[str, Any]) -> str:
 
 
 def wait_nodes(
-    runtime: ClusterRuntime, goal: str, timeout: float, datanodes: list[Doc], nodemanagers: list[Doc]
+    runtime: ClusterRuntime,
+    goal: str,
+    timeout: float,
+    datanodes: list[InstanceDoc],
+    nodemanagers: list[InstanceDoc],
 ) -> None:
     """Until the master counts ``datanodes`` and ``nodemanagers`` as ``goal`` (joined, decommissioned)."""
     master = runtime.master_instance()
@@ -70,7 +73,7 @@ def excluded(runtime: ClusterRuntime) -> list[ExcludedNode]:
 
 
 def set_excluded(
-    runtime: ClusterRuntime, add: Sequence[Doc] = (), remove_ips: Collection[str] = frozenset()
+    runtime: ClusterRuntime, add: Sequence[InstanceDoc] = (), remove_ips: Collection[str] = frozenset()
 ) -> list[ExcludedNode]:
     def change(c: ClusterDoc) -> None:
         current = c.setdefault("excluded_nodes", {})

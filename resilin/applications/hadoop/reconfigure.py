@@ -25,7 +25,7 @@ from resilin.applications.hadoop_config import (
 )
 from resilin.cluster.runtime import ClusterRuntime
 from resilin.jobflows import states
-from resilin.jobflows.documents import ClusterDoc
+from resilin.jobflows.documents import ClusterDoc, InstanceDoc
 from resilin.jobflows.store import Doc
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def failure_summary(stderr: str, limit: int = 600) -> str:
 
 
 class Reconfigurer:
-    def __init__(self, runtime: ClusterRuntime, spec: Callable[[list[Doc]], ClusterSpec]) -> None:
+    def __init__(self, runtime: ClusterRuntime, spec: Callable[[list[InstanceDoc]], ClusterSpec]) -> None:
         self.runtime = runtime
         self.cid = runtime.cid
         self.store = runtime.store
@@ -98,7 +98,7 @@ class Reconfigurer:
         previous = group.get("applied_configurations", [])
         changed = changed_classifications(cluster["configurations"], previous, group["configurations"])
         members = [i for i in self.runtime.live_instances() if i["group_id"] == gid]
-        touched: list[Doc] = []
+        touched: list[InstanceDoc] = []
         try:
             self._roll(members, group["configurations"], changed, touched)
         except Exception as exc:  # whatever failed, EMR's rule holds: the group goes back
@@ -118,7 +118,11 @@ class Reconfigurer:
         log.info("%s: %s reconfigured (version %s)", self.cid, gid, pending["version"])
 
     def _roll(
-        self, members: list[Doc], configurations: list[Doc], changed: set[str], touched: list[Doc]
+        self,
+        members: list[InstanceDoc],
+        configurations: list[Doc],
+        changed: set[str],
+        touched: list[InstanceDoc],
     ) -> None:
         """Reconfigure ``members`` a batch at a time with ``configurations``, adding each to ``touched``."""
         spec = self.spec(self.runtime.live_instances())
@@ -130,7 +134,7 @@ class Reconfigurer:
             batch = members[start : start + size]
             touched.extend(batch)  # a node whose script failed half-way needs restoring as well
 
-            def one(instance: Doc) -> list[str]:
+            def one(instance: InstanceDoc) -> list[str]:
                 node = by_ip[instance["private_ip"]]
                 restart = daemons_to_restart(changed, daemons_for(spec, node))
                 script = render_reconfigure_script(spec, node, restart)
@@ -146,7 +150,7 @@ class Reconfigurer:
                 restarted = dict(zip((i["id"] for i in batch), pool.map(one, batch), strict=True))
             self._wait_rejoined(batch, restarted)
 
-    def _wait_rejoined(self, batch: list[Doc], restarted: dict[str, list[str]]) -> None:
+    def _wait_rejoined(self, batch: list[InstanceDoc], restarted: dict[str, list[str]]) -> None:
         """Until HDFS and YARN count again every daemon the batch restarted (all of them, after a master's)."""
         live = self.runtime.live_instances()
         master_restarted = {d for i in batch if i["role"] == "MASTER" for d in restarted[i["id"]]}
