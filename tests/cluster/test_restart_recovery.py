@@ -64,9 +64,9 @@ def test_killed_while_bootstrapping_ends_cluster_and_reclaims_instances(resilin)
     _wait_state(emr, cid, {"BOOTSTRAPPING"})
     assert len(cloud_containers(CLOUD)) == 2
 
-    resilin.service.process.send_signal(signal.SIGKILL)  # no chance to clean up
-    resilin.service.process.wait()
-    resilin.service.process = None
+    resilin.process.send_signal(signal.SIGKILL)  # no chance to clean up
+    resilin.process.wait()
+    resilin.process = None
     assert len(cloud_containers(CLOUD)) == 2  # the instances outlive Resilin, as they would on a real cloud
 
     resilin.start()
@@ -87,9 +87,9 @@ def test_cluster_still_starting_at_a_restart_is_provisioned_afresh(resilin):
             "KeepJobFlowAliveWhenNoSteps": False,
         },
     )["JobFlowId"]
-    resilin.service.process.send_signal(signal.SIGKILL)  # while the cluster is STARTING
-    resilin.service.process.wait()
-    resilin.service.process = None
+    resilin.process.send_signal(signal.SIGKILL)  # while the cluster is STARTING
+    resilin.process.wait()
+    resilin.process = None
 
     resilin.start()
     cluster = _wait_state(emr, cid, {"TERMINATED", "TERMINATED_WITH_ERRORS"}, timeout=600)
@@ -149,10 +149,10 @@ def test_sigterm_while_a_cluster_waits_for_ssh_stops_at_once_and_the_cluster_is_
     )
 
     began = time.monotonic()
-    resilin.service.process.send_signal(signal.SIGTERM)
-    resilin.service.process.wait(60)
+    resilin.process.send_signal(signal.SIGTERM)
+    resilin.process.wait(60)
     stopped_in = time.monotonic() - began
-    resilin.service.process = None
+    resilin.process = None
     assert stopped_in < 10, f"resilin server took {stopped_in:.1f}s to stop"
     assert len(cloud_containers(CLOUD)) == 1  # left as a kill -9 leaves it, for the recovery
 
