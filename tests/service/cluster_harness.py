@@ -13,11 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pytest
-from moto.server import ThreadedMotoServer
-
 from resilin.aws.sigv4 import Credentials
-from resilin.clouds import provisioning
 from resilin.clouds.provisioning import Placement
 from resilin.clouds.ssh import CommandResult, KeyPair
 from resilin.provisioners.ec2client import EC2Client
@@ -102,28 +98,6 @@ def first_time(fragment: str, nodes: list[FakeNode] | None = None) -> int:
         for n, (node, text) in enumerate(FakeNode.journal)
         if fragment in text and (nodes is None or node in nodes)
     )
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fake_nodes(monkeypatch):
-    """Instances are reached as fake nodes; their host keys are taken as printed."""
-    FakeNode.nodes, FakeNode.journal, FakeNode.holds, FakeNode.failing = [], [], [], []
-    monkeypatch.setattr(provisioning, "Node", FakeNode)
-    monkeypatch.setattr(EC2Client, "host_keys", lambda self, instance_id, timeout=300: [HOST_KEY])
-    yield FakeNode
-    for hold in FakeNode.holds:
-        hold.release()
 
 
 def cloud(endpoint: str) -> CloudConfig:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from moto.server import ThreadedMotoServer
 
+from resilin.clouds import provisioning
 from resilin.jobflows.store import JobFlowStore
+from resilin.provisioners.ec2client import EC2Client
+from tests.service import cluster_harness
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +40,19 @@ def moto_endpoint():
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_nodes(monkeypatch):
+    """Instances are reached as fake nodes; their host keys are taken as printed."""
+    FakeNode = cluster_harness.FakeNode
+    FakeNode.nodes, FakeNode.journal, FakeNode.holds, FakeNode.failing = [], [], [], []
+    monkeypatch.setattr(provisioning, "Node", FakeNode)
+    monkeypatch.setattr(
+        EC2Client,
+        "host_keys",
+        lambda self, instance_id, timeout=300: [cluster_harness.HOST_KEY],
+    )
+    yield FakeNode
+    for hold in FakeNode.holds:
+        hold.release()

@@ -16,7 +16,6 @@ from resilin.cluster.runtime import ClusterRuntime
 from resilin.jobflows import states
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
-from tests.service import cluster_harness
 from tests.service.cluster_harness import (
     ACCOUNT,
     FakeNode,
@@ -26,9 +25,6 @@ from tests.service.cluster_harness import (
     job_flow,
     wait_for,
 )
-
-moto_endpoint = cluster_harness.moto_endpoint
-fake_nodes = cluster_harness.fake_nodes
 
 CONFIGURE = "Configures one node of cluster"
 RECONFIGURE = "Reconfigures one running"

@@ -13,7 +13,6 @@ from resilin.cluster.orchestrator import ClusterWorker
 from resilin.jobflows import states
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
-from tests.service import cluster_harness
 from tests.service.cluster_harness import (
     ACCOUNT,
     FakeNode,
@@ -23,9 +22,6 @@ from tests.service.cluster_harness import (
     job_flow,
     wait_for,
 )
-
-moto_endpoint = cluster_harness.moto_endpoint
-fake_nodes = cluster_harness.fake_nodes
 
 
 def _start(redis_client, moto_endpoint, tmp_path, **params):
