@@ -28,6 +28,7 @@ from botocore.model import Shape
 
 from resilin.aws.errors import AwsError
 from resilin.aws.shapes import ShapeWalker
+from resilin.aws.sigv2 import AUTH_PARAMETERS
 
 _INTEGER = re.compile(r"^[+-]?\d{1,30}$")
 MAX_DEPTH = 32  # dotted parts of one name; far deeper than any model
@@ -60,19 +61,7 @@ class QueryDecoder(ShapeWalker[QueryNode, Any]):
     """The AWS Query protocol (EMR, SQS, IAM, …): lenient, the service's validator has the last word."""
 
     # Parameters of the protocol and of authentication, not of the operation.
-    envelope: frozenset[str] = frozenset(
-        {
-            "Action",
-            "Version",
-            "AWSAccessKeyId",
-            "SignatureVersion",
-            "SignatureMethod",
-            "Signature",
-            "Timestamp",
-            "Expires",
-            "SecurityToken",
-        }
-    )
+    envelope: frozenset[str] = frozenset({"Action", "Version", "SecurityToken", *AUTH_PARAMETERS})
 
     def __init__(self, malformed: Callable[[str], AwsError]) -> None:
         self._malformed = malformed  # the service's error for names that cannot be read
