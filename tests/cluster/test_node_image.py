@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from resilin.demo import REDUCER  # the same streaming reducer as the demo's
 from resilin.service.ports import free_port
 
 pytestmark = [
@@ -145,20 +146,6 @@ import sys
 for line in sys.stdin:
     for word in line.split():
         print(f"{word}\\t1")
-"""
-
-REDUCER = """#!/usr/bin/env python3
-import sys
-current, total = None, 0
-for line in sys.stdin:
-    word, _, count = line.rstrip("\\n").partition("\\t")
-    if word != current:
-        if current is not None:
-            print(f"{current}\\t{total}")
-        current, total = word, 0
-    total += int(count)
-if current is not None:
-    print(f"{current}\\t{total}")
 """
 
 
