@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from resilin.applications.hadoop_config import check_configurations
 from resilin.errors import ValidationError
-from resilin.jobflows import ids, releases, states, views
+from resilin.jobflows import ids, placement_checks, releases, states, views
 from resilin.jobflows.base import (
     PAGE_SIZE,
     ServiceBase,
@@ -89,6 +89,10 @@ class ClusterOperations(ServiceBase):
         applications = releases.applications(params.get("Applications", []), release or "")
         groups, collection = describe_groups(
             instances, lambda t: releases.is_offered(self.offered_types(), t)
+        )
+        offers = self.offered_types()
+        placement_checks.check_ranges(
+            offers, placement_checks.clouds_of(groups, placement_checks.home_cloud(offers, groups))
         )
         for configurations in [
             params.get("Configurations", []),

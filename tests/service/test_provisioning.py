@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from resilin.aws.sigv4 import Credentials
-from resilin.clouds import user_keys
+from resilin.clouds import private_ranges, user_keys
 from resilin.clouds.provisioning import (
     TAG_CLUSTER,
     TAG_INSTALLATION,
@@ -328,20 +328,46 @@ def test_throttled_calls_during_launch_are_retried(proxy, image_name):
     provisioner.teardown()
 
 
-def test_groups_in_several_clouds_fail_with_a_clear_message(proxy, image_name):
-    clouds = Clouds(
-        image_name, _cloud("east", proxy.endpoint), _cloud("west", proxy.endpoint, region="us-west-2")
+def test_groups_in_clouds_whose_ranges_overlap_or_are_unknown_are_refused_before_any_launch(
+    proxy, moto_endpoint, image_name
+):
+    direct = EC2Client(_cloud("probe", moto_endpoint)).ec2
+    vpc = direct.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnet_a, subnet_b = (
+        direct.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
+        for cidr in ("10.30.1.0/24", "10.30.2.0/24")
     )
     cluster = _cluster("j-TWOCLOUDS00001")
     cluster["groups"][1]["cloud"] = "west"
-    with pytest.raises(ProvisioningFailed) as failed:
-        _provisioner(clouds, "j-TWOCLOUDS00001").launch(cluster)
-    assert failed.value.code == states.VALIDATION_ERROR
-    assert "several clouds (east, west)" in failed.value.message and "overlay" in failed.value.message
+
+    def refusal(east: dict, west: dict) -> str:
+        clouds = Clouds(
+            image_name, _cloud("east", proxy.endpoint, **east), _cloud("west", proxy.endpoint, **west)
+        )
+        with pytest.raises(ProvisioningFailed) as failed:
+            _provisioner(clouds, "j-TWOCLOUDS00001").launch(cluster)
+        assert failed.value.code == states.VALIDATION_ERROR
+        return failed.value.message
+
+    # Neither a private_range nor a subnet: the range cannot be known, nothing is asked or launched.
+    assert "range of cloud east is not known" in refusal({}, {})
     assert proxy.calls == []
+    # A configured range against a subnet's, read from the cloud (DescribeSubnets): they overlap.
+    message = refusal({"private_range": "10.30.0.0/16"}, {"subnet_id": subnet_a})
+    assert "east (10.30.0.0/16) and west (10.30.1.0/24)" in message
+    assert {c.action for c in proxy.calls} == {"DescribeSubnets"}
+    # Two subnets apart: the ranges allow the spread (whether the network does is its own answer).
+    apart = Clouds(
+        image_name,
+        _cloud("east", proxy.endpoint, subnet_id=subnet_a),
+        _cloud("west", proxy.endpoint, subnet_id=subnet_b),
+    )
+    assert private_ranges.spread_refusal([apart("east"), apart("west")]) is None
+    assert {c.action for c in proxy.calls} == {"DescribeSubnets"}
+    # A cloud nobody configured is named as such.
     cluster["groups"][1]["cloud"] = "nowhere"
-    with pytest.raises(ProvisioningFailed, match="several clouds"):
-        _provisioner(clouds, "j-TWOCLOUDS00001").launch(cluster)
+    with pytest.raises(ProvisioningFailed, match="Unknown cloud 'nowhere'"):
+        _provisioner(apart, "j-TWOCLOUDS00001").launch(cluster)
 
 
 def test_reconciliation_removes_leftovers_of_ended_and_unknown_clusters_only(proxy, image_name, redis_client):
