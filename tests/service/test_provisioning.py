@@ -438,3 +438,75 @@ def test_tags_changed_on_the_cluster_follow_onto_its_instances(proxy, image_name
         assert sync_instance_tags(client, _live(client, cid), user_tags(cluster)) == 0
     finally:
         provisioner.teardown()
+
+
+def test_reconciliation_releases_addresses_and_deletes_routes_of_gone_clusters_only(
+    proxy, image_name, redis_client
+):
+    clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
+    store = JobFlowStore(redis_client)
+    service = EmrService(store)
+    params = {"Name": "c", "Instances": {"MasterInstanceType": "m5.xlarge", "InstanceCount": 1}}
+    alive = service.run_job_flow("111111111111", params)["JobFlowId"]
+    ended = service.run_job_flow("111111111111", params)["JobFlowId"]
+    store.transition_cluster(ended, states.TERMINATING)
+    store.transition_cluster(ended, states.TERMINATED_WITH_ERRORS)
+    client = clouds.client("east")
+    ec2 = client.ec2
+    image = clouds("east").image("emr-7.5.0")
+
+    # What an overlay leaves when its teardown never ran: a gateway per cluster with an Elastic IP
+    # (tagged as the overlay tags it) and routes to it in the main route table; and the same of
+    # another installation, and an untagged address associated with nobody's gateway.
+    def gateway(cid: str, installation: str = INSTALLATION) -> tuple[str, str]:
+        [instance] = client.launch(
+            image, "m5.large", 1, "", {TAG_CLUSTER: cid, TAG_INSTALLATION: installation}
+        )
+        tags = [{"Key": TAG_CLUSTER, "Value": cid}, {"Key": TAG_INSTALLATION, "Value": installation}]
+        allocation = ec2.allocate_address(
+            Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": tags}]
+        )["AllocationId"]
+        ec2.associate_address(InstanceId=instance, AllocationId=allocation)
+        return instance, allocation
+
+    gateways = {cid: gateway(cid) for cid in (alive, ended, "j-UNKNOWN0000002")}
+    foreign = gateway(ended, "rsl-someoneelse")
+    # Untagged, but associated with the ended cluster's gateway: found through its instance.
+    loose = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    [table] = ec2.describe_route_tables(Filters=[{"Name": "association.main", "Values": ["true"]}])[
+        "RouteTables"
+    ]
+    rtb = table["RouteTableId"]
+    targets = {
+        "10.98.0.1/32": gateways[alive][0],
+        "10.98.0.2/32": gateways[ended][0],
+        "10.98.0.3/32": gateways["j-UNKNOWN0000002"][0],
+        "10.98.0.4/32": foreign[0],
+    }
+    for destination, instance in targets.items():
+        ec2.create_route(RouteTableId=rtb, DestinationCidrBlock=destination, InstanceId=instance)
+    ec2.terminate_instances(InstanceIds=[gateways[ended][0]])  # a gateway already gone
+    ec2.disassociate_address(
+        AssociationId=next(
+            a["AssociationId"]
+            for a in ec2.describe_addresses()["Addresses"]
+            if a["AllocationId"] == gateways["j-UNKNOWN0000002"][1]
+        )
+    )
+    ec2.associate_address(InstanceId=gateways["j-UNKNOWN0000002"][0], AllocationId=loose)
+
+    swept = Reconciler(store, ["east"], clouds, INSTALLATION, interval=0).sweep()
+
+    gone = {gateways[ended][1], gateways["j-UNKNOWN0000002"][1], loose}
+    assert sorted(swept.addresses["east"]) == sorted(gone)
+    left = {a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]}
+    assert not gone & left and {gateways[alive][1], foreign[1]} <= left
+    assert sorted(swept.routes["east"]) == [f"{rtb} 10.98.0.2/32", f"{rtb} 10.98.0.3/32"]
+    routes = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+    assert {r["DestinationCidrBlock"] for r in routes if r.get("InstanceId")} == {
+        "10.98.0.1/32",
+        "10.98.0.4/32",
+    }
+    # A second sweep finds nothing more to remove.
+    again = Reconciler(store, ["east"], clouds, INSTALLATION, interval=0).sweep()
+    assert again.addresses == {} and again.routes == {} and again.unreachable == []
