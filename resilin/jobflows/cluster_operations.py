@@ -171,7 +171,10 @@ class ClusterOperations(ServiceBase):
     # -- reading ----------------------------------------------------------
     def describe_cluster(self, who: str | Caller, params: dict) -> dict:
         cluster = self._cluster(who, params["ClusterId"])
-        return {"Cluster": views.cluster(cluster, self.region)}
+        clouds = placement_checks.cluster_clouds(
+            self.offered_types(), cluster["groups"], self.store.instances_of(cluster["id"])
+        )
+        return {"Cluster": views.cluster(cluster, self.region, clouds)}
 
     def list_clusters(self, who: str | Caller, params: dict) -> dict:
         """Newest first, 50 a page; the marker is the position (creation time, id) to go on from."""

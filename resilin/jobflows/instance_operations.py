@@ -64,14 +64,16 @@ class InstanceOperations(ServiceBase):
         if params.get("InstanceFleetType"):
             roles.add(params["InstanceFleetType"])
         wanted_states = set(params.get("InstanceStates", []))
+        instances = self.store.instances_of(cluster["id"])
+        spread = len(placement_checks.cluster_clouds(self.offered_types(), cluster["groups"], instances)) > 1
         chosen = [
             i
-            for i in self.store.instances_of(cluster["id"])
+            for i in instances
             if (not group_id or i.get("group_id") == group_id)
             and (not roles or i.get("role") in roles)
             and (not wanted_states or i.get("state", states.INSTANCE_PROVISIONING) in wanted_states)
         ]
-        shapes = [views.instance(i, groups.get(i.get("group_id")), fleets) for i in chosen]
+        shapes = [views.instance(i, groups.get(i.get("group_id")), fleets, spread) for i in chosen]
         return page(shapes, params.get("Marker"), "Instances")
 
     def list_bootstrap_actions(self, who: str | Caller, params: dict) -> dict:

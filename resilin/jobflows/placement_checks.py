@@ -35,6 +35,15 @@ def clouds_of(groups: Iterable[InstanceGroupDoc], home: str | None) -> set[str]:
     return {cloud for g in groups if (cloud := g["cloud"] or home)}
 
 
+def cluster_clouds(
+    offers: Sequence[CloudOffer], groups: Sequence[InstanceGroupDoc], instances: Sequence[InstanceDoc]
+) -> list[str]:
+    """Every cloud the cluster's groups are placed in or its instances ran in, the master's first."""
+    home = home_cloud(offers, groups, instances)
+    found = clouds_of(groups, home) | {i["cloud"] for i in instances if i.get("cloud")}
+    return sorted(found, key=lambda cloud: (cloud != home, cloud))
+
+
 def check_ranges(offers: Sequence[CloudOffer], clouds: Iterable[str]) -> None:
     """ValidationError when the known private ranges of ``clouds`` overlap."""
     wanted = set(clouds)

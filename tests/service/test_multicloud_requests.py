@@ -85,3 +85,36 @@ def test_a_group_added_in_an_overlapping_cloud_is_refused(server, redis_client):
     )
     groups = emr.list_instance_groups(ClusterId=cid)["InstanceGroups"]
     assert added["InstanceGroupIds"][0] in {g["Id"] for g in groups}
+
+
+def test_list_instances_and_describe_cluster_show_the_clouds_of_a_spread_cluster(server, redis_client):
+    from resilin.jobflows.store import JobFlowStore
+
+    store = JobFlowStore(redis_client)
+    emr = server.client()
+    spread = emr.run_job_flow(
+        Name="shown",
+        ReleaseLabel="emr-7.5.0",
+        Instances=_groups("m5.xlarge", "m5.xlarge@edge"),
+        Tags=[{"Key": "team", "Value": "x"}],
+    )["JobFlowId"]
+    single = emr.run_job_flow(
+        Name="one", ReleaseLabel="emr-7.5.0", Instances=_groups("m5.xlarge", "m5.xlarge")
+    )["JobFlowId"]
+    for cid in (spread, single):
+        api.worker_runs(store, cid)
+    for instance in store.instances_of(spread):  # as the worker records them: each in its group's cloud
+        if instance["role"] == "CORE":
+            store.put_instance(spread, instance | {"cloud": "edge"})
+
+    listed = emr.list_instances(ClusterId=spread)["Instances"]
+    assert sorted(i["InstanceType"] for i in listed) == [
+        "m5.xlarge@edge",
+        "m5.xlarge@edge",
+        "m5.xlarge@local",
+    ]
+    tags = emr.describe_cluster(ClusterId=spread)["Cluster"]["Tags"]
+    assert tags == [{"Key": "team", "Value": "x"}, {"Key": "resilin:clouds", "Value": "local edge"}]
+    # A cluster in one cloud reads as it always did.
+    assert {i["InstanceType"] for i in emr.list_instances(ClusterId=single)["Instances"]} == {"m5.xlarge"}
+    assert emr.describe_cluster(ClusterId=single)["Cluster"]["Tags"] == []
