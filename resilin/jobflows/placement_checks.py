@@ -28,7 +28,7 @@ def home_cloud(
     if master is not None:
         return master["cloud"]
     master_group = next((g for g in groups if g["role"] == "MASTER"), None)
-    return (master_group or {}).get("cloud") or default_cloud(offers)
+    return (master_group["cloud"] if master_group else None) or default_cloud(offers)
 
 
 def clouds_of(groups: Iterable[InstanceGroupDoc], home: str | None) -> set[str]:

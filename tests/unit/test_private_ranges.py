@@ -92,3 +92,38 @@ def test_placement_refuses_a_cloud_whose_range_cannot_be_known():
     assert "a (10.77.1.0/24) and c (10.77.0.0/16)" in (spread_refusal([a, c]) or "")
     d = _Placed("d", CloudConfig("d", private_range="10.78.0.0/16"))
     assert spread_refusal([a, d]) is None
+
+
+class _Runtime:
+    """What Resizer.check_ranges reads of a running cluster: its live instances and its clouds."""
+
+    cid, store = "j-1", None
+
+    def __init__(self, instances: list[dict], clouds: dict[str, _Placed]) -> None:
+        self.instances, self.clouds = instances, clouds
+
+    def live_instances(self) -> list[dict]:
+        return self.instances
+
+    def placements(self, name: str) -> _Placed:
+        return self.clouds[name]
+
+
+def test_growing_into_a_new_cloud_checks_the_ranges_again():
+    from resilin.cluster.resize import ResizeError, Resizer
+
+    clouds = {
+        "a": _Placed("a", CloudConfig("a", kind="local", subnet="10.77.1.0/24")),
+        "b": _Placed("b", CloudConfig("b", private_range="10.78.0.0/16")),
+        "wide": _Placed("wide", CloudConfig("wide", private_range="10.77.0.0/16")),
+        "blind": _Placed("blind", CloudConfig("blind")),
+    }
+    resizer = Resizer(_Runtime([{"cloud": "a"}, {"cloud": "a"}], clouds), None)
+    resizer.check_ranges("a")  # no new cloud: nothing to check
+    resizer.check_ranges("b")
+    with pytest.raises(ResizeError, match=r"a \(10.77.1.0/24\) and wide \(10.77.0.0/16\)"):
+        resizer.check_ranges("wide")
+    with pytest.raises(ResizeError, match="range of cloud blind is not known"):
+        resizer.check_ranges("blind")
+    with pytest.raises(ResizeError, match="Unknown cloud 'nowhere'"):
+        resizer.check_ranges("nowhere")

@@ -2,8 +2,9 @@
 
 Every node carries ``/etc/hadoop/topology.sh`` (core-site's ``net.topology.script.file.name``)
 and the table it reads, one ``name rack`` line per address, EC2-style name and host name of
-every node.  The daemons resolve a name once and cache the answer (Hadoop's
-``CachedDNSToSwitchMapping``), but a name they have not seen yet runs the script again, which
+every node.  The daemons turn names into addresses first (``NetUtils.normalizeHostNames``, through
+/etc/hosts), resolve each once and cache the answer (Hadoop's ``CachedDNSToSwitchMapping``),
+but a name they have not seen yet runs the script again, which
 reads the table as it is then: a node added later gets its rack as soon as the table on the
 master lists it.  (``TableMapping``, the alternative that needs no script, reads its file once
 per daemon and never again unless a DataNode's registration fails its topology check, so a
