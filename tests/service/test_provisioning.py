@@ -473,9 +473,9 @@ def test_reconciliation_releases_addresses_and_deletes_routes_of_gone_clusters_o
     foreign = gateway(ended, "rsl-someoneelse")
     # Untagged, but associated with the ended cluster's gateway: found through its instance.
     loose = ec2.allocate_address(Domain="vpc")["AllocationId"]
-    [table] = ec2.describe_route_tables(Filters=[{"Name": "association.main", "Values": ["true"]}])[
-        "RouteTables"
-    ]
+    [vpc] = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    main = [{"Name": "association.main", "Values": ["true"]}, {"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+    [table] = ec2.describe_route_tables(Filters=main)["RouteTables"]
     rtb = table["RouteTableId"]
     targets = {
         "10.98.0.1/32": gateways[alive][0],
