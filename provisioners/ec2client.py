@@ -203,14 +203,21 @@ class EC2Client:
 
     # Security groups -------------------------------------------------------------------
 
-    def vpc_of_subnet(self, subnet_id: str) -> str:
+    def _subnet(self, subnet_id: str) -> dict[str, Any]:
         try:
             subnets = self._call("describe_subnets", SubnetIds=[subnet_id])["Subnets"]
         except ClientError as exc:
             if self._code(exc).startswith("InvalidSubnetID"):
                 raise ProvisioningError(f"subnet {subnet_id} not found in cloud {self.cloud.name}") from None
             raise
-        return subnets[0]["VpcId"]
+        return subnets[0]
+
+    def vpc_of_subnet(self, subnet_id: str) -> str:
+        return self._subnet(subnet_id)["VpcId"]
+
+    def subnet_cidr(self, subnet_id: str) -> str:
+        """The subnet's IPv4 range (its instances' private addresses)."""
+        return self._subnet(subnet_id)["CidrBlock"]
 
     def create_security_group(
         self, name: str, description: str, tags: dict[str, str], vpc_id: str = ""

@@ -15,6 +15,7 @@ from importlib import resources
 import jinja2
 
 from resilin.applications import config_files
+from resilin.applications.hadoop import topology
 from resilin.cluster import node_data
 from resilin.errors import ValidationError
 from resilin.jobflows.store import Doc
@@ -47,6 +48,13 @@ SUPPORTED_CLASSIFICATIONS = {*XML_CLASSIFICATIONS, *ENV_CLASSIFICATIONS, LOG4J_C
 # Where the exclude lists for decommissioning live on the master.
 DFS_EXCLUDE = "/etc/hadoop/dfs.exclude"
 YARN_EXCLUDE = "/etc/hadoop/yarn.exclude"
+# The script HDFS and YARN ask each node's rack (core-site's net.topology.script.file.name), its table.
+TOPOLOGY_SCRIPT = f"/etc/hadoop/{topology.SCRIPT_NAME}"
+TOPOLOGY_TABLE = f"/etc/hadoop/{topology.TABLE_NAME}"
+HOSTS_FILE = "/etc/hosts"
+# The lines of /etc/hosts Resilin rewrites as nodes come and go; the rest is left as it is.
+HOSTS_BEGIN = "# BEGIN resilin cluster nodes"
+HOSTS_END = "# END resilin cluster nodes"
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,8 @@ class NodeSpec:
     instance_type: str = ""
     group_id: str = ""
     configurations: list[Doc] = field(default_factory=list)  # the node's instance group's
+    cloud: str = ""  # the cloud its instance is in
+    rack: str = topology.DEFAULT_RACK  # its rack in HDFS and YARN (resilin.applications.hadoop.topology)
 
 
 @dataclass
@@ -285,9 +295,14 @@ def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
         "overrides": overrides,
         "dfs_exclude": DFS_EXCLUDE,
         "yarn_exclude": YARN_EXCLUDE,
+        "topology": topology_context(spec),
+        "hosts": hosts_context(spec.nodes),
     }
     files = {name: _env.get_template(f"{name}.j2").render(context).strip() + "\n" for name in SITE_FILES}
     files["workers"] = ("\n".join(n.ip for n in spec.workers) or spec.master.ip) + "\n"
+    files[topology.SCRIPT_NAME] = _env.get_template("topology.sh.j2").render(
+        table_path=TOPOLOGY_TABLE, default_rack=topology.DEFAULT_RACK
+    )
     return context | {
         "files": files,
         "env_files": env_files(overrides),
@@ -337,6 +352,34 @@ def render_wait_ready(spec: ClusterSpec, timeout: int) -> str:
     )
 
 
-def render_hosts_update(nodes: list[NodeSpec]) -> str:
-    """A script that makes ``nodes`` resolvable on a node already running (used when the cluster grows)."""
-    return _env.get_template("hosts.sh.j2").render(nodes=nodes)
+def topology_context(spec: ClusterSpec) -> dict[str, str]:
+    """The rack script, where it and its table go, and the table (every node's names → its rack)."""
+    return {
+        "script_name": topology.SCRIPT_NAME,
+        "script_path": TOPOLOGY_SCRIPT,
+        "table_name": topology.TABLE_NAME,
+        "table": topology.table([((n.ip, n.name, n.hostname), n.rack) for n in spec.nodes]),
+    }
+
+
+def hosts_block(nodes: Sequence[NodeSpec]) -> str:
+    """Resilin's lines of /etc/hosts: every node of the cluster, in whichever cloud, by address,
+    EC2-style name and own host name."""
+    lines = [HOSTS_BEGIN]
+    for n in nodes:
+        names = " ".join(dict.fromkeys(name for name in (n.name, n.hostname) if name))
+        lines.append(f"{n.ip} {names}" + (f"  # {n.cloud}" if n.cloud else ""))
+    lines.append(HOSTS_END)
+    return "\n".join(lines) + "\n"
+
+
+def hosts_context(nodes: Sequence[NodeSpec]) -> dict[str, str]:
+    return {"file": HOSTS_FILE, "begin": HOSTS_BEGIN, "end": HOSTS_END, "block": hosts_block(nodes)}
+
+
+def render_membership_update(spec: ClusterSpec) -> str:
+    """A script that brings a running node's /etc/hosts and rack table to the cluster's nodes now
+    (every node, after nodes joined or left)."""
+    return _env.get_template("hosts.sh.j2").render(
+        hosts=hosts_context(spec.nodes), topology=topology_context(spec)
+    )

@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from resilin.aws.sigv4 import Credentials
+from resilin.clouds import private_ranges
 from resilin.clouds.instance_tags import user_tags
 from resilin.clouds.ssh import KeyPair, Node, SshError
 from resilin.cluster.network import ClusterNetwork, SingleCloudNetwork
@@ -190,6 +191,10 @@ class ClusterProvisioner:
         """The cloud the cluster's groups are placed in, then the clouds it may fall back to."""
         default = self._placement(None).cloud_name
         clouds = {g["cloud"] or default for g in cluster["groups"]}
+        if len(clouds) > 1:  # the clouds' private ranges must not overlap (the overlay does no NAT)
+            refusal = private_ranges.spread_refusal([self._placement(c) for c in sorted(clouds)])
+            if refusal is not None:
+                raise ProvisioningFailed(states.VALIDATION_ERROR, refusal)
         refusal = self.network.spread_refusal(clouds)
         if refusal is not None:
             raise ProvisioningFailed(states.VALIDATION_ERROR, refusal)

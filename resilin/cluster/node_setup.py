@@ -45,6 +45,7 @@ def node_spec(instance: InstanceDoc, group: InstanceGroupDoc | None) -> NodeSpec
         instance_type=instance.get("instance_type", ""),
         group_id=instance.get("group_id", ""),
         configurations=group.get("configurations", []) if group else [],
+        cloud=instance.get("cloud", ""),
     )
 
 

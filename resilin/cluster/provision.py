@@ -14,6 +14,7 @@ import time
 from resilin.clouds import known_hosts, user_keys
 from resilin.clouds.provisioning import Placement, ProvisioningFailed, ReadyInstance
 from resilin.clouds.ssh import KeyPair
+from resilin.cluster import placement_report
 from resilin.cluster.runtime import ClusterFailure, ClusterRuntime
 from resilin.jobflows import states
 from resilin.jobflows.documents import ClusterDoc
@@ -48,6 +49,7 @@ def provision(runtime: ClusterRuntime) -> None:
             g["state"] = states.GROUP_BOOTSTRAPPING
 
     runtime.store.update_cluster(runtime.cid, ready_groups)
+    runtime.progress(placement_report.instances_message(instances))
     runtime.phase("ssh_ready")
     runtime.check_termination()
 

@@ -13,6 +13,7 @@ import logging
 import time
 
 from resilin.applications.base import Application, NodesRejected
+from resilin.clouds import private_ranges
 from resilin.clouds.provisioning import ProvisioningFailed
 from resilin.cluster.runtime import ClusterRuntime
 from resilin.cluster.sessions import SessionsClosed
@@ -42,6 +43,7 @@ class Resizer:
         )
         if refusal is not None:
             raise ResizeError(refusal)
+        self.check_ranges(group.get("cloud") or placement.cloud_name)
         try:
             ready = runtime.provisioner.grow(runtime.cluster, group, count)
         except ProvisioningFailed as exc:
@@ -69,6 +71,20 @@ class Resizer:
             instance.setdefault("timeline", {})["ready"] = time.time()
             self.store.put_instance(self.cid, instance)
         log.info("%s: %d %s instance(s) joined", self.cid, count, group["role"].lower())
+
+    def check_ranges(self, cloud: str) -> None:
+        """Growing into a cloud the cluster is not in yet: its private range must not overlap theirs
+        (RunJobFlow and AddInstanceGroups checked what the settings say; this asks the clouds)."""
+        present = {i["cloud"] for i in self.runtime.live_instances()}
+        if cloud in present:
+            return
+        try:
+            placements = [self.runtime.placements(c) for c in sorted(present | {cloud})]
+        except KeyError as exc:
+            raise ResizeError(f"Unknown cloud {exc.args[0]!r}") from None
+        refusal = private_ranges.spread_refusal(placements)
+        if refusal is not None:
+            raise ResizeError(refusal)
 
     # -- shrinking ------------------------------------------------------
     def shrink(self, group: InstanceGroupDoc, count: int) -> None:

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from resilin.applications.hadoop_config import check_configurations
 from resilin.errors import ValidationError
-from resilin.jobflows import ids, releases, states, views
+from resilin.jobflows import ids, placement_checks, releases, states, views
 from resilin.jobflows.base import (
     PAGE_SIZE,
     ServiceBase,
@@ -90,6 +90,10 @@ class ClusterOperations(ServiceBase):
         groups, collection = describe_groups(
             instances, lambda t: releases.is_offered(self.offered_types(), t)
         )
+        offers = self.offered_types()
+        placement_checks.check_ranges(
+            offers, placement_checks.clouds_of(groups, placement_checks.home_cloud(offers, groups))
+        )
         for configurations in [
             params.get("Configurations", []),
             *(g.get("configurations", []) for g in groups),
@@ -167,7 +171,10 @@ class ClusterOperations(ServiceBase):
     # -- reading ----------------------------------------------------------
     def describe_cluster(self, who: str | Caller, params: dict) -> dict:
         cluster = self._cluster(who, params["ClusterId"])
-        return {"Cluster": views.cluster(cluster, self.region)}
+        clouds = placement_checks.cluster_clouds(
+            self.offered_types(), cluster["groups"], self.store.instances_of(cluster["id"])
+        )
+        return {"Cluster": views.cluster(cluster, self.region, clouds)}
 
     def list_clusters(self, who: str | Caller, params: dict) -> dict:
         """Newest first, 50 a page; the marker is the position (creation time, id) to go on from."""

@@ -172,6 +172,7 @@ class ClusterDoc(TypedDict):
     terminate_requested: bool
     # Written by the cluster's worker as it goes.
     hdfs_replication: NotRequired[int]
+    home_rack: NotRequired[str]  # the rack of the master's cloud's nodes, fixed when Hadoop starts
     excluded_nodes: NotRequired[dict[str, ExcludedNode]]
     phases: NotRequired[dict[str, float]]
     configure_timing: NotRequired[dict[str, float]]

@@ -15,7 +15,7 @@ from typing import Any
 
 from resilin.applications.hadoop_config import check_configurations, merge_configurations
 from resilin.errors import InvalidRequest, ValidationError
-from resilin.jobflows import ids, releases, states, views
+from resilin.jobflows import ids, placement_checks, releases, states, views
 from resilin.jobflows.base import ServiceBase, page, unique
 from resilin.jobflows.caller import Caller
 from resilin.jobflows.documents import ClusterDoc, Configuration, InstanceDoc, InstanceGroupDoc
@@ -64,14 +64,16 @@ class InstanceOperations(ServiceBase):
         if params.get("InstanceFleetType"):
             roles.add(params["InstanceFleetType"])
         wanted_states = set(params.get("InstanceStates", []))
+        instances = self.store.instances_of(cluster["id"])
+        spread = len(placement_checks.cluster_clouds(self.offered_types(), cluster["groups"], instances)) > 1
         chosen = [
             i
-            for i in self.store.instances_of(cluster["id"])
+            for i in instances
             if (not group_id or i.get("group_id") == group_id)
             and (not roles or i.get("role") in roles)
             and (not wanted_states or i.get("state", states.INSTANCE_PROVISIONING) in wanted_states)
         ]
-        shapes = [views.instance(i, groups.get(i.get("group_id")), fleets) for i in chosen]
+        shapes = [views.instance(i, groups.get(i.get("group_id")), fleets, spread) for i in chosen]
         return page(shapes, params.get("Marker"), "Instances")
 
     def list_bootstrap_actions(self, who: str | Caller, params: dict) -> dict:
@@ -98,6 +100,7 @@ class InstanceOperations(ServiceBase):
             raise ValidationError(
                 "Only one task instance fleet can be added to a cluster with instance fleets."
             )
+        self._check_clouds(cluster, [fleet])
 
         def change(c: ClusterDoc) -> None:
             if c["state"] not in RESIZABLE_CLUSTER_STATES:
@@ -141,6 +144,18 @@ class InstanceOperations(ServiceBase):
         self.store.notify(cluster["id"])
         return {}
 
+    def _check_clouds(self, cluster: ClusterDoc, added: list[InstanceGroupDoc]) -> None:
+        """Groups placed in a cloud the cluster is not in yet: its private range must not overlap theirs."""
+        offers = self.offered_types()
+        instances = [
+            i for i in self.store.instances_of(cluster["id"]) if i["state"] != states.INSTANCE_TERMINATED
+        ]
+        home = placement_checks.home_cloud(offers, cluster["groups"], instances)
+        current = placement_checks.clouds_of(cluster["groups"], home) | {i["cloud"] for i in instances}
+        wanted = placement_checks.clouds_of(added, home)
+        if wanted - current:
+            placement_checks.check_ranges(offers, current | wanted)
+
     def add_instance_groups(self, who: str | Caller, params: dict) -> dict:
         cluster = self._resizable(who, params["JobFlowId"])
         added = [new_group(config) for config in params["InstanceGroups"]]
@@ -157,6 +172,7 @@ class InstanceOperations(ServiceBase):
             check_configurations(group.get("configurations", []))
         if any(g.get("auto_scaling_policy") for g in added) and not cluster.get("auto_scaling_role"):
             raise ValidationError("An AutoScalingRole is required when using an automatic scaling policy.")
+        self._check_clouds(cluster, added)
 
         def change(c: ClusterDoc) -> None:
             if c["state"] not in RESIZABLE_CLUSTER_STATES:

@@ -128,6 +128,8 @@ class CloudOffer:
     cloud: str
     default: bool
     types: tuple[OfferedType, ...] | None
+    # Its instances' private addresses (CIDR) when the settings say; None: known once placed.
+    private_range: str | None = None
 
 
 OfferedTypes = Callable[[], Sequence[CloudOffer]]

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from resilin.jobflows import states
@@ -129,7 +130,19 @@ def _ec2_attributes(c: ClusterDoc, region: str) -> dict:
     )
 
 
-def cluster(c: ClusterDoc, region: str) -> dict:
+# In DescribeCluster's Tags of a cluster spanning clouds: its clouds, the master's first, space-separated
+# (a tag value cannot hold commas).  Resilin's own, like the resilin:* tags on its instances.
+CLOUDS_TAG = "resilin:clouds"
+
+
+def _tags(c: ClusterDoc, clouds: Sequence[str]) -> list:
+    if len(clouds) < 2:
+        return c["tags"]
+    return [t for t in c["tags"] if t["Key"] != CLOUDS_TAG] + [{"Key": CLOUDS_TAG, "Value": " ".join(clouds)}]
+
+
+def cluster(c: ClusterDoc, region: str, clouds: Sequence[str] = ()) -> dict:
+    """DescribeCluster's Cluster; ``clouds``: where the cluster runs (named in its tags when several)."""
     return strip(
         {
             "Id": c["id"],
@@ -147,7 +160,7 @@ def cluster(c: ClusterDoc, region: str) -> dict:
             "UnhealthyNodeReplacement": c.get("unhealthy_node_replacement", False),
             "VisibleToAllUsers": c["visible_to_all_users"],
             "Applications": c["applications"],
-            "Tags": c["tags"],
+            "Tags": _tags(c, clouds),
             "ServiceRole": c.get("service_role"),
             "NormalizedInstanceHours": normalized_hours(c),
             "MasterPublicDnsName": c.get("master_public_dns"),
@@ -296,8 +309,13 @@ def instance_fleet(group: InstanceGroupDoc, cluster: ClusterDoc) -> dict:
     )
 
 
-def instance(i: InstanceDoc, group: InstanceGroupDoc | None, fleets: bool) -> dict:
+def instance(i: InstanceDoc, group: InstanceGroupDoc | None, fleets: bool, spread: bool = False) -> dict:
+    """ListInstances' Instance; in a cluster ``spread`` over clouds its InstanceType names its cloud
+    as requests and ListSupportedInstanceTypes do (``m5.xlarge@cloud-b``)."""
     state = i.get("state", states.INSTANCE_PROVISIONING)
+    instance_type = i.get("instance_type")
+    if spread and instance_type and i.get("cloud"):
+        instance_type = f"{instance_type}@{i['cloud']}"
     timeline = i.get("timeline") or {}
     group_key = "InstanceFleetId" if fleets else "InstanceGroupId"
     private_ip = i.get("private_ip")
@@ -324,7 +342,7 @@ def instance(i: InstanceDoc, group: InstanceGroupDoc | None, fleets: bool) -> di
             ),
             group_key: i.get("group_id"),
             "Market": group.get("market", "ON_DEMAND") if group else "ON_DEMAND",
-            "InstanceType": i.get("instance_type"),
+            "InstanceType": instance_type,
         }
     )
 

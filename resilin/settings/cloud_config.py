@@ -64,6 +64,9 @@ class CloudConfig:
     security_group_ids: tuple[str, ...] = ()  # extra groups every instance joins
     create_security_group: bool = True  # one group per cluster: SSH from Resilin, all traffic within
     ssh_cidr: str = ""  # who may SSH in; empty: the host (local clouds) or anywhere (ec2 clouds)
+    # ec2 clouds: the private addresses its instances get (CIDR), checked against the other clouds of
+    # a multi-cloud cluster; empty: the CIDR of ``subnet_id``, asked of the cloud when a cluster is placed.
+    private_range: str = ""
     quota: Quota = Quota()
     fallback: tuple[str, ...] = ()  # clouds to try, in order, when this one has no capacity
 
@@ -96,6 +99,7 @@ KEYS = {
         "security_group_ids",
         "create_security_group",
         "ssh_cidr",
+        "private_range",
     },
 }
 
@@ -257,6 +261,14 @@ def parse_cloud(table: Mapping[str, Any], where: str) -> CloudConfig:
             ssh_cidr = str(ipaddress.ip_network(ssh_cidr))
         except ValueError:
             raise t.fail(f"'ssh_cidr' must be a network such as '203.0.113.7/32', not {ssh_cidr!r}") from None
+    private_range = t.str("private_range")
+    if private_range:
+        try:
+            private_range = str(ipaddress.ip_network(private_range))
+        except ValueError:
+            raise t.fail(
+                f"'private_range' must be a network such as '10.1.0.0/16', not {private_range!r}"
+            ) from None
     groups = t.str_list("security_group_ids")
     for group in groups:
         if not group.startswith("sg-"):
@@ -273,6 +285,7 @@ def parse_cloud(table: Mapping[str, Any], where: str) -> CloudConfig:
         security_group_ids=groups,
         create_security_group=t.bool("create_security_group", True),
         ssh_cidr=ssh_cidr,
+        private_range=private_range,
         **common,
     )
 

@@ -121,6 +121,9 @@ subnet = "10.77.1.0/24"
 # profile = "work"                        # or access_key / secret_key
 # image_id = "ami-0123456789abcdef0"
 # ssh_cidr = "203.0.113.7/32"
+# subnet_id = "subnet-0abc1234"
+# private_range = "10.1.0.0/16"           # its instances' private addresses (default: subnet_id's CIDR);
+#                                         # clouds of one cluster must not overlap
 """
 
 

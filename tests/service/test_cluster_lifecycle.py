@@ -70,8 +70,9 @@ def _group(store, cid, role):
     ],
 )
 def test_action_on_failure_decides_the_steps_after_and_the_cluster(
-    emr, moto_endpoint, fake_nodes, tmp_path, action, after_failure, state, code
+    emr, moto_endpoint, fake_nodes, tmp_path, action, after_failure, state, code, caplog
 ):
+    caplog.set_level("INFO", logger="resilin.cluster.runtime")
     store, service = emr
     FakeNode.failing.append(lambda node, text: "step-that-fails" in text)
     params = job_flow(core=1, Steps=[_step("first"), _step("step-that-fails", action), _step("after")])
@@ -86,6 +87,8 @@ def test_action_on_failure_decides_the_steps_after_and_the_cluster(
     assert {i["state"] for i in store.instances_of(cid)} == {states.INSTANCE_TERMINATED}
     assert _live_in_cloud(clouds, cid) == []
     assert all(node.closed.is_set() for node in FakeNode.nodes)
+    # The progress said where the instances run, once they did.
+    assert f"{cid}: 2 instances running: master and 1 core in moto" in caplog.messages
 
 
 def test_a_resize_goes_before_a_reconfiguration_of_the_same_group(emr, moto_endpoint, fake_nodes, tmp_path):

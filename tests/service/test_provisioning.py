@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from resilin.aws.sigv4 import Credentials
-from resilin.clouds import user_keys
+from resilin.clouds import private_ranges, user_keys
 from resilin.clouds.provisioning import (
     TAG_CLUSTER,
     TAG_INSTALLATION,
@@ -328,20 +328,46 @@ def test_throttled_calls_during_launch_are_retried(proxy, image_name):
     provisioner.teardown()
 
 
-def test_groups_in_several_clouds_fail_with_a_clear_message(proxy, image_name):
-    clouds = Clouds(
-        image_name, _cloud("east", proxy.endpoint), _cloud("west", proxy.endpoint, region="us-west-2")
+def test_groups_in_clouds_whose_ranges_overlap_or_are_unknown_are_refused_before_any_launch(
+    proxy, moto_endpoint, image_name
+):
+    direct = EC2Client(_cloud("probe", moto_endpoint)).ec2
+    vpc = direct.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnet_a, subnet_b = (
+        direct.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
+        for cidr in ("10.30.1.0/24", "10.30.2.0/24")
     )
     cluster = _cluster("j-TWOCLOUDS00001")
     cluster["groups"][1]["cloud"] = "west"
-    with pytest.raises(ProvisioningFailed) as failed:
-        _provisioner(clouds, "j-TWOCLOUDS00001").launch(cluster)
-    assert failed.value.code == states.VALIDATION_ERROR
-    assert "several clouds (east, west)" in failed.value.message and "overlay" in failed.value.message
+
+    def refusal(east: dict, west: dict) -> str:
+        clouds = Clouds(
+            image_name, _cloud("east", proxy.endpoint, **east), _cloud("west", proxy.endpoint, **west)
+        )
+        with pytest.raises(ProvisioningFailed) as failed:
+            _provisioner(clouds, "j-TWOCLOUDS00001").launch(cluster)
+        assert failed.value.code == states.VALIDATION_ERROR
+        return failed.value.message
+
+    # Neither a private_range nor a subnet: the range cannot be known, nothing is asked or launched.
+    assert "range of cloud east is not known" in refusal({}, {})
     assert proxy.calls == []
+    # A configured range against a subnet's, read from the cloud (DescribeSubnets): they overlap.
+    message = refusal({"private_range": "10.30.0.0/16"}, {"subnet_id": subnet_a})
+    assert "east (10.30.0.0/16) and west (10.30.1.0/24)" in message
+    assert {c.action for c in proxy.calls} == {"DescribeSubnets"}
+    # Two subnets apart: the ranges allow the spread (whether the network does is its own answer).
+    apart = Clouds(
+        image_name,
+        _cloud("east", proxy.endpoint, subnet_id=subnet_a),
+        _cloud("west", proxy.endpoint, subnet_id=subnet_b),
+    )
+    assert private_ranges.spread_refusal([apart("east"), apart("west")]) is None
+    assert {c.action for c in proxy.calls} == {"DescribeSubnets"}
+    # A cloud nobody configured is named as such.
     cluster["groups"][1]["cloud"] = "nowhere"
-    with pytest.raises(ProvisioningFailed, match="several clouds"):
-        _provisioner(clouds, "j-TWOCLOUDS00001").launch(cluster)
+    with pytest.raises(ProvisioningFailed, match="Unknown cloud 'nowhere'"):
+        _provisioner(apart, "j-TWOCLOUDS00001").launch(cluster)
 
 
 def test_reconciliation_removes_leftovers_of_ended_and_unknown_clusters_only(proxy, image_name, redis_client):
@@ -412,3 +438,75 @@ def test_tags_changed_on_the_cluster_follow_onto_its_instances(proxy, image_name
         assert sync_instance_tags(client, _live(client, cid), user_tags(cluster)) == 0
     finally:
         provisioner.teardown()
+
+
+def test_reconciliation_releases_addresses_and_deletes_routes_of_gone_clusters_only(
+    proxy, image_name, redis_client
+):
+    clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
+    store = JobFlowStore(redis_client)
+    service = EmrService(store)
+    params = {"Name": "c", "Instances": {"MasterInstanceType": "m5.xlarge", "InstanceCount": 1}}
+    alive = service.run_job_flow("111111111111", params)["JobFlowId"]
+    ended = service.run_job_flow("111111111111", params)["JobFlowId"]
+    store.transition_cluster(ended, states.TERMINATING)
+    store.transition_cluster(ended, states.TERMINATED_WITH_ERRORS)
+    client = clouds.client("east")
+    ec2 = client.ec2
+    image = clouds("east").image("emr-7.5.0")
+
+    # What an overlay leaves when its teardown never ran: a gateway per cluster with an Elastic IP
+    # (tagged as the overlay tags it) and routes to it in the main route table; and the same of
+    # another installation, and an untagged address associated with nobody's gateway.
+    def gateway(cid: str, installation: str = INSTALLATION) -> tuple[str, str]:
+        [instance] = client.launch(
+            image, "m5.large", 1, "", {TAG_CLUSTER: cid, TAG_INSTALLATION: installation}
+        )
+        tags = [{"Key": TAG_CLUSTER, "Value": cid}, {"Key": TAG_INSTALLATION, "Value": installation}]
+        allocation = ec2.allocate_address(
+            Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": tags}]
+        )["AllocationId"]
+        ec2.associate_address(InstanceId=instance, AllocationId=allocation)
+        return instance, allocation
+
+    gateways = {cid: gateway(cid) for cid in (alive, ended, "j-UNKNOWN0000002")}
+    foreign = gateway(ended, "rsl-someoneelse")
+    # Untagged, but associated with the ended cluster's gateway: found through its instance.
+    loose = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    [vpc] = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    main = [{"Name": "association.main", "Values": ["true"]}, {"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+    [table] = ec2.describe_route_tables(Filters=main)["RouteTables"]
+    rtb = table["RouteTableId"]
+    targets = {
+        "10.98.0.1/32": gateways[alive][0],
+        "10.98.0.2/32": gateways[ended][0],
+        "10.98.0.3/32": gateways["j-UNKNOWN0000002"][0],
+        "10.98.0.4/32": foreign[0],
+    }
+    for destination, instance in targets.items():
+        ec2.create_route(RouteTableId=rtb, DestinationCidrBlock=destination, InstanceId=instance)
+    ec2.terminate_instances(InstanceIds=[gateways[ended][0]])  # a gateway already gone
+    ec2.disassociate_address(
+        AssociationId=next(
+            a["AssociationId"]
+            for a in ec2.describe_addresses()["Addresses"]
+            if a["AllocationId"] == gateways["j-UNKNOWN0000002"][1]
+        )
+    )
+    ec2.associate_address(InstanceId=gateways["j-UNKNOWN0000002"][0], AllocationId=loose)
+
+    swept = Reconciler(store, ["east"], clouds, INSTALLATION, interval=0).sweep()
+
+    gone = {gateways[ended][1], gateways["j-UNKNOWN0000002"][1], loose}
+    assert sorted(swept.addresses["east"]) == sorted(gone)
+    left = {a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]}
+    assert not gone & left and {gateways[alive][1], foreign[1]} <= left
+    assert sorted(swept.routes["east"]) == [f"{rtb} 10.98.0.2/32", f"{rtb} 10.98.0.3/32"]
+    routes = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+    assert {r["DestinationCidrBlock"] for r in routes if r.get("InstanceId")} == {
+        "10.98.0.1/32",
+        "10.98.0.4/32",
+    }
+    # A second sweep finds nothing more to remove.
+    again = Reconciler(store, ["east"], clouds, INSTALLATION, interval=0).sweep()
+    assert again.addresses == {} and again.routes == {} and again.unreachable == []

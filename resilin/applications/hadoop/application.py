@@ -15,10 +15,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from resilin.applications.base import Application, NodesRejected, StartTiming
-from resilin.applications.hadoop import membership
+from resilin.applications.hadoop import membership, topology
 from resilin.applications.hadoop.membership import MembershipError, wait_nodes, write_excludes
 from resilin.applications.hadoop.reconfigure import Reconfigurer
-from resilin.applications.hadoop_config import ClusterSpec, render_hosts_update, render_wait_ready
+from resilin.applications.hadoop_config import ClusterSpec, render_membership_update, render_wait_ready
 from resilin.clouds.ssh import Node, SshError
 from resilin.cluster import bootstrap, node_logs, node_setup
 from resilin.cluster.runtime import ClusterFailure, ClusterRuntime
@@ -45,9 +45,14 @@ class HadoopApplication(Application):
         creds = runtime.node_credentials()
         workers = [g for g in cluster["groups"] if g["role"] != "MASTER" and g["requested"]]
         groups = {g["id"]: g for g in cluster["groups"]}
+        nodes = [node_setup.node_spec(i, groups.get(i.get("group_id", ""))) for i in instances]
+        master = next((i for i in instances if i["role"] == "MASTER"), None) or runtime.master_instance()
+        home = cluster.get("home_rack") or topology.home_rack(instances, master["cloud"])
+        for node in nodes:
+            node.rack = topology.rack_of(node.cloud, master["cloud"], home)
         return ClusterSpec(
             cluster_id=runtime.cid,
-            nodes=[node_setup.node_spec(i, groups.get(i.get("group_id", ""))) for i in instances],
+            nodes=nodes,
             storage_endpoint=runtime.placement.storage_endpoint,
             region=runtime.region,
             access_key=creds.access_key,
@@ -82,6 +87,7 @@ class HadoopApplication(Application):
 
         def fix_replication(c: ClusterDoc) -> None:
             c["hdfs_replication"] = spec.dfs_replication  # growing the cluster later keeps it
+            c["home_rack"] = spec.master.rack  # the daemons cache racks: a node's never changes
 
         runtime.store.update_cluster(runtime.cid, fix_replication)
         spec.replication = spec.dfs_replication
@@ -121,10 +127,7 @@ class HadoopApplication(Application):
 
         everyone = runtime.live_instances()
         spec = self.spec(runtime, everyone)
-        hosts = render_hosts_update([s for s in spec.nodes if s.ip in new_ips])
-        old = [i for i in everyone if i["private_ip"] not in new_ips]
-        with ThreadPoolExecutor(max_workers=min(8, len(old) or 1)) as pool:
-            list(pool.map(lambda i: runtime.sessions[i["id"]].run_script(hosts, timeout=60), old))
+        self.update_membership(runtime, spec, [i for i in everyone if i["private_ip"] not in new_ips])
         runtime.check_cancelled()
         try:
             node_setup.configure_nodes(
@@ -149,6 +152,29 @@ class HadoopApplication(Application):
         core = [i for i in victims if i["role"] == "CORE"]
         # HDFS first moves every block off the leaving DataNodes; YARN lets running work finish.
         wait_nodes(runtime, "decommissioned", timeout + 120, core, victims)
+        leaving = {i["id"] for i in victims}
+        staying = [i for i in runtime.live_instances() if i["id"] not in leaving]
+        self.update_membership(runtime, self.spec(runtime, staying), staying)
+
+    def update_membership(self, runtime: ClusterRuntime, spec: ClusterSpec, nodes: list[InstanceDoc]) -> None:
+        """Rewrite /etc/hosts and the rack table on ``nodes`` (running ones) to list ``spec``'s nodes.
+
+        Best effort: a node that misses it still reaches the others by address."""
+
+        def one(instance: InstanceDoc) -> None:
+            try:
+                done = runtime.sessions[instance["id"]].run_script(update, timeout=60)
+            except (SshError, OSError, KeyError) as exc:
+                log.warning("%s: node list of %s not updated: %s", runtime.cid, instance["id"], exc)
+                return
+            if done.exit_status != 0:
+                log.warning(
+                    "%s: node list of %s not updated: %s", runtime.cid, instance["id"], done.stderr[-300:]
+                )
+
+        update = render_membership_update(spec)
+        with ThreadPoolExecutor(max_workers=min(8, len(nodes) or 1)) as pool:
+            list(pool.map(one, nodes))
 
     def forget_failed(self, runtime: ClusterRuntime, instance: InstanceDoc) -> None:
         """Tell HDFS and YARN at once that a dead node is gone, so its work is redone elsewhere now."""
