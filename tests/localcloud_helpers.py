@@ -66,12 +66,13 @@ def exec_python(cloud: str, instance_id: str, code: str, timeout: float = 60) ->
     return done.stdout.strip()
 
 
-def tcp_probe(cloud: str, instance_id: str, address: str, port: int) -> str:
-    """From inside an instance: "open", "refused" (nothing listens) or "timeout" (a firewall drops it)."""
+def tcp_probe(cloud: str, instance_id: str, address: str, port: int, source: str = "") -> str:
+    """From inside an instance (from its address ``source``, if given): "open", "refused" (nothing
+    listens) or "timeout" (a firewall drops it)."""
     code = (
         "import socket\n"
         "try:\n"
-        f"    socket.create_connection(('{address}', {port}), 3).close(); print('open')\n"
+        f"    socket.create_connection(('{address}', {port}), 3, ('{source}', 0)).close(); print('open')\n"
         "except ConnectionRefusedError:\n"
         "    print('refused')\n"
         "except OSError:\n"

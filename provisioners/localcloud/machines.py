@@ -332,9 +332,8 @@ class Machines:
                 if rule.get("ReferencedGroupId"):
                     ref = rule["ReferencedGroupId"]
                     sources = tuple(f"{p.private_ip}/32" for p in peers if ref in p.security_groups)
-                    interface = (
-                        firewall.CLOUD_INTERFACE
-                    )  # members by their private addresses, never from the WAN
+                    # Members by their private addresses, and never from the WAN.
+                    interface = firewall.CLOUD_INTERFACE
                 else:
                     sources, interface = (rule.get("CidrIpv4") or rule.get("CidrIpv6"),), ""
                 allows.append(

@@ -225,7 +225,9 @@ def across(clouds, ec2, node_image):
 def _serve(cloud, instance_id, code) -> None:
     """Run a small server inside the instance, in the background."""
     subprocess.run(
-        ["podman", "exec", "-d", container_name(cloud.cloud, instance_id), "python3", "-c", code], check=True
+        ["podman", "exec", "-d", container_name(cloud.cloud, instance_id), "python3", "-c", code],
+        check=True,
+        capture_output=True,
     )
 
 
@@ -260,6 +262,8 @@ def test_the_wan_admits_only_what_security_groups_allow(ec2, clouds, across):
     # by their private addresses, and a2 arrives on the WAN from its public one.
     assert tcp_probe(a.cloud, a2["InstanceId"], a1["PrivateIpAddress"], 22) == "open"
     assert tcp_probe(a.cloud, a2["InstanceId"], public_a1, 22) == "timeout"
+    # Not even when it sends from its private address over the WAN (what a spoofer would do).
+    assert tcp_probe(a.cloud, a2["InstanceId"], public_a1, 22, source=a2["PrivateIpAddress"]) == "timeout"
     # Another cloud's instances reach a1 over the WAN only where a rule admits them.
     assert tcp_probe(b.cloud, b1["InstanceId"], public_a1, 22) == "timeout"
     assert tcp_probe(b.cloud, b1["InstanceId"], a1["PrivateIpAddress"], 22) == "timeout"  # no route
