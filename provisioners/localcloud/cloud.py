@@ -158,6 +158,8 @@ class LocalCloud:
         self._addresses = [str(a) for a in subnet.hosts() if str(a) != gateway]
         containers = {c.labels.get(f"{LABEL}.instance-id", ""): c for c in await self.machines.containers()}
         await self.machines.resume(self.store.all_instances(), containers)
+        self.public.settle()
+        await self.public.recover(containers.values())
 
     def gateway_ip(self) -> str:
         """The host's address on the cloud network: how instances reach services on the host (blocking)."""

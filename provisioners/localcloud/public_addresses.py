@@ -20,7 +20,7 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -28,9 +28,11 @@ from twisted.internet.threads import deferToThread
 
 from resilin.provisioners.localcloud import catalogue, filters, shaping
 from resilin.provisioners.localcloud.errors import EC2Error, invalid, missing
-from resilin.provisioners.localcloud.podman import Podman
+from resilin.provisioners.localcloud.machines import LABEL
+from resilin.provisioners.localcloud.podman import Container, Podman
 from resilin.provisioners.localcloud.store import TERMINATED, InstanceRecord, Store
 from resilin.provisioners.localcloud.tags import tag_list, tags_from_specs
+from resilin.provisioners.localcloud.view import interface_id
 from resilin.provisioners.localcloud.wan import Wan
 
 log = logging.getLogger(__name__)
@@ -50,11 +52,6 @@ class Address:
     association_id: str = ""
     auto: bool = False  # given at launch: not an Elastic IP, released with its instance
     tags: dict[str, str] = field(default_factory=dict)
-
-
-def interface_id(instance_id: str) -> str:
-    """The id of an instance's one network interface (``eni-`` and the instance's digits)."""
-    return "eni-" + instance_id.removeprefix("i-")
 
 
 def wants_public_address(params: dict[str, Any]) -> bool:
@@ -171,12 +168,35 @@ class PublicAddresses:
             address.instance_id, address.association_id = "", ""
             self._save(address)
 
+    async def recover(self, containers: Iterable[Container]) -> None:
+        """At start: a container on the WAN whose address Redis lost keeps it (claimed again, as an
+        address given at launch), so that it is never given to another instance."""
+        if not self.wan:
+            return
+        known = self.by_instance()
+        for container in containers:
+            instance_id = container.labels.get(f"{LABEL}.instance-id", "")
+            if not instance_id or instance_id in known:
+                continue
+            ip = await deferToThread(self.podman.ip_address, container.id, self.wan.network)
+            if not ip:
+                continue
+            address = Address(catalogue.new_id("eipalloc"), ip, container.labels.get(f"{LABEL}.account", ""))
+            address.instance_id, address.auto = instance_id, True
+            if not self.redis.hsetnx(self._claims, ip, f"{self.cloud_name}/{address.allocation_id}"):
+                log.warning("%s: %s of %s is claimed by another instance", self.cloud_name, ip, instance_id)
+                continue
+            self._save(address)
+
     def settle(self) -> None:
-        """Let go of the addresses of instances that ended without :meth:`ended` being told."""
+        """Let go of the addresses of instances that ended without :meth:`ended` being told.
+
+        An instance without a record is left alone: after a loss of Redis, records come back when
+        the instances are next listed (adopted from their containers' labels)."""
         for address in self._all():
             if address.instance_id:
                 record = self.store.get(address.instance_id)
-                if record is None or record.phase == TERMINATED:
+                if record is not None and record.phase == TERMINATED:
                     self._let_go(address)
 
     async def wan_link(self, instance_id: str) -> tuple[int, str]:

@@ -137,6 +137,11 @@ def instance(
     return out
 
 
+def interface_id(instance_id: str) -> str:
+    """The id of an instance's one network interface (``eni-`` and the instance's digits)."""
+    return "eni-" + instance_id.removeprefix("i-")
+
+
 def _interface(
     record: InstanceRecord, shaped: dict[str, Any], network: tuple[str, str], public_ip: str
 ) -> dict[str, Any]:
@@ -144,7 +149,7 @@ def _interface(
     digits = record.instance_id.removeprefix("i-")
     association = {"PublicIp": public_ip, "PublicDnsName": "", "IpOwnerId": "amazon"} if public_ip else None
     return {
-        "NetworkInterfaceId": f"eni-{digits}",
+        "NetworkInterfaceId": interface_id(record.instance_id),
         "VpcId": network[0],
         "SubnetId": network[1],
         "OwnerId": record.account,

@@ -423,3 +423,25 @@ def test_another_accounts_instance_cannot_reach_sshd(ec2, clouds, node_image):
     wait_state(ec2, alice_ids, "terminated")
     wait_state(bob, [bob_id], "terminated")
     assert Podman().list({"resilin.cloud": cloud.cloud, "resilin.instance-id": bob_id}) == []
+
+
+def test_a_public_address_survives_a_restart_that_lost_its_record(ec2, clouds, wan, node_image, redis_server):
+    """Redis loses the cloud's addresses while it is down: at start the container's WAN address is
+    claimed again, so it is neither lost from DescribeInstances nor handed to another instance."""
+    cloud = clouds[0]
+    [iid] = _launch(ec2, node_image, NetworkInterfaces=PUBLIC)
+    try:
+        [inst] = wait_state(ec2, [iid], "running")
+        ip = inst["PublicIpAddress"]
+        cloud.stop()
+        client = redis_server.client()
+        client.delete(f"localcloud:{cloud.cloud}:addresses")
+        client.hdel(f"localcloud-wan:{wan.network}:ips", ip)
+        cloud.start()
+        [inst] = instances(ec2, InstanceIds=[iid])
+        assert inst["PublicIpAddress"] == ip and _wan_addresses(cloud, iid) == [ip]
+        assert client.hget(f"localcloud-wan:{wan.network}:ips", ip).startswith(f"{cloud.cloud}/")
+    finally:
+        ec2.terminate_instances(InstanceIds=[iid])
+    wait_state(ec2, [iid], "terminated")
+    assert not _on_wan(wan, cloud, iid)

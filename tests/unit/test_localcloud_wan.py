@@ -12,7 +12,7 @@ from botocore.parsers import EC2QueryParser
 
 from resilin.provisioners.localcloud import ec2protocol, firewall, shaping, view, wan
 from resilin.provisioners.localcloud.errors import EC2Error
-from resilin.provisioners.localcloud.public_addresses import interface_id, wants_public_address
+from resilin.provisioners.localcloud.public_addresses import wants_public_address
 from resilin.provisioners.localcloud.store import LAUNCHED, InstanceRecord
 from resilin.settings import config
 
@@ -110,7 +110,7 @@ def test_describe_instances_shows_the_public_address_on_the_interface():
     shaped = view.instance(_record(), "running", "us-east-1", None, {}, ("vpc-1", "subnet-1"), "100.64.3.7")
     assert shaped["PublicIpAddress"] == "100.64.3.7" and shaped["PublicDnsName"] == ""
     [eni] = shaped["NetworkInterfaces"]
-    assert eni["NetworkInterfaceId"] == interface_id("i-0123456789abcdef0") == "eni-0123456789abcdef0"
+    assert eni["NetworkInterfaceId"] == view.interface_id("i-0123456789abcdef0") == "eni-0123456789abcdef0"
     assert eni["Association"]["PublicIp"] == "100.64.3.7"
     assert eni["PrivateIpAddresses"][0]["Association"]["PublicIp"] == "100.64.3.7"
     private = view.instance(_record(), "running", "us-east-1", None, {}, ("vpc-1", "subnet-1"))
