@@ -5,6 +5,7 @@ instances), the admin API's shaping measured, and nothing left on the WAN afterw
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -435,7 +436,9 @@ def test_a_public_address_survives_a_restart_that_lost_its_record(ec2, clouds, w
         ip = inst["PublicIpAddress"]
         cloud.stop()
         client = redis_server.client()
-        client.delete(f"localcloud:{cloud.cloud}:addresses")
+        records = f"localcloud:{cloud.cloud}:addresses"
+        [lost] = [k for k, v in client.hgetall(records).items() if json.loads(v)["instance_id"] == iid]
+        client.hdel(records, lost)
         client.hdel(f"localcloud-wan:{wan.network}:ips", ip)
         cloud.start()
         [inst] = instances(ec2, InstanceIds=[iid])
