@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from resilin.provisioners.localcloud.podman import Podman, PodmanError
 
 SHARED_SPACE = ipaddress.IPv4Network("100.64.0.0/10")  # RFC 6598, carrier-grade NAT's range
 PREFIX = 24
+ATTEMPTS = 16  # free-looking subnets tried (another host network may hold one podman does not list)
 LABEL = "resilin.wan"
 
 
@@ -65,15 +67,14 @@ def _subnets_in_use(podman: Podman) -> list[ipaddress.IPv4Network | ipaddress.IP
     return taken
 
 
-def _create(podman: Podman, network: str, subnet: str) -> bool:
-    """Make the network with ``subnet``; False if podman refused the subnet (another network has it)."""
+def _create(podman: Podman, network: str, subnet: str) -> PodmanError | None:
+    """Make the network with ``subnet``; podman's refusal, if it refused (another network has it)."""
     try:
         podman.ensure_network(network, subnet, {LABEL: network})
-    except PodmanError:
-        if podman.network_exists(network):  # made meanwhile by another of the installation's clouds
-            return True
-        return False
-    return True
+    except PodmanError as exc:
+        if not podman.network_exists(network):  # else made meanwhile by another of the installation's clouds
+            return exc
+    return None
 
 
 def ensure(network: str, subnet: str = "", podman: Podman | None = None) -> Wan:
@@ -84,16 +85,23 @@ def ensure(network: str, subnet: str = "", podman: Podman | None = None) -> Wan:
     """
     podman = podman or Podman()
     if subnet:
-        if not _create(podman, network, subnet):
-            raise PodmanError(f"cannot create the WAN network {network} with subnet {subnet}")
+        refused = _create(podman, network, subnet)
+        if refused:
+            raise refused
     elif not podman.network_exists(network):
         taken = _subnets_in_use(podman)
-        for candidate in candidate_subnets(network):
-            net = ipaddress.ip_network(candidate)
-            if not any(net.overlaps(t) for t in taken) and _create(podman, network, candidate):
+        free = (
+            c
+            for c in candidate_subnets(network)
+            if not any(ipaddress.ip_network(c).overlaps(t) for t in taken)
+        )
+        refused = PodmanError(f"no free /{PREFIX} of {SHARED_SPACE} for the WAN network {network}")
+        for candidate in itertools.islice(free, ATTEMPTS):
+            refused = _create(podman, network, candidate)
+            if refused is None:
                 break
-        else:
-            raise PodmanError(f"no free /{PREFIX} of {SHARED_SPACE} for the WAN network {network}")
+        if refused:
+            raise refused
     found = podman.network_inspect(network)
     have = [s["subnet"] for s in found.get("subnets") or []]
     if not have or (subnet and subnet not in have):

@@ -17,7 +17,7 @@ import pytest
 from resilin.provisioners.localcloud import wan as wan_module
 from resilin.provisioners.localcloud.admin_client import AdminClient, AdminError
 from resilin.provisioners.localcloud.machines import container_name
-from resilin.provisioners.localcloud.podman import Podman
+from resilin.provisioners.localcloud.podman import Podman, PodmanError
 from resilin.provisioners.localcloud.server import gateway_ip
 from tests.localcloud_helpers import (
     ALICE,
@@ -448,3 +448,21 @@ def test_a_public_address_survives_a_restart_that_lost_its_record(ec2, clouds, w
         ec2.terminate_instances(InstanceIds=[iid])
     wait_state(ec2, [iid], "terminated")
     assert not _on_wan(wan, cloud, iid)
+
+
+def test_installations_make_wans_of_their_own():
+    """Two installations' WANs by default: different networks, subnets of the shared space that
+    do not overlap; an existing WAN keeps its subnet, and another subnet asked for is refused."""
+    names = [f"test-wan-{secrets.token_hex(3)}" for _ in range(2)]
+    try:
+        first, second = (wan_module.ensure(name) for name in names)
+        a, b = ipaddress.ip_network(first.subnet), ipaddress.ip_network(second.subnet)
+        assert a.subnet_of(wan_module.SHARED_SPACE) and b.subnet_of(wan_module.SHARED_SPACE)
+        assert not a.overlaps(b)
+        assert wan_module.ensure(names[0]) == first  # made once, found again
+        with pytest.raises(PodmanError, match="exists with subnet"):
+            wan_module.ensure(names[0], second.subnet)
+    finally:
+        for name in names:
+            assert wan_module.remove_if_unused(name)
+    assert not any(Podman().network_exists(name) for name in names)
