@@ -257,7 +257,11 @@ class LocalCloud:
         return [found[iid] for iid in dict.fromkeys(ids)]
 
     def _shape(
-        self, record: InstanceRecord, name: str, group_names: dict[str, str], public_ip: str = ""
+        self,
+        record: InstanceRecord,
+        name: str,
+        group_names: dict[str, str],
+        public: tuple[str, str] = ("", ""),
     ) -> dict[str, Any]:
         return view.instance(
             record,
@@ -266,7 +270,7 @@ class LocalCloud:
             self.types.get(record.instance_type),
             group_names,
             (self.vpc_id, self.subnet_id),
-            public_ip,
+            public,
         )
 
     # Room: quotas per account, and the cloud's capacity -------------------------------
@@ -422,7 +426,9 @@ class LocalCloud:
             "OwnerId": account,
             "Groups": [],
             "Instances": [
-                self._shape(r, n, names, public[r.instance_id].public_ip if r.instance_id in public else "")
+                self._shape(
+                    r, n, names, public[r.instance_id].shown() if r.instance_id in public else ("", "")
+                )
                 for r, n in instances
                 if r.reservation_id == reservation_id
             ],

@@ -53,6 +53,10 @@ class Address:
     auto: bool = False  # given at launch: not an Elastic IP, released with its instance
     tags: dict[str, str] = field(default_factory=dict)
 
+    def shown(self) -> tuple[str, str]:
+        """The address and its owner, as an instance's interface shows them (EC2's IpOwnerId)."""
+        return self.public_ip, "amazon" if self.auto else self.account
+
 
 def wants_public_address(params: dict[str, Any]) -> bool:
     """Whether RunInstances asks for a public IP (its device-0 interface's AssociatePublicIpAddress)."""

@@ -76,12 +76,13 @@ def instance(
     itype: InstanceType | None = None,
     group_names: dict[str, str] | None = None,
     network: tuple[str, str] = ("", ""),
-    public_ip: str = "",
+    public: tuple[str, str] = ("", ""),
 ) -> dict[str, Any]:
     """The ``Instance`` shape of botocore's EC2 model for one instance in state ``name``.
 
     ``group_names`` names the instance's security groups; ``network`` is the cloud's (VPC id, subnet
-    id); ``public_ip`` is its address on the WAN, if it has one.
+    id); ``public`` is its address on the WAN, if it has one, and that address's owner (``amazon``
+    for one given at launch, the account for an Elastic IP).
     """
     live = name not in ("terminated", "shutting-down")
     ip = record.private_ip if live else ""
@@ -122,10 +123,10 @@ def instance(
         out["ClientToken"] = record.client_token
     if ip:
         out["PrivateIpAddress"] = ip
-    if ip and public_ip:
-        out["PublicIpAddress"] = public_ip
+    if ip and public[0]:
+        out["PublicIpAddress"] = public[0]
     if ip and network[0]:
-        out["NetworkInterfaces"] = [_interface(record, out, network, public_ip)]
+        out["NetworkInterfaces"] = [_interface(record, out, network, public)]
     if itype:
         out["CpuOptions"] = {"CoreCount": itype.vcpus, "ThreadsPerCore": 1}
     if record.state_reason:
@@ -143,11 +144,12 @@ def interface_id(instance_id: str) -> str:
 
 
 def _interface(
-    record: InstanceRecord, shaped: dict[str, Any], network: tuple[str, str], public_ip: str
+    record: InstanceRecord, shaped: dict[str, Any], network: tuple[str, str], public: tuple[str, str]
 ) -> dict[str, Any]:
     """The instance's one network interface (``eni-`` and the instance's digits), as EC2 lists it."""
     digits = record.instance_id.removeprefix("i-")
-    association = {"PublicIp": public_ip, "PublicDnsName": "", "IpOwnerId": "amazon"} if public_ip else None
+    address, owner = public
+    association = {"PublicIp": address, "PublicDnsName": "", "IpOwnerId": owner} if address else None
     return {
         "NetworkInterfaceId": interface_id(record.instance_id),
         "VpcId": network[0],

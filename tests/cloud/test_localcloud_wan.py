@@ -116,6 +116,7 @@ def test_elastic_ip_allocate_associate_describe_disassociate_release(ec2, clouds
         assert inst["PublicIpAddress"] == ip and inst["PublicDnsName"] == ""
         [eni] = inst["NetworkInterfaces"]
         assert eni["Association"]["PublicIp"] == ip and eni["PrivateIpAddress"] == inst["PrivateIpAddress"]
+        assert eni["Association"]["IpOwnerId"] == ALICE.account_id  # an Elastic IP is the account's
         assert _wan_addresses(cloud, iid) == [ip]
         [listed] = ec2.describe_addresses(PublicIps=[ip])["Addresses"]
         assert (listed["InstanceId"], listed["AssociationId"], listed["NetworkInterfaceId"]) == (
@@ -186,7 +187,11 @@ def test_a_public_ip_given_at_launch_goes_with_the_instance(ec2, clouds, wan, no
     [inst] = wait_state(ec2, [iid], "running")
     ip = inst["PublicIpAddress"]
     assert ipaddress.ip_address(ip) in ipaddress.ip_network(wan.subnet)
-    assert inst["NetworkInterfaces"][0]["Association"]["PublicIp"] == ip
+    assert inst["NetworkInterfaces"][0]["Association"] == {
+        "PublicIp": ip,
+        "PublicDnsName": "",
+        "IpOwnerId": "amazon",
+    }
     assert [g["GroupName"] for g in inst["SecurityGroups"]] == ["default"]
     assert _wan_addresses(cloud, iid) == [ip] and _on_wan(wan, cloud, iid)
     assert ec2.describe_addresses()["Addresses"] == []  # not an Elastic IP

@@ -107,7 +107,9 @@ def _record() -> InstanceRecord:
 
 
 def test_describe_instances_shows_the_public_address_on_the_interface():
-    shaped = view.instance(_record(), "running", "us-east-1", None, {}, ("vpc-1", "subnet-1"), "100.64.3.7")
+    shaped = view.instance(
+        _record(), "running", "us-east-1", None, {}, ("vpc-1", "subnet-1"), ("100.64.3.7", "amazon")
+    )
     assert shaped["PublicIpAddress"] == "100.64.3.7" and shaped["PublicDnsName"] == ""
     [eni] = shaped["NetworkInterfaces"]
     assert eni["NetworkInterfaceId"] == view.interface_id("i-0123456789abcdef0") == "eni-0123456789abcdef0"
