@@ -157,6 +157,14 @@ def test_elastic_ip_allocate_associate_describe_disassociate_release(ec2, clouds
             error_code(bob.disassociate_address, AssociationId=association) == "InvalidAssociationID.NotFound"
         )
 
+        # Kept across a stop and a start, as on EC2.
+        ec2.stop_instances(InstanceIds=[iid])
+        [stopped] = wait_state(ec2, [iid], "stopped")
+        assert stopped["PublicIpAddress"] == ip
+        ec2.start_instances(InstanceIds=[iid])
+        wait_state(ec2, [iid], "running")
+        assert _wan_addresses(cloud, iid) == [ip]
+
         ec2.disassociate_address(AssociationId=association)
         [inst] = instances(ec2, InstanceIds=[iid])
         assert "PublicIpAddress" not in inst and "Association" not in inst["NetworkInterfaces"][0]
