@@ -131,9 +131,7 @@ class PublicAddresses:
         raise EC2Error("InsufficientAddressCapacity", "There are no free public addresses on the WAN")
 
     def _release(self, address: Address) -> None:
-        pipe = self.redis.pipeline()
-        pipe.hdel(self._key, address.allocation_id)
-        pipe.execute()
+        self.redis.hdel(self._key, address.allocation_id)
         if self.redis.hget(self._claims, address.public_ip) == f"{self.cloud_name}/{address.allocation_id}":
             self.redis.hdel(self._claims, address.public_ip)
 
