@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
+from resilin.provisioners.localcloud import wan
 from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.service.process import ResilinProcess, new_process
 
@@ -49,8 +50,16 @@ def running_resilin(cloud: str, subnet: str):
             proc.stop()
             print(proc.log_tail(150))
             leaked = remove_cloud(cloud)
+            remove_wan(home)
             shutil.rmtree(home, ignore_errors=True)
         assert leaked == [], f"containers left behind: {leaked}"
+
+
+def remove_wan(home: Path) -> None:
+    """Remove the server's WAN network, which it leaves when instances were still attached at its stop."""
+    installation = home / "installation-id"
+    if installation.exists():
+        wan.remove_if_unused(wan.default_network(installation.read_text().strip()))
 
 
 def end_clusters(proc: ResilinProcess, timeout: float = 600) -> None:

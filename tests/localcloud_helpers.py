@@ -7,6 +7,7 @@ import base64
 import ipaddress
 import random
 import secrets
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from resilin.aws.sigv4 import Credentials
+from resilin.provisioners.localcloud.machines import container_name
 from resilin.provisioners.localcloud.podman import Podman, PodmanError
 from resilin.provisioners.localcloud.process import LocalCloudProcess, remove_cloud
 
@@ -26,18 +28,57 @@ BOB = Credentials("AKIALOCALCLOUDBOB000", "bob-secret-0123456789abcdefghijklmnop
 
 def free_subnet() -> str:
     """A /24 no podman network uses yet."""
-    taken = []
-    for name in Podman().list_networks():
-        try:
-            subnets = Podman().network_inspect(name).get("subnets", [])
-        except PodmanError:  # removed since it was listed
-            continue
-        for s in subnets:
-            taken.append(ipaddress.ip_network(s["subnet"]))
+    taken = [ipaddress.ip_network(s) for s in _podman_subnets()]
     while True:
         candidate = ipaddress.ip_network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24")
         if not any(candidate.overlaps(t) for t in taken):
             return str(candidate)
+
+
+def free_wan_subnet() -> str:
+    """A /24 of the shared address space (100.64.0.0/10) that no podman network uses yet."""
+    taken = [ipaddress.ip_network(s) for s in _podman_subnets()]
+    while True:
+        candidate = ipaddress.ip_network(f"100.{random.randint(64, 127)}.{random.randint(0, 255)}.0/24")
+        if not any(candidate.overlaps(t) for t in taken):
+            return str(candidate)
+
+
+def _podman_subnets() -> list[str]:
+    found = []
+    for name in Podman().list_networks():
+        try:
+            found += [s["subnet"] for s in Podman().network_inspect(name).get("subnets", [])]
+        except PodmanError:  # removed since it was listed
+            continue
+    return found
+
+
+def exec_python(cloud: str, instance_id: str, code: str, timeout: float = 60) -> str:
+    """Run ``python3 -c code`` inside an instance's container (as root, through podman); its output."""
+    done = subprocess.run(
+        ["podman", "exec", container_name(cloud, instance_id), "python3", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"in {instance_id}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def tcp_probe(cloud: str, instance_id: str, address: str, port: int, source: str = "") -> str:
+    """From inside an instance (from its address ``source``, if given): "open", "refused" (nothing
+    listens) or "timeout" (a firewall drops it)."""
+    code = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('{address}', {port}), 3, ('{source}', 0)).close(); print('open')\n"
+        "except ConnectionRefusedError:\n"
+        "    print('refused')\n"
+        "except OSError:\n"
+        "    print('timeout')\n"
+    )
+    return exec_python(cloud, instance_id, code)
 
 
 def cloud_process(redis_server, images, log_dir: Path, prefix: str = "test", **options) -> LocalCloudProcess:

@@ -19,6 +19,7 @@ from resilin.aws.sigv4 import Credentials
 from resilin.provisioners.localcloud.podman import PodmanError
 from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
 from resilin.provisioners.localcloud.server import ensure_network, make_site
+from resilin.provisioners.localcloud.wan import ensure as ensure_wan
 from resilin.service.ports import adopt, listening_socket
 from resilin.settings.cloud_config import Quota
 from resilin.settings.config import CloudConfig
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ACCOUNT_ID",
         help="an account allowed to use /admin/ (repeatable; default: the --account-id one)",
     )
+    parser.add_argument("--wan-network", help="the installation's WAN network, shared by its local clouds")
+    parser.add_argument("--wan-subnet", help="the WAN's subnet (made with it if missing); public addresses")
     add_limit_option(parser)
     args = parser.parse_args(argv)
     limits = limits_from_options(parser, args)
@@ -81,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         gateway = ensure_network(cloud)
     except PodmanError as exc:
         parser.exit(1, f"cannot create the network of cloud {args.cloud}: {exc}\n")
+    wan = None
+    if args.wan_network:
+        try:
+            wan = ensure_wan(args.wan_network, args.wan_subnet or "")
+        except PodmanError as exc:
+            parser.exit(1, f"cannot create the WAN network {args.wan_network}: {exc}\n")
+    elif args.wan_subnet:
+        parser.error("--wan-subnet needs --wan-network")
     try:
         service = PodmanService().start()
     except PodmanError as exc:
@@ -94,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         operators=args.operator or [args.account_id],
         podman=PodmanApi(service),
         limits=limits,
+        wan=wan,
     )
     adopt(sock, site)
     logging.getLogger(__name__).info(

@@ -6,7 +6,10 @@ any request (service ``ec2``) and refused to every account but the operators'.
 - ``GET /admin/faults``: the faults in force;
 - ``PUT /admin/faults``: change some (JSON object, see :mod:`faults`);
 - ``DELETE /admin/faults``: clear them all;
-- ``POST /admin/instances/<id>/kill``: kill an instance's processes at once.
+- ``POST /admin/instances/<id>/kill``: kill an instance's processes at once;
+- ``GET|PUT|DELETE /admin/instances/<id>/wan``: the shaping of an instance's WAN link (it needs a
+  public address): ``{"rate_mbit": R}`` limits it to R Mbit/s each way (:mod:`shaping`), and
+  ``"delay_ms"`` is refused where the kernel has no netem; DELETE clears it.
 
 Errors are JSON too: ``{"Error": {"Code": …, "Message": …}}`` with a 4xx status.  Requests go
 through the AWS request skeleton (:mod:`resilin.aws.skeleton`) like the EC2 endpoint's.
@@ -82,7 +85,26 @@ class AdminResource(AwsResource[Answer]):
                 raise EC2Error("MethodNotAllowed", f"{method} is not allowed here; use POST", 405)
             log.warning("local cloud %s: killing %s through the admin API", self.cloud.cloud.name, parts[1])
             return await self.cloud.kill(None, parts[1])
+        if len(parts) == 3 and parts[0] == "instances" and parts[2] == "wan":
+            return await self._wan(method, parts[1], body)
         raise EC2Error("NotFound", f"No admin resource at /admin/{'/'.join(parts)}", 404)
+
+    async def _wan(self, method: str, instance_id: str, body: bytes) -> dict[str, Any]:
+        public = self.cloud.public
+        if method == "GET":
+            return await public.shaping(instance_id)
+        if method == "PUT":
+            try:
+                changes = json.loads(body or b"{}")
+            except ValueError:
+                raise EC2Error("InvalidParameterValue", "the body must be a JSON object") from None
+            log.warning(
+                "local cloud %s: shaping the WAN link of %s: %s", self.cloud.cloud.name, instance_id, changes
+            )
+            return await public.shape(instance_id, changes)
+        if method == "DELETE":
+            return await public.unshape(instance_id)
+        raise EC2Error("MethodNotAllowed", f"{method} is not allowed on /admin/instances/…/wan", 405)
 
 
 def _json(status: int, payload: dict[str, Any]) -> Answer:

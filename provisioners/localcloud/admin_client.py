@@ -1,4 +1,4 @@
-"""A client of a local cloud's admin resource (``/admin/…``): inject faults, kill instances."""
+"""A client of a local cloud's admin resource (``/admin/…``): inject faults, kill instances, shape the WAN."""
 
 from __future__ import annotations
 
@@ -50,6 +50,19 @@ class AdminClient:
 
     def clear_faults(self) -> dict[str, Any]:
         return self._request("DELETE", "faults")
+
+    def shape_wan(self, instance_id: str, rate_mbit: float, delay_ms: float = 0) -> dict[str, Any]:
+        """Limit the instance's WAN link to ``rate_mbit`` each way (it needs a public address)."""
+        changes: dict[str, float] = {"rate_mbit": rate_mbit}
+        if delay_ms:
+            changes["delay_ms"] = delay_ms
+        return self._request("PUT", f"instances/{instance_id}/wan", changes)
+
+    def wan_shaping(self, instance_id: str) -> dict[str, Any]:
+        return self._request("GET", f"instances/{instance_id}/wan")
+
+    def clear_wan_shaping(self, instance_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"instances/{instance_id}/wan")
 
     def kill(self, instance_id: str) -> dict[str, Any]:
         return self._request("POST", f"instances/{instance_id}/kill", {})

@@ -27,6 +27,7 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from resilin.provisioners.localcloud import catalogue, filters, view
+from resilin.provisioners.localcloud import wan as wan_module
 from resilin.provisioners.localcloud.console import Consoles
 from resilin.provisioners.localcloud.errors import EC2Error, invalid
 from resilin.provisioners.localcloud.faults import Faults
@@ -34,6 +35,7 @@ from resilin.provisioners.localcloud.keypairs import KeyPairs
 from resilin.provisioners.localcloud.machines import LABEL, Machines
 from resilin.provisioners.localcloud.offerings import Offerings
 from resilin.provisioners.localcloud.podman import Podman
+from resilin.provisioners.localcloud.public_addresses import PublicAddresses, wants_public_address
 from resilin.provisioners.localcloud.secgroups import SecurityGroups
 from resilin.provisioners.localcloud.store import (
     LAUNCHED,
@@ -48,6 +50,7 @@ from resilin.provisioners.localcloud.store import (
     Store,
 )
 from resilin.provisioners.localcloud.tags import check_tags, tags_from_specs
+from resilin.provisioners.localcloud.wan import Wan
 from resilin.settings.config import CloudConfig
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ class LocalCloud:
         podman: Podman | None = None,
         max_instances: int | None = None,
         terminated_ttl: int = 3600,
+        wan: Wan | None = None,
     ) -> None:
         self.cloud = cloud
         self.network = f"resilin-{cloud.name}"  # server.network_name(); kept here to avoid an import cycle
@@ -99,6 +103,16 @@ class LocalCloud:
             self._background,
         )
         self._addresses: list[str] = []  # instance addresses of the subnet (the gateway excluded)
+        self.public = PublicAddresses(
+            cloud.name,
+            wan,
+            self.store,
+            self.podman,
+            self.machines.container_name,
+            self._find,
+            self.max_instances,
+        )
+        self.machines.attach_wan, self.machines.ended = self.public.attach_blocking, self.public.ended
         self.consoles = Consoles(self.podman)
         self.operations: dict[str, Operation] = {
             "RunInstances": self.run_instances,
@@ -121,6 +135,7 @@ class LocalCloud:
             "DescribeImages": self.offerings.describe_images,
             "DescribeInstanceTypes": self.offerings.describe_instance_types,
             "DescribeAvailabilityZones": self.offerings.describe_availability_zones,
+            **self.public.operations,
         }
         self._pending: set[Deferred] = set()  # background launches and removals in flight
 
@@ -134,10 +149,17 @@ class LocalCloud:
             self.podman.ensure_network, self.network, self.cloud.subnet, {f"{LABEL}.cloud": self.cloud.name}
         )
         gateway = await deferToThread(self.podman.network_gateway, self.network)
+        self.groups.host_address = gateway  # where Resilin reaches instances from (the default group's SSH)
+        if self.public.wan:
+            await deferToThread(
+                wan_module.ensure, self.public.wan.network, self.public.wan.subnet, self.podman
+            )
         subnet = ipaddress.IPv4Network(self.cloud.subnet)
         self._addresses = [str(a) for a in subnet.hosts() if str(a) != gateway]
         containers = {c.labels.get(f"{LABEL}.instance-id", ""): c for c in await self.machines.containers()}
         await self.machines.resume(self.store.all_instances(), containers)
+        self.public.settle()
+        await self.public.recover(containers.values())
 
     def gateway_ip(self) -> str:
         """The host's address on the cloud network: how instances reach services on the host (blocking)."""
@@ -234,7 +256,13 @@ class LocalCloud:
             )
         return [found[iid] for iid in dict.fromkeys(ids)]
 
-    def _shape(self, record: InstanceRecord, name: str, group_names: dict[str, str]) -> dict[str, Any]:
+    def _shape(
+        self,
+        record: InstanceRecord,
+        name: str,
+        group_names: dict[str, str],
+        public: tuple[str, str] = ("", ""),
+    ) -> dict[str, Any]:
         return view.instance(
             record,
             name,
@@ -242,6 +270,7 @@ class LocalCloud:
             self.types.get(record.instance_type),
             group_names,
             (self.vpc_id, self.subnet_id),
+            public,
         )
 
     # Room: quotas per account, and the cloud's capacity -------------------------------
@@ -333,11 +362,16 @@ class LocalCloud:
                 raise invalid("UserData", "...", "User data is limited to 16384 bytes.")
         except (binascii.Error, ValueError):
             raise invalid("UserData", "...", "Invalid BASE64 encoding of user data.") from None
-        if params.get("SubnetId") and params["SubnetId"] != self.subnet_id:
-            raise EC2Error("InvalidSubnetID.NotFound", f"The subnet ID '{params['SubnetId']}' does not exist")
+        public = wants_public_address(params)
+        interface = (params.get("NetworkInterfaces") or [{}])[0]  # groups and subnet may be given there
+        subnet_id = params.get("SubnetId") or interface.get("SubnetId")
+        if subnet_id and subnet_id != self.subnet_id:
+            raise EC2Error("InvalidSubnetID.NotFound", f"The subnet ID '{subnet_id}' does not exist")
         tags = tags_from_specs(params.get("TagSpecifications") or [], "instance")
         groups = self.groups.resolve(
-            account, params.get("SecurityGroupIds") or [], params.get("SecurityGroups") or []
+            account,
+            params.get("SecurityGroupIds") or interface.get("Groups") or [],
+            params.get("SecurityGroups") or [],
         )
 
         # Decided from Redis without awaiting, so two concurrent launches cannot both take the last room.
@@ -368,6 +402,14 @@ class LocalCloud:
                     security_groups=groups,
                 )
             )
+        if public:
+            try:
+                for record in records:
+                    self.public.assign_at_launch(account, record.instance_id)
+            except EC2Error:
+                for record in records:
+                    self.public.ended(record)
+                raise
         for record in records:
             self.store.save(record)
         # Running members of groups that admit these groups must now admit the new addresses too.
@@ -378,13 +420,17 @@ class LocalCloud:
     def _reservation(
         self, account: str, reservation_id: str, instances: Sequence[tuple[InstanceRecord, str]]
     ) -> dict[str, Any]:
-        names = self._group_names(account)
+        names, public = self._group_names(account), self.public.by_instance()
         return {
             "ReservationId": reservation_id,
             "OwnerId": account,
             "Groups": [],
             "Instances": [
-                self._shape(r, n, names) for r, n in instances if r.reservation_id == reservation_id
+                self._shape(
+                    r, n, names, public[r.instance_id].shown() if r.instance_id in public else ("", "")
+                )
+                for r, n in instances
+                if r.reservation_id == reservation_id
             ],
         }
 

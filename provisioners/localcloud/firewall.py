@@ -16,6 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 TABLE = "resilin"
+# An instance's interface on its cloud's network: the one podman makes first.  Its WAN interface (a
+# public address) comes later; members of a group are admitted by their private addresses on this one only.
+CLOUD_INTERFACE = "eth0"
 
 
 class FirewallError(Exception):
@@ -30,6 +33,7 @@ class Allow:
     from_port: int | None
     to_port: int | None
     sources: tuple[str, ...]  # CIDRs, IPv4 or IPv6
+    interface: str = ""  # only packets arriving on this interface; "": any
 
 
 def _match(protocol: str, from_port: int | None, to_port: int | None, v6: bool) -> str | None:
@@ -68,6 +72,8 @@ def ruleset(allows: Iterable[Allow]) -> str:
                 lines.append(f"meta nfproto {'ipv6' if v6 else 'ipv4'} accept")
             else:
                 lines.append(f"{source}{match} accept".replace("  ", " ").strip())
+            if allow.interface:
+                lines[-1] = f'iifname "{allow.interface}" {lines[-1]}'
     body = "\n".join(f"\t\t{line}" for line in lines)
     # Declaring the table first makes the delete succeed even when there is none yet: one transaction.
     return (

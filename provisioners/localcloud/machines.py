@@ -74,6 +74,9 @@ class Machines:
         self._dirty: set[str] = set()  # instances whose firewall must be recomputed
         self._refreshing = False
         self._version = 0  # bumped at every change of rules or members
+        # Set by the cloud: a created container joins the WAN (blocking); an instance ended.
+        self.attach_wan: Callable[[str], None] = lambda instance_id: None
+        self.ended: Callable[[InstanceRecord], None] = lambda record: None
 
     def container_name(self, instance_id: str) -> str:
         return container_name(self.cloud_name, instance_id)
@@ -195,6 +198,7 @@ class Machines:
                 ip=record.private_ip,
                 limits=itype.container_limits() if itype else None,
             )
+            await deferToThread(self.attach_wan, record.instance_id)  # before init: never unfenced
         except Exception as exc:
             return exc
         return None
@@ -263,6 +267,7 @@ class Machines:
             cause = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
             current.state_reason = f"Server.InternalError: Internal error on launch ({cause})"
         self.store.save(current)
+        self.ended(current)
         self.members_changed(current.account, current.security_groups)
 
     # Stop, start, kill, remove -------------------------------------------------------------
@@ -313,6 +318,7 @@ class Machines:
                 record.phase = TERMINATED
                 record.terminated_at = record.terminated_at or time.time()
                 self.store.save(record)
+                self.ended(record)
 
     # Firewalls ---------------------------------------------------------------------------
 
@@ -326,10 +332,14 @@ class Machines:
                 if rule.get("ReferencedGroupId"):
                     ref = rule["ReferencedGroupId"]
                     sources = tuple(f"{p.private_ip}/32" for p in peers if ref in p.security_groups)
+                    # Members by their private addresses, and never from the WAN.
+                    interface = firewall.CLOUD_INTERFACE
                 else:
-                    sources = (rule.get("CidrIpv4") or rule.get("CidrIpv6"),)
+                    sources, interface = (rule.get("CidrIpv4") or rule.get("CidrIpv6"),), ""
                 allows.append(
-                    firewall.Allow(rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"), sources)
+                    firewall.Allow(
+                        rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"), sources, interface
+                    )
                 )
         return firewall.ruleset(allows)
 

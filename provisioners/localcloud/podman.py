@@ -136,8 +136,24 @@ class Podman:
             raise PodmanError(f"network {name} has no gateway")
         return subnets[0]["gateway"]
 
-    def remove_network(self, name: str) -> None:
-        self._run("network", "rm", "--force", name, check=False)
+    def remove_network(self, name: str, force: bool = True) -> bool:
+        """Remove a network (``force``: and its containers); False if podman refused."""
+        args = ["--force"] if force else []
+        return self._run("network", "rm", *args, name, check=False).returncode == 0
+
+    def connect(self, network: str, container: str, ip: str) -> None:
+        """Give a container (running or not) an interface on ``network`` with address ``ip``."""
+        self._run("network", "connect", "--ip", ip, network, container)
+
+    def disconnect(self, network: str, container: str) -> None:
+        """Take the container's interface on ``network`` away (none: nothing to do)."""
+        proc = self._run("network", "disconnect", network, container, check=False)
+        if (
+            proc.returncode != 0
+            and "not connected" not in proc.stderr
+            and "no such" not in proc.stderr.lower()
+        ):
+            raise PodmanError(f"podman network disconnect failed ({proc.returncode}): {proc.stderr.strip()}")
 
     # Images -------------------------------------------------------------------
 

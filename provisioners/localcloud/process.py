@@ -13,6 +13,7 @@ from pathlib import Path
 from resilin.aws.sigv4 import Credentials
 from resilin.provisioners.localcloud import host_shield
 from resilin.provisioners.localcloud.podman import Podman
+from resilin.provisioners.localcloud.wan import Wan
 from resilin.service.children import Child
 
 
@@ -36,6 +37,7 @@ class LocalCloudProcess:
         max_instances: int | None = None,
         max_vcpus: int | None = None,
         limits: Sequence[str] = (),
+        wan: Wan | None = None,
     ) -> None:
         self.cloud, self.subnet, self.images = cloud, subnet, list(images)
         self.max_instances, self.max_vcpus = max_instances, max_vcpus
@@ -43,6 +45,7 @@ class LocalCloudProcess:
         self.redis_url, self.accounts, self.region = redis_url, list(accounts), region
         self.log_path = Path(log_path)
         self.port = port or 0
+        self.wan = wan  # the WAN it shares with other clouds (public addresses); None: none
         self.child: Child | None = None
 
     @property
@@ -66,6 +69,8 @@ class LocalCloudProcess:
             args += ["--max-instances", str(self.max_instances)]
         if self.max_vcpus:
             args += ["--max-vcpus", str(self.max_vcpus)]
+        if self.wan:
+            args += self.wan.args()
         for limit in self.limits:
             args += ["--limit", limit]
         self.child = Child("local cloud", args, self.log_path, stop_grace=15)

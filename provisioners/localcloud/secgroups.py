@@ -3,8 +3,10 @@
 Groups belong to an account.  A group's ingress rules are kept one per source
 (as EC2's SecurityGroupRules are) and shown grouped as IpPermissions.  Every
 account has a ``default`` group, made on first use with EC2's default rule (all
-traffic from members of the group) and, so that an instance launched without a
-group can be reached at all, SSH from anywhere; both can be revoked.  Egress is
+traffic from members of the group) and, so that Resilin can reach an instance
+launched without a group, SSH from the cloud's host address (the gateway of its
+network, where Resilin connects from) and from nowhere else: another account's
+instances, in this cloud or on the WAN, do not reach its sshd.  Both can be revoked.  Egress is
 always open.  Enforcement is the firewall's job: :attr:`changed` is told which
 group's rules changed.
 """
@@ -73,6 +75,7 @@ class SecurityGroups:
         self.vpc_id = vpc_id  # the local cloud's one pseudo-VPC
         self.changed = changed  # (account, group id) whose rules changed
         self.in_use: Callable[[str, str], list[str]] = lambda account, gid: []  # set by the cloud
+        self.host_address = ""  # the host's address on the cloud's network; set by the cloud at start
 
     # Lookups -----------------------------------------------------------------------
 
@@ -80,11 +83,12 @@ class SecurityGroups:
         groups = self.store.groups(account)
         if not any(g["GroupName"] == DEFAULT for g in groups.values()):
             default = self._new(account, DEFAULT, "default VPC security group", {})
-            # EC2's default rule, and SSH from anywhere so that an instance without a group is reachable.
-            default["Rules"] = [
-                self._rule(default, "-1", None, None, ReferencedGroupId=default["GroupId"]),
-                self._rule(default, "tcp", 22, 22, CidrIpv4="0.0.0.0/0"),
-            ]
+            # EC2's default rule, and SSH from the host so that an instance without a group is reachable.
+            default["Rules"] = [self._rule(default, "-1", None, None, ReferencedGroupId=default["GroupId"])]
+            if self.host_address:
+                default["Rules"].append(
+                    self._rule(default, "tcp", 22, 22, CidrIpv4=f"{self.host_address}/32")
+                )
             self.store.save_group(account, default)
             groups[default["GroupId"]] = default
         return groups

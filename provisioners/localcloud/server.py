@@ -29,6 +29,7 @@ from resilin.provisioners.localcloud.auth import signed_account
 from resilin.provisioners.localcloud.cloud import LocalCloud
 from resilin.provisioners.localcloud.errors import EC2Error
 from resilin.provisioners.localcloud.podman import Podman
+from resilin.provisioners.localcloud.wan import Wan
 from resilin.settings.config import CloudConfig
 
 log = logging.getLogger(__name__)
@@ -150,16 +151,17 @@ def make_site(
     operators: Collection[str] = (),
     podman: Podman | None = None,
     limits: HttpLimits | None = None,
+    wan: Wan | None = None,
 ) -> Site:
     """A Site serving ``cloud``'s EC2 endpoint; :func:`local_cloud` gives its :class:`LocalCloud`.
 
     The cloud's network is created (if missing) in the background once the
     reactor runs; requests wait for that.  ``image`` is the node image
     reference(s) offered through DescribeImages; ``operators`` are the account
-    ids allowed to use the admin resource.
+    ids allowed to use the admin resource; ``wan`` is the installation's WAN (public addresses).
     """
     images = [image] if isinstance(image, str) else list(image)
-    local = LocalCloud(cloud, redis_client, images, podman=podman)
+    local = LocalCloud(cloud, redis_client, images, podman=podman, wan=wan)
     root = Root(EC2Resource(local, lookup), AdminResource(local, lookup, operators))
     site = BoundedSite(root, max_body=MAX_BODY, too_large=too_large)
     return protect(site, limits)  # deadlines and connection caps (resilin/aws/httplimits.py)

@@ -76,10 +76,13 @@ def instance(
     itype: InstanceType | None = None,
     group_names: dict[str, str] | None = None,
     network: tuple[str, str] = ("", ""),
+    public: tuple[str, str] = ("", ""),
 ) -> dict[str, Any]:
     """The ``Instance`` shape of botocore's EC2 model for one instance in state ``name``.
 
-    ``group_names`` names the instance's security groups; ``network`` is the cloud's (VPC id, subnet id).
+    ``group_names`` names the instance's security groups; ``network`` is the cloud's (VPC id, subnet
+    id); ``public`` is its address on the WAN, if it has one, and that address's owner (``amazon``
+    for one given at launch, the account for an Elastic IP).
     """
     live = name not in ("terminated", "shutting-down")
     ip = record.private_ip if live else ""
@@ -89,7 +92,7 @@ def instance(
         "State": state(name),
         # No DNS inside the local cloud: the address is the name, and the host reaches it directly.
         "PrivateDnsName": ip,
-        "PublicDnsName": ip,
+        "PublicDnsName": "",  # as in a VPC without DNS hostnames
         "StateTransitionReason": "",
         "AmiLaunchIndex": record.launch_index,
         "ProductCodes": [],
@@ -120,7 +123,10 @@ def instance(
         out["ClientToken"] = record.client_token
     if ip:
         out["PrivateIpAddress"] = ip
-        out["PublicIpAddress"] = ip
+    if ip and public[0]:
+        out["PublicIpAddress"] = public[0]
+    if ip and network[0]:
+        out["NetworkInterfaces"] = [_interface(record, out, network, public)]
     if itype:
         out["CpuOptions"] = {"CoreCount": itype.vcpus, "ThreadsPerCore": 1}
     if record.state_reason:
@@ -130,6 +136,43 @@ def instance(
             when = _utc(record.terminated_at).strftime("%Y-%m-%d %H:%M:%S GMT")
             out["StateTransitionReason"] = f"{message or code} ({when})"
     return out
+
+
+def interface_id(instance_id: str) -> str:
+    """The id of an instance's one network interface (``eni-`` and the instance's digits)."""
+    return "eni-" + instance_id.removeprefix("i-")
+
+
+def _interface(
+    record: InstanceRecord, shaped: dict[str, Any], network: tuple[str, str], public: tuple[str, str]
+) -> dict[str, Any]:
+    """The instance's one network interface (``eni-`` and the instance's digits), as EC2 lists it."""
+    digits = record.instance_id.removeprefix("i-")
+    address, owner = public
+    association = {"PublicIp": address, "PublicDnsName": "", "IpOwnerId": owner} if address else None
+    return {
+        "NetworkInterfaceId": interface_id(record.instance_id),
+        "VpcId": network[0],
+        "SubnetId": network[1],
+        "OwnerId": record.account,
+        "Status": "in-use",
+        "InterfaceType": "interface",
+        "PrivateIpAddress": record.private_ip,
+        "PrivateDnsName": record.private_ip,
+        "PrivateIpAddresses": [
+            {"Primary": True, "PrivateIpAddress": record.private_ip, "PrivateDnsName": record.private_ip}
+            | ({"Association": association} if association else {})
+        ],
+        "Groups": shaped["SecurityGroups"],
+        "SourceDestCheck": shaped["SourceDestCheck"],
+        "Attachment": {
+            "AttachmentId": f"eni-attach-{digits}",
+            "DeviceIndex": 0,
+            "Status": "attached",
+            "AttachTime": shaped["LaunchTime"],
+            "DeleteOnTermination": True,
+        },
+    } | ({"Association": association} if association else {})
 
 
 def is_live(record: InstanceRecord) -> bool:

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IListeningPort
 
@@ -36,6 +37,9 @@ from resilin.service.redis_server import RedisService
 from resilin.settings import config as config_module
 from resilin.settings.config import CloudConfig, Settings
 from resilin.settings.installation import installation_id
+
+if TYPE_CHECKING:
+    from resilin.provisioners.localcloud.wan import Wan
 from resilin.settings.private_files import private_home, private_process
 
 log = logging.getLogger("resilin")
@@ -60,6 +64,7 @@ class Runtime:
     services: OrderedServices = field(default_factory=OrderedServices)
     redis: RedisService = field(init=False)
     local_clouds: dict[str, LocalCloudRuntime] = field(default_factory=dict)
+    wan: Wan | None = None  # the network between the local clouds, made before them
     orchestrator: Orchestrator = field(init=False)
     reconciler: Reconciler = field(init=False)
     recovered: threading.Event = field(default_factory=threading.Event)  # the loops wait for it
@@ -93,6 +98,7 @@ def _serve_local_cloud(rt: Runtime, cloud: CloudConfig, port: int) -> list[IList
         config_module.local_images(settings, cloud),
         operators=[LOCAL_CLOUD_ACCOUNT],  # Resilin operates its local clouds (faults through /admin/)
         limits=settings.http_limits,
+        wan=rt.wan,
     )
     # The network must exist now: the storage service listens on its gateway address.
     gateway = ensure_network(cloud)
@@ -104,6 +110,24 @@ def _serve_local_cloud(rt: Runtime, cloud: CloudConfig, port: int) -> list[IList
     log.info("local cloud %s: EC2 endpoint %s, network %s, gateway %s",
              cloud.name, endpoint, cloud.subnet, gateway)  # fmt: skip
     return [listening]
+
+
+def _start_wan(rt: Runtime) -> None:
+    """Make the installation's WAN (blocking, once, before the local clouds that share it)."""
+    from resilin.provisioners.localcloud import wan
+
+    settings = rt.settings
+    name = settings.wan_network or wan.default_network(installation_id(settings.home))
+    rt.wan = wan.ensure(name, settings.wan_subnet)
+    log.info("local clouds' WAN: network %s, subnet %s", rt.wan.network, rt.wan.subnet)
+
+
+def _stop_wan(rt: Runtime) -> None:
+    """Remove the WAN once no container uses it (instances with public addresses keep it)."""
+    from resilin.provisioners.localcloud import wan
+
+    if rt.wan is not None and not wan.remove_if_unused(rt.wan.network):
+        log.info("the WAN network %s stays: instances are attached to it", rt.wan.network)
 
 
 def _write_local_cloud_access(rt: Runtime) -> None:
@@ -185,6 +209,8 @@ def services(settings: Settings) -> Runtime:
     rt.redis = RedisService(settings.redis_url, settings.home)
     add(rt.redis)
     ports_of_clouds = config_module.local_cloud_ports(settings)
+    if any(cloud.kind == "local" for cloud in settings.clouds):
+        add(CallService("WAN", lambda: _start_wan(rt), lambda: _stop_wan(rt)))
     for cloud in settings.clouds:
         if cloud.kind == "local":
             serve = partial(_serve_local_cloud, rt, cloud, ports_of_clouds[cloud.name])

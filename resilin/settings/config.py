@@ -8,7 +8,9 @@ the key is also written in the AWS CLI's credentials format so that
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 import string
 import tomllib
@@ -54,6 +56,9 @@ class Settings:
         300.0  # seconds between sweeps for leftovers of ended clusters; 0: at start only
     )
     http_limits: HttpLimits = HttpLimits()  # [http]: deadlines and connection caps of every service
+    # The WAN between this installation's local clouds (public addresses): a podman network of its own.
+    wan_network: str = ""  # empty: resilin-wan-<installation id>
+    wan_subnet: str = ""  # empty: a free /24 of 100.64.0.0/10 chosen when the network is made
     extra: dict = field(default_factory=dict)
 
     @property
@@ -101,6 +106,7 @@ localcloud_port = 8997
 region = "us-east-1"
 # redis_url = "redis://127.0.0.1:6379/0"   # unset: Resilin runs its own Redis in its home
 default_cloud = "local"
+# wan_subnet = "100.64.7.0/24"            # the WAN between local clouds; unset: a free /24 of 100.64.0.0/10
 
 [[accounts]]
 account_id = "{account_id}"
@@ -194,6 +200,42 @@ def _http_limits(table: object, path: Path) -> HttpLimits:
         raise ConfigError(str(exc)) from None
 
 
+WAN_NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$")
+
+
+def _wan_network(raw: dict, path: Path) -> str:
+    name = raw.get("wan_network", "")
+    if not isinstance(name, str) or (name and not WAN_NETWORK_NAME.match(name)):
+        raise ConfigError(f"{path}: 'wan_network' must be a podman network name (letters, digits, '_.-')")
+    return name
+
+
+def _wan_subnet(raw: dict, clouds: Sequence[CloudConfig], path: Path) -> str:
+    """The configured WAN subnet, checked: IPv4, not public, apart from every local cloud's subnet."""
+    subnet = raw.get("wan_subnet", "")
+    if subnet == "":
+        return ""
+    try:
+        network = ipaddress.IPv4Network(subnet) if isinstance(subnet, str) else None
+    except ValueError:
+        network = None
+    if network is None:
+        raise ConfigError(
+            f"{path}: 'wan_subnet' must be an IPv4 network such as '100.64.7.0/24', not {subnet!r}"
+        )
+    if network.num_addresses < 8 or network.is_global:
+        raise ConfigError(
+            f"{path}: 'wan_subnet' {network} must be a private or shared (100.64.0.0/10) network "
+            "of at least 8 addresses"
+        )
+    for cloud in clouds:
+        if cloud.kind == "local" and network.overlaps(ipaddress.IPv4Network(cloud.subnet)):
+            raise ConfigError(
+                f"{path}: 'wan_subnet' {network} overlaps the subnet of local cloud {cloud.name} ({cloud.subnet})"
+            )
+    return str(network)
+
+
 def load(home: Path | None = None, path: Path | None = None) -> Settings:
     """Read the configuration, writing a default one first if there is none."""
     home = Path(home or DEFAULT_HOME)
@@ -240,6 +282,8 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
         "node_image",
         "reconcile_interval",
         "http",
+        "wan_network",
+        "wan_subnet",
         "accounts",
         "clouds",
     }
@@ -259,6 +303,8 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
         node_image=raw.get("node_image", "localhost/resilin-node:latest"),
         reconcile_interval=_seconds(raw, "reconcile_interval", 300.0, path),
         http_limits=_http_limits(raw.get("http", {}), path),
+        wan_network=_wan_network(raw, path),
+        wan_subnet=_wan_subnet(raw, clouds, path),
         extra={k: v for k, v in raw.items() if k not in known},
     )
 

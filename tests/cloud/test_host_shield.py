@@ -18,7 +18,9 @@ import boto3
 import pytest
 
 from resilin.provisioners.localcloud import host_shield
+from resilin.provisioners.localcloud import wan as wan_module
 from resilin.provisioners.localcloud.machines import container_name
+from resilin.provisioners.localcloud.podman import Podman
 from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.provisioners.localcloud.server import bridge_interface
 from resilin.service.ports import free_port
@@ -40,6 +42,8 @@ def resilin(tmp_path_factory):
     proc.bind_host = "0.0.0.0"
     proc.write_config(SUBNET)
     proc.start()
+    wan = wan_module.default_network((home / "installation-id").read_text().strip())
+    wan_bridge = Podman().network_inspect(wan).get("network_interface", "")
     try:
         yield proc
     finally:
@@ -48,6 +52,16 @@ def resilin(tmp_path_factory):
         bridge = bridge_interface(CLOUD)
         remove_cloud(CLOUD)
     assert host_shield.listing(bridge) == ""  # removed with the cloud's network
+    # The installation's WAN went when the server stopped (no instance used it), its shield too.
+    assert not Podman().network_exists(wan) and host_shield.listing(wan_bridge) == ""
+
+
+def test_the_installations_wan_is_made_and_the_host_shielded_from_it(resilin):
+    wan = wan_module.default_network((resilin.home / "installation-id").read_text().strip())
+    found = Podman().network_inspect(wan)
+    subnet = ipaddress.ip_network(found["subnets"][0]["subnet"])
+    assert subnet.subnet_of(wan_module.SHARED_SPACE) and found["internal"]
+    assert f'iifname "{found["network_interface"]}" drop' in host_shield.listing(found["network_interface"])
 
 
 def _reaches(container: str, host: str, port: int) -> bool:

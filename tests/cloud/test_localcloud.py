@@ -122,7 +122,10 @@ def test_boto3_launches_reaches_over_ssh_and_terminates(ec2, cloud, node_image, 
     network = ipaddress.ip_network(cloud.subnet)
     for inst in running:
         assert ipaddress.ip_address(inst["PrivateIpAddress"]) in network
-        assert inst["PublicIpAddress"] == inst["PrivateIpAddress"] == inst["PublicDnsName"]
+        # No public address unless asked for (it would be on the WAN); the host reaches the private one.
+        assert "PublicIpAddress" not in inst and inst["PublicDnsName"] == ""
+        assert inst["PrivateDnsName"] == inst["PrivateIpAddress"]
+        assert inst["NetworkInterfaces"][0]["PrivateIpAddress"] == inst["PrivateIpAddress"]
         assert {t["Key"]: t["Value"] for t in inst["Tags"]} == {"cluster": "j-E2E", "role": "core"}
         assert inst["KeyName"] == "e2e" and inst["InstanceType"] == "m5.large"
     by_tag = _instances(ec2, Filters=[{"Name": "tag:cluster", "Values": ["j-E2E"]}])

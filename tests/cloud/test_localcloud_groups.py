@@ -295,7 +295,7 @@ def test_stop_and_start_keep_address_and_host_keys_and_user_data_runs_once(ec2, 
     try:
         [running] = wait_state(ec2, [iid], "running")
         ip = running["PrivateIpAddress"]
-        # No group named: the default group, which lets SSH in.
+        # No group named: the default group, which lets SSH in from the host.
         assert [g["GroupName"] for g in running["SecurityGroups"]] == ["default"]
         keys = console_host_keys(ec2, iid)
         assert ssh_run(ip, keys, key, "cat /var/tmp/user-data-runs") == "ran"
