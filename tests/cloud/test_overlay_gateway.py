@@ -311,3 +311,75 @@ def test_the_gateway_programs_go_tests_pass():
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture
+def vms(node_image) -> Iterator[tuple[Gateway, Gateway]]:
+    """Two containers standing in for EC2 VMs: CAP_NET_ADMIN, no tun0, each on a private network
+    of its own (its default route) and on a shared WAN network (their WireGuard endpoints)."""
+    tag = secrets.token_hex(3)
+    networks = [f"resilin-ovvm-{tag}-{n}" for n in ("wan", "1", "2")]
+    names = [f"resilin-ovvm-{tag}-{n}" for n in (1, 2)]
+    subnets = []
+    try:
+        for network in networks:
+            subnets.append(free_subnet())
+            _run("podman", "network", "create", "--internal", "--subnet", subnets[-1], network)
+        wan, *private = (s.rsplit(".", 1)[0] for s in subnets)
+        vms = []
+        for n, name in enumerate(names, start=1):
+            address = f"{private[n - 1]}.10"
+            _run(
+                "podman", "run", "-d", "--name", name, "--label", f"resilin.cloud=ovvm-{tag}",
+                "--network", f"{networks[n]}:ip={address}", "--network", f"{networks[0]}:ip={wan}.{10 + n}",
+                "--device", "/dev/net/tun", "--cap-add", "NET_ADMIN",
+                "--entrypoint", "sleep", node_image, "infinity",
+            )  # fmt: skip
+            pid = int(_run("podman", "inspect", "--format", "{{.State.Pid}}", name).strip())
+            interface = _in_netns(pid, "ip", "-o", "-4", "addr", "show", "to", address).split()[1]
+            _in_netns(pid, "ip", "route", "add", "default", "dev", interface)  # as a VM has one
+            private_key, public_key = _key_pair()
+            vms.append(Gateway(name, pid, f"{wan}.{10 + n}", address, private_key, public_key))
+        yield vms[0], vms[1]
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", *names], capture_output=True)
+        for network in networks:
+            subprocess.run(["podman", "network", "rm", "-f", network], capture_output=True)
+
+
+def _vm_config(me: Gateway, peer: Gateway, allowed: list[str], endpoint: bool) -> str:
+    text = f"[Interface]\nPrivateKey = {me.private_key}\nListenPort = 51820\n\n"
+    text += f"[Peer]\nPublicKey = {peer.public_key}\nAllowedIPs = {', '.join(allowed)}\n"
+    return text + (f"Endpoint = {peer.address}:51820\nPersistentKeepalive = 25\n" if endpoint else "")
+
+
+def test_on_a_vm_it_makes_the_device_and_the_routes_and_removes_them(vms):
+    spoke, hub = vms  # the spoke dials out; the hub learns its endpoint from the handshake
+    _write_config(spoke, _vm_config(spoke, hub, [f"{hub.test_address}/32"], endpoint=True))
+    _write_config(hub, _vm_config(hub, spoke, [f"{spoke.test_address}/32"], endpoint=False))
+    for vm in (spoke, hub):
+        done = _gateway(vm, "up")
+        assert done.returncode == 0, done.stderr
+        # No WireGuard module on this machine: a TUN of its own and the daemon (else: kernel).
+        made = _run("podman", "exec", vm.name, "cat", "/run/resilin-overlay.made").strip()
+        assert (made == "tuntap" and _daemon_pid(vm) is not None) or made == "kernel"
+        assert "mtu 1420 " in _in_netns(vm.pid, "ip", "link", "show", "tun0")
+    routes = _in_netns(spoke.pid, "ip", "route", "show", "dev", "tun0")
+    assert routes.split() == [hub.test_address, "scope", "link", "src", spoke.test_address]
+    _run("podman", "exec", "-d", hub.name, "nc", "-l", "-k", "-p", "5004")
+    time.sleep(0.5)
+    assert _connects(spoke, hub.test_address, 5004)  # a private address of the other cloud
+
+    extra = "10.254.9.0/24"
+    _write_config(spoke, _vm_config(spoke, hub, [f"{hub.test_address}/32", extra], endpoint=True))
+    assert _gateway(spoke, "up").returncode == 0
+    assert extra in _in_netns(spoke.pid, "ip", "route", "show", "dev", "tun0")
+    _write_config(spoke, _vm_config(spoke, hub, [f"{hub.test_address}/32"], endpoint=True))
+    assert _gateway(spoke, "up").returncode == 0
+    assert extra not in _in_netns(spoke.pid, "ip", "route", "show", "dev", "tun0")
+
+    assert _gateway(spoke, "down").returncode == 0
+    assert "tun0" not in _in_netns(spoke.pid, "ip", "-o", "link", "show")
+    assert _daemon_pid(spoke) is None
+    for path in (CONF, "/run/resilin-overlay.pid", "/run/resilin-overlay.made"):
+        assert subprocess.run(["podman", "exec", spoke.name, "test", "-e", path]).returncode == 1, path
