@@ -117,9 +117,10 @@ func ParseConfig(r io.Reader) (*Config, error) {
 		if eq < 0 {
 			return nil, fmt.Errorf("line %d: no key = value", lineNo)
 		}
-		key := strings.ToLower(strings.TrimSpace(line[:eq]))
+		name := strings.TrimSpace(line[:eq])
+		key := strings.ToLower(name)
 		value := strings.TrimSpace(line[eq+1:])
-		fail := func(err error) error { return fmt.Errorf("line %d: %s: %v", lineNo, line[:eq], err) }
+		fail := func(err error) error { return fmt.Errorf("line %d: %s: %v", lineNo, name, err) }
 		var err error
 		switch {
 		case section == "interface" && key == "privatekey":
@@ -154,7 +155,7 @@ func ParseConfig(r io.Reader) (*Config, error) {
 		case section == "":
 			return nil, fmt.Errorf("line %d: outside any section", lineNo)
 		default:
-			return nil, fmt.Errorf("line %d: unknown key %s in [%s]", lineNo, strings.TrimSpace(line[:eq]), section)
+			return nil, fmt.Errorf("line %d: unknown key %s in [%s]", lineNo, name, section)
 		}
 		if err != nil {
 			return nil, fail(err)

@@ -2,6 +2,7 @@
 // that the host made, so that it runs without CAP_NET_ADMIN.
 //
 //	resilin-overlay --tun tun0 --config /etc/resilin/overlay/tun0.conf
+//	resilin-overlay --check --config FILE   (parse the file only)
 //
 // Runs in the foreground.  SIGHUP re-reads the configuration and replaces the peer set; SIGTERM
 // (or SIGINT) stops.  Keys are never logged.
@@ -49,11 +50,19 @@ func main() {
 	configPath := flag.String("config", "/etc/resilin/overlay/tun0.conf", "WireGuard configuration (wg setconf's format)")
 	mtu := flag.Int("mtu", device.DefaultMTU, "the MTU of a device this program creates itself")
 	verbose := flag.Bool("verbose", false, "log WireGuard's handshakes and the like")
+	check := flag.Bool("check", false, "only check the configuration file, and exit")
 	flag.Parse()
 	log.SetPrefix("resilin-overlay: ")
 	log.SetFlags(log.LstdFlags)
 
 	cfg, err := loadConfig(*configPath)
+	if *check {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "resilin-overlay: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err != nil {
 		log.Fatal(err)
 	}

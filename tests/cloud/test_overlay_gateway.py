@@ -251,6 +251,19 @@ def test_up_again_reloads_the_peers_without_a_restart(pair):
     assert "reloaded: UDP port 51820, 1 peers" in log
     assert _connects(a, "10.254.2.2", 5002)
 
+    # A file that does not parse: refused in one line, the running daemon keeps its peers.
+    _write_config(a, "[Interface]\nPrivateKey = not-a-key\n")
+    try:
+        bad = _gateway(a, "up")
+    finally:
+        _write_config(a, _config(a, b, [f"{b.test_address}/32", "10.254.2.2/32"]))
+    assert bad.returncode == 1
+    assert (
+        bad.stderr == f"resilin-overlay-gateway: {CONF}: line 2: PrivateKey: not a base64 key of 32 bytes\n"
+    )
+    assert _daemon_pid(a) == before
+    assert _connects(a, "10.254.2.2", 5002)
+
 
 def test_the_log_and_the_files_hold_no_key(pair):
     a, b, _ = pair
