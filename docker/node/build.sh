@@ -12,37 +12,45 @@
 # Caching (all under docker/node/build/, which is gitignored):
 #   base-<key>.tar     debootstrap rootfs with the Debian packages installed
 #   hadoop-<key>/      jars from `mvn dependency:copy-dependencies` (+ ~/.m2)
-# The image tag is a hash of every file in docker/node/ (except build/), so
-# editing any input produces a new tag; re-running with an existing tag
-# returns immediately.
+#   overlay-<key>/     the overlay gateway (overlay/gateway/), built with Go 1.23
+# The image tag is a hash of every file in docker/node/ (except build/) and in
+# overlay/gateway/, so editing any input produces a new tag; re-running with an
+# existing tag returns immediately.
 #
 # Prints the built image reference (localhost/resilin-node:<tag>) on stdout;
 # progress goes to stderr.  The image is also tagged :latest.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+GATEWAY=$(cd "$HERE/../../overlay/gateway" && pwd)
 BUILD=$HERE/build
 IMAGE=${RESILIN_NODE_IMAGE:-localhost/resilin-node}
 SUITE=bookworm
 # Bumping BASE_REV forces a new debootstrap even if the package list is unchanged.
 BASE_REV=1
 # python3-distutils: mrjob (0.7) imports distutils.spawn in every task it runs.
+# wireguard-tools: wg, for kernel WireGuard on VMs; iperf3: the overlay's throughput figures.
 PACKAGES=(
     openjdk-17-jre-headless openssh-server python3 python3-distutils procps iproute2 sudo bash
-    coreutils ca-certificates curl netcat-openbsd gzip less
+    coreutils ca-certificates curl netcat-openbsd gzip less wireguard-tools iperf3
 )
 
 log() { echo "[build-node] $*" >&2; }
 
-compute_tag() {
+# A hash of the files under $1 (build/ aside): their names and contents.
+hash_tree() {
     (
-        cd "$HERE"
+        cd "$1"
         find . -path ./build -prune -o -type f -print | LC_ALL=C sort |
             while read -r f; do
                 printf '%s\n' "$f"
                 sha256sum <"$f"
             done
     ) | sha256sum | cut -c1-12
+}
+
+compute_tag() {
+    printf '%s\n' "$(hash_tree "$HERE")" "$(hash_tree "$GATEWAY")" | sha256sum | cut -c1-12
 }
 
 PRINT_TAG=0
@@ -72,7 +80,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "build.sh must run as root (debootstrap, chroot)" >&2
     exit 1
 fi
-for tool in debootstrap podman mvn chroot; do
+for tool in debootstrap podman mvn chroot /usr/lib/go-1.23/bin/go; do
     command -v "$tool" >/dev/null || { echo "missing $tool (see scripts/setup-podman.sh)" >&2; exit 1; }
 done
 
@@ -224,6 +232,25 @@ else
 fi
 
 # --------------------------------------------------------------------------
+# Stage 2b: the overlay gateway, a static Go program (cached per source hash).
+# Go 1.23 is Debian's (bookworm-backports, see scripts/setup.sh); modules come
+# from the Go module proxy, checked against go.sum.
+# --------------------------------------------------------------------------
+OVERLAY_KEY=$(hash_tree "$GATEWAY")
+OVERLAY_BIN=$BUILD/overlay-$OVERLAY_KEY
+if [ ! -x "$OVERLAY_BIN/resilin-overlay" ]; then
+    log "stage 2b: building the overlay gateway -> $OVERLAY_BIN"
+    rm -rf "$OVERLAY_BIN"
+    mkdir -p "$OVERLAY_BIN"
+    (cd "$GATEWAY" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly \
+        /usr/lib/go-1.23/bin/go build -trimpath -ldflags=-s -o "$OVERLAY_BIN/resilin-overlay.tmp" .) >&2
+    mv "$OVERLAY_BIN/resilin-overlay.tmp" "$OVERLAY_BIN/resilin-overlay"
+    find "$BUILD" -maxdepth 1 -name "overlay-*" -type d ! -name "$(basename "$OVERLAY_BIN")" -exec rm -rf {} +
+else
+    log "stage 2b: using cached $OVERLAY_BIN"
+fi
+
+# --------------------------------------------------------------------------
 # Stage 3: assemble the final rootfs and import it into podman.
 # --------------------------------------------------------------------------
 log "stage 3: assembling rootfs"
@@ -267,6 +294,7 @@ install -m 0644 "$HERE"/libexec/* "$HH/libexec/"
 mkdir -p "$ROOT/etc/hadoop"
 install -m 0644 "$HERE"/conf/* "$ROOT/etc/hadoop/"
 install -m 0755 "$HERE/init.sh" "$ROOT/usr/local/sbin/resilin-init"
+install -m 0755 "$OVERLAY_BIN/resilin-overlay" "$GATEWAY/resilin-overlay-gateway" "$ROOT/usr/local/sbin/"
 install -m 0644 "$HERE/hadoop-required-site.md" "$HH/REQUIRED-SITE.md"
 install -m 0755 "$HERE/rootfs-setup.sh" "$ROOT/tmp/rootfs-setup.sh"
 echo "$TAG" >"$ROOT/etc/resilin-node-release"

@@ -66,3 +66,6 @@ apt-get clean
 rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /var/cache/debconf/*-old \
     /var/log/*.log /var/log/apt/* /tmp/* 2>/dev/null || true
 : >/etc/machine-id
+
+# The overlay gateway's configuration (it holds a private key): root only.
+install -d -m 0700 /etc/resilin/overlay
