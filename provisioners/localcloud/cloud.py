@@ -27,6 +27,7 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from resilin.provisioners.localcloud import catalogue, filters, view
+from resilin.provisioners.localcloud.attributes import InstanceAttributes
 from resilin.provisioners.localcloud.console import Consoles
 from resilin.provisioners.localcloud.errors import EC2Error, invalid
 from resilin.provisioners.localcloud.faults import Faults
@@ -34,6 +35,7 @@ from resilin.provisioners.localcloud.keypairs import KeyPairs
 from resilin.provisioners.localcloud.machines import LABEL, Machines
 from resilin.provisioners.localcloud.offerings import Offerings
 from resilin.provisioners.localcloud.podman import Podman
+from resilin.provisioners.localcloud.routetables import RouteTables
 from resilin.provisioners.localcloud.secgroups import SecurityGroups
 from resilin.provisioners.localcloud.store import (
     LAUNCHED,
@@ -99,6 +101,16 @@ class LocalCloud:
             self._background,
         )
         self._addresses: list[str] = []  # instance addresses of the subnet (the gateway excluded)
+        self.route_tables = RouteTables(
+            self.store,
+            cloud.subnet or "",
+            self.vpc_id,
+            lambda account: _pseudo_id("rtb", f"{cloud.name}:{account}"),
+            self._find,
+            self._pid,
+        )
+        self.attributes = InstanceAttributes(self.store, self._find, self._pid, self.route_tables)
+        self.machines.on_up = self.attributes.instance_up
         self.consoles = Consoles(self.podman)
         self.operations: dict[str, Operation] = {
             "RunInstances": self.run_instances,
@@ -121,6 +133,12 @@ class LocalCloud:
             "DescribeImages": self.offerings.describe_images,
             "DescribeInstanceTypes": self.offerings.describe_instance_types,
             "DescribeAvailabilityZones": self.offerings.describe_availability_zones,
+            "ModifyInstanceAttribute": self.attributes.modify_instance_attribute,
+            "DescribeInstanceAttribute": self.attributes.describe_instance_attribute,
+            "DescribeRouteTables": self.route_tables.describe_route_tables,
+            "CreateRoute": self.route_tables.create_route,
+            "ReplaceRoute": self.route_tables.replace_route,
+            "DeleteRoute": self.route_tables.delete_route,
         }
         self._pending: set[Deferred] = set()  # background launches and removals in flight
 
@@ -138,6 +156,10 @@ class LocalCloud:
         self._addresses = [str(a) for a in subnet.hosts() if str(a) != gateway]
         containers = {c.labels.get(f"{LABEL}.instance-id", ""): c for c in await self.machines.containers()}
         await self.machines.resume(self.store.all_instances(), containers)
+
+    def _pid(self, instance_id: str) -> int:
+        """The process holding the instance's namespaces; 0 when it runs nothing (blocking)."""
+        return self.podman.pid(self.machines.container_name(instance_id))
 
     def gateway_ip(self) -> str:
         """The host's address on the cloud network: how instances reach services on the host (blocking)."""
@@ -431,6 +453,7 @@ class LocalCloud:
         if doomed:
             # If a container is still being created, its launch removes it once podman returns.
             self._background(self.machines.remove(*doomed))
+            self._background(self.route_tables.apply(account))  # routes to them become blackholes
         return {"TerminatingInstances": changes}
 
     @staticmethod
