@@ -39,33 +39,34 @@ def _boolean(value: Any) -> bool:
     return text == "true"
 
 
+def asked_source_dest_check(params: dict[str, Any]) -> bool:
+    """The SourceDestCheck value asked for, in either form of the call; EC2's errors otherwise."""
+    given = [m for m in ATTRIBUTE_MEMBERS if params.get(m) is not None]
+    if params.get("Attribute"):
+        given.append(f"Attribute={params['Attribute']}")
+    if not given:
+        raise EC2Error("InvalidParameterCombination", "No attributes specified.")
+    if len(given) > 1:
+        raise EC2Error("InvalidParameterCombination", "Fields for multiple attribute types specified.")
+    if params.get("Attribute") == "sourceDestCheck":
+        if params.get("Value") is None:
+            raise EC2Error("MissingParameter", "The request must contain the parameter value")
+        return _boolean(params["Value"])
+    if given == ["SourceDestCheck"] and "Value" in params["SourceDestCheck"]:
+        return _boolean(params["SourceDestCheck"]["Value"])
+    if given == ["SourceDestCheck"]:
+        raise EC2Error("MissingParameter", "The request must contain the parameter SourceDestCheck.Value")
+    name = params.get("Attribute") or given[0]
+    raise EC2Error("UnsupportedOperation", f"The local cloud does not support modifying {name}.")
+
+
 class InstanceAttributes:
     def __init__(self, store: Store, find: Finder, pid: Callable[[str], int], routes: RouteTables) -> None:
         """``pid``: the process holding an instance's namespaces (blocking)."""
         self.store, self.find, self.pid, self.routes = store, find, pid, routes
 
-    def _wanted(self, params: dict[str, Any]) -> bool:
-        """The SourceDestCheck value asked for, in either form of the call; EC2's errors otherwise."""
-        given = [m for m in ATTRIBUTE_MEMBERS if params.get(m) is not None]
-        if params.get("Attribute"):
-            given.append(f"Attribute={params['Attribute']}")
-        if not given:
-            raise EC2Error("InvalidParameterCombination", "No attributes specified.")
-        if len(given) > 1:
-            raise EC2Error("InvalidParameterCombination", "Fields for multiple attribute types specified.")
-        if params.get("Attribute") == "sourceDestCheck":
-            if params.get("Value") is None:
-                raise EC2Error("MissingParameter", "The request must contain the parameter value")
-            return _boolean(params["Value"])
-        if given == ["SourceDestCheck"] and "Value" in params["SourceDestCheck"]:
-            return _boolean(params["SourceDestCheck"]["Value"])
-        if given == ["SourceDestCheck"]:
-            raise EC2Error("MissingParameter", "The request must contain the parameter SourceDestCheck.Value")
-        name = params.get("Attribute") or given[0]
-        raise EC2Error("UnsupportedOperation", f"The local cloud does not support modifying {name}.")
-
     async def modify_instance_attribute(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
-        check = self._wanted(params)
+        check = asked_source_dest_check(params)
         [(found, name)] = await self.find(account, [params["InstanceId"]])
         if name in ("terminated", "shutting-down"):
             raise EC2Error(

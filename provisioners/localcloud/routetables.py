@@ -48,6 +48,25 @@ def is_running(record: InstanceRecord) -> bool:
     return record.phase == LAUNCHED and record.power == POWER_ON
 
 
+def commands(
+    record: InstanceRecord, records: dict[str, InstanceRecord], routes: list[dict[str, Any]]
+) -> list[Command]:
+    """The ``ip route`` commands that give ``record``'s instance its account's ``routes`` (stored form),
+    ``records`` being the account's instances by id."""
+    out: list[Command] = []
+    for route in routes:
+        dest, target = route["DestinationCidrBlock"], records.get(route["InstanceId"])
+        if target is None or not view.is_live(target) or not target.private_ip:
+            out.append((["ip", "route", "del", dest], False))  # a blackhole: out of the instances
+        elif target.instance_id != record.instance_id:
+            out.append((["ip", "route", "replace", dest, "via", target.private_ip], True))
+        elif not record.source_dest_check:
+            out.append((["ip", "route", "replace", dest, "dev", TUN, "src", record.private_ip], True))
+        else:  # the target itself, without a TUN device: no route of its own
+            out.append((["ip", "route", "del", dest], False))
+    return out
+
+
 class RouteTables:
     def __init__(
         self,
@@ -228,35 +247,20 @@ class RouteTables:
 
     # The routes in the instances -------------------------------------------------------
 
-    def commands(self, record: InstanceRecord, records: dict[str, InstanceRecord]) -> list[Command]:
-        """The ``ip route`` commands that give ``record``'s instance its account's routes."""
-        out: list[Command] = []
-        for route in self.store.route_table(record.account)["Routes"]:
-            dest, target = route["DestinationCidrBlock"], records.get(route["InstanceId"])
-            if target is None or not view.is_live(target) or not target.private_ip:
-                out.append((["ip", "route", "del", dest], False))  # a blackhole: out of the instances
-            elif target.instance_id != record.instance_id:
-                out.append((["ip", "route", "replace", dest, "via", target.private_ip], True))
-            elif not record.source_dest_check:
-                route_in = ["ip", "route", "replace", dest, "dev", TUN, "src", record.private_ip]
-                out.append((route_in, True))
-            else:  # the target itself, without a TUN device: no route of its own (as if it had none)
-                out.append((["ip", "route", "del", dest], False))
-        return out
-
     async def apply(
         self, account: str, instance_ids: Iterable[str] | None = None, removed: Sequence[str] = ()
     ) -> None:
         """Put the account's routes in its running instances (or in ``instance_ids``), taking the
         ``removed`` destinations out.  Failures are logged: an instance may stop meanwhile."""
         records = {r.instance_id: r for r in self.store.instances(account)}
+        routes = self.store.route_table(account)["Routes"]
         chosen = records.keys() if instance_ids is None else [i for i in instance_ids if i in records]
         work = []
         for iid in chosen:
             record = records[iid]
             if not is_running(record):
                 continue
-            cmds = self.commands(record, records) + [(["ip", "route", "del", d], False) for d in removed]
+            cmds = commands(record, records, routes) + [(["ip", "route", "del", d], False) for d in removed]
             if cmds:
                 work.append(deferToThread(self._run, iid, cmds))
         for ok, result in await DeferredList(work, consumeErrors=True):
