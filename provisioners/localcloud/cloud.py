@@ -225,6 +225,7 @@ class LocalCloud:
                 record.state_reason = "Server.InternalError: Instance container disappeared"
                 self.store.save(record)
                 self.machines.members_changed(account, record.security_groups)
+                self._background(self.route_tables.apply(account))  # routes to it become blackholes
             elif name == "stopped" and record.power == POWER_ON:
                 # Its processes ended without a StopInstances: it shut itself down.
                 record = self.store.get(record.instance_id) or record
