@@ -424,6 +424,7 @@ class LocalCloud:
         "private-ip-address": lambda rn: [rn[0].private_ip] if rn[0].private_ip else [],
         "client-token": lambda rn: [rn[0].client_token],
         "instance.group-id": lambda rn: rn[0].security_groups,
+        "source-dest-check": lambda rn: [str(rn[0].source_dest_check).lower()],
     }
 
     async def describe_instances(self, account: str, params: dict[str, Any]) -> dict[str, Any]:

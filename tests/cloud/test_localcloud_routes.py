@@ -272,6 +272,12 @@ def test_gateway_tun_routes_and_forwarding_filter(ec2, cloud, node_image):
         ec2.modify_instance_attribute(InstanceId=g, SourceDestCheck={"Value": False})
         attribute = ec2.describe_instance_attribute(InstanceId=g, Attribute="sourceDestCheck")
         assert attribute["SourceDestCheck"] == {"Value": False}
+        forwarding = [{"Name": "source-dest-check", "Values": ["false"]}]
+        assert [
+            i["InstanceId"]
+            for r in ec2.describe_instances(Filters=forwarding)["Reservations"]
+            for i in r["Instances"]
+        ] == [g]
         assert (
             ec2.describe_instances(InstanceIds=[g])["Reservations"][0]["Instances"][0]["SourceDestCheck"]
             is False
