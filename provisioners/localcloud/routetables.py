@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, cast
 
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import DeferredList, DeferredLock
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
@@ -82,6 +82,9 @@ class RouteTables:
         self.table_id, self.find, self.pid = table_id, find, pid
         # Interface ids that stand for an instance (NetworkInterfaceId targets); none by default.
         self.interface_owner: Callable[[str, str], str | None] = lambda account, eni: None
+        # One application at a time per account, each computed from the records when its turn
+        # comes: the commands of an older change never land after those of a newer one.
+        self._turns: dict[str, DeferredLock] = {}
 
     # The table as EC2 shows it ------------------------------------------------------
 
@@ -252,6 +255,14 @@ class RouteTables:
     ) -> None:
         """Put the account's routes in its running instances (or in ``instance_ids``), taking the
         ``removed`` destinations out.  Failures are logged: an instance may stop meanwhile."""
+        turn = self._turns.setdefault(account, DeferredLock())
+        await turn.acquire()
+        try:
+            await self._apply(account, instance_ids, removed)
+        finally:
+            turn.release()
+
+    async def _apply(self, account: str, instance_ids: Iterable[str] | None, removed: Sequence[str]) -> None:
         records = {r.instance_id: r for r in self.store.instances(account)}
         routes = self.store.route_table(account)["Routes"]
         chosen = records.keys() if instance_ids is None else [i for i in instance_ids if i in records]
