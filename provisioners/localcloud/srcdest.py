@@ -27,7 +27,9 @@ def apply(pid: int, check: bool) -> None:
     """Make the instance in ``pid``'s namespace forward (``check`` False) or not (True)."""
     if check:
         if has_tun(pid):
-            netns.run(pid, ["ip", "tuntap", "del", "dev", TUN, "mode", "tun"])
+            # Unregistered even while a process holds it open (``ip tuntap del`` would only clear
+            # its persist flag and leave it to that process).
+            netns.run(pid, ["ip", "link", "del", "dev", TUN])
         netns.run(pid, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
         return
     netns.run(pid, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])

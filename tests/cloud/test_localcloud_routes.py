@@ -46,7 +46,7 @@ try:
     print("made tun9", flush=True)
 except OSError as exc:
     print("refused tun9", exc.errno, flush=True)
-print("ready", flush=True)
+print("ready", os.getpid(), flush=True)
 while True:
     frame = os.read(fd, 65536)
     packet = frame[10:]  # after the virtio-net header that IFF_VNET_HDR puts first
@@ -136,6 +136,26 @@ def _launch(ec2, node_image, groups: list[str], count: int = 1) -> list[str]:
 def _capabilities(text: str) -> set[int]:
     mask = int(next(line.split()[1] for line in text.splitlines() if line.startswith("CapEff:")), 16)
     return {bit for bit in range(64) if mask >> bit & 1}
+
+
+def _tun_peer(cloud, gateway: str) -> subprocess.Popen:
+    """TUN_PEER running in the gateway, attached to its tun0."""
+    peer = subprocess.Popen(
+        ["podman", "exec", "-i", container_name(cloud.cloud, gateway), "python3", "-u", "-c", TUN_PEER],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert peer.stdout is not None
+    assert peer.stdout.readline().strip().startswith("refused tun9 1")  # EPERM: no making devices
+    ready, pid = peer.stdout.readline().split()
+    assert ready == "ready"
+    peer.inside = pid  # type: ignore[attr-defined]  # its pid in the container, to end it there
+    return peer
+
+
+def _end(cloud, gateway: str, peer: subprocess.Popen) -> None:
+    """Stop TUN_PEER: in the container (killing podman exec's client would leave it running)."""
+    _exec(cloud, gateway, "kill", peer.inside)  # type: ignore[attr-defined]
+    peer.wait(timeout=30)
 
 
 def _table(ec2) -> dict:
@@ -308,13 +328,7 @@ def test_gateway_tun_routes_and_forwarding_filter(ec2, cloud, node_image):
         assert DEST not in _routes(cloud, bobs) and len(_table(bob)["Routes"]) == 1
 
         # A packet a sends to the far side reaches g's TUN device; g's reply comes back to a.
-        peer = subprocess.Popen(
-            ["podman", "exec", "-i", container_name(cloud.cloud, g), "python3", "-u", "-c", TUN_PEER],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        assert peer.stdout is not None
-        assert peer.stdout.readline().strip().startswith("refused tun9 1")  # EPERM: no making devices
-        assert peer.stdout.readline().strip() == "ready"
+        peer = _tun_peer(cloud, g)
         assert _exec(cloud, a, "python3", "-c", UDP_CLIENT, "9999", "hello") == "re:hello"
         assert peer.stdout.readline().split() == ["got", ip[a], FAR, "9999", "hello"]
 
@@ -343,15 +357,16 @@ def test_gateway_tun_routes_and_forwarding_filter(ec2, cloud, node_image):
         wait_state(ec2, [c], "running")
         assert _until(lambda: f"{DEST} via {ip[g]}" in _routes(cloud, c))
 
-        # Stop and start: the gateway keeps its attribute, its TUN device and its route.
-        peer.kill()
-        peer.wait()
-        peer = None
-        ec2.stop_instances(InstanceIds=[g])
-        wait_state(ec2, [g], "stopped")
-        ec2.start_instances(InstanceIds=[g])
-        wait_state(ec2, [g], "running")
+        # Stop and start: the gateway keeps its attribute, its TUN device and its route, a client its route.
+        _end(cloud, g, peer)
+        ec2.stop_instances(InstanceIds=[g, a])
+        wait_state(ec2, [g, a], "stopped")
+        ec2.start_instances(InstanceIds=[g, a])
+        wait_state(ec2, [g, a], "running")
         assert _until(lambda: f"{DEST} dev tun0" in _routes(cloud, g))
+        assert _until(lambda: f"{DEST} via {ip[g]}" in _routes(cloud, a))
+        peer = _tun_peer(cloud, g)
+        assert _exec(cloud, a, "python3", "-c", UDP_CLIENT, "9999", "again") == "re:again"
         assert _exec(cloud, g, "cat", "/sys/class/net/tun0/owner") == "0"
         assert _exec(cloud, g, "cat", "/proc/sys/net/ipv4/ip_forward") == "1"
         assert ec2.describe_instance_attribute(InstanceId=g, Attribute="sourceDestCheck")[
@@ -376,9 +391,11 @@ def test_gateway_tun_routes_and_forwarding_filter(ec2, cloud, node_image):
             assert DEST not in _routes(cloud, iid)
         assert len(_table(ec2)["Routes"]) == 1
 
-        # SourceDestCheck on again: tun0 gone, forwarding off.
+        # SourceDestCheck on again: tun0 gone (even from under the process still attached), forwarding off.
         ec2.modify_instance_attribute(InstanceId=g, Attribute="sourceDestCheck", Value="true")
         assert "tun0" not in _exec(cloud, g, "ls", "/sys/class/net")
+        assert peer.wait(timeout=30) != 0  # its device went away
+        peer = None
         assert _exec(cloud, g, "cat", "/proc/sys/net/ipv4/ip_forward") == "0"
         assert (
             ec2.describe_instances(InstanceIds=[g])["Reservations"][0]["Instances"][0]["SourceDestCheck"]
@@ -386,7 +403,7 @@ def test_gateway_tun_routes_and_forwarding_filter(ec2, cloud, node_image):
         )
     finally:
         if peer is not None:
-            peer.kill()
+            peer.kill()  # the instance goes, and the process in it
             peer.wait()
         ec2.terminate_instances(InstanceIds=ids)
         bob.terminate_instances(InstanceIds=[bobs])
