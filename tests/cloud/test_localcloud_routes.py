@@ -138,8 +138,8 @@ def _capabilities(text: str) -> set[int]:
     return {bit for bit in range(64) if mask >> bit & 1}
 
 
-def _tun_peer(cloud, gateway: str) -> subprocess.Popen:
-    """TUN_PEER running in the gateway, attached to its tun0."""
+def _tun_peer(cloud, gateway: str) -> tuple[subprocess.Popen, str]:
+    """TUN_PEER running in the gateway, attached to its tun0, and its pid inside the container."""
     peer = subprocess.Popen(
         ["podman", "exec", "-i", container_name(cloud.cloud, gateway), "python3", "-u", "-c", TUN_PEER],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -148,13 +148,12 @@ def _tun_peer(cloud, gateway: str) -> subprocess.Popen:
     assert peer.stdout.readline().strip().startswith("refused tun9 1")  # EPERM: no making devices
     ready, pid = peer.stdout.readline().split()
     assert ready == "ready"
-    peer.inside = pid  # type: ignore[attr-defined]  # its pid in the container, to end it there
-    return peer
+    return peer, pid
 
 
-def _end(cloud, gateway: str, peer: subprocess.Popen) -> None:
-    """Stop TUN_PEER: in the container (killing podman exec's client would leave it running)."""
-    _exec(cloud, gateway, "kill", peer.inside)  # type: ignore[attr-defined]
+def _end(cloud, gateway: str, peer: subprocess.Popen, pid: str) -> None:
+    """Stop TUN_PEER in the container (killing podman exec's client would leave it running)."""
+    _exec(cloud, gateway, "kill", pid)
     peer.wait(timeout=30)
 
 
@@ -328,7 +327,7 @@ def test_gateway_tun_routes_and_forwarding_filter(ec2, cloud, node_image):
         assert DEST not in _routes(cloud, bobs) and len(_table(bob)["Routes"]) == 1
 
         # A packet a sends to the far side reaches g's TUN device; g's reply comes back to a.
-        peer = _tun_peer(cloud, g)
+        peer, inside = _tun_peer(cloud, g)
         assert _exec(cloud, a, "python3", "-c", UDP_CLIENT, "9999", "hello") == "re:hello"
         assert peer.stdout.readline().split() == ["got", ip[a], FAR, "9999", "hello"]
 
@@ -358,14 +357,14 @@ def test_gateway_tun_routes_and_forwarding_filter(ec2, cloud, node_image):
         assert _until(lambda: f"{DEST} via {ip[g]}" in _routes(cloud, c))
 
         # Stop and start: the gateway keeps its attribute, its TUN device and its route, a client its route.
-        _end(cloud, g, peer)
+        _end(cloud, g, peer, inside)
         ec2.stop_instances(InstanceIds=[g, a])
         wait_state(ec2, [g, a], "stopped")
         ec2.start_instances(InstanceIds=[g, a])
         wait_state(ec2, [g, a], "running")
         assert _until(lambda: f"{DEST} dev tun0" in _routes(cloud, g))
         assert _until(lambda: f"{DEST} via {ip[g]}" in _routes(cloud, a))
-        peer = _tun_peer(cloud, g)
+        peer, inside = _tun_peer(cloud, g)
         assert _exec(cloud, a, "python3", "-c", UDP_CLIENT, "9999", "again") == "re:again"
         assert _exec(cloud, g, "cat", "/sys/class/net/tun0/owner") == "0"
         assert _exec(cloud, g, "cat", "/proc/sys/net/ipv4/ip_forward") == "1"
