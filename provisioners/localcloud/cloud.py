@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 
 from resilin.provisioners.localcloud import catalogue, filters, view
 from resilin.provisioners.localcloud import wan as wan_module
+from resilin.provisioners.localcloud.attributes import InstanceAttributes
 from resilin.provisioners.localcloud.console import Consoles
 from resilin.provisioners.localcloud.errors import EC2Error, invalid
 from resilin.provisioners.localcloud.faults import Faults
@@ -36,6 +37,7 @@ from resilin.provisioners.localcloud.machines import LABEL, Machines
 from resilin.provisioners.localcloud.offerings import Offerings
 from resilin.provisioners.localcloud.podman import Podman
 from resilin.provisioners.localcloud.public_addresses import PublicAddresses, wants_public_address
+from resilin.provisioners.localcloud.routetables import RouteTables
 from resilin.provisioners.localcloud.secgroups import SecurityGroups
 from resilin.provisioners.localcloud.store import (
     LAUNCHED,
@@ -113,6 +115,20 @@ class LocalCloud:
             self.max_instances,
         )
         self.machines.attach_wan, self.machines.ended = self.public.attach_blocking, self.public.ended
+        self.route_tables = RouteTables(
+            self.store,
+            cloud.subnet or "",
+            self.vpc_id,
+            lambda account: _pseudo_id("rtb", f"{cloud.name}:{account}"),
+            self._find,
+            self._pid,
+        )
+        # An instance's one interface is eni- and its digits (view.interface_id): the route's target.
+        self.route_tables.interface_owner = lambda account, eni: (
+            "i-" + eni.removeprefix("eni-") if eni.startswith("eni-") else None
+        )
+        self.attributes = InstanceAttributes(self.store, self._find, self._pid, self.route_tables)
+        self.machines.on_up = self.attributes.instance_up
         self.consoles = Consoles(self.podman)
         self.operations: dict[str, Operation] = {
             "RunInstances": self.run_instances,
@@ -136,6 +152,12 @@ class LocalCloud:
             "DescribeInstanceTypes": self.offerings.describe_instance_types,
             "DescribeAvailabilityZones": self.offerings.describe_availability_zones,
             **self.public.operations,
+            "ModifyInstanceAttribute": self.attributes.modify_instance_attribute,
+            "DescribeInstanceAttribute": self.attributes.describe_instance_attribute,
+            "DescribeRouteTables": self.route_tables.describe_route_tables,
+            "CreateRoute": self.route_tables.create_route,
+            "ReplaceRoute": self.route_tables.replace_route,
+            "DeleteRoute": self.route_tables.delete_route,
         }
         self._pending: set[Deferred] = set()  # background launches and removals in flight
 
@@ -160,6 +182,10 @@ class LocalCloud:
         await self.machines.resume(self.store.all_instances(), containers)
         self.public.settle()
         await self.public.recover(containers.values())
+
+    def _pid(self, instance_id: str) -> int:
+        """The process holding the instance's namespaces; 0 when it runs nothing (blocking)."""
+        return self.podman.pid(self.machines.container_name(instance_id))
 
     def gateway_ip(self) -> str:
         """The host's address on the cloud network: how instances reach services on the host (blocking)."""
@@ -225,6 +251,7 @@ class LocalCloud:
                 record.state_reason = "Server.InternalError: Instance container disappeared"
                 self.store.save(record)
                 self.machines.members_changed(account, record.security_groups)
+                self._background(self.route_tables.apply(account))  # routes to it become blackholes
             elif name == "stopped" and record.power == POWER_ON:
                 # Its processes ended without a StopInstances: it shut itself down.
                 record = self.store.get(record.instance_id) or record
@@ -447,6 +474,7 @@ class LocalCloud:
         "private-ip-address": lambda rn: [rn[0].private_ip] if rn[0].private_ip else [],
         "client-token": lambda rn: [rn[0].client_token],
         "instance.group-id": lambda rn: rn[0].security_groups,
+        "source-dest-check": lambda rn: [str(rn[0].source_dest_check).lower()],
     }
 
     async def describe_instances(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -477,6 +505,7 @@ class LocalCloud:
         if doomed:
             # If a container is still being created, its launch removes it once podman returns.
             self._background(self.machines.remove(*doomed))
+            self._background(self.route_tables.apply(account))  # routes to them become blackholes
         return {"TerminatingInstances": changes}
 
     @staticmethod

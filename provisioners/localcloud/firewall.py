@@ -3,17 +3,22 @@
 Every instance gets table ``inet resilin`` whose input chain drops whatever its
 security groups do not allow (replies to its own connections are let in, as
 EC2's groups are stateful; outbound traffic is free, as with EC2's default
-egress rule).  The table lives in the container's namespace, so it goes away
-with the instance, and the container (without CAP_NET_ADMIN) cannot change it.
-The host's ``nft`` is run there through ``nsenter``.
+egress rule).  Its forward chain applies the same rules to the packets the
+instance forwards (a gateway with SourceDestCheck off): EC2 checks a gateway's
+inbound rules on whatever reaches it, whichever its destination, so a gateway
+forwards only what its groups admit, and replies to what it forwarded.  The
+table lives in the container's namespace, so it goes away with the instance,
+and the container (without CAP_NET_ADMIN) cannot change it.  The host's ``nft``
+is run there through ``nsenter``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from resilin.provisioners.localcloud import netns
 
 TABLE = "resilin"
 # An instance's interface on its cloud's network: the one podman makes first.  Its WAN interface (a
@@ -76,6 +81,7 @@ def ruleset(allows: Iterable[Allow]) -> str:
                 lines[-1] = f'iifname "{allow.interface}" {lines[-1]}'
     body = "\n".join(f"\t\t{line}" for line in lines)
     # Declaring the table first makes the delete succeed even when there is none yet: one transaction.
+    # The forward chain counts what it refuses, so a gateway's drops can be seen (nft list).
     return (
         f"table inet {TABLE}\n"
         f"delete table inet {TABLE}\n"
@@ -86,29 +92,24 @@ def ruleset(allows: Iterable[Allow]) -> str:
         '\t\tiifname "lo" accept\n'
         f"{body}\n"
         "\t}\n"
+        "\tchain forward {\n"
+        "\t\ttype filter hook forward priority filter; policy drop;\n"
+        "\t\tct state established,related accept\n"
+        f"{body}\n"
+        "\t\tcounter drop\n"
+        "\t}\n"
         "}\n"
     )
 
 
 def apply(pid: int, script: str) -> None:
     """Load ``script`` into the network namespace of process ``pid`` (blocking; run off the reactor)."""
-    proc = subprocess.run(
-        ["nsenter", "--target", str(pid), "--net", "nft", "-f", "-"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if proc.returncode != 0:
-        raise FirewallError(f"nft in the namespace of pid {pid} failed: {proc.stderr.strip()}")
+    try:
+        netns.run(pid, ["nft", "-f", "-"], stdin=script)
+    except netns.NetnsError as exc:
+        raise FirewallError(str(exc)) from None
 
 
 def listing(pid: int) -> str:
     """The instance's current table, as ``nft list`` prints it (for tests and debugging)."""
-    proc = subprocess.run(
-        ["nsenter", "--target", str(pid), "--net", "nft", "list", "table", "inet", TABLE],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return proc.stdout if proc.returncode == 0 else ""
+    return netns.run(pid, ["nft", "list", "table", "inet", TABLE], check=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -44,6 +44,9 @@ LABEL = "resilin"  # prefix of every label the local cloud puts on a container
 # Seconds a terminated instance's processes get to exit before they are killed: what an instance
 # holds dies with it, so there is nothing worth waiting longer for.
 TERMINATE_GRACE = 1
+# Every instance may open /dev/net/tun: harmless without CAP_NET_ADMIN, it lets a gateway attach to
+# the TUN device the host makes for it (SourceDestCheck off).
+INSTANCE_DEVICES = ("/dev/net/tun",)
 
 
 def container_name(cloud_name: str, instance_id: str) -> str:
@@ -77,6 +80,8 @@ class Machines:
         # Set by the cloud: a created container joins the WAN (blocking); an instance ended.
         self.attach_wan: Callable[[str], None] = lambda instance_id: None
         self.ended: Callable[[InstanceRecord], None] = lambda record: None
+        # Called once an instance runs in a new namespace (launched, started again): its network's set-up.
+        self.on_up: Callable[[InstanceRecord], Awaitable[None]] | None = None
 
     def container_name(self, instance_id: str) -> str:
         return container_name(self.cloud_name, instance_id)
@@ -197,6 +202,7 @@ class Machines:
                 env=env,
                 ip=record.private_ip,
                 limits=itype.container_limits() if itype else None,
+                devices=INSTANCE_DEVICES,
             )
             await deferToThread(self.attach_wan, record.instance_id)  # before init: never unfenced
         except Exception as exc:
@@ -233,6 +239,7 @@ class Machines:
         self.store.save(current)
         if version != self._version:  # a rule or a member changed while we fenced it
             self.mark_dirty([instance_id])
+        await self._up(current)
 
     async def _fence_and_start(self, record: InstanceRecord) -> int:
         """Initialise the container, load its firewall, start it; returns the rules version applied."""
@@ -299,6 +306,14 @@ class Machines:
             self.store.save(record)
         if version != self._version:
             self.mark_dirty([instance_id])
+        await self._up(record)
+
+    async def _up(self, record: InstanceRecord) -> None:
+        if self.on_up is not None:
+            try:
+                await self.on_up(record)
+            except Exception as exc:
+                log.error("network set-up of %s failed: %s", record.instance_id, exc)
 
     async def kill(self, record: InstanceRecord) -> None:
         """Kill the instance's processes at once, as a failing host would (admin API)."""

@@ -174,11 +174,13 @@ class Podman:
         ip: str = "",
         limits: Limits | None = None,
         command: Sequence[str] = (),
+        devices: Sequence[str] = (),
     ) -> str:
         """Create a container (not started); returns its id.
 
         ``network`` "" leaves the container with a loopback interface only.  ``command``,
-        if given, replaces the image's (the node image boots an instance).
+        if given, replaces the image's (the node image boots an instance).  ``devices``: host
+        device paths the container may use (no capability comes with them).
         Environment values are handed over through podman's own environment
         (``-e NAME`` without a value) so that user data never shows up in argv.
         """
@@ -193,6 +195,8 @@ class Podman:
             args += ["--env", key]
         if limits is not None:
             args += limits.flags()
+        for device in devices:
+            args += ["--device", device]
         args += [image, *command]
         return self._run(*args, env=env, timeout=300).stdout.strip()
 

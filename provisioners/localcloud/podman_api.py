@@ -169,6 +169,7 @@ class PodmanApi(Podman):
         ip: str = "",
         limits: Limits | None = None,
         command: Sequence[str] = (),
+        devices: Sequence[str] = (),
     ) -> str:
         spec: dict[str, object] = {
             "name": name,
@@ -186,6 +187,8 @@ class PodmanApi(Podman):
             spec["resource_limits"] = limits.oci_resources()
         if command:
             spec["command"] = list(command)
+        if devices:
+            spec["devices"] = [{"path": d} for d in devices]
 
         def via_api() -> str:
             return str(self._call("post", "/containers/create", data=json.dumps(spec))["Id"])  # type: ignore[index]
@@ -193,7 +196,7 @@ class PodmanApi(Podman):
         def via_cli() -> str:
             return Podman.create(
                 self, name=name, image=image, hostname=hostname, network=network,
-                labels=labels, env=env, ip=ip, limits=limits, command=command,
+                labels=labels, env=env, ip=ip, limits=limits, command=command, devices=devices,
             )  # fmt: skip
 
         return self._or_cli(via_api, via_cli)

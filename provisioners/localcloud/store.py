@@ -1,5 +1,5 @@
 """The local cloud's records in Redis: key pairs, security groups, instances (with their tags),
-private addresses and client tokens.
+private addresses, route tables and client tokens.
 
 Containers are the state of record for what runs; Redis keeps what a container
 cannot carry or outlive: key pairs, security groups, tags that may change,
@@ -51,6 +51,9 @@ class InstanceRecord:
     power: str = POWER_ON
     state_reason: str = ""  # "Code: message" once something ended or stopped the instance
     terminated_at: float = 0.0
+    source_dest_check: bool = (
+        True  # False: the instance forwards, with a TUN device (ModifyInstanceAttribute)
+    )
 
     @classmethod
     def from_json(cls, text: str) -> InstanceRecord:
@@ -144,6 +147,15 @@ class Store:
 
     def delete_group(self, account: str, group_id: str) -> None:
         self.redis.hdel(self._key("groups", account), group_id)
+
+    # Route tables: each account's main table, its routes beside the implicit local one --------
+
+    def route_table(self, account: str) -> dict[str, Any]:
+        raw = cast(str | None, self.redis.get(self._key("routetable", account)))
+        return json.loads(raw) if raw else {"Routes": []}
+
+    def save_route_table(self, account: str, table: dict[str, Any]) -> None:
+        self.redis.set(self._key("routetable", account), json.dumps(table))
 
     # Idempotent launches (ClientToken) -----------------------------------------
 

@@ -111,7 +111,7 @@ def instance(
         "SecurityGroups": [
             {"GroupId": gid, "GroupName": (group_names or {}).get(gid, "")} for gid in record.security_groups
         ],
-        "SourceDestCheck": True,
+        "SourceDestCheck": record.source_dest_check,
         "PlatformDetails": "Linux/UNIX",
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(record.tags.items())] or None,
     }

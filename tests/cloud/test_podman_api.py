@@ -58,6 +58,7 @@ def test_containers_made_through_the_service_match_the_request(service, network,
                 env={"SECRET_VALUE": "s3cr3t"},
                 ip=ip if i == 0 else "",
                 limits=Limits(1, 256),
+                devices=("/dev/net/tun",),
             )
         pids = api.init_all(names)
         assert set(pids) == set(names) and all(pid > 0 for pid in pids.values())
@@ -72,6 +73,7 @@ def test_containers_made_through_the_service_match_the_request(service, network,
         assert info["HostConfig"]["Memory"] == 256 * 1024 * 1024
         assert info["HostConfig"]["NanoCpus"] == 10**9
         assert info["NetworkSettings"]["Networks"][net]["IPAddress"] == ip
+        assert [d["PathOnHost"] for d in info["HostConfig"]["Devices"]] == ["/dev/net/tun"]
         assert api.ip_address(names[0], net) == ip
         assert api.log_config(names[0]) == (
             info["HostConfig"]["LogConfig"]["Type"],
@@ -102,9 +104,13 @@ def test_a_stopped_service_falls_back_to_the_cli(network, node_image):
     name = f"resilin-apitest-{uuid.uuid4().hex[:8]}"
     svc.stop()
     try:
-        api.create(name=name, image=node_image, hostname="h", network=net, labels={"x": name}, env={})
+        api.create(
+            name=name, image=node_image, hostname="h", network=net, labels={"x": name}, env={},
+            devices=("/dev/net/tun",),
+        )  # fmt: skip
         assert [c.name for c in api.list({"x": name})] == [name]
         assert _inspect(name)["State"]["Status"] == "created"
+        assert [d["PathOnHost"] for d in _inspect(name)["HostConfig"]["Devices"]] == ["/dev/net/tun"]
     finally:
         Podman().remove([name], stop_timeout=0)
 
