@@ -14,6 +14,7 @@ import time
 
 from resilin.applications.base import Application, NodesRejected
 from resilin.clouds.provisioning import ProvisioningFailed
+from resilin.cluster.network import NetworkFailure
 from resilin.cluster.runtime import ClusterRuntime
 from resilin.cluster.sessions import SessionsClosed
 from resilin.jobflows import states
@@ -58,6 +59,11 @@ class Resizer:
             for _, node in new:
                 node.close()
             raise
+        try:  # the new nodes (maybe in a new cloud) and the others reach each other before Hadoop uses them
+            runtime.network.join(runtime.live_instances(), runtime.network_context())
+        except NetworkFailure as exc:
+            self.retire([i for i, _ in new], str(exc))
+            raise ResizeError(str(exc)) from None
         try:
             self.application.add_nodes(runtime, new)
         except NodesRejected as exc:
@@ -99,3 +105,15 @@ class Resizer:
             node = self.runtime.sessions.pop(instance["id"])
             if node is not None:
                 node.close()
+        self.rejoin()
+
+    def rejoin(self) -> None:
+        """Re-form the network without retired nodes (a gateway among them is replaced by another
+        node of its cloud); a failure is logged, and the next join (a replacement's) tries again."""
+        runtime = self.runtime
+        if runtime.cancelled.is_set():
+            return  # teardown's leave undoes it all
+        try:
+            runtime.network.join(runtime.live_instances(), runtime.network_context())
+        except NetworkFailure as exc:
+            log.warning("%s: re-forming the network failed: %s", self.cid, exc)
