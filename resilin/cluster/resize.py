@@ -92,11 +92,16 @@ class Resizer:
 
     def retire(self, instances: list[InstanceDoc], reason: str, code: str | None = None) -> None:
         """Terminate instances and record them as TERMINATED."""
-        placement = self.runtime.placement
-        try:
-            placement.client.terminate([i["ec2_id"] for i in instances])
-        except Exception as exc:  # the teardown sweep by tag catches it at the latest
-            log.warning("%s: terminating %s failed: %s", self.cid, [i["ec2_id"] for i in instances], exc)
+        by_cloud: dict[str, list[str]] = {}
+        for instance in instances:  # a cluster spread over clouds has instances in each
+            by_cloud.setdefault(instance.get("cloud") or self.runtime.placement.cloud_name, []).append(
+                instance["ec2_id"]
+            )
+        for cloud, ec2_ids in by_cloud.items():
+            try:
+                self.runtime.placements(cloud).client.terminate(ec2_ids)
+            except Exception as exc:  # the teardown sweep by tag catches it at the latest
+                log.warning("%s: terminating %s failed: %s", self.cid, ec2_ids, exc)
         for instance in instances:
             instance["state"] = states.INSTANCE_TERMINATED
             instance["state_reason"] = {"code": code, "message": reason}
