@@ -7,6 +7,7 @@ wanted.  Errors the cloud gives for anything else propagate as botocore's Client
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
@@ -71,19 +72,30 @@ class CloudOverlay:
         """The gateway forwards the other clouds' traffic: SourceDestCheck off."""
         self.client.set_source_dest_check(instance_id, False)
 
-    def authorize(self, group_id: str, permission: Permission) -> None:
+    def authorize(self, group_id: str, permissions: Sequence[Permission]) -> None:
+        """Admit ``permissions`` in one call; one by one when some are there already."""
         try:
-            self.client.authorize_ingress(group_id, [permission.ip_permission()])
+            self.client.authorize_ingress(group_id, [p.ip_permission() for p in permissions])
         except ClientError as exc:
             if error_code(exc) != "InvalidPermission.Duplicate":
                 raise
+            if len(permissions) > 1:  # the call made none of them: those missing go one by one
+                for permission in permissions:
+                    self.authorize(group_id, [permission])
 
-    def revoke(self, group_id: str, permission: Permission) -> None:
+    def revoke(self, group_id: str, permissions: Sequence[Permission]) -> None:
+        """Revoke ``permissions`` in one call; one by one when some are gone already."""
         try:
-            self.client.revoke_ingress(group_id, [permission.ip_permission()])
+            self.client.revoke_ingress(group_id, [p.ip_permission() for p in permissions])
         except ClientError as exc:
-            if error_code(exc) not in ("InvalidPermission.NotFound", "InvalidGroup.NotFound"):
+            code = error_code(exc)
+            if code == "InvalidGroup.NotFound":
+                return
+            if code != "InvalidPermission.NotFound":
                 raise
+            if len(permissions) > 1:
+                for permission in permissions:
+                    self.revoke(group_id, [permission])
 
     def route_table(self, vpc_id: str) -> str:
         return self.client.main_route_table(vpc_id)

@@ -170,9 +170,9 @@ class _Join:
 
     def apply(self, wanted: _Wanted) -> None:
         state = self.state
-        for permission in sorted(wanted.permissions - set(state.permissions)):
-            self.cloud(permission.cloud).authorize(permission.group_id, permission.permission)
-            state.permissions.append(permission)
+        for (cloud, group_id), permissions in _by_group(wanted.permissions - set(state.permissions)).items():
+            self.cloud(cloud).authorize(group_id, [p.permission for p in permissions])
+            state.permissions += permissions
             self.store.save(state)
         recorded = set(state.routes)
         for route in sorted(wanted.routes - recorded):
@@ -267,16 +267,22 @@ def _undo(
         ):
             state.routes.remove(route)
             store.save(state)
-    for permission in list(state.permissions):
-        if permission in keep.permissions:
-            continue
+    for (name, group_id), permissions in _by_group(set(state.permissions) - keep.permissions).items():
         if attempt(
-            f"revoking {permission.permission.cidr} from {permission.group_id} in cloud {permission.cloud}",
-            lambda p=permission: cloud(p.cloud).revoke(p.group_id, p.permission),
+            f"revoking {len(permissions)} rule(s) from {group_id} in cloud {name}",
+            lambda n=name, g=group_id, ps=permissions: cloud(n).revoke(g, [p.permission for p in ps]),
         ):
-            state.permissions.remove(permission)
+            state.permissions = [p for p in state.permissions if p not in permissions]
             store.save(state)
     return errors + _release_addresses(state, context, store, keep.gateway_ids, strict)
+
+
+def _by_group(permissions: Collection[RecordedPermission]) -> dict[tuple[str, str], list[RecordedPermission]]:
+    """(cloud, group id) → its permissions, in a stable order (one EC2 call each)."""
+    out: dict[tuple[str, str], list[RecordedPermission]] = {}
+    for permission in sorted(permissions):
+        out.setdefault((permission.cloud, permission.group_id), []).append(permission)
+    return out
 
 
 def _release_addresses(

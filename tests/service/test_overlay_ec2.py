@@ -169,8 +169,8 @@ def test_join_then_leave_two_clouds(overlay):
         ("west", "AllocateAddress"),
         ("west", "AssociateAddress"),
         ("west", "ModifyInstanceAttribute"),
-        *[("east", "AuthorizeSecurityGroupIngress")] * 3,
-        *[("west", "AuthorizeSecurityGroupIngress")] * 3,
+        ("east", "AuthorizeSecurityGroupIngress"),  # every rule of a group in one call
+        ("west", "AuthorizeSecurityGroupIngress"),
         *[("east", "CreateRoute")] * 2,
         *[("west", "CreateRoute")] * 2,
     ]
@@ -226,7 +226,7 @@ def test_join_then_leave_two_clouds(overlay):
     changes = _changes(calls)
     assert [name for _, name in changes] == [
         *["DeleteRoute"] * 4,
-        *["RevokeSecurityGroupIngress"] * 6,
+        *["RevokeSecurityGroupIngress"] * 2,
         *["DisassociateAddress", "ReleaseAddress"] * 2,
     ]
     assert east.routes() == {} and west.routes() == {}
@@ -322,3 +322,25 @@ def test_the_probe_script_tells_an_open_port_from_a_closed_one():
         done = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0
     assert done.stdout.split("\n") == ["unreachable 127.0.0.2", ""]
+
+
+def test_a_rule_already_there_is_taken_as_made(overlay):
+    clouds, calls, context = overlay
+    east, west = clouds["east"], clouds["west"]
+    master, core_w = east.launch("MASTER"), west.launch("CORE")
+    _add(context, [master, core_w])
+    # Made by hand (or an earlier run that stopped before recording it).
+    east.client.authorize_ingress(
+        east.group, [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": f"{core_w['private_ip']}/32"}]}]
+    )
+    calls.clear()
+    network = OverlayNetwork(probe_seconds=5)
+    network.join([master, core_w], context)
+    # The batch was refused as a duplicate, then each rule was tried alone.
+    assert [c for c in _changes(calls) if c == ("east", "AuthorizeSecurityGroupIngress")] == [
+        ("east", "AuthorizeSecurityGroupIngress")
+    ] * 3
+    assert ("-1", f"{core_w['private_ip']}/32") in east.ingress()
+    assert any(protocol == "udp" for protocol, _ in east.ingress())
+    assert network.leave(context) == []
+    assert east.ingress() == set() and west.ingress() == set()
