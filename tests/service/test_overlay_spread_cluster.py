@@ -7,6 +7,8 @@ monitor watches both clouds, and teardown leaves nothing in either.  The nodes a
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 
 from resilin.clouds.provisioning import TAG_CLUSTER, Placement
@@ -15,6 +17,7 @@ from resilin.cluster.orchestrator import ClusterWorker
 from resilin.jobflows import states
 from resilin.jobflows.service import EmrService
 from resilin.jobflows.store import JobFlowStore
+from resilin.overlay.state import OverlayStore
 from resilin.provisioners.ec2client import EC2Client
 from resilin.settings.cloud_config import CloudConfig
 from tests.service.cluster_harness import ACCOUNT, credentials_for, job_flow, wait_for
@@ -50,8 +53,9 @@ class TwoClouds:
 
 
 def test_a_cluster_over_two_clouds_is_joined_and_leaves_nothing(
-    redis_client, moto_endpoint, fake_nodes, tmp_path, monkeypatch
+    redis_client, moto_endpoint, fake_nodes, tmp_path, monkeypatch, caplog
 ):
+    caplog.set_level(logging.DEBUG)
     monkeypatch.setattr(node_health, "POLL_SECONDS", 0.2)
     store = JobFlowStore(redis_client)
     service = EmrService(store)
@@ -79,6 +83,25 @@ def test_a_cluster_over_two_clouds_is_joined_and_leaves_nothing(
     assert {east_routes[f"{c['private_ip']}/32"] for c in cores} == {master["ec2_id"]}
     west_routes = {r["DestinationCidrBlock"]: r["InstanceId"] for r in clouds.overlay_routes("west")}
     assert west_routes[f"{master['private_ip']}/32"] in {c["ec2_id"] for c in cores}
+
+    # The gateways' private keys are nowhere a user or an operator looks.
+    private_keys = [k.private for k in OverlayStore(redis_client, cid).load().keys.values()]
+    assert len(private_keys) == 2
+    answers = json.dumps(
+        [
+            service.describe_cluster(ACCOUNT, {"ClusterId": cid}),
+            service.list_instances(ACCOUNT, {"ClusterId": cid}),
+            store.get_cluster(cid),
+        ],
+        default=str,
+    )
+    shown = answers + "\n".join(r.getMessage() for r in caplog.records)
+    assert not [k for k in private_keys if k in shown]
+    assert not [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file() and any(k.encode() in p.read_bytes() for k in private_keys)
+    ]
 
     # Some rounds of the monitor: nodes in the other cloud are not taken for failed ones.
     time.sleep(10 * node_health.POLL_SECONDS)

@@ -9,7 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from resilin.overlay.gateway_config import render
 from resilin.overlay.keys import WireGuardKeys, public_key_of
-from resilin.overlay.plan import Member, choose_gateways, plan_overlay
+from resilin.overlay.plan import Member, Permission, choose_gateways, plan_overlay
+from resilin.overlay.state import Address, OverlayState, RecordedPermission, RecordedRoute
 
 
 def test_a_key_pair_is_x25519_in_wireguards_base64():
@@ -85,3 +86,18 @@ def test_a_hubs_configuration_lists_every_peer_with_its_key_and_addresses():
     assert keys["north"].private not in render(
         keys["east"].private, plan.peers["east"], {c: k.public for c, k in keys.items()}
     )
+
+
+def test_the_state_round_trips_and_hides_its_keys_in_a_repr():
+    keys = WireGuardKeys.generate()
+    state = OverlayState(
+        keys={"i-1": keys},
+        gateways={"east": "i-1"},
+        addresses=[Address("east", "eipalloc-1", "198.51.100.1", "i-1", "eipassoc-1")],
+        routes=[RecordedRoute("west", "rtb-1", "10.1.0.10/32", "i-2")],
+        permissions=[RecordedPermission("west", "sg-1", Permission("udp", 51820, "198.51.100.1/32", "g"))],
+        configs={"i-1": "abc"},
+    )
+    assert OverlayState.from_json(state.to_json()) == state
+    assert keys.private not in repr(state)
+    assert OverlayState().empty and not state.empty

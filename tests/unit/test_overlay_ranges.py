@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from resilin.overlay.network import OverlayNetwork
 from resilin.overlay.ranges import overlapping_ranges_refusal
 
 
@@ -29,3 +30,11 @@ def test_a_range_that_is_not_a_cidr_is_refused():
     assert overlapping_ranges_refusal({"a": "10.0.0.0/33", "b": "10.1.0.0/16"}) == (
         "The private range '10.0.0.0/33' of cloud a is not a CIDR block."
     )
+
+
+def test_the_overlay_takes_any_clouds_and_refuses_overlapping_ranges():
+    network = OverlayNetwork()
+    assert network.spread_refusal(["east", "west"]) is None
+    assert network.reach_refusal("ig-1", "west", "east") is None
+    assert network.ranges_refusal({"east": "10.1.0.0/16", "west": "10.2.0.0/16"}) is None
+    assert "overlap" in (network.ranges_refusal({"east": "10.1.0.0/16", "west": "10.1.2.0/24"}) or "")
