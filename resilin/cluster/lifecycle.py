@@ -176,7 +176,9 @@ def _member_reason(cluster_reason: StateReason) -> tuple[str, str]:
 
 # -- after a restart ------------------------------------------------------------------------
 def reclaim_instances(runtime: ClusterRuntime) -> None:
-    """Release whatever a previous run launched for this cluster, found by its tags."""
+    """Release whatever a previous run launched for this cluster, found by its tags (the network's
+    addresses, routes and rules first, from what it recorded)."""
+    leave_network(runtime)
     try:
         clouds: set[str | None] = set(runtime.provisioner.candidates(runtime.cluster))
     except ProvisioningFailed:
