@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -116,6 +116,7 @@ class _Join:
         self.state = state
         self.probe_seconds = probe_seconds
         self.clouds: dict[str, CloudOverlay] = {}
+        self._saving = threading.Lock()
 
     def cloud(self, name: str) -> CloudOverlay:
         if name not in self.clouds:
@@ -133,8 +134,11 @@ class _Join:
         # A former gateway's address goes before anything else is made.
         _release_addresses(state, context, self.store, keep=ids, strict=True)
         tables: dict[str, str] = {}
-        for cloud, gateway in sorted(gateways.items()):
-            gateways[cloud] = replace(gateway, public_ip=self.make_gateway(cloud, gateway, tables))
+        addresses: dict[str, str] = {}
+        # The clouds are asked at once (each its own calls, in order); every gateway's address is
+        # known before the plan that needs them.
+        self.each_cloud(gateways, lambda cloud: self.make_gateway(cloud, gateways[cloud], tables, addresses))
+        gateways = {cloud: replace(g, public_ip=addresses[cloud]) for cloud, g in gateways.items()}
         plan = plan_overlay(members, gateways)
         groups = {cloud: context.security_group_for(cloud) for cloud in gateways}
         wanted = _Wanted(plan, tables, groups)
@@ -150,7 +154,20 @@ class _Join:
         if len(gateways) >= 2:
             self.probe()
 
-    def make_gateway(self, cloud: str, gateway: Member, tables: dict[str, str]) -> str:
+    def each_cloud(self, clouds: Collection[str], work: Callable[[str], None]) -> None:
+        """``work`` for every cloud at once; the first failure is raised once all have ended."""
+        with ThreadPoolExecutor(max_workers=max(1, len(clouds))) as pool:
+            list(pool.map(work, sorted(clouds)))
+
+    def record(self, change: Callable[[OverlayState], None]) -> None:
+        """Change the state and save it at once (the clouds' threads share it)."""
+        with self._saving:
+            change(self.state)
+            self.store.save(self.state)
+
+    def make_gateway(
+        self, cloud: str, gateway: Member, tables: dict[str, str], addresses: dict[str, str]
+    ) -> None:
         """The gateway's public address ("" for a spoke), forwarding on, and its cloud's route table."""
         ec2 = self.cloud(cloud)
         found = ec2.describe(gateway.instance_id)
@@ -159,31 +176,31 @@ class _Join:
             allocated = ec2.allocate_address(self.context.tags)
             if allocated is not None:
                 address = Address(cloud, allocated[0], allocated[1], gateway.instance_id)
-                self.state.addresses.append(address)
-                self.store.save(self.state)  # recorded before it is used: never leaked
-                address.association_id = ec2.associate_address(address.allocation_id, gateway.instance_id)
-                self.store.save(self.state)
+                self.record(lambda state: state.addresses.append(address))  # before it is used: never leaked
+                association = ec2.associate_address(address.allocation_id, gateway.instance_id)
+                self.record(lambda state: setattr(address, "association_id", association))
                 public_ip = address.public_ip
         ec2.make_router(gateway.instance_id)
-        tables[cloud] = ec2.route_table(found.vpc_id)
-        return public_ip
+        table = ec2.route_table(found.vpc_id)
+        with self._saving:
+            tables[cloud], addresses[cloud] = table, public_ip
 
     def apply(self, wanted: _Wanted) -> None:
-        state = self.state
-        for (cloud, group_id), permissions in _by_group(wanted.permissions - set(state.permissions)).items():
-            self.cloud(cloud).authorize(group_id, [p.permission for p in permissions])
-            state.permissions += permissions
-            self.store.save(state)
-        recorded = set(state.routes)
-        for route in sorted(wanted.routes - recorded):
-            self.cloud(route.cloud).put_route(route.table_id, route.destination, route.target)
-            state.routes = [
-                r
-                for r in state.routes
-                if (r.cloud, r.table_id, r.destination) != (route.cloud, route.table_id, route.destination)
-            ]
-            state.routes.append(route)
-            self.store.save(state)
+        """Add the rules and routes the state does not record, each cloud at once."""
+        permissions = _by_group(wanted.permissions - set(self.state.permissions))
+        routes = sorted(wanted.routes - set(self.state.routes))
+
+        def apply_in(cloud: str) -> None:
+            for (name, group_id), added in permissions.items():
+                if name == cloud:
+                    self.cloud(cloud).authorize(group_id, [p.permission for p in added])
+                    self.record(lambda state, added=added: state.permissions.extend(added))  # type: ignore[misc]
+            for route in routes:
+                if route.cloud == cloud:
+                    self.cloud(cloud).put_route(route.table_id, route.destination, route.target)
+                    self.record(lambda state, route=route: _put_route(state, route))  # type: ignore[misc]
+
+        self.each_cloud({c for c, _ in permissions} | {r.cloud for r in routes}, apply_in)
 
     def start_gateways(self, plan: OverlayPlan) -> None:
         state = self.state
@@ -275,6 +292,12 @@ def _undo(
             state.permissions = [p for p in state.permissions if p not in permissions]
             store.save(state)
     return errors + _release_addresses(state, context, store, keep.gateway_ids, strict)
+
+
+def _put_route(state: OverlayState, route: RecordedRoute) -> None:
+    """Record ``route`` in place of any route to the same destination in the same table."""
+    key = (route.cloud, route.table_id, route.destination)
+    state.routes = [r for r in state.routes if (r.cloud, r.table_id, r.destination) != key] + [route]
 
 
 def _by_group(permissions: Collection[RecordedPermission]) -> dict[tuple[str, str], list[RecordedPermission]]:
