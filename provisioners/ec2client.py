@@ -290,16 +290,13 @@ class EC2Client:
         self._call("modify_instance_attribute", InstanceId=instance_id, SourceDestCheck={"Value": enabled})
 
     def main_route_table(self, vpc_id: str) -> str:
-        """The id of the VPC's main route table."""
-        tables = self._call(
-            "describe_route_tables",
-            Filters=[
-                {"Name": "vpc-id", "Values": [vpc_id]},
-                {"Name": "association.main", "Values": ["true"]},
-            ],
-        ).get("RouteTables", [])
+        """The id of the VPC's main route table (the cloud's only one when it names no VPC)."""
+        filters = [{"Name": "association.main", "Values": ["true"]}]
+        if vpc_id:
+            filters.insert(0, {"Name": "vpc-id", "Values": [vpc_id]})
+        tables = self._call("describe_route_tables", Filters=filters).get("RouteTables", [])
         if not tables:
-            raise ProvisioningError(f"VPC {vpc_id} of cloud {self.cloud.name} has no main route table")
+            raise ProvisioningError(f"VPC {vpc_id or '?'} of cloud {self.cloud.name} has no main route table")
         return tables[0]["RouteTableId"]
 
     def create_route(self, table_id: str, destination: str, instance_id: str) -> None:
