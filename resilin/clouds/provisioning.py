@@ -214,23 +214,29 @@ class ClusterProvisioner:
         return self._reach(placement, running)
 
     def _provision_spread(self, cluster: ClusterDoc) -> list[ReadyInstance]:
-        """Each group in its own cloud (``type@cloud``), the master's first; the cluster's placement
+        """Each group in its own cloud (``type@cloud``), the clouds at once; the cluster's placement
         is the master's cloud.  No fallback: the user chose the clouds."""
         default = self._placement(None).cloud_name
         cloud_of = {g["id"]: g["cloud"] or default for g in cluster["groups"]}
         master = next(cloud_of[g["id"]] for g in cluster["groups"] if g["role"] == "MASTER")
-        launched: list[tuple[Placement, list[tuple[Launched, InstanceInfo]]]] = []
-        for name in [master, *sorted(set(cloud_of.values()) - {master})]:
+
+        def launch_in(name: str) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
             part: ClusterDoc = {
                 **cluster,
                 "groups": [g for g in cluster["groups"] if cloud_of[g["id"]] == name],
             }
             try:
-                launched.append(self._launch_in(name, part))
+                return self._launch_in(name, part)
             except NoRoom as exc:
                 raise ProvisioningFailed(exc.code, exc.message) from exc
-            self.check_termination()
+
+        clouds = [master, *sorted(set(cloud_of.values()) - {master})]
+        # Every cloud at once; what each launched is released at teardown whatever the others did.
+        with ThreadPoolExecutor(max_workers=len(clouds)) as pool:
+            futures = [pool.submit(launch_in, name) for name in clouds]
         self.placement = self._placement(master)
+        launched = [future.result() for future in futures]
+        self.check_termination()
         self.progress(f"Waiting for SSH on {sum(len(r) for _, r in launched)} instance(s)")
         ready: list[ReadyInstance] = []
         try:
