@@ -114,3 +114,27 @@ def test_a_cluster_over_two_clouds_is_joined_and_leaves_nothing(
     assert not [r for r in clouds.overlay_routes("east") if r["DestinationCidrBlock"] in east_routes]
     assert not [r for r in clouds.overlay_routes("west") if r["DestinationCidrBlock"] in west_routes]
     assert store.redis.get(f"resilin:overlay:{cid}") is None
+
+
+def test_a_cloud_that_cannot_take_its_group_fails_the_cluster_and_the_other_cloud_is_released(
+    redis_client, moto_endpoint, fake_nodes, tmp_path
+):
+    store = JobFlowStore(redis_client)
+    service = EmrService(store)
+    params = job_flow(core=1)
+    params["Instances"]["InstanceGroups"][1]["InstanceType"] = "m5.xlarge@west"
+    cid = service.run_job_flow(ACCOUNT, params)["JobFlowId"]
+    clouds = TwoClouds(moto_endpoint)
+    clouds.placements["west"].image_id = "ami-12345678"  # west has no such image
+    worker = ClusterWorker(cid, store, clouds, credentials_for, tmp_path, "us-east-1")
+    worker.start()
+    worker.join(60)
+    cluster = store.get_cluster(cid)
+    assert cluster["state"] == states.TERMINATED_WITH_ERRORS
+    assert cluster["state_reason"]["code"] == states.VALIDATION_ERROR
+    assert cluster["state_reason"]["message"].startswith("Cloud west has no image for the cluster")
+    assert clouds.live("east", cid) == [] and clouds.live("west", cid) == []
+    # The master was launched in the east at the same time, and released.
+    ended = clouds.placements["east"].client.find_tagged({TAG_CLUSTER: cid}, states=["terminated"])
+    assert len(ended) == 1
+    assert store.redis.get(f"resilin:overlay:{cid}") is None
