@@ -19,6 +19,13 @@ log = logging.getLogger(__name__)
 
 # AllocateAddress refused for good (no more addresses, or none in this cloud): the gateway is a spoke.
 NO_ADDRESS_ERRORS = {"AddressLimitExceeded", *UNSUPPORTED_ERRORS}
+# AllocateAddress refused its TagSpecifications (clouds that tag instances only).
+UNTAGGABLE_ERRORS = {
+    "InvalidParameterValue",
+    "InvalidParameter",
+    "UnknownParameter",
+    "InvalidParameterCombination",
+}
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,13 @@ class CloudOverlay:
     def allocate_address(self, tags: dict[str, str]) -> tuple[str, str] | None:
         """(allocation id, address), or None when the cloud gives no more addresses."""
         try:
-            return self.client.allocate_address(tags)
+            try:
+                return self.client.allocate_address(tags)
+            except ClientError as exc:
+                if not tags or error_code(exc) not in UNTAGGABLE_ERRORS:
+                    raise
+                # A cloud that tags no addresses: the state in Resilin's store still records it.
+                return self.client.allocate_address()
         except ClientError as exc:
             if error_code(exc) not in NO_ADDRESS_ERRORS:
                 raise

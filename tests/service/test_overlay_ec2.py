@@ -23,6 +23,7 @@ from resilin.overlay.node_apply import probe_script
 from resilin.overlay.state import OverlayStore
 from resilin.provisioners.ec2client import EC2Client
 from resilin.settings.cloud_config import CloudConfig
+from tests.ec2_fault_proxy import FaultProxy
 from tests.service.cluster_harness import FakeNode
 
 RANGES = {"east": ("us-east-1", "10.1"), "west": ("eu-west-1", "10.2")}
@@ -106,8 +107,12 @@ class Cloud:
 
 @pytest.fixture
 def overlay(moto_endpoint, store, fake_nodes):
+    return _overlay(moto_endpoint, store)
+
+
+def _overlay(endpoint: str, store) -> tuple[dict[str, Cloud], list[tuple[str, str]], NetworkContext]:
     calls: list[tuple[str, str]] = []
-    clouds = {name: Cloud(moto_endpoint, name, calls) for name in RANGES}
+    clouds = {name: Cloud(endpoint, name, calls) for name in RANGES}
     cid = f"j-OVERLAY{next(_ids)}"
     sessions = NodeSessions()
     context = NetworkContext(
@@ -351,3 +356,38 @@ def test_a_rule_already_there_is_taken_as_made(overlay):
     assert any(protocol == "udp" for protocol, _ in east.ingress())
     assert network.leave(context) == []
     assert east.ingress() == set() and west.ingress() == set()
+
+
+def test_a_cloud_that_gives_no_address_makes_its_gateway_a_spoke(moto_endpoint, store, fake_nodes):
+    with FaultProxy(moto_endpoint) as proxy:
+        # The east tags no addresses (refused once, then allocated untagged); the west gives none.
+        proxy.fail("AllocateAddress", "InvalidParameterValue", 400, times=1, region="us-east-1")
+        proxy.fail("AllocateAddress", "AddressLimitExceeded", 400, times=100, region="eu-west-1")
+        clouds, calls, context = _overlay(proxy.endpoint, store)
+        east, west = clouds["east"], clouds["west"]
+        master, core_w = east.launch("MASTER"), west.launch("CORE")
+        _add(context, [master, core_w])
+        network = OverlayNetwork(probe_seconds=5)
+        network.join([master, core_w], context)
+        east_answers = [
+            c.answered for c in proxy.calls if c.action == "AllocateAddress" and c.region == "us-east-1"
+        ]
+        assert east_answers == ["InvalidParameterValue", "upstream"]
+        assert proxy.answered("AllocateAddress").count("AddressLimitExceeded") == 1
+        [hub] = [a for a in east.addresses() if a.get("InstanceId") == master["ec2_id"]]
+        assert not hub.get("Tags")
+        assert not [a for a in west.addresses() if a.get("InstanceId") == core_w["ec2_id"]]
+        # The spoke dials the hub with keep-alives; the hub has no endpoint for it, and admits the
+        # WireGuard port from anywhere (the spoke's source address is unknown), nothing else.
+        spoke_config = next(c for c in _node(context, core_w).commands if "tun0.conf" in c)
+        assert (
+            f"Endpoint = {hub['PublicIp']}:51820" in spoke_config
+            and "PersistentKeepalive = 25" in spoke_config
+        )
+        hub_config = next(c for c in _node(context, master).commands if "tun0.conf" in c)
+        assert "Endpoint" not in hub_config and "PersistentKeepalive" not in hub_config
+        assert east.ingress() == {("udp", "0.0.0.0/0"), ("-1", f"{core_w['private_ip']}/32")}
+        assert west.ingress() == {("udp", f"{hub['PublicIp']}/32"), ("-1", f"{master['private_ip']}/32")}
+        assert network.leave(context) == []
+        assert hub["PublicIp"] not in {a["PublicIp"] for a in east.addresses()}
+        assert east.ingress() == set() and east.routes() == {} and west.routes() == {}
