@@ -13,9 +13,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import paramiko
+
 from resilin.clouds.ssh import Node, SshError
 from resilin.cluster.network import NetworkFailure
 
+# What a node's session may raise when the node is gone or its connection broke.
+SESSION_ERRORS = (SshError, OSError, EOFError, paramiko.SSHException)
 CONFIG_DIR = "/etc/resilin/overlay"
 CONFIG_PATH = f"{CONFIG_DIR}/tun0.conf"
 GATEWAY_PROGRAM = "/usr/local/sbin/resilin-overlay-gateway"
@@ -56,7 +60,7 @@ def stop_gateway(name: str, node: Node) -> None:
 def _checked(name: str, node: Node, command: str, what: str, stdin: str | None = None) -> None:
     try:
         done = node.run(command, timeout=COMMAND_TIMEOUT, stdin_data=stdin)
-    except (SshError, OSError) as exc:
+    except SESSION_ERRORS as exc:
         raise NetworkFailure(f"{what} on {name} failed: {exc}") from exc
     if done.exit_status != 0:
         why = (done.stderr.strip() or done.stdout.strip()).splitlines()
@@ -87,7 +91,7 @@ def unreachable_pairs(nodes: Sequence[ProbeNode], pairs: set[tuple[str, str]]) -
         wanted = targets[source]
         try:
             done = by_name[source].node.run_script(probe_script(wanted), timeout=PROBE_CONNECT_SECONDS + 30)
-        except (SshError, OSError):
+        except SESSION_ERRORS:
             return {(source, ip) for ip in wanted}
         if done.exit_status != 0:
             return {(source, ip) for ip in wanted}
