@@ -1,30 +1,32 @@
-"""Private ranges of the clouds one cluster spans: they must not overlap, since the overlay
-routes each cloud's addresses as they are (no NAT)."""
+"""The clouds of one cluster must have disjoint private ranges: the overlay routes them as they are."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from itertools import combinations
 
 
 def overlapping_ranges_refusal(ranges: Mapping[str, str]) -> str | None:
-    """Why clouds with these private ranges (cloud name → CIDR) cannot form one cluster; None if they can."""
-    spans = sorted(
-        (name, cidr, int(net.network_address), int(net.broadcast_address), net.version)
-        for name, cidr in ranges.items()
-        for net in [ipaddress.ip_network(cidr, strict=False)]
-    )
+    """Why clouds with these private ranges (cloud name → CIDR) cannot share a cluster; None if they can.
+
+    Addresses are routed without NAT (Hadoop keys nodes by their registration address), so two
+    clouds whose ranges overlap would have nodes the overlay cannot tell apart."""
+    networks: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
+    for cloud, cidr in sorted(ranges.items()):
+        try:
+            networks[cloud] = ipaddress.ip_network(cidr.strip(), strict=False)
+        except ValueError:
+            return f"The private range {cidr!r} of cloud {cloud} is not a CIDR block."
     clashes = [
-        f"{a[0]} ({a[1]}) and {b[0]} ({b[1]})"
-        for i, a in enumerate(spans)
-        for b in spans[i + 1 :]
-        if a[4] == b[4] and a[2] <= b[3] and b[2] <= a[3]
+        f"{a} ({networks[a]}) and {b} ({networks[b]})"
+        for a, b in combinations(sorted(networks), 2)
+        if networks[a].version == networks[b].version and networks[a].overlaps(networks[b])
     ]
     if not clashes:
         return None
     return (
-        "The private address ranges of the clouds this cluster spans overlap: "
+        "The private ranges of clouds "
         + "; ".join(clashes)
-        + ". The overlay network routes each cloud's addresses as they are: place the groups in "
-        "clouds whose ranges do not overlap."
+        + " overlap: a cluster's clouds need distinct ranges to be joined by the overlay network."
     )

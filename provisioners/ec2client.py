@@ -268,6 +268,57 @@ class EC2Client:
             return None
         return (pairs[0].get("PublicKey") or "").strip() or None
 
+    def revoke_ingress(self, group_id: str, permissions: list[dict[str, Any]]) -> None:
+        self._call("revoke_security_group_ingress", GroupId=group_id, IpPermissions=permissions)
+
+    # Addresses, forwarding and routes (the multi-cloud overlay) -------------------------
+
+    def allocate_address(self, tags: dict[str, str] | None = None) -> tuple[str, str]:
+        """A new public address for instances in a VPC: (allocation id, address)."""
+        params: dict[str, Any] = {"Domain": "vpc"}
+        if tags:
+            params["TagSpecifications"] = [{"ResourceType": "elastic-ip", "Tags": _tag_list(tags)}]
+        result = self._call("allocate_address", **params)
+        return result["AllocationId"], result["PublicIp"]
+
+    def associate_address(self, allocation_id: str, instance_id: str) -> str:
+        """Give ``instance_id`` the address ``allocation_id``; returns the association id."""
+        result = self._call("associate_address", AllocationId=allocation_id, InstanceId=instance_id)
+        return result.get("AssociationId", "")
+
+    def disassociate_address(self, association_id: str) -> None:
+        self._call("disassociate_address", AssociationId=association_id)
+
+    def release_address(self, allocation_id: str) -> None:
+        self._call("release_address", AllocationId=allocation_id)
+
+    def set_source_dest_check(self, instance_id: str, enabled: bool) -> None:
+        """Whether the instance drops traffic not addressed to or from itself (off on a router)."""
+        self._call("modify_instance_attribute", InstanceId=instance_id, SourceDestCheck={"Value": enabled})
+
+    def main_route_table(self, vpc_id: str) -> str:
+        """The id of the VPC's main route table (the cloud's only one when it names no VPC)."""
+        filters = [{"Name": "association.main", "Values": ["true"]}]
+        if vpc_id:
+            filters.insert(0, {"Name": "vpc-id", "Values": [vpc_id]})
+        tables = self._call("describe_route_tables", Filters=filters).get("RouteTables", [])
+        if not tables:
+            raise ProvisioningError(f"VPC {vpc_id or '?'} of cloud {self.cloud.name} has no main route table")
+        return tables[0]["RouteTableId"]
+
+    def create_route(self, table_id: str, destination: str, instance_id: str) -> None:
+        self._call(
+            "create_route", RouteTableId=table_id, DestinationCidrBlock=destination, InstanceId=instance_id
+        )
+
+    def replace_route(self, table_id: str, destination: str, instance_id: str) -> None:
+        self._call(
+            "replace_route", RouteTableId=table_id, DestinationCidrBlock=destination, InstanceId=instance_id
+        )
+
+    def delete_route(self, table_id: str, destination: str) -> None:
+        self._call("delete_route", RouteTableId=table_id, DestinationCidrBlock=destination)
+
     # Images --------------------------------------------------------------------------
 
     def image_for(self, name_or_id: str) -> str:

@@ -198,6 +198,8 @@ class ClusterProvisioner:
         refusal = self.network.spread_refusal(clouds)
         if refusal is not None:
             raise ProvisioningFailed(states.VALIDATION_ERROR, refusal)
+        if len(clouds) > 1:
+            return sorted(clouds)  # spread over these (the network joins them): no fallback
         [name] = clouds
         if any(g["cloud"] for g in cluster["groups"]):
             return [name]  # placed by the user (type@cloud): it stays there
@@ -207,10 +209,49 @@ class ClusterProvisioner:
     # -- provisioning ---------------------------------------------------------------
     def provision(self, cluster: ClusterDoc) -> list[ReadyInstance]:
         """Instances for every group of ``cluster``, reachable over SSH; ProvisioningFailed if not."""
+        default = self._placement(None).cloud_name
+        if len({g["cloud"] or default for g in cluster["groups"]}) > 1:
+            self.candidates(cluster)  # the network's refusal, if it cannot join these clouds
+            return self._provision_spread(cluster)
         placement, running = self.launch(cluster)
         self.check_termination()
         self.progress(f"Waiting for SSH on {len(running)} instance(s)")
         return self._reach(placement, running)
+
+    def _provision_spread(self, cluster: ClusterDoc) -> list[ReadyInstance]:
+        """Each group in its own cloud (``type@cloud``), the clouds at once; the cluster's placement
+        is the master's cloud.  No fallback: the user chose the clouds."""
+        default = self._placement(None).cloud_name
+        cloud_of = {g["id"]: g["cloud"] or default for g in cluster["groups"]}
+        master = next(cloud_of[g["id"]] for g in cluster["groups"] if g["role"] == "MASTER")
+
+        def launch_in(name: str) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
+            part: ClusterDoc = {
+                **cluster,
+                "groups": [g for g in cluster["groups"] if cloud_of[g["id"]] == name],
+            }
+            try:
+                return self._launch_in(name, part)
+            except NoRoom as exc:
+                raise ProvisioningFailed(exc.code, exc.message) from exc
+
+        clouds = [master, *sorted(set(cloud_of.values()) - {master})]
+        # Every cloud at once; what each launched is released at teardown whatever the others did.
+        with ThreadPoolExecutor(max_workers=len(clouds)) as pool:
+            futures = [pool.submit(launch_in, name) for name in clouds]
+        self.placement = self._placement(master)
+        launched = [future.result() for future in futures]
+        self.check_termination()
+        self.progress(f"Waiting for SSH on {sum(len(r) for _, r in launched)} instance(s)")
+        ready: list[ReadyInstance] = []
+        try:
+            for placement, running in launched:
+                ready += self._reach(placement, running)
+        except ProvisioningFailed:
+            for instance in ready:
+                instance.node.close()
+            raise
+        return ready
 
     def launch(self, cluster: ClusterDoc) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
         """Every group's instances running in one cloud: the one placed in, else a fallback."""
@@ -236,7 +277,8 @@ class ClusterProvisioner:
         security group, running and reachable over SSH (resizing and node replacement)."""
         if self.placement is None:
             raise ProvisioningFailed(states.INTERNAL_ERROR, "the cluster has not been provisioned")
-        placement = self.placement
+        # A group placed by the user (type@cloud) grows in its cloud, maybe one new to the cluster.
+        placement = self._placement(group["cloud"]) if group.get("cloud") else self.placement
         resources = self.resources.setdefault(placement.cloud_name, CloudResources())
         try:
             image = placement.image(cluster.get("release_label", ""))

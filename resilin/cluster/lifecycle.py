@@ -20,6 +20,7 @@ from resilin.clouds import known_hosts
 from resilin.clouds.provisioning import ProvisioningFailed
 from resilin.cluster import provision as provision_phase
 from resilin.cluster.cluster_credentials import ClusterCredentials
+from resilin.cluster.network import NetworkFailure
 from resilin.cluster.node_health import ClusterMonitor
 from resilin.cluster.operations import running_cluster_operations
 from resilin.cluster.runtime import ClusterFailure, ClusterRuntime, TerminationRequested
@@ -64,7 +65,10 @@ class Lifecycle:
 
 
 def join_network(runtime: ClusterRuntime) -> None:
-    runtime.network.join(runtime.live_instances(), runtime.sessions)
+    try:
+        runtime.network.join(runtime.live_instances(), runtime.network_context())
+    except NetworkFailure as exc:
+        raise ClusterFailure(states.INSTANCE_FAILURE, str(exc)) from exc
 
 
 def configure(runtime: ClusterRuntime, application: Application) -> None:
@@ -112,9 +116,11 @@ def teardown(runtime: ClusterRuntime, application: Application, monitor: Cluster
     _cancel_active_steps(runtime)
     nodes = runtime.sessions.snapshot()
     application.ship_logs(runtime, nodes)
+    # Before the instances go: the network's addresses, routes and rules are released with them.
+    errors = leave_network(runtime)
     for node in nodes.values():
         node.close()
-    errors = runtime.provisioner.teardown()
+    errors += runtime.provisioner.teardown()
     known_hosts.remove(runtime.known_hosts, cid)
     reason = runtime.cluster.get("state_reason") or {}
     code, message = _member_reason(reason)
@@ -143,6 +149,14 @@ def teardown(runtime: ClusterRuntime, application: Application, monitor: Cluster
     ClusterCredentials(runtime.store.redis).revoke(cid)  # after the nodes' logs were shipped
 
 
+def leave_network(runtime: ClusterRuntime) -> list[str]:
+    try:
+        return runtime.network.leave(runtime.network_context())
+    except Exception as exc:  # never in the way of releasing the instances
+        log.exception("%s: leaving the network failed", runtime.cid)
+        return [f"leaving the network: {exc}"]
+
+
 def _cancel_active_steps(runtime: ClusterRuntime) -> None:
     for step in runtime.store.steps_of(runtime.cid):
         if step["state"] in states.ACTIVE_STEP_STATES:
@@ -162,7 +176,9 @@ def _member_reason(cluster_reason: StateReason) -> tuple[str, str]:
 
 # -- after a restart ------------------------------------------------------------------------
 def reclaim_instances(runtime: ClusterRuntime) -> None:
-    """Release whatever a previous run launched for this cluster, found by its tags."""
+    """Release whatever a previous run launched for this cluster, found by its tags (the network's
+    addresses, routes and rules first, from what it recorded)."""
+    leave_network(runtime)
     try:
         clouds: set[str | None] = set(runtime.provisioner.candidates(runtime.cluster))
     except ProvisioningFailed:

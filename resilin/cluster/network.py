@@ -1,18 +1,41 @@
 """How a cluster's nodes reach each other: the seam for networks that span clouds.
 
-The default, :class:`SingleCloudNetwork`, is the cloud's own network: every node of a
-cluster is in one cloud, so there is nothing to join, and a cluster (or a group added to
-it) spread over several clouds is refused.  An overlay network will answer these
-questions differently and join the nodes in :meth:`ClusterNetwork.join`.
+:class:`SingleCloudNetwork` is the cloud's own network: every node of a cluster is in one
+cloud, so there is nothing to join, and a cluster (or a group added to it) spread over several
+clouds is refused.  The overlay (resilin.overlay.network.OverlayNetwork) answers these
+questions differently and joins the nodes of several clouds in :meth:`ClusterNetwork.join`.
+
+The network is given a :class:`NetworkContext` rather than the cluster's runtime (which holds
+the network, and so may not be imported here): the store, each cloud's EC2 client and the
+cluster's security group there, and the node sessions.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 
 from resilin.cluster.sessions import NodeSessions
 from resilin.jobflows.documents import InstanceDoc
+from resilin.jobflows.store import JobFlowStore
+from resilin.provisioners.ec2client import EC2Client
+
+
+class NetworkFailure(Exception):
+    """The nodes could not be joined (the lifecycle ends the cluster with this message)."""
+
+
+@dataclass(frozen=True)
+class NetworkContext:
+    """What a network may use to join a cluster's nodes and to leave again."""
+
+    cid: str
+    store: JobFlowStore
+    client_for: Callable[[str], EC2Client]  # cloud name → the EC2 client the cluster's instances came from
+    security_group_for: Callable[[str], str]  # cloud name → the cluster's own group there ("" if none)
+    sessions: NodeSessions
+    tags: dict[str, str] = field(default_factory=dict)  # put on what the network makes in a cloud
 
 
 class ClusterNetwork(ABC):
@@ -25,8 +48,14 @@ class ClusterNetwork(ABC):
         """Why a group placed in ``group_cloud`` cannot grow a cluster in ``cluster_cloud``; None if it can."""
 
     @abstractmethod
-    def join(self, instances: list[InstanceDoc], sessions: NodeSessions) -> None:
-        """Make the nodes reach each other (after provisioning, before the application is configured)."""
+    def join(self, instances: list[InstanceDoc], context: NetworkContext) -> None:
+        """Make ``instances`` (all the cluster's live ones) reach each other: after provisioning,
+        before the application is configured, and again whenever the set changes.  Idempotent."""
+
+    @abstractmethod
+    def leave(self, context: NetworkContext) -> list[str]:
+        """Undo what :meth:`join` made in the clouds, at teardown before the instances are
+        terminated; returns what could not be undone (never raises)."""
 
 
 class SingleCloudNetwork(ClusterNetwork):
@@ -48,5 +77,8 @@ class SingleCloudNetwork(ClusterNetwork):
             f"the cluster's cloud {cluster_cloud} without the overlay network"
         )
 
-    def join(self, instances: list[InstanceDoc], sessions: NodeSessions) -> None:
+    def join(self, instances: list[InstanceDoc], context: NetworkContext) -> None:
         """Nothing to do: the cloud's network already carries the cluster's traffic."""
+
+    def leave(self, context: NetworkContext) -> list[str]:
+        return []

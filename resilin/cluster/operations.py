@@ -60,10 +60,13 @@ class ReplaceFailedNodes(ClusterOperation):
 
     def run(self, runtime: ClusterRuntime) -> None:
         live = runtime.live_instances()
-        client = runtime.placement.client
-        found = client.find_tagged({TAG_CLUSTER: runtime.cid})
-        running = {i["InstanceId"] for i in found if i["State"]["Name"] == "running"}
-        self.sync_tags(runtime, client, found)
+        running: set[str] = set()
+        # Every cloud the cluster has instances in (a cluster may be spread over several).
+        for cloud in sorted({runtime.placement.cloud_name} | {i.get("cloud") or "" for i in live} - {""}):
+            client = runtime.placements(cloud).client
+            found = client.find_tagged({TAG_CLUSTER: runtime.cid})
+            running |= {i["InstanceId"] for i in found if i["State"]["Name"] == "running"}
+            self.sync_tags(runtime, client, found)
         for instance in live:
             # Re-read: a resize may have retired it meanwhile.
             if instance["ec2_id"] not in running and self._still_live(runtime, instance):

@@ -15,6 +15,7 @@ import time
 from resilin.applications.base import Application, NodesRejected
 from resilin.clouds import private_ranges
 from resilin.clouds.provisioning import ProvisioningFailed
+from resilin.cluster.network import NetworkFailure
 from resilin.cluster.runtime import ClusterRuntime
 from resilin.cluster.sessions import SessionsClosed
 from resilin.jobflows import states
@@ -60,6 +61,11 @@ class Resizer:
             for _, node in new:
                 node.close()
             raise
+        try:  # the new nodes (maybe in a new cloud) and the others reach each other before Hadoop uses them
+            runtime.network.join(runtime.live_instances(), runtime.network_context())
+        except NetworkFailure as exc:
+            self.retire([i for i, _ in new], str(exc))
+            raise ResizeError(str(exc)) from None
         try:
             self.application.add_nodes(runtime, new)
         except NodesRejected as exc:
@@ -102,11 +108,16 @@ class Resizer:
 
     def retire(self, instances: list[InstanceDoc], reason: str, code: str | None = None) -> None:
         """Terminate instances and record them as TERMINATED."""
-        placement = self.runtime.placement
-        try:
-            placement.client.terminate([i["ec2_id"] for i in instances])
-        except Exception as exc:  # the teardown sweep by tag catches it at the latest
-            log.warning("%s: terminating %s failed: %s", self.cid, [i["ec2_id"] for i in instances], exc)
+        by_cloud: dict[str, list[str]] = {}
+        for instance in instances:  # a cluster spread over clouds has instances in each
+            by_cloud.setdefault(instance.get("cloud") or self.runtime.placement.cloud_name, []).append(
+                instance["ec2_id"]
+            )
+        for cloud, ec2_ids in by_cloud.items():
+            try:
+                self.runtime.placements(cloud).client.terminate(ec2_ids)
+            except Exception as exc:  # the teardown sweep by tag catches it at the latest
+                log.warning("%s: terminating %s failed: %s", self.cid, ec2_ids, exc)
         for instance in instances:
             instance["state"] = states.INSTANCE_TERMINATED
             instance["state_reason"] = {"code": code, "message": reason}
@@ -115,3 +126,15 @@ class Resizer:
             node = self.runtime.sessions.pop(instance["id"])
             if node is not None:
                 node.close()
+        self.rejoin()
+
+    def rejoin(self) -> None:
+        """Re-form the network without retired nodes (a gateway among them is replaced by another
+        node of its cloud); a failure is logged, and the next join (a replacement's) tries again."""
+        runtime = self.runtime
+        if runtime.cancelled.is_set():
+            return  # teardown's leave undoes it all
+        try:
+            runtime.network.join(runtime.live_instances(), runtime.network_context())
+        except NetworkFailure as exc:
+            log.warning("%s: re-forming the network failed: %s", self.cid, exc)

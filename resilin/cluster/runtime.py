@@ -19,15 +19,23 @@ from pathlib import Path
 from typing import Any
 
 from resilin.aws.sigv4 import Credentials
-from resilin.clouds.provisioning import ClusterProvisioner, Limits, Placement, PlacementLookup
+from resilin.clouds.provisioning import (
+    TAG_CLUSTER,
+    TAG_INSTALLATION,
+    ClusterProvisioner,
+    Limits,
+    Placement,
+    PlacementLookup,
+)
 from resilin.clouds.ssh import Node
 from resilin.cluster import bootstrap
 from resilin.cluster.cluster_credentials import ClusterCredentials
-from resilin.cluster.network import ClusterNetwork, SingleCloudNetwork
+from resilin.cluster.network import ClusterNetwork, NetworkContext
 from resilin.cluster.sessions import NodeSessions
 from resilin.jobflows import states
 from resilin.jobflows.documents import ClusterDoc, InstanceDoc
 from resilin.jobflows.store import JobFlowStore, StateConflict
+from resilin.overlay.network import OverlayNetwork
 from resilin.settings.installation import installation_id
 
 log = logging.getLogger(__name__)
@@ -62,7 +70,8 @@ class ClusterRuntime:
     credentials_for: Callable[[str], Credentials]  # an account's own credentials
     home: Path
     region: str
-    network: ClusterNetwork = field(default_factory=SingleCloudNetwork)
+    # Every cluster's: it joins the clouds of one spread over several, and does nothing in one cloud.
+    network: ClusterNetwork = field(default_factory=lambda: OverlayNetwork())
     sessions: NodeSessions = field(default_factory=NodeSessions)
     wake: threading.Event = field(default_factory=threading.Event)  # the cluster's document changed
     # Set when teardown begins: operations on the running cluster stop at their next step.
@@ -143,6 +152,21 @@ class ClusterRuntime:
         return self.sessions[self.master_instance()["id"]]
 
     # -- where it runs ----------------------------------------------------------------
+    def network_context(self) -> NetworkContext:
+        """What the network may use: each cloud's client and the cluster's group there, the sessions."""
+        return NetworkContext(
+            self.cid,
+            self.store,
+            client_for=lambda cloud: self.placements(cloud).client,
+            security_group_for=self._security_group,
+            sessions=self.sessions,
+            tags={TAG_CLUSTER: self.cid, TAG_INSTALLATION: installation_id(self.home)},
+        )
+
+    def _security_group(self, cloud: str) -> str:
+        resources = self.provisioner.resources.get(cloud)
+        return resources.security_group if resources is not None else ""
+
     @property
     def placement(self) -> Placement:
         """The cloud the cluster was placed in (once provisioning chose one)."""
