@@ -53,14 +53,15 @@ class OverlayNetwork(ClusterNetwork):
         return None
 
     # -- joining ------------------------------------------------------------------
-    def join(self, instances: list[InstanceDoc], context: NetworkContext) -> None:
+    def join(self, instances: list[InstanceDoc], context: NetworkContext) -> dict[str, str]:
         with self._lock:
             store = OverlayStore(context.store.redis, context.cid)
             state = store.load()
             if len({i["cloud"] for i in instances}) < 2 and state.empty:
-                return  # one cloud: its own network carries the cluster
+                return {}  # one cloud: its own network carries the cluster
             try:
                 _Join(instances, context, store, state, self.probe_seconds).run()
+                return dict(state.gateways) if len(state.gateways) >= 2 else {}
             except (ClientError, BotoCoreError, ProvisioningError, LookupError) as exc:
                 raise NetworkFailure(f"Joining the clouds' networks failed: {error_text(exc)}") from exc
             except PlanError as exc:

@@ -18,6 +18,7 @@ import time
 from resilin.applications.base import Application
 from resilin.clouds import known_hosts
 from resilin.clouds.provisioning import ProvisioningFailed
+from resilin.cluster import placement_report
 from resilin.cluster import provision as provision_phase
 from resilin.cluster.cluster_credentials import ClusterCredentials
 from resilin.cluster.network import NetworkFailure
@@ -66,9 +67,11 @@ class Lifecycle:
 
 def join_network(runtime: ClusterRuntime) -> None:
     try:
-        runtime.network.join(runtime.live_instances(), runtime.network_context())
+        gateways = runtime.network.join(runtime.live_instances(), runtime.network_context())
     except NetworkFailure as exc:
         raise ClusterFailure(states.INSTANCE_FAILURE, str(exc)) from exc
+    if gateways:
+        runtime.progress(placement_report.overlay_message(gateways))
 
 
 def configure(runtime: ClusterRuntime, application: Application) -> None:

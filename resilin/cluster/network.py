@@ -48,9 +48,11 @@ class ClusterNetwork(ABC):
         """Why a group placed in ``group_cloud`` cannot grow a cluster in ``cluster_cloud``; None if it can."""
 
     @abstractmethod
-    def join(self, instances: list[InstanceDoc], context: NetworkContext) -> None:
+    def join(self, instances: list[InstanceDoc], context: NetworkContext) -> dict[str, str]:
         """Make ``instances`` (all the cluster's live ones) reach each other: after provisioning,
-        before the application is configured, and again whenever the set changes.  Idempotent."""
+        before the application is configured, and again whenever the set changes.  Idempotent.
+
+        Returns each cloud's gateway (cloud → instance id); empty when no overlay joins them."""
 
     @abstractmethod
     def leave(self, context: NetworkContext) -> list[str]:
@@ -77,8 +79,9 @@ class SingleCloudNetwork(ClusterNetwork):
             f"the cluster's cloud {cluster_cloud} without the overlay network"
         )
 
-    def join(self, instances: list[InstanceDoc], context: NetworkContext) -> None:
+    def join(self, instances: list[InstanceDoc], context: NetworkContext) -> dict[str, str]:
         """Nothing to do: the cloud's network already carries the cluster's traffic."""
+        return {}
 
     def leave(self, context: NetworkContext) -> list[str]:
         return []

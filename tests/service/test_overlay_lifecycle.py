@@ -44,7 +44,7 @@ class NotedOverlay(OverlayNetwork):
         found = NotedOverlay.clouds.placement.client.find_tagged({TAG_CLUSTER: cid})
         return [i["InstanceId"] for i in found if i["State"]["Name"] == "running"]
 
-    def join(self, instances: list[InstanceDoc], context: NetworkContext) -> None:
+    def join(self, instances: list[InstanceDoc], context: NetworkContext) -> dict[str, str]:
         NotedOverlay.calls.append(
             (
                 "join",
@@ -55,7 +55,7 @@ class NotedOverlay(OverlayNetwork):
         )
         if NotedOverlay.failing_join:
             raise NetworkFailure(NotedOverlay.failing_join)
-        super().join(instances, context)
+        return super().join(instances, context)
 
     def leave(self, context: NetworkContext) -> list[str]:
         NotedOverlay.calls.append(("leave", [], len(FakeNode.journal), self._running(context.cid)))
