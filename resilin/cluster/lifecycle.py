@@ -71,6 +71,7 @@ def join_network(runtime: ClusterRuntime) -> None:
     except NetworkFailure as exc:
         raise ClusterFailure(states.INSTANCE_FAILURE, str(exc)) from exc
     if gateways:
+        runtime.phase("network_joined")
         runtime.progress(placement_report.overlay_message(gateways))
 
 
