@@ -154,6 +154,12 @@ class ClusterSpec:
     session_token: str = (
         ""  # the cluster's temporary storage credentials (resilin.cluster.cluster_credentials)
     )
+    # Storage as each cloud's nodes reach it (cloud → endpoint), where it differs from
+    # ``storage_endpoint``: a local cloud's nodes reach the host only by its address on their network.
+    cloud_storage_endpoints: dict[str, str] = field(default_factory=dict)
+
+    def storage_endpoint_for(self, node: NodeSpec) -> str:
+        return self.cloud_storage_endpoints.get(node.cloud, self.storage_endpoint)
 
     @property
     def master(self) -> NodeSpec:
@@ -283,7 +289,7 @@ def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
         "master_ip": spec.master.ip,
         "node_ip": node.ip,
         "nodes": spec.nodes,
-        "storage_endpoint": spec.storage_endpoint,
+        "storage_endpoint": spec.storage_endpoint_for(node),
         "region": spec.region,
         "access_key": spec.access_key,
         "secret_key": spec.secret_key,

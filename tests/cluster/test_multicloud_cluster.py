@@ -266,6 +266,12 @@ def wait_step(emr, cid: str, sid: str, timeout: float = 900) -> dict:
     return wait_for(f"step {sid}", ended, timeout=timeout)
 
 
+def step_log(resilin: ResilinProcess, cid: str, sid: str) -> str:
+    """The end of a step's stderr, as Resilin keeps it, to show why a step failed."""
+    path = resilin.home / "logs" / cid / "steps" / sid / "stderr"
+    return path.read_text()[-4000:] if path.exists() else f"(no {path})"
+
+
 def expected(s3) -> dict:
     texts = {}
     for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="input/")["Contents"]:
@@ -322,7 +328,7 @@ def test_word_count_across_clouds_is_encrypted_on_the_wan(resilin, emr, s3, clus
     finally:
         wan_bytes, wan_summary = wan.stop()
         inside_bytes, _ = inside.stop()
-    assert step["Status"]["State"] == "COMPLETED", step["Status"]
+    assert step["Status"]["State"] == "COMPLETED", step_log(resilin, cluster, sid)
     assert demo.read_output(s3, BUCKET, "out-boto3/") == expected(s3)
     # Inside cloud B the step's data travels in clear; between the clouds only WireGuard's UDP.
     assert MARKER.encode() in inside_bytes
@@ -470,7 +476,7 @@ def test_a_killed_gateway_is_replaced_and_the_overlay_reformed(resilin, emr, s3,
     sid = emr.add_job_flow_steps(JobFlowId=cluster, Steps=[word_count_step("after", "out-after")])["StepIds"][
         0
     ]
-    assert wait_step(emr, cluster, sid)["Status"]["State"] == "COMPLETED"
+    assert wait_step(emr, cluster, sid)["Status"]["State"] == "COMPLETED", step_log(resilin, cluster, sid)
     assert demo.read_output(s3, BUCKET, "out-after/") == expected(s3)
 
 

@@ -79,3 +79,23 @@ def test_membership_update_rewrites_hosts_and_table_only():
     written = _decoded_writes(script)
     assert len(written) == 2 and written[0].count("\n") == 5 and written[1].count(" /b\n") == 6
     assert "hadoop-daemon" not in script and "core-site" not in script
+
+
+def test_each_clouds_nodes_reach_storage_by_their_own_clouds_endpoint():
+    spec = spread_spec()
+    spec.cloud_storage_endpoints = {"a": "http://10.0.0.1:9", "b": "http://10.1.0.1:9"}
+
+    def endpoint(node) -> str | None:
+        written = _decoded_writes(hadoop_config.render_node_script(spec, node))
+        core_site = next(w for w in written if "<configuration>" in w and "fs.defaultFS" in w)
+        props = {
+            p.findtext("name"): p.findtext("value")
+            for p in etree.fromstring(core_site.split("\n", 1)[1].encode()).iter("property")
+        }
+        return props["fs.s3a.endpoint"]
+
+    assert [endpoint(n) for n in spec.nodes] == [
+        "http://10.0.0.1:9",
+        "http://10.1.0.1:9",
+        "http://10.1.0.1:9",
+    ]

@@ -54,6 +54,10 @@ class HadoopApplication(Application):
             cluster_id=runtime.cid,
             nodes=nodes,
             storage_endpoint=runtime.placement.storage_endpoint,
+            cloud_storage_endpoints={
+                cloud: runtime.placements(cloud).storage_endpoint
+                for cloud in {n.cloud for n in nodes if n.cloud}
+            },
             region=runtime.region,
             access_key=creds.access_key,
             secret_key=creds.secret_key,
