@@ -81,7 +81,7 @@ def resilin():
     try:
         s3 = proc.endpoints().client("s3")
         texts = demo.corpus(files=3)
-        texts["input/marker.txt"] = f"{MARKER} {MARKER} overlay\n" * 50
+        texts["marker.txt"] = f"{MARKER} {MARKER} overlay\n" * 50
         demo.upload_inputs(s3, BUCKET, texts)
         yield proc
     finally:
@@ -268,8 +268,11 @@ def wait_step(emr, cid: str, sid: str, timeout: float = 900) -> dict:
 
 def step_log(resilin: ResilinProcess, cid: str, sid: str) -> str:
     """The end of a step's stderr, as Resilin keeps it, to show why a step failed."""
-    path = resilin.home / "logs" / cid / "steps" / sid / "stderr"
-    return path.read_text()[-4000:] if path.exists() else f"(no {path})"
+    logs = resilin.home / "logs" / cid / "steps" / sid
+    return "\n".join(
+        f"--- {name}\n" + ((logs / name).read_text()[-3000:] if (logs / name).exists() else "(none)")
+        for name in ("syslog", "stderr")
+    )
 
 
 def expected(s3) -> dict:

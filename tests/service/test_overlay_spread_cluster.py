@@ -23,6 +23,8 @@ from resilin.settings.cloud_config import CloudConfig
 from tests.service.cluster_harness import ACCOUNT, credentials_for, job_flow, wait_for
 
 REGIONS = {"east": "us-east-1", "west": "eu-west-1"}
+# moto gives both regions the same default VPC range; declared apart, as two real clouds' must be.
+RANGES = {"east": "10.1.0.0/16", "west": "10.2.0.0/16"}
 
 
 class TwoClouds:
@@ -32,7 +34,12 @@ class TwoClouds:
         self.placements = {}
         for name, region in REGIONS.items():
             config = CloudConfig(
-                name=name, endpoint=endpoint, region=region, access_key="testing", secret_key="testing"
+                name=name,
+                endpoint=endpoint,
+                region=region,
+                access_key="testing",
+                secret_key="testing",
+                private_range=RANGES[name],
             )
             client = EC2Client(config, sleep=lambda s: None)
             image = client.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
