@@ -9,7 +9,7 @@ cannot carry are refused when the configuration is submitted (:func:`check_names
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from lxml import etree
 
@@ -44,14 +44,17 @@ def check_names(classification: str, properties: Mapping[str, str], export: bool
             )
 
 
-def site_xml(properties: Mapping[str, str], cluster_id: str) -> str:
-    """A Hadoop site file (``<configuration><property>…``) holding ``properties``, sorted by name."""
+def site_xml(properties: Mapping[str, str], cluster_id: str, final: Collection[str] = ()) -> str:
+    """A Hadoop site file (``<configuration><property>…``) holding ``properties``, sorted by name;
+    those named in ``final`` are marked final (a job's own configuration cannot override them)."""
     root = etree.Element("configuration")
     root.text = "\n  "
     for name, value in sorted(properties.items()):
         prop = etree.SubElement(root, "property")
         etree.SubElement(prop, "name").text = name
         etree.SubElement(prop, "value").text = value
+        if name in final:
+            etree.SubElement(prop, "final").text = "true"
         prop.tail = "\n  "
     if len(root):
         root[-1].tail = "\n"

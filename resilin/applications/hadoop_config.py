@@ -290,6 +290,7 @@ def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
         "node_ip": node.ip,
         "nodes": spec.nodes,
         "storage_endpoint": spec.storage_endpoint_for(node),
+        "storage_endpoint_per_cloud": len(set(spec.cloud_storage_endpoints.values())) > 1,
         "region": spec.region,
         "access_key": spec.access_key,
         "secret_key": spec.secret_key,

@@ -88,11 +88,14 @@ def test_each_clouds_nodes_reach_storage_by_their_own_clouds_endpoint():
     def endpoint(node) -> str | None:
         written = _decoded_writes(hadoop_config.render_node_script(spec, node))
         core_site = next(w for w in written if "<configuration>" in w and "fs.defaultFS" in w)
-        props = {
-            p.findtext("name"): p.findtext("value")
+        [prop] = [
+            p
             for p in etree.fromstring(core_site.split("\n", 1)[1].encode()).iter("property")
-        }
-        return props["fs.s3a.endpoint"]
+            if p.findtext("name") == "fs.s3a.endpoint"
+        ]
+        # Final: the job.xml the master writes must not carry its endpoint to other clouds' tasks.
+        assert prop.findtext("final") == "true"
+        return prop.findtext("value")
 
     assert [endpoint(n) for n in spec.nodes] == [
         "http://10.0.0.1:9",
