@@ -21,6 +21,31 @@ from resilin.service.process import ResilinProcess, new_process
 
 # docker/node/build.sh's own variable, to test an image built under another name.
 NODE_IMAGE = os.environ.get("RESILIN_NODE_IMAGE", "localhost/resilin-node") + ":latest"
+# mrjob's word count, as a user writes it (the tests compare it with Python's own count).
+MRJOB_WORD_COUNT = """
+import re
+
+from mrjob.job import MRJob
+
+WORD = re.compile(r"[a-z']+")
+
+
+class MRWordCount(MRJob):
+    def mapper(self, _, line):
+        for word in WORD.findall(line.lower()):
+            yield word, 1
+
+    def combiner(self, word, counts):
+        yield word, sum(counts)
+
+    def reducer(self, word, counts):
+        yield word, sum(counts)
+
+
+if __name__ == "__main__":
+    MRWordCount.run()
+"""
+
 ACTIVE = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING")
 
 

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from resilin import demo
-from tests.clusters import cloud_and_subnet, running_resilin
+from tests.clusters import MRJOB_WORD_COUNT, cloud_and_subnet, running_resilin
 
 pytestmark = [
     pytest.mark.cluster,
@@ -21,30 +21,6 @@ pytestmark = [
 ]
 
 CLOUD, SUBNET = cloud_and_subnet("mrj", 82)
-
-WORD_COUNT = """
-import re
-
-from mrjob.job import MRJob
-
-WORD = re.compile(r"[a-z']+")
-
-
-class MRWordCount(MRJob):
-    def mapper(self, _, line):
-        for word in WORD.findall(line.lower()):
-            yield word, 1
-
-    def combiner(self, word, counts):
-        yield word, sum(counts)
-
-    def reducer(self, word, counts):
-        yield word, sum(counts)
-
-
-if __name__ == "__main__":
-    MRWordCount.run()
-"""
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +30,7 @@ def resilin():
 
 def test_mrjob_word_count_runs_on_resilin(resilin, tmp_path):
     job = tmp_path / "wordcount.py"
-    job.write_text(WORD_COUNT)
+    job.write_text(MRJOB_WORD_COUNT)
     texts = demo.corpus(files=2)
     inputs = []
     for name, text in texts.items():

@@ -26,7 +26,7 @@ from resilin.service import local_runtime
 from resilin.service.ports import free_port
 from resilin.service.process import ResilinProcess, cloud_containers
 from resilin.settings.config import new_credentials
-from tests.clusters import NODE_IMAGE, aws_cli, end_clusters, wait_for
+from tests.clusters import MRJOB_WORD_COUNT, NODE_IMAGE, aws_cli, end_clusters, wait_for
 
 pytestmark = [
     pytest.mark.cluster,
@@ -381,28 +381,6 @@ def test_word_count_through_the_aws_cli_and_mrjob_on_the_same_cluster(resilin, s
         word, _, count = line.partition("\t")
         counts[word.strip('"')] = int(count)
     assert counts == expected(s3)
-
-
-MRJOB_WORD_COUNT = """
-import re
-
-from mrjob.job import MRJob
-
-WORD = re.compile(r"[a-z']+")
-
-
-class MRWordCount(MRJob):
-    def mapper(self, _, line):
-        for word in WORD.findall(line.lower()):
-            yield word, 1
-
-    def reducer(self, word, counts):
-        yield word, sum(counts)
-
-
-if __name__ == "__main__":
-    MRWordCount.run()
-"""
 
 
 def test_no_node_has_more_capabilities_than_podmans_default(resilin, emr, cluster):
