@@ -193,12 +193,16 @@ class RouteTables:
             )
         if params.get("NetworkInterfaceId"):
             eni = params["NetworkInterfaceId"]
+            no_interface = EC2Error(
+                "InvalidNetworkInterfaceID.NotFound", f"The networkInterface ID '{eni}' does not exist"
+            )
             owner = self.interface_owner(account, eni)
             if owner is None:
-                raise EC2Error(
-                    "InvalidNetworkInterfaceID.NotFound", f"The networkInterface ID '{eni}' does not exist"
-                )
-            [(record, name)] = await self.find(account, [owner])
+                raise no_interface
+            try:
+                [(record, name)] = await self.find(account, [owner])
+            except EC2Error as exc:
+                raise no_interface from exc  # no instance of the account's has that interface
             return {"InstanceId": record.instance_id, "NetworkInterfaceId": eni}
         [(record, name)] = await self.find(account, [params["InstanceId"]])
         if name in ("terminated", "shutting-down"):
