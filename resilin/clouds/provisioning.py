@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +29,7 @@ from resilin.clouds import private_ranges
 from resilin.clouds.instance_tags import user_tags
 from resilin.clouds.ssh import KeyPair, Node, SshError
 from resilin.cluster.network import ClusterNetwork, SingleCloudNetwork
-from resilin.jobflows import ids, states
+from resilin.jobflows import group_clouds, ids, states
 from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc
 from resilin.provisioners.ec2client import (
     CAPACITY_ERRORS,
@@ -190,7 +190,7 @@ class ClusterProvisioner:
     def candidates(self, cluster: ClusterDoc) -> list[str]:
         """The cloud the cluster's groups are placed in, then the clouds it may fall back to."""
         default = self._placement(None).cloud_name
-        clouds = {g["cloud"] or default for g in cluster["groups"]}
+        clouds = {c for g in cluster["groups"] for c in group_clouds.clouds_of_group(g, default)}
         if len(clouds) > 1:  # the clouds' private ranges must not overlap (the overlay does no NAT)
             refusal = private_ranges.spread_refusal([self._placement(c) for c in sorted(clouds)])
             if refusal is not None:
@@ -201,7 +201,7 @@ class ClusterProvisioner:
         if len(clouds) > 1:
             return sorted(clouds)  # spread over these (the network joins them): no fallback
         [name] = clouds
-        if any(g["cloud"] for g in cluster["groups"]):
+        if any(g["cloud"] or g.get("spread") for g in cluster["groups"]):
             return [name]  # placed by the user (type@cloud): it stays there
         cloud = self._placement(name).cloud
         return [name, *(c for c in (cloud.fallback if cloud else ()) if c != name)]
@@ -210,7 +210,7 @@ class ClusterProvisioner:
     def provision(self, cluster: ClusterDoc) -> list[ReadyInstance]:
         """Instances for every group of ``cluster``, reachable over SSH; ProvisioningFailed if not."""
         default = self._placement(None).cloud_name
-        if len({g["cloud"] or default for g in cluster["groups"]}) > 1:
+        if len({c for g in cluster["groups"] for c in group_clouds.clouds_of_group(g, default)}) > 1:
             self.candidates(cluster)  # the network's refusal, if it cannot join these clouds
             return self._provision_spread(cluster)
         placement, running = self.launch(cluster)
@@ -219,23 +219,24 @@ class ClusterProvisioner:
         return self._reach(placement, running)
 
     def _provision_spread(self, cluster: ClusterDoc) -> list[ReadyInstance]:
-        """Each group in its own cloud (``type@cloud``), the clouds at once; the cluster's placement
-        is the master's cloud.  No fallback: the user chose the clouds."""
+        """Each group in its own cloud (``type@cloud``, or shared out over several for a spread
+        fleet), the clouds at once; the cluster's placement is the master's cloud.  No fallback:
+        the user chose the clouds."""
         default = self._placement(None).cloud_name
-        cloud_of = {g["id"]: g["cloud"] or default for g in cluster["groups"]}
-        master = next(cloud_of[g["id"]] for g in cluster["groups"] if g["role"] == "MASTER")
+        master_group = next(g for g in cluster["groups"] if g["role"] == "MASTER")
+        master = master_group["cloud"] or default
+        parts: dict[str, list[InstanceGroupDoc]] = {}
+        for group in cluster["groups"]:
+            for name, count in group_clouds.additions(group, {}, group["requested"], default).items():
+                parts.setdefault(name, []).append(_part_in(group, name, count, default))
 
         def launch_in(name: str) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
-            part: ClusterDoc = {
-                **cluster,
-                "groups": [g for g in cluster["groups"] if cloud_of[g["id"]] == name],
-            }
             try:
-                return self._launch_in(name, part)
+                return self._launch_in(name, {**cluster, "groups": parts[name]})
             except NoRoom as exc:
                 raise ProvisioningFailed(exc.code, exc.message) from exc
 
-        clouds = [master, *sorted(set(cloud_of.values()) - {master})]
+        clouds = [master, *sorted(set(parts) - {master})]
         # Every cloud at once; what each launched is released at teardown whatever the others did.
         with ThreadPoolExecutor(max_workers=len(clouds)) as pool:
             futures = [pool.submit(launch_in, name) for name in clouds]
@@ -272,13 +273,45 @@ class ClusterProvisioner:
         code = states.INSTANCE_FAILURE if states.INSTANCE_FAILURE in codes else refusals[0].code
         raise ProvisioningFailed(code, "; ".join(r.message for r in refusals))
 
-    def grow(self, cluster: ClusterDoc, group: InstanceGroupDoc, count: int) -> list[ReadyInstance]:
-        """``count`` more instances for ``group`` in the cluster's cloud, with its key pair and
-        security group, running and reachable over SSH (resizing and node replacement)."""
+    def grow(
+        self,
+        cluster: ClusterDoc,
+        group: InstanceGroupDoc,
+        count: int,
+        present: Mapping[str, int] | None = None,
+    ) -> list[ReadyInstance]:
+        """``count`` more instances for ``group``, with the cluster's key pair and security group,
+        running and reachable over SSH (resizing and node replacement).  A group placed by the
+        user (type@cloud) grows in its cloud, maybe one new to the cluster; a fleet spread over
+        clouds grows in those holding fewest of its instances (``present``: cloud → live ones)."""
         if self.placement is None:
             raise ProvisioningFailed(states.INTERNAL_ERROR, "the cluster has not been provisioned")
-        # A group placed by the user (type@cloud) grows in its cloud, maybe one new to the cluster.
-        placement = self._placement(group["cloud"]) if group.get("cloud") else self.placement
+        home = self._group_home(group)
+        ready: list[ReadyInstance] = []
+        try:
+            for name, n in group_clouds.additions(group, present or {}, count, home).items():
+                ready += self._grow_in(self._placement(name), cluster, _part_in(group, name, n, home), n)
+        except ProvisioningFailed:
+            for instance in ready:  # all or nothing: what joined no cluster is let go
+                instance.node.close()
+                self._placement(instance.doc["cloud"]).client.terminate([instance.doc["ec2_id"]])
+            raise
+        return ready
+
+    def _group_home(self, group: InstanceGroupDoc) -> str:
+        """Where a group's instances go when its request named no cloud: the cluster's cloud, or
+        for a spread fleet's unnamed candidates the default cloud, as at provisioning."""
+        if group.get("spread") or self.placement is None:
+            return self._placement(None).cloud_name
+        return self.placement.cloud_name
+
+    def clouds_of(self, group: InstanceGroupDoc) -> list[str]:
+        """The clouds ``group`` grows in."""
+        return group_clouds.clouds_of_group(group, self._group_home(group))
+
+    def _grow_in(
+        self, placement: Placement, cluster: ClusterDoc, group: InstanceGroupDoc, count: int
+    ) -> list[ReadyInstance]:
         resources = self.resources.setdefault(placement.cloud_name, CloudResources())
         try:
             image = placement.image(cluster.get("release_label", ""))
@@ -663,3 +696,13 @@ class ClusterProvisioner:
             except Exception as exc:
                 log.warning("%s: could not delete key pair %s: %s", self.cid, resources.key_name, exc)
         return errors
+
+
+def _part_in(group: InstanceGroupDoc, cloud: str, count: int, home: str) -> InstanceGroupDoc:
+    """The share of ``group`` launched in ``cloud``: ``count`` instances of its type there."""
+    return {
+        **group,
+        "requested": count,
+        "instance_type": group_clouds.instance_type_in(group, cloud, home),
+        "cloud": cloud,
+    }

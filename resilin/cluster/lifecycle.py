@@ -186,7 +186,9 @@ def reclaim_instances(runtime: ClusterRuntime) -> None:
     try:
         clouds: set[str | None] = set(runtime.provisioner.candidates(runtime.cluster))
     except ProvisioningFailed:
-        clouds = {g["cloud"] for g in runtime.cluster["groups"]}
+        clouds = {g["cloud"] for g in runtime.cluster["groups"]} | {
+            c or None for g in runtime.cluster["groups"] for c in g.get("spread") or {}
+        }
     runtime.provisioner.reclaim(clouds)
 
 

@@ -20,6 +20,7 @@ from resilin.cluster.runtime import ClusterRuntime
 from resilin.cluster.sessions import SessionsClosed
 from resilin.jobflows import states
 from resilin.jobflows.documents import InstanceDoc, InstanceGroupDoc
+from resilin.jobflows.group_clouds import shrink_order
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,17 @@ class Resizer:
     def grow(self, group: InstanceGroupDoc, count: int) -> None:
         runtime = self.runtime
         placement = runtime.placement
-        refusal = runtime.network.reach_refusal(
-            group["id"], group.get("cloud") or placement.cloud_name, placement.cloud_name
-        )
-        if refusal is not None:
-            raise ResizeError(refusal)
-        self.check_ranges(group.get("cloud") or placement.cloud_name)
+        for cloud in runtime.provisioner.clouds_of(group):
+            refusal = runtime.network.reach_refusal(group["id"], cloud, placement.cloud_name)
+            if refusal is not None:
+                raise ResizeError(refusal)
+            self.check_ranges(cloud)
+        present: dict[str, int] = {}
+        for instance in runtime.live_instances():
+            if instance["group_id"] == group["id"]:
+                present[instance["cloud"]] = present.get(instance["cloud"], 0) + 1
         try:
-            ready = runtime.provisioner.grow(runtime.cluster, group, count)
+            ready = runtime.provisioner.grow(runtime.cluster, group, count, present)
         except ProvisioningFailed as exc:
             raise ResizeError(exc.message) from None
         new = []
@@ -95,11 +99,8 @@ class Resizer:
     # -- shrinking ------------------------------------------------------
     def shrink(self, group: InstanceGroupDoc, count: int) -> None:
         live = [i for i in self.runtime.live_instances() if i["group_id"] == group["id"]]
-        wanted = set(group.get("terminate_ec2_ids") or [])
-        # The instances the request named go first, then the newest.
-        victims = sorted(
-            live, key=lambda i: (i["ec2_id"] not in wanted, -(i.get("timeline") or {}).get("created", 0))
-        )[:count]
+        # The instances the request named go first, then the newest of the fullest cloud.
+        victims = shrink_order(live, group.get("terminate_ec2_ids") or [])[:count]
         if not victims:
             return
         self.application.decommission(self.runtime, group, victims)

@@ -107,6 +107,8 @@ class InstanceGroupDoc(TypedDict):
     custom_ami_id: NotRequired[str | None]
     auto_scaling_policy: NotRequired[AutoScalingPolicyDoc | None]
     fleet: NotRequired[FleetDoc]
+    # A fleet spread over clouds (resilin.jobflows.group_clouds): cloud ("": the cluster's) → type.
+    spread: NotRequired[dict[str, str]]
     # ModifyInstanceGroups: what is asked for, until the cluster's monitor has applied it.
     terminate_ec2_ids: NotRequired[list[str]]
     shrink_policy: NotRequired[dict[str, Any]]

@@ -3,7 +3,9 @@
 EMR lets a request describe instances three ways: a master and a slave type with a count,
 instance groups, or instance fleets.  All three become the same internal groups, which the
 cluster worker provisions; a fleet is kept as a group carrying its fleet specification, with
-the instance type chosen from the fleet's candidates and the count that meets its capacity.
+the instance type chosen from the fleet's candidates and the count that meets its capacity
+(a core or task fleet whose candidates name several clouds is spread over them: one type per
+cloud, resilin.jobflows.group_clouds).
 """
 
 from __future__ import annotations
@@ -174,8 +176,11 @@ def fleet_group(config: dict, offered: TypeOffered) -> InstanceGroupDoc:
         raise ValidationError(
             "Instance types in the master instance fleet must have a weighted capacity of 1."
         )
+    spread = _spread_choice(role, candidates, offered)
     # The first candidate the cloud offers, else the first listed (the worker reports what fails).
     chosen = next((c for c in candidates if offered(c["InstanceType"]) is not False), candidates[0])
+    if spread:
+        chosen = spread[0]
     weight = chosen.get("WeightedCapacity", 1)
     if weight < 1:
         raise ValidationError("WeightedCapacity must be at least 1.")
@@ -199,7 +204,7 @@ def fleet_group(config: dict, offered: TypeOffered) -> InstanceGroupDoc:
         }
         for c in candidates
     ]
-    return {
+    group: InstanceGroupDoc = {
         "id": ids.instance_fleet_id(),
         "name": config.get("Name") or f"{role.title()} Instance Fleet",
         "role": role,
@@ -221,3 +226,34 @@ def fleet_group(config: dict, offered: TypeOffered) -> InstanceGroupDoc:
             "Context": config.get("Context"),
         },
     }
+    if spread:
+        group["spread"] = {_cloud_of(c): c["InstanceType"].partition("@")[0] for c in spread}
+    return group
+
+
+def _cloud_of(candidate: dict) -> str:
+    return candidate["InstanceType"].partition("@")[2]
+
+
+def _spread_choice(role: str, candidates: list[dict], offered: TypeOffered) -> list[dict]:
+    """For a core or task fleet whose candidates name several clouds: one candidate per cloud (the
+    first that cloud offers, else its first), in the order the clouds are first named; else []."""
+    clouds = list(dict.fromkeys(_cloud_of(c) for c in candidates))
+    if role == "MASTER" or len(clouds) < 2:
+        return []
+    chosen = []
+    for cloud in clouds:
+        here = [c for c in candidates if _cloud_of(c) == cloud]
+        chosen.append(next((c for c in here if offered(c["InstanceType"]) is not False), here[0]))
+    # One capacity unit and one configuration for the fleet, whichever cloud an instance is in.
+    if len({c.get("WeightedCapacity", 1) for c in chosen}) > 1:
+        raise ValidationError(
+            f"The {role} instance fleet is spread over clouds ({', '.join(c or 'default' for c in clouds)}): "
+            "the instance types chosen in each must have the same WeightedCapacity."
+        )
+    if len({repr(c.get("Configurations") or []) for c in chosen}) > 1:
+        raise ValidationError(
+            f"The {role} instance fleet is spread over clouds: the instance types chosen in each "
+            "must have the same Configurations."
+        )
+    return chosen

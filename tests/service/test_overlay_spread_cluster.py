@@ -145,3 +145,97 @@ def test_a_cloud_that_cannot_take_its_group_fails_the_cluster_and_the_other_clou
     ended = clouds.placements["east"].client.find_tagged({TAG_CLUSTER: cid}, states=["terminated"])
     assert len(ended) == 1
     assert store.redis.get(f"resilin:overlay:{cid}") is None
+
+
+def _live_by_cloud(store: JobFlowStore, cid: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for i in store.instances_of(cid):
+        if i["role"] == "CORE" and i["state"] != states.INSTANCE_TERMINATED:
+            counts[i["cloud"]] = counts.get(i["cloud"], 0) + 1
+    return counts
+
+
+def _settled(store: JobFlowStore, cid: str, fleet_id: str, count: int) -> bool:
+    fleet = next(g for g in store.get_cluster(cid)["groups"] if g["id"] == fleet_id)
+    return fleet["state"] == states.GROUP_RUNNING and fleet["running"] == count
+
+
+def test_a_core_fleet_over_two_clouds_is_shared_out_grown_shrunk_and_healed_evenly(
+    redis_client, moto_endpoint, fake_nodes, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(node_health, "POLL_SECONDS", 0.2)
+    store = JobFlowStore(redis_client)
+    service = EmrService(store)
+    params = job_flow()
+    params["Instances"] = {
+        "InstanceFleets": [
+            {
+                "InstanceFleetType": "MASTER",
+                "TargetOnDemandCapacity": 1,
+                "InstanceTypeConfigs": [{"InstanceType": "m5.xlarge"}],
+            },
+            {
+                "InstanceFleetType": "CORE",
+                "TargetOnDemandCapacity": 3,
+                "InstanceTypeConfigs": [
+                    {"InstanceType": "m5.large@west"},
+                    {"InstanceType": "m5.xlarge@east"},
+                ],
+            },
+        ],
+        "KeepJobFlowAliveWhenNoSteps": True,
+    }
+    cid = service.run_job_flow(ACCOUNT, params)["JobFlowId"]
+    clouds = TwoClouds(moto_endpoint)
+    worker = ClusterWorker(cid, store, clouds, credentials_for, tmp_path, "us-east-1")
+    worker.start()
+    wait_for(
+        lambda: store.get_cluster(cid)["state"] in (states.WAITING, *states.FINAL_CLUSTER_STATES),
+        60,
+        "WAITING",
+    )
+    assert store.get_cluster(cid)["state"] == states.WAITING, store.get_cluster(cid)["state_reason"]
+    # Shared out in the order the fleet names the clouds, each with its own type.
+    assert _live_by_cloud(store, cid) == {"west": 2, "east": 1}
+    types = {(i["cloud"], i["instance_type"]) for i in store.instances_of(cid) if i["role"] == "CORE"}
+    assert types == {("west", "m5.large"), ("east", "m5.xlarge")}
+    assert len(clouds.live("east", cid)) == 2 and len(clouds.live("west", cid)) == 2
+    [core] = service.list_instance_fleets(ACCOUNT, {"ClusterId": cid})["InstanceFleets"][1:]
+    assert core["ProvisionedOnDemandCapacity"] == 3
+
+    # Grown: into the cloud holding fewest.
+    service.modify_instance_fleet(
+        ACCOUNT,
+        {"ClusterId": cid, "InstanceFleet": {"InstanceFleetId": core["Id"], "TargetOnDemandCapacity": 4}},
+    )
+    wait_for(lambda: _settled(store, cid, core["Id"], 4), 60, "grown to 4")
+    assert _live_by_cloud(store, cid) == {"west": 2, "east": 2}
+
+    # A failed node is replaced in the cloud that lost it.
+    [victim] = [i for i in store.instances_of(cid) if i["role"] == "CORE" and i["cloud"] == "east"][:1]
+    clouds.placements["east"].client.terminate([victim["ec2_id"]])
+    wait_for(
+        lambda: (
+            any(
+                i["id"] == victim["id"] and i["state"] == states.INSTANCE_TERMINATED
+                for i in store.instances_of(cid)
+            )
+            and _settled(store, cid, core["Id"], 4)
+        ),
+        60,
+        "the failed node replaced",
+    )
+    assert _live_by_cloud(store, cid) == {"west": 2, "east": 2}
+
+    # Shrunk: from the fullest cloud, so that both keep a node.
+    service.modify_instance_fleet(
+        ACCOUNT,
+        {"ClusterId": cid, "InstanceFleet": {"InstanceFleetId": core["Id"], "TargetOnDemandCapacity": 2}},
+    )
+    wait_for(lambda: _settled(store, cid, core["Id"], 2), 60, "shrunk to 2")
+    assert _live_by_cloud(store, cid) == {"west": 1, "east": 1}
+
+    service.terminate_job_flows(ACCOUNT, {"JobFlowIds": [cid]})
+    worker.join(60)
+    assert store.get_cluster(cid)["state"] == states.TERMINATED
+    assert clouds.live("east", cid) == [] and clouds.live("west", cid) == []
