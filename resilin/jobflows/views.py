@@ -281,6 +281,10 @@ def auto_scaling_policy(policy: AutoScalingPolicyDoc) -> dict:
     }
 
 
+# InstanceFleetState has no ARRESTED: a fleet whose resize failed is SUSPENDED.
+FLEET_STATES = {states.GROUP_ARRESTED: "SUSPENDED"}
+
+
 def instance_fleet(group: InstanceGroupDoc, cluster: ClusterDoc) -> dict:
     fleet = group["fleet"]
     weight = fleet["weight"]
@@ -291,7 +295,7 @@ def instance_fleet(group: InstanceGroupDoc, cluster: ClusterDoc) -> dict:
             "Id": group["id"],
             "Name": group["name"],
             "Status": {
-                "State": group["state"],
+                "State": FLEET_STATES.get(group["state"], group["state"]),
                 "StateChangeReason": _reason(group.get("state_reason")),
                 "Timeline": _group_timeline(group, cluster),
             },

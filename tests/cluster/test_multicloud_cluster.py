@@ -1,5 +1,5 @@
-"""One cluster across local clouds, joined by the overlay: the master in cloud A, the core nodes in
-cloud B, a task group added in cloud C.  Real parts throughout: three local clouds of one
+"""One cluster across local clouds, joined by the overlay: the master in cloud A, a core fleet spread
+over clouds B and A, a task fleet added in cloud C.  Real parts throughout: three local clouds of one
 ``resilin server``, its WAN network, the gateways' WireGuard, Hadoop.  One cluster is shared by
 the tests, in file order; the last one tears it down and checks that nothing is left."""
 
@@ -107,15 +107,27 @@ def s3(resilin):
 
 @pytest.fixture(scope="module")
 def progress(resilin, emr) -> dict:
-    """The shared cluster: master in A, two core nodes in B; what creation printed on the way."""
+    """The shared cluster: master in A, a core fleet of two spread over B and A (one node in each, so
+    HDFS keeps a replica of every block in each cloud); what creation printed on the way."""
     cid = emr.run_job_flow(
         Name="across clouds",
         ReleaseLabel="emr-7.5.0",
         LogUri=f"s3://{BUCKET}/logs/",
         Instances={
-            "InstanceGroups": [
-                {"InstanceRole": "MASTER", "InstanceType": f"m5.large@{CLOUD_A}", "InstanceCount": 1},
-                {"InstanceRole": "CORE", "InstanceType": f"m5.large@{CLOUD_B}", "InstanceCount": 2},
+            "InstanceFleets": [
+                {
+                    "InstanceFleetType": "MASTER",
+                    "TargetOnDemandCapacity": 1,
+                    "InstanceTypeConfigs": [{"InstanceType": f"m5.large@{CLOUD_A}"}],
+                },
+                {
+                    "InstanceFleetType": "CORE",
+                    "TargetOnDemandCapacity": 2,
+                    "InstanceTypeConfigs": [
+                        {"InstanceType": f"m5.large@{CLOUD_B}"},
+                        {"InstanceType": f"m5.large@{CLOUD_A}"},
+                    ],
+                },
             ],
             "KeepJobFlowAliveWhenNoSteps": True,
         },
@@ -160,7 +172,7 @@ def cloud_ec2(resilin: ResilinProcess, cloud: str, account: int | None = None):
 def nodes(resilin: ResilinProcess, emr, cid: str) -> list[dict]:
     """The cluster's running nodes: role, cloud, container, private and public address."""
     roles = {
-        g["Id"]: g["InstanceGroupType"] for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"]
+        g["Id"]: g["InstanceFleetType"] for g in emr.list_instance_fleets(ClusterId=cid)["InstanceFleets"]
     }
     found = []
     for inst in emr.list_instances(ClusterId=cid, InstanceStates=["RUNNING"])["Instances"]:
@@ -171,7 +183,7 @@ def nodes(resilin: ResilinProcess, emr, cid: str) -> list[dict]:
         )  # fmt: skip
         found.append(
             {
-                "role": roles[inst["InstanceGroupId"]],
+                "role": roles[inst["InstanceFleetId"]],
                 "cloud": cloud,
                 "container": f"resilin-{cloud}-{inst['Ec2InstanceId']}",
                 "ip": inst["PrivateIpAddress"],
@@ -306,7 +318,7 @@ def test_creation_reports_each_nodes_cloud_and_the_overlay(resilin, emr, progres
     assert re.search(r"overlay.*up", text), progress["messages"]
     found = nodes(resilin, emr, progress["id"])
     assert sorted((n["role"], n["cloud"]) for n in found) == [
-        ("CORE", CLOUD_B), ("CORE", CLOUD_B), ("MASTER", CLOUD_A),
+        ("CORE", CLOUD_A), ("CORE", CLOUD_B), ("MASTER", CLOUD_A),
     ]  # fmt: skip
 
 
@@ -322,7 +334,23 @@ def test_hdfs_sees_each_datanode_with_its_own_address_and_cloud(resilin, emr, cl
         assert f"Name: {core['ip']}:9866" in report, report
     assert "Live datanodes (2)" in report
     topology = on_node(master["container"], "hdfs dfsadmin -printTopology", user="hadoop")
-    assert f"Rack: /{CLOUD_B}" in topology, topology
+    assert f"Rack: /{CLOUD_A}" in topology and f"Rack: /{CLOUD_B}" in topology, topology
+
+
+def test_a_file_at_full_replication_has_a_replica_in_each_cloud(resilin, emr, cluster):
+    master = next(n for n in nodes(resilin, emr, cluster) if n["role"] == "MASTER")
+    on_node(
+        master["container"],
+        "head -c 3000000 /dev/urandom > /tmp/spread.bin && hdfs dfs -D dfs.blocksize=1048576 "
+        "-put -f /tmp/spread.bin /tmp/spread.bin && hdfs dfs -setrep -w 2 /tmp/spread.bin",
+        user="hadoop",
+    )
+    fsck = on_node(master["container"], "hdfs fsck /tmp/spread.bin -files -blocks -racks", user="hadoop")
+    blocks = [line for line in fsck.splitlines() if re.match(r"^\d+\. BP-", line)]
+    assert len(blocks) == 3, fsck  # 3 MB in 1 MB blocks
+    for line in blocks:
+        assert "len=" in line and "Live_repl=2" in line, line
+        assert f"/{CLOUD_A}/" in line and f"/{CLOUD_B}/" in line, line
 
 
 def test_word_count_across_clouds_is_encrypted_on_the_wan(resilin, emr, s3, cluster, tmp_path):
@@ -427,18 +455,22 @@ def test_another_account_cannot_reach_the_cluster(resilin, emr, cluster):
             ec2.terminate_instances(InstanceIds=[iid])
 
 
-def test_a_task_group_in_a_third_cloud_joins_the_overlay(resilin, emr, cluster):
-    gid = emr.add_instance_groups(
-        JobFlowId=cluster,
-        InstanceGroups=[{"InstanceRole": "TASK", "InstanceType": f"m5.large@{CLOUD_C}", "InstanceCount": 1}],
-    )["InstanceGroupIds"][0]
+def test_a_task_fleet_in_a_third_cloud_joins_the_overlay(resilin, emr, cluster):
+    fid = emr.add_instance_fleet(
+        ClusterId=cluster,
+        InstanceFleet={
+            "InstanceFleetType": "TASK",
+            "TargetOnDemandCapacity": 1,
+            "InstanceTypeConfigs": [{"InstanceType": f"m5.large@{CLOUD_C}"}],
+        },
+    )["InstanceFleetId"]
 
     def running() -> bool:
-        g = next(g for g in emr.list_instance_groups(ClusterId=cluster)["InstanceGroups"] if g["Id"] == gid)
-        assert g["Status"]["State"] not in ("ARRESTED", "TERMINATED"), g
-        return g["Status"]["State"] == "RUNNING" and g["RunningInstanceCount"] == 1
+        f = next(f for f in emr.list_instance_fleets(ClusterId=cluster)["InstanceFleets"] if f["Id"] == fid)
+        assert f["Status"]["State"] not in ("SUSPENDED", "TERMINATED"), f
+        return f["Status"]["State"] == "RUNNING" and f["ProvisionedOnDemandCapacity"] == 1
 
-    wait_for("the task group in cloud C", running, timeout=600)
+    wait_for("the task fleet in cloud C", running, timeout=600)
     found = nodes(resilin, emr, cluster)
     assert {n["cloud"] for n in found} == {CLOUD_A, CLOUD_B, CLOUD_C}
     assert all_reach_all(found) == {}
@@ -462,7 +494,10 @@ def test_a_killed_gateway_is_replaced_and_the_overlay_reformed(resilin, emr, s3,
             n["ip"] for n in now
         }
 
-    wait_for("the core group back to two nodes", reformed, timeout=600)
+    wait_for("the core fleet back to two nodes", reformed, timeout=600)
+    assert sorted(n["cloud"] for n in nodes(resilin, emr, cluster) if n["role"] == "CORE") == sorted(
+        [CLOUD_A, CLOUD_B]
+    )  # the replacement went back to the cloud that lost a node
     wait_for("the overlay re-formed", lambda: all_reach_all(nodes(resilin, emr, cluster)) == {}, timeout=300)
     sid = emr.add_job_flow_steps(JobFlowId=cluster, Steps=[word_count_step("after", "out-after")])["StepIds"][
         0
