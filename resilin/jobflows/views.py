@@ -282,7 +282,7 @@ def auto_scaling_policy(policy: AutoScalingPolicyDoc) -> dict:
 
 
 # InstanceFleetState has no ARRESTED: a fleet whose resize failed is SUSPENDED.
-FLEET_STATES = {states.GROUP_ARRESTED: "SUSPENDED"}
+FLEET_STATES: dict[str, str] = {states.GROUP_ARRESTED: "SUSPENDED"}
 
 
 def instance_fleet(group: InstanceGroupDoc, cluster: ClusterDoc) -> dict:
