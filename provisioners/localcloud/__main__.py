@@ -18,7 +18,7 @@ from resilin.aws.httplimits import add_limit_option, limits_from_options
 from resilin.aws.sigv4 import Credentials
 from resilin.provisioners.localcloud.podman import PodmanError
 from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
-from resilin.provisioners.localcloud.server import ensure_network, make_site
+from resilin.provisioners.localcloud.server import ensure_network, local_cloud, make_site
 from resilin.provisioners.localcloud.wan import ensure as ensure_wan
 from resilin.service.ports import adopt, listening_socket
 from resilin.settings.cloud_config import Quota
@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         wan=wan,
     )
     adopt(sock, site)
+    # Delay lines rewire the WAN: put it back as it was before the process ends.
+    reactor.addSystemEventTrigger("before", "shutdown", local_cloud(site).wan_faults.stop)
     logging.getLogger(__name__).info(
         "local cloud %s serving EC2 on %s; instances reach the host at %s", args.cloud, endpoint, gateway
     )

@@ -8,8 +8,8 @@ any request (service ``ec2``) and refused to every account but the operators'.
 - ``DELETE /admin/faults``: clear them all;
 - ``POST /admin/instances/<id>/kill``: kill an instance's processes at once;
 - ``GET|PUT|DELETE /admin/instances/<id>/wan``: the shaping of an instance's WAN link (it needs a
-  public address): ``{"rate_mbit": R}`` limits it to R Mbit/s each way (:mod:`shaping`), and
-  ``"delay_ms"`` is refused where the kernel has no netem; DELETE clears it.
+  public address): ``{"rate_mbit": R, "delay_ms": D}``, one of them at least, limits it to
+  R Mbit/s each way and adds D ms each way (:mod:`wan_faults`); DELETE clears it.
 
 Errors are JSON too: ``{"Error": {"Code": …, "Message": …}}`` with a 4xx status.  Requests go
 through the AWS request skeleton (:mod:`resilin.aws.skeleton`) like the EC2 endpoint's.
@@ -90,9 +90,9 @@ class AdminResource(AwsResource[Answer]):
         raise EC2Error("NotFound", f"No admin resource at /admin/{'/'.join(parts)}", 404)
 
     async def _wan(self, method: str, instance_id: str, body: bytes) -> dict[str, Any]:
-        public = self.cloud.public
+        faults = self.cloud.wan_faults
         if method == "GET":
-            return await public.shaping(instance_id)
+            return await faults.shaping(instance_id)
         if method == "PUT":
             try:
                 changes = json.loads(body or b"{}")
@@ -101,9 +101,9 @@ class AdminResource(AwsResource[Answer]):
             log.warning(
                 "local cloud %s: shaping the WAN link of %s: %s", self.cloud.cloud.name, instance_id, changes
             )
-            return await public.shape(instance_id, changes)
+            return await faults.shape(instance_id, changes)
         if method == "DELETE":
-            return await public.unshape(instance_id)
+            return await faults.unshape(instance_id)
         raise EC2Error("MethodNotAllowed", f"{method} is not allowed on /admin/instances/…/wan", 405)
 
 

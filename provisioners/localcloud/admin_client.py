@@ -51,10 +51,15 @@ class AdminClient:
     def clear_faults(self) -> dict[str, Any]:
         return self._request("DELETE", "faults")
 
-    def shape_wan(self, instance_id: str, rate_mbit: float, delay_ms: float = 0) -> dict[str, Any]:
-        """Limit the instance's WAN link to ``rate_mbit`` each way (it needs a public address)."""
-        changes: dict[str, float] = {"rate_mbit": rate_mbit}
-        if delay_ms:
+    def shape_wan(
+        self, instance_id: str, rate_mbit: float | None = None, delay_ms: float = 0
+    ) -> dict[str, Any]:
+        """Limit the instance's WAN link to ``rate_mbit`` each way and delay it ``delay_ms`` each way
+        (a round trip takes twice that more); it needs a public address.  What is left out is off."""
+        changes: dict[str, float] = {}
+        if rate_mbit is not None:
+            changes["rate_mbit"] = rate_mbit
+        if delay_ms or rate_mbit is None:
             changes["delay_ms"] = delay_ms
         return self._request("PUT", f"instances/{instance_id}/wan", changes)
 

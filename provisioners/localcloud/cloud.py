@@ -53,6 +53,7 @@ from resilin.provisioners.localcloud.store import (
 )
 from resilin.provisioners.localcloud.tags import check_tags, tags_from_specs
 from resilin.provisioners.localcloud.wan import Wan
+from resilin.provisioners.localcloud.wan_faults import WanFaults
 from resilin.settings.config import CloudConfig
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,8 @@ class LocalCloud:
             self.max_instances,
         )
         self.machines.attach_wan, self.machines.ended = self.public.attach_blocking, self.public.ended
+        self.wan_faults = WanFaults(self.public, cloud.name)  # the admin API's rate limits and delays
+        self.public.before_detach = self.wan_faults.undelay
         self.route_tables = RouteTables(
             self.store,
             cloud.subnet or "",
@@ -176,6 +179,7 @@ class LocalCloud:
             await deferToThread(
                 wan_module.ensure, self.public.wan.network, self.public.wan.subnet, self.podman
             )
+        await self.wan_faults.recover()  # delay lines a crashed run left: the WAN wired as it was
         subnet = ipaddress.IPv4Network(self.cloud.subnet)
         self._addresses = [str(a) for a in subnet.hosts() if str(a) != gateway]
         containers = {c.labels.get(f"{LABEL}.instance-id", ""): c for c in await self.machines.containers()}
@@ -503,6 +507,7 @@ class LocalCloud:
                 doomed.append(record.instance_id)
             changes.append(self._change(record.instance_id, name, current))
         if doomed:
+            await self.wan_faults.undelay(*doomed)
             # If a container is still being created, its launch removes it once podman returns.
             self._background(self.machines.remove(*doomed))
             self._background(self.route_tables.apply(account))  # routes to them become blackholes
@@ -534,6 +539,7 @@ class LocalCloud:
                 record.power, current = STOPPING, "stopping"
                 record.state_reason = "Client.UserInitiatedShutdown: User initiated shutdown"
                 self.store.save(record)
+                await self.wan_faults.undelay(record.instance_id)
                 self._background(self.machines.power_off(record.instance_id))
             changes.append(self._change(record.instance_id, name, current))
         return {"StoppingInstances": changes}
@@ -570,6 +576,7 @@ class LocalCloud:
             )
         if record.phase != LAUNCHED or record.power not in (POWER_ON, STARTING, STOPPING):
             raise EC2Error("IncorrectInstanceState", f"The instance '{instance_id}' is not running", 409)
+        await self.wan_faults.undelay(instance_id)
         await self.machines.kill(record)
         return {"InstanceId": instance_id, "State": "stopped"}
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from resilin.aws.sigv4 import Credentials
-from resilin.provisioners.localcloud import host_shield
+from resilin.provisioners.localcloud import delayline, host_shield
 from resilin.provisioners.localcloud.podman import Podman
 from resilin.provisioners.localcloud.wan import Wan
 from resilin.service.children import Child
@@ -87,6 +87,7 @@ class LocalCloudProcess:
 def remove_cloud(cloud: str, podman: Podman | None = None) -> list[str]:
     """Remove every container of ``cloud`` and its network; returns the containers removed."""
     podman = podman or Podman()
+    delayline.clear_leftovers(cloud)  # the WAN wired as it was, should the cloud have died with delays
     containers = podman.list({"resilin.cloud": cloud})
     podman.remove([c.id for c in containers], stop_timeout=1)
     network = f"resilin-{cloud}"

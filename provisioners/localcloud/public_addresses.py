@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from twisted.internet.threads import deferToThread
 
-from resilin.provisioners.localcloud import catalogue, filters, shaping
+from resilin.provisioners.localcloud import catalogue, filters
 from resilin.provisioners.localcloud.errors import EC2Error, invalid, missing
 from resilin.provisioners.localcloud.machines import LABEL
 from resilin.provisioners.localcloud.podman import Container, Podman
@@ -98,6 +98,8 @@ class PublicAddresses:
         wan_prefix = f"localcloud-wan:{wan.network}:" if wan else ""
         self._claims, self._cursor = wan_prefix + "ips", wan_prefix + "cursor"
         self.pool: list[str] = []
+        # Set by the cloud: called before an instance leaves the WAN (its delay line goes first).
+        self.before_detach: Callable[[str], Awaitable[None]] | None = None
         if wan:
             net = ipaddress.IPv4Network(wan.subnet)
             gateway = str(next(net.hosts()))  # the host's address on the WAN (wan.ensure's network)
@@ -221,36 +223,6 @@ class PublicAddresses:
             raise EC2Error("IncorrectInstanceState", f"The instance '{instance_id}' is not running", 409)
         return pid, address.public_ip
 
-    async def shape(self, instance_id: str, changes: Any) -> dict[str, Any]:
-        """Shape the instance's WAN link: ``{"rate_mbit": R, "delay_ms": D}`` (admin API)."""
-        if not isinstance(changes, dict) or set(changes) - {"rate_mbit", "delay_ms"}:
-            raise EC2Error("InvalidParameterValue", 'the body must be {"rate_mbit": R} (and "delay_ms": D)')
-        rate, delay = changes.get("rate_mbit"), changes.get("delay_ms", 0)
-        for name, value in (("rate_mbit", rate), ("delay_ms", delay)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise EC2Error("InvalidParameterValue", f"{name} must be a number ≥ 0")
-        if not rate or rate > 100_000:
-            raise EC2Error(
-                "InvalidParameterValue", "rate_mbit must be a number of Mbit/s between 0 and 100000"
-            )
-        pid, public_ip = await self.wan_link(instance_id)
-        try:
-            await deferToThread(shaping.shape, pid, public_ip, rate, delay)
-        except shaping.ShapingError as exc:
-            raise EC2Error("InvalidParameterValue", str(exc)) from None
-        return await self.shaping(instance_id)
-
-    async def shaping(self, instance_id: str) -> dict[str, Any]:
-        pid, public_ip = await self.wan_link(instance_id)
-        return {"InstanceId": instance_id, "PublicIp": public_ip} | await deferToThread(
-            shaping.current, pid, public_ip
-        )
-
-    async def unshape(self, instance_id: str) -> dict[str, Any]:
-        pid, public_ip = await self.wan_link(instance_id)
-        await deferToThread(shaping.clear, pid, public_ip)
-        return await self.shaping(instance_id)
-
     # Operations -------------------------------------------------------------------------
 
     def _get(self, account: str, allocation_id: str) -> Address:
@@ -350,6 +322,8 @@ class PublicAddresses:
         return {"AssociationId": address.association_id}
 
     async def _detach(self, instance_id: str) -> None:
+        if self.before_detach is not None:
+            await self.before_detach(instance_id)
         if self.wan:
             await deferToThread(self.podman.disconnect, self.wan.network, self.container_name(instance_id))
 

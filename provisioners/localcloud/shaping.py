@@ -4,8 +4,8 @@ The instance's WAN interface is one end of a veth pair whose other end is on the
 bridge.  A token bucket (``tc`` qdisc ``tbf``) on the host's end limits what the instance
 receives; one on its own end (set from the host through ``nsenter``, since the instance has no
 CAP_NET_ADMIN and cannot lift it) limits what it sends.  So both directions are shaped without
-``ifb``.  Added delay needs the ``netem`` qdisc; a kernel without it (this project's test host
-has none) makes a delay request fail with a message saying so, and shapes nothing.
+``ifb``.  Added delay is not done here: this project's hosts have no ``netem`` qdisc, so a delay
+line (:mod:`delayline`) holds the frames in user space, and the buckets stay where they are.
 """
 
 from __future__ import annotations
@@ -47,28 +47,21 @@ def wan_link(pid: int, public_ip: str) -> Link:
     raise ShapingError(f"no interface holds {public_ip}: the instance is not on the WAN")
 
 
-def _qdisc(rate_mbit: float, delay_ms: float) -> list[str]:
-    if delay_ms:
-        return ["netem", "delay", f"{delay_ms:g}ms", "rate", f"{rate_mbit:g}mbit"]
+def _qdisc(rate_mbit: float) -> list[str]:
     # Ten milliseconds' worth of tokens, and at least a few full frames (tbf splits larger GSO packets).
     burst = max(int(rate_mbit * 1e6 / 8 / 100), 16 * 1024)
     return ["tbf", "rate", f"{rate_mbit:g}mbit", "burst", str(burst), "latency", f"{LATENCY_MS}ms"]
 
 
-def shape(pid: int, public_ip: str, rate_mbit: float, delay_ms: float = 0) -> Link:
-    """Limit the WAN link to ``rate_mbit`` each way (and delay each packet ``delay_ms``, if netem exists)."""
+def shape(pid: int, public_ip: str, rate_mbit: float) -> Link:
+    """Limit the WAN link to ``rate_mbit`` each way."""
     link = wan_link(pid, public_ip)
-    qdisc = _qdisc(rate_mbit, delay_ms)
+    qdisc = _qdisc(rate_mbit)
     try:
         _run(["tc", "qdisc", "replace", "dev", link.host, "root", *qdisc])
         _run(["tc", "qdisc", "replace", "dev", link.inside, "root", *qdisc], pid)
-    except ShapingError as exc:
+    except ShapingError:
         clear(pid, public_ip)
-        if delay_ms and "unknown" in str(exc).lower():
-            raise ShapingError(
-                "this host's kernel has no netem qdisc, so the local cloud cannot add delay; "
-                "shape the rate alone (or relay the traffic through a delaying proxy)"
-            ) from None
         raise
     return link
 
@@ -83,17 +76,10 @@ def clear(pid: int, public_ip: str) -> None:
             pass  # no root qdisc of ours there
 
 
-def current(pid: int, public_ip: str) -> dict[str, float | None]:
-    """The rate (Mbit/s) and delay (ms) the link is shaped to, read from the host's end."""
+def current(pid: int, public_ip: str) -> float | None:
+    """The rate (Mbit/s) the link is limited to, read from the host's end (None: not limited)."""
     link = wan_link(pid, public_ip)
     for q in json.loads(_run(["tc", "-j", "qdisc", "show", "dev", link.host, "root"]) or "[]"):
-        options = q.get("options") or {}
         if q.get("kind") == "tbf":
-            return {"rate_mbit": options.get("rate", 0) * 8 / 1e6, "delay_ms": 0}
-        if q.get("kind") == "netem":
-            delay = (options.get("delay") or {}).get("delay", 0)
-            return {
-                "rate_mbit": options.get("rate", {}).get("rate", 0) * 8 / 1e6 or None,
-                "delay_ms": delay * 1000,
-            }
-    return {"rate_mbit": None, "delay_ms": 0}
+            return float((q.get("options") or {}).get("rate", 0)) * 8 / 1e6
+    return None

@@ -141,6 +141,16 @@ def test_a_launch_address_is_let_go_when_its_instance_has_ended(wan_clouds, redi
 
 def test_wan_shaping_requests_are_checked_before_anything_is_touched(wan_clouds):
     a, _ = wan_clouds
-    for body in ({"rate_mbit": -1}, {"rate_mbit": 0}, {"rate_mbit": True}, {"speed": 3}, [1]):
-        assert _code(a.public.shape("i-0123456789abcdef0", body)) == "InvalidParameterValue"
-    assert _code(a.public.shape("i-0123456789abcdef0", {"rate_mbit": 10})) == "InvalidInstanceID.NotFound"
+    bodies = (
+        {"rate_mbit": -1},
+        {"rate_mbit": 0},
+        {"rate_mbit": True},
+        {"speed": 3},
+        [1],
+        {},
+        {"delay_ms": 5001},
+    )
+    for body in bodies:
+        assert _code(a.wan_faults.shape("i-0123456789abcdef0", body)) == "InvalidParameterValue"
+    for body in ({"rate_mbit": 10}, {"delay_ms": 40}):
+        assert _code(a.wan_faults.shape("i-0123456789abcdef0", body)) == "InvalidInstanceID.NotFound"

@@ -10,7 +10,7 @@ import itertools
 import pytest
 from botocore.parsers import EC2QueryParser
 
-from resilin.provisioners.localcloud import ec2protocol, firewall, shaping, view, wan
+from resilin.provisioners.localcloud import ec2protocol, firewall, shaping, view, wan, wan_faults
 from resilin.provisioners.localcloud.errors import EC2Error
 from resilin.provisioners.localcloud.public_addresses import wants_public_address
 from resilin.provisioners.localcloud.store import LAUNCHED, InstanceRecord
@@ -67,11 +67,31 @@ def test_group_members_are_admitted_on_the_cloud_interface_only_and_cidrs_anywhe
     assert "\t\tip saddr { 100.64.3.7/32 } udp dport 51820 accept\n" in script
 
 
-def test_shaping_uses_a_token_bucket_and_netem_only_for_delay():
-    tbf = shaping._qdisc(100, 0)
+def test_shaping_uses_a_token_bucket():
+    tbf = shaping._qdisc(100)
     assert tbf[:3] == ["tbf", "rate", "100mbit"] and int(tbf[tbf.index("burst") + 1]) == 125000
-    assert int(shaping._qdisc(1, 0)[4]) == 16 * 1024  # never less than a few frames
-    assert shaping._qdisc(50, 25) == ["netem", "delay", "25ms", "rate", "50mbit"]
+    assert int(shaping._qdisc(1)[4]) == 16 * 1024  # never less than a few frames
+
+
+def test_a_wan_fault_needs_a_rate_or_a_delay_within_bounds():
+    assert wan_faults.check({"rate_mbit": 20}) == (20, 0)
+    assert wan_faults.check({"delay_ms": 40}) == (None, 40)
+    assert wan_faults.check({"rate_mbit": 100, "delay_ms": 5000}) == (100, 5000)
+    for body in (
+        {},
+        [1],
+        {"speed": 3},
+        {"rate_mbit": 0},
+        {"rate_mbit": True},
+        {"delay_ms": -1},
+        {"delay_ms": 5000.5},
+        {"delay_ms": "40"},
+        {"delay_ms": None},
+        {"rate_mbit": 10, "delay_ms": False},
+    ):
+        with pytest.raises(EC2Error) as err:
+            wan_faults.check(body)
+        assert err.value.code == "InvalidParameterValue"
 
 
 def test_public_addresses_at_launch_are_read_from_the_first_interface():
