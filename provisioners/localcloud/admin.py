@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from twisted.web.server import Request
@@ -39,11 +39,18 @@ MAX_BODY = 64 * 1024
 
 
 class AdminResource(AwsResource[Answer]):
-    def __init__(self, cloud: LocalCloud, lookup: sigv4.CredentialLookup, operators: Collection[str]) -> None:
+    def __init__(
+        self,
+        cloud: LocalCloud,
+        lookup: sigv4.CredentialLookup,
+        operators: Collection[str],
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__()
         self.cloud = cloud
         self.lookup = lookup
         self.operators = set(operators)  # account ids allowed here
+        self.ready = ready  # waits for the cloud's start (which restores the WAN's wiring, say)
 
     async def answer(self, request: Request, head: RequestHead) -> Answer:
         try:
@@ -51,6 +58,8 @@ class AdminResource(AwsResource[Answer]):
             if len(body) > MAX_BODY:
                 raise EC2Error("RequestEntityTooLarge", "The request is too large", 413)
             self._authorize(request, body)
+            if self.ready is not None:
+                await self.ready()
             return _json(200, await self._route(request, body))
         except EC2Error as exc:
             return _json(exc.status, {"Error": {"Code": exc.code, "Message": exc.message}})

@@ -162,7 +162,8 @@ def make_site(
     """
     images = [image] if isinstance(image, str) else list(image)
     local = LocalCloud(cloud, redis_client, images, podman=podman, wan=wan)
-    root = Root(EC2Resource(local, lookup), AdminResource(local, lookup, operators))
+    ec2 = EC2Resource(local, lookup)
+    root = Root(ec2, AdminResource(local, lookup, operators, ready=ec2.startup.wait))
     site = BoundedSite(root, max_body=MAX_BODY, too_large=too_large)
     return protect(site, limits)  # deadlines and connection caps (resilin/aws/httplimits.py)
 

@@ -9,11 +9,13 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 
 import pytest
 
+from resilin.provisioners.localcloud import delayline, shaping
 from resilin.provisioners.localcloud import wan as wan_module
 from resilin.provisioners.localcloud.admin_client import AdminClient, AdminError
 from resilin.provisioners.localcloud.machines import container_name
@@ -398,24 +400,184 @@ def test_shaping_the_wan_link_limits_throughput_both_ways(ec2, clouds, across):
     assert admin.clear_wan_shaping(a1_id)["rate_mbit"] is None
     assert inbound(64) > 100
 
-    # Delay needs netem, which this kernel may lack: then the request is refused, saying why.
-    if (
-        subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "netem"], capture_output=True).returncode
-        == 0
-    ):
-        subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], check=True)
-    else:
-        with pytest.raises(AdminError) as err:
-            admin.shape_wan(a1_id, rate_mbit=100, delay_ms=25)
-        assert err.value.status == 400 and "netem" in err.value.message
-        assert admin.wan_shaping(a1_id)["rate_mbit"] is None  # nothing half applied
     # An instance without a public address, an unknown one, a bad rate.
     with pytest.raises(AdminError) as err:
         admin.shape_wan("i-0123456789abcdef0", rate_mbit=10)
     assert (err.value.status, err.value.code) == (404, "InvalidInstanceID.NotFound")
-    with pytest.raises(AdminError) as err:
-        admin.shape_wan(a1_id, rate_mbit=-1)
-    assert (err.value.status, err.value.code) == (400, "InvalidParameterValue")
+    for bad in ({"rate_mbit": -1}, {"delay_ms": 5001}, {"rate_mbit": 10, "delay_ms": -5}):
+        with pytest.raises(AdminError) as err:
+            admin.shape_wan(a1_id, **bad)
+        assert (err.value.status, err.value.code) == (400, "InvalidParameterValue")
+    assert admin.wan_shaping(a1_id)["rate_mbit"] is None and admin.wan_shaping(a1_id)["delay_ms"] == 0
+
+
+RTT = (
+    "import socket, statistics, time\n"
+    "samples = []\n"
+    "while len(samples) < {count}:\n"
+    "    s = socket.socket(); s.settimeout(3); start = time.monotonic()\n"
+    "    try:\n"
+    "        s.connect(('{address}', {port}))\n"
+    "    except ConnectionRefusedError:\n"
+    "        pass\n"
+    "    except OSError:\n"
+    "        continue  # the firewall does not admit it yet\n"
+    "    finally:\n"
+    "        s.close()\n"
+    "    samples.append((time.monotonic() - start) * 1000); time.sleep(0.02)\n"
+    "print(statistics.median(samples))\n"
+)
+
+
+def _rtt_ms(cloud, instance_id, address, port, count=15) -> float:
+    """The median time from inside an instance to be refused a TCP connection: a round trip."""
+    code = RTT.format(address=address, port=port, count=count)
+    return float(exec_python(cloud.cloud, instance_id, code, timeout=120))
+
+
+def _host_end(cloud, instance_id, public_ip) -> str:
+    """The host's end (vethN) of the instance's WAN veth."""
+    return shaping.wan_link(Podman().pid(container_name(cloud.cloud, instance_id)), public_ip).host
+
+
+def _master(device) -> str | None:
+    [link] = json.loads(
+        subprocess.run(
+            ["ip", "-j", "link", "show", "dev", device], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    return link.get("master")
+
+
+def _rdl_links() -> list[str]:
+    lines = subprocess.run(
+        ["ip", "-o", "link"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    return [
+        line.split(":")[1].strip().split("@")[0]
+        for line in lines
+        if line.split(":")[1].strip().startswith("rdl")
+    ]
+
+
+def _relays(device) -> list[int]:
+    """The delay-line copiers running for ``device`` on this host."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"resilin.provisioners.localcloud.delay_relay" in argv and device.encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def _allow_tcp(ec2, port, source_ip):
+    [default] = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"]
+    permission = {
+        "IpProtocol": "tcp",
+        "FromPort": port,
+        "ToPort": port,
+        "IpRanges": [{"CidrIp": f"{source_ip}/32"}],
+    }
+    ec2.authorize_security_group_ingress(GroupId=default["GroupId"], IpPermissions=[permission])
+    return lambda: ec2.revoke_security_group_ingress(GroupId=default["GroupId"], IpPermissions=[permission])
+
+
+def test_a_wan_delay_adds_round_trip_time_and_keeps_the_rate(ec2, clouds, wan, across):
+    """A delay line on a1's WAN link: a round trip from b1 takes 2×delay more, a rate still holds
+    with it, and once it is taken off the WAN is wired as before."""
+    a, b = clouds
+    a1, b1 = across["a1"], across["b1"]
+    a1_id, b1_id, public_a1 = a1["InstanceId"], b1["InstanceId"], a1["PublicIpAddress"]
+    revokes = [_allow_tcp(ec2, 9100, b1["PublicIpAddress"]), _allow_tcp(ec2, 9001, b1["PublicIpAddress"])]
+    revokes.append(_allow_tcp(across["ec2_b"], 9001, public_a1))
+    admin = AdminClient(a.endpoint, ALICE.access_key, ALICE.secret_key)
+    bridge = Podman().network_inspect(wan.network)["network_interface"]
+    host_end = _host_end(a, a1_id, public_a1)
+    try:
+        baseline = _rtt_ms(b, b1_id, public_a1, 9100)
+        shaped = admin.shape_wan(a1_id, delay_ms=40)
+        assert (shaped["delay_ms"], shaped["rate_mbit"]) == (40, None)
+        assert _master(host_end) is None and len(_rdl_links()) == 2 and len(_relays(host_end)) == 1
+        delayed = _rtt_ms(b, b1_id, public_a1, 9100)
+        print(f"RTT b1 -> a1: {baseline:.2f} ms unshaped, {delayed:.2f} ms with a delay of 40 ms each way")
+        assert 70 <= delayed - baseline < 200
+
+        # A rate and a delay together: a TCP stream still fills most of the rate, both ways.
+        shaped = admin.shape_wan(a1_id, rate_mbit=100, delay_ms=20)
+        assert shaped["rate_mbit"] == pytest.approx(100) and shaped["delay_ms"] == 20
+        assert len(_rdl_links()) == 2 and len(_relays(host_end)) == 1  # the same line, a new delay
+        inbound = _throughput(a, a1_id, b, b1_id, public_a1, 9001, 48)
+        outbound = _throughput(b, b1_id, a, a1_id, b1["PublicIpAddress"], 9001, 48)
+        rtt = _rtt_ms(b, b1_id, public_a1, 9100)
+        print(f"rate 100 Mbit/s, delay 20 ms: in {inbound:.1f}, out {outbound:.1f} Mbit/s, RTT {rtt:.1f} ms")
+        assert inbound >= 50 and outbound >= 50 and 30 <= rtt - baseline < 150
+
+        # Off again: the WAN wired as it was, nothing left.
+        cleared = admin.clear_wan_shaping(a1_id)
+        assert (cleared["rate_mbit"], cleared["delay_ms"]) == (None, 0)
+        assert _master(host_end) == bridge and _rdl_links() == [] and _relays(host_end) == []
+        after = _rtt_ms(b, b1_id, public_a1, 9100)
+        assert after < baseline + 10
+        # A delay with a rate, then the delay alone taken off by a new PUT.
+        admin.shape_wan(a1_id, rate_mbit=50, delay_ms=10)
+        assert admin.shape_wan(a1_id, rate_mbit=50)["delay_ms"] == 0
+        assert _master(host_end) == bridge and _rdl_links() == [] and _relays(host_end) == []
+    finally:
+        admin.clear_wan_shaping(a1_id)
+        for revoke in revokes:
+            revoke()
+
+
+def test_a_delayed_instance_leaves_no_delay_line_when_it_stops_ends_or_its_cloud_dies(
+    ec2, clouds, wan, node_image
+):
+    cloud = clouds[0]
+    admin = AdminClient(cloud.endpoint, ALICE.access_key, ALICE.secret_key)
+    bridge = Podman().network_inspect(wan.network)["network_interface"]
+    [iid] = _launch(ec2, node_image, NetworkInterfaces=PUBLIC)
+    try:
+        [inst] = wait_state(ec2, [iid], "running")
+        ip = inst["PublicIpAddress"]
+
+        # Stopped: the line goes before the container does.
+        admin.shape_wan(iid, delay_ms=30)
+        host_end = _host_end(cloud, iid, ip)
+        assert len(_relays(host_end)) == 1 and len(delayline.leftovers(cloud.cloud)) == 1
+        ec2.stop_instances(InstanceIds=[iid])
+        wait_state(ec2, [iid], "stopped")
+        assert _rdl_links() == [] and _relays(host_end) == []
+        ec2.start_instances(InstanceIds=[iid])
+        wait_state(ec2, [iid], "running")
+        assert admin.wan_shaping(iid)["delay_ms"] == 0  # a fault does not outlive its container
+
+        # The cloud dies (SIGKILL): its copier follows it, and the cloud's next start rewires the WAN.
+        admin.shape_wan(iid, delay_ms=30)
+        host_end = _host_end(cloud, iid, ip)
+        assert len(_relays(host_end)) == 1
+        os.kill(cloud.child.pid, signal.SIGKILL)
+        cloud.child.process.wait()
+        deadline = time.monotonic() + 10
+        while _relays(host_end):
+            assert time.monotonic() < deadline, "the copier outlived its cloud"
+            time.sleep(0.2)
+        assert _master(host_end) is None and len(_rdl_links()) == 2  # left for the next start
+        cloud.stop()
+        cloud.start()
+        assert admin.wan_shaping(iid)["delay_ms"] == 0  # answered once the cloud's start is done
+        assert _master(host_end) == bridge and _rdl_links() == []
+
+        # Terminated: no line, no copier.
+        admin.shape_wan(iid, rate_mbit=50, delay_ms=30)
+        host_end = _host_end(cloud, iid, ip)
+        assert len(_relays(host_end)) == 1
+    finally:
+        ec2.terminate_instances(InstanceIds=[iid])
+    wait_state(ec2, [iid], "terminated")
+    assert _rdl_links() == [] and _relays(host_end) == [] and delayline.leftovers(cloud.cloud) == []
 
 
 def test_another_accounts_instance_cannot_reach_sshd(ec2, clouds, node_image):
