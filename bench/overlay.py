@@ -10,13 +10,16 @@ Starts its own ``resilin server`` with local clouds A and B and measures, side b
   (the local cloud's admin fault; ``tc tbf``), as a share of that rate;
 - overlay set-up: SSH-ready → overlay up (all-to-all probe passed), as the cluster records it;
 - the word count of ``resilin demo`` on a cluster in one cloud against the same cluster with its
-  core nodes in the other cloud, unshaped, then shaped.  Round-trip delay is not added: this
-  kernel has no netem, and the local cloud refuses a delay it cannot make.
+  core nodes in the other cloud, unshaped, then shaped: both gateways' WAN links limited to
+  ``--shaped-mbit`` and delayed so that a round trip between the gateways takes ``--rtt-ms``
+  more (each gateway's link adds a quarter of it each way: out of one and into the other, there
+  and back; the local cloud's delay lines, in user space, as this kernel has no netem).  The
+  round trip measured between the gateways (a TCP connect through the tunnel) is printed.
 
 Targets (the issue's): ≥ 1 Gbit/s and ≤ 12 CPU-s/GB unshaped; ≥ 90 % of a shaped link; set-up
 ≤ 5 s; split word count within 1.15× of the single-cloud one.
 
-Usage: .venv/bin/python bench/overlay.py [--seconds 10] [--repeat 3] [--shaped-mbit 100]
+Usage: .venv/bin/python bench/overlay.py [--seconds 10] [--repeat 3] [--shaped-mbit 100] [--rtt-ms 50]
 """
 
 from __future__ import annotations
@@ -150,6 +153,27 @@ def iperf(client: dict, server: dict, seconds: int) -> tuple[float, float]:
     return received["bits_per_second"] / 1e9, received["bytes"] / 1e9
 
 
+RTT = (
+    "import socket, statistics, time\n"
+    "samples = []\n"
+    "for _ in range(10):\n"
+    "    start = time.monotonic()\n"
+    "    try:\n"
+    "        socket.create_connection(('{ip}', 22), 5).close()\n"
+    "    except ConnectionRefusedError:\n"
+    "        pass  # refused is answered: a round trip all the same\n"
+    "    except OSError:\n"
+    "        continue\n"
+    "    samples.append((time.monotonic() - start) * 1000)\n"
+    "print(statistics.median(samples) if samples else 'nan')\n"
+)
+
+
+def rtt_ms(client: dict, server: dict) -> float:
+    """The median round trip of a TCP connect from one node to another's sshd (ms; NaN: no answer)."""
+    return float(on(client["container"], f'python3 -c "{RTT.format(ip=server["ip"])}"'))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -157,7 +181,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--shaped-mbit", type=float, default=100.0)
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=50.0,
+        help="round-trip time added between the gateways for the shaped word count (0: none)",
+    )
     args = parser.parse_args()
+    if not 0 <= args.rtt_ms <= 4 * 5000:
+        parser.error("--rtt-ms must be between 0 and 20000")
     if shutil.which("podman") is None:
         raise SystemExit("needs podman (make test sets it up)")
     home = Path(tempfile.mkdtemp(prefix="resilin-overlay-bench-"))
@@ -231,9 +263,19 @@ def main() -> int:
             )
             try:
                 if shape:
-                    for n in nodes(emr, cid):
-                        if on(n["container"], "test -e /run/resilin-overlay.pid && echo y || true").strip():
-                            admins[n["cloud"]].shape_wan(n["id"], args.shaped_mbit)
+                    gateways = [
+                        n
+                        for n in nodes(emr, cid)
+                        if on(n["container"], "test -e /run/resilin-overlay.pid && echo y || true").strip()
+                    ]
+                    before = rtt_ms(gateways[0], gateways[1])
+                    for g in gateways:
+                        admins[g["cloud"]].shape_wan(g["id"], args.shaped_mbit, args.rtt_ms / 4)
+                    after = rtt_ms(gateways[0], gateways[1])
+                    print(f"RTT between the gateways: {before:.1f} ms, {after:.1f} ms shaped", flush=True)
+                    rows.append(
+                        ("RTT between the gateways, unshaped → shaped (ms)", f"{before:.1f} → {after:.1f}")
+                    )
                 step = demo.streaming_step(BUCKET, name)
                 step["HadoopJarStep"]["Args"][-1] = f"s3://{BUCKET}/out-{name.replace(' ', '-')}/"
                 sid = emr.add_job_flow_steps(JobFlowId=cid, Steps=[step])["StepIds"][0]
@@ -259,7 +301,7 @@ def main() -> int:
         )
         rows.append(
             (
-                f"word count, split, WAN shaped to {args.shaped_mbit:g} Mbit/s (s)",
+                f"word count, split, WAN shaped to {args.shaped_mbit:g} Mbit/s, +{args.rtt_ms:g} ms RTT (s)",
                 f"{split_shaped:.1f}  ({split_shaped / single:.2f}×)",
             )
         )
