@@ -23,13 +23,14 @@ import select
 import socket
 import sys
 import time
+from pathlib import Path
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_OUTGOING = 4  # a frame this host sent on the interface (the socket's own, among others)
 PACKET_IGNORE_OUTGOING = 23  # setsockopt: do not even deliver those (Linux 4.20+)
 SO_RCVBUFFORCE = 33
-FRAME_MAX = 65536  # larger than any frame we can get (offloads are off; MTU-sized)
+HEADROOM = 64  # a frame is its MTU and an Ethernet header (a VLAN tag or two) at most: offloads are off
 QUEUE_BYTES = 64 * 1024 * 1024  # per direction: 5 s at 100 Mbit/s
 BUFFER = 8 * 1024 * 1024  # socket buffers: bursts while we sleep must not be lost
 DROPPED = (errno.ENOBUFS, errno.EAGAIN, errno.EMSGSIZE)  # a frame lost, the line goes on
@@ -42,8 +43,10 @@ EARLY_S = 0.0005
 class Direction:
     """Frames read from ``source``, waiting to leave on ``sink`` at their due time."""
 
-    def __init__(self, source: socket.socket, sink: socket.socket) -> None:
+    def __init__(self, source: socket.socket, sink: socket.socket, frame_max: int, own_too: bool) -> None:
         self.source, self.sink = source, sink
+        self.frame_max = frame_max
+        self.own_too = own_too  # the kernel delivers the frames sent on the source: skip them here
         self.queue: collections.deque[tuple[float, bytes]] = collections.deque()
         self.bytes = 0
 
@@ -51,11 +54,14 @@ class Direction:
         """Take every frame waiting on the source socket."""
         while True:
             try:
-                frame, address = self.source.recvfrom(FRAME_MAX, socket.MSG_DONTWAIT)
+                if self.own_too:
+                    frame, address = self.source.recvfrom(self.frame_max, socket.MSG_DONTWAIT)
+                    if address[2] == PACKET_OUTGOING:
+                        continue
+                else:  # cheaper: no address to build
+                    frame = self.source.recv(self.frame_max, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
-            if address[2] == PACKET_OUTGOING:
-                continue
             if self.bytes + len(frame) > QUEUE_BYTES:
                 continue  # tail drop
             self.queue.append((due, frame))
@@ -77,28 +83,37 @@ class Direction:
         return self.queue[0][0] if self.queue else None
 
 
-def open_socket(interface: str) -> socket.socket:
+def open_socket(interface: str) -> tuple[socket.socket, bool]:
+    """A raw socket bound to ``interface``, and whether it delivers the frames sent on it too."""
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    own_too = False
     try:
         sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
     except OSError:
-        pass  # an older kernel: the pkttype check does it
+        own_too = True  # an older kernel: the pkttype check does it
     for option in (SO_RCVBUFFORCE, socket.SO_SNDBUF):
         try:
             sock.setsockopt(socket.SOL_SOCKET, option, BUFFER)
         except OSError:
             pass  # without CAP_NET_ADMIN the default buffer will do
     sock.bind((interface, ETH_P_ALL))
-    return sock
+    return sock, own_too
+
+
+def frame_max(*interfaces: str) -> int:
+    """The largest frame the interfaces can carry (their MTU and a header)."""
+    mtus = [int(Path(f"/sys/class/net/{name}/mtu").read_text()) for name in interfaces]
+    return max(mtus) + HEADROOM
 
 
 def relay(first: str, second: str, delay_s: float, ready: bool = False) -> None:
     """Copy frames both ways between two interfaces, each ``delay_s`` late, until one goes away
     (with ``ready``, say "relaying" on the standard output once the sockets are bound)."""
-    a, b = open_socket(first), open_socket(second)
+    (a, a_own), (b, b_own) = open_socket(first), open_socket(second)
+    largest = frame_max(first, second)
     if ready:
         print("relaying", flush=True)
-    directions = {a.fileno(): Direction(a, b), b.fileno(): Direction(b, a)}
+    directions = {a.fileno(): Direction(a, b, largest, a_own), b.fileno(): Direction(b, a, largest, b_own)}
     poller = select.epoll()
     for fd in directions:
         poller.register(fd, select.EPOLLIN)

@@ -474,6 +474,13 @@ def _relays(device) -> list[int]:
     return found
 
 
+def _cpu_seconds(pid) -> float:
+    """User+system seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _allow_tcp(ec2, port, source_ip):
     [default] = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"]
     permission = {
@@ -510,10 +517,16 @@ def test_a_wan_delay_adds_round_trip_time_and_keeps_the_rate(ec2, clouds, wan, a
         shaped = admin.shape_wan(a1_id, rate_mbit=100, delay_ms=20)
         assert shaped["rate_mbit"] == pytest.approx(100) and shaped["delay_ms"] == 20
         assert len(_rdl_links()) == 2 and len(_relays(host_end)) == 1  # the same line, a new delay
+        [relay] = _relays(host_end)
+        cpu = _cpu_seconds(relay)
         inbound = _throughput(a, a1_id, b, b1_id, public_a1, 9001, 48)
         outbound = _throughput(b, b1_id, a, a1_id, b1["PublicIpAddress"], 9001, 48)
+        per_gb = (_cpu_seconds(relay) - cpu) / (2 * 48 * 2**20 / 1e9)
         rtt = _rtt_ms(b, b1_id, public_a1, 9100)
-        print(f"rate 100 Mbit/s, delay 20 ms: in {inbound:.1f}, out {outbound:.1f} Mbit/s, RTT {rtt:.1f} ms")
+        print(
+            f"rate 100 Mbit/s, delay 20 ms: in {inbound:.1f}, out {outbound:.1f} Mbit/s, RTT {rtt:.1f} ms; "
+            f"the copier's CPU {per_gb:.1f} s per GB"
+        )
         assert inbound >= 50 and outbound >= 50 and 30 <= rtt - baseline < 150
 
         # Off again: the WAN wired as it was, nothing left.
