@@ -545,7 +545,7 @@ def test_a_wan_delay_adds_round_trip_time_and_keeps_the_rate(ec2, clouds, wan, a
             revoke()
 
 
-def test_a_delayed_instance_leaves_no_delay_line_when_it_stops_ends_or_its_cloud_dies(
+def test_a_delayed_instance_leaves_no_delay_line_when_it_stops_dies_ends_or_its_cloud_dies(
     ec2, clouds, wan, node_image
 ):
     cloud = clouds[0]
@@ -582,6 +582,15 @@ def test_a_delayed_instance_leaves_no_delay_line_when_it_stops_ends_or_its_cloud
         cloud.start()
         assert admin.wan_shaping(iid)["delay_ms"] == 0  # answered once the cloud's start is done
         assert _master(host_end) == bridge and _rdl_links() == []
+
+        # Killed (the admin API's failing host): the line goes too.
+        admin.shape_wan(iid, delay_ms=30)
+        host_end = _host_end(cloud, iid, ip)
+        assert len(_relays(host_end)) == 1
+        admin.kill(iid)
+        assert _rdl_links() == [] and _relays(host_end) == []
+        ec2.start_instances(InstanceIds=[iid])
+        wait_state(ec2, [iid], "running")
 
         # Terminated: no line, no copier.
         admin.shape_wan(iid, rate_mbit=50, delay_ms=30)
