@@ -535,6 +535,16 @@ def test_a_wan_delay_adds_round_trip_time_and_keeps_the_rate(ec2, clouds, wan, a
         assert _master(host_end) == bridge and _rdl_links() == [] and _relays(host_end) == []
         after = _rtt_ms(b, b1_id, public_a1, 9100)
         assert after < baseline + 10
+        # Both ends delayed (as the overlay benchmark does to its gateways): a round trip crosses
+        # each line twice, so it takes 4×delay more.
+        admin_b = AdminClient(b.endpoint, ALICE.access_key, ALICE.secret_key)
+        admin.shape_wan(a1_id, delay_ms=10)
+        admin_b.shape_wan(b1_id, delay_ms=10)
+        try:
+            both = _rtt_ms(b, b1_id, public_a1, 9100)
+            assert len(_rdl_links()) == 4 and 35 <= both - baseline < 100, both
+        finally:
+            admin_b.clear_wan_shaping(b1_id)
         # A delay with a rate, then the delay alone taken off by a new PUT.
         admin.shape_wan(a1_id, rate_mbit=50, delay_ms=10)
         assert admin.shape_wan(a1_id, rate_mbit=50)["delay_ms"] == 0
