@@ -179,7 +179,7 @@ class LocalCloud:
             await deferToThread(
                 wan_module.ensure, self.public.wan.network, self.public.wan.subnet, self.podman
             )
-        await self.wan_faults.recover()  # delay lines a crashed run left: the WAN wired as it was
+            await self.wan_faults.recover()  # delay lines a crashed run left: the WAN wired as it was
         subnet = ipaddress.IPv4Network(self.cloud.subnet)
         self._addresses = [str(a) for a in subnet.hosts() if str(a) != gateway]
         containers = {c.labels.get(f"{LABEL}.instance-id", ""): c for c in await self.machines.containers()}
