@@ -8,9 +8,9 @@ the gateway's sshd opens to the node's private address, as EMR users reach core 
 the master.  Each hop pins the host keys its instance printed on its console.
 
 :class:`CloudGateway` is the jump host of one cloud, as a callable the nodes' sessions ask at
-every (re)connection: it answers the session it holds while that one is connected, else the
-cluster's running instance in the cloud that has a public address now, so that when the
-gateway fails and the overlay gives another node an Elastic IP, the nodes reconnect through it.
+every (re)connection: the cluster's running instance in the cloud that has a public address now
+(the one jumped through before while it runs), so that when the gateway fails and the overlay
+gives another node an Elastic IP, the nodes reconnect through it.
 """
 
 from __future__ import annotations
@@ -68,10 +68,9 @@ class CloudGateway:
             return self._sessions[instance_id]
 
     def __call__(self) -> Node:
+        """The session to jump through.  Asked only when a node (re)connects, so the cloud is asked
+        every time: a gateway that stopped running is never trusted for a connection that looks alive."""
         with self._lock:
-            current = self._sessions.get(self._current)
-            if current is not None and current.connected():
-                return current
             found = self._public_instances()
             if not found:
                 raise JumpUnavailable(
