@@ -339,7 +339,8 @@ class ClusterProvisioner:
     ) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
         placement = self._placement(name)
         self.placement = placement
-        groups = [g for g in cluster["groups"] if g["requested"]]
+        # The master first: under ssh_via_gateway the cloud's first instance is its gateway.
+        groups = sorted((g for g in cluster["groups"] if g["requested"]), key=lambda g: g["role"] != "MASTER")
         self._check_offer(placement, groups)
         try:
             image = placement.image(cluster.get("release_label", ""))
