@@ -2,8 +2,8 @@
 
 ViNe's shape: one gateway per cloud (a node that has a public address, as ``ssh_via_gateway``
 launches one; else the master in its cloud, the first core node, else task node, elsewhere; a
-gateway keeps its role while it runs), each cloud's routes sending the
-other clouds' nodes to its gateway, and the gateways joined by WireGuard.  A gateway with a
+gateway keeps its role while it runs), each cloud's routes sending the other clouds' nodes to
+its gateway, and the gateways joined by WireGuard.  A gateway with a
 public address is dialled by the others; one without (a spoke) dials out to those that have
 one (the hubs) with keep-alives, and reaches other spokes through the first hub.
 """

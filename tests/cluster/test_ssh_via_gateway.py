@@ -1,5 +1,5 @@
 """A cluster whose core nodes are in a cloud with ``ssh_via_gateway``: master in cloud A, two core
-nodes in cloud B.  One of them is launched with a public address (cloud B's overlay gateway, no
+nodes in cloud B (and, briefly, a second cluster all in cloud B, whose master is the public one).  One of them is launched with a public address (cloud B's overlay gateway, no
 Elastic IP needed), the other with none, and Resilin reaches it through the gateway (SSH
 ProxyJump).  Real parts throughout: two local clouds of one ``resilin server``, its WAN, the
 gateways' WireGuard, Hadoop.  One cluster is shared by the tests, in file order; the last one
@@ -74,15 +74,15 @@ def emr(resilin):
     return resilin.endpoints().client("emr")
 
 
-@pytest.fixture(scope="module")
-def cluster(resilin, emr) -> str:
+def start(emr, name: str, master_type: str, core_type: str, cores: int) -> str:
+    """A cluster that waits for steps (its core group named first: the master is launched first anyway)."""
     cid = emr.run_job_flow(
-        Name="through the gateway",
+        Name=name,
         ReleaseLabel="emr-7.5.0",
         Instances={
             "InstanceGroups": [
-                {"InstanceRole": "MASTER", "InstanceType": "m5.large", "InstanceCount": 1},
-                {"InstanceRole": "CORE", "InstanceType": f"m5.large@{CLOUD_B}", "InstanceCount": 2},
+                {"InstanceRole": "CORE", "InstanceType": core_type, "InstanceCount": cores},
+                {"InstanceRole": "MASTER", "InstanceType": master_type, "InstanceCount": 1},
             ],
             "KeepJobFlowAliveWhenNoSteps": True,
         },
@@ -97,6 +97,11 @@ def cluster(resilin, emr) -> str:
     return cid
 
 
+@pytest.fixture(scope="module")
+def cluster(resilin, emr) -> str:
+    return start(emr, "through the gateway", "m5.large", f"m5.large@{CLOUD_B}", 2)
+
+
 def cloud_ec2(resilin: ResilinProcess, cloud: str):
     """EC2 of a local cloud as its operator, whose instances clusters run on."""
     access = local_runtime.read(resilin.home)[cloud]
@@ -109,11 +114,14 @@ def cloud_ec2(resilin: ResilinProcess, cloud: str):
     )
 
 
-def cloud_b_nodes(resilin: ResilinProcess) -> tuple[dict, list[dict]]:
-    """Cloud B's running instances as its EC2 API describes them: the gateway, and the others."""
+def cloud_b_nodes(resilin: ResilinProcess, cid: str) -> tuple[dict, list[dict]]:
+    """The cluster's running instances in cloud B as its EC2 API describes them: the gateway, and
+    the others."""
     found = [
         i
-        for r in cloud_ec2(resilin, CLOUD_B).describe_instances()["Reservations"]
+        for r in cloud_ec2(resilin, CLOUD_B).describe_instances(
+            Filters=[{"Name": "tag:resilin:cluster-id", "Values": [cid]}]
+        )["Reservations"]
         for i in r["Instances"]
         if i["State"]["Name"] == "running"
     ]
@@ -133,7 +141,7 @@ def ssh_peers(instance: dict) -> set[str]:
 
 # -- the tests, in order ----------------------------------------------------
 def test_one_core_node_has_a_public_address_and_the_other_none(resilin, emr, cluster):
-    gateway, others = cloud_b_nodes(resilin)
+    gateway, others = cloud_b_nodes(resilin, cluster)
     assert len(others) == 1 and not others[0].get("PublicIpAddress")
     # The gateway's address came with its launch: the overlay allocated no Elastic IP in cloud B.
     assert cloud_ec2(resilin, CLOUD_B).describe_addresses()["Addresses"] == []
@@ -142,18 +150,18 @@ def test_one_core_node_has_a_public_address_and_the_other_none(resilin, emr, clu
 
 
 def test_resilin_reaches_the_other_core_node_through_the_gateway(resilin, cluster):
-    gateway, [other] = cloud_b_nodes(resilin)
+    gateway, [other] = cloud_b_nodes(resilin, cluster)
     host = gateway_ip(CLOUD_B)  # where Resilin's connections come from on cloud B's network
     peers = ssh_peers(other)
     assert gateway["PrivateIpAddress"] in peers and host not in peers, peers
     assert host in ssh_peers(gateway)
 
 
-def run_hdfs_step(resilin: ResilinProcess, emr, cluster: str, path: str) -> None:
-    """A step writing a file to HDFS at two replicas (the two core nodes) and reading it back."""
+def run_hdfs_step(resilin: ResilinProcess, emr, cluster: str, path: str, replicas: int = 2) -> None:
+    """A step writing a file to HDFS at ``replicas`` replicas (on the core nodes) and reading it back."""
     script = (
         f"printf through-the-gateway | hdfs dfs -put -f - {path}"
-        f" && hdfs dfs -setrep -w 2 {path} && hdfs dfs -cat {path}"
+        f" && hdfs dfs -setrep -w {replicas} {path} && hdfs dfs -cat {path}"
     )
     sid = emr.add_job_flow_steps(
         JobFlowId=cluster,
@@ -183,7 +191,7 @@ def test_a_step_runs_on_hdfs_across_the_clouds(resilin, emr, cluster):
 
 
 def test_a_killed_gateway_is_replaced_and_the_nodes_reached_through_the_new_one(resilin, emr, cluster):
-    gateway, [survivor] = cloud_b_nodes(resilin)
+    gateway, [survivor] = cloud_b_nodes(resilin, cluster)
     subprocess.run(
         ["podman", "kill", f"resilin-{CLOUD_B}-{gateway['InstanceId']}"], check=True, capture_output=True
     )
@@ -198,7 +206,7 @@ def test_a_killed_gateway_is_replaced_and_the_nodes_reached_through_the_new_one(
     wait_for("the core group back to two nodes", replaced, timeout=600)
     # The survivor is cloud B's gateway now, with an Elastic IP from the overlay; the replacement
     # was launched without a public address and is reached through the survivor.
-    new_gateway, [replacement] = cloud_b_nodes(resilin)
+    new_gateway, [replacement] = cloud_b_nodes(resilin, cluster)
     assert new_gateway["InstanceId"] == survivor["InstanceId"]
     [address] = cloud_ec2(resilin, CLOUD_B).describe_addresses()["Addresses"]
     assert address["InstanceId"] == survivor["InstanceId"]
@@ -206,6 +214,25 @@ def test_a_killed_gateway_is_replaced_and_the_nodes_reached_through_the_new_one(
     peers = ssh_peers(replacement)
     assert survivor["PrivateIpAddress"] in peers and gateway_ip(CLOUD_B) not in peers, peers
     run_hdfs_step(resilin, emr, cluster, "/tmp/after.txt")
+
+
+def test_in_a_single_cloud_the_master_is_public_and_the_core_node_reached_through_it(resilin, emr):
+    cid = start(emr, "one cloud", f"m5.large@{CLOUD_B}", f"m5.large@{CLOUD_B}", 1)
+    try:
+        master, [core] = cloud_b_nodes(resilin, cid)
+        listed = emr.list_instances(ClusterId=cid, InstanceGroupTypes=["MASTER"])["Instances"]
+        assert [i["Ec2InstanceId"] for i in listed] == [master["InstanceId"]]
+        assert not core.get("PublicIpAddress")
+        peers = ssh_peers(core)
+        assert master["PrivateIpAddress"] in peers and gateway_ip(CLOUD_B) not in peers, peers
+        run_hdfs_step(resilin, emr, cid, "/tmp/one-cloud.txt", replicas=1)
+    finally:
+        emr.terminate_job_flows(JobFlowIds=[cid])
+        wait_for(
+            f"{cid} to end",
+            lambda: emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"] == "TERMINATED",
+            timeout=600,
+        )
 
 
 def test_teardown_leaves_nothing(resilin, emr, cluster):
