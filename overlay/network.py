@@ -127,7 +127,7 @@ class _Join:
     def run(self) -> None:
         state, context = self.state, self.context
         members = [Member(i["ec2_id"], i["cloud"], i["role"], i["private_ip"]) for i in self.instances]
-        gateways = choose_gateways(members, state.gateways)
+        gateways = choose_gateways(self.with_public_addresses(members), state.gateways)
         ids = {g.instance_id for g in gateways.values()}
         state.gateways = {cloud: g.instance_id for cloud, g in gateways.items()}
         state.keys = {i: state.keys.get(i) or WireGuardKeys.generate() for i in sorted(ids)}
@@ -154,6 +154,25 @@ class _Join:
         self.start_gateways(plan)
         if len(gateways) >= 2:
             self.probe()
+
+    def with_public_addresses(self, members: list[Member]) -> list[Member]:
+        """``members`` with the public address each has now, in the clouds whose gateway is to be
+        chosen (none kept): a node launched with one is preferred (``ssh_via_gateway``)."""
+        kept = {m.cloud for m in members if self.state.gateways.get(m.cloud) == m.instance_id}
+        public: dict[str, str] = {}
+
+        def look(cloud: str) -> None:
+            ids = [m.instance_id for m in members if m.cloud == cloud]
+            try:
+                found = self.cloud(cloud).client.describe(ids)
+            except ClientError as exc:  # an instance gone meanwhile: the roles alone decide
+                log.warning("%s: describing cloud %s's nodes: %s", self.context.cid, cloud, error_text(exc))
+                return
+            with self._saving:
+                public.update({i: f.get("PublicIpAddress") or "" for i, f in found.items()})
+
+        self.each_cloud({m.cloud for m in members} - kept, look)
+        return [replace(m, public_ip=public.get(m.instance_id, "")) for m in members]
 
     def each_cloud(self, clouds: Collection[str], work: Callable[[str], None]) -> None:
         """``work`` for every cloud at once; the first failure is raised once all have ended."""

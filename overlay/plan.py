@@ -1,8 +1,9 @@
 """What the overlay of a cluster should be, decided from its instances alone (no I/O).
 
-ViNe's shape: one gateway per cloud (the master in its cloud, the first core node, else task
-node, elsewhere; a gateway keeps its role while it runs), each cloud's routes sending the
-other clouds' nodes to its gateway, and the gateways joined by WireGuard.  A gateway with a
+ViNe's shape: one gateway per cloud (a node that has a public address, as ``ssh_via_gateway``
+launches one; else the master in its cloud, the first core node, else task node, elsewhere; a
+gateway keeps its role while it runs), each cloud's routes sending the other clouds' nodes to
+its gateway, and the gateways joined by WireGuard.  A gateway with a
 public address is dialled by the others; one without (a spoke) dials out to those that have
 one (the hubs) with keep-alives, and reaches other spokes through the first hub.
 """
@@ -85,7 +86,8 @@ def choose_gateways(members: Sequence[Member], current: Mapping[str, str]) -> di
     """cloud → gateway, for a cluster in two clouds or more (none otherwise).
 
     ``current`` (cloud → instance id) keeps a gateway that is still a member, so that a resize
-    never moves the tunnels; in order of ``members`` otherwise."""
+    never moves the tunnels; otherwise a member with a public address comes first (Resilin may
+    reach the cloud's other nodes through it), then by role, then in order of ``members``."""
     clouds = sorted({m.cloud for m in members})
     if len(clouds) < 2:
         return {}
@@ -93,7 +95,7 @@ def choose_gateways(members: Sequence[Member], current: Mapping[str, str]) -> di
     for cloud in clouds:
         here = [m for m in members if m.cloud == cloud]
         kept = [m for m in here if m.instance_id == current.get(cloud)]
-        ranked = sorted(here, key=lambda m: _ROLE_RANK.get(m.role, len(_ROLE_RANK)))  # stable
+        ranked = sorted(here, key=lambda m: (not m.public_ip, _ROLE_RANK.get(m.role, len(_ROLE_RANK))))
         gateways[cloud] = (kept or ranked)[0]
     return gateways
 

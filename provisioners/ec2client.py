@@ -354,8 +354,12 @@ class EC2Client:
         min_count: int | None = None,
         security_group_ids: Sequence[str] = (),
         subnet_id: str = "",
+        public_address: bool | None = None,
     ) -> list[str]:
-        """Start ``count`` instances, or as few as ``min_count`` (default: all or none); returns their ids."""
+        """Start ``count`` instances, or as few as ``min_count`` (default: all or none); returns their ids.
+
+        ``public_address`` True or False asks for a public IP or none (AssociatePublicIpAddress);
+        None leaves it to the subnet's default."""
         params: dict[str, Any] = {
             "ImageId": image_id,
             "InstanceType": instance_type,
@@ -365,10 +369,19 @@ class EC2Client:
         }
         if key_name:
             params["KeyName"] = key_name
-        if security_group_ids:
-            params["SecurityGroupIds"] = list(security_group_ids)
-        if subnet_id:
-            params["SubnetId"] = subnet_id
+        if public_address is not None:
+            # EC2 takes the groups and subnet on the interface once one is described.
+            interface: dict[str, Any] = {"DeviceIndex": 0, "AssociatePublicIpAddress": public_address}
+            if security_group_ids:
+                interface["Groups"] = list(security_group_ids)
+            if subnet_id:
+                interface["SubnetId"] = subnet_id
+            params["NetworkInterfaces"] = [interface]
+        else:
+            if security_group_ids:
+                params["SecurityGroupIds"] = list(security_group_ids)
+            if subnet_id:
+                params["SubnetId"] = subnet_id
         if tags:
             params["TagSpecifications"] = [{"ResourceType": "instance", "Tags": _tag_list(tags)}]
         if user_data:

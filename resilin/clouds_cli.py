@@ -75,6 +75,7 @@ def describe(settings: Settings, cloud: CloudConfig) -> dict:
         },
         "Quota": {"Instances": cloud.quota.instances, "VCpus": cloud.quota.vcpus},
         "Fallback": list(cloud.fallback),
+        "SshViaGateway": cloud.ssh_via_gateway,
     }
 
 
@@ -103,6 +104,7 @@ def list_clouds(settings: Settings, output: str = "text", out: TextIO = sys.stdo
                 ", ".join(f"{v} {k.lower()}" for k, v in d["Quota"].items() if v) or "none of Resilin's own",
             ),
             ("fallback", ", ".join(cloud.fallback) or "-"),
+            *([("ssh", "through the cloud's gateway")] if cloud.ssh_via_gateway else []),
         ]
         for key, value in rows:
             print(f"  {key:<16} {value}", file=out)

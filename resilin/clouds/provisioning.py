@@ -28,6 +28,7 @@ from resilin.aws.sigv4 import Credentials
 from resilin.clouds import private_ranges
 from resilin.clouds.instance_tags import user_tags
 from resilin.clouds.ssh import KeyPair, Node, SshError
+from resilin.clouds.ssh_jump import CloudGateway
 from resilin.cluster.network import ClusterNetwork, SingleCloudNetwork
 from resilin.jobflows import group_clouds, ids, states
 from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc
@@ -131,6 +132,7 @@ class CloudResources:
     instances: list[str] = field(default_factory=list)
     security_group: str = ""
     key_name: str = ""
+    gateway: str = ""  # the instance launched with a public address (ssh_via_gateway)
 
 
 @dataclass
@@ -179,6 +181,7 @@ class ClusterProvisioner:
         self.key_name = f"resilin-{cid}"
         self.resources: dict[str, CloudResources] = {}  # cloud name → what the cluster holds there
         self.placement: Placement | None = None  # where the cluster ended up
+        self.gateways: dict[str, CloudGateway] = {}  # cloud → jump host of its nodes (ssh_via_gateway)
 
     # -- where ----------------------------------------------------------------------
     def _placement(self, name: str | None) -> Placement:
@@ -336,7 +339,8 @@ class ClusterProvisioner:
     ) -> tuple[Placement, list[tuple[Launched, InstanceInfo]]]:
         placement = self._placement(name)
         self.placement = placement
-        groups = [g for g in cluster["groups"] if g["requested"]]
+        # The master first: under ssh_via_gateway the cloud's first instance is its gateway.
+        groups = sorted((g for g in cluster["groups"] if g["requested"]), key=lambda g: g["role"] != "MASTER")
         self._check_offer(placement, groups)
         try:
             image = placement.image(cluster.get("release_label", ""))
@@ -471,9 +475,12 @@ class ClusterProvisioner:
         launched: list[str] = []
         backoff = Backoff(self.limits.backoff_base, self.limits.backoff_cap)
         refusals = 0  # launches that got nothing; one that got some is topped up at once
+        via_gateway = cloud is not None and cloud.ssh_via_gateway
         while len(launched) < count:
             self.check_termination()
-            wanted = count - len(launched)
+            # ssh_via_gateway: the cloud's first instance alone gets a public address (its gateway).
+            public = via_gateway and not resources.gateway
+            wanted = 1 if public else count - len(launched)
             try:
                 got = client.launch(
                     image_id=image,
@@ -487,6 +494,7 @@ class ClusterProvisioner:
                         *(cloud.security_group_ids if cloud else ()),
                     ],
                     subnet_id=cloud.subnet_id if cloud else "",
+                    public_address=public if via_gateway else None,
                 )
             except ClientError as exc:
                 code = error_code(exc)
@@ -515,7 +523,9 @@ class ClusterProvisioner:
                 continue
             resources.instances += got
             launched += got
-            if len(launched) < count:
+            if public:
+                resources.gateway = got[0]
+            elif len(launched) < count:
                 self.progress(
                     f"Cloud {placement.cloud_name} launched {len(launched)} of {what}; asking again for the rest"
                 )
@@ -551,6 +561,8 @@ class ClusterProvisioner:
                 return ready
             dead = [f.instance_id for f in outcome.failed]
             client.terminate(dead)
+            if resources.gateway in dead:  # its replacement is the cloud's gateway
+                resources.gateway = ""
             if round_ == self.limits.replacement_rounds:
                 raise ProvisioningFailed(
                     states.INSTANCE_FAILURE,
@@ -576,12 +588,19 @@ class ClusterProvisioner:
         if self.key is None:
             raise ValueError("no SSH key to reach the instances with")
         client, key = placement.client, self.key
+        gateway = self._gateway(placement)
 
         def reach(item: tuple[Launched, InstanceInfo]) -> ReadyInstance:
             launched, info = item
             try:
                 host_keys = client.host_keys(info.id, timeout=self.limits.ssh_timeout)
-                node = Node(info.address, host_keys, key)
+                if gateway is None:
+                    node = Node(info.address, host_keys, key)
+                elif info.public_ip:  # the cloud's gateway: its session is the others' jump host too
+                    address = gateway.address(info.private_ip, info.public_ip)
+                    node = gateway.adopt(info.id, lambda: Node(address, host_keys, key))
+                else:
+                    node = Node(info.private_ip, host_keys, key, via=gateway)
                 node.wait_reachable(self.limits.ssh_timeout)
                 # Hadoop daemons register under the host's own name, so every node must resolve it.
                 hostname = node.run("hostname", timeout=30).stdout.strip()
@@ -621,6 +640,22 @@ class ClusterProvisioner:
             raise failure
         return ready
 
+    def _gateway(self, placement: Placement) -> CloudGateway | None:
+        """The jump host of the cloud's nodes when its settings say ``ssh_via_gateway``."""
+        if placement.cloud is None or not placement.cloud.ssh_via_gateway or self.key is None:
+            return None
+        if placement.cloud_name not in self.gateways:
+            self.gateways[placement.cloud_name] = CloudGateway(
+                placement.cloud_name,
+                placement.client,
+                {TAG_CLUSTER: self.cid},
+                self.key,
+                TAG_ROLE,
+                self.limits.ssh_timeout,
+                reach_private=placement.cloud.kind == "local",
+            )
+        return self.gateways[placement.cloud_name]
+
     @staticmethod
     def _why_unreachable(client: EC2Client, instance_id: str) -> str:
         """ ", which is stopped (reason)" when the instance died; "" when it seems alive or cannot be told."""
@@ -658,6 +693,9 @@ class ClusterProvisioner:
         """Terminate the cluster's instances in cloud ``name`` and wait until they are gone, then
         delete its security group and key pair.  Errors are logged and returned, never raised."""
         resources = self.resources.pop(name, None)
+        gateway = self.gateways.pop(name, None)
+        if gateway is not None:
+            gateway.close()
         if resources is None:
             return []
         errors: list[str] = []

@@ -11,6 +11,7 @@ import base64
 import io
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,19 +73,43 @@ def pinned_host_keys(host: str, public_lines: list[str]) -> paramiko.HostKeys:
 
 
 class Node:
-    """One instance reachable over SSH as the ``hadoop`` user."""
+    """One instance reachable over SSH as the ``hadoop`` user.
 
-    def __init__(self, host: str, host_keys: list[str], key: KeyPair, port: int = 22) -> None:
+    ``via`` is the node to jump through (SSH ProxyJump) to reach ``host``, which is then an address
+    only that node reaches; a callable is asked for it at every (re)connection, so that a node
+    whose jump host was replaced reconnects through the new one.  Both hops pin their host keys."""
+
+    def __init__(
+        self,
+        host: str,
+        host_keys: list[str],
+        key: KeyPair,
+        port: int = 22,
+        via: Node | Callable[[], Node] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.host_keys = host_keys
         self.key = key
+        self.via = via
         self._client: paramiko.SSHClient | None = None
+        self._connecting = threading.Lock()  # threads sharing a node open one connection
+
+    def connected(self) -> bool:
+        transport = self._client.get_transport() if self._client is not None else None
+        return transport is not None and transport.is_active()
 
     def connect(self, timeout: float = 10.0) -> paramiko.SSHClient:
-        transport = self._client.get_transport() if self._client is not None else None
-        if self._client is not None and transport is not None and transport.is_active():
+        with self._connecting:
+            return self._connect(timeout)
+
+    def _connect(self, timeout: float) -> paramiko.SSHClient:
+        if self._client is not None and self.connected():
             return self._client
+        if self._client is not None:
+            self._client.close()  # a dead connection (and, for a jump, its channel) goes first
+            self._client = None
+        sock = _jump_channel(self, self.via, timeout) if self.via is not None else None
         client = paramiko.SSHClient()
         known = pinned_host_keys(
             self.host if self.port == 22 else f"[{self.host}]:{self.port}", self.host_keys
@@ -93,17 +118,24 @@ class Node:
             for keytype, key in entries.items():
                 client.get_host_keys().add(hostname, keytype, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(
-            self.host,
-            port=self.port,
-            username=SSH_USER,
-            pkey=self.key.pkey(),
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-            allow_agent=False,
-            look_for_keys=False,
-        )
+        try:
+            client.connect(
+                self.host,
+                port=self.port,
+                username=SSH_USER,
+                pkey=self.key.pkey(),
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                allow_agent=False,
+                look_for_keys=False,
+                sock=sock,
+            )
+        except BaseException:
+            client.close()
+            if sock is not None:
+                sock.close()  # the jump host keeps no half-open channel
+            raise
         self._client = client
         return client
 
@@ -178,6 +210,17 @@ class Node:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _jump_channel(node: Node, via: Node | Callable[[], Node], timeout: float) -> paramiko.Channel:
+    """A TCP channel to ``node``'s address, opened by its jump host's sshd (``direct-tcpip``)."""
+    jump = via if isinstance(via, Node) else via()
+    if jump is node:
+        raise SshError(f"{node.host}: a node cannot be its own jump host")
+    transport = jump.connect(timeout).get_transport()
+    if transport is None:
+        raise paramiko.SSHException(f"{jump.host}: the jump host's connection is gone")
+    return transport.open_channel("direct-tcpip", (node.host, node.port), ("127.0.0.1", 0), timeout=timeout)
 
 
 def _drain(

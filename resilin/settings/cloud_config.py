@@ -69,6 +69,9 @@ class CloudConfig:
     private_range: str = ""
     quota: Quota = Quota()
     fallback: tuple[str, ...] = ()  # clouds to try, in order, when this one has no capacity
+    # One instance of a cluster here gets a public address (its gateway), the others none: Resilin
+    # reaches them through it (SSH ProxyJump), as EMR users reach core nodes through the master.
+    ssh_via_gateway: bool = False
 
     def image_for_release(self, release_label: str | None) -> str:
         """The image configured for ``release_label``: its own, else the cloud's default, else "".
@@ -86,7 +89,17 @@ class CloudConfig:
 
 
 # Settings of one [[clouds]] table; anything else is a typo and is refused.
-COMMON_KEYS = {"name", "kind", "region", "instance_types", "quota", "fallback", "images", "image_id"}
+COMMON_KEYS = {
+    "name",
+    "kind",
+    "region",
+    "instance_types",
+    "quota",
+    "fallback",
+    "images",
+    "image_id",
+    "ssh_via_gateway",
+}
 KEYS = {
     "local": COMMON_KEYS | {"subnet", "port"},
     "ec2": COMMON_KEYS
@@ -232,6 +245,7 @@ def parse_cloud(table: Mapping[str, Any], where: str) -> CloudConfig:
         instance_types=_instance_types(t),
         quota=_quota(t),
         fallback=t.str_list("fallback"),
+        ssh_via_gateway=t.bool("ssh_via_gateway", False),
     )
     if name in common["fallback"]:
         raise t.fail("'fallback' cannot name the cloud itself")

@@ -27,6 +27,7 @@ name = "local-b"
 kind = "local"
 subnet = "10.77.2.0/24"
 port = 9100
+ssh_via_gateway = true
 images = { "emr-7.5.0" = "localhost/resilin-node:7.5" }
 [clouds.instance_types]
 "m5.xlarge" = { vcpus = 2, memory_mib = 4096 }
@@ -78,6 +79,7 @@ def test_every_cloud_setting_is_read(tmp_path):
     assert aws.quota.vcpus == 80 and aws.instance_types["r5.2xlarge"].hourly_price == 0.504
     assert aws.offers("m5.xlarge") and not aws.offers("c5.large") and a.offers("anything.at-all")
     assert aws.vcpus_of("m5.xlarge") == 4 and aws.create_security_group
+    assert b.ssh_via_gateway and not a.ssh_via_gateway and not aws.ssh_via_gateway
 
 
 @pytest.mark.parametrize(
@@ -105,6 +107,7 @@ def test_every_cloud_setting_is_read(tmp_path):
         ('name = "c"\nsecurity_group_ids = ["default"]', "'default' is not a security group id"),
         ('name = "c"\nsubnet_id = "10.0.0.0/24"', "is not a subnet id"),
         ('name = "c"\ncreate_security_group = "yes"', "'create_security_group' must be true or false"),
+        ('name = "c"\nssh_via_gateway = 1', "'ssh_via_gateway' must be true or false"),
         (
             'name = "c"\ninstance_types = { "huge" = { vcpus = 1, memory_mib = 1 } }',
             "'huge' is not a type name",

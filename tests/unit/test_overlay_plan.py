@@ -41,6 +41,17 @@ def test_a_running_gateway_keeps_its_role_and_a_gone_one_is_replaced():
     assert choose_gateways([MASTER, CORE_W1], {"west": "i-cw2"})["west"] == CORE_W1
 
 
+def test_a_node_launched_with_a_public_address_is_its_clouds_gateway():
+    # ssh_via_gateway gives one node of a cloud a public address: the overlay takes that one.
+    public_w2 = Member("i-cw2", "west", "CORE", "10.2.0.22", "198.51.100.7")
+    assert choose_gateways([MASTER, CORE_W1, public_w2], {})["west"] == public_w2
+    public_core = Member("i-ce", "east", "CORE", "10.1.0.11", "198.51.100.8")
+    assert choose_gateways([CORE_E, MASTER, CORE_W1], {})["east"] == MASTER
+    assert choose_gateways([public_core, MASTER, CORE_W1], {})["east"] == public_core
+    # A gateway keeps its role even when another node has a public address.
+    assert choose_gateways([MASTER, CORE_W1, public_w2], {"west": "i-cw1"})["west"] == CORE_W1
+
+
 def _gateways(members, **public):
     return {
         c: Member(g.instance_id, g.cloud, g.role, g.private_ip, public.get(c, ""))
