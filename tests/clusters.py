@@ -17,7 +17,10 @@ import pytest
 
 from resilin.provisioners.localcloud import wan
 from resilin.provisioners.localcloud.process import remove_cloud
+from resilin.service import local_runtime
+from resilin.service.ports import free_port
 from resilin.service.process import ResilinProcess, new_process
+from resilin.settings.config import new_credentials
 
 # docker/node/build.sh's own variable, to test an image built under another name.
 NODE_IMAGE = os.environ.get("RESILIN_NODE_IMAGE", "localhost/resilin-node") + ":latest"
@@ -78,6 +81,76 @@ def running_resilin(cloud: str, subnet: str):
             remove_wan(home)
             shutil.rmtree(home, ignore_errors=True)
         assert leaked == [], f"containers left behind: {leaked}"
+
+
+def running_multicloud_resilin(
+    clouds: dict[str, str],
+    wan_network: str,
+    wan_subnet: str,
+    accounts: int = 1,
+    extra: dict[str, str] | None = None,
+):
+    """A ``resilin server`` with local clouds (name → subnet; the first the default) on a WAN of
+    its own, ``accounts`` accounts, and ``extra`` TOML lines per cloud; stopped at the end, with a
+    check that no instance was left behind (a generator for a module's fixture)."""
+    if subprocess.run(["podman", "image", "exists", NODE_IMAGE]).returncode != 0:
+        pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
+    default = next(iter(clouds))
+    home = Path(tempfile.mkdtemp(prefix=f"resilin-{default}-"))
+    proc = ResilinProcess(
+        home,
+        free_port(),
+        free_port(),
+        [new_credentials(f"{i + 1:012d}") for i in range(accounts)],
+        default,
+        NODE_IMAGE,
+    )
+    listed = "".join(
+        f'[[accounts]]\naccount_id = "{c.account_id}"\naccess_key = "{c.access_key}"\n'
+        f'secret_key = "{c.secret_key}"\n\n'
+        for c in proc.accounts
+    )
+    listed += "".join(
+        f'[[clouds]]\nname = "{name}"\nkind = "local"\nsubnet = "{subnet}"\n'
+        + (f"port = {free_port()}\n" if name != default else "")
+        + (extra or {}).get(name, "")
+        + "\n"
+        for name, subnet in clouds.items()
+    )
+    (home / "resilin.toml").write_text(
+        f"api_port = {proc.api_port}\nstorage_port = {proc.storage_port}\nlocalcloud_port = {free_port()}\n"
+        f'default_cloud = "{default}"\nreconcile_interval = 5\n'
+        f'wan_network = "{wan_network}"\nwan_subnet = "{wan_subnet}"\n\n{listed}'
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        try:
+            end_clusters(proc)
+        finally:
+            proc.stop()
+            print(proc.log_tail(200))
+            leaked = [c for cloud in clouds for c in remove_cloud(cloud)]
+            shutil.rmtree(home, ignore_errors=True)
+        assert leaked == [], f"containers left behind: {leaked}"
+
+
+def cloud_ec2(proc: ResilinProcess, cloud: str, account: int | None = None):
+    """EC2 of a local cloud: as the cloud's operator (whose instances clusters run on), or as a user."""
+    access = local_runtime.read(proc.home)[cloud]
+    key, secret = (
+        (access.access_key, access.secret_key)
+        if account is None
+        else (proc.accounts[account].access_key, proc.accounts[account].secret_key)
+    )
+    return boto3.client(
+        "ec2",
+        endpoint_url=access.endpoint,
+        region_name=access.region,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+    )
 
 
 def remove_wan(home: Path) -> None:

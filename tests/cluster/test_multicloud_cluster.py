@@ -13,20 +13,21 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from resilin import demo
-from resilin.provisioners.localcloud.process import remove_cloud
-from resilin.service import local_runtime
-from resilin.service.ports import free_port
 from resilin.service.process import ResilinProcess, cloud_containers
-from resilin.settings.config import new_credentials
-from tests.clusters import MRJOB_WORD_COUNT, NODE_IMAGE, aws_cli, end_clusters, wait_for
+from tests.clusters import (
+    MRJOB_WORD_COUNT,
+    NODE_IMAGE,
+    aws_cli,
+    cloud_ec2,
+    running_multicloud_resilin,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.cluster,
@@ -50,49 +51,12 @@ PORTS = {"MASTER": (8020, 8032, 8088, 9870), "CORE": (9866, 9864, 8042), "TASK":
 
 @pytest.fixture(scope="module")
 def resilin():
-    if subprocess.run(["podman", "image", "exists", NODE_IMAGE]).returncode != 0:
-        pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
-    home = Path(tempfile.mkdtemp(prefix=f"resilin-{CLOUD_A}-"))
-    proc = ResilinProcess(
-        home,
-        free_port(),
-        free_port(),
-        [new_credentials(f"{i + 1:012d}") for i in range(2)],
-        CLOUD_A,
-        NODE_IMAGE,
-    )
-    accounts = "".join(
-        f'[[accounts]]\naccount_id = "{c.account_id}"\naccess_key = "{c.access_key}"\n'
-        f'secret_key = "{c.secret_key}"\n\n'
-        for c in proc.accounts
-    )
-    clouds = "".join(
-        f'[[clouds]]\nname = "{name}"\nkind = "local"\nsubnet = "{subnet}"\n'
-        + (f"port = {free_port()}\n" if name != CLOUD_A else "")
-        + "\n"
-        for name, subnet in CLOUDS.items()
-    )
-    (home / "resilin.toml").write_text(
-        f"api_port = {proc.api_port}\nstorage_port = {proc.storage_port}\nlocalcloud_port = {free_port()}\n"
-        f'default_cloud = "{CLOUD_A}"\nreconcile_interval = 5\n'
-        f'wan_network = "{WAN}"\nwan_subnet = "100.72.{PID % 250}.0/24"\n\n{accounts}{clouds}'
-    )
-    proc.start()
-    try:
+    for proc in running_multicloud_resilin(CLOUDS, WAN, f"100.72.{PID % 250}.0/24", accounts=2):
         s3 = proc.endpoints().client("s3")
         texts = demo.corpus(files=3)
         texts["marker.txt"] = f"{MARKER} {MARKER} overlay\n" * 50
         demo.upload_inputs(s3, BUCKET, texts)
         yield proc
-    finally:
-        try:
-            end_clusters(proc)
-        finally:
-            proc.stop()
-            print(proc.log_tail(200))
-            leaked = [c for cloud in CLOUDS for c in remove_cloud(cloud)]
-            shutil.rmtree(home, ignore_errors=True)
-        assert leaked == [], f"containers left behind: {leaked}"
 
 
 @pytest.fixture(scope="module")
@@ -152,23 +116,6 @@ def cluster(progress) -> str:
 
 
 # -- helpers ----------------------------------------------------------------
-def cloud_ec2(resilin: ResilinProcess, cloud: str, account: int | None = None):
-    """EC2 of a local cloud: as the cloud's operator (whose instances clusters run on), or as a user."""
-    access = local_runtime.read(resilin.home)[cloud]
-    key, secret = (
-        (access.access_key, access.secret_key)
-        if account is None
-        else (resilin.accounts[account].access_key, resilin.accounts[account].secret_key)
-    )
-    return boto3.client(
-        "ec2",
-        endpoint_url=access.endpoint,
-        region_name=access.region,
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-    )
-
-
 def nodes(resilin: ResilinProcess, emr, cid: str) -> list[dict]:
     """The cluster's running nodes: role, cloud, container, private and public address."""
     roles = {

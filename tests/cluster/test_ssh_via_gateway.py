@@ -10,19 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
-import boto3
 import pytest
 
-from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.provisioners.localcloud.server import gateway_ip
-from resilin.service import local_runtime
-from resilin.service.ports import free_port
 from resilin.service.process import ResilinProcess, cloud_containers
-from resilin.settings.config import new_credentials
-from tests.clusters import NODE_IMAGE, end_clusters, wait_for
+from tests.clusters import cloud_ec2, running_multicloud_resilin, wait_for
 
 pytestmark = [
     pytest.mark.cluster,
@@ -38,35 +31,9 @@ WAN = f"resilin-wan-jg{PID}"
 
 @pytest.fixture(scope="module")
 def resilin():
-    if subprocess.run(["podman", "image", "exists", NODE_IMAGE]).returncode != 0:
-        pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
-    home = Path(tempfile.mkdtemp(prefix=f"resilin-{CLOUD_A}-"))
-    proc = ResilinProcess(
-        home, free_port(), free_port(), [new_credentials("000000000001")], CLOUD_A, NODE_IMAGE
+    yield from running_multicloud_resilin(
+        CLOUDS, WAN, f"100.73.{PID % 250}.0/24", extra={CLOUD_B: "ssh_via_gateway = true\n"}
     )
-    [account] = proc.accounts
-    (home / "resilin.toml").write_text(
-        f"api_port = {proc.api_port}\nstorage_port = {proc.storage_port}\nlocalcloud_port = {free_port()}\n"
-        f'default_cloud = "{CLOUD_A}"\nreconcile_interval = 5\n'
-        f'wan_network = "{WAN}"\nwan_subnet = "100.73.{PID % 250}.0/24"\n\n'
-        f'[[accounts]]\naccount_id = "{account.account_id}"\naccess_key = "{account.access_key}"\n'
-        f'secret_key = "{account.secret_key}"\n\n'
-        f'[[clouds]]\nname = "{CLOUD_A}"\nkind = "local"\nsubnet = "{CLOUDS[CLOUD_A]}"\n\n'
-        f'[[clouds]]\nname = "{CLOUD_B}"\nkind = "local"\nsubnet = "{CLOUDS[CLOUD_B]}"\n'
-        f"port = {free_port()}\nssh_via_gateway = true\n"
-    )
-    proc.start()
-    try:
-        yield proc
-    finally:
-        try:
-            end_clusters(proc)
-        finally:
-            proc.stop()
-            print(proc.log_tail(200))
-            leaked = [c for cloud in CLOUDS for c in remove_cloud(cloud)]
-            shutil.rmtree(home, ignore_errors=True)
-        assert leaked == [], f"containers left behind: {leaked}"
 
 
 @pytest.fixture(scope="module")
@@ -100,18 +67,6 @@ def start(emr, name: str, master_type: str, core_type: str, cores: int) -> str:
 @pytest.fixture(scope="module")
 def cluster(resilin, emr) -> str:
     return start(emr, "through the gateway", "m5.large", f"m5.large@{CLOUD_B}", 2)
-
-
-def cloud_ec2(resilin: ResilinProcess, cloud: str):
-    """EC2 of a local cloud as its operator, whose instances clusters run on."""
-    access = local_runtime.read(resilin.home)[cloud]
-    return boto3.client(
-        "ec2",
-        endpoint_url=access.endpoint,
-        region_name=access.region,
-        aws_access_key_id=access.access_key,
-        aws_secret_access_key=access.secret_key,
-    )
 
 
 def cloud_b_nodes(resilin: ResilinProcess, cid: str) -> tuple[dict, list[dict]]:
