@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from resilin.provisioners.localcloud import wan
 from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.service import local_runtime
 from resilin.service.ports import free_port
-from resilin.service.process import ResilinProcess, new_process
+from resilin.service.process import ResilinProcess, cloud_containers, new_process
 from resilin.settings.config import new_credentials
 
 # docker/node/build.sh's own variable, to test an image built under another name.
@@ -151,6 +151,23 @@ def cloud_ec2(proc: ResilinProcess, cloud: str, account: int | None = None):
         aws_access_key_id=key,
         aws_secret_access_key=secret,
     )
+
+
+def terminate_and_check_nothing_left(proc: ResilinProcess, emr, cid: str, clouds: Iterable[str]) -> None:
+    """Terminate a cluster over several clouds and check that each is left with no instance of it,
+    no address and no route but the local one."""
+    emr.terminate_job_flows(JobFlowIds=[cid])
+    wait_for(
+        "the cluster to end",
+        lambda: emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"] == "TERMINATED",
+        timeout=600,
+    )
+    for cloud in clouds:
+        assert cloud_containers(cloud) == [], cloud
+        ec2 = cloud_ec2(proc, cloud)
+        assert ec2.describe_addresses()["Addresses"] == [], cloud
+        for table in ec2.describe_route_tables()["RouteTables"]:
+            assert [r.get("GatewayId") for r in table["Routes"]] == ["local"], (cloud, table)
 
 
 def remove_wan(home: Path) -> None:

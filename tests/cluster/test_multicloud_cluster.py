@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 
 from resilin import demo
-from resilin.service.process import ResilinProcess, cloud_containers
+from resilin.service.process import ResilinProcess
 from tests.clusters import (
     MRJOB_WORD_COUNT,
     NODE_IMAGE,
     aws_cli,
     cloud_ec2,
     running_multicloud_resilin,
+    terminate_and_check_nothing_left,
     wait_for,
 )
 
@@ -454,18 +455,7 @@ def test_a_killed_gateway_is_replaced_and_the_overlay_reformed(resilin, emr, s3,
 
 
 def test_teardown_leaves_no_instance_route_address_or_attachment(resilin, emr, cluster):
-    emr.terminate_job_flows(JobFlowIds=[cluster])
-    wait_for(
-        "the cluster to end",
-        lambda: emr.describe_cluster(ClusterId=cluster)["Cluster"]["Status"]["State"] == "TERMINATED",
-        timeout=600,
-    )
-    for cloud in CLOUDS:
-        assert cloud_containers(cloud) == [], cloud
-        ec2 = cloud_ec2(resilin, cloud)
-        assert ec2.describe_addresses()["Addresses"] == [], cloud
-        for table in ec2.describe_route_tables()["RouteTables"]:
-            assert [r.get("GatewayId") for r in table["Routes"]] == ["local"], (cloud, table)
+    terminate_and_check_nothing_left(resilin, emr, cluster, CLOUDS)
     wan = WAN
     attached = subprocess.run(["podman", "ps", "-a", "--filter", f"network={wan}", "--format", "{{.Names}}"],
                               capture_output=True, text=True, check=True).stdout.split()  # fmt: skip

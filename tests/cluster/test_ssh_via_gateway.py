@@ -14,8 +14,8 @@ import subprocess
 import pytest
 
 from resilin.provisioners.localcloud.server import gateway_ip
-from resilin.service.process import ResilinProcess, cloud_containers
-from tests.clusters import cloud_ec2, running_multicloud_resilin, wait_for
+from resilin.service.process import ResilinProcess
+from tests.clusters import cloud_ec2, running_multicloud_resilin, terminate_and_check_nothing_left, wait_for
 
 pytestmark = [
     pytest.mark.cluster,
@@ -191,15 +191,4 @@ def test_in_a_single_cloud_the_master_is_public_and_the_core_node_reached_throug
 
 
 def test_teardown_leaves_nothing(resilin, emr, cluster):
-    emr.terminate_job_flows(JobFlowIds=[cluster])
-    wait_for(
-        "the cluster to end",
-        lambda: emr.describe_cluster(ClusterId=cluster)["Cluster"]["Status"]["State"] == "TERMINATED",
-        timeout=600,
-    )
-    for cloud in CLOUDS:
-        assert cloud_containers(cloud) == [], cloud
-        ec2 = cloud_ec2(resilin, cloud)
-        assert ec2.describe_addresses()["Addresses"] == [], cloud
-        for table in ec2.describe_route_tables()["RouteTables"]:
-            assert [r.get("GatewayId") for r in table["Routes"]] == ["local"], (cloud, table)
+    terminate_and_check_nothing_left(resilin, emr, cluster, CLOUDS)
