@@ -6,18 +6,33 @@ from resilin.aws.timestamps import iso8601
 from resilin.storage import s3xml
 from resilin.storage.bodies import require_integrity_header, small_body
 from resilin.storage.context import Call, Response
-from resilin.storage.errors import S3Error, malformed_xml
+from resilin.storage.errors import S3Error, invalid_argument, malformed_xml
+from resilin.storage.listing_ops import continuation_token, token_position
 from resilin.storage.names import check_bucket_name, check_key
 from resilin.storage.owners import add_owner
 
 MAX_DELETE_KEYS = 1000
+MAX_BUCKETS_PAGE = 10000  # ListBuckets' largest max-buckets
 
 
 async def list_buckets(call: Call) -> Response:
+    """ListBuckets, in name order: all of the account's buckets, or pages of ``max-buckets`` with a
+    ``ContinuationToken`` while more remain; ``prefix`` and ``bucket-region`` filter them."""
+    max_buckets = _max_buckets(call)
+    prefix, region = call.query.get("prefix", ""), call.query.get("bucket-region")
+    token = call.query.get("continuation-token")
+    after = token_position(token) if token is not None else None
+    chosen = [
+        b
+        for b in call.store.buckets_of(call.account)
+        if b.name.startswith(prefix) and (region is None or b.region == region)
+        and (after is None or b.name > after)
+    ]  # fmt: skip
+    page = chosen[:max_buckets] if max_buckets else chosen
     doc = s3xml.root("ListAllMyBucketsResult")
     add_owner(doc, call.account)
     buckets = s3xml.sub(doc, "Buckets")
-    for info in call.store.buckets_of(call.account):
+    for info in page:
         entry = s3xml.sub(buckets, "Bucket")
         s3xml.subs(
             entry,
@@ -27,7 +42,23 @@ async def list_buckets(call: Call) -> Response:
                 ("BucketRegion", info.region),
             ],
         )
+    if len(page) < len(chosen):
+        s3xml.sub(doc, "ContinuationToken", continuation_token(page[-1].name))
+    if "prefix" in call.query:
+        s3xml.sub(doc, "Prefix", prefix)
     return s3xml.response(doc)
+
+
+def _max_buckets(call: Call) -> int | None:
+    """``max-buckets`` (1 to 10000), or None when the request sets no page size."""
+    text = call.query.get("max-buckets")
+    if text is None:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= MAX_BUCKETS_PAGE:
+        raise invalid_argument(
+            f"Argument max-buckets must be an integer between 1 and {MAX_BUCKETS_PAGE}.", "max-buckets", text
+        )
+    return int(text)
 
 
 def _location_constraint(call: Call) -> str | None:

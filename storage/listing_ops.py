@@ -76,11 +76,13 @@ def _owner_xml(account: str) -> str:
     return f"<Owner><ID>{canonical_user_id(account)}</ID><DisplayName>{_text(account)}</DisplayName></Owner>"
 
 
-def _token(last: str) -> str:
+def continuation_token(last: str) -> str:
+    """An opaque token for a listing that goes on after ``last`` (objects, or buckets)."""
     return base64.urlsafe_b64encode(("1\n" + last).encode()).decode()
 
 
-def _untoken(token: str) -> str:
+def token_position(token: str) -> str:
+    """Where a :func:`continuation_token` left off; InvalidArgument if it is not one."""
     try:
         text = base64.urlsafe_b64decode(token.encode("ascii")).decode()
     except (binascii.Error, ValueError, UnicodeError):
@@ -102,7 +104,7 @@ async def list_objects(call: Call) -> Response:
     if token is None:
         after = start_after
     else:
-        after = _untoken(token)
+        after = token_position(token)
         if start_after is not None and start_after > after:
             after = start_after
     result = list_keys(
@@ -133,7 +135,7 @@ async def list_objects(call: Call) -> Response:
         s3xml.sub(doc, "EncodingType", "url")
     s3xml.sub(doc, "IsTruncated", "true" if result.truncated else "false")
     if v2 and result.truncated and result.last is not None:
-        s3xml.sub(doc, "NextContinuationToken", _token(result.last))
+        s3xml.sub(doc, "NextContinuationToken", continuation_token(result.last))
     fetch_owner = not v2 or call.query.get("fetch-owner", "").lower() == "true"
     owner_xml = _owner_xml(info.owner) if fetch_owner else ""
     items = [_contents(key, entry, encode, owner_xml) for key, entry in result.contents]

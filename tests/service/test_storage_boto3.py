@@ -54,6 +54,36 @@ def error_of(excinfo) -> tuple[int, str]:
 # -- buckets ---------------------------------------------------------------------------
 
 
+def test_list_buckets_pages_filters_and_refuses_bad_arguments(service, bob):
+    names = [f"paged-{i}-{int(time.time())}" for i in range(5)]
+    for name in names:
+        bob.create_bucket(Bucket=name)
+    listed, token, pages = [], None, 0
+    while True:
+        page = bob.list_buckets(
+            MaxBuckets=2, Prefix="paged-", **({"ContinuationToken": token} if token else {})
+        )
+        assert page["Prefix"] == "paged-" and len(page["Buckets"]) <= 2
+        listed += [b["Name"] for b in page["Buckets"]]
+        pages += 1
+        token = page.get("ContinuationToken")
+        if not token:
+            break
+    assert listed == sorted(names) and pages == 3
+    everything = bob.list_buckets()
+    assert "ContinuationToken" not in everything and set(names) <= {b["Name"] for b in everything["Buckets"]}
+    assert bob.list_buckets(BucketRegion="eu-west-3")["Buckets"] == []
+    assert len(bob.list_buckets(BucketRegion="us-east-1", Prefix="paged-")["Buckets"]) == 5
+
+    unchecked = boto3_client(service.endpoint, BOB, parameter_validation=False)
+    for bad in ({"MaxBuckets": 0}, {"MaxBuckets": 10001}, {"ContinuationToken": "not-a-token"}):
+        with pytest.raises(ClientError) as excinfo:
+            unchecked.list_buckets(**bad)
+        assert error_of(excinfo) == (400, "InvalidArgument"), bad
+    for name in names:
+        bob.delete_bucket(Bucket=name)
+
+
 def test_bucket_lifecycle(s3):
     s3.create_bucket(Bucket="life-cycle")
     assert "life-cycle" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
