@@ -12,8 +12,9 @@ from resilin.storage.ingest import ingest
 from resilin.storage.s3xml import MAX_XML_BODY
 
 
-def small_body(call: Call) -> bytes:
-    """The decoded body, verified against x-amz-content-sha256, Content-MD5 and x-amz-checksum-*.
+def small_body(call: Call, checksum_of_body: bool = True) -> bytes:
+    """The decoded body, verified against x-amz-content-sha256, Content-MD5 and x-amz-checksum-*
+    (unless ``checksum_of_body`` is False: that header then describes something else).
 
     Runs on the reactor thread: bodies are at most a few megabytes.
     """
@@ -21,7 +22,9 @@ def small_body(call: Call) -> bytes:
     content.seek(0, io.SEEK_END)
     if content.tell() > MAX_XML_BODY * 2:
         raise S3Error("MaxMessageLengthExceeded", "Your request was too big.", 400)
-    spec = requestmeta.body_spec(call, max_size=MAX_XML_BODY, require_length=False)
+    spec = requestmeta.body_spec(
+        call, max_size=MAX_XML_BODY, require_length=False, checksum_of_body=checksum_of_body
+    )
     out = io.BytesIO()
     ingest(content, out, spec)
     return out.getvalue()

@@ -12,14 +12,15 @@ from resilin.storage.bodies import small_body
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, invalid_argument, malformed_xml
 from resilin.storage.multipart_ops import MAX_PARTS, MIN_PART_SIZE, upload_of
-from resilin.storage.object_ops import checksum_headers, write_precondition
+from resilin.storage.object_ops import headers_of_checksum, write_precondition
 from resilin.storage.objfile import ObjectMeta
 from resilin.storage.writes import copy_range, publish_object, write_temp
 
 
 def _requested_parts(call: Call, algorithm: str | None) -> list[tuple[int, str, str | None]]:
     """(part number, ETag, checksum) for each <Part> of a CompleteMultipartUpload body."""
-    doc = s3xml.parse(small_body(call))
+    # An x-amz-checksum-* header here is the whole object's checksum, checked once it is assembled.
+    doc = s3xml.parse(small_body(call, checksum_of_body=False))
     if s3xml.local(doc) != "CompleteMultipartUpload":
         raise malformed_xml()
     parts = []
@@ -54,7 +55,13 @@ def _invalid_part(number: int) -> S3Error:
 
 
 async def complete_upload(call: Call) -> Response:
-    bucket, upload_id, info = upload_of(call)
+    try:
+        bucket, upload_id, info = upload_of(call)
+    except S3Error as exc:
+        done = _completed_before(call, exc)
+        if done is None:
+            raise
+        return _result(call, done["bucket"], done["key"], done["etag"], done["checksum"])
     key = info["key"]
     algorithm = info.get("checksum_algorithm") or None
     kind = info.get("checksum_type") or ""
@@ -82,7 +89,7 @@ async def complete_upload(call: Call) -> Response:
         chosen.append((number, part))
 
     full_object = algorithm if kind == "FULL_OBJECT" else None
-    expected_full = call.header(f"x-amz-checksum-{algorithm}") if full_object else None
+    expected = _expected_object_checksum(call, algorithm, kind)
     paths = [call.store.part_path(bucket, upload_id, n) for n, _ in chosen]
 
     def work(out: BinaryIO) -> ObjectMeta:
@@ -94,19 +101,25 @@ async def complete_upload(call: Call) -> Response:
         checksum = {}
         if hasher is not None and full_object:
             value = checksums.encode(hasher.digest())
-            if expected_full is not None and expected_full != value:
-                raise S3Error(
-                    "BadDigest",
-                    f"The {full_object.upper()} you specified did not match the calculated checksum.",
-                    400,
-                )
+            if expected is not None and expected != value:
+                raise _bad_digest(full_object)
             checksum = {"algorithm": full_object, "value": value, "type": "FULL_OBJECT"}
         elif algorithm and all(p.checksum for _, p in chosen):
             combined = checksums.new_hasher(algorithm)
             for _, p in chosen:
                 combined.update(base64.b64decode(p.checksum["value"]))
             value = f"{checksums.encode(combined.digest())}-{len(chosen)}"
+            # A composite checksum may be given with or without its "-<parts>" suffix.
+            if expected is not None and expected.split("-")[0] != value.split("-")[0]:
+                raise _bad_digest(algorithm)
             checksum = {"algorithm": algorithm, "value": value, "type": "COMPOSITE"}
+        elif expected is not None:
+            raise S3Error(
+                "InvalidRequest",
+                f"The upload's parts carry no {algorithm.upper() if algorithm else ''} checksums to check "
+                "the object's against.",
+                400,
+            )
         meta = ObjectMeta(
             size=sum(p.size for _, p in chosen),
             etag=f"{etag}-{len(chosen)}",
@@ -128,28 +141,66 @@ async def complete_upload(call: Call) -> Response:
         tmp.unlink(missing_ok=True)
         raise
     await publish_object(call.store, bucket, key, tmp, precondition)
+    completed = {"bucket": bucket, "key": key, "etag": meta.quoted_etag, "checksum": meta.checksum}
+    call.store.remember_completed(bucket, upload_id, completed)
     try:
         call.store.remove_upload(bucket, upload_id)
     except S3Error:
         pass  # aborted or completed again meanwhile: the object is in place all the same
+    return _result(call, bucket, key, meta.quoted_etag, meta.checksum)
 
+
+def _completed_before(call: Call, missing: S3Error) -> dict | None:
+    """The result of this upload's earlier completion, when ``missing`` says it is no longer open."""
+    if missing.code != "NoSuchUpload":
+        return None
+    bucket = call.owned_bucket().name
+    done = call.store.completed_upload(bucket, call.query.get("uploadId", ""))
+    return done if done is not None and done["key"] == call.key else None
+
+
+def _result(call: Call, bucket: str, key: str, etag: str, checksum: dict) -> Response:
     doc = s3xml.root("CompleteMultipartUploadResult")
     host = call.header("host") or "localhost"
     s3xml.subs(
-        doc,
-        [
-            ("Location", f"http://{host}/{bucket}/{key}"),
-            ("Bucket", bucket),
-            ("Key", key),
-            ("ETag", meta.quoted_etag),
-        ],
+        doc, [("Location", f"http://{host}/{bucket}/{key}"), ("Bucket", bucket), ("Key", key), ("ETag", etag)]
     )
-    if meta.checksum:
-        s3xml.sub(doc, f"Checksum{meta.checksum['algorithm'].upper()}", meta.checksum["value"])
-        s3xml.sub(doc, "ChecksumType", meta.checksum["type"])
+    if checksum:
+        s3xml.sub(doc, f"Checksum{checksum['algorithm'].upper()}", checksum["value"])
+        s3xml.sub(doc, "ChecksumType", checksum["type"])
     response = s3xml.response(doc)
-    response.headers.update(checksum_headers(meta))
+    response.headers.update(headers_of_checksum(checksum))
     return response
+
+
+def _expected_object_checksum(call: Call, algorithm: str | None, kind: str) -> str | None:
+    """The object checksum the request's x-amz-checksum-* header gives (None: none); it must use the
+    upload's algorithm, and an x-amz-checksum-type its type."""
+    sent_algorithm, value, _ = requestmeta.checksum_request(call, composite=kind != "FULL_OBJECT")
+    if value is None:
+        return None
+    if sent_algorithm != algorithm:
+        raise S3Error(
+            "InvalidRequest",
+            f"The upload was created using {'the ' + algorithm.upper() if algorithm else 'no'} checksum "
+            f"algorithm; the complete request must use the same (it sent {sent_algorithm.upper() if sent_algorithm else 'none'}).",
+            400,
+        )
+    sent_kind = (call.header("x-amz-checksum-type") or "").upper()
+    if sent_kind and sent_kind != (kind or "COMPOSITE"):
+        raise S3Error(
+            "InvalidRequest",
+            f"The upload was created using the {kind or 'COMPOSITE'} checksum mode; "
+            f"the complete request must use the same (it sent {sent_kind}).",
+            400,
+        )
+    return value
+
+
+def _bad_digest(algorithm: str) -> S3Error:
+    return S3Error(
+        "BadDigest", f"The {algorithm.upper()} you specified did not match the calculated checksum.", 400
+    )
 
 
 class _Tee:

@@ -29,11 +29,16 @@ RESPONSE_OVERRIDES = {
 
 
 def checksum_headers(meta: ObjectMeta) -> dict[str, str]:
-    if not meta.checksum:
+    return headers_of_checksum(meta.checksum)
+
+
+def headers_of_checksum(checksum: dict[str, str]) -> dict[str, str]:
+    """x-amz-checksum-<algorithm> and x-amz-checksum-type of an object's stored checksum ({}: none)."""
+    if not checksum:
         return {}
     return {
-        f"x-amz-checksum-{meta.checksum['algorithm']}": meta.checksum["value"],
-        "x-amz-checksum-type": meta.checksum.get("type", "FULL_OBJECT"),
+        f"x-amz-checksum-{checksum['algorithm']}": checksum["value"],
+        "x-amz-checksum-type": checksum.get("type", "FULL_OBJECT"),
     }
 
 

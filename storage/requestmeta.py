@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from resilin.storage import checksums, chunked
 from resilin.storage.context import Call
@@ -97,8 +98,9 @@ def _content_md5(call: Call) -> bytes | None:
     return raw
 
 
-def checksum_request(call: Call) -> tuple[str | None, str | None, bool]:
-    """(algorithm, value sent in a header, value comes in a trailer) for x-amz-checksum-*."""
+def checksum_request(call: Call, composite: bool = False) -> tuple[str | None, str | None, bool]:
+    """(algorithm, value sent in a header, value comes in a trailer) for x-amz-checksum-*;
+    ``composite``: the value may end in ``-<part count>`` (a multipart object's)."""
     sent = [
         name for name in call.headers if name.startswith("x-amz-checksum-") and name not in _NOT_VALUE_HEADERS
     ]
@@ -116,7 +118,8 @@ def checksum_request(call: Call) -> tuple[str | None, str | None, bool]:
         if algorithm not in checksums.ALGORITHMS:
             raise invalid_request(f"Unsupported checksum header {sent[0]}")
         value = call.header(sent[0]) or ""
-        if checksums.decode(algorithm, value) is None:
+        encoded = re.sub(r"-[0-9]{1,5}$", "", value) if composite else value
+        if checksums.decode(algorithm, encoded) is None:
             raise invalid_request(f"Value for {sent[0]} header is invalid.")
     elif trailer:
         if not trailer.startswith("x-amz-checksum-") or trailer[15:] not in checksums.ALGORITHMS:
@@ -131,8 +134,11 @@ def checksum_request(call: Call) -> tuple[str | None, str | None, bool]:
     return algorithm, value, in_trailer
 
 
-def body_spec(call: Call, *, max_size: int | None = None, require_length: bool = True) -> BodySpec:
-    """Check the headers that describe an upload body, before reading it."""
+def body_spec(
+    call: Call, *, max_size: int | None = None, require_length: bool = True, checksum_of_body: bool = True
+) -> BodySpec:
+    """Check the headers that describe an upload body, before reading it.  ``checksum_of_body``
+    False: the request's x-amz-checksum-* is not the body's (CompleteMultipartUpload's is the object's)."""
     max_size = call.store.max_object_size if max_size is None else max_size
     payload = call.verified.payload_hash
     if payload.startswith("STREAMING-") and payload not in chunked.STREAMING_MODES:
@@ -171,7 +177,7 @@ def body_spec(call: Call, *, max_size: int | None = None, require_length: bool =
                 "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.", 400
             )
 
-    algorithm, value, in_trailer = checksum_request(call)
+    algorithm, value, in_trailer = checksum_request(call) if checksum_of_body else (None, None, False)
     if in_trailer and payload not in (chunked.SIGNED_TRAILER, chunked.UNSIGNED_TRAILER):
         raise invalid_request("x-amz-trailer requires a STREAMING-...-TRAILER x-amz-content-sha256")
     return BodySpec(

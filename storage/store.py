@@ -41,6 +41,8 @@ from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.keyindex import KeyIndex
 from resilin.storage.objfile import CorruptObject, ObjectMeta
 
+COMPLETED_UPLOADS_KEPT_S = 3600  # how long a completed upload answers a repeated completion
+
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 # Listing entries kept in memory (about 200 bytes each); past this many the cache starts over.
 MAX_CACHED_ENTRIES = 250_000
@@ -489,3 +491,32 @@ class Store:
         if not directory.exists():
             raise no_such_upload(upload_id)
         self._discard(directory)
+
+    # A completed upload's result, kept a while: a client whose CompleteMultipartUpload response
+    # was lost retries it and must get the same answer, as from S3, not NoSuchUpload.
+    def remember_completed(self, bucket: str, upload_id: str, result: dict) -> None:
+        directory = self.buckets_dir / bucket / "completed"
+        directory.mkdir(exist_ok=True)
+        now = time.time()
+        for old in directory.glob("*.json"):  # forget what no retry will ask for any more
+            try:
+                if old.stat().st_mtime < now - COMPLETED_UPLOADS_KEPT_S:
+                    old.unlink()
+            except FileNotFoundError:
+                pass
+        write_json_atomically(self._completed_path(bucket, upload_id), result, self.tmp)
+
+    def _completed_path(self, bucket: str, upload_id: str) -> Path:
+        self._upload_dir(bucket, upload_id)  # a well-formed id, else NoSuchUpload
+        return self.buckets_dir / bucket / "completed" / f"{upload_id}.json"
+
+    def completed_upload(self, bucket: str, upload_id: str) -> dict | None:
+        """What :meth:`remember_completed` kept for the upload, or None."""
+        path = self._completed_path(bucket, upload_id)
+        try:
+            if path.stat().st_mtime < time.time() - COMPLETED_UPLOADS_KEPT_S:
+                return None
+            result: dict = json.loads(path.read_text())
+            return result
+        except (FileNotFoundError, ValueError):
+            return None

@@ -10,6 +10,7 @@ import itertools
 import os
 import time
 import types
+import zlib
 
 import boto3.s3.transfer
 import botocore.httpchecksum
@@ -507,6 +508,83 @@ def test_multipart_api(s3, bucket):
     assert (got["ContentType"], got["Metadata"]) == ("text/csv", {"m": "1"})
     with pytest.raises(ClientError) as excinfo:
         s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload_id)
+    assert error_of(excinfo) == (404, "NoSuchUpload")
+
+
+def _crc32(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def _two_part_upload(s3, bucket: str, key: str, kind: str) -> tuple[str, list[dict], bytes]:
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32", ChecksumType=kind
+    )["UploadId"]
+    bodies = [os.urandom(5 * MiB), os.urandom(1000)]
+    parts = []
+    for number, body in enumerate(bodies, 1):
+        sent = s3.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ChecksumAlgorithm="CRC32",
+        )
+        parts.append({"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC32": sent["ChecksumCRC32"]})
+    return upload_id, parts, b"".join(bodies)
+
+
+def test_complete_multipart_checks_the_objects_checksum_not_the_bodys(s3, bucket):
+    # FULL_OBJECT: the header is the CRC32 of the whole object.
+    upload_id, parts, data = _two_part_upload(s3, bucket, "full", "FULL_OBJECT")
+    wrong = _crc32(data + b"x")
+    for bad, code in (
+        ({"ChecksumCRC32": wrong}, "BadDigest"),
+        ({"ChecksumSHA256": _crc32(b"")}, "InvalidRequest"),
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            s3.complete_multipart_upload(
+                Bucket=bucket, Key="full", UploadId=upload_id, MultipartUpload={"Parts": parts},
+                ChecksumType="FULL_OBJECT", **bad,
+            )  # fmt: skip
+        assert error_of(excinfo)[1] == code, bad
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key="full", UploadId=upload_id, MultipartUpload={"Parts": parts},
+        ChecksumCRC32=_crc32(data), ChecksumType="FULL_OBJECT",
+    )  # fmt: skip
+    assert (done["ChecksumCRC32"], done["ChecksumType"]) == (_crc32(data), "FULL_OBJECT")
+    assert s3.get_object(Bucket=bucket, Key="full")["Body"].read() == data
+
+    # COMPOSITE: the checksum of the parts' checksums, with or without its "-2".
+    upload_id, parts, data = _two_part_upload(s3, bucket, "composite", "COMPOSITE")
+    composite = _crc32(b"".join(base64.b64decode(p["ChecksumCRC32"]) for p in parts))
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="composite", UploadId=upload_id, MultipartUpload={"Parts": parts},
+            ChecksumCRC32=_crc32(data),
+        )  # fmt: skip
+    assert error_of(excinfo) == (400, "BadDigest")
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key="composite", UploadId=upload_id, MultipartUpload={"Parts": parts},
+        ChecksumCRC32=f"{composite}-2",
+    )  # fmt: skip
+    assert (done["ChecksumCRC32"], done["ChecksumType"]) == (f"{composite}-2", "COMPOSITE")
+
+
+def test_a_repeated_completion_gets_the_same_answer(s3, bucket):
+    upload_id, parts, data = _two_part_upload(s3, bucket, "again", "FULL_OBJECT")
+    request = {"Bucket": bucket, "Key": "again", "UploadId": upload_id, "MultipartUpload": {"Parts": parts}}
+    first = s3.complete_multipart_upload(**request)
+    again = s3.complete_multipart_upload(**request)  # as a client retries after a lost response
+    for field in ("ETag", "Bucket", "Key", "ChecksumCRC32", "ChecksumType"):
+        assert again[field] == first[field], field
+    assert s3.get_object(Bucket=bucket, Key="again")["Body"].read() == data
+    # Still no such upload for anything else, nor under another key.
+    with pytest.raises(ClientError) as excinfo:
+        s3.list_parts(Bucket=bucket, Key="again", UploadId=upload_id)
+    assert error_of(excinfo) == (404, "NoSuchUpload")
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(**(request | {"Key": "other"}))
     assert error_of(excinfo) == (404, "NoSuchUpload")
 
 
