@@ -10,6 +10,7 @@ from resilin.storage.errors import S3Error, invalid_argument, malformed_xml
 from resilin.storage.listing_ops import continuation_token, token_position
 from resilin.storage.names import check_bucket_name, check_key
 from resilin.storage.owners import add_owner
+from resilin.storage.versions import check_null_version
 
 MAX_DELETE_KEYS = 1000
 MAX_BUCKETS_PAGE = 10000  # ListBuckets' largest max-buckets
@@ -153,15 +154,19 @@ async def delete_objects(call: Call) -> Response:
     result = s3xml.root("DeleteResult")
     for obj in objects:
         key = s3xml.child_text(obj, "Key")
+        version_id = s3xml.child_text(obj, "VersionId")
         if key is None:
             raise malformed_xml()
+        named = [("Key", key)] + ([("VersionId", version_id)] if version_id is not None else [])
         try:
             check_key(key)
+            if version_id is not None:
+                check_null_version(version_id)
             call.store.delete_object(info.name, key)
         except S3Error as exc:
             error = s3xml.sub(result, "Error")
-            s3xml.subs(error, [("Key", key), ("Code", exc.code), ("Message", exc.message)])
+            s3xml.subs(error, [*named, ("Code", exc.code), ("Message", exc.message)])
             continue
         if not quiet:
-            s3xml.sub(s3xml.sub(result, "Deleted"), "Key", key)
+            s3xml.subs(s3xml.sub(result, "Deleted"), named)
     return s3xml.response(result)

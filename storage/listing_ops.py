@@ -1,4 +1,4 @@
-"""ListObjects (V1) and ListObjectsV2: parameters in, the listing walk, XML out."""
+"""ListObjects (V1), ListObjectsV2 and ListObjectVersions: parameters in, the listing walk, XML out."""
 
 from __future__ import annotations
 
@@ -150,3 +150,70 @@ async def list_objects(call: Call) -> Response:
     assert head.endswith(closing)
     body = head[: -len(closing)] + "".join(items).encode() + closing
     return Response(body=body, headers={"Content-Type": "application/xml"})
+
+
+def _version(key: str, entry: ListEntry, encode: Callable[[str], str], owner_xml: str) -> str:
+    """One <Version> element: an object of a bucket that was never versioned has one version, ``null``."""
+    checksum = (
+        f"<ChecksumAlgorithm>{entry.checksum_algorithm.upper()}</ChecksumAlgorithm>"
+        if entry.checksum_algorithm
+        else ""
+    )
+    return (
+        f"<Version><Key>{_text(encode(key))}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>"
+        f"<LastModified>{iso8601(entry.last_modified)}</LastModified>"
+        f"<ETag>{_text(entry.quoted_etag)}</ETag>{checksum}<Size>{entry.size}</Size>{owner_xml}"
+        f"<StorageClass>{_text(entry.storage_class)}</StorageClass></Version>"
+    )
+
+
+async def list_object_versions(call: Call) -> Response:
+    """ListObjectVersions of a bucket without versioning (this service has none): each object is its
+    one ``null`` version, the latest, and there are no delete markers."""
+    info = call.owned_bucket()
+    prefix, delimiter = call.query.get("prefix", ""), call.query.get("delimiter", "")
+    encode, max_keys = _encoder(call), _max_keys(call)
+    key_marker = call.query.get("key-marker", "")
+    version_marker = call.query.get("version-id-marker")
+    if version_marker is not None:
+        if not key_marker:
+            raise invalid_argument(
+                "A version-id marker cannot be specified without a key marker.",
+                "version-id-marker",
+                version_marker,
+            )
+        if version_marker != "null":
+            raise invalid_argument("Invalid version id specified", "version-id-marker", version_marker)
+    # The key marker's only version is ``null``: whichever version marker, the listing goes on after it.
+    result = list_keys(
+        call.store.index(info.name),
+        _meta_reader(call, info.name),
+        prefix=prefix,
+        delimiter=delimiter,
+        after=key_marker or None,
+        max_keys=max_keys,
+    )
+    doc = s3xml.root("ListVersionsResult")
+    s3xml.subs(doc, [("Name", info.name), ("Prefix", encode(prefix)), ("KeyMarker", encode(key_marker))])
+    s3xml.sub(doc, "VersionIdMarker", version_marker or "")
+    if result.truncated and result.last is not None:
+        s3xml.subs(doc, [("NextKeyMarker", encode(result.last)), ("NextVersionIdMarker", "null")])
+    s3xml.sub(doc, "MaxKeys", max_keys)
+    if delimiter:
+        s3xml.sub(doc, "Delimiter", encode(delimiter))
+    if "encoding-type" in call.query:
+        s3xml.sub(doc, "EncodingType", "url")
+    s3xml.sub(doc, "IsTruncated", "true" if result.truncated else "false")
+    owner_xml = _owner_xml(info.owner)
+    items = [_version(key, entry, encode, owner_xml) for key, entry in result.contents]
+    items += [
+        f"<CommonPrefixes><Prefix>{_text(encode(p))}</Prefix></CommonPrefixes>"
+        for p in result.common_prefixes
+    ]
+    head = s3xml.serialize(doc)
+    closing = b"</ListVersionsResult>"
+    assert head.endswith(closing)
+    return Response(
+        body=head[: -len(closing)] + "".join(items).encode() + closing,
+        headers={"Content-Type": "application/xml"},
+    )

@@ -16,6 +16,7 @@ from resilin.storage import (
 )
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, method_not_allowed, not_implemented
+from resilin.storage.versions import check_null_version
 
 Handler = Callable[[Call], Awaitable[Response]]
 
@@ -24,7 +25,7 @@ Handler = Callable[[Call], Awaitable[Response]]
 _UNSUPPORTED_BUCKET = {
     "accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
     "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
-    "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging", "versions", "website",
+    "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging", "website",
 }  # fmt: skip
 _UNSUPPORTED_OBJECT = {
     "acl",
@@ -88,6 +89,8 @@ def _bucket_route(method: str, query: dict[str, str]) -> Handler:
             return bucket_ops.get_versioning
         if "uploads" in query:
             return multipart_lists.list_uploads
+        if "versions" in query:
+            return listing_ops.list_object_versions
         return listing_ops.list_objects
     if method == "HEAD":
         return bucket_ops.head_bucket
@@ -106,6 +109,8 @@ def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
     unsupported = _UNSUPPORTED_OBJECT.intersection(query)
     if unsupported:
         raise not_implemented(f"The object sub-resource ?{sorted(unsupported)[0]}")
+    if "versionId" in query:
+        check_null_version(query["versionId"])
     if method == "GET":
         return multipart_lists.list_parts if "uploadId" in query else object_ops.get_object
     if method == "HEAD":

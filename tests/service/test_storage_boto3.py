@@ -12,6 +12,7 @@ import time
 import types
 import zlib
 
+import boto3
 import boto3.s3.transfer
 import botocore.httpchecksum
 import pytest
@@ -83,6 +84,55 @@ def test_list_buckets_pages_filters_and_refuses_bad_arguments(service, bob):
         assert error_of(excinfo) == (400, "InvalidArgument"), bad
     for name in names:
         bob.delete_bucket(Bucket=name)
+
+
+def test_object_versions_of_an_unversioned_bucket_are_null_and_empty_the_bucket(service, s3, bucket):
+    keys = ["a", "dir/b", "dir/c", "e", "f"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    listed, markers, pages = [], {}, 0
+    while True:
+        page = s3.list_object_versions(Bucket=bucket, MaxKeys=2, **markers)
+        pages += 1
+        assert "DeleteMarkers" not in page
+        for version in page.get("Versions", []):
+            assert (version["VersionId"], version["IsLatest"]) == ("null", True)
+            listed.append(version["Key"])
+        if not page["IsTruncated"]:
+            break
+        assert page["NextVersionIdMarker"] == "null"
+        markers = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+    assert listed == keys and pages == 3
+    grouped = s3.list_object_versions(Bucket=bucket, Delimiter="/")
+    assert [v["Key"] for v in grouped["Versions"]] == ["a", "e", "f"]
+    assert grouped["CommonPrefixes"] == [{"Prefix": "dir/"}]
+
+    # The null version is the object; no other version exists.
+    assert s3.get_object(Bucket=bucket, Key="a", VersionId="null")["Body"].read() == b"a"
+    assert s3.head_object(Bucket=bucket, Key="a", VersionId="null")["ContentLength"] == 1
+    for call in (s3.get_object, s3.delete_object):
+        with pytest.raises(ClientError) as excinfo:
+            call(Bucket=bucket, Key="a", VersionId="3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY")
+        assert error_of(excinfo) == (404, "NoSuchVersion")
+    with pytest.raises(ClientError) as excinfo:
+        s3.list_object_versions(Bucket=bucket, VersionIdMarker="null")
+    assert error_of(excinfo) == (400, "InvalidArgument")
+    s3.delete_object(Bucket=bucket, Key="f", VersionId="null")
+    result = s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": "e", "VersionId": "null"}, {"Key": "a", "VersionId": "zzz"}]},
+    )
+    assert result["Deleted"] == [{"Key": "e", "VersionId": "null"}]
+    assert [(e["Key"], e["Code"]) for e in result["Errors"]] == [("a", "NoSuchVersion")]
+
+    # Every client's "empty the bucket": list the versions, delete them, then the bucket.
+    boto3_resource = boto3.resource(
+        "s3", endpoint_url=service.endpoint, aws_access_key_id=ALICE.access_key,
+        aws_secret_access_key=ALICE.secret_key, region_name="us-east-1",
+    )  # fmt: skip
+    boto3_resource.Bucket(bucket).object_versions.delete()
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    s3.delete_bucket(Bucket=bucket)
 
 
 def test_bucket_lifecycle(s3):
