@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from resilin.aws.timestamps import iso8601
-from resilin.storage import s3xml
+from resilin.storage import requestmeta, s3xml
 from resilin.storage.bodies import require_integrity_header, small_body
 from resilin.storage.context import Call, Response
-from resilin.storage.errors import S3Error, invalid_argument, malformed_xml
+from resilin.storage.errors import S3Error, invalid_argument, malformed_xml, not_implemented
 from resilin.storage.listing_ops import continuation_token, token_position
 from resilin.storage.names import check_bucket_name, check_key
 from resilin.storage.owners import add_owner
@@ -75,6 +75,13 @@ def _location_constraint(call: Call) -> str | None:
 async def create_bucket(call: Call) -> Response:
     name = call.bucket or ""
     check_bucket_name(name)
+    requestmeta.check_access_controls(call)
+    if (call.header("x-amz-bucket-object-lock-enabled") or "").lower() == "true":
+        raise not_implemented("Object Lock (x-amz-bucket-object-lock-enabled)")
+    ownership = call.header("x-amz-object-ownership")
+    if ownership is not None and ownership != "BucketOwnerEnforced":
+        # The other settings enable ACLs, which this server has none of.
+        raise not_implemented(f"Object ownership {ownership} (only BucketOwnerEnforced)")
     constraint = _location_constraint(call)
     if constraint is not None:
         if call.region == "us-east-1" and constraint == "us-east-1":

@@ -43,7 +43,7 @@ def _part_number(call: Call) -> int:
 async def create_upload(call: Call) -> Response:
     bucket, key = call.owned_bucket().name, call.key or ""
     check_key(key)
-    requestmeta.check_encryption(call)
+    requestmeta.check_object_controls(call)
     algorithm = (call.header("x-amz-checksum-algorithm") or "").lower()
     if algorithm and algorithm not in checksums.ALGORITHMS:
         raise invalid_request(f"Checksum algorithm {algorithm} is not supported")

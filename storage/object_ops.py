@@ -62,7 +62,7 @@ def object_headers(meta: ObjectMeta) -> dict[str, str]:
 async def put_object(call: Call) -> Response:
     bucket, key = call.owned_bucket().name, call.key or ""
     check_key(key)
-    requestmeta.check_encryption(call)
+    requestmeta.check_object_controls(call)
     spec = requestmeta.body_spec(call)
     content_type = requestmeta.content_type(call)
     stored = requestmeta.stored_headers(call)
@@ -197,7 +197,7 @@ async def copy_object(call: Call) -> Response:
     src_bucket, src_key = parse_copy_source(call.header("x-amz-copy-source") or "")
     call.owned_bucket(src_bucket)
     check_key(src_key)
-    requestmeta.check_encryption(call)
+    requestmeta.check_object_controls(call)
     directive = (call.header("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)

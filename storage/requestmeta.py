@@ -51,6 +51,43 @@ def check_encryption(call: Call) -> None:
         raise not_implemented(f"Server-side encryption {value}")
 
 
+# Canned ACLs that change nothing here: an object or bucket is its owner's alone, whatever is said.
+NO_OP_CANNED_ACLS = {"private", "bucket-owner-full-control"}
+GRANT_HEADERS = (
+    "x-amz-grant-full-control", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write",
+    "x-amz-grant-write-acp",
+)  # fmt: skip
+OBJECT_LOCK_HEADERS = (
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+)
+
+
+def check_access_controls(call: Call) -> None:
+    """Refuse ACLs and grants this server cannot honour, rather than let a client believe its data is
+    shared (or kept from others) as it asked: only the owner's own access exists here."""
+    acl = call.header("x-amz-acl")
+    if acl is not None and acl not in NO_OP_CANNED_ACLS:
+        raise not_implemented(f"The canned ACL {acl!r} (only private and bucket-owner-full-control)")
+    granted = [name for name in GRANT_HEADERS if call.header(name) is not None]
+    if granted:
+        raise not_implemented(f"Access grants ({granted[0]})")
+
+
+def check_object_controls(call: Call) -> None:
+    """What a new object's request may ask besides its data: encryption, ACL, tags and retention are
+    refused when they cannot be honoured (never accepted and ignored)."""
+    check_encryption(call)
+    check_access_controls(call)
+    if call.header("x-amz-tagging") is not None:
+        raise not_implemented("Object tagging (x-amz-tagging)")
+    locked = [name for name in OBJECT_LOCK_HEADERS if call.header(name) is not None]
+    if locked:
+        # S3's answer for a bucket without Object Lock, which every bucket here is.
+        raise invalid_request(f"Bucket is missing Object Lock Configuration ({locked[0]} was given)")
+
+
 def content_type(call: Call) -> str:
     return call.header("content-type") or DEFAULT_CONTENT_TYPE
 

@@ -135,6 +135,48 @@ def test_object_versions_of_an_unversioned_bucket_are_null_and_empty_the_bucket(
     s3.delete_bucket(Bucket=bucket)
 
 
+def test_acls_tags_and_object_lock_it_cannot_honour_are_refused_and_change_nothing(s3, bucket):
+    refused = [
+        ({"ACL": "public-read"}, 501, "NotImplemented"),
+        ({"GrantRead": 'id="someone"'}, 501, "NotImplemented"),
+        ({"Tagging": "team=data"}, 501, "NotImplemented"),
+        (
+            {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": dt.datetime(2100, 1, 1)},
+            400,
+            "InvalidRequest",
+        ),
+        ({"ObjectLockLegalHoldStatus": "ON"}, 400, "InvalidRequest"),
+    ]
+    for extra, status, code in refused:
+        for call in (
+            lambda e: s3.put_object(Bucket=bucket, Key="controlled", Body=b"x", **e),
+            lambda e: s3.create_multipart_upload(Bucket=bucket, Key="controlled", **e),
+        ):
+            with pytest.raises(ClientError) as excinfo:
+                call(extra)
+            assert error_of(excinfo) == (status, code), extra
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    # What changes nothing here is accepted: every object is its owner's alone.
+    s3.put_object(Bucket=bucket, Key="mine", Body=b"x", ACL="private")
+    with pytest.raises(ClientError) as excinfo:
+        s3.copy_object(
+            Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "mine"}, ACL="public-read"
+        )
+    assert error_of(excinfo) == (501, "NotImplemented")
+
+    for extra in (
+        {"ObjectLockEnabledForBucket": True},
+        {"ACL": "public-read"},
+        {"ObjectOwnership": "ObjectWriter"},
+    ):
+        name = f"refused-{next(_names)}-{int(time.time())}"
+        with pytest.raises(ClientError) as excinfo:
+            s3.create_bucket(Bucket=name, **extra)
+        assert error_of(excinfo) == (501, "NotImplemented"), extra
+        assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
 def test_bucket_lifecycle(s3):
     s3.create_bucket(Bucket="life-cycle")
     assert "life-cycle" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
