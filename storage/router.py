@@ -12,6 +12,7 @@ from resilin.storage import (
     multipart_complete,
     multipart_lists,
     multipart_ops,
+    object_attributes,
     object_ops,
 )
 from resilin.storage.context import Call, Response
@@ -29,7 +30,6 @@ _UNSUPPORTED_BUCKET = {
 }  # fmt: skip
 _UNSUPPORTED_OBJECT = {
     "acl",
-    "attributes",
     "legal-hold",
     "restore",
     "retention",
@@ -112,6 +112,8 @@ def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
     if "versionId" in query:
         check_null_version(query["versionId"])
     if method == "GET":
+        if "attributes" in query:
+            return object_attributes.get_object_attributes
         return multipart_lists.list_parts if "uploadId" in query else object_ops.get_object
     if method == "HEAD":
         return _head_object

@@ -663,6 +663,37 @@ def test_complete_multipart_checks_the_objects_checksum_not_the_bodys(s3, bucket
     assert (done["ChecksumCRC32"], done["ChecksumType"]) == (f"{composite}-2", "COMPOSITE")
 
 
+def test_get_object_attributes(s3, bucket):
+    upload_id, parts, data = _two_part_upload(s3, bucket, "parts", "FULL_OBJECT")
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key="parts", UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+    every = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"]
+    got = s3.get_object_attributes(Bucket=bucket, Key="parts", ObjectAttributes=every)
+    assert got["ETag"] == done["ETag"].strip('"')
+    assert got["Checksum"] == {"ChecksumCRC32": _crc32(data), "ChecksumType": "FULL_OBJECT"}
+    assert (got["StorageClass"], got["ObjectSize"]) == ("STANDARD", len(data))
+    assert got["ObjectParts"]["TotalPartsCount"] == 2
+    assert [(p["PartNumber"], p["Size"]) for p in got["ObjectParts"]["Parts"]] == [(1, 5 * MiB), (2, 1000)]
+    page = s3.get_object_attributes(
+        Bucket=bucket, Key="parts", ObjectAttributes=["ObjectParts"], MaxParts=1, PartNumberMarker=0
+    )["ObjectParts"]
+    assert (page["IsTruncated"], page["NextPartNumberMarker"], len(page["Parts"])) == (True, 1, 1)
+    assert got["LastModified"] == s3.head_object(Bucket=bucket, Key="parts")["LastModified"]
+
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"12345")
+    plain = s3.get_object_attributes(
+        Bucket=bucket, Key="plain", ObjectAttributes=["ObjectSize", "ObjectParts"]
+    )
+    assert plain["ObjectSize"] == 5 and "ObjectParts" not in plain
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object_attributes(Bucket=bucket, Key="nothing", ObjectAttributes=["ETag"])
+    assert error_of(excinfo) == (404, "NoSuchKey")
+    with pytest.raises(ClientError) as excinfo:  # botocore leaves enum values to the service
+        s3.get_object_attributes(Bucket=bucket, Key="plain", ObjectAttributes=["Colour"])
+    assert error_of(excinfo) == (400, "InvalidArgument")
+
+
 def test_a_repeated_completion_gets_the_same_answer(s3, bucket):
     upload_id, parts, data = _two_part_upload(s3, bucket, "again", "FULL_OBJECT")
     request = {"Bucket": bucket, "Key": "again", "UploadId": upload_id, "MultipartUpload": {"Parts": parts}}
