@@ -8,6 +8,7 @@ from urllib.parse import unquote
 
 from resilin.storage import (
     bucket_ops,
+    cors_ops,
     listing_ops,
     multipart_complete,
     multipart_lists,
@@ -24,7 +25,7 @@ Handler = Callable[[Call], Awaitable[Response]]
 # Sub-resources S3 has that this server does not implement: answered 501, never
 # mistaken for a plain GET/PUT of the bucket or object.
 _UNSUPPORTED_BUCKET = {
-    "accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
+    "accelerate", "acl", "analytics", "encryption", "intelligent-tiering", "inventory",
     "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
     "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging", "website",
 }  # fmt: skip
@@ -91,14 +92,20 @@ def _bucket_route(method: str, query: dict[str, str]) -> Handler:
             return multipart_lists.list_uploads
         if "versions" in query:
             return listing_ops.list_object_versions
+        if "cors" in query:
+            return cors_ops.get_bucket_cors
         return listing_ops.list_objects
     if method == "HEAD":
         return bucket_ops.head_bucket
     if method == "PUT":
         if "versioning" in query:
             raise not_implemented("Bucket versioning")
+        if "cors" in query:
+            return cors_ops.put_bucket_cors
         return bucket_ops.create_bucket
     if method == "DELETE":
+        if "cors" in query:
+            return cors_ops.delete_bucket_cors
         return bucket_ops.delete_bucket
     if method == "POST" and "delete" in query:
         return bucket_ops.delete_objects

@@ -29,7 +29,7 @@ from resilin.aws.httputil import request_headers
 from resilin.aws.request import RequestHead
 from resilin.aws.sigv4 import Credentials, Verified, parse_query
 from resilin.aws.skeleton import AwsResource
-from resilin.storage import s3xml
+from resilin.storage import cors_ops, s3xml
 from resilin.storage.auth import authenticate, require_session_token
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, internal_error
@@ -305,6 +305,8 @@ class StorageResource(AwsResource[Response]):
             answer.stream.file.close()
 
     def send(self, request: Request, head: RequestHead, answer: Response) -> None:
+        if "origin" in head.headers and head.method.upper() != "OPTIONS":
+            answer.headers.update(self._cors_headers(head))
         answer.headers.update(
             {
                 "x-amz-request-id": head.request_id,
@@ -314,6 +316,16 @@ class StorageResource(AwsResource[Response]):
         )
         self._send(request, answer)
 
+    def _cors_headers(self, head: RequestHead) -> dict[str, str]:
+        """What the bucket's CORS rules let a browser's page see of this answer."""
+        try:
+            target = parse_target(
+                head.raw_path, (head.headers.get("host") or [""])[0], self.virtual_host_base
+            )
+        except S3Error:
+            return {}
+        return cors_ops.response_headers(self.store, target.bucket, head.method.upper(), head.headers)
+
     async def _dispatch(self, request: Request, method: str, head: RequestHead) -> Response:
         raw_path, raw_query = head.raw_path, head.raw_query
         if getattr(request, "body_too_large", False):
@@ -322,6 +334,9 @@ class StorageResource(AwsResource[Response]):
         if refusal is not None:
             raise refusal
         headers = head.headers
+        if method == "OPTIONS":  # a browser's CORS preflight: never signed, and it changes nothing
+            target = parse_target(raw_path, (headers.get("host") or [""])[0], self.virtual_host_base)
+            return cors_ops.preflight(self.store, target.bucket, headers)
         # Requests with a body were authenticated from their headers, before the body was read.
         verified = getattr(request, "verified", None) or authenticate(
             method=method,

@@ -36,8 +36,10 @@ from typing import BinaryIO, NamedTuple
 
 from resilin.settings.private_files import private_dir
 from resilin.storage import names, objfile
+from resilin.storage.bucket_settings import BucketSettings
 from resilin.storage.errors import S3Error, no_such_bucket, no_such_key, no_such_upload
 from resilin.storage.ingest import MAX_OBJECT_SIZE
+from resilin.storage.jsonfiles import write_json_atomically
 from resilin.storage.keyindex import KeyIndex
 from resilin.storage.objfile import CorruptObject, ObjectMeta
 
@@ -71,15 +73,6 @@ class BucketInfo:
     owner: str  # account id
     created: float
     region: str
-
-
-def write_json_atomically(path: Path, data: dict, tmp_dir: Path) -> None:
-    tmp = tmp_dir / f"json-{secrets.token_hex(8)}"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -210,6 +203,7 @@ class Store:
         self._pending: dict[tuple[str, str], int] = {}
         self.namespace_lock = threading.Lock()
         self.dir_syncer = DirSyncer()
+        self.settings = BucketSettings(self.buckets_dir, self.tmp)  # e.g. each bucket's CORS rules
 
     # -- buckets ---------------------------------------------------------------
 
@@ -257,6 +251,7 @@ class Store:
                 extra={"BucketName": name},
             )
         self._discard(self.buckets_dir / name)
+        self.settings.forget(name)
         del self._buckets[name]
         self._indexes.pop(name, None)
         self._entry_count -= len(self._entries.pop(name, {}))

@@ -177,6 +177,71 @@ def test_acls_tags_and_object_lock_it_cannot_honour_are_refused_and_change_nothi
         assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
+def test_cors_rules_answer_preflights_and_browser_requests(service, s3, bob, bucket):
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_bucket_cors(Bucket=bucket)
+    assert error_of(excinfo) == (404, "NoSuchCORSConfiguration")
+    url = f"{service.endpoint}/{bucket}/page.txt"
+    preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"}
+    assert requests.options(url, headers=preflight, timeout=10).status_code == 403  # no rules yet
+
+    rules = [
+        {
+            "AllowedOrigins": ["https://*.example.com"],
+            "AllowedMethods": ["PUT", "GET"],
+            "AllowedHeaders": ["content-type", "x-amz-*"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 300,
+        }
+    ]
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
+    assert s3.get_bucket_cors(Bucket=bucket)["CORSRules"] == rules
+    with pytest.raises(ClientError) as excinfo:  # another account can neither read nor change them
+        bob.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
+    assert error_of(excinfo) == (403, "AccessDenied")
+
+    asked = requests.options(
+        url, headers=preflight | {"Access-Control-Request-Headers": "Content-Type, X-Amz-Date"}, timeout=10
+    )
+    assert asked.status_code == 200, asked.text
+    assert asked.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert asked.headers["Access-Control-Allow-Headers"] == "content-type, x-amz-date"
+    assert (asked.headers["Access-Control-Max-Age"], asked.headers["Access-Control-Allow-Methods"]) == (
+        "300",
+        "PUT, GET",
+    )
+    for refused in (
+        preflight | {"Origin": "https://evil.org"},
+        preflight | {"Access-Control-Request-Method": "DELETE"},
+        preflight | {"Access-Control-Request-Headers": "authorization-extra"},
+    ):
+        assert requests.options(url, headers=refused, timeout=10).status_code == 403, refused
+    assert (
+        requests.options(url, headers={"Access-Control-Request-Method": "PUT"}, timeout=10).status_code == 400
+    )
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)  # preflights changed nothing
+
+    # The browser's request itself is signed (a presigned URL) and its answer carries the headers.
+    s3.put_object(Bucket=bucket, Key="page.txt", Body=b"hello")
+    signed = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "page.txt"})
+    got = requests.get(signed, headers={"Origin": "https://app.example.com"}, timeout=10)
+    assert got.status_code == 200 and got.content == b"hello"
+    assert got.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert got.headers["Access-Control-Expose-Headers"] == "ETag"
+    other = requests.get(signed, headers={"Origin": "https://evil.org"}, timeout=10)
+    assert other.status_code == 200 and "Access-Control-Allow-Origin" not in other.headers
+    assert requests.get(url, headers={"Origin": "https://app.example.com"}, timeout=10).status_code == 403
+
+    s3.delete_bucket_cors(Bucket=bucket)
+    assert requests.options(url, headers=preflight, timeout=10).status_code == 403
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_bucket_cors(
+            Bucket=bucket,
+            CORSConfiguration={"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}]},
+        )
+    assert error_of(excinfo) == (400, "InvalidRequest")
+
+
 def test_bucket_lifecycle(s3):
     s3.create_bucket(Bucket="life-cycle")
     assert "life-cycle" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
