@@ -15,6 +15,7 @@ from resilin.storage import (
     multipart_ops,
     object_attributes,
     object_ops,
+    tagging_ops,
 )
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, method_not_allowed, not_implemented
@@ -27,7 +28,7 @@ Handler = Callable[[Call], Awaitable[Response]]
 _UNSUPPORTED_BUCKET = {
     "accelerate", "acl", "analytics", "encryption", "intelligent-tiering", "inventory",
     "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
-    "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging", "website",
+    "policyStatus", "publicAccessBlock", "replication", "requestPayment", "website",
 }  # fmt: skip
 _UNSUPPORTED_OBJECT = {
     "acl",
@@ -94,6 +95,8 @@ def _bucket_route(method: str, query: dict[str, str]) -> Handler:
             return listing_ops.list_object_versions
         if "cors" in query:
             return cors_ops.get_bucket_cors
+        if "tagging" in query:
+            return tagging_ops.get_bucket_tagging
         return listing_ops.list_objects
     if method == "HEAD":
         return bucket_ops.head_bucket
@@ -102,10 +105,14 @@ def _bucket_route(method: str, query: dict[str, str]) -> Handler:
             raise not_implemented("Bucket versioning")
         if "cors" in query:
             return cors_ops.put_bucket_cors
+        if "tagging" in query:
+            return tagging_ops.put_bucket_tagging
         return bucket_ops.create_bucket
     if method == "DELETE":
         if "cors" in query:
             return cors_ops.delete_bucket_cors
+        if "tagging" in query:
+            return tagging_ops.delete_bucket_tagging
         return bucket_ops.delete_bucket
     if method == "POST" and "delete" in query:
         return bucket_ops.delete_objects

@@ -242,6 +242,32 @@ def test_cors_rules_answer_preflights_and_browser_requests(service, s3, bob, buc
     assert error_of(excinfo) == (400, "InvalidRequest")
 
 
+def test_bucket_tagging(s3, bob, bucket):
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert error_of(excinfo) == (404, "NoSuchTagSet")
+    tags = [{"Key": "team", "Value": "data"}, {"Key": "cost-centre", "Value": ""}]
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == tags
+    with pytest.raises(ClientError) as excinfo:
+        bob.get_bucket_tagging(Bucket=bucket)
+    assert error_of(excinfo) == (403, "AccessDenied")
+    for bad in (
+        [{"Key": "aws:owner", "Value": "x"}],
+        [{"Key": "k" * 129, "Value": "x"}],
+        [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}],
+        [{"Key": f"k{i}", "Value": "v"} for i in range(51)],
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": bad})
+        assert error_of(excinfo) == (400, "InvalidTag"), bad[0]
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == tags  # refusals changed nothing
+    s3.delete_bucket_tagging(Bucket=bucket)
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert error_of(excinfo) == (404, "NoSuchTagSet")
+
+
 def test_bucket_lifecycle(s3):
     s3.create_bucket(Bucket="life-cycle")
     assert "life-cycle" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
