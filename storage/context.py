@@ -49,17 +49,7 @@ class Call:
         return info
 
     def body_file(self) -> BinaryIO:
-        """The request body as a file of our own, for reading in a worker thread.
-
-        Twisted closes its copy if the client disconnects; a duplicated
-        descriptor keeps the worker's reads valid until it is done.
-        """
-        content = cast(BinaryIO, self.request.content)  # Twisted declares it None until a body comes
-        try:
-            fd = content.fileno()
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            return io.BytesIO(cast(io.BytesIO, content).getvalue())  # small bodies are kept in memory
-        return os.fdopen(os.dup(fd), "rb")
+        return body_file(self.request)
 
     def claim_spool(self) -> Path | None:
         """The file the body was spooled to, taken over by the caller (None for small bodies).
@@ -93,3 +83,17 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     stream: Stream | None = None
+
+
+def body_file(request: Request) -> BinaryIO:
+    """The request body as a file of our own, for reading in a worker thread.
+
+    Twisted closes its copy if the client disconnects; a duplicated
+    descriptor keeps the worker's reads valid until it is done.
+    """
+    content = cast(BinaryIO, request.content)  # Twisted declares it None until a body comes
+    try:
+        fd = content.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return io.BytesIO(cast(io.BytesIO, content).getvalue())  # small bodies are kept in memory
+    return os.fdopen(os.dup(fd), "rb")

@@ -29,9 +29,9 @@ from resilin.aws.httputil import request_headers
 from resilin.aws.request import RequestHead
 from resilin.aws.sigv4 import Credentials, Verified, parse_query
 from resilin.aws.skeleton import AwsResource
-from resilin.storage import cors_ops, s3xml
+from resilin.storage import cors_ops, post_object, s3xml
 from resilin.storage.auth import authenticate, require_session_token
-from resilin.storage.context import Call, Response
+from resilin.storage.context import Call, Response, body_file
 from resilin.storage.errors import S3Error, internal_error
 from resilin.storage.ingest import MAX_OBJECT_SIZE
 from resilin.storage.multipart_ops import MAX_PART_SIZE
@@ -140,6 +140,14 @@ class StorageChannel(LimitedChannel):
         raw_path, _, raw_query = self._path.decode("latin-1").partition("?")
         try:
             headers = request_headers(request)
+            target = parse_target(
+                raw_path, (headers.get("host") or [""])[0], self._resource.virtual_host_base
+            )
+            content_type = (headers.get("content-type") or [""])[0]
+            if post_object.is_form_upload(method, target.key, target.bucket, raw_query, content_type):
+                # A browser form: its signed policy is in the body, checked once the body is in.
+                request.form_upload = True
+                return self._admit_body(request)
             request.verified = authenticate(
                 method=method,
                 raw_path=raw_path,
@@ -154,6 +162,9 @@ class StorageChannel(LimitedChannel):
         except Exception:  # answered as any request that fails unexpectedly: 500, body unread
             log.failure("storage authentication of {method} {path} failed", method=method, path=raw_path)
             return internal_error()
+        return self._admit_body(request)
+
+    def _admit_body(self, request: StorageRequest) -> S3Error | None:
         limit = getattr(self.site, "max_request_body", None)
         if limit is not None and self.length is not None and self.length > limit:
             return entity_too_large(self._resource.store.max_object_size)
@@ -203,6 +214,7 @@ class StorageRequest(Request):
         self.body_too_large = False
         self.refusal: S3Error | None = None  # answered without reading the body (see StorageChannel)
         self.verified: Verified | None = None  # the signature, checked from the headers
+        self.form_upload = False  # a POST Object form: authenticated by its policy, in the body
         self.body_reserved = 0  # bytes of the peer's body allowance this request holds
         self._release: Callable[[object], None] | None = None
 
@@ -337,6 +349,18 @@ class StorageResource(AwsResource[Response]):
         if method == "OPTIONS":  # a browser's CORS preflight: never signed, and it changes nothing
             target = parse_target(raw_path, (headers.get("host") or [""])[0], self.virtual_host_base)
             return cors_ops.preflight(self.store, target.bucket, headers)
+        if getattr(request, "form_upload", False):
+            target = parse_target(raw_path, (headers.get("host") or [""])[0], self.virtual_host_base)
+
+            def make_call(verified: Verified, fields: dict[str, list[str]]) -> Call:
+                return Call(request=request, store=self.store, method=method, bucket=target.bucket, key=None,
+                            query={}, headers=fields, verified=verified, request_id=head.request_id,
+                            region=self.region)  # fmt: skip
+
+            with body_file(request) as body:
+                return await post_object.post_object(
+                    headers, target.bucket or "", body, self.lookup, self.region, make_call
+                )
         # Requests with a body were authenticated from their headers, before the body was read.
         verified = getattr(request, "verified", None) or authenticate(
             method=method,

@@ -268,6 +268,72 @@ def test_bucket_tagging(s3, bob, bucket):
     assert error_of(excinfo) == (404, "NoSuchTagSet")
 
 
+def _form_post(url: str, fields: dict, content: bytes, filename: str = "photo.jpg") -> requests.Response:
+    return requests.post(url, data=fields, files={"file": (filename, content)}, timeout=30)
+
+
+def test_browser_form_uploads_are_checked_against_their_signed_policy(service, s3, bob, bucket):
+    form = s3.generate_presigned_post(
+        bucket,
+        "uploads/${filename}",
+        Fields={"success_action_status": "201", "Content-Type": "image/jpeg", "x-amz-meta-album": "summer"},
+        Conditions=[
+            ["starts-with", "$key", "uploads/"],
+            ["content-length-range", 1, 1000],
+            {"success_action_status": "201"},
+            ["starts-with", "$Content-Type", "image/"],
+            {"x-amz-meta-album": "summer"},
+        ],
+        ExpiresIn=600,
+    )
+    done = _form_post(form["url"], form["fields"], b"jpeg bytes")
+    assert done.status_code == 201, done.text
+    assert b"<Key>uploads/photo.jpg</Key>" in done.content
+    got = s3.get_object(Bucket=bucket, Key="uploads/photo.jpg")
+    assert got["Body"].read() == b"jpeg bytes"
+    assert (got["ContentType"], got["Metadata"]) == ("image/jpeg", {"album": "summer"})
+    assert done.headers["ETag"] == got["ETag"]
+
+    fields = form["fields"]
+    refused = [
+        (fields | {"key": "elsewhere/x"}, b"x", 403, "AccessDenied"),  # the policy names the prefix
+        (fields | {"x-amz-meta-album": "winter"}, b"x", 403, "AccessDenied"),
+        (fields | {"acl": "public-read"}, b"x", 403, "AccessDenied"),  # a field no condition allows
+        (fields, b"x" * 1001, 400, "EntityTooLarge"),
+        (fields | {"x-amz-signature": "0" * 64}, b"x", 403, "SignatureDoesNotMatch"),
+        ({k: v for k, v in fields.items() if k != "policy"}, b"x", 403, "AccessDenied"),
+    ]
+    for sent, content, status, code in refused:
+        answer = _form_post(form["url"], sent, content, filename="refused.jpg")
+        assert (answer.status_code, f"<Code>{code}</Code>" in answer.text) == (status, True), (
+            sent,
+            answer.text,
+        )
+    expired = s3.generate_presigned_post(bucket, "late", ExpiresIn=-60)
+    answer = _form_post(expired["url"], expired["fields"], b"x")
+    assert answer.status_code == 403 and "Policy expired" in answer.text
+    # Another account's signed policy does not open this bucket.
+    theirs = bob.generate_presigned_post(bucket, "intruder")
+    answer = _form_post(theirs["url"], theirs["fields"], b"x")
+    assert answer.status_code == 403 and "<Code>AccessDenied</Code>" in answer.text
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == ["uploads/photo.jpg"]  # nothing refused was written
+
+    redirected = s3.generate_presigned_post(
+        bucket, "done.txt", Fields={"success_action_redirect": "https://app.example.com/thanks"},
+        Conditions=[{"success_action_redirect": "https://app.example.com/thanks"}],
+    )  # fmt: skip
+    answer = requests.post(
+        redirected["url"], data=redirected["fields"], files={"file": ("a.txt", b"a")}, allow_redirects=False,
+        timeout=30,
+    )  # fmt: skip
+    assert answer.status_code == 303
+    assert answer.headers["Location"].startswith("https://app.example.com/thanks?bucket=")
+    plain = s3.generate_presigned_post(bucket, "plain.txt")
+    assert _form_post(plain["url"], plain["fields"], b"p").status_code == 204
+    assert s3.get_object(Bucket=bucket, Key="plain.txt")["Body"].read() == b"p"
+
+
 def test_bucket_lifecycle(s3):
     s3.create_bucket(Bucket="life-cycle")
     assert "life-cycle" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
