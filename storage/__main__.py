@@ -25,6 +25,7 @@ from resilin.aws.httplimits import add_limit_option, limits_from_options
 from resilin.aws.sigv4 import Credentials
 from resilin.settings.private_files import private_process
 from resilin.storage.ingest import MAX_OBJECT_SIZE
+from resilin.storage.lifecycle_sweep import DEFAULT_INTERVAL_S
 from resilin.storage.server import make_site
 
 
@@ -57,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-object-size", type=int, default=MAX_OBJECT_SIZE, help="largest single PUT or copy, in bytes"
     )
     parser.add_argument("--log", action="store_true", help="log every request to stderr (errors always are)")
+    parser.add_argument(
+        "--lifecycle-interval",
+        type=float,
+        default=DEFAULT_INTERVAL_S,
+        help="seconds between two applications of the buckets' lifecycle rules (0: never)",
+    )
     add_limit_option(parser)
     args = parser.parse_args(argv)
     args.limits = limits_from_options(parser, args)
@@ -86,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         max_object_size=args.max_object_size,
         access_log=args.log,
         limits=args.limits,
+        lifecycle_interval=args.lifecycle_interval,
     )
     # Site is a ServerFactory; Twisted's annotation of listenTCP asks for a narrower generic one.
     port = reactor.listenTCP(args.port, site, interface=args.host)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 from resilin.storage import (
     bucket_ops,
     cors_ops,
+    lifecycle_ops,
     listing_ops,
     multipart_complete,
     multipart_lists,
@@ -27,7 +28,7 @@ Handler = Callable[[Call], Awaitable[Response]]
 # mistaken for a plain GET/PUT of the bucket or object.
 _UNSUPPORTED_BUCKET = {
     "accelerate", "acl", "analytics", "encryption", "intelligent-tiering", "inventory",
-    "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
+    "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
     "policyStatus", "publicAccessBlock", "replication", "requestPayment", "website",
 }  # fmt: skip
 _UNSUPPORTED_OBJECT = {
@@ -97,6 +98,8 @@ def _bucket_route(method: str, query: dict[str, str]) -> Handler:
             return cors_ops.get_bucket_cors
         if "tagging" in query:
             return tagging_ops.get_bucket_tagging
+        if "lifecycle" in query:
+            return lifecycle_ops.get_bucket_lifecycle
         return listing_ops.list_objects
     if method == "HEAD":
         return bucket_ops.head_bucket
@@ -107,12 +110,16 @@ def _bucket_route(method: str, query: dict[str, str]) -> Handler:
             return cors_ops.put_bucket_cors
         if "tagging" in query:
             return tagging_ops.put_bucket_tagging
+        if "lifecycle" in query:
+            return lifecycle_ops.put_bucket_lifecycle
         return bucket_ops.create_bucket
     if method == "DELETE":
         if "cors" in query:
             return cors_ops.delete_bucket_cors
         if "tagging" in query:
             return tagging_ops.delete_bucket_tagging
+        if "lifecycle" in query:
+            return lifecycle_ops.delete_bucket_lifecycle
         return bucket_ops.delete_bucket
     if method == "POST" and "delete" in query:
         return bucket_ops.delete_objects

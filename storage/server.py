@@ -29,7 +29,7 @@ from resilin.aws.httputil import request_headers
 from resilin.aws.request import RequestHead
 from resilin.aws.sigv4 import Credentials, Verified, parse_query
 from resilin.aws.skeleton import AwsResource
-from resilin.storage import cors_ops, post_object, s3xml
+from resilin.storage import cors_ops, lifecycle_sweep, post_object, s3xml
 from resilin.storage.auth import authenticate, require_session_token
 from resilin.storage.context import Call, Response, body_file
 from resilin.storage.errors import S3Error, internal_error
@@ -419,6 +419,7 @@ def make_site(
     max_object_size: int = MAX_OBJECT_SIZE,
     access_log: bool = True,
     limits: HttpLimits | None = None,
+    lifecycle_interval: float = lifecycle_sweep.DEFAULT_INTERVAL_S,
 ) -> Site:
     """The storage service as a Twisted Site, to listen with on any reactor port.
 
@@ -428,7 +429,8 @@ def make_site(
     False, requests are not formatted into access-log lines at all (Twisted
     formats each one even when the log level then drops it).  ``limits`` bound
     connections, their deadlines and the body bytes one peer may have in flight
-    (see resilin/aws/httplimits.py).
+    (see resilin/aws/httplimits.py).  Buckets' lifecycle rules are applied every
+    ``lifecycle_interval`` seconds (0: never, for a store another process sweeps).
     """
     store = Store(
         Path(data_dir),
@@ -442,6 +444,8 @@ def make_site(
     if not access_log:
         site.log = lambda request: None  # type: ignore[method-assign]
     site.storage = store  # type: ignore[attr-defined]
+    if lifecycle_interval > 0:
+        site.lifecycle = lifecycle_sweep.start(store, lifecycle_interval)  # type: ignore[attr-defined]
     site.spool_dir = str(store.tmp)  # type: ignore[attr-defined]
     # The largest body accepted, with room for aws-chunked framing (under 0.2% with 64 KiB chunks).
     site.max_request_body = int(min(max_object_size, MAX_PART_SIZE) * 1.01) + 1024 * 1024  # type: ignore[attr-defined]

@@ -226,6 +226,9 @@ class Store:
             raise no_such_bucket(name)
         return info
 
+    def bucket_names(self) -> list[str]:
+        return sorted(self._buckets)
+
     def buckets_of(self, owner: str) -> list[BucketInfo]:
         return sorted((b for b in self._buckets.values() if b.owner == owner), key=lambda b: b.name)
 

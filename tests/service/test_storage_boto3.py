@@ -334,6 +334,62 @@ def test_browser_form_uploads_are_checked_against_their_signed_policy(service, s
     assert s3.get_object(Bucket=bucket, Key="plain.txt")["Body"].read() == b"p"
 
 
+def test_lifecycle_rules_expire_objects_and_are_refused_where_they_cannot_act(tmp_path):
+    with StorageProcess(tmp_path / "s3", [ALICE], extra_args=["--lifecycle-interval", "0.5"]) as running:
+        s3 = boto3_client(running.endpoint, ALICE)
+        s3.create_bucket(Bucket="emr-logs")
+        with pytest.raises(ClientError) as excinfo:
+            s3.get_bucket_lifecycle_configuration(Bucket="emr-logs")
+        assert error_of(excinfo) == (404, "NoSuchLifecycleConfiguration")
+        for key in ("logs/j-1/step.log", "logs/j-2/step.log", "keep/result.csv", "tmp/big"):
+            s3.put_object(Bucket="emr-logs", Key=key, Body=b"x" * (500 if key == "tmp/big" else 5))
+        upload_id = s3.create_multipart_upload(Bucket="emr-logs", Key="logs/unfinished")["UploadId"]
+        rules = [
+            {"ID": "old logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled",
+             "Expiration": {"Date": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3}},
+            {"ID": "big tmp", "Filter": {"And": {"Prefix": "tmp/", "ObjectSizeGreaterThan": 1000}},
+             "Status": "Enabled", "Expiration": {"Date": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)}},
+            {"ID": "off", "Filter": {"Prefix": "keep/"}, "Status": "Disabled",
+             "Expiration": {"Date": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)}},
+        ]  # fmt: skip
+        s3.put_bucket_lifecycle_configuration(Bucket="emr-logs", LifecycleConfiguration={"Rules": rules})
+        stored = s3.get_bucket_lifecycle_configuration(Bucket="emr-logs")["Rules"]
+        assert [(r["ID"], r["Status"]) for r in stored] == [("old logs", "Enabled"), ("big tmp", "Enabled"),
+                                                             ("off", "Disabled")]  # fmt: skip
+
+        def remaining() -> list[str]:
+            return [o["Key"] for o in s3.list_objects_v2(Bucket="emr-logs").get("Contents", [])]
+
+        deadline = time.time() + 15
+        while remaining() != ["keep/result.csv", "tmp/big"] and time.time() < deadline:
+            time.sleep(0.2)
+        # Expired: the logs; kept: what a disabled rule names and a small object under a size filter.
+        assert remaining() == ["keep/result.csv", "tmp/big"]
+        # The upload started just now is not 3 days old.
+        assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket="emr-logs")["Uploads"]] == [upload_id]
+
+        refused = [
+            ({"ID": "t", "Filter": {"Prefix": ""}, "Status": "Enabled",
+              "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]}, 501, "NotImplemented"),
+            ({"ID": "g", "Filter": {"Tag": {"Key": "a", "Value": "b"}}, "Status": "Enabled",
+              "Expiration": {"Days": 1}}, 501, "NotImplemented"),
+            ({"ID": "n", "Filter": {"Prefix": ""}, "Status": "Enabled",
+              "Expiration": {"Date": dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)}}, 400, "InvalidArgument"),
+        ]  # fmt: skip
+        for rule, status, code in refused:
+            with pytest.raises(ClientError) as excinfo:
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket="emr-logs", LifecycleConfiguration={"Rules": [rule]}
+                )
+            assert error_of(excinfo) == (status, code), rule["ID"]
+        assert len(s3.get_bucket_lifecycle_configuration(Bucket="emr-logs")["Rules"]) == 3  # unchanged
+        s3.delete_bucket_lifecycle(Bucket="emr-logs")
+        with pytest.raises(ClientError) as excinfo:
+            s3.get_bucket_lifecycle_configuration(Bucket="emr-logs")
+        assert error_of(excinfo) == (404, "NoSuchLifecycleConfiguration")
+
+
 def test_bucket_lifecycle(s3):
     s3.create_bucket(Bucket="life-cycle")
     assert "life-cycle" in [b["Name"] for b in s3.list_buckets()["Buckets"]]

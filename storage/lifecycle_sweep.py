@@ -1,0 +1,90 @@
+"""The lifecycle sweep: every so often, each bucket's enabled rules expire the objects and abort the
+incomplete multipart uploads that are due (rules: :mod:`lifecycle`).
+
+It runs on the reactor thread, where every change to the store is made, in slices of a few
+hundred keys (``twisted.internet.task.cooperate``), so requests are served meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+
+from resilin.storage.errors import S3Error
+from resilin.storage.lifecycle import Rule
+from resilin.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+SETTING = "lifecycle"
+SLICE = 200  # keys looked at per reactor turn
+DEFAULT_INTERVAL_S = 3600.0
+
+
+def rules_of(store: Store, bucket: str) -> list[Rule] | None:
+    stored = store.settings.get(bucket, SETTING)
+    return None if stored is None else [Rule.from_json(r) for r in stored]
+
+
+def sweep_steps(store: Store, now: float, counts: dict[str, int]) -> Iterator[None]:
+    """The sweep as a generator, one step per slice; ``counts`` tallies what it removed."""
+    for bucket in store.bucket_names():
+        rules = [r for r in rules_of(store, bucket) or [] if r.enabled]
+        for rule in rules:
+            if store.bucket(bucket) is None:
+                break  # deleted meanwhile
+            keys = []
+            for key in store.index(bucket).iter_from(rule.prefix):
+                if not key.startswith(rule.prefix):
+                    break
+                keys.append(key)
+            for n, key in enumerate(keys, 1):
+                entry = store.list_entry(bucket, key) if store.bucket(bucket) is not None else None
+                due = rule.object_due(entry.last_modified) if entry is not None else None
+                if entry is not None and due is not None and due <= now and rule.covers(key, entry.size):
+                    store.delete_object(bucket, key)
+                    counts["expired"] += 1
+                if n % SLICE == 0:
+                    yield None
+            if rule.abort_days is None or store.bucket(bucket) is None:
+                continue
+            for upload_id, info in store.uploads(bucket):
+                due = rule.upload_due(info.get("initiated", now))
+                if rule.covers(info.get("key", "")) and due is not None and due <= now:
+                    try:
+                        store.remove_upload(bucket, upload_id)
+                        counts["aborted"] += 1
+                    except S3Error:
+                        pass  # completed or aborted meanwhile
+        yield None
+
+
+def sweep(store: Store, now: float | None = None) -> Deferred[dict[str, int]]:
+    """One sweep of every bucket; fires with how many objects expired and uploads were aborted."""
+    counts = {"expired": 0, "aborted": 0}
+    done = task.cooperate(sweep_steps(store, now or time.time(), counts)).whenDone()
+
+    def report(_: object) -> dict[str, int]:
+        if counts["expired"] or counts["aborted"]:
+            log.info(
+                "lifecycle: %d object(s) expired, %d upload(s) aborted", counts["expired"], counts["aborted"]
+            )
+        return counts
+
+    def failed(failure: object) -> dict[str, int]:  # tried again at the next sweep
+        log.error("lifecycle sweep failed: %s", failure)
+        return counts
+
+    answered: Deferred[dict[str, int]] = done.addCallbacks(report, failed)
+    return answered
+
+
+def start(store: Store, interval: float = DEFAULT_INTERVAL_S) -> task.LoopingCall:
+    """Sweep every ``interval`` seconds, the first time at once."""
+    loop = task.LoopingCall(sweep, store)
+    loop.start(interval, now=True)
+    return loop
