@@ -101,7 +101,7 @@ async def list_objects(call: Call) -> Response:
     encode, max_keys = _encoder(call), _max_keys(call)
     token = call.query.get("continuation-token") if v2 else None
     start_after = call.query.get("start-after" if v2 else "marker") or None
-    if token is None:
+    if not token:  # none, or empty: from the start (S3 echoes an empty token back)
         after = start_after
     else:
         after = token_position(token)

@@ -56,6 +56,13 @@ def error_of(excinfo) -> tuple[int, str]:
 # -- buckets ---------------------------------------------------------------------------
 
 
+def test_an_empty_continuation_token_lists_from_the_start(s3, bucket):
+    for key in ("a", "b"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    listed = s3.list_objects_v2(Bucket=bucket, ContinuationToken="")
+    assert listed["ContinuationToken"] == "" and [o["Key"] for o in listed["Contents"]] == ["a", "b"]
+
+
 def test_list_buckets_pages_filters_and_refuses_bad_arguments(service, bob):
     names = [f"paged-{i}-{int(time.time())}" for i in range(5)]
     for name in names:
