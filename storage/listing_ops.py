@@ -8,6 +8,8 @@ from collections.abc import Callable
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
+from lxml import etree
+
 from resilin.aws.timestamps import iso8601
 from resilin.storage import s3xml
 from resilin.storage.context import Call, Response
@@ -143,10 +145,17 @@ async def list_objects(call: Call) -> Response:
         f"<CommonPrefixes><Prefix>{_text(encode(p))}</Prefix></CommonPrefixes>"
         for p in result.common_prefixes
     ]
-    # The head of the document comes from lxml; the entries, which are most of it, are appended as text.
-    # (The root's default namespace covers them; Name is always there, so the root has a closing tag.)
+    return _listing_response(doc, items)
+
+
+def _listing_response(doc: etree._Element, items: list[str]) -> Response:
+    """The document with ``items`` (entries as XML text) appended to its root.
+
+    The head of the document comes from lxml; the entries, which are most of it, are appended as
+    text.  (The root's default namespace covers them; Name is always there, so the root has a
+    closing tag.)"""
     head = s3xml.serialize(doc)
-    closing = b"</ListBucketResult>"
+    closing = f"</{s3xml.local(doc)}>".encode()
     assert head.endswith(closing)
     body = head[: -len(closing)] + "".join(items).encode() + closing
     return Response(body=body, headers={"Content-Type": "application/xml"})
@@ -210,10 +219,4 @@ async def list_object_versions(call: Call) -> Response:
         f"<CommonPrefixes><Prefix>{_text(encode(p))}</Prefix></CommonPrefixes>"
         for p in result.common_prefixes
     ]
-    head = s3xml.serialize(doc)
-    closing = b"</ListVersionsResult>"
-    assert head.endswith(closing)
-    return Response(
-        body=head[: -len(closing)] + "".join(items).encode() + closing,
-        headers={"Content-Type": "application/xml"},
-    )
+    return _listing_response(doc, items)

@@ -81,49 +81,51 @@ def route(method: str, target: Target, query: dict[str, str], headers: dict[str,
     return _object_route(method, query, "x-amz-copy-source" in headers)
 
 
+# A bucket's sub-resources, by method: the first of these the query names picks the operation.
+_BUCKET_SUB_RESOURCES: dict[str, dict[str, Handler]] = {
+    "GET": {
+        "location": bucket_ops.get_location,
+        "versioning": bucket_ops.get_versioning,
+        "uploads": multipart_lists.list_uploads,
+        "versions": listing_ops.list_object_versions,
+        "cors": cors_ops.get_bucket_cors,
+        "tagging": tagging_ops.get_bucket_tagging,
+        "lifecycle": lifecycle_ops.get_bucket_lifecycle,
+    },
+    "PUT": {
+        "cors": cors_ops.put_bucket_cors,
+        "tagging": tagging_ops.put_bucket_tagging,
+        "lifecycle": lifecycle_ops.put_bucket_lifecycle,
+    },
+    "DELETE": {
+        "cors": cors_ops.delete_bucket_cors,
+        "tagging": tagging_ops.delete_bucket_tagging,
+        "lifecycle": lifecycle_ops.delete_bucket_lifecycle,
+    },
+    "POST": {"delete": bucket_ops.delete_objects},
+}
+# ... and the operation on the bucket itself when the query names none.
+_BUCKET_ITSELF: dict[str, Handler] = {
+    "GET": listing_ops.list_objects,
+    "HEAD": bucket_ops.head_bucket,
+    "PUT": bucket_ops.create_bucket,
+    "DELETE": bucket_ops.delete_bucket,
+}
+
+
 def _bucket_route(method: str, query: dict[str, str]) -> Handler:
     unsupported = _UNSUPPORTED_BUCKET.intersection(query)
     if unsupported:
         raise not_implemented(f"The bucket sub-resource ?{sorted(unsupported)[0]}")
-    if method == "GET":
-        if "location" in query:
-            return bucket_ops.get_location
-        if "versioning" in query:
-            return bucket_ops.get_versioning
-        if "uploads" in query:
-            return multipart_lists.list_uploads
-        if "versions" in query:
-            return listing_ops.list_object_versions
-        if "cors" in query:
-            return cors_ops.get_bucket_cors
-        if "tagging" in query:
-            return tagging_ops.get_bucket_tagging
-        if "lifecycle" in query:
-            return lifecycle_ops.get_bucket_lifecycle
-        return listing_ops.list_objects
-    if method == "HEAD":
-        return bucket_ops.head_bucket
-    if method == "PUT":
-        if "versioning" in query:
-            raise not_implemented("Bucket versioning")
-        if "cors" in query:
-            return cors_ops.put_bucket_cors
-        if "tagging" in query:
-            return tagging_ops.put_bucket_tagging
-        if "lifecycle" in query:
-            return lifecycle_ops.put_bucket_lifecycle
-        return bucket_ops.create_bucket
-    if method == "DELETE":
-        if "cors" in query:
-            return cors_ops.delete_bucket_cors
-        if "tagging" in query:
-            return tagging_ops.delete_bucket_tagging
-        if "lifecycle" in query:
-            return lifecycle_ops.delete_bucket_lifecycle
-        return bucket_ops.delete_bucket
-    if method == "POST" and "delete" in query:
-        return bucket_ops.delete_objects
-    raise method_not_allowed(method, "BUCKET")
+    if method == "PUT" and "versioning" in query:
+        raise not_implemented("Bucket versioning")
+    for name, handler in _BUCKET_SUB_RESOURCES.get(method, {}).items():
+        if name in query:
+            return handler
+    itself = _BUCKET_ITSELF.get(method)
+    if itself is None:
+        raise method_not_allowed(method, "BUCKET")
+    return itself
 
 
 def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
