@@ -166,6 +166,16 @@ def canonical_uri(raw_path: str, service: str) -> str:
     return quote(_normalize_path(unquote(raw_path)), safe="/~")
 
 
+def _as_sent(canonical_request: str) -> bytes:
+    """The canonical request as the bytes the client hashed.  Header values and the path were
+    decoded from the wire as Latin-1 (one character per byte), so encoding back the same way gives
+    the client's bytes again, UTF-8 metadata included; anything else is ASCII."""
+    try:
+        return canonical_request.encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire (a caller's own text): as a client would hash it
+        return canonical_request.encode()
+
+
 def _canonical_header_value(values: Sequence[str]) -> str:
     if len(values) == 1:
         value = values[0].strip()
@@ -347,7 +357,7 @@ def verify(
     )
     scope = f"{date}/{scope_region}/{scope_service}/aws4_request"
     string_to_sign = "\n".join(
-        [ALGORITHM, amz_date_value, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+        [ALGORITHM, amz_date_value, scope, hashlib.sha256(_as_sent(canonical_request)).hexdigest()]
     )
     key = signing_key(creds.secret_key, date, scope_region, scope_service)
     expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()

@@ -56,6 +56,20 @@ def error_of(excinfo) -> tuple[int, str]:
 # -- buckets ---------------------------------------------------------------------------
 
 
+def test_utf8_metadata_is_signed_and_kept_byte_for_byte(s3, bucket):
+    def utf8_metadata(**kwargs):
+        kwargs["params"]["headers"]["x-amz-meta-place"] = "Montréal"  # botocore sends it as UTF-8
+
+    s3.meta.events.register("before-call.s3.PutObject", utf8_metadata)
+    try:
+        s3.put_object(Bucket=bucket, Key="utf8", Body=b"x")
+    finally:
+        s3.meta.events.unregister("before-call.s3.PutObject", utf8_metadata)
+    # The bytes come back as sent; http.client reads header bytes as Latin-1.
+    got = s3.head_object(Bucket=bucket, Key="utf8")["Metadata"]["place"]
+    assert got.encode("latin-1").decode("utf-8") == "Montréal"
+
+
 def test_an_empty_continuation_token_lists_from_the_start(s3, bucket):
     for key in ("a", "b"):
         s3.put_object(Bucket=bucket, Key=key, Body=b"")
