@@ -4,7 +4,7 @@ the answers to a browser's requests (rules and their evaluation: :mod:`cors`).""
 from __future__ import annotations
 
 from resilin.storage import cors, s3xml
-from resilin.storage.bodies import require_integrity_header, small_body
+from resilin.storage.bucket_setting_ops import deleting, get_setting, put_setting
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error
 from resilin.storage.store import Store
@@ -18,30 +18,22 @@ def rules_of(store: Store, bucket: str) -> list[cors.CorsRule] | None:
 
 
 async def put_bucket_cors(call: Call) -> Response:
-    info = call.owned_bucket()
-    require_integrity_header(call)
-    rules = cors.parse(small_body(call))
-    call.store.settings.put(info.name, SETTING, [r.to_json() for r in rules])
+    put_setting(call, SETTING, lambda body: [r.to_json() for r in cors.parse(body)])
     return Response(200)
 
 
+def _no_configuration(bucket: str) -> S3Error:
+    return S3Error(
+        "NoSuchCORSConfiguration", "The CORS configuration does not exist", 404, extra={"BucketName": bucket}
+    )
+
+
 async def get_bucket_cors(call: Call) -> Response:
-    info = call.owned_bucket()
-    rules = rules_of(call.store, info.name)
-    if rules is None:
-        raise S3Error(
-            "NoSuchCORSConfiguration",
-            "The CORS configuration does not exist",
-            404,
-            extra={"BucketName": info.name},
-        )
-    return s3xml.response(cors.to_xml(rules))
+    stored = get_setting(call, SETTING, _no_configuration)
+    return s3xml.response(cors.to_xml([cors.CorsRule.from_json(r) for r in stored]))
 
 
-async def delete_bucket_cors(call: Call) -> Response:
-    info = call.owned_bucket()
-    call.store.settings.delete(info.name, SETTING)
-    return Response(204)
+delete_bucket_cors = deleting(SETTING)
 
 
 def preflight(store: Store, bucket: str | None, headers: dict[str, list[str]]) -> Response:

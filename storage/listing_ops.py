@@ -141,19 +141,20 @@ async def list_objects(call: Call) -> Response:
     fetch_owner = not v2 or call.query.get("fetch-owner", "").lower() == "true"
     owner_xml = _owner_xml(info.owner) if fetch_owner else ""
     items = [_contents(key, entry, encode, owner_xml) for key, entry in result.contents]
-    items += [
-        f"<CommonPrefixes><Prefix>{_text(encode(p))}</Prefix></CommonPrefixes>"
-        for p in result.common_prefixes
-    ]
-    return _listing_response(doc, items)
+    return _listing_response(doc, items, result.common_prefixes, encode)
 
 
-def _listing_response(doc: etree._Element, items: list[str]) -> Response:
-    """The document with ``items`` (entries as XML text) appended to its root.
+def _listing_response(
+    doc: etree._Element, items: list[str], common_prefixes: list[str], encode: Callable[[str], str]
+) -> Response:
+    """The document with ``items`` (entries as XML text) and the common prefixes appended to its root.
 
     The head of the document comes from lxml; the entries, which are most of it, are appended as
     text.  (The root's default namespace covers them; Name is always there, so the root has a
     closing tag.)"""
+    items = items + [
+        f"<CommonPrefixes><Prefix>{_text(encode(p))}</Prefix></CommonPrefixes>" for p in common_prefixes
+    ]
     head = s3xml.serialize(doc)
     closing = f"</{s3xml.local(doc)}>".encode()
     assert head.endswith(closing)
@@ -215,8 +216,4 @@ async def list_object_versions(call: Call) -> Response:
     s3xml.sub(doc, "IsTruncated", "true" if result.truncated else "false")
     owner_xml = _owner_xml(info.owner)
     items = [_version(key, entry, encode, owner_xml) for key, entry in result.contents]
-    items += [
-        f"<CommonPrefixes><Prefix>{_text(encode(p))}</Prefix></CommonPrefixes>"
-        for p in result.common_prefixes
-    ]
-    return _listing_response(doc, items)
+    return _listing_response(doc, items, result.common_prefixes, encode)

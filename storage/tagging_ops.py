@@ -4,7 +4,7 @@ bucket's settings.  (Object tags are not kept: their requests are refused, see t
 from __future__ import annotations
 
 from resilin.storage import s3xml
-from resilin.storage.bodies import require_integrity_header, small_body
+from resilin.storage.bucket_setting_ops import deleting, get_setting, put_setting
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, malformed_xml
 
@@ -46,17 +46,16 @@ def parse_tag_set(body: bytes) -> dict[str, str]:
 
 
 async def put_bucket_tagging(call: Call) -> Response:
-    info = call.owned_bucket()
-    require_integrity_header(call)
-    call.store.settings.put(info.name, SETTING, parse_tag_set(small_body(call)))
+    put_setting(call, SETTING, parse_tag_set)
     return Response(204)
 
 
+def _no_tag_set(bucket: str) -> S3Error:
+    return S3Error("NoSuchTagSet", "The TagSet does not exist", 404, extra={"BucketName": bucket})
+
+
 async def get_bucket_tagging(call: Call) -> Response:
-    info = call.owned_bucket()
-    tags = call.store.settings.get(info.name, SETTING)
-    if tags is None:
-        raise S3Error("NoSuchTagSet", "The TagSet does not exist", 404, extra={"BucketName": info.name})
+    tags = get_setting(call, SETTING, _no_tag_set)
     doc = s3xml.root("Tagging")
     tag_set = s3xml.sub(doc, "TagSet")
     for key, value in tags.items():
@@ -64,7 +63,4 @@ async def get_bucket_tagging(call: Call) -> Response:
     return s3xml.response(doc)
 
 
-async def delete_bucket_tagging(call: Call) -> Response:
-    info = call.owned_bucket()
-    call.store.settings.delete(info.name, SETTING)
-    return Response(204)
+delete_bucket_tagging = deleting(SETTING)
