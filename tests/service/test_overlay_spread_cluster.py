@@ -59,6 +59,15 @@ class TwoClouds:
         return [r for t in tables for r in t["Routes"] if r.get("InstanceId")]
 
 
+def wait_until_waiting(store: JobFlowStore, cid: str) -> None:
+    wait_for(
+        lambda: store.get_cluster(cid)["state"] in (states.WAITING, *states.FINAL_CLUSTER_STATES),
+        60,
+        "WAITING",
+    )
+    assert store.get_cluster(cid)["state"] == states.WAITING, store.get_cluster(cid)["state_reason"]
+
+
 def test_a_cluster_over_two_clouds_is_joined_and_leaves_nothing(
     redis_client, moto_endpoint, fake_nodes, tmp_path, monkeypatch, caplog
 ):
@@ -72,12 +81,7 @@ def test_a_cluster_over_two_clouds_is_joined_and_leaves_nothing(
     clouds = TwoClouds(moto_endpoint)
     worker = ClusterWorker(cid, store, clouds, credentials_for, tmp_path, "us-east-1")
     worker.start()
-    wait_for(
-        lambda: store.get_cluster(cid)["state"] in (states.WAITING, *states.FINAL_CLUSTER_STATES),
-        60,
-        "WAITING",
-    )
-    assert store.get_cluster(cid)["state"] == states.WAITING, store.get_cluster(cid)["state_reason"]
+    wait_until_waiting(store, cid)
 
     instances = store.instances_of(cid)
     assert {(i["role"], i["cloud"]) for i in instances} == {("MASTER", "east"), ("CORE", "west")}
@@ -189,12 +193,7 @@ def test_a_core_fleet_over_two_clouds_is_shared_out_grown_shrunk_and_healed_even
     clouds = TwoClouds(moto_endpoint)
     worker = ClusterWorker(cid, store, clouds, credentials_for, tmp_path, "us-east-1")
     worker.start()
-    wait_for(
-        lambda: store.get_cluster(cid)["state"] in (states.WAITING, *states.FINAL_CLUSTER_STATES),
-        60,
-        "WAITING",
-    )
-    assert store.get_cluster(cid)["state"] == states.WAITING, store.get_cluster(cid)["state_reason"]
+    wait_until_waiting(store, cid)
     # Shared out in the order the fleet names the clouds, each with its own type.
     assert _live_by_cloud(store, cid) == {"west": 2, "east": 1}
     types = {(i["cloud"], i["instance_type"]) for i in store.instances_of(cid) if i["role"] == "CORE"}
