@@ -193,7 +193,7 @@ class ClusterProvisioner:
     def candidates(self, cluster: ClusterDoc) -> list[str]:
         """The cloud the cluster's groups are placed in, then the clouds it may fall back to."""
         default = self._placement(None).cloud_name
-        clouds = {c for g in cluster["groups"] for c in group_clouds.clouds_of_group(g, default)}
+        clouds = group_clouds.clouds_of_groups(cluster["groups"], default)
         if len(clouds) > 1:  # the clouds' private ranges must not overlap (the overlay does no NAT)
             refusal = private_ranges.spread_refusal([self._placement(c) for c in sorted(clouds)])
             if refusal is not None:
@@ -213,7 +213,7 @@ class ClusterProvisioner:
     def provision(self, cluster: ClusterDoc) -> list[ReadyInstance]:
         """Instances for every group of ``cluster``, reachable over SSH; ProvisioningFailed if not."""
         default = self._placement(None).cloud_name
-        if len({c for g in cluster["groups"] for c in group_clouds.clouds_of_group(g, default)}) > 1:
+        if len(group_clouds.clouds_of_groups(cluster["groups"], default)) > 1:
             self.candidates(cluster)  # the network's refusal, if it cannot join these clouds
             return self._provision_spread(cluster)
         placement, running = self.launch(cluster)

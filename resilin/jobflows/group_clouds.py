@@ -23,6 +23,11 @@ def clouds_of_group(group: InstanceGroupDoc, home: str) -> list[str]:
     return [group["cloud"] or home]
 
 
+def clouds_of_groups(groups: Iterable[InstanceGroupDoc], home: str) -> set[str]:
+    """Every cloud ``groups`` run in."""
+    return {cloud for group in groups for cloud in clouds_of_group(group, home) if cloud}
+
+
 def instance_type_in(group: InstanceGroupDoc, cloud: str, home: str) -> str:
     """The instance type ``group`` launches in ``cloud``."""
     for named, instance_type in (group.get("spread") or {}).items():

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from resilin.errors import ValidationError
 from resilin.jobflows.documents import InstanceDoc, InstanceGroupDoc
-from resilin.jobflows.group_clouds import clouds_of_group
+from resilin.jobflows.group_clouds import clouds_of_groups
 from resilin.jobflows.releases import CloudOffer
 from resilin.overlay.ranges import overlapping_ranges_refusal
 
@@ -33,7 +33,7 @@ def home_cloud(
 
 
 def clouds_of(groups: Iterable[InstanceGroupDoc], home: str | None) -> set[str]:
-    return {cloud for g in groups for cloud in clouds_of_group(g, home or "") if cloud}
+    return clouds_of_groups(groups, home or "")
 
 
 def cluster_clouds(
