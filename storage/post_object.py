@@ -28,6 +28,7 @@ from resilin.storage.writes import publish_object, write_temp
 
 MAX_FIELD_BYTES = 64 * 1024  # one field before the file (a policy is a few kilobytes)
 MAX_FIELDS_BYTES = 1024 * 1024  # all of them
+PRE_DATA_LIMIT = 2 * MAX_FIELDS_BYTES  # the body before the file, part headers included
 READ_PIECE = 1024 * 1024
 
 
@@ -52,16 +53,32 @@ def _form_error(message: str) -> S3Error:
     )
 
 
-def _events(body: BinaryIO, boundary: str) -> Iterator[multipart.MultipartSegment | bytes | None]:
+def _events(
+    body: BinaryIO, boundary: str, limit: int | None = None
+) -> Iterator[multipart.MultipartSegment | bytes | None]:
+    """The parser's events over the body; with ``limit``, over its first ``limit`` bytes only."""
     parser = multipart.PushMultipartParser(boundary, max_header_count=16)
+    left = limit
     try:
         while True:
-            chunk = body.read(READ_PIECE)
+            chunk = body.read(READ_PIECE if left is None else min(READ_PIECE, left))
+            if left is not None:
+                if not left:
+                    return  # the limit, not the end of the body: the parser is not told it ended
+                left -= len(chunk)
             yield from parser.parse(chunk)
             if not chunk:
                 return
     except multipart.MultipartError as exc:
         raise _form_error(str(exc)) from None
+
+
+def _too_much_before_the_file() -> S3Error:
+    return S3Error(
+        "MaxPostPreDataLengthExceeded",
+        "Your POST request fields preceding the upload file were too large.",
+        400,
+    )
 
 
 def read_fields(body: BinaryIO, boundary: str) -> tuple[dict[str, str], str]:
@@ -70,7 +87,8 @@ def read_fields(body: BinaryIO, boundary: str) -> tuple[dict[str, str], str]:
     total = 0
     segment: multipart.MultipartSegment | None = None
     value = b""
-    for event in _events(body, boundary):
+    # Read on the reactor thread: never more of the body than the fields before the file may take.
+    for event in _events(body, boundary, limit=PRE_DATA_LIMIT):
         if isinstance(event, multipart.MultipartSegment):
             if event.name.lower() == "file":
                 return fields, event.filename or ""
@@ -79,17 +97,15 @@ def read_fields(body: BinaryIO, boundary: str) -> tuple[dict[str, str], str]:
             value += event
             total += len(event)
             if len(value) > MAX_FIELD_BYTES or total > MAX_FIELDS_BYTES:
-                raise S3Error(
-                    "MaxPostPreDataLengthExceeded",
-                    "Your POST request fields preceding the upload file were too large.",
-                    400,
-                )
+                raise _too_much_before_the_file()
         elif segment is not None:
             name = segment.name.lower()
             if name in fields:
                 raise invalid_argument(f"The form field {name} was given twice", name)
             fields[name] = value.decode("utf-8", errors="replace")
             segment = None
+    if body.tell() >= PRE_DATA_LIMIT:
+        raise _too_much_before_the_file()
     raise invalid_argument("POST requires exactly one file upload per request.", "file")
 
 
