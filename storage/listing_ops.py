@@ -119,7 +119,9 @@ async def list_objects(call: Call) -> Response:
     )
 
     doc = s3xml.root("ListBucketResult")
-    s3xml.subs(doc, [("Name", info.name), ("Prefix", encode(prefix))])
+    # ListObjects (V1) answers its Prefix as given even with encoding-type=url, as S3 does (SDKs
+    # decode only Delimiter, Marker and NextMarker there); V2 encodes it.
+    s3xml.subs(doc, [("Name", info.name), ("Prefix", encode(prefix) if v2 else prefix)])
     if v2:
         if token is not None:
             s3xml.sub(doc, "ContinuationToken", token)

@@ -11,6 +11,7 @@ from resilin.aws.timestamps import iso8601
 from resilin.storage import checksums, conditions, objfile, requestmeta, s3xml
 from resilin.storage.context import Call, Response, Stream
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, no_such_key
+from resilin.storage.expiration_header import expiration_headers
 from resilin.storage.ingest import Ingested
 from resilin.storage.names import check_key
 from resilin.storage.objfile import ObjectMeta
@@ -97,7 +98,8 @@ async def put_object(call: Call) -> Response:
         # A conditional write checks and renames on the reactor thread, atomically.
         tmp, meta = await take_body(call, spec, describe)
         await publish_object(call.store, bucket, key, tmp, precondition)
-    return Response(headers={"ETag": meta.quoted_etag, **checksum_headers(meta)})
+    headers = {"ETag": meta.quoted_etag, **checksum_headers(meta)}
+    return Response(headers={**headers, **expiration_headers(call.store, bucket, key, meta)})
 
 
 def _part_slice(call: Call, meta: ObjectMeta) -> tuple[int, int] | None:
@@ -124,10 +126,13 @@ async def get_object(call: Call, head: bool = False) -> Response:
         cached = call.store.head_object(bucket, key)
         if cached is None:
             raise no_such_key(key)
-        return _read_response(call, cached, head)[0]
+        response = _read_response(call, cached, head)[0]
+        response.headers.update(expiration_headers(call.store, bucket, key, cached))
+        return response
     f, meta = call.store.open_object(bucket, key)
     try:
         response, offset, length = _read_response(call, meta, head)
+        response.headers.update(expiration_headers(call.store, bucket, key, meta))
     except BaseException:
         f.close()
         raise

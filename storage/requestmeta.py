@@ -105,7 +105,7 @@ def stored_headers(call: Call) -> dict[str, str]:
             ]
             if not codings:
                 continue
-            value = ",".join(codings)
+            value = ", ".join(codings)
         stored[name] = value
     return stored
 
