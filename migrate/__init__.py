@@ -3,6 +3,8 @@ approach: content digests, Redis ``SETNX`` to choose the one sender of each cont
 digest naming the destination nodes that hold it).
 
 Built so far: capturing a node's state set as a manifest (:mod:`.manifest`, :mod:`.capture`), the
-move's content index in Redis (:mod:`.index`) and the transfer plan (:mod:`.plan`).  The transfer
-itself and the RelocateCluster operation that quiesces, moves and restarts a cluster come next.
+move's content index in Redis (:mod:`.index`), the transfer plan (:mod:`.plan`) and the transfer
+itself, node to node, zstd-compressed and verified on arrival (:mod:`.transfer`, with the programs
+it runs on nodes in ``node/``).  The RelocateCluster operation that quiesces a cluster, moves it
+with these and restarts it in the destination cloud comes next.
 """

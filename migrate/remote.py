@@ -1,0 +1,74 @@
+"""A Python program run as root on a node over SSH, talking to Resilin through its standard streams.
+
+The program and its settings travel on standard input (never on a command line, where a process
+list would show the move's token); standard input then stays open for the program to wait on, and
+its standard output is read line by line as it comes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+import paramiko
+
+from resilin.clouds.ssh import Node, SshError
+
+# Reads one JSON line {"program", "settings"} and runs the program with SETTINGS defined.
+BOOTSTRAP = (
+    "sudo -n python3 -c 'import json, sys; d = json.loads(sys.stdin.buffer.readline()); "
+    'exec(compile(d["program"], d["name"], "exec"), {"SETTINGS": d["settings"], "__name__": "__main__"})\''
+)
+STDERR_KEPT = 64 * 1024
+
+
+def node_program(name: str) -> str:
+    """The text of a program in ``migrate/node/``."""
+    return resources.files("resilin.migrate").joinpath("node", name).read_text()
+
+
+class RemoteProgram:
+    def __init__(self, node: Node, name: str, settings: dict[str, Any], timeout: float) -> None:
+        self.name = name
+        self.node = node
+        transport = node.connect().get_transport()
+        if transport is None:
+            raise SshError(f"{node.host}: no SSH transport")
+        self.channel: paramiko.Channel = transport.open_session()
+        self.channel.settimeout(timeout)
+        self.channel.exec_command(BOOTSTRAP)
+        line = json.dumps({"program": node_program(name), "name": name, "settings": settings})
+        self.channel.sendall(line.encode() + b"\n")
+        self._stdout = self.channel.makefile("rb")
+
+    def lines(self) -> Iterator[dict[str, Any]]:
+        """Each JSON line the program prints, until it exits (a line that is not JSON is an error)."""
+        for raw in self._stdout:
+            try:
+                yield json.loads(raw)
+            except ValueError:
+                raise SshError(f"{self.node.host}: {self.name} printed {raw[:200]!r}") from None
+
+    def close_stdin(self) -> None:
+        self.channel.shutdown_write()
+
+    def wait(self, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while not self.channel.exit_status_ready():
+            if time.monotonic() > deadline:
+                self.channel.close()
+                raise SshError(f"{self.node.host}: {self.name} did not end within {timeout:.0f}s")
+            time.sleep(0.05)
+        return self.channel.recv_exit_status()
+
+    def stderr(self) -> str:
+        chunks = []
+        while self.channel.recv_stderr_ready():
+            chunks.append(self.channel.recv_stderr(STDERR_KEPT))
+        return b"".join(chunks)[-STDERR_KEPT:].decode(errors="replace")
+
+    def close(self) -> None:
+        self.channel.close()
