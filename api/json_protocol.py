@@ -89,7 +89,10 @@ def operation_name(request: ApiRequest) -> str:
 
 
 def error_response(error: EmrError) -> ApiResponse:
-    body = orjson.dumps({"__type": error.code, "message": error.message})
+    fields = {"__type": error.code, "message": error.message}
+    if error.error_code:
+        fields["ErrorCode"] = error.error_code  # InvalidRequestException's modeled member
+    body = orjson.dumps(fields)
     return ApiResponse(error.status, body, {"Content-Type": CONTENT_TYPE, "x-amzn-ErrorType": error.code})
 
 

@@ -8,6 +8,7 @@ the same store methods the worker uses.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def worker_runs(store: JobFlowStore, cid: str, state: str = states.WAITING) -> N
                     "public_dns": f"10.250.1.{n + 1}",
                     "hostname": f"node{n}",
                     "state": states.INSTANCE_RUNNING,
+                    "timeline": {"created": time.time()},  # as provisioning records it
                 },
             )
 

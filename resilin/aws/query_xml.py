@@ -70,9 +70,11 @@ class QueryXmlWriter(ShapeWalker[Any, str]):
     def error(self, error: AwsError, request_id: str, code: str | None = None) -> bytes:
         """``error`` as the protocol's error document; ``code`` when the protocol names it otherwise."""
         kind = "Receiver" if error.status >= 500 else "Sender"
+        error_code = getattr(error, "error_code", None)  # a modeled ErrorCode member (EMR's)
+        extra = f"<ErrorCode>{xml_text(error_code)}</ErrorCode>" if error_code else ""
         body = (
             f"<Error><Type>{kind}</Type><Code>{xml_text(code or error.code)}</Code>"
-            f"<Message>{xml_text(error.message)}</Message></Error>"
+            f"<Message>{xml_text(error.message)}</Message>{extra}</Error>"
             f"<RequestId>{xml_text(request_id)}</RequestId>"
         )
         return self._document("ErrorResponse", body)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from resilin.errors import InvalidRequest, ValidationError
+from resilin.errors import InvalidRequest, ValidationError, no_such_cluster
 from resilin.jobflows import ids, states
 from resilin.jobflows.caller import Caller, as_caller
 from resilin.jobflows.documents import ClusterDoc, StepDoc
@@ -38,7 +38,7 @@ class ServiceBase:
         caller = as_caller(who)
         cluster = self.store.get_cluster(cid) if ids.CLUSTER_ID.match(cid or "") else None
         if cluster is None or not caller.can_see(cluster):
-            raise InvalidRequest(f"Cluster id '{cid}' is not valid.")
+            raise no_such_cluster(cid)
         return cluster
 
     def _modifiable_cluster(self, who: str | Caller, cid: str) -> ClusterDoc:

@@ -17,7 +17,7 @@ from resilin.jobflows.base import (
 )
 from resilin.jobflows.caller import Caller, as_caller
 from resilin.jobflows.documents import BootstrapActionDoc, ClusterDoc, NetworkDoc
-from resilin.jobflows.instance_requests import describe_groups
+from resilin.jobflows.instance_requests import asks_custom_ami, describe_groups
 from resilin.jobflows.policy_operations import auto_termination_policy, check_tags, managed_scaling_policy
 from resilin.jobflows.security_configurations import check_usable
 from resilin.jobflows.step_operations import check_active_step_limit, new_step
@@ -89,6 +89,9 @@ class ClusterOperations(ServiceBase):
         applications = releases.applications(params.get("Applications", []), release or "")
         groups, collection = describe_groups(
             instances, lambda t: releases.is_offered(self.offered_types(), t)
+        )
+        releases.check_custom_ami(
+            bool(params.get("CustomAmiId")) or any(map(asks_custom_ami, groups)), release
         )
         offers = self.offered_types()
         placement_checks.check_ranges(
@@ -231,9 +234,9 @@ class ClusterOperations(ServiceBase):
             for c in clusters
             if c["termination_protected"] and c["state"] not in states.FINAL_CLUSTER_STATES
         ]
-        if protected:
+        if protected:  # EMR's words, which name no cluster
             raise ValidationError(
-                f"Could not shut down one or more job flows since they are termination protected: {protected}"
+                "Could not shut down one or more job flows since they are termination protected."
             )
         for cluster in clusters:
             self.request_termination(cluster["id"], states.USER_REQUEST, "Terminated by user request")

@@ -23,6 +23,7 @@ from resilin.jobflows.instance_requests import (
     INSTANCE_FLEET,
     MAX_INSTANCES,
     MAX_TASK_GROUPS,
+    asks_custom_ami,
     fleet_group,
     new_group,
 )
@@ -101,6 +102,7 @@ class InstanceOperations(ServiceBase):
                 "Only one task instance fleet can be added to a cluster with instance fleets."
             )
         self._check_clouds(cluster, [fleet])
+        releases.check_custom_ami(asks_custom_ami(fleet), cluster.get("release_label"))
 
         def change(c: ClusterDoc) -> None:
             if c["state"] not in RESIZABLE_CLUSTER_STATES:
@@ -173,6 +175,7 @@ class InstanceOperations(ServiceBase):
         if any(g.get("auto_scaling_policy") for g in added) and not cluster.get("auto_scaling_role"):
             raise ValidationError("An AutoScalingRole is required when using an automatic scaling policy.")
         self._check_clouds(cluster, added)
+        releases.check_custom_ami(any(map(asks_custom_ami, added)), cluster.get("release_label"))
 
         def change(c: ClusterDoc) -> None:
             if c["state"] not in RESIZABLE_CLUSTER_STATES:

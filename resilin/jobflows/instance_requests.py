@@ -33,6 +33,13 @@ def _any_type(_: str) -> bool | None:
     return None
 
 
+def asks_custom_ami(group: InstanceGroupDoc) -> bool:
+    """Whether a group (or any instance type of a fleet) names a CustomAmiId."""
+    fleet = group.get("fleet")
+    specifications = fleet["specifications"] if fleet else []
+    return bool(group.get("custom_ami_id")) or any(s.get("CustomAmiId") for s in specifications)
+
+
 def describe_groups(instances: dict, offered: TypeOffered = _any_type) -> tuple[list[InstanceGroupDoc], str]:
     """The cluster's instance groups and its InstanceCollectionType."""
     fleets = instances.get("InstanceFleets")

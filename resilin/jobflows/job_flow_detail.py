@@ -13,7 +13,7 @@ from typing import Any
 from resilin.jobflows import releases, states, views
 from resilin.jobflows.base import ServiceBase
 from resilin.jobflows.caller import Caller, as_caller
-from resilin.jobflows.documents import ClusterDoc, InstanceGroupDoc, StepDoc
+from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc, StepDoc
 from resilin.jobflows.states import JobFlowExecutionState
 
 MAX_JOB_FLOWS = 512
@@ -72,8 +72,12 @@ def _step_detail(step: StepDoc) -> dict:
     }
 
 
-def _group_detail(group: InstanceGroupDoc, cluster: ClusterDoc) -> dict:
+def _group_detail(group: InstanceGroupDoc, cluster: ClusterDoc, instances: list[InstanceDoc]) -> dict:
     timeline = views.instance_group(group, cluster)["Status"]["Timeline"]
+    # Started: when its first instance was launched (none yet: not started).
+    launched = [
+        i["timeline"]["created"] for i in instances if i.get("group_id") == group["id"] and i.get("timeline")
+    ]
     return views.strip(
         {
             "InstanceGroupId": group["id"],
@@ -87,6 +91,7 @@ def _group_detail(group: InstanceGroupDoc, cluster: ClusterDoc) -> dict:
             "State": group["state"],
             "LastStateChangeReason": (group.get("state_reason") or {}).get("message"),
             "CreationDateTime": timeline["CreationDateTime"],
+            "StartDateTime": views.ts(min(launched)) if launched else None,
             "ReadyDateTime": timeline.get("ReadyDateTime"),
             "EndDateTime": timeline.get("EndDateTime"),
             "CustomAmiId": group.get("custom_ami_id"),
@@ -139,6 +144,8 @@ class JobFlowDetailOperations(ServiceBase):
                 "JobFlowId": cluster["id"],
                 "Name": cluster["name"],
                 "LogUri": cluster.get("log_uri"),
+                # Clusters made with an AMI version (2.x/3.x) say which; release-label ones have none.
+                "AmiVersion": cluster.get("running_ami_version") or cluster.get("requested_ami_version"),
                 "LogEncryptionKmsKeyId": cluster.get("log_encryption_kms_key_id"),
                 "ExecutionStatusDetail": views.strip(
                     {
@@ -157,7 +164,9 @@ class JobFlowDetailOperations(ServiceBase):
                         "MasterInstanceId": master_instance and master_instance.get("ec2_id"),
                         "SlaveInstanceType": core["instance_type"],
                         "InstanceCount": sum(g["requested"] for g in groups),
-                        "InstanceGroups": None if fleets else [_group_detail(g, cluster) for g in groups],
+                        "InstanceGroups": None
+                        if fleets
+                        else [_group_detail(g, cluster, instances) for g in groups],
                         "NormalizedInstanceHours": views.normalized_hours(cluster, now=time.time()),
                         "Ec2KeyName": cluster.get("ec2_key_name"),
                         "Ec2SubnetId": network.get("subnet_id"),

@@ -1,8 +1,8 @@
 """Which EMR release labels Resilin can run, what each one gives, and which instance types it offers.
 
-Every label runs the same software: the node image's Apache Hadoop on Debian 12.  The
-catalogue records which Hadoop line EMR itself shipped with each label, so that
-DescribeCluster can report both truthfully, and which applications a cluster may ask for.
+Every label runs the same software: the node image's Apache Hadoop on Debian 12, which
+DescribeCluster and DescribeReleaseLabel report as it is, whatever line EMR shipped with the
+label.  The catalogue records which applications a cluster of each label may ask for.
 """
 
 from __future__ import annotations
@@ -22,33 +22,33 @@ APPLICATIONS = ({"Name": "Hadoop", "Version": HADOOP_VERSION},)
 @dataclass(frozen=True)
 class Release:
     label: str
-    emr_hadoop: str  # the Hadoop version EMR shipped with this label
     hadoop: str = HADOOP_VERSION  # the Hadoop version Resilin installs
     applications: tuple[str, ...] = ("Hadoop",)
 
+    @property
+    def version(self) -> tuple[int, ...]:
+        return _version_key(self.label)
 
-# EMR's Hadoop version by minor release of each series (from EMR's release guide).
-_EMR5_HADOOP = {m: "2.8.5" for m in range(20, 37)} | {m: "2.8.4" for m in range(13, 20)}
-_EMR6_HADOOP = {m: "3.2.1" for m in range(0, 9)} | {m: "3.3.3" for m in range(9, 15)} | {15: "3.3.6"}
-_EMR7_HADOOP = {m: "3.3.6" for m in range(0, 5)} | {m: "3.4.0" for m in range(5, 8)}
 
-# The labels EMR has published that clients commonly ask for, newest first.
+# Every label EMR has published from emr-4.0.0 (the first release label; AMI versions came before),
+# newest first, from the application version tables of EMR's release guide.
 _PUBLISHED = (
     "7.5.0 7.4.0 7.3.0 7.2.0 7.1.0 7.0.0 "
     "6.15.0 6.14.0 6.13.0 6.12.0 6.11.1 6.11.0 6.10.1 6.10.0 6.9.1 6.9.0 6.8.1 6.8.0 6.7.0 "
     "6.6.0 6.5.0 6.4.0 6.3.1 6.3.0 6.2.1 6.2.0 6.1.1 6.1.0 6.0.1 6.0.0 "
     "5.36.2 5.36.1 5.36.0 5.35.0 5.34.0 5.33.1 5.33.0 5.32.1 5.32.0 5.31.1 5.31.0 5.30.2 5.30.1 "
-    "5.30.0 5.29.0 5.28.1 5.28.0"
+    "5.30.0 5.29.0 5.28.1 5.28.0 5.27.1 5.27.0 5.26.0 5.25.0 5.24.1 5.24.0 5.23.1 5.23.0 5.22.0 "
+    "5.21.2 5.21.1 5.21.0 5.20.1 5.20.0 5.19.1 5.19.0 5.18.1 5.18.0 5.17.2 5.17.1 5.17.0 5.16.1 "
+    "5.16.0 5.15.1 5.15.0 5.14.2 5.14.1 5.14.0 5.13.1 5.13.0 5.12.3 5.12.2 5.12.1 5.12.0 5.11.4 "
+    "5.11.3 5.11.2 5.11.1 5.11.0 5.10.1 5.10.0 5.9.1 5.9.0 5.8.3 5.8.2 5.8.1 5.8.0 5.7.1 5.7.0 "
+    "5.6.1 5.6.0 5.5.4 5.5.3 5.5.2 5.5.1 5.5.0 5.4.1 5.4.0 5.3.2 5.3.1 5.3.0 5.2.3 5.2.2 5.2.1 "
+    "5.2.0 5.1.1 5.1.0 5.0.3 5.0.2 5.0.1 5.0.0 "
+    "4.9.6 4.9.5 4.9.4 4.9.3 4.9.2 4.9.1 4.8.5 4.8.4 4.8.3 4.8.2 4.8.1 4.8.0 4.7.4 4.7.3 4.7.2 "
+    "4.7.1 4.7.0 4.6.1 4.6.0 4.5.0 4.4.0 4.3.0 4.2.0 4.1.0 4.0.0"
 ).split()
-_EMR_HADOOP = {5: _EMR5_HADOOP, 6: _EMR6_HADOOP, 7: _EMR7_HADOOP}
 
-
-def _release(version: str) -> Release:
-    major, minor, _ = (int(p) for p in version.split("."))
-    return Release(f"emr-{version}", _EMR_HADOOP[major][minor])
-
-
-CATALOGUE: dict[str, Release] = {f"emr-{v}": _release(v) for v in _PUBLISHED}
+CATALOGUE: dict[str, Release] = {f"emr-{v}": Release(f"emr-{v}") for v in _PUBLISHED}
+FIRST_CUSTOM_AMI_RELEASE = (5, 7, 0)  # EMR takes a CustomAmiId from emr-5.7.0 on
 
 # Legacy AMI versions (before release labels): major.minor → EMR's Hadoop version then.
 _AMI_VERSION = re.compile(r"^(2\.4|3\.\d+)(\.\d+)?$")
@@ -81,6 +81,12 @@ RELEASE_LABELS: tuple[str, ...] = tuple(sorted(CATALOGUE, key=_version_key, reve
 
 def check_release_label(label: str) -> None:
     release(label)
+
+
+def check_custom_ami(custom_ami: bool, label: str | None) -> None:
+    """EMR's rule: a custom AMI needs a release label, emr-5.7.0 or later (not an AMI version)."""
+    if custom_ami and (label is None or release(label).version < FIRST_CUSTOM_AMI_RELEASE):
+        raise ValidationError("Custom AMI is not allowed")
 
 
 def check_os_release_label(label: str, release: str) -> None:

@@ -85,7 +85,9 @@ class SecurityConfigurationOperations(ServiceBase):
     def _security_configuration(self, caller: Caller, name: str) -> SecurityConfigurationDoc:
         doc = self.store.get_security_configuration(caller.account_id, name)
         if doc is None:
-            raise InvalidRequest(f"Security configuration with name '{name}' does not exist.")
+            raise InvalidRequest(
+                f"Security configuration with name '{name}' does not exist.", "ResourceNotFound"
+            )
         return doc
 
     def describe_security_configuration(self, who: str | Caller, params: dict) -> dict:

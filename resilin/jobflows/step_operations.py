@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from resilin.errors import InvalidRequest, ValidationError
+from resilin.errors import ValidationError, no_such_cluster
 from resilin.jobflows import ids, states, views
 from resilin.jobflows.base import ServiceBase, page_newest_first, unique
 from resilin.jobflows.caller import Caller, as_caller
@@ -69,7 +69,7 @@ class StepOperations(ServiceBase):
         cid = params["ClusterId"]
         cluster, steps = self.store.cluster_with_steps(cid) if ids.CLUSTER_ID.match(cid) else (None, [])
         if cluster is None or not as_caller(who).can_see(cluster):
-            raise InvalidRequest(f"Cluster id '{cid}' is not valid.")
+            raise no_such_cluster(cid)
         wanted_states = set(params.get("StepStates", []))
         wanted_ids = set(params.get("StepIds", []))
         if len(wanted_ids) > MAX_LISTED_STEP_IDS:

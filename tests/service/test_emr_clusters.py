@@ -157,7 +157,19 @@ def test_instance_fleets(emr_api, emr, store):
          "ValidationException", "target capacity of exactly 1"),
         (lambda r: (r.pop("ReleaseLabel", None), r.update(AmiVersion="1.0")), "ValidationException", "AMI version '1.0' is not supported"),
         (lambda r: r.update(AmiVersion="3.11.0"), "ValidationException", "Only one AMI version and release label"),
-        (lambda r: r.update(ReleaseLabel="emr-4.9.0"), "ValidationException", "not supported"),
+        (lambda r: r.update(ReleaseLabel="emr-3.9.0"), "ValidationException", "not supported"),
+        (lambda r: r.update(ReleaseLabel="emr-5.12.9"), "ValidationException", "not supported"),  # never published
+        (lambda r: r.update(ReleaseLabel="emr-5.6.1", CustomAmiId="ami-12345678"), "ValidationException",
+         "Custom AMI is not allowed"),
+        (lambda r: (r.pop("ReleaseLabel"), r.update(AmiVersion="3.11", CustomAmiId="ami-12345678")),
+         "ValidationException", "Custom AMI is not allowed"),
+        (lambda r: r.update(ReleaseLabel="emr-5.0.0", Instances={"InstanceGroups": [
+            {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1,
+             "CustomAmiId": "ami-12345678"}]}), "ValidationException", "Custom AMI is not allowed"),
+        (lambda r: r.update(ReleaseLabel="emr-5.0.0", Instances={"InstanceFleets": [
+            {"InstanceFleetType": "MASTER", "TargetOnDemandCapacity": 1, "InstanceTypeConfigs": [
+                {"InstanceType": "m5.xlarge", "CustomAmiId": "ami-12345678"}]}]}),
+         "ValidationException", "Custom AMI is not allowed"),
         (lambda r: r.update(Applications=[{"Name": "Spark"}]), "ValidationException", "Spark is invalid"),
         (lambda r: r.update(KerberosAttributes={"Realm": "X", "KdcAdminPassword": "p"}),
          "ValidationException", "Kerberos"),
@@ -351,7 +363,10 @@ def test_termination_protection(emr):
     free, guarded = (emr.run_job_flow(**cluster_request(n))["JobFlowId"] for n in ("free", "guarded"))
     emr.set_termination_protection(JobFlowIds=[guarded], TerminationProtected=True)
     error = error_of(emr.terminate_job_flows, JobFlowIds=[free, guarded])
-    assert error["Code"] == "ValidationException" and "termination protected" in error["Message"]
+    assert (error["Code"], error["Message"]) == (
+        "ValidationException",
+        "Could not shut down one or more job flows since they are termination protected.",
+    )
     assert emr.describe_cluster(ClusterId=free)["Cluster"]["Status"]["State"] == "STARTING"
     emr.set_termination_protection(JobFlowIds=[guarded], TerminationProtected=False)
     emr.terminate_job_flows(JobFlowIds=[free, guarded])
@@ -359,11 +374,17 @@ def test_termination_protection(emr):
 
 def test_unknown_and_malformed_cluster_ids(emr):
     for cid in ("j-NOSUCHCLUSTER1", "s-ABC", "j-lower", "j-" + "A" * 70):
-        error = error_of(emr.describe_cluster, ClusterId=cid)
+        with pytest.raises(ClientError) as info:
+            emr.describe_cluster(ClusterId=cid)
+        error = info.value.response["Error"]
         assert (error["Code"], error["Message"]) == (
             "InvalidRequestException",
             f"Cluster id '{cid}' is not valid.",
         )
+        assert info.value.response["ErrorCode"] == "NoSuchCluster"  # the exception's modeled member
+    with pytest.raises(ClientError) as info:
+        emr.list_steps(ClusterId="j-NOSUCHCLUSTER1")
+    assert info.value.response["ErrorCode"] == "NoSuchCluster"
     assert (
         error_of(emr.terminate_job_flows, JobFlowIds=["j-NOSUCHCLUSTER1"])["Code"]
         == "InvalidRequestException"
@@ -464,10 +485,19 @@ def test_describe_job_flows_shape(emr, store):
         ("MASTER", 1, "RUNNING"),
         ("CORE", 2, "RUNNING"),
     }
+    for group in instances["InstanceGroups"]:  # started when its instances were launched
+        assert group["CreationDateTime"] <= group["StartDateTime"] <= group["ReadyDateTime"]
     assert [s["StepConfig"]["Name"] for s in flow["Steps"]] == ["wc"]
     assert flow["Steps"][0]["StepConfig"]["HadoopJarStep"]["Args"] == ["hadoop-streaming", "-input", "in"]
     assert flow["Steps"][0]["ExecutionStatusDetail"]["State"] == "PENDING"
     assert flow["BootstrapActions"][0]["BootstrapActionConfig"]["ScriptBootstrapAction"]["Args"] == ["-x"]
+    assert "AmiVersion" not in flow  # a release-label cluster
+    request = cluster_request("ami", AmiVersion="3.11")
+    del request["ReleaseLabel"]
+    old = emr.run_job_flow(**request)["JobFlowId"]
+    (flow,) = emr.describe_job_flows(JobFlowIds=[old])["JobFlows"]
+    assert flow["AmiVersion"] == "3.11.0"
+    assert all("StartDateTime" not in g for g in flow["Instances"]["InstanceGroups"])  # none launched yet
 
 
 def test_describe_job_flows_window_and_states(emr, store):

@@ -207,6 +207,12 @@ def test_release_labels(emr):
     assert described["Applications"] == [{"Name": "Hadoop", "Version": "3.5.0"}]
     assert described["AvailableOSReleases"] == [{"Label": "debian-12"}]
     assert emr.describe_release_label()["ReleaseLabel"] == "emr-7.5.0"
+    # Every label EMR published from emr-4.0.0 on; each runs (and says it runs) the image's Hadoop.
+    page = emr.list_release_labels()
+    every = page["ReleaseLabels"] + emr.list_release_labels(NextToken=page["NextToken"])["ReleaseLabels"]
+    assert every[-1] == "emr-4.0.0" and "emr-5.12.3" in every and len(every) == len(set(every)) == 143
+    oldest = emr.describe_release_label(ReleaseLabel="emr-4.0.0")
+    assert oldest["Applications"] == [{"Name": "Hadoop", "Version": "3.5.0"}]
     assert error_of(emr.describe_release_label, ReleaseLabel="emr-3.0.0")["Code"] == "ValidationException"
     assert error_of(emr.list_release_labels, NextToken="later")["Code"] == "ValidationException"
 
@@ -279,7 +285,10 @@ def test_security_configurations(emr_api, emr, store):
     worker_runs(store, cid)
     worker_ends(store, cid)
     emr.delete_security_configuration(Name="imds-v2")
-    assert error_of(emr.describe_security_configuration, Name="imds-v2")["Code"] == "InvalidRequestException"
+    with pytest.raises(ClientError) as info:
+        emr.describe_security_configuration(Name="imds-v2")
+    assert info.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert info.value.response["ErrorCode"] == "ResourceNotFound"
 
 
 def test_block_public_access_configuration(emr_api, emr):

@@ -311,6 +311,9 @@ def test_errors(emr_api, redis_client, params, status, code, fragment):
     assert (kind, got_code) == ("Sender", code)
     assert fragment in message
     assert reply.text("emr:RequestId") == reply.headers["x-amzn-requestid"]
+    # The modeled ErrorCode member, for the errors that have one.
+    expected = "NoSuchCluster" if params.get("Action") == "DescribeCluster" else None
+    assert reply.text("emr:Error/emr:ErrorCode") == expected
     assert state_digest(redis_client) == before
 
 

@@ -59,7 +59,13 @@ def test_step_commands():
 
 
 def test_release_catalogue():
-    assert releases.release("emr-7.5.0").emr_hadoop == "3.4.0"
+    assert releases.release("emr-4.0.0").hadoop == releases.release("emr-7.5.0").hadoop == "3.5.0"
+    assert releases.release("emr-5.7.0").version == (5, 7, 0)
+    releases.check_custom_ami(False, None)  # nothing asked
+    releases.check_custom_ami(True, "emr-5.7.0")
+    for label in (None, "emr-5.6.1", "emr-4.9.6"):
+        with pytest.raises(ValidationError, match="Custom AMI is not allowed"):
+            releases.check_custom_ami(True, label)
     assert releases.applications([{"Name": "Hadoop"}], "emr-6.15.0") == [
         {"Name": "Hadoop", "Version": "3.5.0"}
     ]
