@@ -4,6 +4,8 @@
 * ``moto``: moto's standalone server (``moto_server`` from the venv).
 * ``s3rver``: the npm package, installed on first use into a cache directory
   outside the work tree (``$RESILIN_BENCH_CACHE`` or ``~/.cache/resilin-bench``).
+* ``minio``: MinIO's server, built on first use from the Go module proxy (MinIO publishes no
+  semantic versions, so a pseudo-version of its main branch is pinned) into the same cache.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +27,8 @@ from resilin.storage.testing import StorageProcess
 
 HOST = "127.0.0.1"
 S3RVER_VERSION = "3.7.1"
+MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # github.com/minio/minio, 2026-02-12
+MINIO_CREDS = Credentials("minio-bench", "minio-bench-secret", "")
 S3RVER_CREDS = Credentials("S3RVER", "S3RVER", "123456789000")
 BENCH_CREDS = Credentials("AKIABENCH00000000001", "bench/secret/key/000000000000000000000", "111111111111")
 
@@ -58,6 +63,32 @@ def s3rver_script() -> Path:
         stdout=subprocess.DEVNULL,
     )
     return script
+
+
+def minio_binary() -> Path:
+    """The minio command, built (once, a few minutes) with the Go toolchain if needed."""
+    bin_dir = cache_dir() / "minio" / MINIO_VERSION
+    binary = bin_dir / "minio"
+    if binary.exists():
+        return binary
+    if shutil.which("go") is None:
+        raise RuntimeError("Go is needed to build MinIO for the benchmark")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    built = subprocess.run(
+        ["go", "install", f"github.com/minio/minio@{MINIO_VERSION}"],
+        env=dict(os.environ, GOBIN=str(bin_dir), CGO_ENABLED="0"),
+        capture_output=True,
+        text=True,
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"building MinIO failed: {built.stderr.strip()[-300:]}")
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -100,4 +131,17 @@ def s3rver(workdir: Path) -> Iterator[Peer]:
         yield Peer("s3rver", f"http://{address}", S3RVER_CREDS, pid)
 
 
-PEERS = {"resilin": resilin, "moto": moto, "s3rver": s3rver}
+@contextlib.contextmanager
+def minio(workdir: Path) -> Iterator[Peer]:
+    data = workdir / "minio-data"
+    data.mkdir()
+    port = free_port()
+    command = [str(minio_binary()), "server", str(data), "--address", f"{HOST}:{port}",
+               "--console-address", f"{HOST}:{free_port()}"]  # fmt: skip
+    env = dict(os.environ, MINIO_ROOT_USER=MINIO_CREDS.access_key, MINIO_ROOT_PASSWORD=MINIO_CREDS.secret_key)
+    ready = re.compile(r"API: (http://\S+)")
+    with _child("minio", command, workdir / "minio.log", ready, env) as (_url, pid):
+        yield Peer("minio", f"http://{HOST}:{port}", MINIO_CREDS, pid)
+
+
+PEERS = {"resilin": resilin, "moto": moto, "s3rver": s3rver, "minio": minio}
