@@ -8,7 +8,7 @@ from typing import BinaryIO
 from urllib.parse import unquote
 
 from resilin.aws.timestamps import iso8601
-from resilin.storage import checksums, conditions, objfile, requestmeta, s3xml
+from resilin.storage import checksums, conditions, meta_text, objfile, requestmeta, s3xml
 from resilin.storage.context import Call, Response, Stream
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, no_such_key
 from resilin.storage.expiration_header import expiration_headers
@@ -52,7 +52,7 @@ def object_headers(meta: ObjectMeta) -> dict[str, str]:
     }
     for name, value in meta.headers.items():
         headers[name.title()] = value
-    headers.update(meta.user_meta)
+    headers.update({name: meta_text.answered_value(value) for name, value in meta.user_meta.items()})
     if meta.storage_class != "STANDARD":
         headers["x-amz-storage-class"] = meta.storage_class
     if meta.part_sizes:

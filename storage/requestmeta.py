@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 
-from resilin.storage import checksums, chunked
+from resilin.storage import checksums, chunked, meta_text
 from resilin.storage.context import Call
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, not_implemented
 from resilin.storage.ingest import BodySpec, is_hex_sha256
@@ -111,7 +111,11 @@ def stored_headers(call: Call) -> dict[str, str]:
 
 
 def user_metadata(call: Call) -> dict[str, str]:
-    meta = {name: ",".join(values) for name, values in call.headers.items() if name.startswith("x-amz-meta-")}
+    meta = {
+        name: meta_text.stored_value(",".join(values))
+        for name, values in call.headers.items()
+        if name.startswith("x-amz-meta-")
+    }
     if sum(len(k) - len("x-amz-meta-") + len(v) for k, v in meta.items()) > MAX_USER_METADATA:
         raise S3Error(
             "MetadataTooLarge",

@@ -56,18 +56,25 @@ def error_of(excinfo) -> tuple[int, str]:
 # -- buckets ---------------------------------------------------------------------------
 
 
-def test_utf8_metadata_is_signed_and_kept_byte_for_byte(s3, bucket):
+def test_non_ascii_metadata_is_signed_stored_as_text_and_answered_as_s3_answers_it(s3, bucket):
     def utf8_metadata(**kwargs):
-        kwargs["params"]["headers"]["x-amz-meta-place"] = "Montréal"  # botocore sends it as UTF-8
+        headers = kwargs["params"]["headers"]
+        headers["x-amz-meta-place"] = "Montréal ✓"  # botocore sends it as UTF-8
+        headers["x-amz-meta-encoded"] = "=?UTF-8?B?w6l0w6k=?="  # already an RFC 2047 word: "été"
+        headers["x-amz-meta-plain"] = "ascii =? stays"
 
     s3.meta.events.register("before-call.s3.PutObject", utf8_metadata)
     try:
         s3.put_object(Bucket=bucket, Key="utf8", Body=b"x")
     finally:
         s3.meta.events.unregister("before-call.s3.PutObject", utf8_metadata)
-    # The bytes come back as sent; http.client reads header bytes as Latin-1.
-    got = s3.head_object(Bucket=bucket, Key="utf8")["Metadata"]["place"]
-    assert got.encode("latin-1").decode("utf-8") == "Montréal"
+    # As S3 does: text that is not US-ASCII comes back as an RFC 2047 encoded word of its UTF-8.
+    for answer in (s3.head_object, s3.get_object):
+        got = answer(Bucket=bucket, Key="utf8")["Metadata"]
+        assert got["place"] == "=?UTF-8?B?TW9udHLDqWFsIOKckw==?="
+        assert base64.b64decode(got["place"][10:-2]).decode() == "Montréal ✓"
+        assert got["encoded"] == "=?UTF-8?B?w6l0w6k=?="
+        assert got["plain"] == "ascii =? stays"
 
 
 def test_an_empty_continuation_token_lists_from_the_start(s3, bucket):
