@@ -19,14 +19,14 @@ Usage: .venv/bin/python bench/steps.py [--repeat 5] [--parallel 4] [--sleep 10]
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import tempfile
+import sys
 import time
 from pathlib import Path
 
-from resilin.provisioners.localcloud.process import remove_cloud
-from resilin.service.process import new_process
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_resilin import running_resilin, wait_terminated  # noqa: E402
 
 CLOUD = "bsteps"
 SUBNET = "10.78.22.0/24"
@@ -97,10 +97,7 @@ def main() -> int:
     parser.add_argument("--sleep", type=int, default=10)
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="resilin-bench-steps-"))
-    proc = new_process(home, CLOUD, SUBNET, accounts=1)
-    proc.start()
-    try:
+    with running_resilin(CLOUD, SUBNET, "resilin-bench-steps-") as proc:
         endpoints = proc.endpoints()
         emr, s3 = endpoints.client("emr"), endpoints.client("s3")
         s3.create_bucket(Bucket="bench-steps")
@@ -155,13 +152,7 @@ def main() -> int:
         print(
             f"idle termination: TERMINATING {time.monotonic() - put - 60:5.1f} s after the 60 s IdleTimeout"
         )
-        for c in (cid, logged_cluster):
-            while not cluster_state(emr, c).startswith("TERMINATED"):
-                time.sleep(2)
-    finally:
-        proc.stop()
-        remove_cloud(CLOUD)
-        shutil.rmtree(home, ignore_errors=True)
+        wait_terminated(emr, [cid, logged_cluster])
     return 0
 
 

@@ -15,16 +15,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
-import tempfile
+import sys
 import time
 from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 
-from resilin.provisioners.localcloud.process import remove_cloud
-from resilin.service.process import new_process
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_resilin import running_resilin, wait_terminated  # noqa: E402
 
 CLOUD = "bs3aread"
 SUBNET = "10.78.23.0/24"
@@ -75,10 +75,8 @@ def main() -> int:
     args = parser.parse_args()
     size = args.size_mb * 1_000_000
 
-    home = Path(tempfile.mkdtemp(prefix="resilin-bench-s3a-"))
-    proc = new_process(home, CLOUD, SUBNET, accounts=1)
-    proc.start()
-    try:
+    with running_resilin(CLOUD, SUBNET, "resilin-bench-s3a-") as proc:
+        home = proc.home
         endpoints = proc.endpoints()
         emr, s3 = endpoints.client("emr"), endpoints.client("s3")
         s3.create_bucket(Bucket=BUCKET)
@@ -124,12 +122,7 @@ def main() -> int:
         )
         print("  (Cumulus, for reference: 83 MB/s for one reader, an unfair share for two)")
         emr.terminate_job_flows(JobFlowIds=[cid])
-        while not emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"].startswith("TERMINATED"):
-            time.sleep(2)
-    finally:
-        proc.stop()
-        remove_cloud(CLOUD)
-        shutil.rmtree(home, ignore_errors=True)
+        wait_terminated(emr, [cid])
     return 0
 
 
