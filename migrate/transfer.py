@@ -112,6 +112,7 @@ def transfer(
     endpoints: dict[str, Endpoint],
     index: MoveIndex,
     progress: Progress | None = None,
+    compress: bool = True,
 ) -> TransferReport:
     """Carry out ``plan``: every destination node ends with its source's state set, verified."""
     token = secrets.token_urlsafe(32)
@@ -125,7 +126,7 @@ def transfer(
         wanted: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
         for send in plan.sends:
             wanted[(send.source, send.dest)].append((send.digest, send.source_path))
-        _run_senders(wanted, endpoints, receivers, token, index, report, wan=True)
+        _run_senders(wanted, endpoints, receivers, token, index, report, wan=True, compress=compress)
         if progress:
             progress("sent over the WAN", report)
         # Then inside the destination cloud, from a node that holds each content by now.
@@ -140,7 +141,9 @@ def transfer(
             if holder is None:
                 raise TransferError(f"{copy.dest}: no destination node holds {copy.digest}")
             local[(holder, copy.dest)].append((copy.digest, path_on[holder][copy.digest]))
-        failed = _run_senders(local, endpoints, receivers, token, index, report, wan=False, attempts=1)
+        failed = _run_senders(
+            local, endpoints, receivers, token, index, report, wan=False, attempts=1, compress=compress
+        )
         # A destination copy that arrived wrong: the holder's copy is bad; fetch from the source.
         retry: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
         for (holder, dest), digest in failed:
@@ -150,7 +153,7 @@ def transfer(
             source, path = source_of[digest]
             retry[(source, dest)].append((digest, path))
             report.refetched.append(digest)
-        _run_senders(retry, endpoints, receivers, token, index, report, wan=True)
+        _run_senders(retry, endpoints, receivers, token, index, report, wan=True, compress=compress)
         if progress:
             progress("copied inside the destination", report)
     finally:
@@ -168,6 +171,7 @@ def _run_senders(
     report: TransferReport,
     wan: bool,
     attempts: int = ATTEMPTS,
+    compress: bool = True,
 ) -> list[tuple[tuple[str, str], str]]:
     """Send each pair's files; what never arrived intact after ``attempts`` tries is returned when
     ``attempts`` is 1 (the caller fetches it elsewhere) and fails the move otherwise."""
@@ -187,6 +191,7 @@ def _run_senders(
                 "port": receiver.port,
                 "token": token,
                 "files": pending,
+                "compress": compress,
             }
             program = RemoteProgram(endpoints[sender].node, "send.py", settings, TRANSFER_TIMEOUT_S)
             totals = next(program.lines(), None)

@@ -56,7 +56,7 @@ def place(tmp: str, targets: list[dict]) -> None:
         os.replace(part, target["path"])
 
 
-def receive_one(reader: BinaryIO, digest: str) -> None:
+def receive_one(reader: BinaryIO, digest: str, raw: bool) -> None:
     tmp = os.path.join(STAGING, f"{digest}.{threading.get_ident()}")
     hasher = hashlib.sha256()
     wire = 0
@@ -69,7 +69,7 @@ def receive_one(reader: BinaryIO, digest: str) -> None:
             if problem:
                 continue  # read the rest of the file's frames, keep the connection in step
             try:
-                data = decompressor.decompress(chunk)
+                data = chunk if raw else decompressor.decompress(chunk)
             except zstandard.ZstdError as exc:
                 problem = f"not a zstd stream ({exc})"
                 continue
@@ -96,7 +96,8 @@ def serve(conn: socket.socket) -> None:
             say(refused="a sender without the move's token")
             return
         while line := reader.readline():
-            receive_one(reader, json.loads(line)["digest"])
+            header = json.loads(line)
+            receive_one(reader, header["digest"], bool(header.get("raw")))
         conn.sendall(b"done\n")
     except (OSError, EOFError, ValueError, KeyError) as exc:
         say(lost=str(exc))

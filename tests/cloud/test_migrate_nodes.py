@@ -109,12 +109,12 @@ def _sources(instances: dict[str, Instance]) -> dict[str, Manifest]:
     return {name: capture(instances[name].node, name, STATE) for name in ("s1", "s2")}
 
 
-def _move(instances, manifests, index, progress=None) -> tuple[TransferReport, int]:
+def _move(instances, manifests, index, progress=None, compress=True) -> tuple[TransferReport, int]:
     won = {n: index.claim(n, manifests[n].digests()) for n in manifests}
     destinations = {"s1": "d1", "s2": "d2"}
     plan = plan_transfer(manifests, destinations, won, index.holders(set().union(*won.values())))
     endpoints = {name: Endpoint(inst.node, inst.address) for name, inst in instances.items()}
-    return transfer(plan, manifests, destinations, endpoints, index, progress), plan.wan_bytes
+    return transfer(plan, manifests, destinations, endpoints, index, progress, compress), plan.wan_bytes
 
 
 def _digests_on(node: Node) -> dict[str, str]:
@@ -218,3 +218,12 @@ def test_a_source_file_changed_after_its_capture_fails_the_move_naming_it(instan
             _move(instances, manifests, MoveIndex(redis_client, "mv-changed"))
     finally:
         _put(instances["s1"].node, f"{NAME}/current/fsimage_0001", b"image", mode="600")
+
+
+def test_uncompressed_transfers_send_the_bytes_as_they_are(instances, redis_client):
+    _clear_destinations(instances)
+    manifests = _sources(instances)
+    report, unique = _move(instances, manifests, MoveIndex(redis_client, "mv-raw"), compress=False)
+    assert report.wan_wire == report.wan_raw == unique
+    for source, dest in (("s1", "d1"), ("s2", "d2")):
+        assert _digests_on(instances[dest].node) == _digests_on(instances[source].node)
