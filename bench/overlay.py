@@ -49,6 +49,7 @@ PID = os.getpid() % 250
 CLOUD_A, CLOUD_B = f"oba{PID}", f"obb{PID}"
 SUBNETS = {CLOUD_A: f"10.90.{PID}.0/24", CLOUD_B: f"10.91.{PID}.0/24"}
 WAN = f"resilin-wan-ob{PID}"
+WAN_SUBNET = f"100.73.{PID}.0/24"
 BUCKET = "overlay-bench"
 
 
@@ -63,7 +64,7 @@ def start_server(home: Path) -> ResilinProcess:
     )
     (home / "resilin.toml").write_text(
         f"api_port = {proc.api_port}\nstorage_port = {proc.storage_port}\nlocalcloud_port = {free_port()}\n"
-        f'default_cloud = "{CLOUD_A}"\nwan_network = "{WAN}"\nwan_subnet = "100.73.{PID}.0/24"\n\n'
+        f'default_cloud = "{CLOUD_A}"\nwan_network = "{WAN}"\nwan_subnet = "{WAN_SUBNET}"\n\n'
         f'[[accounts]]\naccount_id = "{creds.account_id}"\naccess_key = "{creds.access_key}"\n'
         f'secret_key = "{creds.secret_key}"\n\n{clouds}'
     )

@@ -1,0 +1,182 @@
+"""Relocation's data path between two clouds over the overlay: Resilin's deduplicated transfer beside
+each node's state sent on its own, raw and zstd-compressed, in one run.
+
+A cluster with its master and three core nodes in local cloud A (HDFS at replication 3, filled
+with ``--data-mb`` of text by Hadoop's randomtextwriter, then in safe mode with its namespace
+saved, so that nothing changes during the run) and four task nodes in cloud B standing in for the
+destination nodes.  The WAN between the two clouds' gateways is shaped to ``--shaped-mbit`` with
+``--rtt-ms`` of round trip added.  The state sets of the four A nodes (the NameNode's directory on
+the master, the DataNodes' on the core nodes) go to the four B nodes three ways:
+
+- per node, raw: every node sends every file of its state set, as it is;
+- per node, zstd: the same, each file zstd-compressed (what ``podman export | zstd`` per node gives);
+- Resilin: each distinct content once over the WAN (Redis SETNX picks its sender), zstd-compressed,
+  then copied between the B nodes inside cloud B.
+
+Every file is checked against its digest on arrival.  Per way: bytes on the wire as the senders
+count them, bytes through the A gateway's WAN interface (its counters: WireGuard and TCP overhead
+included), time, and the ratios to per-node zstd; then the cluster's full size (its nodes' image
+layers plus the state) and the issue's targets: WAN bytes at least 60 % below per-node zstd and at
+most 10 % of the full size, transfer time at least 50 % below per-node zstd.
+
+Usage: .venv/bin/python bench/relocation_transfer.py [--data-mb 320] [--shaped-mbit 100] [--rtt-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import overlay as two_clouds  # noqa: E402
+from resilin.clouds.ssh import KeyPair, Node  # noqa: E402
+from resilin.jobflows.store import JobFlowStore  # noqa: E402
+from resilin.migrate.capture import capture  # noqa: E402
+from resilin.migrate.index import MoveIndex  # noqa: E402
+from resilin.migrate.manifest import Manifest  # noqa: E402
+from resilin.migrate.plan import TransferPlan, WanSend, plan_transfer  # noqa: E402
+from resilin.migrate.transfer import Endpoint, transfer  # noqa: E402
+from resilin.provisioners.localcloud.admin_client import AdminClient  # noqa: E402
+from resilin.provisioners.localcloud.process import remove_cloud  # noqa: E402
+from resilin.service import local_runtime  # noqa: E402
+from resilin.service.redis_server import PrivateRedis  # noqa: E402
+
+STATE = ["/var/lib/hadoop/dfs/name", "/var/lib/hadoop/dfs/data"]
+EXAMPLES = "/opt/hadoop/share/hadoop/mapreduce/hadoop-mapreduce-examples-3.5.0.jar"
+
+
+def run_step(emr, cid: str, name: str, command: str) -> None:
+    step = {"Name": name, "ActionOnFailure": "CONTINUE",
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", command]}}  # fmt: skip
+    sid = emr.add_job_flow_steps(JobFlowId=cid, Steps=[step])["StepIds"][0]
+    while (state := emr.describe_step(ClusterId=cid, StepId=sid)["Step"]["Status"]["State"]) not in (
+        "COMPLETED", "FAILED", "CANCELLED"):  # fmt: skip
+        time.sleep(1)
+    if state != "COMPLETED":
+        raise SystemExit(f"step {name!r} ended {state}")
+
+
+def wan_bytes(gateway: dict) -> int:
+    """rx+tx bytes of the gateway's WAN interface (the one with an address of the WAN's subnet)."""
+    prefix = two_clouds.WAN_SUBNET.rsplit(".", 1)[0] + "."
+    script = (
+        f"for i in $(ls /sys/class/net); do ip -o -4 addr show dev $i | grep -q ' {prefix}' && "
+        "echo $(( $(cat /sys/class/net/$i/statistics/rx_bytes) + $(cat /sys/class/net/$i/statistics/tx_bytes) )); "
+        "done"
+    )
+    return int(two_clouds.on(gateway["container"], script).split()[0])
+
+
+def per_node_plan(manifests: dict[str, Manifest], destinations: dict[str, str]) -> TransferPlan:
+    """Every file of every node sent to its destination, as if no other node held it."""
+    plan = TransferPlan()
+    for source, manifest in manifests.items():
+        for entry in manifest.files:
+            plan.sends.append(
+                WanSend(entry.digest, entry.size, source, entry.path, destinations[source], (entry.path,))
+            )
+    return plan
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-mb", type=int, default=320)
+    parser.add_argument("--shaped-mbit", type=float, default=100.0)
+    parser.add_argument("--rtt-ms", type=float, default=50.0)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="resilin-relocation-bench-"))
+    proc = two_clouds.start_server(home)
+    store = JobFlowStore(PrivateRedis(home / "redis").client())
+    try:
+        emr = proc.endpoints().client("emr")
+        access = {c: local_runtime.read(home)[c] for c in two_clouds.SUBNETS}
+        admins = {c: AdminClient(a.endpoint, a.access_key, a.secret_key, a.region) for c, a in access.items()}
+        a, b = two_clouds.CLOUD_A, two_clouds.CLOUD_B
+        print("cluster: master and 3 core nodes in A, 4 task nodes in B (the destinations)", flush=True)
+        cid = two_clouds.run_cluster(
+            emr, "relocation bench", [("MASTER", f"m5.large@{a}", 1), ("CORE", f"m5.large@{a}", 3),
+                                      ("TASK", f"m5.large@{b}", 4)])  # fmt: skip
+        print(f"filling HDFS with {args.data_mb} MB of text at replication 3", flush=True)
+        run_step(emr, cid, "fill", f"hadoop jar {EXAMPLES} randomtextwriter "
+                 f"-D mapreduce.randomtextwriter.totalbytes={args.data_mb * 1024 * 1024} /bench/text")  # fmt: skip
+        run_step(emr, cid, "quiesce", "hdfs dfsadmin -safemode enter && hdfs dfsadmin -saveNamespace")
+
+        key = KeyPair((home / "keys" / f"{cid}.pem").read_text(), (home / "keys" / f"{cid}.pub").read_text())
+        docs = [i for i in store.instances_of(cid) if i["state"] == "RUNNING"]
+        sources = sorted((i for i in docs if i["role"] in ("MASTER", "CORE")), key=lambda i: i["ec2_id"])
+        dests = sorted((i for i in docs if i["role"] == "TASK"), key=lambda i: i["ec2_id"])
+        nodes = {i["ec2_id"]: Node(i["private_ip"], i["host_keys"], key) for i in sources + dests}
+        endpoints = {i["ec2_id"]: Endpoint(nodes[i["ec2_id"]], i["private_ip"]) for i in sources + dests}
+        destinations = {s["ec2_id"]: d["ec2_id"] for s, d in zip(sources, dests, strict=True)}
+        manifests = {s["ec2_id"]: capture(nodes[s["ec2_id"]], s["ec2_id"], STATE) for s in sources}
+        state = sum(m.size for m in manifests.values())
+        distinct = len(set().union(*(m.digests() for m in manifests.values())))
+        print(f"state: {state / 1e6:.0f} MB in {sum(len(m.files) for m in manifests.values())} files, "
+              f"{distinct} distinct contents", flush=True)  # fmt: skip
+
+        found = two_clouds.nodes(emr, cid)
+        gateways = [n for n in found if two_clouds.on(n["container"], "test -e /run/resilin-overlay.pid && echo y || true").strip()]  # fmt: skip
+        gateway_a = next(g for g in gateways if g["cloud"] == a)
+        for g in gateways:
+            admins[g["cloud"]].shape_wan(g["id"], args.shaped_mbit, args.rtt_ms / 4)
+
+        rows = []
+        redis = PrivateRedis(home / "redis").client()
+        for name, compress, dedup in (("per node, raw", False, False), ("per node, zstd", True, False),
+                                      ("Resilin (dedup + zstd)", True, True)):  # fmt: skip
+            for d in dests:
+                nodes[d["ec2_id"]].run("sudo -n rm -rf /var/lib/hadoop/dfs", timeout=300)
+            index = MoveIndex(redis, f"bench-{name}-{time.time()}")
+            if dedup:
+                won = {n: index.claim(n, m.digests()) for n, m in manifests.items()}
+                plan = plan_transfer(manifests, destinations, won, index.holders(set().union(*won.values())))
+            else:
+                plan = per_node_plan(manifests, destinations)
+            before, started = wan_bytes(gateway_a), time.monotonic()
+            report = transfer(plan, manifests, destinations, endpoints, index, compress=compress)
+            seconds, crossed = time.monotonic() - started, wan_bytes(gateway_a) - before
+            index.forget()
+            rows.append((name, report.wan_wire, crossed, seconds, report.local_wire))
+            print(f"  {name:24} wire {report.wan_wire / 1e6:8.1f} MB  WAN {crossed / 1e6:8.1f} MB  "
+                  f"{seconds:6.1f} s  (inside B: {report.local_wire / 1e6:.1f} MB)", flush=True)  # fmt: skip
+
+        image = subprocess.run(["podman", "image", "inspect", "--format", "{{.Size}}", "localhost/resilin-node:latest"],
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        full = int(image) * len(sources) + state
+        zstd_wan, zstd_time = rows[1][2], rows[1][3]
+        ours = rows[2]
+        print(f"\nWAN shaped to {args.shaped_mbit:g} Mbit/s, +{args.rtt_ms:g} ms round trip; "
+              f"{len(sources)} source nodes, {state / 1e6:.0f} MB of state, full size {full / 1e6:.0f} MB")  # fmt: skip
+        print(
+            f"{'way':26} {'wire MB':>9} {'WAN MB':>9} {'time s':>8} {'WAN vs zstd':>12} {'time vs zstd':>13}"
+        )
+        for name, wire, crossed, seconds, _ in rows:
+            print(f"{name:26} {wire / 1e6:9.1f} {crossed / 1e6:9.1f} {seconds:8.1f} "
+                  f"{crossed / zstd_wan:11.2f}x {seconds / zstd_time:12.2f}x")  # fmt: skip
+        targets = [
+            ("WAN bytes at least 60 % below per-node zstd", ours[2] <= 0.4 * zstd_wan),
+            ("WAN bytes at most 10 % of the full size", ours[2] <= 0.1 * full),
+            ("transfer time at least 50 % below per-node zstd", ours[3] <= 0.5 * zstd_time),
+        ]
+        for what, met in targets:
+            print(f"  {'met' if met else 'NOT met':8} {what}")
+        two_clouds.terminate(emr, cid)
+        return 0
+    finally:
+        proc.stop()
+        for cloud in two_clouds.SUBNETS:
+            remove_cloud(cloud)
+        subprocess.run(["podman", "network", "rm", two_clouds.WAN], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
