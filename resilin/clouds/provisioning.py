@@ -104,9 +104,37 @@ class Placement:
     def image(self, release_label: str | None) -> str:
         """The image id for a release label, looked up once (DescribeImages) and remembered."""
         ref = (self.cloud.image_for_release(release_label) if self.cloud else "") or self.image_id
+        return self.image_of(ref)
+
+    def image_of(self, ref: str) -> str:
+        """The image id of an ``ami-`` id or image name, looked up once and remembered."""
         if ref not in self._images:
             self._images[ref] = self.client.image_for(ref)
         return self._images[ref]
+
+
+def _custom_image(placement: Placement, group: InstanceGroupDoc, cluster: ClusterDoc) -> str | None:
+    """The image a CustomAmiId asks for the group (its own, its fleet's chosen type's, else the
+    cluster's), or None; refused (VALIDATION_ERROR) before anything is launched when the cloud has
+    no such image."""
+    fleet = group.get("fleet")
+    chosen = next(
+        (
+            s
+            for s in (fleet["specifications"] if fleet else [])
+            if s["InstanceType"].split("@")[0] == group["instance_type"]
+        ),
+        {},
+    )
+    ref = group.get("custom_ami_id") or chosen.get("CustomAmiId") or cluster.get("custom_ami_id")
+    if not ref:
+        return None
+    try:
+        return placement.image_of(ref)
+    except (ProvisioningError, ClientError, BotoCoreError) as exc:
+        raise ProvisioningFailed(
+            states.VALIDATION_ERROR, f"CustomAmiId {ref}: {error_text(exc)} (cloud {placement.cloud_name})"
+        ) from exc
 
 
 # The cloud a name stands for (None: the default cloud); KeyError for an unknown name.
@@ -349,6 +377,8 @@ class ClusterProvisioner:
                 states.VALIDATION_ERROR, f"Cloud {name} has no image for the cluster: {exc}"
             ) from exc
         resources = self.resources.setdefault(name, CloudResources())
+        for group in groups:  # every CustomAmiId checked before anything is launched
+            _custom_image(placement, group, cluster)
         self.progress(f"Launching {sum(g['requested'] for g in groups)} instance(s) in cloud {name}{why}")
         try:
             self.preflight(placement)
@@ -470,6 +500,7 @@ class ClusterProvisioner:
         cluster: ClusterDoc,
     ) -> list[str]:
         """``count`` instances for ``group``: partial launches are topped up, capacity errors retried."""
+        image = _custom_image(placement, group, cluster) or image
         cloud, client, role = placement.cloud, placement.client, group["role"].lower()
         what = f"{count} {group['instance_type']} {role} instance(s)"
         launched: list[str] = []

@@ -149,6 +149,29 @@ def test_launch_conversation_tags_group_and_teardown(proxy, image_name):
     assert f"resilin-{cid}" not in client.key_pair_names("resilin-")
 
 
+def test_a_custom_ami_is_what_the_instances_run_and_an_unknown_one_launches_nothing(proxy, image_name):
+    clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
+    client = clouds.client("east")
+    images = client.ec2.describe_images(Owners=["amazon"])["Images"]
+    default = client.image_for(image_name)
+    custom, for_core = sorted(i["ImageId"] for i in images if i["ImageId"] != default)[:2]
+    cluster = _cluster("j-CUSTOMAMI00001", core=1) | {"custom_ami_id": custom}
+    cluster["groups"][1]["custom_ami_id"] = for_core  # a group's own wins over the cluster's
+    provisioner = _provisioner(clouds, cluster["id"])
+    _, running = provisioner.launch(cluster)
+    images_of = {i["InstanceId"]: i["ImageId"] for i in _live(client, cluster["id"])}
+    assert {launched.group["role"]: images_of[info.id] for launched, info in running} == {
+        "MASTER": custom, "CORE": for_core}  # fmt: skip
+    provisioner.teardown()
+
+    unknown = _cluster("j-CUSTOMAMI00002", core=1)
+    unknown["groups"][1]["custom_ami_id"] = "ami-0123456789abcdef0"
+    with pytest.raises(ProvisioningFailed) as excinfo:
+        _provisioner(clouds, unknown["id"]).launch(unknown)
+    assert excinfo.value.code == states.VALIDATION_ERROR and "ami-0123456789abcdef0" in excinfo.value.message
+    assert _live(client, unknown["id"]) == []  # not even the master was launched
+
+
 def test_capacity_refused_is_retried_with_backoff(proxy, image_name):
     clouds = Clouds(image_name, _cloud("east", proxy.endpoint))
     proxy.fail("RunInstances", "InsufficientInstanceCapacity", 500, times=2)
