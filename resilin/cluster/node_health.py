@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from resilin.cluster.operations import ClusterOperation
+from resilin.cluster.operation import ClusterOperation
 from resilin.cluster.runtime import ClusterRuntime
 
 log = logging.getLogger(__name__)

@@ -3,14 +3,14 @@
 Each round the monitor asks every operation in turn whether it is wanted and runs those that
 are: failed nodes are replaced, then groups are brought to their requested size, then groups
 given new configurations have them applied (a reconfiguration waits for its group's resize,
-as on EMR).  An operation takes the cluster's runtime, never the thread that runs the cluster.
+as on EMR).  Automatic scaling policies set groups' requested sizes just before the resize.
+An operation takes the cluster's runtime, never the thread that runs the cluster.
 Relocation will be one more.
 """
 
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,6 +18,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from resilin.applications.base import Application
 from resilin.clouds.instance_tags import sync_instance_tags, user_tags
 from resilin.clouds.provisioning import TAG_CLUSTER
+from resilin.cluster.autoscaling import AutomaticScaling
+from resilin.cluster.operation import ARRESTED, RESIZING, ClusterOperation
 from resilin.cluster.resize import Resizer
 from resilin.cluster.runtime import ClusterRuntime
 from resilin.jobflows import states
@@ -25,19 +27,6 @@ from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc
 from resilin.provisioners.ec2client import EC2Client
 
 log = logging.getLogger(__name__)
-
-ARRESTED = "ARRESTED"
-RESIZING = "RESIZING"
-
-
-class ClusterOperation(ABC):
-    @abstractmethod
-    def wanted(self, runtime: ClusterRuntime) -> bool:
-        """Whether the cluster's document or its cloud asks for this operation now."""
-
-    @abstractmethod
-    def run(self, runtime: ClusterRuntime) -> None:
-        """Do it; an exception leaves the cluster as it is, to be looked at again next round."""
 
 
 def _active_groups(runtime: ClusterRuntime) -> list[InstanceGroupDoc]:
@@ -170,7 +159,12 @@ class ApplyConfigurations(ClusterOperation):
 def running_cluster_operations(runtime: ClusterRuntime, application: Application) -> list[ClusterOperation]:
     """The operations the monitor runs, in the order it runs them each round."""
     resizer = Resizer(runtime, application)
-    return [ReplaceFailedNodes(resizer, application), ResizeGroups(resizer), ApplyConfigurations(application)]
+    return [
+        ReplaceFailedNodes(resizer, application),
+        AutomaticScaling(),  # decides a group's size; ResizeGroups, next, carries it out
+        ResizeGroups(resizer),
+        ApplyConfigurations(application),
+    ]
 
 
 def set_group(

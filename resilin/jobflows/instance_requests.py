@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from resilin.errors import ValidationError
-from resilin.jobflows import ids, states
+from resilin.jobflows import ids, scaling_rules, states
 from resilin.jobflows.documents import AutoScalingPolicyDoc, InstanceGroupDoc
 
 INSTANCE_GROUP = "INSTANCE_GROUP"
@@ -154,7 +154,8 @@ def stored_auto_scaling_policy(policy: dict) -> AutoScalingPolicyDoc:
         raise ValidationError("An auto-scaling policy needs at least one rule.")
     if len(set(names)) != len(names):
         raise ValidationError("The auto-scaling policy's rule names must be unique.")
-    # Stored as given; PENDING until automatic scaling acts on it (resizing is the worker's).
+    scaling_rules.check_rules(policy["Rules"])
+    # Stored as given; PENDING until the running cluster attaches it (resilin.cluster.autoscaling).
     return {
         "Constraints": constraints,
         "Rules": policy["Rules"],

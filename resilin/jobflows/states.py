@@ -77,9 +77,10 @@ class JobFlowExecutionState(StrEnum):
 
 
 class AutoScalingPolicyState(StrEnum):
-    """AutoScalingPolicyState: Resilin records policies and never attaches them to a scaler."""
+    """AutoScalingPolicyState: PENDING as put, ATTACHED once the running cluster evaluates it."""
 
     PENDING = "PENDING"
+    ATTACHED = "ATTACHED"
 
 
 class CancelStepsRequestStatus(StrEnum):

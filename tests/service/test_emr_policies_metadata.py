@@ -159,6 +159,27 @@ def test_auto_scaling_policy(emr):
         AutoScalingPolicy=AUTO_SCALING,
     )
     assert master_error["Code"] == "ValidationException"
+    # Rules whose alarm Resilin cannot evaluate are refused, not stored to be ignored.
+    alarm = AUTO_SCALING["Rules"][0]["Trigger"]["CloudWatchAlarmDefinition"]
+    for change, fragment in (
+        ({"MetricName": "CPUUtilization"}, "not one Resilin computes"),
+        ({"Namespace": "AWS/EC2"}, "namespace"),
+        ({"Period": 30}, "Period"),
+        ({"Statistic": "p99"}, "Statistic"),
+        ({"Dimensions": [{"Key": "InstanceId", "Value": "i-1"}]}, "dimension"),
+    ):
+        rule = AUTO_SCALING["Rules"][0]
+        bad = {
+            **AUTO_SCALING,
+            "Rules": [{**rule, "Trigger": {"CloudWatchAlarmDefinition": {**alarm, **change}}}],
+        }
+        error = error_of(
+            emr.put_auto_scaling_policy, ClusterId=cid, InstanceGroupId=groups["CORE"], AutoScalingPolicy=bad
+        )
+        assert error["Code"] == "ValidationException" and fragment.lower() in error["Message"].lower(), (
+            change,
+            error,
+        )
     managed = {
         "ComputeLimits": {"UnitType": "Instances", "MinimumCapacityUnits": 1, "MaximumCapacityUnits": 4}
     }

@@ -10,7 +10,20 @@ from resilin.jobflows.step_operations import new_step
 
 POLICY = {
     "Constraints": {"MinCapacity": 1, "MaxCapacity": 4},
-    "Rules": [{"Name": "grow", "Action": {}, "Trigger": {}}],
+    "Rules": [
+        {
+            "Name": "grow",
+            "Action": {"SimpleScalingPolicyConfiguration": {"ScalingAdjustment": 1}},
+            "Trigger": {
+                "CloudWatchAlarmDefinition": {
+                    "ComparisonOperator": "GREATER_THAN",
+                    "MetricName": "ContainerPendingRatio",
+                    "Period": 300,
+                    "Threshold": 0.5,
+                }
+            },
+        }
+    ],
 }
 
 
