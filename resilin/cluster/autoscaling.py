@@ -1,7 +1,6 @@
 """Automatic scaling: the core and task groups' automatic scaling policies act on the running cluster.
 
-The cluster's metrics are sampled every ``SAMPLE_SECONDS`` from the master (EMR's CloudWatch names,
-:mod:`resilin.applications.hadoop.yarn_metrics`).  A group's policy is ATTACHED when the running
+The cluster's metrics are sampled from the master (:mod:`resilin.cluster.cluster_metrics`).  A group's policy is ATTACHED when the running
 cluster first sees it; from then on, each round, its rules' alarms are evaluated over whole periods
 after the attachment or the group's last scaling action (:mod:`resilin.jobflows.scaling_rules`), and
 the first rule whose alarm fires sets the group's requested count (within the policy's
@@ -13,10 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 
-from resilin.applications.hadoop.yarn_metrics import MetricsUnavailable, sample
+from resilin.cluster.cluster_metrics import MetricsHistory
 from resilin.cluster.operation import ARRESTED, RESIZING, ClusterOperation
 from resilin.cluster.runtime import ClusterRuntime
 from resilin.jobflows import scaling_rules, states
@@ -24,19 +22,13 @@ from resilin.jobflows.documents import ClusterDoc, InstanceGroupDoc
 
 log = logging.getLogger(__name__)
 
-SAMPLE_SECONDS = 15.0
-KEEP_SECONDS = 6 * 3600  # samples older than the longest window worth evaluating are dropped
 SCALING = (states.RUNNING, states.WAITING)
 
 
 class AutomaticScaling(ClusterOperation):
-    def __init__(
-        self, sample_seconds: float = SAMPLE_SECONDS, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.sample_seconds = sample_seconds
+    def __init__(self, metrics: MetricsHistory, clock: Callable[[], float] = time.time) -> None:
+        self.metrics = metrics
         self.clock = clock
-        self.samples: deque[tuple[float, dict[str, float]]] = deque()
-        self.last_sample = 0.0
         self.since: dict[str, float] = {}  # group id → attachment or last action: windows start there
         self.held_until: dict[str, float] = {}  # group id → end of the last action's cool-down
 
@@ -47,15 +39,7 @@ class AutomaticScaling(ClusterOperation):
     def run(self, runtime: ClusterRuntime) -> None:
         now = self.clock()
         self._attach(runtime, now)
-        if now - self.last_sample >= self.sample_seconds:
-            master = runtime.master_instance()
-            try:
-                self.samples.append((now, sample(runtime.sessions[master["id"]], master["private_ip"])))
-                self.last_sample = now
-            except (MetricsUnavailable, KeyError) as exc:
-                log.info("%s: no metrics this round: %s", runtime.cid, exc)
-            while self.samples and self.samples[0][0] < now - KEEP_SECONDS:
-                self.samples.popleft()
+        self.metrics.refresh(runtime, now)
         for group in runtime.cluster["groups"]:
             policy = _policy(group)
             if (
@@ -91,8 +75,7 @@ class AutomaticScaling(ClusterOperation):
         low, high = policy["Constraints"]["MinCapacity"], policy["Constraints"]["MaxCapacity"]
         for raw in policy["Rules"]:
             rule = scaling_rules.rule_of(raw)
-            series = [(t, values[rule.metric]) for t, values in self.samples if rule.metric in values]
-            if not rule.breached(series, since, now):
+            if not rule.breached(self.metrics.series(rule.metric), since, now):
                 continue
             current = group["requested"]
             wanted = rule.new_capacity(current, low, high)

@@ -19,6 +19,8 @@ from resilin.applications.base import Application
 from resilin.clouds.instance_tags import sync_instance_tags, user_tags
 from resilin.clouds.provisioning import TAG_CLUSTER
 from resilin.cluster.autoscaling import AutomaticScaling
+from resilin.cluster.cluster_metrics import MetricsHistory
+from resilin.cluster.managed_scaling import ManagedScaling
 from resilin.cluster.operation import ARRESTED, RESIZING, ClusterOperation
 from resilin.cluster.resize import Resizer
 from resilin.cluster.runtime import ClusterRuntime
@@ -159,9 +161,12 @@ class ApplyConfigurations(ClusterOperation):
 def running_cluster_operations(runtime: ClusterRuntime, application: Application) -> list[ClusterOperation]:
     """The operations the monitor runs, in the order it runs them each round."""
     resizer = Resizer(runtime, application)
+    metrics = MetricsHistory()
     return [
         ReplaceFailedNodes(resizer, application),
-        AutomaticScaling(),  # decides a group's size; ResizeGroups, next, carries it out
+        # The scaling policies decide groups' sizes; ResizeGroups, next, carries them out.
+        AutomaticScaling(metrics),
+        ManagedScaling(metrics),
         ResizeGroups(resizer),
         ApplyConfigurations(application),
     ]

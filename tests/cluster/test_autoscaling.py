@@ -1,9 +1,10 @@
-"""Automatic scaling on a real cluster: a task group with an automatic scaling policy grows when a
-job's containers pend, the job uses the new node, and the idle group shrinks back to its minimum.
+"""Scaling policies on a real cluster: a task group grows when a job's containers pend, the job uses
+the new node, and the idle group shrinks back — first under an automatic scaling policy, then, on
+the same cluster, under a managed scaling policy.
 
-One cluster (a master, a core node, a task group of none), its policy's rules on EMR's metric
-names over 60-second periods (the shortest CloudWatch takes), the job a Hadoop streaming job whose
-mappers each take 25 s, more of them than the core node can run at once.
+One cluster (a master, a core node, a task group of none); the automatic policy's rules on EMR's
+metric names over 60-second periods (the shortest CloudWatch takes); the job a Hadoop streaming
+job whose mappers each take 25 s, more of them than the core node can run at once.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ POLICY = {
 }
 SLOW_JOB = """set -e
 mkdir -p /tmp/in && for i in $(seq 1 24); do echo $i > /tmp/in/part-$i; done
-hdfs dfs -put -f /tmp/in /autoscale-in
+hdfs dfs -rm -r -f /autoscale-in /autoscale-out && hdfs dfs -put -f /tmp/in /autoscale-in
 printf '#!/bin/sh\\nsleep 25\\ncat\\n' > /tmp/slow.sh && chmod +x /tmp/slow.sh
 hadoop jar /usr/lib/hadoop-mapreduce/hadoop-streaming.jar -D mapreduce.job.reduces=0 \\
   -files /tmp/slow.sh -input /autoscale-in -output /autoscale-out -mapper slow.sh
@@ -72,18 +73,21 @@ def _task_group(emr, cid: str) -> dict:
     )
 
 
-def _containers_on(master_container: str, master_ip: str, node_ip: str) -> int:
-    """Containers YARN runs on the node at ``node_ip`` now (the ResourceManager's own answer)."""
+def _containers_on(master_container: str, master_ip: str, instance_id: str) -> int:
+    """Containers YARN runs now on the instance ``instance_id`` (the ResourceManager's own answer;
+    nodes register under their hostname, the instance id)."""
     done = subprocess.run(["podman", "exec", master_container, "curl", "-sf",
                            f"http://{master_ip}:8088/ws/v1/cluster/nodes"], capture_output=True, text=True)  # fmt: skip
     if done.returncode != 0:
         return 0
     nodes = json.loads(done.stdout).get("nodes", {}).get("node", [])
-    return sum(n.get("numContainers", 0) for n in nodes if n.get("nodeHostName", "").replace("-", ".").endswith(
-        node_ip) or n.get("nodeHTTPAddress", "").startswith(node_ip + ":"))  # fmt: skip
+    return sum(
+        n.get("numContainers", 0) for n in nodes if n.get("nodeHostName", "").split(".")[0] == instance_id
+    )
 
 
-def test_a_task_group_grows_when_containers_pend_is_used_and_shrinks_when_idle(resilin):
+@pytest.fixture(scope="module")
+def cluster(resilin):
     emr = resilin.endpoints().client("emr")
     cid = emr.run_job_flow(
         Name="autoscaling",
@@ -100,23 +104,26 @@ def test_a_task_group_grows_when_containers_pend_is_used_and_shrinks_when_idle(r
         },
     )["JobFlowId"]  # fmt: skip
     emr.get_waiter("cluster_running").wait(ClusterId=cid, WaiterConfig={"Delay": 3, "MaxAttempts": 300})
-    policy = wait_for("the policy to be attached", lambda: (
-        p if (p := _task_group(emr, cid)["AutoScalingPolicy"])["Status"]["State"] == "ATTACHED" else None),
-        timeout=60)  # fmt: skip
-    dimensions = policy["Rules"][0]["Trigger"]["CloudWatchAlarmDefinition"]["Dimensions"]
-    assert dimensions == [{"Key": "JobFlowId", "Value": cid}]
+    yield emr, cid
+    emr.terminate_job_flows(JobFlowIds=[cid])
 
+
+def _grows_is_used_and_shrinks(emr, cid: str) -> dict:
+    """Run the slow job; the task group must grow to one node, that node must get some of the job's
+    containers, and once the job is done and a period idle, the group must shrink to none.  The
+    group as it was while grown."""
     step = {"Name": "slow maps", "ActionOnFailure": "CONTINUE",
             "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", SLOW_JOB]}}  # fmt: skip
     sid = emr.add_job_flow_steps(JobFlowId=cid, Steps=[step])["StepIds"][0]
+
+    def step_state() -> str:
+        return emr.describe_step(ClusterId=cid, StepId=sid)["Step"]["Status"]["State"]
+
     wait_for(
         "the task group to grow", lambda: _task_group(emr, cid)["RunningInstanceCount"] == 1, timeout=600
     )
-    group = _task_group(emr, cid)
-    assert group["RequestedInstanceCount"] == 1
-    assert (
-        "grow while containers pend" in group["AutoScalingPolicy"]["Status"]["StateChangeReason"]["Message"]
-    )
+    grown = _task_group(emr, cid)
+    assert grown["RequestedInstanceCount"] == 1
     [task] = emr.list_instances(ClusterId=cid, InstanceGroupTypes=["TASK"], InstanceStates=["RUNNING"])[
         "Instances"
     ]
@@ -124,22 +131,47 @@ def test_a_task_group_grows_when_containers_pend_is_used_and_shrinks_when_idle(r
     master_container = f"resilin-{CLOUD}-{master['Ec2InstanceId']}"
     # The job's pending work lands on the new node while the job still runs.
     wait_for("a container on the new task node", lambda: _containers_on(
-        master_container, master["PrivateIpAddress"], task["PrivateIpAddress"]) > 0
-        or emr.describe_step(ClusterId=cid, StepId=sid)["Step"]["Status"]["State"] != "RUNNING", timeout=600)  # fmt: skip
-    assert emr.describe_step(ClusterId=cid, StepId=sid)["Step"]["Status"]["State"] == "RUNNING", (
-        "the job ended first"
-    )
-    wait_for("the step to complete", lambda: emr.describe_step(ClusterId=cid, StepId=sid)["Step"]["Status"]["State"]
-             in ("COMPLETED", "FAILED", "CANCELLED"), timeout=900)  # fmt: skip
-    assert emr.describe_step(ClusterId=cid, StepId=sid)["Step"]["Status"]["State"] == "COMPLETED"
-
-    # Idle for a whole period: the group goes back to its minimum, its node decommissioned and gone.
+        master_container, master["PrivateIpAddress"], task["Ec2InstanceId"]) > 0 or step_state() != "RUNNING",
+        timeout=600)  # fmt: skip
+    assert step_state() == "RUNNING", "the job ended before the new node took any of its work"
+    wait_for("the step to end", lambda: step_state() in ("COMPLETED", "FAILED", "CANCELLED"), timeout=900)
+    assert step_state() == "COMPLETED"
+    # Idle for a whole period: the group goes back to none, its node decommissioned and gone.
     wait_for(
         "the idle task group to shrink",
         lambda: _task_group(emr, cid)["RunningInstanceCount"] == 0,
         timeout=600,
     )
     assert _task_group(emr, cid)["RequestedInstanceCount"] == 0
-    [gone] = emr.list_instances(ClusterId=cid, InstanceGroupTypes=["TASK"])["Instances"]
-    assert gone["Status"]["State"] == "TERMINATED"
-    emr.terminate_job_flows(JobFlowIds=[cid])
+    instances = emr.list_instances(ClusterId=cid, InstanceGroupTypes=["TASK"])["Instances"]
+    assert {i["Status"]["State"] for i in instances} == {"TERMINATED"}
+    return grown
+
+
+def test_an_automatic_scaling_policy_grows_a_task_group_while_containers_pend_and_shrinks_it_idle(cluster):
+    emr, cid = cluster
+    policy = wait_for("the policy to be attached", lambda: (
+        p if (p := _task_group(emr, cid)["AutoScalingPolicy"])["Status"]["State"] == "ATTACHED" else None),
+        timeout=60)  # fmt: skip
+    dimensions = policy["Rules"][0]["Trigger"]["CloudWatchAlarmDefinition"]["Dimensions"]
+    assert dimensions == [{"Key": "JobFlowId", "Value": cid}]
+    grown = _grows_is_used_and_shrinks(emr, cid)
+    assert (
+        "grow while containers pend" in grown["AutoScalingPolicy"]["Status"]["StateChangeReason"]["Message"]
+    )
+    reason = _task_group(emr, cid)["AutoScalingPolicy"]["Status"]["StateChangeReason"]["Message"]
+    assert "shrink when idle" in reason
+
+
+def test_a_managed_scaling_policy_does_the_same_within_its_compute_limits(cluster):
+    emr, cid = cluster
+    emr.remove_auto_scaling_policy(ClusterId=cid, InstanceGroupId=_task_group(emr, cid)["Id"])
+    limits = {"UnitType": "Instances", "MinimumCapacityUnits": 1, "MaximumCapacityUnits": 2}
+    emr.put_managed_scaling_policy(ClusterId=cid, ManagedScalingPolicy={"ComputeLimits": limits})
+    _grows_is_used_and_shrinks(emr, cid)
+    core = next(
+        g
+        for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"]
+        if g["InstanceGroupType"] == "CORE"
+    )
+    assert core["RunningInstanceCount"] == 1  # the minimum: the core node stays
