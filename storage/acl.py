@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lxml import etree
 
@@ -165,7 +165,17 @@ def from_headers(
     if not granted:
         return None, None
     grants = [g for h, v in granted for g in parse_grant_header(h, v or "")]
-    return Acl(owner, tuple(grants)), None
+    return Acl(owner, _named(grants, (owner, bucket_owner))), None
+
+
+def _named(grants: list[Grant], accounts: tuple[str, ...]) -> tuple[Grant, ...]:
+    """The grants, with the account of each grantee named by the canonical ID of one of ``accounts``
+    (the only IDs known to be whose: canonical IDs are one-way)."""
+    known = {canonical_user_id(a): a for a in accounts}
+    return tuple(
+        replace(g, display_name=known[g.user_id]) if not g.display_name and g.user_id in known else g
+        for g in grants
+    )
 
 
 # -- the AccessControlPolicy document ------------------------------------------------------
@@ -204,7 +214,7 @@ def from_xml(body: bytes, owner: str) -> Acl:
         if s3xml.local(element) != "Grant":
             raise malformed_acl()
         grants.append(_grant_of(element))
-    return Acl(owner, tuple(grants))
+    return Acl(owner, _named(grants, (owner,)))
 
 
 def _grant_of(element: etree._Element) -> Grant:

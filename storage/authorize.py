@@ -14,7 +14,7 @@ everyone and nothing else.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from resilin.storage import acl, actions, bucket_policy, ownership, public_access
@@ -138,8 +138,9 @@ def allowed(store: Store, request: Request, action: str, bucket: str, key: str |
     if verdict == "allow":
         return True
     if level == "object" and key is not None and the_object_acl is None:
-        # No such object: S3 says so (404) to whoever may list the bucket, and 403 to others.
-        return allowed(store, request, "s3:ListBucket", bucket)
+        # No such object: say so (404) to whoever may list it (its key as the listing's prefix),
+        # which tells them nothing they could not learn; 403 to others, as S3.
+        return allowed(store, replace(request, query={"prefix": key}), "s3:ListBucket", bucket)
     if not permission or not acls_apply:
         return False
     target = the_object_acl if the_object_acl is not None else bucket_acl(store, info)
