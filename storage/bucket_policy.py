@@ -298,12 +298,14 @@ def _statement(raw: Any, bucket: str) -> Statement:
     unknown = set(raw) - _STATEMENT_FIELDS
     if unknown:
         raise malformed(f"Unknown field {sorted(unknown)[0]}")
+    if raw.get("Effect") not in ("Allow", "Deny"):
+        raise malformed("Invalid effect")
+    if "NotPrincipal" in raw and raw["Effect"] == "Allow":
+        raise malformed("NotPrincipal cannot be used with Allow")
     if "NotPrincipal" in raw or "NotResource" in raw:
         raise S3Error(
             "NotImplemented", "NotPrincipal and NotResource are not implemented by this server", 501
         )
-    if raw.get("Effect") not in ("Allow", "Deny"):
-        raise malformed("Invalid effect")
     if "Principal" not in raw:
         raise malformed("Missing required field Principal")
     if ("Action" in raw) == ("NotAction" in raw):
@@ -356,7 +358,7 @@ def parse(text: str, bucket: str) -> Policy:
 def _parse_cached(text: str, bucket: str) -> Policy:
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past what json.loads can take
         raise malformed("This policy contains invalid Json") from None
     if not isinstance(doc, dict):
         raise malformed("This policy contains invalid Json")

@@ -162,7 +162,7 @@ class StorageChannel(LimitedChannel):
                 self._resource.store,
                 authorize.request_of(
                     request.verified.credentials.account_id, request.verified.presigned,
-                    dict(reversed(parse_query(raw_query))), headers, request.getClientAddress(),
+                    first_values(raw_query), headers, request.getClientAddress(),
                 ),
                 method, target.bucket, target.key,
             )  # fmt: skip
@@ -203,6 +203,14 @@ class StorageChannel(LimitedChannel):
                 400,
             )
         )
+
+
+def first_values(raw_query: str) -> dict[str, str]:
+    """The decoded query parameters, the first value of each."""
+    query: dict[str, str] = {}
+    for name, value in parse_query(raw_query):
+        query.setdefault(name, value)
+    return query
 
 
 def entity_too_large(max_size: int) -> S3Error:
@@ -381,9 +389,7 @@ class StorageResource(AwsResource[Response]):
         )
         require_session_token(verified, headers, raw_query)
         target = parse_target(raw_path, (headers.get("host") or [""])[0], self.virtual_host_base)
-        query: dict[str, str] = {}
-        for name, value in parse_query(raw_query):
-            query.setdefault(name, value)
+        query = first_values(raw_query)
         handler = route(method, target, query, headers)
         call = Call(
             request=request,

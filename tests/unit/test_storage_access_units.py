@@ -134,3 +134,12 @@ def test_policies_refused(change):
     with pytest.raises(S3Error) as excinfo:
         _policy(statement)
     assert (excinfo.value.code, excinfo.value.status) == ("MalformedPolicy", 400)
+
+
+def test_not_principal_is_malformed_with_allow_and_not_implemented_with_deny():
+    for effect, status in (("Allow", 400), ("Deny", 501)):
+        statement = {"Effect": effect, "NotPrincipal": {"AWS": OTHER}, "Action": "s3:ListBucket",
+                     "Resource": "arn:aws:s3:::b"}  # fmt: skip
+        with pytest.raises(S3Error) as excinfo:
+            _policy(statement)
+        assert excinfo.value.status == status
