@@ -126,7 +126,7 @@ def allowed(store: Store, request: Request, action: str, bucket: str, key: str |
         resource = f"arn:aws:s3:::{bucket}" + (f"/{key}" if key is not None else "")
         verdict = policy.evaluate(
             account or None, action, resource, request.context(),
-            public_ignored=blocks.restrict_public_buckets and not is_owner,
+            allows_ignored=blocks.restrict_public_buckets and policy.public and not is_owner,
         )  # fmt: skip
     if verdict == "deny" and not (is_owner and action in POLICY_ACTIONS):
         return False

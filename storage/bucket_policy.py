@@ -328,17 +328,17 @@ class Policy:
 
     def evaluate(
         self, account: str | None, action: str, resource: str, context: Mapping[str, Sequence[str]],
-        *, public_ignored: bool = False,
+        *, allows_ignored: bool = False,
     ) -> str | None:  # fmt: skip
-        """ "deny" (an explicit Deny applies), "allow", or None; ``public_ignored``: Allow statements
-        that make the policy public do not count (Block Public Access's RestrictPublicBuckets)."""
+        """ "deny" (an explicit Deny applies), "allow", or None; ``allows_ignored``: only Deny
+        statements count (a public policy under Block Public Access's RestrictPublicBuckets)."""
         verdict = None
         for statement in self.statements:
             if not statement.applies(account, action, resource, context):
                 continue
             if statement.effect == "Deny":
                 return "deny"
-            if not (public_ignored and statement.public):
+            if not allows_ignored:
                 verdict = "allow"
         return verdict
 

@@ -496,3 +496,17 @@ def test_bucket_owner_preferred_takes_objects_given_full_control(s3, bob, servic
     assert s3.get_object_acl(Bucket=name, Key="given")["Owner"]["ID"] == alice_id
     assert bob.get_object_acl(Bucket=name, Key="kept")["Owner"]["ID"] == bob_id
     assert error_of(s3.get_object, Bucket=name, Key="kept") == DENIED
+
+
+def test_restrict_public_buckets_sets_aside_every_allow_of_a_public_policy(s3, bob, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    for_bob = {"Effect": "Allow", "Principal": {"AWS": BOB.account_id}, "Action": "s3:GetObject",
+               "Resource": f"arn:aws:s3:::{bucket}/*"}  # fmt: skip
+    _block(s3, bucket, RestrictPublicBuckets=True)
+    s3.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, for_bob))
+    assert bob.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"  # not public: it counts
+    public = {**PUBLIC_READ_POLICY, "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}
+    s3.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, for_bob, public))
+    assert error_of(bob.get_object, Bucket=bucket, Key="k") == DENIED
+    assert error_of(bob.list_objects_v2, Bucket=bucket) == DENIED
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"

@@ -80,7 +80,11 @@ def test_policy_evaluation_deny_wins_and_wildcards_match():
     assert policy.evaluate(OTHER, "s3:PutObject", "arn:aws:s3:::b/docs/a", {}) is None
     assert policy.evaluate(OTHER, "s3:GetObject", "arn:aws:s3:::b/other", {}) is None
     assert policy.public
-    assert policy.evaluate(OTHER, "s3:GetObject", "arn:aws:s3:::b/docs/a", {}, public_ignored=True) is None
+    assert policy.evaluate(OTHER, "s3:GetObject", "arn:aws:s3:::b/docs/a", {}, allows_ignored=True) is None
+    assert (
+        policy.evaluate(OTHER, "s3:GetObject", "arn:aws:s3:::b/docs/secret1", {}, allows_ignored=True)
+        == "deny"
+    )
 
 
 def test_policy_conditions():
