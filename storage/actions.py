@@ -9,23 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+# In the router's order: when a query names several sub-resources, the first one here is the
+# operation the router picks, so it is also the one whose permission is needed.
 _BUCKET_GET = {
-    "acl": "s3:GetBucketAcl", "policy": "s3:GetBucketPolicy", "policyStatus": "s3:GetBucketPolicyStatus",
-    "publicAccessBlock": "s3:GetBucketPublicAccessBlock", "ownershipControls": "s3:GetBucketOwnershipControls",
     "location": "s3:GetBucketLocation", "versioning": "s3:GetBucketVersioning",
     "uploads": "s3:ListBucketMultipartUploads", "versions": "s3:ListBucketVersions", "cors": "s3:GetBucketCORS",
-    "tagging": "s3:GetBucketTagging", "lifecycle": "s3:GetLifecycleConfiguration",
+    "tagging": "s3:GetBucketTagging", "lifecycle": "s3:GetLifecycleConfiguration", "acl": "s3:GetBucketAcl",
+    "policy": "s3:GetBucketPolicy", "policyStatus": "s3:GetBucketPolicyStatus",
+    "publicAccessBlock": "s3:GetBucketPublicAccessBlock", "ownershipControls": "s3:GetBucketOwnershipControls",
 }  # fmt: skip
 _BUCKET_PUT = {
+    "versioning": "s3:PutBucketVersioning", "cors": "s3:PutBucketCORS", "tagging": "s3:PutBucketTagging", "lifecycle": "s3:PutLifecycleConfiguration",
     "acl": "s3:PutBucketAcl", "policy": "s3:PutBucketPolicy", "publicAccessBlock": "s3:PutBucketPublicAccessBlock",
-    "ownershipControls": "s3:PutBucketOwnershipControls", "versioning": "s3:PutBucketVersioning",
-    "cors": "s3:PutBucketCORS", "tagging": "s3:PutBucketTagging", "lifecycle": "s3:PutLifecycleConfiguration",
+    "ownershipControls": "s3:PutBucketOwnershipControls",
 }  # fmt: skip
-# S3 has no separate permission for these deletions: the PUT's covers them.
+# S3 has no separate permission for most deletions: the PUT's covers them.
 _BUCKET_DELETE = {
+    "cors": "s3:PutBucketCORS", "tagging": "s3:PutBucketTagging", "lifecycle": "s3:PutLifecycleConfiguration",
     "policy": "s3:DeleteBucketPolicy", "publicAccessBlock": "s3:PutBucketPublicAccessBlock",
-    "ownershipControls": "s3:PutBucketOwnershipControls", "cors": "s3:PutBucketCORS",
-    "tagging": "s3:PutBucketTagging", "lifecycle": "s3:PutLifecycleConfiguration",
+    "ownershipControls": "s3:PutBucketOwnershipControls",
 }  # fmt: skip
 
 
@@ -38,13 +40,15 @@ def _bucket_action(method: str, query: Mapping[str, str]) -> str | None:
 
 
 def _object_action(method: str, query: Mapping[str, str]) -> str | None:
-    if method in ("GET", "HEAD"):
+    if method == "HEAD":
+        return "s3:GetObject"
+    if method == "GET":
         if "acl" in query:
             return "s3:GetObjectAcl"
-        if "uploadId" in query:
-            return "s3:ListMultipartUploadParts"
         if "attributes" in query:
             return "s3:GetObjectAttributes"
+        if "uploadId" in query:
+            return "s3:ListMultipartUploadParts"
         return "s3:GetObject"
     if method == "PUT":
         return "s3:PutObjectAcl" if "acl" in query else "s3:PutObject"
