@@ -109,7 +109,7 @@ def _object_meta(call: Call, info: BucketInfo) -> ObjectMeta:
 async def get_object_acl(call: Call) -> Response:
     info = call.owned_bucket()
     meta = _object_meta(call, info)
-    the_acl = acl.Acl.from_json(meta.acl) if meta.acl else acl.private(info.owner)
+    the_acl = authorize.object_acl(meta, info)
     if ownership.of_bucket(call.store.settings, info.name) == ownership.ENFORCED:
         the_acl = acl.private(info.owner)
     return _acl_response(the_acl)
@@ -118,7 +118,7 @@ async def get_object_acl(call: Call) -> Response:
 async def put_object_acl(call: Call) -> Response:
     info = call.owned_bucket()
     meta = _object_meta(call, info)
-    owner = acl.Acl.from_json(meta.acl).owner if meta.acl else info.owner
+    owner = authorize.object_acl(meta, info).owner
     new, canned = _acl_of_request(call, owner, info.owner)
     _check_allowed(call, info.name, new, canned)
 

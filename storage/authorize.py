@@ -23,6 +23,7 @@ from resilin.storage.owners import canonical_user_id
 
 if TYPE_CHECKING:
     from resilin.storage.context import Call
+    from resilin.storage.objfile import ObjectMeta
     from resilin.storage.store import BucketInfo, Store
 
 ANONYMOUS = ""  # the account of an unsigned request
@@ -100,11 +101,8 @@ def bucket_acl(store: Store, info: BucketInfo) -> acl.Acl:
     return acl.Acl.from_json(document) if document else acl.private(info.owner)
 
 
-def object_acl(store: Store, info: BucketInfo, key: str) -> acl.Acl | None:
-    """The object's ACL (None when there is no such object); objects from before ACLs are private."""
-    meta = store.head_object(info.name, key)
-    if meta is None:
-        return None
+def object_acl(meta: ObjectMeta, info: BucketInfo) -> acl.Acl:
+    """An object's ACL; objects from before ACLs are private to the bucket's owner."""
     return acl.Acl.from_json(meta.acl) if meta.acl else acl.private(info.owner)
 
 
@@ -119,34 +117,38 @@ def allowed(store: Store, request: Request, action: str, bucket: str, key: str |
     info = store.require_bucket(bucket)
     account = request.account
     is_owner = account == info.owner
-    blocks = public_access.of_bucket(store.settings, bucket)
     policy = policy_of(store, bucket)
     verdict = None
     if policy is not None:
+        restricted = (
+            policy.public
+            and not is_owner
+            and public_access.of_bucket(store.settings, bucket).restrict_public_buckets
+        )
         resource = f"arn:aws:s3:::{bucket}" + (f"/{key}" if key is not None else "")
         verdict = policy.evaluate(
-            account or None, action, resource, request.context(),
-            allows_ignored=blocks.restrict_public_buckets and policy.public and not is_owner,
-        )  # fmt: skip
+            account or None, action, resource, request.context(), allows_ignored=restricted
+        )
     if verdict == "deny" and not (is_owner and action in POLICY_ACTIONS):
         return False
     acls_apply = ownership.of_bucket(store.settings, bucket) != ownership.ENFORCED
     level, permission = ACL_PERMISSIONS.get(action, ("bucket", ""))
-    the_object_acl = object_acl(store, info, key) if level == "object" and key is not None else None
-    if is_owner and (the_object_acl is None or the_object_acl.owner == account or not acls_apply):
+    meta = store.head_object(bucket, key) if level == "object" and key is not None else None
+    if is_owner and (meta is None or not acls_apply or meta.acl.get("owner", account) == account):
         return True
     if verdict == "allow":
         return True
-    if level == "object" and key is not None and the_object_acl is None:
+    if level == "object" and key is not None and meta is None:
         # No such object: say so (404) to whoever may list it (its key as the listing's prefix),
         # which tells them nothing they could not learn; 403 to others, as S3.
         return allowed(store, replace(request, query={"prefix": key}), "s3:ListBucket", bucket)
     if not permission or not acls_apply:
         return False
-    target = the_object_acl if the_object_acl is not None else bucket_acl(store, info)
+    target = object_acl(meta, info) if meta is not None else bucket_acl(store, info)
     if target.owner == account and permission in ("READ_ACP", "WRITE_ACP"):
         return True  # an owner may always read and change its ACL
-    return _grants(target, account, permission, blocks.ignore_public_acls)
+    ignore_public = public_access.of_bucket(store.settings, bucket).ignore_public_acls
+    return _grants(target, account, permission, ignore_public)
 
 
 def decide(store: Store, request: Request, method: str, bucket: str | None, key: str | None) -> bool:
