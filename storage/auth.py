@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from resilin.aws.sigv4 import (
     CredentialLookup,
+    Credentials,
     Failure,
     SignatureError,
     Verified,
@@ -50,6 +51,28 @@ def to_s3_error(exc: SignatureError, presigned: bool) -> S3Error:
     return S3Error(code, message, status)
 
 
+# The credentials of an unsigned request: the anonymous principal (see authorize), no account.
+ANONYMOUS = Credentials(access_key="", secret_key="", account_id="")
+
+
+def _is_unsigned(raw_query: str, headers: Mapping[str, Sequence[str]]) -> bool:
+    """No signature of any kind: neither an Authorization header nor a presigned URL's parameters."""
+    return "authorization" not in headers and not any(
+        name in raw_query for name in ("X-Amz-Signature", "X-Amz-Credential", "X-Amz-Algorithm", "Signature=")
+    )
+
+
+def anonymous(headers: Mapping[str, Sequence[str]]) -> Verified:
+    """An unsigned request, as a Verified with no account: it may do what is granted to everyone.
+
+    Its body is checked against the x-amz-content-sha256 it sends, if any, as a signed one's."""
+    payload = (headers.get("x-amz-content-sha256") or ["UNSIGNED-PAYLOAD"])[0]
+    return Verified(
+        credentials=ANONYMOUS, amz_date="", scope="", signing_key=b"", signature="",
+        payload_hash=payload, presigned=False,
+    )  # fmt: skip
+
+
 def authenticate(
     *,
     method: str,
@@ -60,7 +83,10 @@ def authenticate(
     region: str,
 ) -> Verified:
     """Verify a request's signature for ``region``; the body is checked later, against the signed
-    payload hash.  A request carrying an ``x-amz-*`` header the signature does not cover is refused."""
+    payload hash.  A request carrying an ``x-amz-*`` header the signature does not cover is refused.
+    An unsigned request is the anonymous principal's (:func:`anonymous`)."""
+    if _is_unsigned(raw_query, headers):
+        return anonymous(headers)
     presigned = "X-Amz-Signature=" in raw_query
     if not presigned and "Signature=" in raw_query and "AWSAccessKeyId=" in raw_query:
         raise S3Error(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from resilin.aws.timestamps import iso8601
-from resilin.storage import requestmeta, s3xml
+from resilin.storage import acl_ops, authorize, ownership, s3xml
 from resilin.storage.bodies import require_integrity_header, small_body
 from resilin.storage.context import Call, Response
-from resilin.storage.errors import S3Error, invalid_argument, malformed_xml, not_implemented
+from resilin.storage.errors import S3Error, access_denied, invalid_argument, malformed_xml, not_implemented
 from resilin.storage.listing_ops import continuation_token, token_position
 from resilin.storage.names import check_bucket_name, check_key
 from resilin.storage.owners import add_owner
@@ -75,13 +75,12 @@ def _location_constraint(call: Call) -> str | None:
 async def create_bucket(call: Call) -> Response:
     name = call.bucket or ""
     check_bucket_name(name)
-    requestmeta.check_access_controls(call)
     if (call.header("x-amz-bucket-object-lock-enabled") or "").lower() == "true":
         raise not_implemented("Object Lock (x-amz-bucket-object-lock-enabled)")
-    ownership = call.header("x-amz-object-ownership")
-    if ownership is not None and ownership != "BucketOwnerEnforced":
-        # The other settings enable ACLs, which this server has none of.
-        raise not_implemented(f"Object ownership {ownership} (only BucketOwnerEnforced)")
+    owned_by = call.header("x-amz-object-ownership")
+    if owned_by is not None:
+        ownership.check_choice(owned_by)
+    bucket_acl = acl_ops.new_bucket_acl(call, owned_by)
     constraint = _location_constraint(call)
     if constraint is not None:
         if call.region == "us-east-1" and constraint == "us-east-1":
@@ -114,6 +113,10 @@ async def create_bucket(call: Call) -> Response:
             )
     else:
         call.store.create_bucket(name, call.account)
+        if owned_by is not None:
+            call.store.settings.put(name, ownership.SETTING, {"ObjectOwnership": owned_by})
+        if bucket_acl is not None:
+            call.store.settings.put(name, "acl", bucket_acl.to_json())
     return Response(headers={"Location": f"/{name}"})
 
 
@@ -148,7 +151,12 @@ async def get_versioning(call: Call) -> Response:
 
 
 async def delete_objects(call: Call) -> Response:
-    info = call.owned_bucket()
+    """DeleteObjects: each key is allowed or refused (AccessDenied in its Error entry) on its own."""
+    info = call.store.require_bucket(call.bucket or "")
+    expected = call.header("x-amz-expected-bucket-owner")
+    if expected is not None and expected != info.owner:
+        raise access_denied()
+    request = authorize.request_of_call(call)
     require_integrity_header(call)
     doc = s3xml.parse(small_body(call))
     if s3xml.local(doc) != "Delete":
@@ -169,6 +177,8 @@ async def delete_objects(call: Call) -> Response:
             check_key(key)
             if version_id is not None:
                 check_null_version(version_id)
+            if not authorize.allowed(call.store, request, "s3:DeleteObject", info.name, key):
+                raise access_denied()
             call.store.delete_object(info.name, key)
         except S3Error as exc:
             error = s3xml.sub(result, "Error")

@@ -29,6 +29,9 @@ class Call:
     verified: Verified
     request_id: str
     region: str
+    # Set once the request was allowed what it asks on its bucket (see authorize); until then
+    # only the bucket's owner gets it.
+    authorized: bool = False
 
     @property
     def account(self) -> str:
@@ -39,9 +42,10 @@ class Call:
         return values[0] if values else None
 
     def owned_bucket(self, name: str | None = None) -> BucketInfo:
-        """The bucket, if it exists (NoSuchBucket) and belongs to the caller's account (AccessDenied)."""
+        """The bucket, if it exists (NoSuchBucket) and the caller may act on it (AccessDenied): the
+        request's own bucket once it was authorized for the request, any other only its owner's."""
         info = self.store.require_bucket(name or self.bucket or "")
-        if info.owner != self.account:
+        if info.owner != self.account and not (self.authorized and name in (None, self.bucket)):
             raise access_denied()
         expected = self.header("x-amz-expected-bucket-owner")
         if expected is not None and name is None and expected != info.owner:

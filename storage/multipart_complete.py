@@ -130,6 +130,7 @@ async def complete_upload(call: Call) -> Response:
             checksum=checksum,
             part_sizes=[p.size for _, p in chosen],
             storage_class=info.get("storage_class") or "STANDARD",
+            acl=info.get("acl") or {},
         )
         objfile.finish(out, meta)
         return meta

@@ -6,7 +6,7 @@ import time
 from typing import BinaryIO
 
 from resilin.aws.timestamps import iso8601
-from resilin.storage import checksums, conditions, objfile, requestmeta, s3xml
+from resilin.storage import acl_ops, authorize, checksums, conditions, objfile, requestmeta, s3xml
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import invalid_argument, invalid_request, no_such_upload
 from resilin.storage.ingest import Ingested
@@ -41,9 +41,11 @@ def _part_number(call: Call) -> int:
 
 
 async def create_upload(call: Call) -> Response:
-    bucket, key = call.owned_bucket().name, call.key or ""
+    bucket_info = call.owned_bucket()
+    bucket, key = bucket_info.name, call.key or ""
     check_key(key)
     requestmeta.check_object_controls(call)
+    object_acl = acl_ops.new_object_acl(call, bucket_info)
     algorithm = (call.header("x-amz-checksum-algorithm") or "").lower()
     if algorithm and algorithm not in checksums.ALGORITHMS:
         raise invalid_request(f"Checksum algorithm {algorithm} is not supported")
@@ -70,6 +72,7 @@ async def create_upload(call: Call) -> Response:
         "checksum_algorithm": algorithm,
         "checksum_type": kind,
         "storage_class": requestmeta.storage_class(call),
+        "acl": object_acl,
     }
     upload_id = call.store.create_upload(bucket, info)
     doc = s3xml.root("InitiateMultipartUploadResult")
@@ -137,8 +140,8 @@ async def upload_part_copy(call: Call) -> Response:
     bucket, upload_id, info = upload_of(call)
     number = _part_number(call)
     src_bucket, src_key = parse_copy_source(call.header("x-amz-copy-source") or "")
-    call.owned_bucket(src_bucket)
     check_key(src_key)
+    authorize.require(call, "s3:GetObject", src_bucket, src_key)
     algorithm = info.get("checksum_algorithm") or None
     source, meta = call.store.open_object(src_bucket, src_key)
     try:

@@ -8,7 +8,7 @@ from typing import BinaryIO
 from urllib.parse import unquote
 
 from resilin.aws.timestamps import iso8601
-from resilin.storage import checksums, conditions, meta_text, objfile, requestmeta, s3xml
+from resilin.storage import acl_ops, authorize, checksums, conditions, meta_text, objfile, requestmeta, s3xml
 from resilin.storage.context import Call, Response, Stream
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, no_such_key
 from resilin.storage.expiration_header import expiration_headers
@@ -61,9 +61,11 @@ def object_headers(meta: ObjectMeta) -> dict[str, str]:
 
 
 async def put_object(call: Call) -> Response:
-    bucket, key = call.owned_bucket().name, call.key or ""
+    info = call.owned_bucket()
+    bucket, key = info.name, call.key or ""
     check_key(key)
     requestmeta.check_object_controls(call)
+    object_acl = acl_ops.new_object_acl(call, info)
     spec = requestmeta.body_spec(call)
     content_type = requestmeta.content_type(call)
     stored = requestmeta.stored_headers(call)
@@ -85,6 +87,7 @@ async def put_object(call: Call) -> Response:
             user_meta=user_meta,
             checksum=checksum,
             storage_class=storage_class,
+            acl=object_acl,
         )
 
     if precondition is None:
@@ -197,12 +200,14 @@ def parse_copy_source(value: str) -> tuple[str, str]:
 
 
 async def copy_object(call: Call) -> Response:
-    bucket, key = call.owned_bucket().name, call.key or ""
+    info = call.owned_bucket()
+    bucket, key = info.name, call.key or ""
     check_key(key)
     src_bucket, src_key = parse_copy_source(call.header("x-amz-copy-source") or "")
-    call.owned_bucket(src_bucket)
     check_key(src_key)
+    authorize.require(call, "s3:GetObject", src_bucket, src_key)
     requestmeta.check_object_controls(call)
+    object_acl = acl_ops.new_object_acl(call, info)
     directive = (call.header("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)
@@ -250,6 +255,7 @@ async def copy_object(call: Call) -> Response:
                 if checksum and algorithm
                 else {},
                 storage_class=storage_class,
+                acl=object_acl,
             )
             objfile.finish(out, new)
             return new

@@ -13,6 +13,7 @@ version it opened even if a new PUT replaces it meanwhile.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -39,6 +40,9 @@ class ObjectMeta:
     checksum: dict[str, str] = field(default_factory=dict)  # {"algorithm", "value", "type"}
     part_sizes: list[int] = field(default_factory=list)  # multipart objects: each part's size
     storage_class: str = "STANDARD"
+    acl: dict = field(
+        default_factory=dict
+    )  # the object's ACL (acl.Acl.to_json); {}: its bucket owner's alone
 
     @property
     def quoted_etag(self) -> str:
@@ -63,6 +67,30 @@ def finish(out: BinaryIO, meta: ObjectMeta) -> None:
     out.write(raw + _FOOTER.pack(len(raw), MAGIC))
     out.flush()
     os.fsync(out.fileno())
+
+
+def copy_data(source: BinaryIO, out: BinaryIO, size: int) -> None:
+    """Copy the first ``size`` bytes (an object's data) of ``source`` to ``out``, in the kernel
+    where it can (``copy_file_range``, which may share the blocks on file systems that can)."""
+    out.flush()
+    offset = 0
+    try:
+        while offset < size:
+            copied = os.copy_file_range(source.fileno(), out.fileno(), size - offset, offset, offset)
+            if copied == 0:
+                raise CorruptObject("file shorter than its metadata says")
+            offset += copied
+    except OSError as exc:
+        if offset or exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        source.seek(0)
+        while offset < size:
+            piece = source.read(min(1024 * 1024, size - offset))
+            if not piece:
+                raise CorruptObject("file shorter than its metadata says") from None
+            out.write(piece)
+            offset += len(piece)
+    out.seek(size)
 
 
 _TAIL_READ = 4096  # one read usually brings the footer and the whole metadata

@@ -2,10 +2,12 @@
 
 The request carries no signature of its own: the server takes its body unauthenticated (bounded
 like any upload) and nothing is written until the form's policy has been verified
-(:mod:`post_policy`).  The fields before the file are read first; the file must be the last
+(:mod:`post_policy`); a form with neither policy nor signature is anonymous, allowed only into a
+bucket that lets everyone write.  The fields before the file are read first; the file must be the last
 field, as S3 requires (fields after it are ignored), and is streamed into the new object.  Its
-other fields act as a PUT's headers do (Content-Type, x-amz-meta-*, Cache-Control, ...; an ACL,
-tags or retention this server cannot honour are refused as for a PUT).
+other fields act as a PUT's headers do (Content-Type, x-amz-meta-*, Cache-Control, ``acl`` as
+x-amz-acl, ...; tags or retention this server cannot honour are refused as for a PUT).  The
+policy's signer must be allowed to put the object, as for a PUT.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from urllib.parse import urlencode
 import multipart
 
 from resilin.aws.sigv4 import CredentialLookup, Credentials, Verified
-from resilin.storage import objfile, post_policy, requestmeta, s3xml
+from resilin.storage import acl_ops, authorize, objfile, post_policy, requestmeta, s3xml
+from resilin.storage.auth import ANONYMOUS
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, invalid_argument
 from resilin.storage.names import check_key
@@ -144,18 +147,27 @@ async def post_object(
     if not boundary:
         raise _form_error("The Content-Type has no boundary.")
     fields, filename = read_fields(body, boundary)
-    credentials = post_policy.authenticate(fields, lookup, region)
+    # A form with no policy and no signature is the anonymous principal's, as an unsigned PUT.
+    unsigned = not {"policy", "x-amz-signature", "x-amz-credential", "signature"} & set(fields)
+    credentials = ANONYMOUS if unsigned else post_policy.authenticate(fields, lookup, region)
     # The fields stand for a PUT's headers from here on: the same checks and metadata.
-    call = make_call(_verified(credentials, fields), {name: [value] for name, value in fields.items()})
+    as_headers = {name: [value] for name, value in fields.items()}
+    if "acl" in fields:
+        as_headers["x-amz-acl"] = [fields["acl"]]
+    call = make_call(_verified(credentials, fields), as_headers)
     store = call.store
-    info = call.owned_bucket(bucket)
-    size_range = post_policy.check(post_policy.decode(fields["policy"]), fields, info.name)
+    info = store.require_bucket(bucket)
+    size_range = (
+        None if unsigned else post_policy.check(post_policy.decode(fields["policy"]), fields, info.name)
+    )
     key = fields.get("key")
     if not key:
         raise invalid_argument("Bucket POST must contain a field named 'key'.", "key")
     key = key.replace("${filename}", filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])
     check_key(key)
+    authorize.require(call, "s3:PutObject", info.name, key)
     requestmeta.check_object_controls(call)
+    object_acl = acl_ops.new_object_acl(call, info)
     content_type_field = requestmeta.content_type(call)
     stored, user_meta = requestmeta.stored_headers(call), requestmeta.user_metadata(call)
     storage_class = requestmeta.storage_class(call)
@@ -179,6 +191,7 @@ async def post_object(
             headers=stored,
             user_meta=user_meta,
             storage_class=storage_class,
+            acl=object_acl,
         )
         objfile.finish(out, meta)
         return meta

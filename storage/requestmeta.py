@@ -51,12 +51,6 @@ def check_encryption(call: Call) -> None:
         raise not_implemented(f"Server-side encryption {value}")
 
 
-# Canned ACLs that change nothing here: an object or bucket is its owner's alone, whatever is said.
-NO_OP_CANNED_ACLS = {"private", "bucket-owner-full-control"}
-GRANT_HEADERS = (
-    "x-amz-grant-full-control", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write",
-    "x-amz-grant-write-acp",
-)  # fmt: skip
 OBJECT_LOCK_HEADERS = (
     "x-amz-object-lock-mode",
     "x-amz-object-lock-retain-until-date",
@@ -64,22 +58,10 @@ OBJECT_LOCK_HEADERS = (
 )
 
 
-def check_access_controls(call: Call) -> None:
-    """Refuse ACLs and grants this server cannot honour, rather than let a client believe its data is
-    shared (or kept from others) as it asked: only the owner's own access exists here."""
-    acl = call.header("x-amz-acl")
-    if acl is not None and acl not in NO_OP_CANNED_ACLS:
-        raise not_implemented(f"The canned ACL {acl!r} (only private and bucket-owner-full-control)")
-    granted = [name for name in GRANT_HEADERS if call.header(name) is not None]
-    if granted:
-        raise not_implemented(f"Access grants ({granted[0]})")
-
-
 def check_object_controls(call: Call) -> None:
-    """What a new object's request may ask besides its data: encryption, ACL, tags and retention are
-    refused when they cannot be honoured (never accepted and ignored)."""
+    """What a new object's request may ask besides its data: encryption, tags and retention are
+    refused when they cannot be honoured (never accepted and ignored).  Its ACL is acl_ops'."""
     check_encryption(call)
-    check_access_controls(call)
     if call.header("x-amz-tagging") is not None:
         raise not_implemented("Object tagging (x-amz-tagging)")
     locked = [name for name in OBJECT_LOCK_HEADERS if call.header(name) is not None]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from resilin.storage import (
+    access_setting_ops,
+    acl_ops,
     bucket_ops,
     cors_ops,
     lifecycle_ops,
@@ -27,12 +29,10 @@ Handler = Callable[[Call], Awaitable[Response]]
 # Sub-resources S3 has that this server does not implement: answered 501, never
 # mistaken for a plain GET/PUT of the bucket or object.
 _UNSUPPORTED_BUCKET = {
-    "accelerate", "acl", "analytics", "encryption", "intelligent-tiering", "inventory",
-    "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
-    "policyStatus", "publicAccessBlock", "replication", "requestPayment", "website",
+    "accelerate", "analytics", "encryption", "intelligent-tiering", "inventory", "logging",
+    "metrics", "notification", "object-lock", "replication", "requestPayment", "website",
 }  # fmt: skip
 _UNSUPPORTED_OBJECT = {
-    "acl",
     "legal-hold",
     "restore",
     "retention",
@@ -81,6 +81,26 @@ def route(method: str, target: Target, query: dict[str, str], headers: dict[str,
     return _object_route(method, query, "x-amz-copy-source" in headers)
 
 
+# Who may do what: ACLs, the bucket policy, Block Public Access, object ownership.
+_ACCESS_GET: dict[str, Handler] = {
+    "acl": acl_ops.get_bucket_acl,
+    "policy": access_setting_ops.get_bucket_policy,
+    "policyStatus": access_setting_ops.get_bucket_policy_status,
+    "publicAccessBlock": access_setting_ops.get_public_access_block,
+    "ownershipControls": access_setting_ops.get_ownership_controls,
+}
+_ACCESS_PUT: dict[str, Handler] = {
+    "acl": acl_ops.put_bucket_acl,
+    "policy": access_setting_ops.put_bucket_policy,
+    "publicAccessBlock": access_setting_ops.put_public_access_block,
+    "ownershipControls": access_setting_ops.put_ownership_controls,
+}
+_ACCESS_DELETE: dict[str, Handler] = {
+    "policy": access_setting_ops.delete_bucket_policy,
+    "publicAccessBlock": access_setting_ops.delete_public_access_block,
+    "ownershipControls": access_setting_ops.delete_ownership_controls,
+}
+
 # A bucket's sub-resources, by method: the first of these the query names picks the operation.
 _BUCKET_SUB_RESOURCES: dict[str, dict[str, Handler]] = {
     "GET": {
@@ -91,16 +111,19 @@ _BUCKET_SUB_RESOURCES: dict[str, dict[str, Handler]] = {
         "cors": cors_ops.get_bucket_cors,
         "tagging": tagging_ops.get_bucket_tagging,
         "lifecycle": lifecycle_ops.get_bucket_lifecycle,
+        **_ACCESS_GET,
     },
     "PUT": {
         "cors": cors_ops.put_bucket_cors,
         "tagging": tagging_ops.put_bucket_tagging,
         "lifecycle": lifecycle_ops.put_bucket_lifecycle,
+        **_ACCESS_PUT,
     },
     "DELETE": {
         "cors": cors_ops.delete_bucket_cors,
         "tagging": tagging_ops.delete_bucket_tagging,
         "lifecycle": lifecycle_ops.delete_bucket_lifecycle,
+        **_ACCESS_DELETE,
     },
     "POST": {"delete": bucket_ops.delete_objects},
 }
@@ -134,6 +157,8 @@ def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
         raise not_implemented(f"The object sub-resource ?{sorted(unsupported)[0]}")
     if "versionId" in query:
         check_null_version(query["versionId"])
+    if "acl" in query and method in ("GET", "PUT"):
+        return acl_ops.get_object_acl if method == "GET" else acl_ops.put_object_acl
     if method == "GET":
         if "attributes" in query:
             return object_attributes.get_object_attributes

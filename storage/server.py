@@ -29,7 +29,7 @@ from resilin.aws.httputil import request_headers
 from resilin.aws.request import RequestHead
 from resilin.aws.sigv4 import Credentials, Verified, parse_query
 from resilin.aws.skeleton import AwsResource
-from resilin.storage import cors_ops, lifecycle_sweep, post_object, s3xml
+from resilin.storage import authorize, cors_ops, lifecycle_sweep, post_object, s3xml
 from resilin.storage.auth import authenticate, require_session_token
 from resilin.storage.context import Call, Response, body_file
 from resilin.storage.errors import S3Error, internal_error
@@ -157,6 +157,15 @@ class StorageChannel(LimitedChannel):
                 region=self._resource.region,
             )
             require_session_token(request.verified, headers, raw_query)
+            # Refused uploads are answered before their body is read, whoever sends them.
+            authorize.decide(
+                self._resource.store,
+                authorize.request_of(
+                    request.verified.credentials.account_id, request.verified.presigned,
+                    first_values(raw_query), headers, request.getClientAddress(),
+                ),
+                method, target.bucket, target.key,
+            )  # fmt: skip
         except S3Error as exc:
             return exc
         except Exception:  # answered as any request that fails unexpectedly: 500, body unread
@@ -194,6 +203,14 @@ class StorageChannel(LimitedChannel):
                 400,
             )
         )
+
+
+def first_values(raw_query: str) -> dict[str, str]:
+    """The decoded query parameters, the first value of each."""
+    query: dict[str, str] = {}
+    for name, value in parse_query(raw_query):
+        query.setdefault(name, value)
+    return query
 
 
 def entity_too_large(max_size: int) -> S3Error:
@@ -372,9 +389,7 @@ class StorageResource(AwsResource[Response]):
         )
         require_session_token(verified, headers, raw_query)
         target = parse_target(raw_path, (headers.get("host") or [""])[0], self.virtual_host_base)
-        query: dict[str, str] = {}
-        for name, value in parse_query(raw_query):
-            query.setdefault(name, value)
+        query = first_values(raw_query)
         handler = route(method, target, query, headers)
         call = Call(
             request=request,
@@ -387,6 +402,9 @@ class StorageResource(AwsResource[Response]):
             verified=verified,
             request_id=head.request_id,
             region=self.region,
+        )
+        call.authorized = authorize.decide(
+            self.store, authorize.request_of_call(call), method, target.bucket, target.key
         )
         return await handler(call)
 

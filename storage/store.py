@@ -369,6 +369,49 @@ class Store:
             if key not in index and os.path.exists(self._object_file(bucket, key)):
                 index.add(key)
 
+    def copy_with_meta(
+        self, bucket: str, key: str, change: Callable[[ObjectMeta], ObjectMeta]
+    ) -> tuple[Path, ObjectMeta, tuple[int, int]]:
+        """Worker thread: a new temp file holding the object's data and ``change(its metadata)``,
+        and the identity of the file it was copied from (for ``replace_meta``).
+
+        Only the metadata may change (an ACL, tags): size and data stay the object's."""
+        try:
+            source = open(self._object_file(bucket, key), "rb", buffering=0)  # noqa: SIM115
+        except (FileNotFoundError, NotADirectoryError):
+            raise no_such_key(key) from None
+        with source:
+            meta = change(objfile.read_meta(source))
+            stat = os.fstat(source.fileno())
+            tmp = self.temp_path("meta")
+            try:
+                with open(tmp, "wb") as out:
+                    objfile.copy_data(source, out, meta.size)
+                    objfile.finish(out, meta)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        return tmp, meta, (stat.st_dev, stat.st_ino)
+
+    def replace_meta(self, bucket: str, key: str, tmp: Path, source: tuple[int, int]) -> Path | None:
+        """Reactor thread: put a file from ``copy_with_meta`` in place of the one it was copied from.
+
+        Returns the directory to fsync, or None (and removes ``tmp``) when the object was replaced
+        meanwhile, so that no write is undone; NoSuchKey when it was deleted."""
+        target = self._object_file(bucket, key)
+        with self.namespace_lock:  # no worker's rename comes between the check and ours
+            try:
+                now = os.stat(target)
+            except (FileNotFoundError, NotADirectoryError):
+                tmp.unlink(missing_ok=True)
+                raise no_such_key(key) from None
+            if (now.st_dev, now.st_ino) != source:
+                tmp.unlink(missing_ok=True)
+                return None
+            os.replace(tmp, target)
+        self._forget(bucket, key)
+        return Path(target).parent
+
     def delete_object(self, bucket: str, key: str) -> bool:
         target = self.object_path(bucket, key)
         with self.namespace_lock:

@@ -10,6 +10,8 @@ from typing import BinaryIO, Protocol, TypeVar
 from twisted.internet.threads import deferToThread
 
 from resilin.storage import checksums
+from resilin.storage.errors import S3Error
+from resilin.storage.objfile import ObjectMeta
 from resilin.storage.store import PendingWrite, Store
 
 T = TypeVar("T")
@@ -94,3 +96,26 @@ def copy_range(
         if extra is not None:
             extra.update(piece)
     return md5.digest(), checksums.encode(extra.digest()) if extra is not None else None
+
+
+REWRITE_ATTEMPTS = 3
+
+
+async def rewrite_metadata(
+    store: Store, bucket: str, key: str, change: Callable[[ObjectMeta], ObjectMeta]
+) -> ObjectMeta:
+    """Change an existing object's metadata (its ACL, its tags), data untouched, atomically.
+
+    The object is copied with its new metadata to a temp file in a worker thread and renamed
+    over the original, unless a write replaced it meanwhile: then the change is made again on
+    the new version (a few times), so it never undoes that write."""
+    for _ in range(REWRITE_ATTEMPTS):
+        tmp, meta, source = await deferToThread(store.copy_with_meta, bucket, key, change)
+        parent = store.replace_meta(bucket, key, tmp, source)
+        if parent is not None:
+            await deferToThread(store.dir_syncer.sync, str(parent))
+            return meta
+    raise S3Error(
+        "OperationAborted", "A conflicting conditional operation is currently in progress against this resource. "
+        "Please try again.", 409,
+    )  # fmt: skip

@@ -163,10 +163,13 @@ def test_object_versions_of_an_unversioned_bucket_are_null_and_empty_the_bucket(
     s3.delete_bucket(Bucket=bucket)
 
 
-def test_acls_tags_and_object_lock_it_cannot_honour_are_refused_and_change_nothing(s3, bucket):
+def test_bad_acls_tags_and_object_lock_it_cannot_honour_are_refused_and_change_nothing(s3, bucket):
     refused = [
-        ({"ACL": "public-read"}, 501, "NotImplemented"),
-        ({"GrantRead": 'id="someone"'}, 501, "NotImplemented"),
+        ({"ACL": "public-everything"}, 400, "InvalidArgument"),
+        ({"GrantRead": 'id="someone"'}, 400, "InvalidArgument"),
+        ({"GrantRead": 'emailAddress="someone@example.com"'}, 400, "UnresolvableGrantByEmailAddress"),
+        ({"ACL": "public-read", "GrantRead": 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'},
+         400, "InvalidRequest"),
         ({"Tagging": "team=data"}, 501, "NotImplemented"),
         (
             {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": dt.datetime(2100, 1, 1)},
@@ -174,7 +177,7 @@ def test_acls_tags_and_object_lock_it_cannot_honour_are_refused_and_change_nothi
             "InvalidRequest",
         ),
         ({"ObjectLockLegalHoldStatus": "ON"}, 400, "InvalidRequest"),
-    ]
+    ]  # fmt: skip
     for extra, status, code in refused:
         for call in (
             lambda e: s3.put_object(Bucket=bucket, Key="controlled", Body=b"x", **e),
@@ -185,23 +188,18 @@ def test_acls_tags_and_object_lock_it_cannot_honour_are_refused_and_change_nothi
             assert error_of(excinfo) == (status, code), extra
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-    # What changes nothing here is accepted: every object is its owner's alone.
-    s3.put_object(Bucket=bucket, Key="mine", Body=b"x", ACL="private")
-    with pytest.raises(ClientError) as excinfo:
-        s3.copy_object(
-            Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "mine"}, ACL="public-read"
-        )
-    assert error_of(excinfo) == (501, "NotImplemented")
 
-    for extra in (
-        {"ObjectLockEnabledForBucket": True},
-        {"ACL": "public-read"},
-        {"ObjectOwnership": "ObjectWriter"},
-    ):
+    for extra, code in (
+        ({"ObjectLockEnabledForBucket": True}, (501, "NotImplemented")),
+        ({"ACL": "public-everything"}, (400, "InvalidArgument")),
+        ({"ObjectOwnership": "EveryoneOwns"}, (400, "InvalidArgument")),
+        ({"ObjectOwnership": "BucketOwnerEnforced", "ACL": "public-read"},
+         (400, "InvalidBucketAclWithObjectOwnership")),
+    ):  # fmt: skip
         name = f"refused-{next(_names)}-{int(time.time())}"
         with pytest.raises(ClientError) as excinfo:
             s3.create_bucket(Bucket=name, **extra)
-        assert error_of(excinfo) == (501, "NotImplemented"), extra
+        assert error_of(excinfo) == code, extra
         assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 

@@ -398,7 +398,7 @@ def test_wrong_methods_and_sub_resources(client):
     assert client.signed("POST", "/raw-bucket/key").code == "MethodNotAllowed"
     assert client.signed("PATCH", "/raw-bucket/key").status == 405
     assert client.signed("DELETE", "/").status == 405
-    reply = client.signed("GET", "/raw-bucket", query="acl=")
+    reply = client.signed("GET", "/raw-bucket", query="website=")
     assert (reply.status, reply.code) == (501, "NotImplemented")
 
 

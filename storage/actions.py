@@ -1,0 +1,68 @@
+"""Which S3 action (the name bucket policies use) a request is, for deciding whether it is allowed.
+
+This names the permission a request needs; :mod:`router` picks the code that serves it.  Requests
+checked in parts by their handler (DeleteObjects, per key) or needing no bucket permission
+(ListBuckets, CreateBucket) have none here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# In the router's order: when a query names several sub-resources, the first one here is the
+# operation the router picks, so it is also the one whose permission is needed.
+_BUCKET_GET = {
+    "location": "s3:GetBucketLocation", "versioning": "s3:GetBucketVersioning",
+    "uploads": "s3:ListBucketMultipartUploads", "versions": "s3:ListBucketVersions", "cors": "s3:GetBucketCORS",
+    "tagging": "s3:GetBucketTagging", "lifecycle": "s3:GetLifecycleConfiguration", "acl": "s3:GetBucketAcl",
+    "policy": "s3:GetBucketPolicy", "policyStatus": "s3:GetBucketPolicyStatus",
+    "publicAccessBlock": "s3:GetBucketPublicAccessBlock", "ownershipControls": "s3:GetBucketOwnershipControls",
+}  # fmt: skip
+_BUCKET_PUT = {
+    "versioning": "s3:PutBucketVersioning", "cors": "s3:PutBucketCORS", "tagging": "s3:PutBucketTagging", "lifecycle": "s3:PutLifecycleConfiguration",
+    "acl": "s3:PutBucketAcl", "policy": "s3:PutBucketPolicy", "publicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "ownershipControls": "s3:PutBucketOwnershipControls",
+}  # fmt: skip
+# S3 has no separate permission for most deletions: the PUT's covers them.
+_BUCKET_DELETE = {
+    "cors": "s3:PutBucketCORS", "tagging": "s3:PutBucketTagging", "lifecycle": "s3:PutLifecycleConfiguration",
+    "policy": "s3:DeleteBucketPolicy", "publicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "ownershipControls": "s3:PutBucketOwnershipControls",
+}  # fmt: skip
+
+
+def _bucket_action(method: str, query: Mapping[str, str]) -> str | None:
+    table = {"GET": _BUCKET_GET, "PUT": _BUCKET_PUT, "DELETE": _BUCKET_DELETE}.get(method, {})
+    for name, action in table.items():
+        if name in query:
+            return action
+    return {"GET": "s3:ListBucket", "HEAD": "s3:ListBucket", "DELETE": "s3:DeleteBucket"}.get(method)
+
+
+def _object_action(method: str, query: Mapping[str, str]) -> str | None:
+    if method == "HEAD":
+        return "s3:GetObject"
+    if method == "GET":
+        if "acl" in query:
+            return "s3:GetObjectAcl"
+        if "attributes" in query:
+            return "s3:GetObjectAttributes"
+        if "uploadId" in query:
+            return "s3:ListMultipartUploadParts"
+        return "s3:GetObject"
+    if method == "PUT":
+        return "s3:PutObjectAcl" if "acl" in query else "s3:PutObject"
+    if method == "DELETE":
+        return "s3:AbortMultipartUpload" if "uploadId" in query else "s3:DeleteObject"
+    if method == "POST" and ("uploads" in query or "uploadId" in query):
+        return "s3:PutObject"
+    return None
+
+
+def action_of(method: str, bucket: str | None, key: str | None, query: Mapping[str, str]) -> str | None:
+    """The action a request on ``bucket``/``key`` needs allowed, or None (see the module's docstring)."""
+    if bucket is None:
+        return None
+    if key is None:
+        return None if method in ("PUT", "POST") and not query else _bucket_action(method, query)
+    return _object_action(method, query)
