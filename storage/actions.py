@@ -39,9 +39,18 @@ def _bucket_action(method: str, query: Mapping[str, str]) -> str | None:
     return {"GET": "s3:ListBucket", "HEAD": "s3:ListBucket", "DELETE": "s3:DeleteBucket"}.get(method)
 
 
+_OBJECT_TAGGING = {
+    "GET": "s3:GetObjectTagging",
+    "PUT": "s3:PutObjectTagging",
+    "DELETE": "s3:DeleteObjectTagging",
+}
+
+
 def _object_action(method: str, query: Mapping[str, str]) -> str | None:
     if method == "HEAD":
         return "s3:GetObject"
+    if "tagging" in query and method in _OBJECT_TAGGING:
+        return _OBJECT_TAGGING[method]
     if method == "GET":
         if "acl" in query:
             return "s3:GetObjectAcl"

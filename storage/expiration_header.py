@@ -16,7 +16,7 @@ def expiration_headers(store: Store, bucket: str, key: str, meta: ObjectMeta) ->
         return {}
     due: list[tuple[float, str]] = []
     for rule in rules:
-        if rule.enabled and rule.covers(key, meta.size):
+        if rule.enabled and rule.covers(key, meta.size, meta.tags):
             when = rule.object_due(meta.last_modified)
             if when is not None:
                 due.append((when, rule.rule_id))

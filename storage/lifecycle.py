@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from lxml import etree
 
 from resilin.storage import s3xml
-from resilin.storage.errors import S3Error, invalid_argument, malformed_xml, not_implemented
+from resilin.storage.errors import S3Error, invalid_argument, invalid_request, malformed_xml, not_implemented
 
 DAY = 86400
 MAX_RULES = 1000
@@ -41,13 +41,15 @@ class Rule:
     expire_date: str | None = None  # ISO 8601, midnight UTC
     abort_days: int | None = None
     legacy_prefix: bool = False  # given as <Prefix> outside a <Filter> (older clients)
+    tags: tuple[tuple[str, str], ...] = ()  # the object must carry every one of these tags
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> Rule:
-        return cls(**data)
+        tags = tuple((k, v) for k, v in data.get("tags", ()))
+        return cls(**{**data, "tags": tags})
 
     def object_due(self, last_modified: float) -> float | None:
         """When an object written at ``last_modified`` expires under this rule (None: never)."""
@@ -60,8 +62,12 @@ class Rule:
     def upload_due(self, initiated: float) -> float | None:
         return None if self.abort_days is None else _next_midnight(initiated + self.abort_days * DAY)
 
-    def covers(self, key: str, size: int | None = None) -> bool:
+    def covers(self, key: str, size: int | None = None, tags: dict[str, str] | None = None) -> bool:
+        """Whether the rule applies to an object (``tags``: its tags; None: not known, which a rule
+        filtering on tags never covers)."""
         if not key.startswith(self.prefix):
+            return False
+        if self.tags and (tags is None or any(tags.get(k) != v for k, v in self.tags)):
             return False
         if size is not None and self.size_greater_than is not None and size <= self.size_greater_than:
             return False
@@ -116,7 +122,7 @@ def _rule(element: etree._Element, number: int) -> Rule:
     status = s3xml.child_text(element, "Status")
     if status not in ("Enabled", "Disabled"):
         raise malformed_xml()
-    prefix, greater, less, legacy = _filter(element)
+    prefix, greater, less, legacy, tags = _filter(element)
     expire_days = expire_date = None
     for expiration in s3xml.children(element, "Expiration"):
         if s3xml.child_text(expiration, "ExpiredObjectDeleteMarker") is not None:
@@ -131,34 +137,53 @@ def _rule(element: etree._Element, number: int) -> Rule:
         abort_days = _positive_int(abort, "DaysAfterInitiation")
         if abort_days is None:
             raise malformed_xml()
+    if tags and abort_days is not None:
+        raise invalid_request("AbortIncompleteMultipartUpload cannot be specified with Tags.")
     if expire_days is None and expire_date is None and abort_days is None:
         raise invalid_argument("At least one action needs to be specified in a rule", "Action")
     return Rule(
-        rule_id, status == "Enabled", prefix, greater, less, expire_days, expire_date, abort_days, legacy
+        rule_id,
+        status == "Enabled",
+        prefix,
+        greater,
+        less,
+        expire_days,
+        expire_date,
+        abort_days,
+        legacy,
+        tags,
     )
 
 
-def _filter(element: etree._Element) -> tuple[str, int | None, int | None, bool]:
-    """(prefix, size greater than, size less than, prefix given the old way) of a rule."""
+def _filter(element: etree._Element) -> tuple[str, int | None, int | None, bool, tuple[tuple[str, str], ...]]:
+    """(prefix, size greater than, size less than, prefix given the old way, tags) of a rule."""
     filters = s3xml.children(element, "Filter")
     legacy = s3xml.child_text(element, "Prefix")
     if filters and legacy is not None:
         raise malformed_xml()
     if not filters:
-        return legacy or "", None, None, legacy is not None
+        return legacy or "", None, None, legacy is not None, ()
     scope = filters[0]
     ands = s3xml.children(scope, "And")
     if ands:
         scope = ands[0]
-    if s3xml.children(scope, "Tag"):
-        raise not_implemented("Lifecycle filters on tags (objects keep no tags here)")
+    elif len(s3xml.children(scope, "Tag")) > 1:
+        raise malformed_xml()  # several tags go in an <And>
+    tags: dict[str, str] = {}
+    for tag_element in s3xml.children(scope, "Tag"):
+        key, value = s3xml.child_text(tag_element, "Key"), s3xml.child_text(tag_element, "Value")
+        if key is None or value is None:
+            raise malformed_xml()
+        if key in tags:
+            raise invalid_argument("Duplicate Tag Keys are not allowed.", "Tag", key)
+        tags[key] = value
     sizes = []
     for tag in ("ObjectSizeGreaterThan", "ObjectSizeLessThan"):
         text = s3xml.child_text(scope, tag)
         if text is not None and not text.strip().isdigit():
             raise invalid_argument(f"{tag} must be a non-negative integer", tag, text)
         sizes.append(int(text) if text is not None else None)
-    return s3xml.child_text(scope, "Prefix") or "", sizes[0], sizes[1], False
+    return s3xml.child_text(scope, "Prefix") or "", sizes[0], sizes[1], False, tuple(tags.items())
 
 
 def to_xml(rules: list[Rule]) -> etree._Element:
@@ -171,9 +196,12 @@ def to_xml(rules: list[Rule]) -> etree._Element:
         else:
             scope = s3xml.sub(element, "Filter")
             sized = rule.size_greater_than is not None or rule.size_less_than is not None
-            if sized:
+            if sized or len(rule.tags) > 1 or (rule.tags and rule.prefix):
                 scope = s3xml.sub(scope, "And")
-            s3xml.sub(scope, "Prefix", rule.prefix)
+            if rule.prefix or not rule.tags:
+                s3xml.sub(scope, "Prefix", rule.prefix)
+            for key, value in rule.tags:
+                s3xml.subs(s3xml.sub(scope, "Tag"), [("Key", key), ("Value", value)])
             if rule.size_greater_than is not None:
                 s3xml.sub(scope, "ObjectSizeGreaterThan", rule.size_greater_than)
             if rule.size_less_than is not None:

@@ -25,6 +25,14 @@ SLICE = 200  # keys looked at per reactor turn
 DEFAULT_INTERVAL_S = 3600.0
 
 
+def _tags(store: Store, bucket: str, key: str, rule: Rule) -> dict[str, str] | None:
+    """The object's tags when the rule filters on them (its metadata is read only then)."""
+    if not rule.tags:
+        return None
+    meta = store.head_object(bucket, key)
+    return meta.tags if meta is not None else None
+
+
 def rules_of(store: Store, bucket: str) -> list[Rule] | None:
     stored = store.settings.get(bucket, SETTING)
     return None if stored is None else [Rule.from_json(r) for r in stored]
@@ -45,7 +53,12 @@ def sweep_steps(store: Store, now: float, counts: dict[str, int]) -> Iterator[No
             for n, key in enumerate(keys, 1):
                 entry = store.list_entry(bucket, key) if store.bucket(bucket) is not None else None
                 due = rule.object_due(entry.last_modified) if entry is not None else None
-                if entry is not None and due is not None and due <= now and rule.covers(key, entry.size):
+                if (
+                    entry is not None
+                    and due is not None
+                    and due <= now
+                    and rule.covers(key, entry.size, _tags(store, bucket, key, rule))
+                ):
                     store.delete_object(bucket, key)
                     counts["expired"] += 1
                 if n % SLICE == 0:

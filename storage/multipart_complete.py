@@ -131,6 +131,7 @@ async def complete_upload(call: Call) -> Response:
             part_sizes=[p.size for _, p in chosen],
             storage_class=info.get("storage_class") or "STANDARD",
             acl=info.get("acl") or {},
+            tags=info.get("tags") or {},
         )
         objfile.finish(out, meta)
         return meta

@@ -73,6 +73,7 @@ async def create_upload(call: Call) -> Response:
         "checksum_type": kind,
         "storage_class": requestmeta.storage_class(call),
         "acl": object_acl,
+        "tags": requestmeta.request_tags(call),
     }
     upload_id = call.store.create_upload(bucket, info)
     doc = s3xml.root("InitiateMultipartUploadResult")

@@ -8,7 +8,17 @@ from typing import BinaryIO
 from urllib.parse import unquote
 
 from resilin.aws.timestamps import iso8601
-from resilin.storage import acl_ops, authorize, checksums, conditions, meta_text, objfile, requestmeta, s3xml
+from resilin.storage import (
+    acl_ops,
+    authorize,
+    checksums,
+    conditions,
+    meta_text,
+    object_tags,
+    objfile,
+    requestmeta,
+    s3xml,
+)
 from resilin.storage.context import Call, Response, Stream
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, no_such_key
 from resilin.storage.expiration_header import expiration_headers
@@ -53,6 +63,7 @@ def object_headers(meta: ObjectMeta) -> dict[str, str]:
     for name, value in meta.headers.items():
         headers[name.title()] = value
     headers.update({name: meta_text.answered_value(value) for name, value in meta.user_meta.items()})
+    headers.update(object_tags.count_header(meta.tags))
     if meta.storage_class != "STANDARD":
         headers["x-amz-storage-class"] = meta.storage_class
     if meta.part_sizes:
@@ -66,6 +77,7 @@ async def put_object(call: Call) -> Response:
     check_key(key)
     requestmeta.check_object_controls(call)
     object_acl = acl_ops.new_object_acl(call, info)
+    tags = requestmeta.request_tags(call)
     spec = requestmeta.body_spec(call)
     content_type = requestmeta.content_type(call)
     stored = requestmeta.stored_headers(call)
@@ -88,6 +100,7 @@ async def put_object(call: Call) -> Response:
             checksum=checksum,
             storage_class=storage_class,
             acl=object_acl,
+            tags=tags,
         )
 
     if precondition is None:
@@ -211,6 +224,10 @@ async def copy_object(call: Call) -> Response:
     directive = (call.header("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)
+    tagging_directive = (call.header("x-amz-tagging-directive") or "COPY").upper()
+    if tagging_directive not in ("COPY", "REPLACE"):
+        raise invalid_argument("Unknown tagging directive.", "x-amz-tagging-directive", tagging_directive)
+    new_tags = requestmeta.request_tags(call) if tagging_directive == "REPLACE" else None
     algorithm = (call.header("x-amz-checksum-algorithm") or "").lower() or None
 
     source, meta = call.store.open_object(src_bucket, src_key)
@@ -256,6 +273,7 @@ async def copy_object(call: Call) -> Response:
                 else {},
                 storage_class=storage_class,
                 acl=object_acl,
+                tags=dict(meta.tags) if new_tags is None else new_tags,
             )
             objfile.finish(out, new)
             return new

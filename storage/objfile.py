@@ -43,6 +43,7 @@ class ObjectMeta:
     acl: dict = field(
         default_factory=dict
     )  # the object's ACL (acl.Acl.to_json); {}: its bucket owner's alone
+    tags: dict[str, str] = field(default_factory=dict)  # the object's tags (at most 10)
 
     @property
     def quoted_etag(self) -> str:

@@ -6,7 +6,8 @@ like any upload) and nothing is written until the form's policy has been verifie
 bucket that lets everyone write.  The fields before the file are read first; the file must be the last
 field, as S3 requires (fields after it are ignored), and is streamed into the new object.  Its
 other fields act as a PUT's headers do (Content-Type, x-amz-meta-*, Cache-Control, ``acl`` as
-x-amz-acl, ...; tags or retention this server cannot honour are refused as for a PUT).  The
+x-amz-acl, ``tagging`` as a Tagging document, ...; retention, which this server cannot honour, is
+refused as for a PUT).  The
 policy's signer must be allowed to put the object, as for a PUT.
 """
 
@@ -21,7 +22,7 @@ from urllib.parse import urlencode
 import multipart
 
 from resilin.aws.sigv4 import CredentialLookup, Credentials, Verified
-from resilin.storage import acl_ops, authorize, objfile, post_policy, requestmeta, s3xml
+from resilin.storage import acl_ops, authorize, object_tags, objfile, post_policy, requestmeta, s3xml
 from resilin.storage.auth import ANONYMOUS
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, invalid_argument
@@ -154,6 +155,7 @@ async def post_object(
     as_headers = {name: [value] for name, value in fields.items()}
     if "acl" in fields:
         as_headers["x-amz-acl"] = [fields["acl"]]
+    tags = object_tags.from_document(fields["tagging"].encode()) if "tagging" in fields else {}
     call = make_call(_verified(credentials, fields), as_headers)
     store = call.store
     info = store.require_bucket(bucket)
@@ -192,6 +194,7 @@ async def post_object(
             user_meta=user_meta,
             storage_class=storage_class,
             acl=object_acl,
+            tags=tags,
         )
         objfile.finish(out, meta)
         return meta

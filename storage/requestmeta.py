@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 
-from resilin.storage import checksums, chunked, meta_text
+from resilin.storage import checksums, chunked, meta_text, object_tags
 from resilin.storage.context import Call
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, not_implemented
 from resilin.storage.ingest import BodySpec, is_hex_sha256
@@ -62,12 +62,16 @@ def check_object_controls(call: Call) -> None:
     """What a new object's request may ask besides its data: encryption, tags and retention are
     refused when they cannot be honoured (never accepted and ignored).  Its ACL is acl_ops'."""
     check_encryption(call)
-    if call.header("x-amz-tagging") is not None:
-        raise not_implemented("Object tagging (x-amz-tagging)")
     locked = [name for name in OBJECT_LOCK_HEADERS if call.header(name) is not None]
     if locked:
         # S3's answer for a bucket without Object Lock, which every bucket here is.
         raise invalid_request(f"Bucket is missing Object Lock Configuration ({locked[0]} was given)")
+
+
+def request_tags(call: Call) -> dict[str, str]:
+    """The tags ``x-amz-tagging`` gives a new object (none: no tags)."""
+    value = call.header("x-amz-tagging")
+    return {} if value is None else object_tags.from_header(value)
 
 
 def content_type(call: Call) -> str:

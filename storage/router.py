@@ -18,6 +18,7 @@ from resilin.storage import (
     multipart_ops,
     object_attributes,
     object_ops,
+    object_tagging_ops,
     tagging_ops,
 )
 from resilin.storage.context import Call, Response
@@ -37,7 +38,6 @@ _UNSUPPORTED_OBJECT = {
     "restore",
     "retention",
     "select",
-    "tagging",
     "torrent",
 }
 
@@ -151,6 +151,13 @@ def _bucket_route(method: str, query: dict[str, str]) -> Handler:
     return itself
 
 
+_OBJECT_TAGGING: dict[str, Handler] = {
+    "GET": object_tagging_ops.get_object_tagging,
+    "PUT": object_tagging_ops.put_object_tagging,
+    "DELETE": object_tagging_ops.delete_object_tagging,
+}
+
+
 def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
     unsupported = _UNSUPPORTED_OBJECT.intersection(query)
     if unsupported:
@@ -159,6 +166,8 @@ def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
         check_null_version(query["versionId"])
     if "acl" in query and method in ("GET", "PUT"):
         return acl_ops.get_object_acl if method == "GET" else acl_ops.put_object_acl
+    if "tagging" in query and method in _OBJECT_TAGGING:
+        return _OBJECT_TAGGING[method]
     if method == "GET":
         if "attributes" in query:
             return object_attributes.get_object_attributes

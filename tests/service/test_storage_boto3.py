@@ -170,7 +170,7 @@ def test_bad_acls_tags_and_object_lock_it_cannot_honour_are_refused_and_change_n
         ({"GrantRead": 'emailAddress="someone@example.com"'}, 400, "UnresolvableGrantByEmailAddress"),
         ({"ACL": "public-read", "GrantRead": 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'},
          400, "InvalidRequest"),
-        ({"Tagging": "team=data"}, 501, "NotImplemented"),
+        ({"Tagging": "a=1&a=2"}, 400, "InvalidTag"),
         (
             {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": dt.datetime(2100, 1, 1)},
             400,
@@ -362,6 +362,14 @@ def test_browser_form_uploads_are_checked_against_their_signed_policy(service, s
     assert answer.status_code == 400 and "<Code>MaxPostPreDataLengthExceeded</Code>" in answer.text
     assert _form_post(plain["url"], plain["fields"], b"p").status_code == 204
     assert s3.get_object(Bucket=bucket, Key="plain.txt")["Body"].read() == b"p"
+    # A form's tags come as a Tagging document in its "tagging" field.
+    tagging = "<Tagging><TagSet><Tag><Key>from</Key><Value>browser</Value></Tag></TagSet></Tagging>"
+    tagged = s3.generate_presigned_post(bucket, "tagged.txt", Fields={"tagging": tagging},
+                                        Conditions=[{"tagging": tagging}])  # fmt: skip
+    assert _form_post(tagged["url"], tagged["fields"], b"t").status_code == 204
+    assert s3.get_object_tagging(Bucket=bucket, Key="tagged.txt")["TagSet"] == [
+        {"Key": "from", "Value": "browser"}
+    ]
 
 
 def test_lifecycle_rules_expire_objects_and_are_refused_where_they_cannot_act(tmp_path):
@@ -402,8 +410,6 @@ def test_lifecycle_rules_expire_objects_and_are_refused_where_they_cannot_act(tm
         refused = [
             ({"ID": "t", "Filter": {"Prefix": ""}, "Status": "Enabled",
               "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]}, 501, "NotImplemented"),
-            ({"ID": "g", "Filter": {"Tag": {"Key": "a", "Value": "b"}}, "Status": "Enabled",
-              "Expiration": {"Days": 1}}, 501, "NotImplemented"),
             ({"ID": "n", "Filter": {"Prefix": ""}, "Status": "Enabled",
               "Expiration": {"Date": dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)}}, 400, "InvalidArgument"),
         ]  # fmt: skip

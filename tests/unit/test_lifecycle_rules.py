@@ -44,9 +44,21 @@ def test_filters_and_round_trip():
         "<Rule><ID>big</ID><Filter><And><Prefix>tmp/</Prefix><ObjectSizeGreaterThan>100</ObjectSizeGreaterThan>"
         "</And></Filter><Status>Disabled</Status><Expiration><Days>1</Days></Expiration></Rule>"
     )
-    rules = lifecycle.parse(_config(LOGS, sized))
+    tagged = (
+        "<Rule><ID>tagged</ID><Filter><And><Prefix>t/</Prefix><Tag><Key>a</Key><Value>1</Value></Tag>"
+        "<Tag><Key>b</Key><Value></Value></Tag></And></Filter><Status>Enabled</Status>"
+        "<Expiration><Days>1</Days></Expiration></Rule>"
+    )
+    one_tag = (
+        "<Rule><ID>one</ID><Filter><Tag><Key>a</Key><Value>1</Value></Tag></Filter><Status>Enabled</Status>"
+        "<Expiration><Days>1</Days></Expiration></Rule>"
+    )
+    rules = lifecycle.parse(_config(LOGS, sized, tagged, one_tag))
     assert rules[0].covers("logs/a") and not rules[0].covers("other/logs/a")
     assert rules[1].covers("tmp/x", 101) and not rules[1].covers("tmp/x", 100) and not rules[1].enabled
+    assert rules[2].covers("t/x", 1, {"a": "1", "b": "", "c": "3"})
+    assert not rules[2].covers("t/x", 1, {"a": "1"}) and not rules[2].covers("t/x", 1, None)
+    assert rules[3].covers("any", 1, {"a": "1"}) and not rules[3].covers("any", 1, {"a": "2"})
     assert lifecycle.parse(etree.tostring(lifecycle.to_xml(rules))) == rules
     assert [lifecycle.Rule.from_json(r.to_json()) for r in rules] == rules
 
@@ -56,8 +68,11 @@ def test_filters_and_round_trip():
     [
         ("<Rule><Status>Enabled</Status><Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>"
          "</Rule>", "NotImplemented"),
+        ("<Rule><Filter><Tag><Key>a</Key><Value>b</Value></Tag><Tag><Key>c</Key><Value>d</Value></Tag></Filter>"
+         "<Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>", "MalformedXML"),  # not in <And>
         ("<Rule><Filter><Tag><Key>a</Key><Value>b</Value></Tag></Filter><Status>Enabled</Status>"
-         "<Expiration><Days>1</Days></Expiration></Rule>", "NotImplemented"),
+         "<AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation>"
+         "</AbortIncompleteMultipartUpload></Rule>", "InvalidRequest"),
         ("<Rule><Status>Enabled</Status><NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays>"
          "</NoncurrentVersionExpiration></Rule>", "NotImplemented"),
         ("<Rule><Status>Enabled</Status><Expiration><Date>2026-03-01T10:00:00Z</Date></Expiration></Rule>",
