@@ -106,6 +106,8 @@ def cluster(resilin):
     emr.get_waiter("cluster_running").wait(ClusterId=cid, WaiterConfig={"Delay": 3, "MaxAttempts": 300})
     yield emr, cid
     emr.terminate_job_flows(JobFlowIds=[cid])
+    wait_for("the cluster to end", lambda: emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"].startswith(
+        "TERMINATED"), timeout=600)  # fmt: skip
 
 
 def _grows_is_used_and_shrinks(emr, cid: str) -> dict:
