@@ -30,11 +30,12 @@ SUITE=bookworm
 BASE_REV=1
 # python3-distutils: mrjob (0.7) imports distutils.spawn in every task it runs.
 # wireguard-tools: wg, for kernel WireGuard on VMs; iperf3: the overlay's throughput figures.
-# python3-zstandard: relocation compresses what it sends between nodes (migrate/node/).
+# python3-zstandard: relocation compresses what it sends between nodes (migrate/node/); debootstrap
+# does not resolve its virtual dependency, so python3-cffi-backend, which provides it, is named.
 PACKAGES=(
     openjdk-17-jre-headless openssh-server python3 python3-distutils procps iproute2 sudo bash
     coreutils ca-certificates curl netcat-openbsd gzip less wireguard-tools iperf3
-    python3-zstandard
+    python3-zstandard python3-cffi-backend
 )
 
 log() { echo "[build-node] $*" >&2; }
