@@ -158,7 +158,7 @@ def test_instance_fleets(emr_api, emr, store):
         (lambda r: (r.pop("ReleaseLabel", None), r.update(AmiVersion="1.0")), "ValidationException", "AMI version '1.0' is not supported"),
         (lambda r: r.update(AmiVersion="3.11.0"), "ValidationException", "Only one AMI version and release label"),
         (lambda r: r.update(ReleaseLabel="emr-4.9.0"), "ValidationException", "not supported"),
-        (lambda r: r.update(Applications=[{"Name": "Spark"}]), "ValidationException", "Spark is invalid"),
+        (lambda r: r.update(Applications=[{"Name": "Spark"}, {"Name": "Hive"}]), "ValidationException", "Hive is invalid"),
         (lambda r: r.update(KerberosAttributes={"Realm": "X", "KdcAdminPassword": "p"}),
          "ValidationException", "Kerberos"),
         (lambda r: r.update(StepConcurrencyLevel=0), "ValidationException", "StepConcurrencyLevel"),
