@@ -350,6 +350,23 @@ native_jar_wanted() {  # netty's native transports for other platforms are dead 
 for jar in "$SPARK_LIB"/home/*.jar; do
     native_jar_wanted "$(basename "$jar")" && cp "$jar" "$SH/jars/"
 done
+# RocksDB's JNI jar carries its library for a dozen platforms (~200 MB unpacked): keep this one's.
+case "$NATIVE_ARCH" in
+    x86_64) ROCKSDB_NATIVE=librocksdbjni-linux64.so ;;
+    *) ROCKSDB_NATIVE=librocksdbjni-linux-aarch64.so ;;
+esac
+for jar in "$SH"/jars/rocksdbjni-*.jar; do
+    python3 - "$jar" "$ROCKSDB_NATIVE" <<'PY'
+import os, sys, zipfile
+path, keep = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(path) as src, zipfile.ZipFile(path + ".tmp", "w", zipfile.ZIP_DEFLATED) as dst:
+    for item in src.infolist():
+        if item.filename.startswith("librocksdbjni-") and item.filename != keep:
+            continue
+        dst.writestr(item, src.read(item.filename))
+os.replace(path + ".tmp", path)
+PY
+done
 # The aux-service's classpath: the same jars (linked, under their home versions), its own jar.
 for jar in "$SPARK_LIB"/shuffle/*.jar; do
     name=$(basename "$jar")
