@@ -90,7 +90,8 @@ def explode_on_57(n):
 spark.range(100).select(explode_on_57("id").alias("n")).write.csv("s3://spark/failed-output/")
 """
 
-# Runs until cancelled: one task that sleeps.
+# Runs until cancelled: one task that sleeps (in cluster mode, so the application outlives the
+# killed spark-submit and only Resilin's `yarn application -kill` stops it).
 SLEEPER = """
 import time
 
@@ -257,7 +258,10 @@ def test_a_failing_pyspark_step_fails_and_publishes_nothing(resilin, spark):
     step = wait_step(emr, spark["cid"], spark["steps"]["failing"])
     assert step["Status"]["State"] == "FAILED", step["Status"]
     assert "no fifty-seven here" in step_log(resilin, spark["cid"], step["Id"], "stderr")
-    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="failed-output/").get("Contents", []) == []
+    # Nothing but the empty marker S3A makes for the output directory when the job sets up.
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="failed-output/").get("Contents", [])
+    assert [(o["Key"], o["Size"]) for o in listed if o["Key"] != "failed-output/"] == [], listed
+    assert all(o["Size"] == 0 for o in listed), listed
     # The cluster goes on (ActionOnFailure CONTINUE).
     assert emr.describe_cluster(ClusterId=spark["cid"])["Cluster"]["Status"]["State"] in (
         "RUNNING",
@@ -293,7 +297,18 @@ def test_cancelling_a_spark_step_kills_its_yarn_application(resilin, spark):
     emr = resilin.endpoints().client("emr")
     cid = spark["cid"]
     sid = emr.add_job_flow_steps(
-        JobFlowId=cid, Steps=[command_step("sleeper", "spark-submit", f"s3://{BUCKET}/jobs/sleeper.py")]
+        JobFlowId=cid,
+        Steps=[
+            command_step(
+                "sleeper",
+                "spark-submit",
+                "--deploy-mode",
+                "cluster",
+                "--name",
+                "sleeper",
+                f"s3://{BUCKET}/jobs/sleeper.py",
+            )
+        ],
     )["StepIds"][0]
     master = next(c for c in _containers() if _is_master(c))
 
