@@ -251,9 +251,12 @@ if [ ! -f "$PYSPARK_SDIST" ]; then
     log "stage 2c: downloading pyspark $SPARK_VERSION from PyPI -> $PYSPARK_CACHE"
     rm -rf "$PYSPARK_CACHE"
     mkdir -p "$PYSPARK_CACHE.tmp"
-    PIP=$HERE/../../.venv/bin/pip
-    [ -x "$PIP" ] || PIP="python3 -m pip"
-    $PIP download -q --no-deps --no-binary :all: -d "$PYSPARK_CACHE.tmp" "pyspark==$SPARK_VERSION" >&2
+    # With the project's virtualenv's pip (scripts/setup.sh makes it before the image).
+    (
+        cd "$HERE/../.."
+        [ -x .venv/bin/pip ] || scripts/setup-venv.sh >&2
+        .venv/bin/pip download -q --no-deps --no-binary :all: -d "$PYSPARK_CACHE.tmp" "pyspark==$SPARK_VERSION" >&2
+    )
     mv "$PYSPARK_CACHE.tmp" "$PYSPARK_CACHE"
     find "$BUILD" -maxdepth 1 -name "pyspark-*" -type d ! -name "$(basename "$PYSPARK_CACHE")" -exec rm -rf {} +
 fi
