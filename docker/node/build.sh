@@ -2,7 +2,7 @@
 # Build the Resilin node image: localhost/resilin-node:<tag>
 #
 # The image is a Debian bookworm rootfs made with debootstrap (no base image
-# pull needed) plus Apache Hadoop 3.5.0 assembled from Maven Central jars,
+# pull needed) plus Apache Hadoop 3.5.0 and Spark assembled from Maven Central jars,
 # our own launcher scripts, and the container init (init.sh).
 #
 # Usage: docker/node/build.sh [--print-tag] [--force]
@@ -13,6 +13,8 @@
 #   base-<key>.tar     debootstrap rootfs with the Debian packages installed
 #   hadoop-<key>/      jars from `mvn dependency:copy-dependencies` (+ ~/.m2)
 #   overlay-<key>/     the overlay gateway (overlay/gateway/), built with Go 1.23
+#   spark-<key>/       Spark's jars (Maven) and Resilin's Spark classes (javac)
+#   pyspark-<version>/ the pyspark release from PyPI (launcher scripts, Python package)
 # The image tag is a hash of every file in docker/node/ (except build/) and in
 # overlay/gateway/, so editing any input produces a new tag; re-running with an
 # existing tag returns immediately.
@@ -83,7 +85,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "build.sh must run as root (debootstrap, chroot)" >&2
     exit 1
 fi
-for tool in debootstrap podman mvn chroot /usr/lib/go-1.23/bin/go; do
+for tool in debootstrap podman mvn javac jar chroot /usr/lib/go-1.23/bin/go; do
     command -v "$tool" >/dev/null || { echo "missing $tool (see scripts/setup-podman.sh)" >&2; exit 1; }
 done
 
@@ -235,6 +237,55 @@ else
 fi
 
 # --------------------------------------------------------------------------
+# Stage 2c: Spark (cached per hash of spark/).  Its jars from Maven Central
+# (spark/pom.xml), the jars of the NodeManagers' spark_shuffle aux-service
+# (profile "shuffle"), the classes Resilin adds (spark/src: the aux-service and
+# the bundled examples, which Maven Central does not serve for this line),
+# compiled against them; the launcher scripts and the Python package from the
+# pyspark release of the same version on PyPI (cached per version: it is big).
+# --------------------------------------------------------------------------
+SPARK_SRC=$HERE/spark
+SPARK_VERSION=$(sed -n 's|.*<spark.version>\(.*\)</spark.version>.*|\1|p' "$SPARK_SRC/pom.xml")
+SPARK_KEY=$(hash_tree "$SPARK_SRC")
+SPARK_LIB=$BUILD/spark-$SPARK_KEY
+PYSPARK_CACHE=$BUILD/pyspark-$SPARK_VERSION
+PYSPARK_SDIST=$PYSPARK_CACHE/pyspark-$SPARK_VERSION.tar.gz
+if [ ! -f "$PYSPARK_SDIST" ]; then
+    log "stage 2c: downloading pyspark $SPARK_VERSION from PyPI -> $PYSPARK_CACHE"
+    rm -rf "$PYSPARK_CACHE"
+    mkdir -p "$PYSPARK_CACHE.tmp"
+    # With the project's virtualenv's pip (scripts/setup.sh makes it before the image).
+    (
+        cd "$HERE/../.."
+        [ -x .venv/bin/pip ] || scripts/setup-venv.sh >&2
+        .venv/bin/pip download -q --no-deps --no-binary :all: -d "$PYSPARK_CACHE.tmp" "pyspark==$SPARK_VERSION" >&2
+    )
+    mv "$PYSPARK_CACHE.tmp" "$PYSPARK_CACHE"
+    find "$BUILD" -maxdepth 1 -name "pyspark-*" -type d ! -name "$(basename "$PYSPARK_CACHE")" -exec rm -rf {} +
+fi
+if [ ! -f "$SPARK_LIB/.done" ]; then
+    log "stage 2c: resolving Spark $SPARK_VERSION jars with Maven -> $SPARK_LIB"
+    t0=$(date +%s)
+    rm -rf "$SPARK_LIB"
+    for profile in home shuffle; do
+        mvn -B -q -Dstyle.color=never -f "$SPARK_SRC/pom.xml" -P"$profile" \
+            org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+            -DincludeScope=runtime -DoutputDirectory="$SPARK_LIB/$profile" >&2
+    done
+    mkdir -p "$SPARK_LIB/classes"
+    javac --release 17 -nowarn -d "$SPARK_LIB/classes" \
+        -cp "$SPARK_LIB/home/*:$SPARK_LIB/shuffle/*:$HADOOP_LIB/jars/*" \
+        $(find "$SPARK_SRC/src" -name '*.java') >&2
+    jar --create --file "$SPARK_LIB/spark-examples.jar" -C "$SPARK_LIB/classes" org
+    jar --create --file "$SPARK_LIB/resilin-spark-yarn-shuffle.jar" -C "$SPARK_LIB/classes" io
+    touch "$SPARK_LIB/.done"
+    find "$BUILD" -maxdepth 1 -name "spark-*" -type d ! -name "$(basename "$SPARK_LIB")" -exec rm -rf {} +
+    log "stage 2c done in $(($(date +%s) - t0))s ($(ls "$SPARK_LIB/home" | wc -l) jars)"
+else
+    log "stage 2c: using cached $SPARK_LIB"
+fi
+
+# --------------------------------------------------------------------------
 # Stage 2b: the overlay gateway, a static Go program (cached per source hash).
 # Go 1.23 is Debian's (bookworm-backports, see scripts/setup.sh); modules come
 # from the Go module proxy, checked against go.sum.
@@ -292,6 +343,71 @@ PY
         *) cp "$jar" "$HH/share/hadoop/common/lib/" ;;
     esac
 done
+# Spark in /usr/lib/spark, as on EMR (see spark/pom.xml).
+SH=$ROOT/usr/lib/spark
+mkdir -p "$SH/jars" "$SH/python/lib" "$SH/examples/jars" "$SH/yarn/lib" "$ROOT/etc/spark/conf"
+native_jar_wanted() {  # netty's native transports for other platforms are dead weight
+    case "$1" in
+        *-osx-*.jar | *-windows-*.jar) return 1 ;;
+        *-linux-"$NATIVE_ARCH".jar) return 0 ;;
+        *-linux-*.jar) return 1 ;;
+    esac
+}
+for jar in "$SPARK_LIB"/home/*.jar; do
+    native_jar_wanted "$(basename "$jar")" && cp "$jar" "$SH/jars/"
+done
+# RocksDB's JNI jar carries its library for a dozen platforms (~200 MB unpacked): keep this one's.
+case "$NATIVE_ARCH" in
+    x86_64) ROCKSDB_NATIVE=librocksdbjni-linux64.so ;;
+    *) ROCKSDB_NATIVE=librocksdbjni-linux-aarch64.so ;;
+esac
+for jar in "$SH"/jars/rocksdbjni-*.jar; do
+    python3 - "$jar" "$ROCKSDB_NATIVE" <<'PY'
+import os, sys, zipfile
+path, keep = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(path) as src, zipfile.ZipFile(path + ".tmp", "w", zipfile.ZIP_DEFLATED) as dst:
+    for item in src.infolist():
+        if item.filename.startswith("librocksdbjni-") and item.filename != keep:
+            continue
+        dst.writestr(item, src.read(item.filename))
+os.replace(path + ".tmp", path)
+PY
+done
+# The aux-service's classpath: the same jars (linked, under their home versions), its own jar.
+for jar in "$SPARK_LIB"/shuffle/*.jar; do
+    name=$(basename "$jar")
+    native_jar_wanted "$name" || continue
+    artifact=$(printf '%s' "$name" | sed -E 's/-[0-9][0-9.]*(\.Final)?(-[a-z_0-9]+)*\.jar$//')
+    if [ -f "$SH/jars/$name" ]; then
+        ln -s "../../jars/$name" "$SH/yarn/lib/$name"
+    elif same=$(cd "$SH/jars" && ls "$artifact"-[0-9]*.jar 2>/dev/null | head -n1) && [ -n "$same" ]; then
+        ln -s "../../jars/$same" "$SH/yarn/lib/$same"
+    else
+        cp "$jar" "$SH/yarn/lib/"
+    fi
+done
+cp "$SPARK_LIB/resilin-spark-yarn-shuffle.jar" "$SH/yarn/lib/"
+cp "$SPARK_LIB/spark-examples.jar" "$SH/examples/jars/"
+PYX=$BUILD/pyspark-extract
+safe_rm_tree "$PYX"
+mkdir -p "$PYX"
+tar -C "$PYX" --strip-components=1 -xzf "$PYSPARK_SDIST" \
+    "pyspark-$SPARK_VERSION/deps/bin" "pyspark-$SPARK_VERSION/deps/sbin" \
+    "pyspark-$SPARK_VERSION/pyspark" "pyspark-$SPARK_VERSION/lib"
+mkdir -p "$SH/bin" "$SH/sbin"
+for f in "$PYX"/deps/bin/* "$PYX"/deps/sbin/*; do
+    case "$f" in *.cmd) continue ;; esac
+    install -m 0755 "$f" "$SH/$(basename "$(dirname "$f")")/"
+done
+install -m 0755 "$SPARK_SRC"/bin/* "$SH/bin/"
+cp -r "$PYX/pyspark" "$SH/python/"
+cp "$PYX"/lib/py4j-*-src.zip "$SH/python/lib/"
+(cd "$SH/python" && python3 -m zipfile -c lib/pyspark.zip pyspark)
+safe_rm_tree "$PYX"
+install -m 0644 "$SPARK_SRC"/conf/* "$ROOT/etc/spark/conf/"
+ln -sfn /etc/spark/conf "$SH/conf"
+echo "Spark $SPARK_VERSION (Scala 2.13, Hadoop $(ls "$SH/jars" | sed -n 's/^hadoop-client-api-\(.*\)\.jar$/\1/p'))" >"$SH/RELEASE"
+echo "$SPARK_VERSION" >"$SH/VERSION"
 install -m 0755 "$HERE"/bin/* "$HH/bin/"
 install -m 0644 "$HERE"/libexec/* "$HH/libexec/"
 mkdir -p "$ROOT/etc/hadoop"
@@ -316,6 +432,8 @@ tar -C "$ROOT" --numeric-owner -c . |
         --change "ENV JAVA_HOME=$JAVA_HOME_IN_IMAGE" \
         --change 'ENV HADOOP_HOME=/opt/hadoop' \
         --change 'ENV HADOOP_CONF_DIR=/etc/hadoop' \
+        --change 'ENV SPARK_HOME=/usr/lib/spark' \
+        --change "LABEL io.resilin.node.spark-version=$SPARK_VERSION" \
         --change 'ENV PATH=/opt/hadoop/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
         --change "LABEL io.resilin.node.tag=$TAG" \

@@ -69,3 +69,16 @@ rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /var/cache/debconf
 
 # The overlay gateway's configuration (it holds a private key): root only.
 install -d -m 0700 /etc/resilin/overlay
+
+# Spark (/usr/lib/spark): its commands on the default PATH, its directories the hadoop user's.
+# Spark's launchers find their home from where they are: PATH gets small wrappers, not symlinks.
+install -d -o hadoop -g hadoop /var/log/spark /var/run/spark
+chown -R hadoop:hadoop /etc/spark
+for c in spark-submit spark-shell spark-sql spark-class pyspark spark-example; do
+    printf '#!/bin/sh\nexec /usr/lib/spark/bin/%s "$@"\n' "$c" >"/usr/local/bin/$c"
+    chmod 0755 "/usr/local/bin/$c"
+done
+cat >/etc/profile.d/spark.sh <<'CONF'
+export SPARK_HOME=/usr/lib/spark
+export SPARK_CONF_DIR=${SPARK_CONF_DIR:-/etc/spark/conf}
+CONF

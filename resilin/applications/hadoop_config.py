@@ -16,6 +16,7 @@ import jinja2
 
 from resilin.applications import config_files
 from resilin.applications.hadoop import topology
+from resilin.applications.spark import config as spark_config
 from resilin.cluster import node_data
 from resilin.errors import ValidationError
 from resilin.jobflows.store import Doc
@@ -44,7 +45,12 @@ ENV_CLASSIFICATIONS = {
     "mapred-env": "mapred-env.sh",
 }
 LOG4J_CLASSIFICATION = "hadoop-log4j"
-SUPPORTED_CLASSIFICATIONS = {*XML_CLASSIFICATIONS, *ENV_CLASSIFICATIONS, LOG4J_CLASSIFICATION}
+SUPPORTED_CLASSIFICATIONS = {
+    *XML_CLASSIFICATIONS,
+    *ENV_CLASSIFICATIONS,
+    LOG4J_CLASSIFICATION,
+    spark_config.DEFAULTS_CLASSIFICATION,
+}
 # Where the exclude lists for decommissioning live on the master.
 DFS_EXCLUDE = "/etc/hadoop/dfs.exclude"
 YARN_EXCLUDE = "/etc/hadoop/yarn.exclude"
@@ -154,6 +160,7 @@ class ClusterSpec:
     session_token: str = (
         ""  # the cluster's temporary storage credentials (resilin.cluster.cluster_credentials)
     )
+    spark: bool = False  # Spark on YARN too (resilin.applications.spark)
     # Storage as each cloud's nodes reach it (cloud → endpoint), where it differs from
     # ``storage_endpoint``: a local cloud's nodes reach the host only by its address on their network.
     cloud_storage_endpoints: dict[str, str] = field(default_factory=dict)
@@ -304,14 +311,23 @@ def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
         "yarn_exclude": YARN_EXCLUDE,
         "topology": topology_context(spec),
         "hosts": hosts_context(spec.nodes),
+        "spark_yarn_site": spark_config.yarn_site() if spec.spark else {},
     }
     files = {name: _env.get_template(f"{name}.j2").render(context).strip() + "\n" for name in SITE_FILES}
     files["workers"] = ("\n".join(n.ip for n in spec.workers) or spec.master.ip) + "\n"
     files[topology.SCRIPT_NAME] = _env.get_template("topology.sh.j2").render(
         table_path=TOPOLOGY_TABLE, default_rack=topology.DEFAULT_RACK
     )
+    spark_files = {}
+    if spec.spark:
+        executor = spark_config.executor_sizing(job_sizing.map_memory_mb, job_sizing.nodemanager_vcores)
+        props = spark_config.defaults(
+            spec.master.ip, executor, overrides.get(spark_config.DEFAULTS_CLASSIFICATION, {})
+        )
+        spark_files["spark-defaults.conf"] = spark_config.defaults_file(props)
     return context | {
         "files": files,
+        "spark_files": spark_files,
         "env_files": env_files(overrides),
         "log4j": config_files.log4j_properties(overrides.get(LOG4J_CLASSIFICATION, {})),
         "daemons": daemons_for(spec, node),

@@ -16,14 +16,16 @@ from resilin.errors import ValidationError
 HADOOP_VERSION = "3.5.0"  # what the node image carries (docker/node/)
 DEFAULT_RELEASE_LABEL = "emr-7.5.0"
 OS_RELEASE_LABEL = "debian-12"
-APPLICATIONS = ({"Name": "Hadoop", "Version": HADOOP_VERSION},)
+# Spark's version is the one the node image carries: a cluster reads it from its master once
+# Spark is set up (resilin.applications.spark), and DescribeCluster reports it from then on.
+APPLICATIONS: tuple[dict[str, str], ...] = ({"Name": "Hadoop", "Version": HADOOP_VERSION}, {"Name": "Spark"})
 
 
 @dataclass(frozen=True)
 class Release:
     label: str
     hadoop: str = HADOOP_VERSION  # the Hadoop version Resilin installs
-    applications: tuple[str, ...] = ("Hadoop",)
+    applications: tuple[str, ...] = ("Hadoop", "Spark")
 
     @property
     def version(self) -> tuple[int, ...]:
@@ -97,20 +99,27 @@ def check_os_release_label(label: str, release: str) -> None:
 
 
 def applications(requested: list[dict], label: str = DEFAULT_RELEASE_LABEL) -> list[dict]:
-    """The applications a cluster runs, as DescribeCluster lists them: Hadoop always."""
-    offered = {name.lower() for name in release(label).applications} if label else {"hadoop"}
+    """The applications a cluster runs, as DescribeCluster lists them: Hadoop always, and Spark when
+    asked for (on a release label: the legacy AMI versions ran Hadoop alone).  Spark's Version is
+    added once the cluster has read it from its nodes."""
+    offered = {name.lower(): name for name in release(label).applications} if label else {"hadoop": "Hadoop"}
+    wanted = set()
     for app in requested:
         name = app.get("Name", "")
         if name.lower() not in offered:
             raise ValidationError(f"Specified application: {name} is invalid.")
-    return [{"Name": "Hadoop", "Version": release(label).hadoop if label else HADOOP_VERSION}]
+        wanted.add(offered[name.lower()])
+    listed: list[dict] = [{"Name": "Hadoop", "Version": release(label).hadoop if label else HADOOP_VERSION}]
+    if "Spark" in wanted:
+        listed.append({"Name": "Spark"})
+    return listed
 
 
 def offers_application(spec: str) -> bool:
     """Whether the labels give ``Name`` or ``Name@Version`` (ListReleaseLabels' Application filter)."""
     name, _, version = spec.partition("@")
     return any(
-        app["Name"].lower() == name.lower() and (not version or app["Version"] == version)
+        app["Name"].lower() == name.lower() and (not version or app.get("Version") == version)
         for app in APPLICATIONS
     )
 

@@ -170,7 +170,7 @@ def test_instance_fleets(emr_api, emr, store):
             {"InstanceFleetType": "MASTER", "TargetOnDemandCapacity": 1, "InstanceTypeConfigs": [
                 {"InstanceType": "m5.xlarge", "CustomAmiId": "ami-12345678"}]}]}),
          "ValidationException", "Custom AMI is not allowed"),
-        (lambda r: r.update(Applications=[{"Name": "Spark"}]), "ValidationException", "Spark is invalid"),
+        (lambda r: r.update(Applications=[{"Name": "Spark"}, {"Name": "Hive"}]), "ValidationException", "Hive is invalid"),
         (lambda r: r.update(KerberosAttributes={"Realm": "X", "KdcAdminPassword": "p"}),
          "ValidationException", "Kerberos"),
         (lambda r: r.update(StepConcurrencyLevel=0), "ValidationException", "StepConcurrencyLevel"),

@@ -219,13 +219,14 @@ def test_release_labels(emr):
         for label in emr.list_release_labels(Filters={"Prefix": "emr-6."})["ReleaseLabels"]
     )
     assert emr.list_release_labels(Filters={"Application": "Hadoop@3.5.0"})["ReleaseLabels"] == labels
-    assert emr.list_release_labels(Filters={"Application": "Spark"})["ReleaseLabels"] == []
+    assert emr.list_release_labels(Filters={"Application": "Spark"})["ReleaseLabels"] == labels
+    assert emr.list_release_labels(Filters={"Application": "Hive"})["ReleaseLabels"] == []
     first = emr.list_release_labels(MaxResults=10)
     second = emr.list_release_labels(MaxResults=10, NextToken=first["NextToken"])
     assert first["ReleaseLabels"] + second["ReleaseLabels"] == labels[:20]
     described = emr.describe_release_label(ReleaseLabel="emr-6.15.0")
     assert described["ReleaseLabel"] == "emr-6.15.0"
-    assert described["Applications"] == [{"Name": "Hadoop", "Version": "3.5.0"}]
+    assert described["Applications"] == [{"Name": "Hadoop", "Version": "3.5.0"}, {"Name": "Spark"}]
     assert described["AvailableOSReleases"] == [{"Label": "debian-12"}]
     assert emr.describe_release_label()["ReleaseLabel"] == "emr-7.5.0"
     # Every label EMR published from emr-4.0.0 on; each runs (and says it runs) the image's Hadoop.

@@ -338,7 +338,7 @@ def test_reconfiguration_is_validated_recorded_and_reported(emr, store):
 
     # Refused as RunJobFlow refuses them, and nothing changes.
     for refused, fragment in (
-        ([{"Classification": "spark-defaults", "Properties": {"x": "1"}}], "spark-defaults"),
+        ([{"Classification": "hive-site", "Properties": {"x": "1"}}], "hive-site"),
         ([{"Classification": "yarn-site", "Configurations": [{"Classification": "export"}]}], "export"),
         ([{"Classification": "yarn-env", "Properties": {"X": "1"}}], "export"),
         (

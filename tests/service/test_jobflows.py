@@ -142,7 +142,7 @@ def test_release_labels_ami_versions_and_configurations_are_checked(service):
     with pytest.raises(ValidationError):
         _run(service, ReleaseLabel="emr-7.99.0")
     with pytest.raises(ValidationError):
-        _run(service, Configurations=[{"Classification": "spark-defaults", "Properties": {}}])
+        _run(service, Configurations=[{"Classification": "hive-site", "Properties": {}}])
     cid = _run(service, AmiVersion="3.11")
     described = service.describe_cluster("111111111111", {"ClusterId": cid})["Cluster"]
     assert described["RequestedAmiVersion"] == "3.11" and described["RunningAmiVersion"] == "3.11.0"

@@ -30,7 +30,8 @@ def test_env_exports_are_quoted_for_the_shell():
 @pytest.mark.parametrize(
     "bad",
     [
-        [{"Classification": "spark-defaults", "Properties": {}}],
+        [{"Classification": "hive-site", "Properties": {}}],
+        [{"Classification": "spark-defaults", "Configurations": [{"Classification": "export"}]}],
         [{"Classification": "core-site", "Configurations": [{"Classification": "export"}]}],
         [{"Classification": "hadoop-env", "Properties": {"X": "1"}}],
     ],
@@ -73,7 +74,13 @@ def test_release_catalogue():
     for bad in ("emr-1.0.0", "emr-7.99.0", "foo"):
         with pytest.raises(ValidationError):
             releases.release(bad)
+    assert releases.applications([{"Name": "hadoop"}, {"Name": "spark"}], "emr-7.5.0") == [
+        {"Name": "Hadoop", "Version": "3.5.0"},
+        {"Name": "Spark"},
+    ]
+    with pytest.raises(ValidationError, match="Specified application: Hive is invalid"):
+        releases.applications([{"Name": "Spark"}, {"Name": "Hive"}], "emr-7.5.0")
     with pytest.raises(ValidationError):
-        releases.applications([{"Name": "Spark"}], "emr-7.5.0")
+        releases.applications([{"Name": "Spark"}], "")  # a legacy AMI version runs Hadoop alone
     with pytest.raises(ValidationError):
         releases.check_ami_version("9.9")

@@ -1,0 +1,71 @@
+"""Spark on a cluster: Hadoop's application with Spark configured on every node for YARN, its
+history server started on the master once HDFS is up, and the Spark version the image really
+carries recorded for DescribeCluster.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from resilin.applications.base import StartTiming
+from resilin.applications.hadoop.application import HadoopApplication
+from resilin.applications.hadoop_config import ClusterSpec
+from resilin.applications.spark import config
+from resilin.cluster.runtime import ClusterFailure, ClusterRuntime
+from resilin.jobflows import states
+from resilin.jobflows.documents import ClusterDoc, InstanceDoc
+
+HISTORY_TIMEOUT = 180
+SPARK = "Spark"
+
+
+def history_server_script(master_ip: str) -> str:
+    """Creates the event log directory in HDFS, starts the history server and waits until it
+    answers; prints the installed Spark version last."""
+    event_dir = shlex.quote(config.EVENT_LOG_DIR.removeprefix("hdfs://"))
+    return f"""set -euo pipefail
+hdfs dfs -mkdir -p {event_dir} /user/hadoop
+hdfs dfs -chmod 1777 {event_dir}
+{config.SPARK_HOME}/sbin/start-history-server.sh >/dev/null
+deadline=$((SECONDS + {HISTORY_TIMEOUT}))
+until curl -s -o /dev/null -m 5 http://{master_ip}:{config.HISTORY_PORT}/api/v1/applications; do
+  [ $SECONDS -lt $deadline ] || {{ echo "Spark's history server did not answer on port {config.HISTORY_PORT}" >&2;
+    tail -n 20 /var/log/spark/*HistoryServer*.out >&2 || true; exit 1; }}
+  sleep 1
+done
+cat {config.VERSION_FILE}
+"""
+
+
+def runs_spark(cluster: ClusterDoc) -> bool:
+    return any(app.get("Name") == SPARK for app in cluster.get("applications") or [])
+
+
+class SparkApplication(HadoopApplication):
+    """Hadoop with Spark beside it (the phase marks stay Hadoop's: YARN and HDFS are what get ready)."""
+
+    def spec(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> ClusterSpec:
+        spec = super().spec(runtime, instances)
+        spec.spark = True
+        return spec
+
+    def configure(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> StartTiming:
+        timing = super().configure(runtime, instances)
+        runtime.progress("Starting Spark's history server")
+        master = next(i for i in instances if i["role"] == "MASTER")
+        done = runtime.sessions[master["id"]].run_script(
+            history_server_script(master["private_ip"]), timeout=HISTORY_TIMEOUT + 60
+        )
+        if done.exit_status != 0:
+            raise ClusterFailure(
+                states.BOOTSTRAP_FAILURE, f"Spark did not start: {done.stderr.strip()[-500:]}"
+            )
+        version = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+        def record_version(c: ClusterDoc) -> None:
+            for app in c["applications"]:
+                if app.get("Name") == SPARK:
+                    app["Version"] = version
+
+        runtime.store.update_cluster(runtime.cid, record_version)
+        return timing

@@ -1,0 +1,120 @@
+"""Spark's configuration on the nodes (spark-defaults, yarn-site's shuffle service) and its steps' commands."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from resilin.applications import hadoop_config
+from resilin.applications.hadoop_config import ClusterSpec, NodeSpec
+from resilin.applications.spark import config
+from resilin.applications.spark.application import history_server_script, runs_spark
+from resilin.steps import commands as steps
+from resilin.steps import yarn_apps
+
+
+def _spec(spark: bool, configurations: list | None = None) -> ClusterSpec:
+    nodes = [
+        NodeSpec("ip-10-0-0-2", "10.0.0.2", "MASTER", "m-host", "m5.xlarge", "ig-M"),
+        NodeSpec("ip-10-0-0-3", "10.0.0.3", "CORE", "c-host", "m5.xlarge", "ig-C"),
+    ]
+    spec = ClusterSpec("j-1", nodes, "http://10.0.0.1:9", "us-east-1", "AK", "SK", "m5.xlarge")
+    spec.spark = spark
+    spec.configurations = configurations or []
+    return spec
+
+
+def _written(script: str) -> dict[str, str]:
+    """The files a node script writes (path → text), from its base64 heredocs."""
+    found = re.findall(
+        r"base64 -d > ?\"?([^\"\s]+)\"? <<'RESILIN_EOF_B64'\n(.*?)\nRESILIN_EOF_B64", script, re.S
+    )
+    return {path: base64.b64decode(data).decode() for path, data in found}
+
+
+def _properties(text: str) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_executors_are_sized_from_the_workers_map_container():
+    assert config.executor_sizing(3072, 4) == (2688, 384, 2)
+    assert config.executor_sizing(6144, 8) == (5530, 614, 2)
+    assert config.executor_sizing(512, 1) == (512, 384, 1)
+
+
+def test_spark_defaults_are_emrs_and_the_classification_wins():
+    props = config.defaults("10.0.0.2", (2688, 384, 2), {"spark.executor.cores": "1", "spark.x": "y"})
+    assert props["spark.master"] == "yarn"
+    assert (
+        props["spark.eventLog.dir"] == props["spark.history.fs.logDirectory"] == "hdfs:///var/log/spark/apps"
+    )
+    assert props["spark.yarn.historyServer.address"] == "10.0.0.2:18080"
+    assert props["spark.dynamicAllocation.enabled"] == props["spark.shuffle.service.enabled"] == "true"
+    assert props["spark.executor.memory"] == "2688m" and props["spark.executor.cores"] == "1"
+    assert props["spark.x"] == "y"
+    assert props["spark.hadoop.fs.s3a.committer.name"] == "directory"
+    assert props["spark.sql.sources.commitProtocolClass"].endswith("PathOutputCommitProtocol")
+    for scheme in ("s3", "s3a"):
+        assert props[f"spark.hadoop.mapreduce.outputcommitter.factory.scheme.{scheme}"] == (
+            "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
+        )
+
+
+def test_spark_defaults_file_escapes_as_java_properties():
+    text = config.defaults_file({"spark.a": "x y", "spark.b": " lead", "a=b": "c\nd", "spark.c": "C:\\tmp"})
+    lines = text.splitlines()[1:]
+    assert lines == ["spark.a x y", "spark.b \\ lead", "a\\=b c\\nd", "spark.c C:\\\\tmp"]
+
+
+def test_a_spark_cluster_gets_spark_defaults_and_the_shuffle_service_on_every_node():
+    spec = _spec(True, [{"Classification": "spark-defaults", "Properties": {"spark.executor.cores": "3"}}])
+    for node in spec.nodes:
+        written = _written(hadoop_config.render_node_script(spec, node))
+        defaults = _properties(written["/etc/spark/conf/spark-defaults.conf"])
+        assert defaults["spark.master"] == "yarn" and defaults["spark.executor.cores"] == "3"
+        yarn_site = written["$conf/yarn-site.xml"]
+        assert "<value>mapreduce_shuffle,spark_shuffle</value>" in yarn_site
+        assert "<value>io.resilin.spark.YarnShuffleService</value>" in yarn_site
+        assert "<value>/usr/lib/spark/yarn/lib/*</value>" in yarn_site
+
+
+def test_a_hadoop_cluster_has_no_spark_configuration():
+    spec = _spec(False)
+    written = _written(hadoop_config.render_node_script(spec, spec.nodes[1]))
+    assert not any(path.startswith("/etc/spark") for path in written)
+    assert "spark_shuffle" not in written["$conf/yarn-site.xml"]
+
+
+def test_the_cluster_runs_spark_when_its_applications_name_it():
+    assert runs_spark({"applications": [{"Name": "Hadoop"}, {"Name": "Spark"}]})  # type: ignore[typeddict-item]
+    assert not runs_spark({"applications": [{"Name": "Hadoop", "Version": "3.5.0"}]})  # type: ignore[typeddict-item]
+
+
+def test_the_history_server_script_makes_the_event_log_directory_and_prints_the_version_last():
+    script = history_server_script("10.0.0.2")
+    assert "hdfs dfs -mkdir -p /var/log/spark/apps" in script
+    assert "start-history-server.sh" in script and "http://10.0.0.2:18080/" in script
+    assert script.rstrip().endswith("cat /usr/lib/spark/VERSION")
+
+
+def test_spark_submit_steps_run_their_arguments_as_given():
+    args = [
+        "spark-submit", "--deploy-mode", "cluster", "--conf", "spark.app.name=a b; rm -rf /",
+        "--py-files", "s3://b/lib.zip", "s3://b/job.py", "--output_uri", "s3://b/out $(x)",
+    ]  # fmt: skip
+    step = {"jar": "command-runner.jar", "args": args, "main_class": None}
+    command = steps.step_command(step, "/w")  # type: ignore[arg-type]
+    assert command == (
+        "spark-submit --deploy-mode cluster --conf 'spark.app.name=a b; rm -rf /' "
+        "--py-files s3://b/lib.zip s3://b/job.py --output_uri 's3://b/out $(x)'"
+    )
+    example = {"jar": "command-runner.jar", "args": ["spark-example", "SparkPi", "10"], "main_class": None}
+    assert steps.step_command(example, "/w") == "spark-example SparkPi 10"  # type: ignore[arg-type]
+
+
+def test_spark_clients_log_names_the_applications_a_step_submitted():
+    stderr = (
+        "26/12/04 18:00:01 INFO Client: Submitted application application_1733330000000_0003\n"
+        "26/12/04 18:00:02 INFO Client: Application report for application_1733330000000_0003 (state: ACCEPTED)\n"
+    )
+    assert yarn_apps.submitted_applications(stderr) == ["application_1733330000000_0003"]
