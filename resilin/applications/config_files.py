@@ -81,7 +81,7 @@ def env_exports(exports: Mapping[str, str]) -> str:
     return "".join(f"export {name}={shell_value(value)}\n" for name, value in sorted(exports.items()))
 
 
-def _java_escape(text: str, is_key: bool) -> str:
+def java_escape(text: str, is_key: bool) -> str:
     """``text`` as java.util.Properties.load reads it back, from an ISO 8859-1 file."""
     out = []
     for i, ch in enumerate(text):
@@ -102,8 +102,8 @@ def _java_escape(text: str, is_key: bool) -> str:
 
 
 def log4j_properties(properties: Mapping[str, str]) -> str:
-    """The ``hadoop-log4j`` classification as lines of a log4j.properties file."""
+    """A log4j classification (``hadoop-log4j``, ``spark-log4j2``) as lines of a properties file."""
     return "".join(
-        f"{_java_escape(name, True)}={_java_escape(value, False)}\n"
+        f"{java_escape(name, True)}={java_escape(value, False)}\n"
         for name, value in sorted(properties.items())
     )

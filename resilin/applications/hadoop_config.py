@@ -45,11 +45,13 @@ ENV_CLASSIFICATIONS = {
     "mapred-env": "mapred-env.sh",
 }
 LOG4J_CLASSIFICATION = "hadoop-log4j"
+# Classifications whose variables come in a nested "export" classification.
+EXPORT_CLASSIFICATIONS = {*ENV_CLASSIFICATIONS, spark_config.ENV_CLASSIFICATION}
 SUPPORTED_CLASSIFICATIONS = {
     *XML_CLASSIFICATIONS,
     *ENV_CLASSIFICATIONS,
     LOG4J_CLASSIFICATION,
-    spark_config.DEFAULTS_CLASSIFICATION,
+    *spark_config.CLASSIFICATIONS,
 }
 # Where the exclude lists for decommissioning live on the master.
 DFS_EXCLUDE = "/etc/hadoop/dfs.exclude"
@@ -203,20 +205,29 @@ _env.filters["site_xml"] = config_files.site_xml
 _env.globals["write_file"] = node_data.write_file
 
 
-def check_configurations(configurations: list[Doc]) -> None:
-    """EMR's validation of Configurations: known classifications, exports only where EMR has them."""
+def check_configurations(
+    configurations: list[Doc], applications: Sequence[str] = ("Hadoop", "Spark")
+) -> None:
+    """EMR's validation of Configurations: known classifications, exports only where EMR has them,
+    Spark's only on a cluster with Spark among its ``applications`` (they would act on nothing)."""
     for item in configurations:
         name = item.get("Classification", "")
         if name not in SUPPORTED_CLASSIFICATIONS:
             raise ValidationError(f"The classification '{name}' is not valid.")
+        if name in spark_config.CLASSIFICATIONS and "Spark" not in applications:
+            raise ValidationError(
+                f"The classification '{name}' configures Spark, which is not among the cluster's applications."
+            )
+        if name == spark_config.SPARK_CLASSIFICATION:
+            spark_config.check_spark_classification(item.get("Properties", {}))
         for nested in item.get("Configurations", []):
-            if name not in ENV_CLASSIFICATIONS or nested.get("Classification") != "export":
+            if name not in EXPORT_CLASSIFICATIONS or nested.get("Classification") != "export":
                 raise ValidationError(
                     f"The classification '{nested.get('Classification')}' is not valid within '{name}'."
                 )
             if nested.get("Configurations"):
                 raise ValidationError("An export classification cannot have nested configurations.")
-        if name in ENV_CLASSIFICATIONS and item.get("Properties"):
+        if name in EXPORT_CLASSIFICATIONS and item.get("Properties"):
             raise ValidationError(
                 f"Classification '{name}' takes its variables in a nested 'export' classification."
             )
@@ -318,20 +329,56 @@ def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
     files[topology.SCRIPT_NAME] = _env.get_template("topology.sh.j2").render(
         table_path=TOPOLOGY_TABLE, default_rack=topology.DEFAULT_RACK
     )
-    spark_files = {}
+    spark_files, spark_appends = {}, {}
     if spec.spark:
-        executor = spark_config.executor_sizing(job_sizing.map_memory_mb, job_sizing.nodemanager_vcores)
-        props = spark_config.defaults(
-            spec.master.ip, executor, overrides.get(spark_config.DEFAULTS_CLASSIFICATION, {})
-        )
-        spark_files["spark-defaults.conf"] = spark_config.defaults_file(props)
+        spark_files["spark-defaults.conf"] = spark_config.defaults_file(spark_defaults(spec, overrides))
+        spark_appends = {
+            spark_config.ENV_FILE: spark_config.env_file(
+                overrides.get(f"{spark_config.ENV_CLASSIFICATION}/export", {})
+            ),
+            spark_config.LOG4J2_FILE: spark_config.log4j2_lines(
+                overrides.get(spark_config.LOG4J2_CLASSIFICATION, {})
+            ),
+        }
     return context | {
         "files": files,
         "spark_files": spark_files,
+        "spark_appends": spark_appends,
         "env_files": env_files(overrides),
         "log4j": config_files.log4j_properties(overrides.get(LOG4J_CLASSIFICATION, {})),
         "daemons": daemons_for(spec, node),
     }
+
+
+def spark_defaults(spec: ClusterSpec, overrides: dict[str, dict[str, str]]) -> dict[str, str]:
+    """spark-defaults.conf's properties for ``spec``, whose node's classifications are ``overrides``."""
+    sizing = sizing_for(spec.worker_type)
+    requested = overrides.get(spark_config.DEFAULTS_CLASSIFICATION, {})
+    maximized = None
+    if spark_config.maximizes(overrides.get(spark_config.SPARK_CLASSIFICATION, {})):
+        yarn = overrides.get("yarn-site", {})
+        worker_memory = _int_or(yarn.get("yarn.nodemanager.resource.memory-mb"), sizing.nodemanager_memory_mb)
+        master_room = sizing_for(spec.master.instance_type or spec.worker_type).am_memory_mb
+        maximized = spark_config.maximized(
+            spark_config.Hardware(
+                worker_memory_mb=worker_memory,
+                worker_vcores=_int_or(
+                    yarn.get("yarn.nodemanager.resource.cpu-vcores"), sizing.nodemanager_vcores
+                ),
+                workers=len(spec.workers),
+                driver_room_mb=min(master_room, sizing.am_memory_mb),
+            ),
+            requested,
+        )
+    executor = spark_config.executor_sizing(sizing.map_memory_mb, sizing.nodemanager_vcores)
+    return spark_config.defaults(spec.master.ip, executor, requested, maximized)
+
+
+def _int_or(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
 
 
 def render_node_script(spec: ClusterSpec, node: NodeSpec) -> str:

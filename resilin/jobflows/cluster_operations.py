@@ -101,7 +101,7 @@ class ClusterOperations(ServiceBase):
             params.get("Configurations", []),
             *(g.get("configurations", []) for g in groups),
         ]:
-            check_configurations(configurations)
+            check_configurations(configurations, [a["Name"] for a in applications])
         cid = ids.cluster_id()
         steps = [new_step(cid, s, params.get("StepExecutionRoleArn")) for s in params.get("Steps", [])]
         check_active_step_limit(len(steps))

@@ -171,7 +171,7 @@ class InstanceOperations(ServiceBase):
         if roles.count("TASK") > MAX_TASK_GROUPS:
             raise ValidationError(f"A cluster can have at most {MAX_TASK_GROUPS} task instance groups.")
         for group in added:
-            check_configurations(group.get("configurations", []))
+            check_configurations(group.get("configurations", []), _application_names(cluster))
         if any(g.get("auto_scaling_policy") for g in added) and not cluster.get("auto_scaling_role"):
             raise ValidationError("An AutoScalingRole is required when using an automatic scaling policy.")
         self._check_clouds(cluster, added)
@@ -255,12 +255,18 @@ def _check_modifications(cluster: ClusterDoc, changes: list[dict], instances: li
         if config.get("ReconfigurationType") and "Configurations" not in config:
             raise ValidationError("ReconfigurationType needs Configurations to apply.")
         if "Configurations" in config:
-            _check_reconfiguration(group, config["Configurations"])
+            _check_reconfiguration(group, config["Configurations"], _application_names(cluster))
 
 
-def _check_reconfiguration(group: InstanceGroupDoc, configurations: list[Configuration]) -> None:
+def _application_names(cluster: ClusterDoc) -> list[str]:
+    return [a.get("Name", "") for a in cluster.get("applications") or []]
+
+
+def _check_reconfiguration(
+    group: InstanceGroupDoc, configurations: list[Configuration], applications: list[str]
+) -> None:
     """As RunJobFlow checks configurations; and one reconfiguration of a group at a time."""
-    check_configurations(configurations)
+    check_configurations(configurations, applications)
     if group.get("pending_configurations"):
         raise ValidationError(
             f"Instance group '{group['id']}' is still being reconfigured to version "

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
+
 from resilin.applications import hadoop_config
 from resilin.applications.hadoop_config import ClusterSpec, NodeSpec
 from resilin.applications.spark import config
 from resilin.applications.spark.application import history_server_script, runs_spark
+from resilin.errors import ValidationError
 from resilin.steps import commands as steps
 from resilin.steps import yarn_apps
 
@@ -27,7 +30,7 @@ def _spec(spark: bool, configurations: list | None = None) -> ClusterSpec:
 def _written(script: str) -> dict[str, str]:
     """The files a node script writes (path → text), from its base64 heredocs."""
     found = re.findall(
-        r"base64 -d > ?\"?([^\"\s]+)\"? <<'RESILIN_EOF_B64'\n(.*?)\nRESILIN_EOF_B64", script, re.S
+        r"base64 -d >>? ?\"?([^\"\s]+)\"? <<'RESILIN_EOF_B64'\n(.*?)\nRESILIN_EOF_B64", script, re.S
     )
     return {path: base64.b64decode(data).decode() for path, data in found}
 
@@ -118,3 +121,78 @@ def test_spark_clients_log_names_the_applications_a_step_submitted():
         "26/12/04 18:00:02 INFO Client: Application report for application_1733330000000_0003 (state: ACCEPTED)\n"
     )
     assert yarn_apps.submitted_applications(stderr) == ["application_1733330000000_0003"]
+
+
+def test_maximize_resource_allocation_gives_each_worker_one_executor_as_emr_does():
+    spec = _spec(True, [{"Classification": "spark", "Properties": {"maximizeResourceAllocation": "true"}}])
+    spec.nodes.append(NodeSpec("ip-10-0-0-4", "10.0.0.4", "CORE", "c2-host", "m5.xlarge", "ig-C"))
+    written = _written(hadoop_config.render_node_script(spec, spec.nodes[0]))
+    defaults = _properties(written["/etc/spark/conf/spark-defaults.conf"])
+    sizing = hadoop_config.sizing_for("m5.xlarge")  # 12 GiB and 4 vCPUs for YARN on each worker
+    memory = int(defaults["spark.executor.memory"].removesuffix("m"))
+    overhead = int(defaults["spark.executor.memoryOverhead"].removesuffix("m"))
+    assert memory + overhead == sizing.nodemanager_memory_mb and overhead >= memory // 10
+    assert defaults["spark.executor.cores"] == "4"
+    assert defaults["spark.executor.instances"] == "2"  # the two core nodes
+    assert defaults["spark.default.parallelism"] == "16"  # twice the vCPUs YARN has
+    assert int(defaults["spark.driver.memory"].removesuffix("m")) < sizing.am_memory_mb
+
+
+def test_maximize_leaves_the_executor_count_to_dynamic_allocation_asked_for_explicitly():
+    hardware = config.Hardware(worker_memory_mb=6144, worker_vcores=2, workers=3, driver_room_mb=3072)
+    assert config.maximized(hardware, {})["spark.executor.instances"] == "3"
+    assert "spark.executor.instances" not in config.maximized(
+        hardware, {"spark.dynamicAllocation.enabled": "true"}
+    )
+    # spark-defaults still wins over what maximizing computed.
+    props = config.defaults(
+        "10.0.0.2", (2688, 384, 2), {"spark.executor.cores": "1"}, config.maximized(hardware, {})
+    )
+    assert props["spark.executor.cores"] == "1" and props["spark.executor.memory"] == "5585m"
+
+
+def test_maximize_off_or_absent_changes_nothing():
+    off = _spec(True, [{"Classification": "spark", "Properties": {"maximizeResourceAllocation": "False"}}])
+    plain = _spec(True)
+    assert hadoop_config.render_node_script(off, off.nodes[1]) == hadoop_config.render_node_script(
+        plain, plain.nodes[1]
+    )
+
+
+def test_spark_env_exports_and_log4j2_lines_follow_the_images_files():
+    spec = _spec(
+        True,
+        [
+            {"Classification": "spark-env", "Configurations": [
+                {"Classification": "export", "Properties": {"PYSPARK_PYTHON": "/usr/bin/python3", "X": "a b"}}]},
+            {"Classification": "spark-log4j2", "Properties": {"logger.spark.level": "warn"}},
+        ],
+    )  # fmt: skip
+    script = hadoop_config.render_node_script(spec, spec.nodes[1])
+    written = _written(script)
+    assert written["/etc/spark/conf/spark-env.sh"] == (
+        '# spark-env classification\nexport PYSPARK_PYTHON="/usr/bin/python3"\nexport X="a b"\n'
+    )
+    assert (
+        written["/etc/spark/conf/log4j2.properties"]
+        == "# spark-log4j2 classification\nlogger.spark.level=warn\n"
+    )
+    # Each time from the image's copy, so a later reconfiguration does not pile lines up.
+    assert 'cp "/etc/spark/conf/spark-env.sh.image" "/etc/spark/conf/spark-env.sh"' in script
+    assert 'base64 -d >>"/etc/spark/conf/spark-env.sh"' in script
+
+
+def test_spark_classifications_are_checked_as_emr_checks_them():
+    check = hadoop_config.check_configurations
+    check([{"Classification": "spark", "Properties": {"maximizeResourceAllocation": "TRUE"}}])
+    refused = [
+        ([{"Classification": "spark", "Properties": {"maximizeResourceAllocation": "yes"}}], "true or false"),
+        ([{"Classification": "spark", "Properties": {"spark.executor.memory": "2g"}}], "not valid in classification 'spark'"),
+        ([{"Classification": "spark-env", "Properties": {"A": "b"}}], "nested 'export'"),
+        ([{"Classification": "spark-log4j2", "Configurations": [{"Classification": "export"}]}], "not valid within"),
+    ]  # fmt: skip
+    for configurations, message in refused:
+        with pytest.raises(ValidationError, match=message):
+            check(configurations)
+    with pytest.raises(ValidationError, match="Spark, which is not among"):
+        check([{"Classification": "spark-defaults", "Properties": {"spark.x": "1"}}], ["Hadoop"])

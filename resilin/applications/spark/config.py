@@ -4,11 +4,18 @@ EMR's defaults: the YARN master, event logs in HDFS read by the history server o
 dynamic allocation with YARN's Spark shuffle service in every NodeManager, executors sized from
 the core nodes' instance type.  Output to ``s3://``/``s3a://`` goes through S3A's directory
 committer (PathOutputCommitProtocol from spark-hadoop-cloud), which makes a job's files visible
-only when the job commits, as EMR's EMRFS committer does.  The ``spark-defaults``
-classification's properties come last and win.
+only when the job commits, as EMR's EMRFS committer does.  The ``spark`` classification's
+``maximizeResourceAllocation`` sizes executors and the driver from the instance types as EMR
+does; the ``spark-defaults`` classification's properties come last and win.  ``spark-env``
+(nested ``export``) and ``spark-log4j2`` add lines after the image's files.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from resilin.applications import config_files
+from resilin.errors import ValidationError
 
 SPARK_HOME = "/usr/lib/spark"
 SPARK_CONF_DIR = "/etc/spark/conf"
@@ -20,6 +27,14 @@ SHUFFLE_SERVICE_CLASS = "io.resilin.spark.YarnShuffleService"  # docker/node/spa
 SHUFFLE_SERVICE_CLASSPATH = f"{SPARK_HOME}/yarn/lib/*"
 SHUFFLE_SERVICE_PORT = 7337
 DEFAULTS_CLASSIFICATION = "spark-defaults"
+SPARK_CLASSIFICATION = "spark"  # EMR's: maximizeResourceAllocation
+ENV_CLASSIFICATION = "spark-env"  # exports in a nested "export", as hadoop-env
+LOG4J2_CLASSIFICATION = "spark-log4j2"
+CLASSIFICATIONS = (SPARK_CLASSIFICATION, DEFAULTS_CLASSIFICATION, ENV_CLASSIFICATION, LOG4J2_CLASSIFICATION)
+MAXIMIZE = "maximizeResourceAllocation"
+# Files in SPARK_CONF_DIR that the image ships and a classification adds lines to.
+ENV_FILE = "spark-env.sh"
+LOG4J2_FILE = "log4j2.properties"
 S3A_COMMITTER_FACTORY = "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
 SCHEMES_ON_S3A = ("s3", "s3a", "s3n")  # core-site maps s3:// and s3n:// to S3A
 
@@ -33,8 +48,14 @@ def executor_sizing(container_mb: int, vcores: int) -> tuple[int, int, int]:
     return max(512, container_mb - overhead), overhead, cores
 
 
-def defaults(master_ip: str, executor: tuple[int, int, int], overrides: dict[str, str]) -> dict[str, str]:
-    """Every property of spark-defaults.conf, Resilin's first, the classification's over them;
+def defaults(
+    master_ip: str,
+    executor: tuple[int, int, int],
+    overrides: dict[str, str],
+    maximized: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Every property of spark-defaults.conf: Resilin's first, then :func:`maximized`'s when the
+    ``spark`` classification asks for it, the ``spark-defaults`` classification's over them;
     ``executor`` is :func:`executor_sizing`'s."""
     memory, overhead, cores = executor
     props = {
@@ -68,38 +89,69 @@ def defaults(master_ip: str, executor: tuple[int, int, int], overrides: dict[str
     }
     for scheme in SCHEMES_ON_S3A:
         props[f"spark.hadoop.mapreduce.outputcommitter.factory.scheme.{scheme}"] = S3A_COMMITTER_FACTORY
-    return props | overrides
+    return props | (maximized or {}) | overrides
 
 
 def defaults_file(props: dict[str, str]) -> str:
-    """spark-defaults.conf: one ``name value`` a line (Java properties, so a value keeps its spaces)."""
+    """spark-defaults.conf: Java properties (Spark loads the file with java.util.Properties)."""
     lines = ["# Written by Resilin at the cluster's start: EMR's defaults, then spark-defaults."]
     for name, value in props.items():
-        lines.append(f"{_escape(name, key=True)} {_escape(value, key=False)}")
+        lines.append(f"{config_files.java_escape(name, True)} {config_files.java_escape(value, False)}")
     return "\n".join(lines) + "\n"
 
 
-def _escape(text: str, key: bool) -> str:
-    """Java properties escaping: a value arrives as given, newlines included."""
-    out = []
-    for i, ch in enumerate(text):
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch in "=: " and key:
-            out.append("\\" + ch)
-        elif ch == " " and i == 0:
-            out.append("\\ ")
-        elif ch in "#!" and i == 0 and key:
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
+def check_spark_classification(properties: dict[str, str]) -> None:
+    """The ``spark`` classification has one property, EMR's ``maximizeResourceAllocation``."""
+    for name, value in properties.items():
+        if name != MAXIMIZE:
+            raise ValidationError(
+                f"The property '{name}' is not valid in classification '{SPARK_CLASSIFICATION}'; "
+                f"it takes only {MAXIMIZE} (Spark's own properties go in '{DEFAULTS_CLASSIFICATION}')."
+            )
+        if value.strip().lower() not in ("true", "false"):
+            raise ValidationError(f"{MAXIMIZE} must be true or false, not '{value}'.")
+
+
+def maximizes(spark_properties: dict[str, str]) -> bool:
+    return spark_properties.get(MAXIMIZE, "false").strip().lower() == "true"
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What YARN offers on a cluster's workers, and the smaller driver host's container room."""
+
+    worker_memory_mb: int  # one worker NodeManager's memory for containers
+    worker_vcores: int
+    workers: int  # core and task nodes
+    driver_room_mb: int  # the smaller of the master's and a worker's largest single container
+
+
+def maximized(hardware: Hardware, requested: dict[str, str]) -> dict[str, str]:
+    """EMR's maximizeResourceAllocation: one executor per worker taking its whole NodeManager,
+    2 partitions per vCPU YARN has, the driver sized for the smaller of its possible hosts, and
+    a fixed executor count unless spark-defaults asks for dynamic allocation explicitly."""
+    executor_overhead = max(384, hardware.worker_memory_mb // 11 + 1)  # Spark's max(384 MiB, 10 %)
+    driver_overhead = max(384, hardware.driver_room_mb // 11 + 1)
+    props = {
+        "spark.executor.memory": f"{max(512, hardware.worker_memory_mb - executor_overhead)}m",
+        "spark.executor.memoryOverhead": f"{executor_overhead}m",
+        "spark.executor.cores": str(hardware.worker_vcores),
+        "spark.driver.memory": f"{max(512, hardware.driver_room_mb - driver_overhead)}m",
+        "spark.default.parallelism": str(2 * hardware.worker_vcores * max(1, hardware.workers)),
+    }
+    if requested.get("spark.dynamicAllocation.enabled", "").strip().lower() != "true":
+        props["spark.executor.instances"] = str(max(1, hardware.workers))
+    return props
+
+
+def env_file(exports: dict[str, str]) -> str:
+    """The ``spark-env`` classification's exports, added after the image's spark-env.sh."""
+    return "# spark-env classification\n" + config_files.env_exports(exports) if exports else ""
+
+
+def log4j2_lines(properties: dict[str, str]) -> str:
+    """The ``spark-log4j2`` classification's properties, added after the image's log4j2.properties."""
+    return "# spark-log4j2 classification\n" + config_files.log4j_properties(properties) if properties else ""
 
 
 def yarn_site() -> dict[str, str]:
