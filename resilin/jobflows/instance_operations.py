@@ -217,7 +217,7 @@ class InstanceOperations(ServiceBase):
                     raise ValidationError(NOT_RESIZABLE)
                 groups = {g["id"]: g for g in c["groups"]}
                 for config in changes:
-                    _apply(groups[config["InstanceGroupId"]], config)
+                    _apply(groups[config["InstanceGroupId"]], config, _application_names(c))
 
             self._update(cid, change)
             self.store.notify(cid)
@@ -274,7 +274,7 @@ def _check_reconfiguration(
         )
 
 
-def _apply(group: InstanceGroupDoc, config: dict[str, Any]) -> None:
+def _apply(group: InstanceGroupDoc, config: dict[str, Any], applications: list[str]) -> None:
     count = config.get("InstanceCount")
     # A resize asked for while the group is reconfigured waits for that, and shows it until then.
     resizing = (
@@ -295,12 +295,18 @@ def _apply(group: InstanceGroupDoc, config: dict[str, Any]) -> None:
         group["shrink_policy"] = config["ShrinkPolicy"]
         group["decommission_timeout"] = config["ShrinkPolicy"].get("DecommissionTimeout")
     if "Configurations" in config:
-        _reconfigure(group, config["Configurations"], config.get("ReconfigurationType", "OVERWRITE"))
+        _reconfigure(
+            group, config["Configurations"], config.get("ReconfigurationType", "OVERWRITE"), applications
+        )
 
 
-def _reconfigure(group: InstanceGroupDoc, requested: list[Configuration], kind: str) -> None:
+def _reconfigure(
+    group: InstanceGroupDoc, requested: list[Configuration], kind: str, applications: list[str]
+) -> None:
     """Record the group's next configurations; the cluster's monitor applies them (resilin/applications/hadoop/reconfigure.py)."""
-    _check_reconfiguration(group, requested)  # again, in the transaction: a concurrent request may have won
+    _check_reconfiguration(
+        group, requested, applications
+    )  # again, in the transaction: a concurrent request may have won
     current = group.get("configurations") or []
     # What the nodes run until the new version is applied, and what they go back to if it fails.
     group.setdefault("applied_configurations", current)
