@@ -54,8 +54,9 @@ TAG_ROLE = "resilin:role"
 TAG_INSTALLATION = "resilin:installation"  # which Resilin: reconciliation touches only its own
 
 
-# Hadoop's web UIs: NameNode, DataNode, ResourceManager, NodeManager, JobHistory server.
-WEB_UI_PORTS = (9870, 9864, 8088, 8042, 19888)
+# The web UIs: NameNode, DataNode, ResourceManager, NodeManager, JobHistory server, and
+# Spark's history server (resilin.applications.spark.config.HISTORY_PORT) on Spark clusters.
+WEB_UI_PORTS = (9870, 9864, 8088, 8042, 19888, 18080)
 
 
 def web_ui_permissions(source_cidr: str) -> list[dict[str, Any]]:

@@ -1,30 +1,42 @@
 """Spark on a real cluster, as EMR users run it: one Spark cluster (a master and a core node)
 shared by every check, its steps submitted together up front so they run back to back.
 
-SparkPi through ``spark-example``; a PySpark word count read from and written to ``s3://`` in
-client mode, checked through boto3 against the input; the same job in cluster mode with
-``--py-files`` and ``--conf``; a JAR on ``s3://`` run with ``--class``; a failing PySpark step
-that ends FAILED and leaves nothing in its output (the S3A committer publishes only on success);
-DescribeCluster's Spark version, the image's; a cancelled Spark step whose YARN application is
-killed; and the refusal of an application Resilin does not run.
+The cluster is made as Amazon's getting-started tutorial makes it, through the AWS CLI
+(``create-cluster --applications Name=Spark --use-default-roles``, with a configurations file
+setting ``spark-defaults``, ``spark-env`` and ``spark-log4j2``), and the tutorial's PySpark
+aggregation of a CSV runs as an ``add-steps Type=Spark`` step through the CLI and as a
+command-runner step through boto3; its output is compared with the same aggregation in plain
+Python, and the ``spark-defaults`` property is read back from the application's environment on
+the history server's REST API.  Besides: SparkPi through ``spark-example``; a PySpark word count
+on ``s3://`` in client mode (seeing ``spark-env``'s export); the same job in cluster mode with
+``--py-files`` and ``--conf``; a Java JAR built here, put on ``s3://`` and run with ``--class``;
+a failing PySpark step that ends FAILED with its error in the step's stderr and leaves nothing
+in its output (the S3A committer publishes only on success); DescribeCluster's Spark version, the
+image's; a cancelled Spark step whose YARN application is killed; and the refusal of an
+application Resilin does not run.
 """
 
 from __future__ import annotations
 
 import collections
 import csv
+import gzip
 import io
+import json
+import random
 import re
 import shutil
 import subprocess
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from resilin import demo
 from resilin.service.process import cloud_containers
-from tests.clusters import NODE_IMAGE, cloud_and_subnet, running_resilin, wait_for
+from tests.clusters import NODE_IMAGE, aws_cli, cloud_and_subnet, running_resilin, user_key_pair, wait_for
 
 pytestmark = [
     pytest.mark.cluster,
@@ -35,13 +47,66 @@ CLOUD, SUBNET = cloud_and_subnet("spk", 84)
 BUCKET = "spark"
 FINAL = ("COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED")
 
+DEFAULTS_MARKER = "set-by-spark-defaults"
+ENV_MARKER = "set-by-spark-env"
+LOG4J2_MARKER = "[spark-log4j2]"
+CONFIGURATIONS = [
+    {"Classification": "spark-defaults", "Properties": {"spark.resilin.marker": DEFAULTS_MARKER}},
+    {"Classification": "spark-env", "Configurations": [
+        {"Classification": "export", "Properties": {"RESILIN_SPARK_ENV": ENV_MARKER}}]},
+    {"Classification": "spark-log4j2", "Properties": {
+        "appender.console.layout.pattern": f"%d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: {LOG4J2_MARKER} %m%n%ex"}},
+]  # fmt: skip
+
+# The tutorial's job, in its shape: the ten establishments with the most RED violations.
+HEALTH_VIOLATIONS = """
+import argparse
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data_source")
+parser.add_argument("--output_uri")
+args = parser.parse_args()
+spark = SparkSession.builder.appName("red violations").getOrCreate()
+inspections = spark.read.option("header", "true").csv(args.data_source)
+top = (
+    inspections.where(F.col("violation_type") == "RED")
+    .groupBy("name")
+    .agg(F.count("*").alias("total_red_violations"))
+    .orderBy(F.desc("total_red_violations"))
+    .limit(10)
+)
+top.write.option("header", "true").mode("overwrite").csv(args.output_uri)
+spark.stop()
+"""
+
+LINE_STATS_JAVA = """
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.SparkSession;
+
+public class LineStats {
+    public static void main(String[] args) {
+        SparkSession spark = SparkSession.builder().appName("line stats").getOrCreate();
+        Dataset<String> lines = spark.read().textFile(args[0]);
+        long count = lines.count();
+        long chars = lines.javaRDD().map(String::length).reduce(Integer::sum);
+        System.out.println("lines=" + count + " chars=" + chars);
+        spark.stop();
+    }
+}
+"""
+
 WORD_COUNT = """
+import os
 import sys
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 source, output = sys.argv[1], sys.argv[2]
+print("spark-env:", os.environ.get("RESILIN_SPARK_ENV"))
 spark = SparkSession.builder.appName("word count").getOrCreate()
 words = spark.read.text(source).select(F.explode(F.split(F.lower("value"), "[^a-z']+")).alias("word"))
 counts = words.where(F.col("word") != "").groupBy("word").count()
@@ -139,16 +204,61 @@ def resilin():
     yield from running_resilin(CLOUD, SUBNET)
 
 
+def inspections_csv() -> tuple[str, dict[str, int]]:
+    """A CSV shaped like the tutorial's food establishment data, and its RED violations by name
+    (distinct counts, so the top ten is one answer)."""
+    rng = random.Random(17)
+    rows, red = [], {}
+    for i in range(40):
+        name = f"Establishment {i:02d}, Seattle"  # a comma: the CSV quoting must hold
+        red[name] = i + 1
+        rows += [(name, "RED")] * (i + 1) + [
+            (name, rng.choice(["BLUE", "WHITE"])) for _ in range(rng.randrange(30))
+        ]
+    rng.shuffle(rows)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["name", "inspection_result", "inspection_closed_business", "violation_type", "violation_points"]
+    )
+    for name, kind in rows:
+        writer.writerow([name, rng.choice(["Complete", "Incomplete"]), "FALSE", kind, rng.randrange(5, 30)])
+    return out.getvalue(), red
+
+
+def tutorial_output(s3, prefix: str) -> list[tuple[str, int]]:
+    """The rows the aggregation wrote under ``prefix`` (header lines skipped), in file order."""
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    rows = []
+    for obj in sorted(listed, key=lambda o: o["Key"]):
+        if obj["Key"].rsplit("/", 1)[-1].startswith("part-"):
+            body = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read().decode()
+            reader = csv.reader(io.StringIO(body))
+            assert next(reader, None) in (None, ["name", "total_red_violations"])
+            rows += [(name, int(count)) for name, count in reader]
+    return rows
+
+
+def emr_cli(resilin, *args: str) -> dict:
+    done = aws_cli(
+        resilin, "emr", args[0], "--endpoint-url", f"http://127.0.0.1:{resilin.api_port}", *args[1:]
+    )
+    return json.loads(done.stdout) if done.stdout.strip() else {}
+
+
 @pytest.fixture(scope="module")
 def spark(resilin):
-    """The cluster, its steps all added at once, and the input the word counts read."""
+    """The cluster, made as the tutorial makes it; its steps all added at once; their inputs."""
     endpoints = resilin.endpoints()
     s3, emr = endpoints.client("s3"), endpoints.client("emr")
     s3.create_bucket(Bucket=BUCKET)
     texts = demo.corpus(files=3)
     for name, text in texts.items():
         s3.put_object(Bucket=BUCKET, Key=f"input/{name}", Body=text.encode())
+    inspections, red = inspections_csv()
     for key, text in {
+        "jobs/health_violations.py": HEALTH_VIOLATIONS,
+        "data/food_establishment_data.csv": inspections,
         "jobs/wordcount.py": WORD_COUNT,
         "jobs/wordcount_cluster.py": WORD_COUNT_WITH_HELPER,
         "jobs/helpers.py": HELPERS,
@@ -156,20 +266,39 @@ def spark(resilin):
         "jobs/sleeper.py": SLEEPER,
     }.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=text.encode())
+    configurations = resilin.home / "spark-configurations.json"
+    configurations.write_text(json.dumps(CONFIGURATIONS))
+    key_pair = "spark-tutorial"
+    user_key_pair(resilin, resilin.home, key_pair)
     started = time.monotonic()
-    cid = emr.run_job_flow(
-        Name="spark",
-        ReleaseLabel="emr-7.5.0",
-        Applications=[{"Name": "Hadoop"}, {"Name": "Spark"}],
-        LogUri=f"s3://{BUCKET}/logs/",
-        Instances={
-            "InstanceGroups": [
-                {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
-                {"InstanceRole": "CORE", "InstanceType": "m5.xlarge", "InstanceCount": 1},
-            ],
-            "KeepJobFlowAliveWhenNoSteps": True,
-        },
+    cid = emr_cli(
+        resilin, "create-cluster",
+        "--name", "My First EMR Cluster",
+        "--release-label", "emr-7.5.0",
+        "--applications", "Name=Spark",
+        "--ec2-attributes", f"KeyName={key_pair}",
+        "--instance-type", "m5.xlarge",
+        "--instance-count", "2",
+        "--use-default-roles",
+        "--log-uri", f"s3://{BUCKET}/logs/",
+        "--configurations", f"file://{configurations}",
+    )["ClusterId"]  # fmt: skip
+    tutorial_args = [
+        f"s3://{BUCKET}/jobs/health_violations.py",
+        "--data_source", f"s3://{BUCKET}/data/food_establishment_data.csv",
+    ]  # fmt: skip
+    emr_cli(
+        resilin, "add-steps", "--cluster-id", cid, "--steps",
+        "Type=Spark,Name=My Spark Application,ActionOnFailure=CONTINUE,"
+        f"Args=[{','.join(tutorial_args)},--output_uri,s3://{BUCKET}/myOutputFolder]",
+    )  # fmt: skip
+    emr.add_job_flow_steps(
+        JobFlowId=cid,
         Steps=[
+            command_step(
+                "tutorial through boto3", "spark-submit", "--deploy-mode", "client",
+                *tutorial_args, "--output_uri", f"s3://{BUCKET}/boto3Output",
+            ),
             command_step("pi", "spark-example", "SparkPi", "10"),
             command_step(
                 "word count", "spark-submit", "--deploy-mode", "client",
@@ -182,9 +311,9 @@ def spark(resilin):
             ),
             command_step("failing", "spark-submit", f"s3://{BUCKET}/jobs/failing.py"),
         ],
-    )["JobFlowId"]  # fmt: skip
+    )  # fmt: skip
     steps = {s["Name"]: s["Id"] for s in emr.list_steps(ClusterId=cid)["Steps"]}
-    yield {"cid": cid, "steps": steps, "texts": texts, "started": started}
+    yield {"cid": cid, "steps": steps, "texts": texts, "red": red, "started": started}
 
 
 def test_describe_cluster_reports_the_spark_version_the_image_carries(resilin, spark):
@@ -210,6 +339,61 @@ def test_describe_cluster_reports_the_spark_version_the_image_carries(resilin, s
     assert {"Name": "Hadoop", "Version": "3.5.0"} in cluster["Applications"]
 
 
+def test_the_getting_started_tutorial_through_the_aws_cli(resilin, spark):
+    emr, s3 = resilin.endpoints().client("emr"), resilin.endpoints().client("s3")
+    sid = spark["steps"]["My Spark Application"]
+    step = emr_cli(resilin, "describe-step", "--cluster-id", spark["cid"], "--step-id", sid)["Step"]
+    # The CLI's Type=Spark shorthand, as EMR's CLI writes it for a release label.
+    assert step["Config"]["Jar"] == "command-runner.jar"
+    assert step["Config"]["Args"][:3] == ["spark-submit", "--deploy-mode", "cluster"]
+    step = wait_step(emr, spark["cid"], sid)
+    assert step["Status"]["State"] == "COMPLETED", (
+        step["Status"],
+        step_log(resilin, spark["cid"], sid, "stderr")[-3000:],
+    )
+    expected = sorted(spark["red"].items(), key=lambda item: -item[1])[:10]
+    assert tutorial_output(s3, "myOutputFolder/") == expected
+
+
+def test_the_getting_started_tutorial_through_boto3(resilin, spark):
+    emr, s3 = resilin.endpoints().client("emr"), resilin.endpoints().client("s3")
+    sid = spark["steps"]["tutorial through boto3"]
+    step = wait_step(emr, spark["cid"], sid)
+    assert step["Status"]["State"] == "COMPLETED", (
+        step["Status"],
+        step_log(resilin, spark["cid"], sid, "stderr")[-3000:],
+    )
+    expected = sorted(spark["red"].items(), key=lambda item: -item[1])[:10]
+    assert tutorial_output(s3, "boto3Output/") == expected
+    # spark-log4j2's pattern is the one the client logged with.
+    assert LOG4J2_MARKER in step_log(resilin, spark["cid"], sid, "stderr")
+
+
+def test_spark_defaults_reach_the_application_seen_on_the_history_server(resilin, spark):
+    emr = resilin.endpoints().client("emr")
+    wait_step(emr, spark["cid"], spark["steps"]["tutorial through boto3"])
+    master = emr.describe_cluster(ClusterId=spark["cid"])["Cluster"]["MasterPublicDnsName"]
+    history = f"http://{master}:18080/api/v1"
+
+    def finished_tutorial_apps() -> list[dict]:
+        apps = http_json(f"{history}/applications?status=completed")
+        return [a for a in apps if a["name"] == "red violations"]
+
+    apps = wait_for(
+        "the tutorial's applications on the history server",
+        lambda: len(finished_tutorial_apps()) == 2 and finished_tutorial_apps(),
+        timeout=180,
+        interval=5,
+    )
+    for app in apps:
+        environment = http_json(f"{history}/applications/{app['id']}/environment")
+        properties = dict(environment["sparkProperties"])
+        assert properties["spark.resilin.marker"] == DEFAULTS_MARKER
+        assert properties["spark.master"] == "yarn"
+        assert properties["spark.dynamicAllocation.enabled"] == "true"
+        assert app["attempts"][-1]["completed"] is True
+
+
 def test_spark_pi_runs_through_spark_example(resilin, spark):
     emr = resilin.endpoints().client("emr")
     step = wait_step(emr, spark["cid"], spark["steps"]["pi"])
@@ -233,6 +417,7 @@ def test_pyspark_word_count_reads_and_writes_s3(resilin, spark):
         w for t in spark["texts"].values() for w in re.findall(r"[a-z']+", t.lower())
     )
     assert csv_counts(s3, "output/") == dict(expected)
+    assert f"spark-env: {ENV_MARKER}" in step_log(resilin, spark["cid"], step["Id"], "stdout")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="output/")["Contents"]]
     assert "output/_SUCCESS" in keys
     assert not [k for k in keys if "_temporary" in k or "__magic" in k], keys
@@ -258,6 +443,12 @@ def test_a_failing_pyspark_step_fails_and_publishes_nothing(resilin, spark):
     step = wait_step(emr, spark["cid"], spark["steps"]["failing"])
     assert step["Status"]["State"] == "FAILED", step["Status"]
     assert "no fifty-seven here" in step_log(resilin, spark["cid"], step["Id"], "stderr")
+    # ... and in the step's logs under the cluster's LogUri, as EMR keeps them.
+    key = f"logs/{spark['cid']}/steps/{step['Id']}/stderr.gz"
+    pushed = wait_for(
+        "the step's stderr in the LogUri", lambda: _object_or_none(s3, key), timeout=300, interval=5
+    )
+    assert "no fifty-seven here" in gzip.decompress(pushed).decode(errors="replace")
     # Nothing but the empty marker S3A makes for the output directory when the job sets up.
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="failed-output/").get("Contents", [])
     assert [(o["Key"], o["Size"]) for o in listed if o["Key"] != "failed-output/"] == [], listed
@@ -269,20 +460,15 @@ def test_a_failing_pyspark_step_fails_and_publishes_nothing(resilin, spark):
     )
 
 
-def test_a_jar_on_s3_runs_with_class(resilin, spark):
-    """The examples JAR, taken from the image and put in storage, run as a user's own JAR."""
+def test_a_java_jar_built_here_runs_from_s3_with_class(resilin, spark, tmp_path):
     endpoints = resilin.endpoints()
     emr, s3 = endpoints.client("emr"), endpoints.client("s3")
-    jar = subprocess.run(
-        ["podman", "run", "--rm", "--entrypoint", "cat", NODE_IMAGE, "/usr/lib/spark/examples/jars/spark-examples.jar"],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    s3.put_object(Bucket=BUCKET, Key="jars/pi.jar", Body=jar)
+    s3.put_object(Bucket=BUCKET, Key="jars/line-stats.jar", Body=build_line_stats_jar(tmp_path))
     sid = emr.add_job_flow_steps(
         JobFlowId=spark["cid"],
         Steps=[command_step(
-            "jar on s3", "spark-submit", "--deploy-mode", "cluster", "--class", "org.apache.spark.examples.SparkPi",
-            "--conf", "spark.dynamicAllocation.maxExecutors=1", f"s3://{BUCKET}/jars/pi.jar", "4",
+            "jar on s3", "spark-submit", "--class", "LineStats", "--conf", "spark.dynamicAllocation.maxExecutors=1",
+            f"s3://{BUCKET}/jars/line-stats.jar", f"s3://{BUCKET}/input/",
         )],
     )["StepIds"][0]  # fmt: skip
     step = wait_step(emr, spark["cid"], sid)
@@ -290,7 +476,32 @@ def test_a_jar_on_s3_runs_with_class(resilin, spark):
         step["Status"],
         step_log(resilin, spark["cid"], sid, "stderr")[-3000:],
     )
-    assert "final status: SUCCEEDED" in step_log(resilin, spark["cid"], sid, "stderr")
+    lines = [line for text in spark["texts"].values() for line in text.splitlines()]
+    expected = f"lines={len(lines)} chars={sum(map(len, lines))}"
+    assert expected in step_log(resilin, spark["cid"], sid, "stdout")
+
+
+def build_line_stats_jar(directory: Path) -> bytes:
+    """LineStats compiled with the host's JDK against the Spark jars of the node image."""
+    jars = directory / "spark-jars"
+    container = subprocess.run(
+        ["podman", "create", NODE_IMAGE], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    try:
+        subprocess.run(["podman", "cp", f"{container}:/usr/lib/spark/jars", str(jars)], check=True)
+    finally:
+        subprocess.run(["podman", "rm", "-f", container], capture_output=True)
+    source = directory / "LineStats.java"
+    source.write_text(LINE_STATS_JAVA)
+    classes = directory / "classes"
+    subprocess.run(
+        ["javac", "--release", "17", "-cp", f"{jars}/*", "-d", str(classes), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    jar = directory / "line-stats.jar"
+    subprocess.run(["jar", "--create", "--file", str(jar), "-C", str(classes), "."], check=True)
+    return jar.read_bytes()
 
 
 def test_cancelling_a_spark_step_kills_its_yarn_application(resilin, spark):
@@ -346,6 +557,18 @@ def test_an_application_resilin_does_not_run_is_refused(resilin):
     error = refused.value.response["Error"]
     assert error["Code"] == "ValidationException"
     assert "Hive" in error["Message"]
+
+
+def _object_or_none(s3, key: str) -> bytes | None:
+    try:
+        return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    except ClientError:
+        return None
+
+
+def http_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
 
 
 def _containers() -> list[str]:
