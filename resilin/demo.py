@@ -42,6 +42,39 @@ if current is not None:
 
 FAILING_MAPPER = "#!/usr/bin/env python3\nimport sys\nsys.exit(1)\n"
 
+# A PySpark step in the shape of EMR's getting-started tutorial: from a CSV of food establishment
+# inspections (name, ..., violation_type, ...), the ten establishments with the most RED
+# violations, written as CSV with a header.  Its arguments are the tutorial's.
+SPARK_RED_VIOLATIONS = """
+import argparse
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data_source")
+parser.add_argument("--output_uri")
+args = parser.parse_args()
+spark = SparkSession.builder.appName("red violations").getOrCreate()
+inspections = spark.read.option("header", "true").csv(args.data_source)
+top = (
+    inspections.where(F.col("violation_type") == "RED")
+    .groupBy("name")
+    .agg(F.count("*").alias("total_red_violations"))
+    .orderBy(F.desc("total_red_violations"))
+    .limit(10)
+)
+top.write.option("header", "true").mode("overwrite").csv(args.output_uri)
+spark.stop()
+"""
+INSPECTION_COLUMNS = (
+    "name",
+    "inspection_result",
+    "inspection_closed_business",
+    "violation_type",
+    "violation_points",
+)
+
 
 def corpus(
     files: int = 4, modules: tuple[str, ...] = ("collections", "json", "re", "pathlib", "argparse")

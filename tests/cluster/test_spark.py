@@ -58,30 +58,6 @@ CONFIGURATIONS = [
         "appender.console.layout.pattern": f"%d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: {LOG4J2_MARKER} %m%n%ex"}},
 ]  # fmt: skip
 
-# The tutorial's job, in its shape: the ten establishments with the most RED violations.
-HEALTH_VIOLATIONS = """
-import argparse
-
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
-
-parser = argparse.ArgumentParser()
-parser.add_argument("--data_source")
-parser.add_argument("--output_uri")
-args = parser.parse_args()
-spark = SparkSession.builder.appName("red violations").getOrCreate()
-inspections = spark.read.option("header", "true").csv(args.data_source)
-top = (
-    inspections.where(F.col("violation_type") == "RED")
-    .groupBy("name")
-    .agg(F.count("*").alias("total_red_violations"))
-    .orderBy(F.desc("total_red_violations"))
-    .limit(10)
-)
-top.write.option("header", "true").mode("overwrite").csv(args.output_uri)
-spark.stop()
-"""
-
 LINE_STATS_JAVA = """
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.SparkSession;
@@ -218,9 +194,7 @@ def inspections_csv() -> tuple[str, dict[str, int]]:
     rng.shuffle(rows)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        ["name", "inspection_result", "inspection_closed_business", "violation_type", "violation_points"]
-    )
+    writer.writerow(demo.INSPECTION_COLUMNS)
     for name, kind in rows:
         writer.writerow([name, rng.choice(["Complete", "Incomplete"]), "FALSE", kind, rng.randrange(5, 30)])
     return out.getvalue(), red
@@ -257,7 +231,7 @@ def spark(resilin):
         s3.put_object(Bucket=BUCKET, Key=f"input/{name}", Body=text.encode())
     inspections, red = inspections_csv()
     for key, text in {
-        "jobs/health_violations.py": HEALTH_VIOLATIONS,
+        "jobs/health_violations.py": demo.SPARK_RED_VIOLATIONS,
         "data/food_establishment_data.csv": inspections,
         "jobs/wordcount.py": WORD_COUNT,
         "jobs/wordcount_cluster.py": WORD_COUNT_WITH_HELPER,
@@ -296,7 +270,7 @@ def spark(resilin):
         JobFlowId=cid,
         Steps=[
             command_step(
-                "tutorial through boto3", "spark-submit", "--deploy-mode", "client",
+                "tutorial through boto3", "spark-submit", "--deploy-mode", "cluster",
                 *tutorial_args, "--output_uri", f"s3://{BUCKET}/boto3Output",
             ),
             command_step("pi", "spark-example", "SparkPi", "10"),
@@ -343,9 +317,10 @@ def test_the_getting_started_tutorial_through_the_aws_cli(resilin, spark):
     emr, s3 = resilin.endpoints().client("emr"), resilin.endpoints().client("s3")
     sid = spark["steps"]["My Spark Application"]
     step = emr_cli(resilin, "describe-step", "--cluster-id", spark["cid"], "--step-id", sid)["Step"]
-    # The CLI's Type=Spark shorthand, as EMR's CLI writes it for a release label.
+    # The CLI's Type=Spark shorthand: command-runner.jar and spark-submit before the Args (client
+    # mode, the deploy mode EMR's spark-defaults set).
     assert step["Config"]["Jar"] == "command-runner.jar"
-    assert step["Config"]["Args"][:3] == ["spark-submit", "--deploy-mode", "cluster"]
+    assert step["Config"]["Args"][:2] == ["spark-submit", f"s3://{BUCKET}/jobs/health_violations.py"]
     step = wait_step(emr, spark["cid"], sid)
     assert step["Status"]["State"] == "COMPLETED", (
         step["Status"],
