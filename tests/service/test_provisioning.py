@@ -122,7 +122,9 @@ def test_launch_conversation_tags_group_and_teardown(proxy, image_name):
     [group] = client.security_groups_by_tag({TAG_CLUSTER: cid})
     assert group["GroupName"] == f"resilin-{cid}" and tags_of(group)[TAG_INSTALLATION] == INSTALLATION
     tcp = {(p["FromPort"], p["ToPort"]): p for p in group["IpPermissions"] if p["IpProtocol"] == "tcp"}
-    assert sorted(tcp) == sorted([(22, 22)] + [(port, port) for port in (9870, 9864, 8088, 8042, 19888, 18080)])
+    assert sorted(tcp) == sorted(
+        [(22, 22)] + [(port, port) for port in (9870, 9864, 8088, 8042, 19888, 18080)]
+    )
     assert {r["CidrIp"] for p in tcp.values() for r in p["IpRanges"]} == {RESILIN}
     [everything] = [p for p in group["IpPermissions"] if p["IpProtocol"] == "-1"]
     assert [p["GroupId"] for p in everything["UserIdGroupPairs"]] == [group["GroupId"]]
