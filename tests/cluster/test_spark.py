@@ -361,7 +361,11 @@ def test_spark_defaults_reach_the_application_seen_on_the_history_server(resilin
         interval=5,
     )
     for app in apps:
-        environment = http_json(f"{history}/applications/{app['id']}/environment")
+        # A cluster-mode application has attempts (its driver runs in a YARN container); the REST
+        # API names an attempt's environment under its attempt id.
+        attempt = app["attempts"][-1].get("attemptId")
+        path = f"{app['id']}/{attempt}" if attempt else app["id"]
+        environment = http_json(f"{history}/applications/{path}/environment")
         properties = dict(environment["sparkProperties"])
         assert properties["spark.resilin.marker"] == DEFAULTS_MARKER
         assert properties["spark.master"] == "yarn"
