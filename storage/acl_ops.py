@@ -7,10 +7,10 @@ Whether the caller may do the operation at all was decided before the handler ru
 
 from __future__ import annotations
 
-from resilin.storage import acl, authorize, ownership, public_access, s3xml
+from resilin.storage import acl, authorize, ownership, public_access, s3xml, versioning
 from resilin.storage.bodies import small_body
 from resilin.storage.context import Call, Response
-from resilin.storage.errors import S3Error, access_denied, no_such_key
+from resilin.storage.errors import S3Error, access_denied
 from resilin.storage.names import check_key
 from resilin.storage.objfile import ObjectMeta
 from resilin.storage.store import BucketInfo
@@ -97,12 +97,16 @@ async def put_bucket_acl(call: Call) -> Response:
     return Response()
 
 
-def _object_meta(call: Call, info: BucketInfo) -> ObjectMeta:
+def _object_version(call: Call, info: BucketInfo) -> versioning.Version:
+    """The object (the version ``versionId`` names, else the latest) whose ACL is asked for."""
     key = call.key or ""
     check_key(key)
-    meta = call.store.head_object(info.name, key)
-    if meta is None:
-        raise no_such_key(key)
+    return versioning.object_version(call.store, info.name, key, call.query.get("versionId"), call.method)
+
+
+def _object_meta(call: Call, info: BucketInfo) -> ObjectMeta:
+    meta = _object_version(call, info).meta
+    assert meta is not None  # an object, not a delete marker
     return meta
 
 
@@ -117,7 +121,9 @@ async def get_object_acl(call: Call) -> Response:
 
 async def put_object_acl(call: Call) -> Response:
     info = call.owned_bucket()
-    meta = _object_meta(call, info)
+    version = _object_version(call, info)
+    meta = version.meta
+    assert meta is not None
     owner = authorize.object_acl(meta, info).owner
     new, canned = _acl_of_request(call, owner, info.owner)
     _check_allowed(call, info.name, new, canned)
@@ -126,5 +132,7 @@ async def put_object_acl(call: Call) -> Response:
         current.acl = new.to_json()
         return current
 
-    await rewrite_metadata(call.store, info.name, call.key or "", change)
+    await rewrite_metadata(
+        call.store, info.name, call.key or "", change, None if version.current else version.path
+    )
     return Response()

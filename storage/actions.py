@@ -68,10 +68,23 @@ def _object_action(method: str, query: Mapping[str, str]) -> str | None:
     return None
 
 
+# A request naming an object version (?versionId=) needs the version's own permission.
+_OF_A_VERSION = {
+    "s3:GetObject": "s3:GetObjectVersion", "s3:DeleteObject": "s3:DeleteObjectVersion",
+    "s3:GetObjectAcl": "s3:GetObjectVersionAcl", "s3:PutObjectAcl": "s3:PutObjectVersionAcl",
+    "s3:GetObjectTagging": "s3:GetObjectVersionTagging", "s3:PutObjectTagging": "s3:PutObjectVersionTagging",
+    "s3:DeleteObjectTagging": "s3:DeleteObjectVersionTagging",
+    "s3:GetObjectAttributes": "s3:GetObjectVersionAttributes",
+}  # fmt: skip
+
+
 def action_of(method: str, bucket: str | None, key: str | None, query: Mapping[str, str]) -> str | None:
     """The action a request on ``bucket``/``key`` needs allowed, or None (see the module's docstring)."""
     if bucket is None:
         return None
     if key is None:
         return None if method in ("PUT", "POST") and not query else _bucket_action(method, query)
-    return _object_action(method, query)
+    action = _object_action(method, query)
+    if action is not None and "versionId" in query:
+        return _OF_A_VERSION.get(action, action)
+    return action

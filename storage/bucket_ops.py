@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from resilin.aws.timestamps import iso8601
-from resilin.storage import acl_ops, authorize, ownership, s3xml
+from resilin.storage import acl_ops, authorize, object_ops, ownership, s3xml, versioning
 from resilin.storage.bodies import require_integrity_header, small_body
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, access_denied, invalid_argument, malformed_xml, not_implemented
 from resilin.storage.listing_ops import continuation_token, token_position
 from resilin.storage.names import check_bucket_name, check_key
 from resilin.storage.owners import add_owner
-from resilin.storage.versions import check_null_version
 
 MAX_DELETE_KEYS = 1000
 MAX_BUCKETS_PAGE = 10000  # ListBuckets' largest max-buckets
@@ -126,8 +125,15 @@ async def head_bucket(call: Call) -> Response:
 
 
 async def delete_bucket(call: Call) -> Response:
-    call.owned_bucket()
-    call.store.delete_bucket(call.bucket or "")
+    info = call.owned_bucket()
+    if versioning.has_versions(call.store, info.name):
+        raise S3Error(
+            "BucketNotEmpty",
+            "The bucket you tried to delete is not empty",
+            409,
+            extra={"BucketName": info.name},
+        )
+    call.store.delete_bucket(info.name)
     return Response(204)
 
 
@@ -140,8 +146,28 @@ async def get_location(call: Call) -> Response:
 
 
 async def get_versioning(call: Call) -> Response:
-    call.owned_bucket()
-    return s3xml.response(s3xml.root("VersioningConfiguration"))
+    info = call.owned_bucket()
+    doc = s3xml.root("VersioningConfiguration")
+    state = versioning.status(call.store, info.name)
+    if state:
+        s3xml.subs(doc, [("Status", state), ("MfaDelete", "Disabled")])
+    return s3xml.response(doc)
+
+
+async def put_versioning(call: Call) -> Response:
+    """Enabled or Suspended.  MFA delete is refused: this service has no MFA devices to check."""
+    info = call.owned_bucket()
+    doc = s3xml.parse(small_body(call))
+    if s3xml.local(doc) != "VersioningConfiguration":
+        raise malformed_xml()
+    state = (s3xml.child_text(doc, "Status") or "").strip()
+    mfa = (s3xml.child_text(doc, "MfaDelete") or "Disabled").strip()
+    if state not in (versioning.ENABLED, versioning.SUSPENDED) or mfa not in ("Enabled", "Disabled"):
+        raise malformed_xml()
+    if mfa == "Enabled":
+        raise not_implemented("MFA delete")
+    call.store.settings.put(info.name, versioning.SETTING, {"Status": state})
+    return Response()
 
 
 # -- listings ---------------------------------------------------------------------
@@ -175,15 +201,19 @@ async def delete_objects(call: Call) -> Response:
         named = [("Key", key)] + ([("VersionId", version_id)] if version_id is not None else [])
         try:
             check_key(key)
-            if version_id is not None:
-                check_null_version(version_id)
-            if not authorize.allowed(call.store, request, "s3:DeleteObject", info.name, key):
+            action = "s3:DeleteObject" if version_id is None else "s3:DeleteObjectVersion"
+            if not authorize.allowed(call.store, request, action, info.name, key):
                 raise access_denied()
-            call.store.delete_object(info.name, key)
+            deleted = object_ops.delete_one(call, info.name, key, version_id)
         except S3Error as exc:
             error = s3xml.sub(result, "Error")
             s3xml.subs(error, [*named, ("Code", exc.code), ("Message", exc.message)])
             continue
         if not quiet:
-            s3xml.subs(s3xml.sub(result, "Deleted"), named)
+            entry = s3xml.sub(result, "Deleted")
+            s3xml.subs(entry, named)
+            if deleted.marker:
+                s3xml.sub(entry, "DeleteMarker", "true")
+                if version_id is None:
+                    s3xml.sub(entry, "DeleteMarkerVersionId", deleted.version_id or "")
     return s3xml.response(result)

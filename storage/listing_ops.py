@@ -11,13 +11,15 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from resilin.aws.timestamps import iso8601
-from resilin.storage import s3xml
+from resilin.storage import s3xml, versioning
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import invalid_argument
 from resilin.storage.listing import MAX_KEYS, list_keys
 from resilin.storage.objfile import CorruptObject
 from resilin.storage.owners import canonical_user_id
 from resilin.storage.store import ListEntry
+from resilin.storage.version_listing import MergedKeys, list_versions
+from resilin.storage.versioning import Version
 
 
 def _max_keys(call: Call) -> int:
@@ -164,24 +166,31 @@ def _listing_response(
     return Response(body=body, headers={"Content-Type": "application/xml"})
 
 
-def _version(key: str, entry: ListEntry, encode: Callable[[str], str], owner_xml: str) -> str:
-    """One <Version> element: an object of a bucket that was never versioned has one version, ``null``."""
+def _version(version: Version, encode: Callable[[str], str], latest: bool, owner_account: str) -> str:
+    """One <Version> or <DeleteMarker> element."""
+    head = (
+        f"<Key>{_text(encode(version.key))}</Key><VersionId>{_text(version.version_id)}</VersionId>"
+        f"<IsLatest>{'true' if latest else 'false'}</IsLatest>"
+        f"<LastModified>{iso8601(version.last_modified)}</LastModified>"
+    )
+    if version.marker:
+        return f"<DeleteMarker>{head}{_owner_xml(version.owner or owner_account)}</DeleteMarker>"
+    meta = version.meta
+    assert meta is not None
     checksum = (
-        f"<ChecksumAlgorithm>{entry.checksum_algorithm.upper()}</ChecksumAlgorithm>"
-        if entry.checksum_algorithm
+        f"<ChecksumAlgorithm>{meta.checksum['algorithm'].upper()}</ChecksumAlgorithm>"
+        if meta.checksum
         else ""
     )
     return (
-        f"<Version><Key>{_text(encode(key))}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>"
-        f"<LastModified>{iso8601(entry.last_modified)}</LastModified>"
-        f"<ETag>{_text(entry.quoted_etag)}</ETag>{checksum}<Size>{entry.size}</Size>{owner_xml}"
-        f"<StorageClass>{_text(entry.storage_class)}</StorageClass></Version>"
+        f"<Version>{head}<ETag>{_text(meta.quoted_etag)}</ETag>{checksum}<Size>{meta.size}</Size>"
+        f"{_owner_xml(owner_account)}<StorageClass>{_text(meta.storage_class)}</StorageClass></Version>"
     )
 
 
 async def list_object_versions(call: Call) -> Response:
-    """ListObjectVersions of a bucket without versioning (this service has none): each object is its
-    one ``null`` version, the latest, and there are no delete markers."""
+    """ListObjectVersions: every version and delete marker, by key and then newest first, with
+    prefix, delimiter and the key and version-id markers."""
     info = call.owned_bucket()
     prefix, delimiter = call.query.get("prefix", ""), call.query.get("delimiter", "")
     encode, max_keys = _encoder(call), _max_keys(call)
@@ -194,28 +203,30 @@ async def list_object_versions(call: Call) -> Response:
                 "version-id-marker",
                 version_marker,
             )
-        if version_marker != "null":
-            raise invalid_argument("Invalid version id specified", "version-id-marker", version_marker)
-    # The key marker's only version is ``null``: whichever version marker, the listing goes on after it.
-    result = list_keys(
-        call.store.index(info.name),
-        _meta_reader(call, info.name),
+        versioning.check_version_id(version_marker)
+    store = call.store
+    keys = MergedKeys(store.index(info.name), versioning.keys_with_versions(store, info.name))
+    result = list_versions(
+        keys,
+        lambda key: versioning.versions_of(store, info.name, key),
         prefix=prefix,
         delimiter=delimiter,
-        after=key_marker or None,
+        key_marker=key_marker or None,
+        version_marker=version_marker or None,
         max_keys=max_keys,
     )
     doc = s3xml.root("ListVersionsResult")
     s3xml.subs(doc, [("Name", info.name), ("Prefix", encode(prefix)), ("KeyMarker", encode(key_marker))])
     s3xml.sub(doc, "VersionIdMarker", version_marker or "")
-    if result.truncated and result.last is not None:
-        s3xml.subs(doc, [("NextKeyMarker", encode(result.last)), ("NextVersionIdMarker", "null")])
+    if result.truncated and result.next_key is not None:
+        s3xml.sub(doc, "NextKeyMarker", encode(result.next_key))
+        if result.next_version is not None:
+            s3xml.sub(doc, "NextVersionIdMarker", result.next_version)
     s3xml.sub(doc, "MaxKeys", max_keys)
     if delimiter:
         s3xml.sub(doc, "Delimiter", encode(delimiter))
     if "encoding-type" in call.query:
         s3xml.sub(doc, "EncodingType", "url")
     s3xml.sub(doc, "IsTruncated", "true" if result.truncated else "false")
-    owner_xml = _owner_xml(info.owner)
-    items = [_version(key, entry, encode, owner_xml) for key, entry in result.contents]
+    items = [_version(v, encode, latest, info.owner) for v, latest in result.versions]
     return _listing_response(doc, items, result.common_prefixes, encode)

@@ -7,12 +7,12 @@ import hashlib
 import time
 from typing import BinaryIO
 
-from resilin.storage import checksums, objfile, requestmeta, s3xml
+from resilin.storage import checksums, objfile, requestmeta, s3xml, versioning
 from resilin.storage.bodies import small_body
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, invalid_argument, malformed_xml
 from resilin.storage.multipart_ops import MAX_PARTS, MIN_PART_SIZE, upload_of
-from resilin.storage.object_ops import headers_of_checksum, write_precondition
+from resilin.storage.object_ops import headers_of_checksum, version_headers, write_precondition
 from resilin.storage.objfile import ObjectMeta
 from resilin.storage.writes import copy_range, publish_object, write_temp
 
@@ -61,7 +61,9 @@ async def complete_upload(call: Call) -> Response:
         done = _completed_before(call, exc)
         if done is None:
             raise
-        return _result(call, done["bucket"], done["key"], done["etag"], done["checksum"])
+        return _result(
+            call, done["bucket"], done["key"], done["etag"], done["checksum"], done.get("version_id")
+        )
     key = info["key"]
     algorithm = info.get("checksum_algorithm") or None
     kind = info.get("checksum_type") or ""
@@ -132,10 +134,13 @@ async def complete_upload(call: Call) -> Response:
             storage_class=info.get("storage_class") or "STANDARD",
             acl=info.get("acl") or {},
             tags=info.get("tags") or {},
+            version_id=version_id,
+            seq=seq,
         )
         objfile.finish(out, meta)
         return meta
 
+    version_id, seq = versioning.new_version(call.store, bucket)
     tmp, meta = await write_temp(call.store, work)
     try:
         call.store.upload_info(bucket, upload_id)  # aborted meanwhile?
@@ -143,13 +148,15 @@ async def complete_upload(call: Call) -> Response:
         tmp.unlink(missing_ok=True)
         raise
     await publish_object(call.store, bucket, key, tmp, precondition)
-    completed = {"bucket": bucket, "key": key, "etag": meta.quoted_etag, "checksum": meta.checksum}
+    version = version_headers(call, bucket, meta, write=True).get("x-amz-version-id")
+    completed = {"bucket": bucket, "key": key, "etag": meta.quoted_etag, "checksum": meta.checksum,
+                 "version_id": version}  # fmt: skip
     call.store.remember_completed(bucket, upload_id, completed)
     try:
         call.store.remove_upload(bucket, upload_id)
     except S3Error:
         pass  # aborted or completed again meanwhile: the object is in place all the same
-    return _result(call, bucket, key, meta.quoted_etag, meta.checksum)
+    return _result(call, bucket, key, meta.quoted_etag, meta.checksum, version)
 
 
 def _completed_before(call: Call, missing: S3Error) -> dict | None:
@@ -161,7 +168,7 @@ def _completed_before(call: Call, missing: S3Error) -> dict | None:
     return done if done is not None and done["key"] == call.key else None
 
 
-def _result(call: Call, bucket: str, key: str, etag: str, checksum: dict) -> Response:
+def _result(call: Call, bucket: str, key: str, etag: str, checksum: dict, version_id: str | None) -> Response:
     doc = s3xml.root("CompleteMultipartUploadResult")
     host = call.header("host") or "localhost"
     s3xml.subs(
@@ -172,6 +179,8 @@ def _result(call: Call, bucket: str, key: str, etag: str, checksum: dict) -> Res
         s3xml.sub(doc, "ChecksumType", checksum["type"])
     response = s3xml.response(doc)
     response.headers.update(headers_of_checksum(checksum))
+    if version_id is not None:
+        response.headers["x-amz-version-id"] = version_id
     return response
 
 

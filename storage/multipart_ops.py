@@ -11,7 +11,7 @@ from resilin.storage.context import Call, Response
 from resilin.storage.errors import invalid_argument, invalid_request, no_such_upload
 from resilin.storage.ingest import Ingested
 from resilin.storage.names import check_key
-from resilin.storage.object_ops import parse_copy_source
+from resilin.storage.object_ops import open_source, parse_copy_source
 from resilin.storage.objfile import ObjectMeta
 from resilin.storage.uploads import take_body
 from resilin.storage.writes import copy_range, write_temp
@@ -140,11 +140,13 @@ def _copy_range(value: str | None, size: int) -> tuple[int, int]:
 async def upload_part_copy(call: Call) -> Response:
     bucket, upload_id, info = upload_of(call)
     number = _part_number(call)
-    src_bucket, src_key = parse_copy_source(call.header("x-amz-copy-source") or "")
+    src_bucket, src_key, src_version = parse_copy_source(call.header("x-amz-copy-source") or "")
     check_key(src_key)
-    authorize.require(call, "s3:GetObject", src_bucket, src_key)
+    authorize.require(
+        call, "s3:GetObject" if src_version is None else "s3:GetObjectVersion", src_bucket, src_key
+    )
     algorithm = info.get("checksum_algorithm") or None
-    source, meta = call.store.open_object(src_bucket, src_key)
+    source, meta = open_source(call, src_bucket, src_key, src_version)
     try:
         conditions.check_conditions(call.headers, meta.etag, meta.last_modified, prefix="x-amz-copy-source-")
         offset, length = _copy_range(call.header("x-amz-copy-source-range"), meta.size)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from resilin.storage import conditions, s3xml
+from resilin.storage import conditions, s3xml, versioning
 from resilin.storage.context import Call, Response
-from resilin.storage.errors import invalid_argument, no_such_key
+from resilin.storage.errors import invalid_argument
 from resilin.storage.names import check_key
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
@@ -34,9 +34,9 @@ async def get_object_attributes(call: Call) -> Response:
         raise invalid_argument("Invalid attribute name specified.", "x-amz-object-attributes", unknown[0])
     max_parts = min(_header_number(call, "x-amz-max-parts", MAX_PARTS), MAX_PARTS)
     marker = _header_number(call, "x-amz-part-number-marker", 0)
-    meta = call.store.head_object(bucket, key)
-    if meta is None:
-        raise no_such_key(key)
+    version = versioning.object_version(call.store, bucket, key, call.query.get("versionId"), call.method)
+    meta = version.meta
+    assert meta is not None
 
     doc = s3xml.root("GetObjectAttributesResponse")
     if "ETag" in wanted:
@@ -68,4 +68,6 @@ async def get_object_attributes(call: Call) -> Response:
         s3xml.sub(doc, "ObjectSize", meta.size)
     response = s3xml.response(doc)
     response.headers["Last-Modified"] = conditions.http_date(meta.last_modified)
+    if meta.version_id or versioning.status(call.store, bucket):
+        response.headers["x-amz-version-id"] = version.version_id
     return response

@@ -18,6 +18,7 @@ from resilin.storage import (
     objfile,
     requestmeta,
     s3xml,
+    versioning,
 )
 from resilin.storage.context import Call, Response, Stream
 from resilin.storage.errors import S3Error, invalid_argument, invalid_request, no_such_key
@@ -84,6 +85,8 @@ async def put_object(call: Call) -> Response:
     user_meta = requestmeta.user_metadata(call)
     storage_class = requestmeta.storage_class(call)
     precondition = write_precondition(call, bucket, key)
+    version_id, seq = versioning.new_version(call.store, bucket)
+    versioned = bool(versioning.status(call.store, bucket))
 
     def describe(got: Ingested) -> ObjectMeta:
         checksum = {}
@@ -101,9 +104,11 @@ async def put_object(call: Call) -> Response:
             storage_class=storage_class,
             acl=object_acl,
             tags=tags,
+            version_id=version_id,
+            seq=seq,
         )
 
-    if precondition is None:
+    if precondition is None and not versioned:
         # Written, fsynced, renamed and the rename made durable in one worker thread job.
         publish = call.store.begin_write(bucket, key)
         try:
@@ -111,10 +116,15 @@ async def put_object(call: Call) -> Response:
         finally:
             publish.end()  # back on the reactor thread, whether or not the file was placed
     else:
-        # A conditional write checks and renames on the reactor thread, atomically.
+        # A conditional write checks and renames on the reactor thread, atomically; so does a
+        # write to a versioned bucket, which keeps the object it replaces as an older version.
         tmp, meta = await take_body(call, spec, describe)
         await publish_object(call.store, bucket, key, tmp, precondition)
-    headers = {"ETag": meta.quoted_etag, **checksum_headers(meta)}
+    headers = {
+        "ETag": meta.quoted_etag,
+        **checksum_headers(meta),
+        **version_headers(call, bucket, meta, write=True),
+    }
     return Response(headers={**headers, **expiration_headers(call.store, bucket, key, meta)})
 
 
@@ -134,21 +144,73 @@ def _part_slice(call: Call, meta: ObjectMeta) -> tuple[int, int] | None:
     return sum(sizes[: number - 1]), sizes[number - 1]
 
 
+def version_headers(call: Call, bucket: str, meta: ObjectMeta, write: bool = False) -> dict[str, str]:
+    """x-amz-version-id: on a read once the bucket's versioning was ever set (``null`` for the null
+    version); on a write only for a version with an id of its own, as S3 answers."""
+    if meta.version_id or (not write and versioning.status(call.store, bucket)):
+        return {"x-amz-version-id": versioning.shown(meta.version_id)}
+    return {}
+
+
+def _missing(call: Call, bucket: str, key: str) -> S3Error:
+    """NoSuchKey, saying so when the key's latest version is a delete marker."""
+    error = no_such_key(key)
+    marker = versioning.latest_marker(call.store, bucket, key)
+    if marker is not None:
+        error.headers.update({"x-amz-delete-marker": "true", "x-amz-version-id": marker.version_id})
+    else:
+        error.headers["x-amz-delete-marker"] = "false"
+    return error
+
+
+async def _get_version(call: Call, bucket: str, key: str, version_id: str, head: bool) -> Response:
+    """GET or HEAD ?versionId=: the version's data, or 405 for a delete marker, as S3 answers."""
+    version = versioning.find(call.store, bucket, key, version_id)
+    if version.marker:
+        error = versioning.delete_marker_error(version, "HEAD" if head else "GET")
+        error.headers["Last-Modified"] = conditions.http_date(version.last_modified)
+        raise error
+    try:
+        f = open(version.path, "rb", buffering=0)  # noqa: SIM115 - closed below or by the stream
+    except FileNotFoundError:
+        raise versioning.no_such_version(key, version_id) from None
+    try:
+        meta = objfile.read_meta(f)
+        response, offset, length = _read_response(call, meta, head)
+        response.headers.update(version_headers(call, bucket, meta))
+    except BaseException:
+        f.close()
+        raise
+    if head or response.status == 304:
+        f.close()
+    else:
+        response.stream = Stream(f, offset, length)
+    return response
+
+
 async def get_object(call: Call, head: bool = False) -> Response:
     bucket, key = call.owned_bucket().name, call.key or ""
     check_key(key)
+    version_id = call.query.get("versionId")
+    if version_id is not None:
+        return await _get_version(call, bucket, key, version_id, head)
     if head:
         # No need to open the file: the metadata is enough (and usually cached).
         cached = call.store.head_object(bucket, key)
         if cached is None:
-            raise no_such_key(key)
+            raise _missing(call, bucket, key)
         response = _read_response(call, cached, head)[0]
         response.headers.update(expiration_headers(call.store, bucket, key, cached))
+        response.headers.update(version_headers(call, bucket, cached))
         return response
-    f, meta = call.store.open_object(bucket, key)
+    try:
+        f, meta = call.store.open_object(bucket, key)
+    except S3Error as exc:
+        raise (_missing(call, bucket, key) if exc.code == "NoSuchKey" else exc) from None
     try:
         response, offset, length = _read_response(call, meta, head)
         response.headers.update(expiration_headers(call.store, bucket, key, meta))
+        response.headers.update(version_headers(call, bucket, meta))
     except BaseException:
         f.close()
         raise
@@ -186,18 +248,45 @@ def _read_response(call: Call, meta: ObjectMeta, head: bool) -> tuple[Response, 
     return Response(status, headers), offset, length
 
 
+def delete_one(call: Call, bucket: str, key: str, version_id: str | None) -> versioning.Deleted:
+    """DeleteObject's work, also one entry of DeleteObjects: a version removed for good when named,
+    else a delete marker in a versioned bucket, else the object itself."""
+    store = call.store
+    if version_id is not None:
+        if not versioning.status(store, bucket) and not versioning.has_versions(store, bucket):
+            versioning.check_version_id(version_id)
+            if version_id != versioning.NULL:
+                return versioning.Deleted(version_id, False)
+            store.delete_object(bucket, key)
+            return versioning.Deleted(versioning.NULL, False)
+        return versioning.delete_version(store, bucket, key, version_id)
+    if versioning.status(store, bucket):
+        return versioning.delete_latest(store, bucket, key, call.account)
+    store.delete_object(bucket, key)
+    return versioning.Deleted(None, False)
+
+
 async def delete_object(call: Call) -> Response:
     bucket, key = call.owned_bucket().name, call.key or ""
     check_key(key)
-    call.store.delete_object(bucket, key)
-    return Response(204)
+    deleted = delete_one(call, bucket, key, call.query.get("versionId"))
+    headers = {}
+    if deleted.version_id is not None:
+        headers["x-amz-version-id"] = deleted.version_id
+    if deleted.marker:
+        headers["x-amz-delete-marker"] = "true"
+    return Response(204, headers)
 
 
-def parse_copy_source(value: str) -> tuple[str, str]:
-    """Bucket and key of an x-amz-copy-source header (``[/]bucket/key[?versionId=...]``, URL-encoded)."""
+def parse_copy_source(value: str) -> tuple[str, str, str | None]:
+    """Bucket, key and version id (None: the latest) of an x-amz-copy-source header
+    (``[/]bucket/key[?versionId=...]``, URL-encoded)."""
     path, _, query = value.partition("?")
-    if query and not (query.startswith("versionId=") and query[len("versionId=") :] in ("", "null")):
-        raise S3Error("NoSuchVersion", "The specified version does not exist.", 404)
+    version_id = None
+    if query:
+        if not query.startswith("versionId="):
+            raise invalid_argument("Unsupported copy source parameter.", "x-amz-copy-source", value)
+        version_id = unquote(query[len("versionId=") :])
     try:
         decoded = unquote(path, errors="strict")
     except UnicodeDecodeError:
@@ -209,16 +298,38 @@ def parse_copy_source(value: str) -> tuple[str, str]:
             "x-amz-copy-source",
             value,
         )
-    return bucket, key
+    return bucket, key, version_id
+
+
+def open_source(call: Call, bucket: str, key: str, version_id: str | None) -> tuple[BinaryIO, ObjectMeta]:
+    """A copy's source object (the latest version, or the one named), open for reading."""
+    if version_id is None:
+        try:
+            return call.store.open_object(bucket, key)
+        except S3Error as exc:
+            raise (_missing(call, bucket, key) if exc.code == "NoSuchKey" else exc) from None
+    version = versioning.find(call.store, bucket, key, version_id)
+    if version.marker:
+        raise invalid_request(
+            "The source of a copy request may not specifically refer to a delete marker by version id."
+        )
+    f = open(version.path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+    try:
+        return f, objfile.read_meta(f)
+    except BaseException:
+        f.close()
+        raise
 
 
 async def copy_object(call: Call) -> Response:
     info = call.owned_bucket()
     bucket, key = info.name, call.key or ""
     check_key(key)
-    src_bucket, src_key = parse_copy_source(call.header("x-amz-copy-source") or "")
+    src_bucket, src_key, src_version = parse_copy_source(call.header("x-amz-copy-source") or "")
     check_key(src_key)
-    authorize.require(call, "s3:GetObject", src_bucket, src_key)
+    authorize.require(
+        call, "s3:GetObject" if src_version is None else "s3:GetObjectVersion", src_bucket, src_key
+    )
     requestmeta.check_object_controls(call)
     object_acl = acl_ops.new_object_acl(call, info)
     directive = (call.header("x-amz-metadata-directive") or "COPY").upper()
@@ -230,11 +341,13 @@ async def copy_object(call: Call) -> Response:
     new_tags = requestmeta.request_tags(call) if tagging_directive == "REPLACE" else None
     algorithm = (call.header("x-amz-checksum-algorithm") or "").lower() or None
 
-    source, meta = call.store.open_object(src_bucket, src_key)
+    version_id, seq = versioning.new_version(call.store, bucket)
+    source, meta = open_source(call, src_bucket, src_key, src_version)
     try:
         conditions.check_conditions(call.headers, meta.etag, meta.last_modified, prefix="x-amz-copy-source-")
         if (
             (src_bucket, src_key) == (bucket, key)
+            and src_version is None
             and directive == "COPY"
             and not algorithm
             and not call.header("x-amz-storage-class")
@@ -274,6 +387,8 @@ async def copy_object(call: Call) -> Response:
                 storage_class=storage_class,
                 acl=object_acl,
                 tags=dict(meta.tags) if new_tags is None else new_tags,
+                version_id=version_id,
+                seq=seq,
             )
             objfile.finish(out, new)
             return new
@@ -286,7 +401,10 @@ async def copy_object(call: Call) -> Response:
     s3xml.subs(doc, [("ETag", new.quoted_etag), ("LastModified", iso8601(new.last_modified))])
     if new.checksum:
         s3xml.sub(doc, f"Checksum{new.checksum['algorithm'].upper()}", new.checksum["value"])
-    return Response(body=s3xml.serialize(doc), headers={"Content-Type": "application/xml"})
+    headers = {"Content-Type": "application/xml", **version_headers(call, bucket, new, write=True)}
+    if meta.version_id or versioning.status(call.store, src_bucket):
+        headers["x-amz-copy-source-version-id"] = versioning.shown(meta.version_id)
+    return Response(body=s3xml.serialize(doc), headers=headers)
 
 
 def write_precondition(call: Call, bucket: str, key: str) -> Callable[[], None] | None:

@@ -3,10 +3,9 @@ metadata, changed in place without touching its data (:func:`writes.rewrite_meta
 
 from __future__ import annotations
 
-from resilin.storage import object_tags
+from resilin.storage import object_tags, versioning
 from resilin.storage.bodies import small_body
 from resilin.storage.context import Call, Response
-from resilin.storage.errors import no_such_key
 from resilin.storage.names import check_key
 from resilin.storage.objfile import ObjectMeta
 from resilin.storage.tag_sets import tag_set_response
@@ -31,18 +30,16 @@ async def delete_object_tagging(call: Call) -> Response:
 async def get_object_tagging(call: Call) -> Response:
     bucket, key = call.owned_bucket().name, call.key or ""
     check_key(key)
-    meta = call.store.head_object(bucket, key)
-    if meta is None:
-        raise no_such_key(key)
-    return tag_set_response(dict(sorted(meta.tags.items())))
+    version = versioning.object_version(call.store, bucket, key, call.query.get("versionId"), call.method)
+    assert version.meta is not None
+    return tag_set_response(dict(sorted(version.meta.tags.items())))
 
 
 async def _set_tags(call: Call, bucket: str, key: str, tags: dict[str, str]) -> None:
-    if call.store.head_object(bucket, key) is None:
-        raise no_such_key(key)
+    version = versioning.object_version(call.store, bucket, key, call.query.get("versionId"), call.method)
 
     def change(meta: ObjectMeta) -> ObjectMeta:
         meta.tags = tags
         return meta
 
-    await rewrite_metadata(call.store, bucket, key, change)
+    await rewrite_metadata(call.store, bucket, key, change, None if version.current else version.path)

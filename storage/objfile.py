@@ -44,6 +44,8 @@ class ObjectMeta:
         default_factory=dict
     )  # the object's ACL (acl.Acl.to_json); {}: its bucket owner's alone
     tags: dict[str, str] = field(default_factory=dict)  # the object's tags (at most 10)
+    version_id: str = ""  # "": the null version (a bucket never versioned, or suspended)
+    seq: int = 0  # orders a key's versions (see versioning.py); 0 for objects older than that
 
     @property
     def quoted_etag(self) -> str:

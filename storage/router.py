@@ -23,7 +23,6 @@ from resilin.storage import (
 )
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, method_not_allowed, not_implemented
-from resilin.storage.versions import check_null_version
 
 Handler = Callable[[Call], Awaitable[Response]]
 
@@ -114,6 +113,7 @@ _BUCKET_SUB_RESOURCES: dict[str, dict[str, Handler]] = {
         **_ACCESS_GET,
     },
     "PUT": {
+        "versioning": bucket_ops.put_versioning,
         "cors": cors_ops.put_bucket_cors,
         "tagging": tagging_ops.put_bucket_tagging,
         "lifecycle": lifecycle_ops.put_bucket_lifecycle,
@@ -140,8 +140,6 @@ def _bucket_route(method: str, query: dict[str, str]) -> Handler:
     unsupported = _UNSUPPORTED_BUCKET.intersection(query)
     if unsupported:
         raise not_implemented(f"The bucket sub-resource ?{sorted(unsupported)[0]}")
-    if method == "PUT" and "versioning" in query:
-        raise not_implemented("Bucket versioning")
     for name, handler in _BUCKET_SUB_RESOURCES.get(method, {}).items():
         if name in query:
             return handler
@@ -162,8 +160,6 @@ def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
     unsupported = _UNSUPPORTED_OBJECT.intersection(query)
     if unsupported:
         raise not_implemented(f"The object sub-resource ?{sorted(unsupported)[0]}")
-    if "versionId" in query:
-        check_null_version(query["versionId"])
     if "acl" in query and method in ("GET", "PUT"):
         return acl_ops.get_object_acl if method == "GET" else acl_ops.put_object_acl
     if "tagging" in query and method in _OBJECT_TAGGING:

@@ -61,6 +61,7 @@ class ListEntry(NamedTuple):
     storage_class: str
     checksum_algorithm: str  # "" when the object has no checksum
     checksum_type: str
+    version_id: str = ""  # "": the null version
 
     @property
     def quoted_etag(self) -> str:
@@ -147,7 +148,7 @@ class PendingWrite:
     def place(self, tmp: str | os.PathLike[str]) -> None:
         """Rename the finished, fsynced file into place and make the rename durable (worker thread)."""
         store = self.store
-        target = store._object_file(self.bucket, self.key)
+        target = store.object_file(self.bucket, self.key)
         parent = os.path.dirname(target)
         with store.namespace_lock:
             try:
@@ -193,6 +194,7 @@ class Store:
         self.buckets_dir.mkdir(parents=True, exist_ok=True)
         self._buckets = self._load_buckets()
         self._indexes: dict[str, KeyIndex] = {}
+        self.version_keys: dict[str, KeyIndex] = {}  # keys with older versions (see versioning)
         self._entries: dict[str, dict[str, ListEntry]] = {}
         self._entry_count = 0
         # Metadata of objects read lately.  Every change to an object goes through
@@ -246,6 +248,7 @@ class Store:
 
     def delete_bucket(self, name: str) -> None:
         self.require_bucket(name)
+        # (A bucket's older versions are checked for by the caller: see versioning.)
         if len(self.index(name)) or any(bucket == name for bucket, _ in self._pending):
             raise S3Error(
                 "BucketNotEmpty",
@@ -257,6 +260,7 @@ class Store:
         self.settings.forget(name)
         del self._buckets[name]
         self._indexes.pop(name, None)
+        self.version_keys.pop(name, None)
         self._entry_count -= len(self._entries.pop(name, {}))
         self._metas.clear()
 
@@ -278,7 +282,7 @@ class Store:
     def object_path(self, bucket: str, key: str) -> Path:
         return self._objects_dir(bucket).joinpath(*names.key_to_parts(key))
 
-    def _object_file(self, bucket: str, key: str) -> str:
+    def object_file(self, bucket: str, key: str) -> str:
         """``object_path`` as a plain string, built without pathlib (reads are the hot path)."""
         return f"{self._buckets_str}/{bucket}/objects/{'/'.join(names.key_to_parts(key))}"
 
@@ -303,7 +307,7 @@ class Store:
         """Open an object for reading: the file handle keeps this version even if replaced."""
         try:
             # Unbuffered: reads are preads or large copies (and it spares a tty check per open).
-            f = open(self._object_file(bucket, key), "rb", buffering=0)  # noqa: SIM115 - caller closes
+            f = open(self.object_file(bucket, key), "rb", buffering=0)  # noqa: SIM115 - caller closes
         except (FileNotFoundError, NotADirectoryError):
             raise no_such_key(key) from None
         meta = self._metas.get((bucket, key))
@@ -322,7 +326,7 @@ class Store:
         if meta is not None:
             return meta
         try:
-            meta = objfile.read_meta_at(self._object_file(bucket, key))
+            meta = objfile.read_meta_at(self.object_file(bucket, key))
         except (FileNotFoundError, NotADirectoryError):
             return None
         self._remember(bucket, key, meta)
@@ -335,15 +339,22 @@ class Store:
             self._metas.clear()
         self._metas[(bucket, key)] = meta
 
-    def commit_object(self, bucket: str, key: str, tmp: Path) -> Path:
-        """Publish a complete object file; returns the directory to fsync for durability."""
+    def commit_object(
+        self, bucket: str, key: str, tmp: Path, before_replace: Callable[[], None] | None = None
+    ) -> Path:
+        """Publish a complete object file; returns the directory to fsync for durability.
+
+        ``before_replace`` runs under ``namespace_lock`` right before (in a versioned bucket, it
+        keeps the object there now as an older version)."""
         self.require_bucket(bucket)
         target = self.object_path(bucket, key)
         with self.namespace_lock:
             target.parent.mkdir(parents=True, exist_ok=True)
+            if before_replace is not None:
+                before_replace()
             os.replace(tmp, target)
         self.index(bucket).add(key)
-        self._forget(bucket, key)
+        self.forget(bucket, key)
         return target.parent
 
     def begin_write(self, bucket: str, key: str) -> PendingWrite:
@@ -354,7 +365,7 @@ class Store:
         """
         self.require_bucket(bucket)
         self._pending[(bucket, key)] = self._pending.get((bucket, key), 0) + 1
-        self._forget(bucket, key)
+        self.forget(bucket, key)
         return PendingWrite(self, bucket, key)
 
     def _end_write(self, write: PendingWrite) -> None:
@@ -362,22 +373,23 @@ class Store:
         left = self._pending.pop((bucket, key)) - 1
         if left:
             self._pending[(bucket, key)] = left
-        self._forget(bucket, key)
+        self.forget(bucket, key)
         if write.placed and bucket in self._buckets:
             index = self.index(bucket)
             # A DeleteObject may have removed the file since the worker placed it.
-            if key not in index and os.path.exists(self._object_file(bucket, key)):
+            if key not in index and os.path.exists(self.object_file(bucket, key)):
                 index.add(key)
 
     def copy_with_meta(
-        self, bucket: str, key: str, change: Callable[[ObjectMeta], ObjectMeta]
+        self, bucket: str, key: str, change: Callable[[ObjectMeta], ObjectMeta], path: str | None = None
     ) -> tuple[Path, ObjectMeta, tuple[int, int]]:
         """Worker thread: a new temp file holding the object's data and ``change(its metadata)``,
         and the identity of the file it was copied from (for ``replace_meta``).
 
-        Only the metadata may change (an ACL, tags): size and data stay the object's."""
+        Only the metadata may change (an ACL, tags): size and data stay the object's.  ``path``: an
+        older version's file instead of the key's latest."""
         try:
-            source = open(self._object_file(bucket, key), "rb", buffering=0)  # noqa: SIM115
+            source = open(path or self.object_file(bucket, key), "rb", buffering=0)  # noqa: SIM115
         except (FileNotFoundError, NotADirectoryError):
             raise no_such_key(key) from None
         with source:
@@ -393,12 +405,14 @@ class Store:
                 raise
         return tmp, meta, (stat.st_dev, stat.st_ino)
 
-    def replace_meta(self, bucket: str, key: str, tmp: Path, source: tuple[int, int]) -> Path | None:
+    def replace_meta(
+        self, bucket: str, key: str, tmp: Path, source: tuple[int, int], path: str | None = None
+    ) -> Path | None:
         """Reactor thread: put a file from ``copy_with_meta`` in place of the one it was copied from.
 
         Returns the directory to fsync, or None (and removes ``tmp``) when the object was replaced
         meanwhile, so that no write is undone; NoSuchKey when it was deleted."""
-        target = self._object_file(bucket, key)
+        target = path or self.object_file(bucket, key)
         with self.namespace_lock:  # no worker's rename comes between the check and ours
             try:
                 now = os.stat(target)
@@ -409,7 +423,7 @@ class Store:
                 tmp.unlink(missing_ok=True)
                 return None
             os.replace(tmp, target)
-        self._forget(bucket, key)
+        self.forget(bucket, key)
         return Path(target).parent
 
     def delete_object(self, bucket: str, key: str) -> bool:
@@ -418,11 +432,11 @@ class Store:
             try:
                 target.unlink()
             except (FileNotFoundError, NotADirectoryError):
-                self._forget(bucket, key)
+                self.forget(bucket, key)
                 return False
-            self._prune_dirs(target.parent, self._objects_dir(bucket))
+            self.prune_dirs(target.parent, self._objects_dir(bucket))
         self.index(bucket).remove(key)
-        self._forget(bucket, key)
+        self.forget(bucket, key)
         return True
 
     def list_entry(self, bucket: str, key: str) -> ListEntry | None:
@@ -445,6 +459,7 @@ class Store:
             meta.storage_class,
             checksum.get("algorithm", ""),
             checksum.get("type", "FULL_OBJECT"),
+            meta.version_id,
         )
         if (bucket, key) in self._pending:
             return entry  # a worker may be replacing the file: not cached
@@ -456,14 +471,14 @@ class Store:
         self._entry_count += 1
         return entry
 
-    def _forget(self, bucket: str, key: str) -> None:
+    def forget(self, bucket: str, key: str) -> None:
         self._metas.pop((bucket, key), None)
         cache = self._entries.get(bucket)
         if cache is not None and cache.pop(key, None) is not None:
             self._entry_count -= 1
 
     @staticmethod
-    def _prune_dirs(directory: Path, stop: Path) -> None:
+    def prune_dirs(directory: Path, stop: Path) -> None:
         """Remove directories a long key needed, once they are empty."""
         while directory != stop:
             try:

@@ -9,7 +9,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 from twisted.internet.threads import deferToThread
 
-from resilin.storage import checksums
+from resilin.storage import checksums, objfile, versioning
 from resilin.storage.errors import S3Error
 from resilin.storage.objfile import ObjectMeta
 from resilin.storage.store import PendingWrite, Store
@@ -65,7 +65,14 @@ async def publish_object(
     try:
         if precondition is not None:
             precondition()
-        parent = store.commit_object(bucket, key, tmp)
+        archive = None
+        if versioning.status(store, bucket):
+            incoming = objfile.read_meta_at(tmp).version_id
+
+            def archive() -> None:
+                versioning.archive_current(store, bucket, key, incoming)
+
+        parent = store.commit_object(bucket, key, tmp, archive)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -102,16 +109,17 @@ REWRITE_ATTEMPTS = 3
 
 
 async def rewrite_metadata(
-    store: Store, bucket: str, key: str, change: Callable[[ObjectMeta], ObjectMeta]
+    store: Store, bucket: str, key: str, change: Callable[[ObjectMeta], ObjectMeta], path: str | None = None
 ) -> ObjectMeta:
     """Change an existing object's metadata (its ACL, its tags), data untouched, atomically.
 
     The object is copied with its new metadata to a temp file in a worker thread and renamed
     over the original, unless a write replaced it meanwhile: then the change is made again on
-    the new version (a few times), so it never undoes that write."""
+    the new version (a few times), so it never undoes that write.  ``path``: an older version's
+    file (see ``versioning``) instead of the key's latest."""
     for _ in range(REWRITE_ATTEMPTS):
-        tmp, meta, source = await deferToThread(store.copy_with_meta, bucket, key, change)
-        parent = store.replace_meta(bucket, key, tmp, source)
+        tmp, meta, source = await deferToThread(store.copy_with_meta, bucket, key, change, path)
+        parent = store.replace_meta(bucket, key, tmp, source, path)
         if parent is not None:
             await deferToThread(store.dir_syncer.sync, str(parent))
             return meta
