@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
+from resilin.storage import versioning
 from resilin.storage.errors import S3Error
 from resilin.storage.lifecycle import Rule
 from resilin.storage.store import Store
@@ -59,7 +60,12 @@ def sweep_steps(store: Store, now: float, counts: dict[str, int]) -> Iterator[No
                     and due <= now
                     and rule.covers(key, entry.size, _tags(store, bucket, key, rule))
                 ):
-                    store.delete_object(bucket, key)
+                    owner = store.bucket(bucket)
+                    if owner is not None and versioning.status(store, bucket):
+                        # As S3 expires in a versioned bucket: a delete marker, the data kept.
+                        versioning.delete_latest(store, bucket, key, owner.owner)
+                    else:
+                        store.delete_object(bucket, key)
                     counts["expired"] += 1
                 if n % SLICE == 0:
                     yield None

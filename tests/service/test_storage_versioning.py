@@ -4,6 +4,7 @@ versions, and a bucket emptied the way clients do it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import time
 
@@ -211,3 +212,29 @@ def test_a_bucket_with_versions_is_not_empty_until_every_version_is_deleted(serv
     resource.Bucket(bucket).object_versions.delete()  # what clients do to empty a bucket
     assert versions(s3, bucket) == []
     s3.delete_bucket(Bucket=bucket)
+
+
+def test_a_lifecycle_expiration_in_a_versioned_bucket_leaves_a_delete_marker_and_keeps_the_data(tmp_path):
+    with StorageProcess(tmp_path / "s3", [ALICE], extra_args=["--lifecycle-interval", "0.5"]) as running:
+        s3 = boto3_client(running.endpoint, ALICE)
+        s3.create_bucket(Bucket="versioned-logs")
+        s3.put_bucket_versioning(Bucket="versioned-logs", VersioningConfiguration={"Status": "Enabled"})
+        kept = s3.put_object(Bucket="versioned-logs", Key="logs/step.log", Body=b"log")["VersionId"]
+        rule = {"ID": "old logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled",
+                "Expiration": {"Date": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)}}  # fmt: skip
+        s3.put_bucket_lifecycle_configuration(
+            Bucket="versioned-logs", LifecycleConfiguration={"Rules": [rule]}
+        )
+        deadline = time.time() + 15
+        while "Contents" in s3.list_objects_v2(Bucket="versioned-logs") and time.time() < deadline:
+            time.sleep(0.2)
+        assert "Contents" not in s3.list_objects_v2(Bucket="versioned-logs")
+        listed = versions(s3, "versioned-logs")
+        assert [(k, latest, marker) for k, _, latest, marker in listed] == [
+            ("logs/step.log", True, True),
+            ("logs/step.log", False, False),
+        ]
+        assert (
+            s3.get_object(Bucket="versioned-logs", Key="logs/step.log", VersionId=kept)["Body"].read()
+            == b"log"
+        )
