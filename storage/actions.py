@@ -14,13 +14,14 @@ from collections.abc import Mapping
 _BUCKET_GET = {
     "location": "s3:GetBucketLocation", "versioning": "s3:GetBucketVersioning",
     "uploads": "s3:ListBucketMultipartUploads", "versions": "s3:ListBucketVersions", "cors": "s3:GetBucketCORS",
-    "tagging": "s3:GetBucketTagging", "lifecycle": "s3:GetLifecycleConfiguration", "acl": "s3:GetBucketAcl",
+    "tagging": "s3:GetBucketTagging", "lifecycle": "s3:GetLifecycleConfiguration",
+    "object-lock": "s3:GetBucketObjectLockConfiguration", "acl": "s3:GetBucketAcl",
     "policy": "s3:GetBucketPolicy", "policyStatus": "s3:GetBucketPolicyStatus",
     "publicAccessBlock": "s3:GetBucketPublicAccessBlock", "ownershipControls": "s3:GetBucketOwnershipControls",
 }  # fmt: skip
 _BUCKET_PUT = {
     "versioning": "s3:PutBucketVersioning", "cors": "s3:PutBucketCORS", "tagging": "s3:PutBucketTagging", "lifecycle": "s3:PutLifecycleConfiguration",
-    "acl": "s3:PutBucketAcl", "policy": "s3:PutBucketPolicy", "publicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "object-lock": "s3:PutBucketObjectLockConfiguration", "acl": "s3:PutBucketAcl", "policy": "s3:PutBucketPolicy", "publicAccessBlock": "s3:PutBucketPublicAccessBlock",
     "ownershipControls": "s3:PutBucketOwnershipControls",
 }  # fmt: skip
 # S3 has no separate permission for most deletions: the PUT's covers them.
@@ -49,8 +50,14 @@ _OBJECT_TAGGING = {
 def _object_action(method: str, query: Mapping[str, str]) -> str | None:
     if method == "HEAD":
         return "s3:GetObject"
+    if "acl" in query and method in ("GET", "PUT"):  # the router's order: acl, tagging, retention, ...
+        return "s3:GetObjectAcl" if method == "GET" else "s3:PutObjectAcl"
     if "tagging" in query and method in _OBJECT_TAGGING:
         return _OBJECT_TAGGING[method]
+    if "retention" in query and method in ("GET", "PUT"):
+        return "s3:GetObjectRetention" if method == "GET" else "s3:PutObjectRetention"
+    if "legal-hold" in query and method in ("GET", "PUT"):
+        return "s3:GetObjectLegalHold" if method == "GET" else "s3:PutObjectLegalHold"
     if method == "GET":
         if "acl" in query:
             return "s3:GetObjectAcl"

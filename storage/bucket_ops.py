@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from resilin.aws.timestamps import iso8601
-from resilin.storage import acl_ops, authorize, object_ops, ownership, s3xml, versioning
+from resilin.storage import acl_ops, authorize, object_lock, object_ops, ownership, s3xml, versioning
 from resilin.storage.bodies import require_integrity_header, small_body
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, access_denied, invalid_argument, malformed_xml, not_implemented
@@ -74,8 +74,7 @@ def _location_constraint(call: Call) -> str | None:
 async def create_bucket(call: Call) -> Response:
     name = call.bucket or ""
     check_bucket_name(name)
-    if (call.header("x-amz-bucket-object-lock-enabled") or "").lower() == "true":
-        raise not_implemented("Object Lock (x-amz-bucket-object-lock-enabled)")
+    locked = (call.header("x-amz-bucket-object-lock-enabled") or "").lower() == "true"
     owned_by = call.header("x-amz-object-ownership")
     if owned_by is not None:
         ownership.check_choice(owned_by)
@@ -116,6 +115,9 @@ async def create_bucket(call: Call) -> Response:
             call.store.settings.put(name, ownership.SETTING, {"ObjectOwnership": owned_by})
         if bucket_acl is not None:
             call.store.settings.put(name, "acl", bucket_acl.to_json())
+        if locked:  # Object Lock needs versioning, for good
+            call.store.settings.put(name, versioning.SETTING, {"Status": versioning.ENABLED})
+            call.store.settings.put(name, object_lock.SETTING, {"enabled": True, "rule": None})
     return Response(headers={"Location": f"/{name}"})
 
 
@@ -166,6 +168,10 @@ async def put_versioning(call: Call) -> Response:
         raise malformed_xml()
     if mfa == "Enabled":
         raise not_implemented("MFA delete")
+    if state == versioning.SUSPENDED and object_lock.enabled(call.store.settings, info.name):
+        raise object_lock.invalid_bucket_state(
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+        )
     call.store.settings.put(info.name, versioning.SETTING, {"Status": state})
     return Response()
 
@@ -193,6 +199,7 @@ async def delete_objects(call: Call) -> Response:
         raise malformed_xml()
 
     result = s3xml.root("DeleteResult")
+    asks_bypass = (call.header(object_lock.BYPASS_HEADER) or "").lower() == "true"
     for obj in objects:
         key = s3xml.child_text(obj, "Key")
         version_id = s3xml.child_text(obj, "VersionId")
@@ -204,7 +211,10 @@ async def delete_objects(call: Call) -> Response:
             action = "s3:DeleteObject" if version_id is None else "s3:DeleteObjectVersion"
             if not authorize.allowed(call.store, request, action, info.name, key):
                 raise access_denied()
-            deleted = object_ops.delete_one(call, info.name, key, version_id)
+            bypass = asks_bypass and authorize.allowed(
+                call.store, request, "s3:BypassGovernanceRetention", info.name, key
+            )
+            deleted = object_ops.delete_one(call, info.name, key, version_id, bypass)
         except S3Error as exc:
             error = s3xml.sub(result, "Error")
             s3xml.subs(error, [*named, ("Code", exc.code), ("Message", exc.message)])

@@ -136,6 +136,7 @@ async def complete_upload(call: Call) -> Response:
             tags=info.get("tags") or {},
             version_id=version_id,
             seq=seq,
+            lock=info.get("lock") or {},
         )
         objfile.finish(out, meta)
         return meta

@@ -6,7 +6,16 @@ import time
 from typing import BinaryIO
 
 from resilin.aws.timestamps import iso8601
-from resilin.storage import acl_ops, authorize, checksums, conditions, objfile, requestmeta, s3xml
+from resilin.storage import (
+    acl_ops,
+    authorize,
+    checksums,
+    conditions,
+    object_lock,
+    objfile,
+    requestmeta,
+    s3xml,
+)
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import invalid_argument, invalid_request, no_such_upload
 from resilin.storage.ingest import Ingested
@@ -74,6 +83,9 @@ async def create_upload(call: Call) -> Response:
         "storage_class": requestmeta.storage_class(call),
         "acl": object_acl,
         "tags": requestmeta.request_tags(call),
+        "lock": object_lock.lock_of_new_object(
+            call.store.settings, bucket, {name: call.header(name) for name in requestmeta.OBJECT_LOCK_HEADERS}
+        ),
     }
     upload_id = call.store.create_upload(bucket, info)
     doc = s3xml.root("InitiateMultipartUploadResult")

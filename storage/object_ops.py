@@ -14,6 +14,8 @@ from resilin.storage import (
     checksums,
     conditions,
     meta_text,
+    object_lock,
+    object_lock_ops,
     object_tags,
     objfile,
     requestmeta,
@@ -63,6 +65,7 @@ def object_headers(meta: ObjectMeta) -> dict[str, str]:
     }
     for name, value in meta.headers.items():
         headers[name.title()] = value
+    headers.update(object_lock.headers_of(meta))
     headers.update({name: meta_text.answered_value(value) for name, value in meta.user_meta.items()})
     headers.update(object_tags.count_header(meta.tags))
     if meta.storage_class != "STANDARD":
@@ -77,6 +80,7 @@ async def put_object(call: Call) -> Response:
     bucket, key = info.name, call.key or ""
     check_key(key)
     requestmeta.check_object_controls(call)
+    lock = object_lock.lock_of_new_object(call.store.settings, bucket, _lock_headers(call))
     object_acl = acl_ops.new_object_acl(call, info)
     tags = requestmeta.request_tags(call)
     spec = requestmeta.body_spec(call)
@@ -106,6 +110,7 @@ async def put_object(call: Call) -> Response:
             tags=tags,
             version_id=version_id,
             seq=seq,
+            lock=lock,
         )
 
     if precondition is None and not versioned:
@@ -248,10 +253,19 @@ def _read_response(call: Call, meta: ObjectMeta, head: bool) -> tuple[Response, 
     return Response(status, headers), offset, length
 
 
-def delete_one(call: Call, bucket: str, key: str, version_id: str | None) -> versioning.Deleted:
-    """DeleteObject's work, also one entry of DeleteObjects: a version removed for good when named,
-    else a delete marker in a versioned bucket, else the object itself."""
+def delete_one(
+    call: Call, bucket: str, key: str, version_id: str | None, bypass: bool = False
+) -> versioning.Deleted:
+    """DeleteObject's work, also one entry of DeleteObjects: a version removed for good when named
+    (unless Object Lock protects it; ``bypass``: GOVERNANCE retention may be bypassed), else a
+    delete marker in a versioned bucket, else the object itself."""
     store = call.store
+    if version_id is not None and object_lock.enabled(store.settings, bucket):
+        try:
+            object_lock.check_deletable(versioning.find(store, bucket, key, version_id), bypass)
+        except S3Error as exc:
+            if exc.code != "NoSuchVersion":
+                raise
     if version_id is not None:
         if not versioning.status(store, bucket) and not versioning.has_versions(store, bucket):
             versioning.check_version_id(version_id)
@@ -269,7 +283,7 @@ def delete_one(call: Call, bucket: str, key: str, version_id: str | None) -> ver
 async def delete_object(call: Call) -> Response:
     bucket, key = call.owned_bucket().name, call.key or ""
     check_key(key)
-    deleted = delete_one(call, bucket, key, call.query.get("versionId"))
+    deleted = delete_one(call, bucket, key, call.query.get("versionId"), object_lock_ops.bypassing(call, key))
     headers = {}
     if deleted.version_id is not None:
         headers["x-amz-version-id"] = deleted.version_id
@@ -331,6 +345,7 @@ async def copy_object(call: Call) -> Response:
         call, "s3:GetObject" if src_version is None else "s3:GetObjectVersion", src_bucket, src_key
     )
     requestmeta.check_object_controls(call)
+    lock = object_lock.lock_of_new_object(call.store.settings, bucket, _lock_headers(call))
     object_acl = acl_ops.new_object_acl(call, info)
     directive = (call.header("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
@@ -389,6 +404,7 @@ async def copy_object(call: Call) -> Response:
                 tags=dict(meta.tags) if new_tags is None else new_tags,
                 version_id=version_id,
                 seq=seq,
+                lock=lock,
             )
             objfile.finish(out, new)
             return new
@@ -405,6 +421,10 @@ async def copy_object(call: Call) -> Response:
     if meta.version_id or versioning.status(call.store, src_bucket):
         headers["x-amz-copy-source-version-id"] = versioning.shown(meta.version_id)
     return Response(body=s3xml.serialize(doc), headers=headers)
+
+
+def _lock_headers(call: Call) -> dict[str, str | None]:
+    return {name: call.header(name) for name in requestmeta.OBJECT_LOCK_HEADERS}
 
 
 def write_precondition(call: Call, bucket: str, key: str) -> Callable[[], None] | None:

@@ -46,6 +46,7 @@ class ObjectMeta:
     tags: dict[str, str] = field(default_factory=dict)  # the object's tags (at most 10)
     version_id: str = ""  # "": the null version (a bucket never versioned, or suspended)
     seq: int = 0  # orders a key's versions (see versioning.py); 0 for objects older than that
+    lock: dict = field(default_factory=dict)  # Object Lock: {"mode", "until", "legal_hold"} (object_lock.py)
 
     @property
     def quoted_etag(self) -> str:

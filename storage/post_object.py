@@ -22,7 +22,17 @@ from urllib.parse import urlencode
 import multipart
 
 from resilin.aws.sigv4 import CredentialLookup, Credentials, Verified
-from resilin.storage import acl_ops, authorize, object_tags, objfile, post_policy, requestmeta, s3xml
+from resilin.storage import (
+    acl_ops,
+    authorize,
+    object_lock,
+    object_tags,
+    objfile,
+    post_policy,
+    requestmeta,
+    s3xml,
+    versioning,
+)
 from resilin.storage.auth import ANONYMOUS
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, invalid_argument
@@ -169,6 +179,8 @@ async def post_object(
     check_key(key)
     authorize.require(call, "s3:PutObject", info.name, key)
     requestmeta.check_object_controls(call)
+    lock = object_lock.lock_of_new_object(store.settings, info.name, {})  # the bucket's default retention
+    version_id, seq = versioning.new_version(store, info.name)
     object_acl = acl_ops.new_object_acl(call, info)
     content_type_field = requestmeta.content_type(call)
     stored, user_meta = requestmeta.stored_headers(call), requestmeta.user_metadata(call)
@@ -195,6 +207,9 @@ async def post_object(
             storage_class=storage_class,
             acl=object_acl,
             tags=tags,
+            version_id=version_id,
+            seq=seq,
+            lock=lock,
         )
         objfile.finish(out, meta)
         return meta

@@ -59,13 +59,9 @@ OBJECT_LOCK_HEADERS = (
 
 
 def check_object_controls(call: Call) -> None:
-    """What a new object's request may ask besides its data: encryption, tags and retention are
-    refused when they cannot be honoured (never accepted and ignored).  Its ACL is acl_ops'."""
+    """What a new object's request may ask besides its data: encryption it cannot honour is refused
+    (never accepted and ignored).  Its ACL is acl_ops', its Object Lock object_lock's."""
     check_encryption(call)
-    locked = [name for name in OBJECT_LOCK_HEADERS if call.header(name) is not None]
-    if locked:
-        # S3's answer for a bucket without Object Lock, which every bucket here is.
-        raise invalid_request(f"Bucket is missing Object Lock Configuration ({locked[0]} was given)")
 
 
 def request_tags(call: Call) -> dict[str, str]:

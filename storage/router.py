@@ -17,6 +17,7 @@ from resilin.storage import (
     multipart_lists,
     multipart_ops,
     object_attributes,
+    object_lock_ops,
     object_ops,
     object_tagging_ops,
     tagging_ops,
@@ -30,15 +31,9 @@ Handler = Callable[[Call], Awaitable[Response]]
 # mistaken for a plain GET/PUT of the bucket or object.
 _UNSUPPORTED_BUCKET = {
     "accelerate", "analytics", "encryption", "intelligent-tiering", "inventory", "logging",
-    "metrics", "notification", "object-lock", "replication", "requestPayment", "website",
+    "metrics", "notification", "replication", "requestPayment", "website",
 }  # fmt: skip
-_UNSUPPORTED_OBJECT = {
-    "legal-hold",
-    "restore",
-    "retention",
-    "select",
-    "torrent",
-}
+_UNSUPPORTED_OBJECT = {"restore", "select", "torrent"}
 
 
 @dataclass(frozen=True)
@@ -110,6 +105,7 @@ _BUCKET_SUB_RESOURCES: dict[str, dict[str, Handler]] = {
         "cors": cors_ops.get_bucket_cors,
         "tagging": tagging_ops.get_bucket_tagging,
         "lifecycle": lifecycle_ops.get_bucket_lifecycle,
+        "object-lock": object_lock_ops.get_configuration,
         **_ACCESS_GET,
     },
     "PUT": {
@@ -117,6 +113,7 @@ _BUCKET_SUB_RESOURCES: dict[str, dict[str, Handler]] = {
         "cors": cors_ops.put_bucket_cors,
         "tagging": tagging_ops.put_bucket_tagging,
         "lifecycle": lifecycle_ops.put_bucket_lifecycle,
+        "object-lock": object_lock_ops.put_configuration,
         **_ACCESS_PUT,
     },
     "DELETE": {
@@ -164,6 +161,10 @@ def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
         return acl_ops.get_object_acl if method == "GET" else acl_ops.put_object_acl
     if "tagging" in query and method in _OBJECT_TAGGING:
         return _OBJECT_TAGGING[method]
+    if "retention" in query and method in ("GET", "PUT"):
+        return object_lock_ops.get_retention if method == "GET" else object_lock_ops.put_retention
+    if "legal-hold" in query and method in ("GET", "PUT"):
+        return object_lock_ops.get_legal_hold if method == "GET" else object_lock_ops.put_legal_hold
     if method == "GET":
         if "attributes" in query:
             return object_attributes.get_object_attributes

@@ -165,7 +165,7 @@ def test_object_versions_of_an_unversioned_bucket_are_null_and_empty_the_bucket(
     s3.delete_bucket(Bucket=bucket)
 
 
-def test_bad_acls_tags_and_object_lock_it_cannot_honour_are_refused_and_change_nothing(s3, bucket):
+def test_bad_acls_tags_and_object_lock_on_a_bucket_without_it_are_refused_and_change_nothing(s3, bucket):
     refused = [
         ({"ACL": "public-everything"}, 400, "InvalidArgument"),
         ({"GrantRead": 'id="someone"'}, 400, "InvalidArgument"),
@@ -192,7 +192,6 @@ def test_bad_acls_tags_and_object_lock_it_cannot_honour_are_refused_and_change_n
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
     for extra, code in (
-        ({"ObjectLockEnabledForBucket": True}, (501, "NotImplemented")),
         ({"ACL": "public-everything"}, (400, "InvalidArgument")),
         ({"ObjectOwnership": "EveryoneOwns"}, (400, "InvalidArgument")),
         ({"ObjectOwnership": "BucketOwnerEnforced", "ACL": "public-read"},

@@ -238,3 +238,90 @@ def test_a_lifecycle_expiration_in_a_versioned_bucket_leaves_a_delete_marker_and
             s3.get_object(Bucket="versioned-logs", Key="logs/step.log", VersionId=kept)["Body"].read()
             == b"log"
         )
+
+
+def test_object_lock_retention_and_legal_holds_keep_versions_from_deletion(service, s3):
+    name = f"locked-{next(_names)}-{int(time.time())}"
+    s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
+    assert error_of(excinfo) == (409, "InvalidBucketState")
+    default = {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
+    }
+    s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=default)
+    assert s3.get_object_lock_configuration(Bucket=name)["ObjectLockConfiguration"] == default
+
+    # The bucket's default retention: GOVERNANCE for a day, bypassed only when asked and allowed.
+    governed = s3.put_object(Bucket=name, Key="k", Body=b"governed")["VersionId"]
+    head = s3.head_object(Bucket=name, Key="k")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert 0 < (head["ObjectLockRetainUntilDate"] - dt.datetime.now(dt.UTC)).total_seconds() <= 86400
+    with pytest.raises(ClientError) as excinfo:
+        s3.delete_object(Bucket=name, Key="k", VersionId=governed)
+    assert error_of(excinfo) == (403, "AccessDenied")
+    shorter = {"Mode": "GOVERNANCE", "RetainUntilDate": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)}
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object_retention(Bucket=name, Key="k", Retention=shorter)
+    assert error_of(excinfo) == (403, "AccessDenied")
+    # A plain DELETE only adds a marker; the locked version stays readable.
+    assert s3.delete_object(Bucket=name, Key="k")["DeleteMarker"] is True
+    assert s3.get_object(Bucket=name, Key="k", VersionId=governed)["Body"].read() == b"governed"
+
+    # COMPLIANCE with a legal hold, given on the PUT: nothing deletes it, bypass or not.
+    until = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+    held = s3.put_object(Bucket=name, Key="c", Body=b"c", ObjectLockMode="COMPLIANCE",
+                         ObjectLockRetainUntilDate=until, ObjectLockLegalHoldStatus="ON")["VersionId"]  # fmt: skip
+    assert s3.get_object_retention(Bucket=name, Key="c")["Retention"] == {
+        "Mode": "COMPLIANCE",
+        "RetainUntilDate": until,
+    }
+    assert s3.get_object_legal_hold(Bucket=name, Key="c")["LegalHold"] == {"Status": "ON"}
+    for bypass in (False, True):
+        with pytest.raises(ClientError) as excinfo:
+            s3.delete_object(Bucket=name, Key="c", VersionId=held, BypassGovernanceRetention=bypass)
+        assert error_of(excinfo) == (403, "AccessDenied")
+    s3.put_object_legal_hold(Bucket=name, Key="c", LegalHold={"Status": "OFF"})
+    result = s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": "c", "VersionId": held}]},
+                               BypassGovernanceRetention=True)  # fmt: skip
+    assert [e["Code"] for e in result["Errors"]] == ["AccessDenied"]  # COMPLIANCE still holds
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object_retention(Bucket=name, Key="c", Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until},
+                                BypassGovernanceRetention=True)  # fmt: skip
+    assert error_of(excinfo) == (403, "AccessDenied")
+
+    # The owner may bypass GOVERNANCE; then the version goes for good.
+    s3.delete_object(Bucket=name, Key="k", VersionId=governed, BypassGovernanceRetention=True)
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=name, Key="k", VersionId=governed)
+    assert error_of(excinfo) == (404, "NoSuchVersion")
+
+    # Bad configurations and retentions are refused and change nothing.
+    bad = [
+        ({"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 0}}},
+         (400, "InvalidRetentionPeriod")),
+        ({"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1, "Years": 1}}},
+         (400, "MalformedXML")),
+        ({"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "governance", "Days": 1}}},
+         (400, "MalformedXML")),
+    ]  # fmt: skip
+    for configuration, expected in bad:
+        with pytest.raises(ClientError) as excinfo:
+            s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=configuration)
+        assert error_of(excinfo) == expected
+    assert s3.get_object_lock_configuration(Bucket=name)["ObjectLockConfiguration"] == default
+    plain = f"unlocked-{next(_names)}-{int(time.time())}"
+    s3.create_bucket(Bucket=plain)
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object_lock_configuration(Bucket=plain, ObjectLockConfiguration=default)
+    assert error_of(excinfo) == (409, "InvalidBucketState")
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(
+            Bucket=plain, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until
+        )
+    assert error_of(excinfo) == (400, "InvalidRequest")
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object_lock_configuration(Bucket=plain)
+    assert error_of(excinfo) == (404, "ObjectLockConfigurationNotFoundError")

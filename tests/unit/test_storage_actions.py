@@ -18,6 +18,7 @@ from resilin.storage import (
     multipart_lists,
     multipart_ops,
     object_attributes,
+    object_lock_ops,
     object_ops,
     router,
     tagging_ops,
@@ -57,6 +58,8 @@ BUCKET_HANDLERS = {
     access_setting_ops.get_ownership_controls: "s3:GetBucketOwnershipControls",
     access_setting_ops.put_ownership_controls: "s3:PutBucketOwnershipControls",
     access_setting_ops.delete_ownership_controls: "s3:PutBucketOwnershipControls",
+    object_lock_ops.get_configuration: "s3:GetBucketObjectLockConfiguration",
+    object_lock_ops.put_configuration: "s3:PutBucketObjectLockConfiguration",
 }
 OBJECT_HANDLERS = {
     object_ops.get_object: "s3:GetObject",
@@ -73,6 +76,10 @@ OBJECT_HANDLERS = {
     multipart_complete.complete_upload: "s3:PutObject",
     acl_ops.get_object_acl: "s3:GetObjectAcl",
     acl_ops.put_object_acl: "s3:PutObjectAcl",
+    object_lock_ops.get_retention: "s3:GetObjectRetention",
+    object_lock_ops.put_retention: "s3:PutObjectRetention",
+    object_lock_ops.get_legal_hold: "s3:GetObjectLegalHold",
+    object_lock_ops.put_legal_hold: "s3:PutObjectLegalHold",
 }
 VERSION_ACTIONS = {
     "s3:GetObject": "s3:GetObjectVersion", "s3:DeleteObject": "s3:DeleteObjectVersion",
@@ -80,8 +87,17 @@ VERSION_ACTIONS = {
     "s3:GetObjectAttributes": "s3:GetObjectVersionAttributes",
 }  # fmt: skip
 BUCKET_NAMES = ["location", "versioning", "uploads", "versions", "cors", "tagging", "lifecycle", "acl", "policy",
-                "policyStatus", "publicAccessBlock", "ownershipControls", "delete", "list-type"]  # fmt: skip
-OBJECT_NAMES = ["acl", "attributes", "uploadId", "uploads", "partNumber", "versionId"]
+                "policyStatus", "publicAccessBlock", "ownershipControls", "object-lock", "delete", "list-type"]  # fmt: skip
+OBJECT_NAMES = [
+    "acl",
+    "attributes",
+    "uploadId",
+    "uploads",
+    "partNumber",
+    "versionId",
+    "retention",
+    "legal-hold",
+]
 
 
 def _queries(names: list[str]):
