@@ -428,7 +428,7 @@ def _lock_headers(call: Call) -> dict[str, str | None]:
 
 
 def write_precondition(call: Call, bucket: str, key: str) -> Callable[[], None] | None:
-    """The check for a conditional write (If-None-Match: * or If-Match: etag), or None.
+    """The check for a conditional write (If-None-Match: * or ETags, If-Match: * or ETags), or None.
 
     It is run once before the body is read, to fail fast, and again right before
     the new object is published.
@@ -436,12 +436,15 @@ def write_precondition(call: Call, bucket: str, key: str) -> Callable[[], None] 
     if_none_match, if_match = call.header("if-none-match"), call.header("if-match")
     if if_none_match is None and if_match is None:
         return None
-    if if_none_match is not None and if_none_match.strip() != "*":
-        raise S3Error("NotImplemented", "If-None-Match only accepts '*' on writes", 501)
 
     def check() -> None:
         current = call.store.head_object(bucket, key)
-        if if_none_match is not None and current is not None:
+        # If-None-Match: "*" (any object) or ETags the current object must not have.
+        if (
+            if_none_match is not None
+            and current is not None
+            and conditions.etag_matches(if_none_match, current.etag)
+        ):
             raise S3Error(
                 "PreconditionFailed",
                 "At least one of the pre-conditions you specified did not hold",

@@ -647,6 +647,17 @@ def test_conditional_put(s3, bucket):
         s3.put_object(Bucket=bucket, Key="once", Body=b"2", IfNoneMatch="*")
     assert error_of(excinfo) == (412, "PreconditionFailed")
     assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"1"
+    etag = s3.head_object(Bucket=bucket, Key="once")["ETag"]
+    # If-None-Match with ETags: only when the object has none of them; If-Match: * when it exists.
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=bucket, Key="once", Body=b"2", IfNoneMatch=etag)
+    assert error_of(excinfo) == (412, "PreconditionFailed")
+    s3.put_object(Bucket=bucket, Key="once", Body=b"2", IfNoneMatch='"another"')
+    s3.put_object(Bucket=bucket, Key="once", Body=b"3", IfMatch="*")
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"3"
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=bucket, Key="never", Body=b"x", IfMatch="*")
+    assert error_of(excinfo) == (404, "NoSuchKey")
 
 
 def test_delete_object_and_delete_objects(s3, bucket):
