@@ -1,12 +1,13 @@
 """A bucket's lifecycle rules: what PutBucketLifecycleConfiguration may say, and when they act.
 
 Resilin acts on expiration (``Expiration`` by ``Days`` or ``Date``) and on incomplete multipart
-uploads (``AbortIncompleteMultipartUpload``), filtered by key prefix and object size: what EMR
-users set on a ``LogUri`` bucket.  As on S3, an object's expiry is its creation plus the days,
+uploads (``AbortIncompleteMultipartUpload``), filtered by key prefix, object size and tags: what
+EMR users set on a ``LogUri`` bucket; and, in versioned buckets, on older versions
+(``NoncurrentVersionExpiration``, keeping ``NewerNoncurrentVersions``) and on delete markers left
+alone (``ExpiredObjectDeleteMarker``).  As on S3, an object's expiry is its creation plus the days,
 rounded up to the next midnight UTC, and rules act some time after they are due (each sweep of
 the bucket, :mod:`lifecycle_sweep`).  What it cannot act on is refused, never stored and ignored:
-transitions (storage classes are labels here), noncurrent versions (there is no versioning) and
-tag filters (objects keep no tags).
+transitions (storage classes are labels here).
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ DAY = 86400
 MAX_RULES = 1000
 REFUSED = {
     "Transition": "lifecycle transitions (storage classes are labels only here)",
-    "NoncurrentVersionTransition": "noncurrent version transitions (buckets are not versioned)",
-    "NoncurrentVersionExpiration": "noncurrent version expiration (buckets are not versioned)",
+    "NoncurrentVersionTransition": "noncurrent version transitions (storage classes are labels only here)",
 }
 
 
@@ -42,6 +42,9 @@ class Rule:
     abort_days: int | None = None
     legacy_prefix: bool = False  # given as <Prefix> outside a <Filter> (older clients)
     tags: tuple[tuple[str, str], ...] = ()  # the object must carry every one of these tags
+    noncurrent_days: int | None = None  # older versions expire this long after they became older
+    newer_noncurrent: int | None = None  # ... except this many of the newest older versions
+    expire_delete_markers: bool = False  # a delete marker that is a key's only version goes
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -58,6 +61,12 @@ class Rule:
         if self.expire_days is not None:
             return _next_midnight(last_modified + self.expire_days * DAY)
         return None
+
+    def noncurrent_due(self, noncurrent_since: float) -> float | None:
+        """When a version that became noncurrent at ``noncurrent_since`` expires (None: never)."""
+        if self.noncurrent_days is None:
+            return None
+        return _next_midnight(noncurrent_since + self.noncurrent_days * DAY)
 
     def upload_due(self, initiated: float) -> float | None:
         return None if self.abort_days is None else _next_midnight(initiated + self.abort_days * DAY)
@@ -113,6 +122,10 @@ def parse(body: bytes) -> list[Rule]:
 
 
 def _rule(element: etree._Element, number: int) -> Rule:
+    for transition in s3xml.children(element, "Transition"):
+        date = s3xml.child_text(transition, "Date")
+        if date is not None:
+            _date(date)  # a bad date is the client's error before it is a refused action
     for tag, what in REFUSED.items():
         if s3xml.children(element, tag):
             raise not_implemented(f"Lifecycle {what}")
@@ -124,13 +137,25 @@ def _rule(element: etree._Element, number: int) -> Rule:
         raise malformed_xml()
     prefix, greater, less, legacy, tags = _filter(element)
     expire_days = expire_date = None
+    markers = False
     for expiration in s3xml.children(element, "Expiration"):
-        if s3xml.child_text(expiration, "ExpiredObjectDeleteMarker") is not None:
-            raise not_implemented("Lifecycle ExpiredObjectDeleteMarker (buckets are not versioned)")
         expire_days = _positive_int(expiration, "Days")
         date = s3xml.child_text(expiration, "Date")
         expire_date = _date(date) if date is not None else None
-        if (expire_days is None) == (expire_date is None):
+        marker_text = s3xml.child_text(expiration, "ExpiredObjectDeleteMarker")
+        if marker_text is not None and marker_text.strip().lower() not in ("true", "false"):
+            raise malformed_xml()
+        markers = (marker_text or "").strip().lower() == "true"
+        given = [expire_days is not None, expire_date is not None, marker_text is not None]
+        if sum(given) != 1:
+            raise malformed_xml()
+        if markers and tags:
+            raise invalid_request("ExpiredObjectDeleteMarker cannot be specified with Tags.")
+    noncurrent_days = newer_noncurrent = None
+    for noncurrent in s3xml.children(element, "NoncurrentVersionExpiration"):
+        noncurrent_days = _positive_int(noncurrent, "NoncurrentDays")
+        newer_noncurrent = _positive_int(noncurrent, "NewerNoncurrentVersions")
+        if noncurrent_days is None:
             raise malformed_xml()
     abort_days = None
     for abort in s3xml.children(element, "AbortIncompleteMultipartUpload"):
@@ -139,7 +164,13 @@ def _rule(element: etree._Element, number: int) -> Rule:
             raise malformed_xml()
     if tags and abort_days is not None:
         raise invalid_request("AbortIncompleteMultipartUpload cannot be specified with Tags.")
-    if expire_days is None and expire_date is None and abort_days is None:
+    if (
+        expire_days is None
+        and expire_date is None
+        and abort_days is None
+        and noncurrent_days is None
+        and not markers
+    ):
         raise invalid_argument("At least one action needs to be specified in a rule", "Action")
     return Rule(
         rule_id,
@@ -152,6 +183,9 @@ def _rule(element: etree._Element, number: int) -> Rule:
         abort_days,
         legacy,
         tags,
+        noncurrent_days,
+        newer_noncurrent,
+        markers,
     )
 
 
@@ -213,6 +247,13 @@ def to_xml(rules: list[Rule]) -> etree._Element:
                 s3xml.sub(expiration, "Days", rule.expire_days)
             else:
                 s3xml.sub(expiration, "Date", rule.expire_date)
+        elif rule.expire_delete_markers:
+            s3xml.sub(s3xml.sub(element, "Expiration"), "ExpiredObjectDeleteMarker", "true")
+        if rule.noncurrent_days is not None:
+            noncurrent = s3xml.sub(element, "NoncurrentVersionExpiration")
+            s3xml.sub(noncurrent, "NoncurrentDays", rule.noncurrent_days)
+            if rule.newer_noncurrent is not None:
+                s3xml.sub(noncurrent, "NewerNoncurrentVersions", rule.newer_noncurrent)
         if rule.abort_days is not None:
             s3xml.sub(
                 s3xml.sub(element, "AbortIncompleteMultipartUpload"), "DaysAfterInitiation", rule.abort_days

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from resilin.storage import versioning
+from resilin.storage import object_lock, versioning
 from resilin.storage.errors import S3Error
+from resilin.storage.keyindex import KeyIndex
 from resilin.storage.lifecycle import Rule
 from resilin.storage.store import Store
 
@@ -37,6 +38,48 @@ def _tags(store: Store, bucket: str, key: str, rule: Rule) -> dict[str, str] | N
 def rules_of(store: Store, bucket: str) -> list[Rule] | None:
     stored = store.settings.get(bucket, SETTING)
     return None if stored is None else [Rule.from_json(r) for r in stored]
+
+
+def _keys_under(index: KeyIndex, prefix: str) -> Iterator[str]:
+    for key in index.iter_from(prefix):
+        if not key.startswith(prefix):
+            return
+        yield key
+
+
+def _expire_older_versions(store: Store, bucket: str, key: str, rule: Rule, now: float) -> int:
+    """Remove a key's noncurrent versions the rule has made due (all but its ``newer_noncurrent``
+    newest, each counted from when a newer version replaced it), then a delete marker left as the
+    key's only version.  Versions Object Lock protects stay.  How many were removed."""
+    removed = 0
+    if rule.noncurrent_days is not None:
+        newest_first = versioning.versions_of(store, bucket, key)
+        for position in range(1, len(newest_first)):
+            version = newest_first[position]
+            if rule.newer_noncurrent is not None and position <= rule.newer_noncurrent:
+                continue
+            meta = version.meta
+            if not rule.covers(key, meta.size if meta else None, meta.tags if meta else {}):
+                continue
+            due = rule.noncurrent_due(newest_first[position - 1].last_modified)
+            if due is None or due > now or _locked(version):
+                continue
+            versioning.delete_version(store, bucket, key, version.version_id)
+            removed += 1
+    if rule.expire_delete_markers:
+        left = versioning.versions_of(store, bucket, key)
+        if len(left) == 1 and left[0].marker:
+            versioning.delete_version(store, bucket, key, left[0].version_id)
+            removed += 1
+    return removed
+
+
+def _locked(version: versioning.Version) -> bool:
+    try:
+        object_lock.check_deletable(version, bypass_allowed=False)
+    except S3Error:
+        return True
+    return False
 
 
 def sweep_steps(store: Store, now: float, counts: dict[str, int]) -> Iterator[None]:
@@ -69,6 +112,16 @@ def sweep_steps(store: Store, now: float, counts: dict[str, int]) -> Iterator[No
                     counts["expired"] += 1
                 if n % SLICE == 0:
                     yield None
+            if (rule.noncurrent_days is not None or rule.expire_delete_markers) and store.bucket(
+                bucket
+            ) is not None:
+                versioned = list(_keys_under(versioning.keys_with_versions(store, bucket), rule.prefix))
+                for n, key in enumerate(versioned, 1):
+                    if store.bucket(bucket) is None:
+                        break
+                    counts["expired"] += _expire_older_versions(store, bucket, key, rule, now)
+                    if n % SLICE == 0:
+                        yield None
             if rule.abort_days is None or store.bucket(bucket) is None:
                 continue
             for upload_id, info in store.uploads(bucket):

@@ -73,8 +73,14 @@ def test_filters_and_round_trip():
         ("<Rule><Filter><Tag><Key>a</Key><Value>b</Value></Tag></Filter><Status>Enabled</Status>"
          "<AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation>"
          "</AbortIncompleteMultipartUpload></Rule>", "InvalidRequest"),
-        ("<Rule><Status>Enabled</Status><NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays>"
-         "</NoncurrentVersionExpiration></Rule>", "NotImplemented"),
+        ("<Rule><Status>Enabled</Status><NoncurrentVersionTransition><NoncurrentDays>1</NoncurrentDays>"
+         "<StorageClass>GLACIER</StorageClass></NoncurrentVersionTransition></Rule>", "NotImplemented"),
+        ("<Rule><Status>Enabled</Status><NoncurrentVersionExpiration><NewerNoncurrentVersions>1"
+         "</NewerNoncurrentVersions></NoncurrentVersionExpiration></Rule>", "MalformedXML"),
+        ("<Rule><Status>Enabled</Status><Expiration><Days>1</Days><ExpiredObjectDeleteMarker>true"
+         "</ExpiredObjectDeleteMarker></Expiration></Rule>", "MalformedXML"),
+        ("<Rule><Status>Enabled</Status><Transition><Date>20220927</Date><StorageClass>GLACIER</StorageClass>"
+         "</Transition></Rule>", "InvalidArgument"),
         ("<Rule><Status>Enabled</Status><Expiration><Date>2026-03-01T10:00:00Z</Date></Expiration></Rule>",
          "InvalidArgument"),
         ("<Rule><Status>Enabled</Status><Expiration><Days>0</Days></Expiration></Rule>", "InvalidArgument"),
