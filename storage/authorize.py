@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from resilin.storage import acl, actions, bucket_policy, ownership, public_access
 from resilin.storage.errors import access_denied
@@ -60,8 +61,9 @@ class Request:
     client_ip: str
     auth_type: str  # "REST-HEADER", "REST-QUERY-STRING" or "" (anonymous)
 
-    def context(self) -> dict[str, list[str]]:
-        """Condition keys (lower-case) and their values; keys the request lacks are absent."""
+    def context(self, existing_tags: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+        """Condition keys (lower-case) and their values; keys the request lacks are absent.
+        ``existing_tags``: the tags of the object the request is about, if it exists."""
         values: dict[str, list[str]] = {"aws:sourceip": [self.client_ip], "aws:securetransport": ["false"]}
         values["aws:principaltype"] = ["Account" if self.account else "Anonymous"]
         if self.account:
@@ -79,6 +81,14 @@ class Request:
                 values[f"s3:{name}"] = [self.query[name]]
         if "versionId" in self.query:
             values["s3:versionid"] = [self.query["versionId"]]
+        for name, value in (existing_tags or {}).items():
+            values[f"s3:existingobjecttag/{name.lower()}"] = [value]
+        tagging = self.headers.get("x-amz-tagging")
+        if tagging:
+            requested = parse_qsl(tagging[0], keep_blank_values=True)
+            values["s3:requestobjecttagkeys"] = [name for name, _ in requested]
+            for name, value in requested:
+                values[f"s3:requestobjecttag/{name.lower()}"] = [value]
         return values
 
 
@@ -126,9 +136,9 @@ def allowed(store: Store, request: Request, action: str, bucket: str, key: str |
             and public_access.of_bucket(store.settings, bucket).restrict_public_buckets
         )
         resource = f"arn:aws:s3:::{bucket}" + (f"/{key}" if key is not None else "")
-        verdict = policy.evaluate(
-            account or None, action, resource, request.context(), allows_ignored=restricted
-        )
+        existing = store.head_object(bucket, key) if key is not None else None
+        context = request.context(existing.tags if existing is not None else None)
+        verdict = policy.evaluate(account or None, action, resource, context, allows_ignored=restricted)
     if verdict == "deny" and not (is_owner and action in POLICY_ACTIONS):
         return False
     acls_apply = ownership.of_bucket(store.settings, bucket) != ownership.ENFORCED

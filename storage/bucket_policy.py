@@ -62,8 +62,11 @@ CONDITION_KEYS = frozenset(
         "s3:x-amz-copy-source", "s3:x-amz-metadata-directive", "s3:x-amz-grant-read",
         "s3:x-amz-grant-write", "s3:x-amz-grant-read-acp", "s3:x-amz-grant-write-acp",
         "s3:x-amz-grant-full-control", "s3:signatureversion", "s3:authtype", "s3:versionid",
+        "s3:requestobjecttagkeys",
     }
 )  # fmt: skip
+# Per-tag keys: s3:ExistingObjectTag/<tag> (the object's tags), s3:RequestObjectTag/<tag> (x-amz-tagging).
+TAG_KEY_PREFIXES = ("s3:existingobjecttag/", "s3:requestobjecttag/")
 # Keys that, set to fixed values, keep a policy granting to everyone from counting as public.
 _RESTRICTING_KEYS = frozenset({"aws:sourceip", "aws:principalaccount", "aws:username"})
 
@@ -166,7 +169,7 @@ def _parse_conditions(block: Any) -> tuple[Condition, ...]:
                 raise malformed(f"Invalid value for condition key {key}")
             texts = tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
             lowered = str(key).lower()
-            if lowered not in CONDITION_KEYS:
+            if lowered not in CONDITION_KEYS and not lowered.startswith(TAG_KEY_PREFIXES):
                 raise malformed(f"Policy has an invalid condition key {key}")
             if base == "null" and texts[0].lower() not in ("true", "false"):
                 raise malformed("Null takes true or false")
