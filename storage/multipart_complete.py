@@ -131,6 +131,9 @@ async def complete_upload(call: Call) -> Response:
             user_meta=info.get("user_meta") or {},
             checksum=checksum,
             part_sizes=[p.size for _, p in chosen],
+            part_checksums=[p.checksum["value"] for _, p in chosen]
+            if all(p.checksum for _, p in chosen)
+            else [],
             storage_class=info.get("storage_class") or "STANDARD",
             acl=info.get("acl") or {},
             tags=info.get("tags") or {},

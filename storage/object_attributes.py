@@ -61,7 +61,12 @@ async def get_object_attributes(call: Call) -> Response:
             ],
         )
         for number, size in page:
-            s3xml.subs(s3xml.sub(parts, "Part"), [("PartNumber", number), ("Size", size)])
+            part = s3xml.sub(parts, "Part")
+            s3xml.subs(part, [("PartNumber", number), ("Size", size)])
+            if meta.checksum and len(meta.part_checksums) >= number:
+                s3xml.sub(
+                    part, f"Checksum{meta.checksum['algorithm'].upper()}", meta.part_checksums[number - 1]
+                )
     if "StorageClass" in wanted:
         s3xml.sub(doc, "StorageClass", meta.storage_class)
     if "ObjectSize" in wanted:

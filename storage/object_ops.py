@@ -239,6 +239,11 @@ def _read_response(call: Call, meta: ObjectMeta, head: bool) -> tuple[Response, 
         status = 206 if meta.part_sizes else 200
         if meta.part_sizes:
             headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{meta.size}"
+        number = int(call.query["partNumber"])
+        if meta.checksum and len(meta.part_checksums) >= number:
+            # The part's own checksum describes exactly the bytes sent.
+            headers[f"x-amz-checksum-{meta.checksum['algorithm']}"] = meta.part_checksums[number - 1]
+            headers["x-amz-checksum-type"] = meta.checksum.get("type", "FULL_OBJECT")
     elif wanted is not None:
         status, offset, length = 206, wanted[0], wanted[1] - wanted[0] + 1
         headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{meta.size}"

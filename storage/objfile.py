@@ -39,6 +39,7 @@ class ObjectMeta:
     user_meta: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* (lower-case full names)
     checksum: dict[str, str] = field(default_factory=dict)  # {"algorithm", "value", "type"}
     part_sizes: list[int] = field(default_factory=list)  # multipart objects: each part's size
+    part_checksums: list[str] = field(default_factory=list)  # ... and its checksum (the object's algorithm)
     storage_class: str = "STANDARD"
     acl: dict = field(
         default_factory=dict

@@ -937,6 +937,11 @@ def test_complete_multipart_checks_the_objects_checksum_not_the_bodys(s3, bucket
     )  # fmt: skip
     assert (done["ChecksumCRC32"], done["ChecksumType"]) == (_crc32(data), "FULL_OBJECT")
     assert s3.get_object(Bucket=bucket, Key="full")["Body"].read() == data
+    # A part read on its own comes with the part's checksum.
+    for number, part in enumerate(parts, 1):
+        got = s3.get_object(Bucket=bucket, Key="full", PartNumber=number)
+        assert (got["ChecksumCRC32"], got["ChecksumType"]) == (part["ChecksumCRC32"], "FULL_OBJECT")
+        assert _crc32(got["Body"].read()) == part["ChecksumCRC32"]
 
     # COMPOSITE: the checksum of the parts' checksums, with or without its "-2".
     upload_id, parts, data = _two_part_upload(s3, bucket, "composite", "COMPOSITE")
