@@ -16,14 +16,16 @@ from resilin.storage.objfile import ObjectMeta
 from resilin.storage.store import BucketInfo
 from resilin.storage.writes import rewrite_metadata
 
-# ACLs a bucket with ACLs disabled (BucketOwnerEnforced) still accepts: they give nothing away.
+# ACLs a bucket with ACLs disabled (BucketOwnerEnforced) still accepts, as S3 does: on a new
+# bucket the ones that give nothing away; afterwards only bucket-owner-full-control on new objects.
 _OWNER_ONLY_CANNED = ("private", "bucket-owner-full-control")
+_ENFORCED_CANNED = ("bucket-owner-full-control",)
 
 
 def _check_allowed(call: Call, bucket: str, the_acl: acl.Acl, canned: str | None) -> None:
     if (
         ownership.of_bucket(call.store.settings, bucket) == ownership.ENFORCED
-        and canned not in _OWNER_ONLY_CANNED
+        and canned not in _ENFORCED_CANNED
     ):
         raise ownership.acls_not_supported()
     if the_acl.is_public() and public_access.of_bucket(call.store.settings, bucket).block_public_acls:

@@ -41,7 +41,7 @@ async def list_parts(call: Call) -> Response:
         )
         if part.checksum:
             s3xml.sub(entry, f"Checksum{part.checksum['algorithm'].upper()}", part.checksum["value"])
-    _people(doc, info["owner"])
+    _people(doc, info["owner"], (info.get("acl") or {}).get("owner"))
     s3xml.sub(doc, "StorageClass", info.get("storage_class") or "STANDARD")
     if info.get("checksum_algorithm"):
         s3xml.sub(doc, "ChecksumAlgorithm", info["checksum_algorithm"].upper())
@@ -49,9 +49,11 @@ async def list_parts(call: Call) -> Response:
     return s3xml.response(doc)
 
 
-def _people(parent: etree._Element, account: str) -> None:
+def _people(parent: etree._Element, account: str, owner: str | None = None) -> None:
+    """Who started the upload, and who will own the object (the bucket's owner under its object
+    ownership setting, else the same account)."""
     add_owner(parent, account, "Initiator")
-    add_owner(parent, account, "Owner")
+    add_owner(parent, owner or account, "Owner")
 
 
 async def list_uploads(call: Call) -> Response:
@@ -84,7 +86,7 @@ async def list_uploads(call: Call) -> Response:
     for key, initiated, upload_id, info in shown:
         entry = s3xml.sub(doc, "Upload")
         s3xml.subs(entry, [("Key", key), ("UploadId", upload_id)])
-        _people(entry, info["owner"])
+        _people(entry, info["owner"], (info.get("acl") or {}).get("owner"))
         s3xml.subs(
             entry,
             [

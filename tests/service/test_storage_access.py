@@ -468,6 +468,11 @@ def test_bucket_owner_enforced_disables_acls(s3, bob, bucket):
     assert error_of(s3.put_object, Bucket=bucket, Key="k", Body=b"", ACL="public-read") == (
         400, "AccessControlListNotSupported")  # fmt: skip
     s3.put_object(Bucket=bucket, Key="k", Body=b"", ACL="bucket-owner-full-control")
+    for refused in (lambda: s3.put_object(Bucket=bucket, Key="k2", Body=b"", ACL="private"),
+                    lambda: s3.put_object_acl(Bucket=bucket, Key="k", ACL="private")):  # fmt: skip
+        with pytest.raises(ClientError) as excinfo:
+            refused()
+        assert excinfo.value.response["Error"]["Code"] == "AccessControlListNotSupported"
     s3.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, {
         "Effect": "Allow", "Principal": {"AWS": BOB.account_id}, "Action": "s3:PutObject",
         "Resource": f"arn:aws:s3:::{bucket}/*",
