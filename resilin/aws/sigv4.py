@@ -317,9 +317,14 @@ def verify(
         raise SignatureError(Failure.UNKNOWN_KEY, "The security token included in the request is invalid.")
 
     if presigned:
-        if not 1 <= expires <= MAX_PRESIGN_EXPIRY:
-            raise SignatureError(Failure.MALFORMED, "X-Amz-Expires must be between 1 and 604800 seconds")
-        if now > amz_date + dt.timedelta(seconds=expires):
+        if expires < 0:
+            raise SignatureError(Failure.MALFORMED, "X-Amz-Expires must be non-negative")
+        if expires > MAX_PRESIGN_EXPIRY:
+            raise SignatureError(
+                Failure.MALFORMED, "X-Amz-Expires must be less than a week (in seconds); that is, the given "
+                "X-Amz-Expires must be less than 604800 seconds",
+            )  # fmt: skip
+        if now >= amz_date + dt.timedelta(seconds=expires):  # 0: expired at once
             raise SignatureError(Failure.EXPIRED, "Request has expired")
         if amz_date - now > MAX_CLOCK_SKEW:
             raise SignatureError(Failure.SKEWED, "Request is not yet valid")
