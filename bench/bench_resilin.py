@@ -7,8 +7,9 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.service.process import ResilinProcess, new_process
@@ -31,3 +32,15 @@ def wait_terminated(emr, cluster_ids: list[str], delay: float = 2.0) -> None:  #
     for cid in cluster_ids:
         while not emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"].startswith("TERMINATED"):
             time.sleep(delay)
+
+
+def wait(what: str, check: Callable[[], Any], timeout: float = 3600, every: float = 1.0) -> Any:
+    """Poll ``check`` until it returns something truthy; stop the benchmark with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(every)

@@ -32,6 +32,9 @@ from resilin import demo
 from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.service.process import cloud_containers, new_process
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_resilin import wait  # noqa: E402
+
 CLOUD = "elastic"
 SUBNET = "10.78.23.0/24"
 BUCKET = "elastic"
@@ -43,17 +46,6 @@ SMALL_CONTAINERS = [
         "mapreduce.reduce.memory.mb": "512", "mapreduce.reduce.java.opts": "-Xmx400m",
         "yarn.app.mapreduce.am.resource.mb": "512", "yarn.app.mapreduce.am.command-opts": "-Xmx400m"}},
 ]  # fmt: skip
-
-
-def wait(what: str, check, timeout: float = 1800, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 def step_seconds(step: dict) -> float:

@@ -26,12 +26,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_resilin import running_resilin, wait_terminated  # noqa: E402
+from bench_resilin import running_resilin, wait, wait_terminated  # noqa: E402
 
 CLOUD = "mscale"
 SUBNET = "10.78.41.0/24"
@@ -63,17 +62,6 @@ def sized_containers(slots: int) -> list[dict]:
             "yarn.app.mapreduce.am.resource.mb": str(CONTAINER_MB),
             "yarn.app.mapreduce.am.command-opts": "-Xmx380m"}},
     ]  # fmt: skip
-
-
-def wait(what: str, check, timeout: float = 3600, every: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 def worker_nodes(emr, cid: str) -> list[dict]:
