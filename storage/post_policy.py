@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from hashlib import sha256
 
 from resilin.aws.sigv4 import CredentialLookup, Credentials, signing_key
-from resilin.storage.errors import S3Error, access_denied, invalid_argument
+from resilin.storage.errors import S3Error, access_denied, invalid_argument, invalid_request
 
 # Fields no condition needs to name (and x-ignore-* ones).
 UNCONDITIONED = {"policy", "x-amz-signature", "file"}
@@ -38,6 +38,12 @@ class Policy:
 def authenticate(fields: dict[str, str], lookup: CredentialLookup, region: str) -> Credentials:
     """The credentials whose key signed the form's policy; S3's errors if it was not signed right."""
     policy = fields.get("policy")
+    if "x-amz-signature" not in fields and ("signature" in fields or "awsaccesskeyid" in fields):
+        # A form signed the older way (Signature Version 2), refused as S3 refuses it where only
+        # Signature Version 4 is accepted.
+        raise invalid_request(
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+        )
     if policy is None or "x-amz-signature" not in fields:
         raise access_denied("Anonymous POST uploads are not allowed: the form needs a signed policy")
     if fields.get("x-amz-algorithm") != "AWS4-HMAC-SHA256":

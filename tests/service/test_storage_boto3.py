@@ -343,6 +343,11 @@ def test_browser_form_uploads_are_checked_against_their_signed_policy(service, s
     theirs = bob.generate_presigned_post(bucket, "intruder")
     answer = _form_post(theirs["url"], theirs["fields"], b"x")
     assert answer.status_code == 403 and "<Code>AccessDenied</Code>" in answer.text
+    # A form signed the Signature Version 2 way is refused as such, not taken as anonymous.
+    policy = base64.b64encode(b'{"expiration": "2100-01-01T00:00:00Z", "conditions": []}').decode()
+    v2 = {"key": "v2.txt", "AWSAccessKeyId": ALICE.access_key, "policy": policy, "signature": "c2lnbmF0dXJl"}
+    answer = _form_post(f"{service.endpoint}/{bucket}", v2, b"x")
+    assert answer.status_code == 400 and "Please use AWS4-HMAC-SHA256" in answer.text
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == ["uploads/photo.jpg"]  # nothing refused was written
 
