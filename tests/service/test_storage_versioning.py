@@ -325,3 +325,27 @@ def test_object_lock_retention_and_legal_holds_keep_versions_from_deletion(servi
     with pytest.raises(ClientError) as excinfo:
         s3.get_object_lock_configuration(Bucket=plain)
     assert error_of(excinfo) == (404, "ObjectLockConfigurationNotFoundError")
+
+
+def test_versions_delete_markers_and_locks_survive_a_restart_of_the_service(tmp_path):
+    service = StorageProcess(tmp_path / "s3", [ALICE]).start()
+    try:
+        s3 = boto3_client(service.endpoint, ALICE)
+        s3.create_bucket(Bucket="kept-versions", ObjectLockEnabledForBucket=True)
+        first = s3.put_object(Bucket="kept-versions", Key="k", Body=b"1", ObjectLockLegalHoldStatus="ON")[
+            "VersionId"
+        ]
+        s3.put_object(Bucket="kept-versions", Key="k", Body=b"2")
+        s3.delete_object(Bucket="kept-versions", Key="k")
+        before = versions(s3, "kept-versions")
+        service.process.kill()  # no chance to tidy anything up
+        service.process.wait()
+        service.start()
+        s3 = boto3_client(service.endpoint, ALICE)
+        assert versions(s3, "kept-versions") == before
+        assert s3.get_object(Bucket="kept-versions", Key="k", VersionId=first)["Body"].read() == b"1"
+        with pytest.raises(ClientError) as excinfo:
+            s3.delete_object(Bucket="kept-versions", Key="k", VersionId=first)
+        assert error_of(excinfo) == (403, "AccessDenied")  # the legal hold is on the version itself
+    finally:
+        service.stop()
