@@ -4,7 +4,8 @@ managed scaling policy's compute limits.
 Counted as the policy's UnitType says (instances, vCPUs, or fleet units), over the core and task
 groups (the master is never scaled).  A cluster outside its limits is brought within them first.
 Then, when containers have been pending for ``WINDOW_SECONDS``, one more node is asked for: in the
-task group if there is one, else in the core group while ``MaximumCoreCapacityUnits`` allows; and
+task group if there is one, else in the core group while ``MaximumCoreCapacityUnits`` allows (and
+for an On-Demand group, while ``MaximumOnDemandCapacityUnits`` does); and
 when for as long none pended and at least ``IDLE_MEMORY_PERCENT`` of YARN's memory was free, one
 node less: a task node first, else a core node while HDFS keeps enough DataNodes for its
 replication.  The resize path does the rest, decommissioning gracefully (YARN lets the node's
@@ -70,6 +71,14 @@ class ManagedScaling(ClusterOperation):
         if current > high:
             self._shrink(runtime, cluster, groups, unit, low, current, "above MaximumCapacityUnits")
             return
+        on_demand = [g for g in groups if _on_demand(g)]
+        if sum(g["requested"] * unit(g) for g in on_demand) > limits.get(
+            "MaximumOnDemandCapacityUnits", high
+        ):
+            self._shrink(
+                runtime, cluster, on_demand, unit, low, current, "above MaximumOnDemandCapacityUnits"
+            )
+            return
         if now - self.since < WINDOW_SECONDS:
             return
         window = self.metrics.window(max(self.since, now - WINDOW_SECONDS), now)
@@ -87,15 +96,20 @@ class ManagedScaling(ClusterOperation):
               limits: dict, current: int, why: str) -> None:  # fmt: skip
         high = limits["MaximumCapacityUnits"]
         high_core = limits.get("MaximumCoreCapacityUnits", high)
+        high_on_demand = limits.get("MaximumOnDemandCapacityUnits", high)
+        on_demand = sum(g["requested"] * unit(g) for g in groups if _on_demand(g))
+
+        def may_grow(group: InstanceGroupDoc) -> bool:
+            """One more node of the group keeps within the limits (On-Demand units counted apart)."""
+            if current + unit(group) > high:
+                return False
+            return not (_on_demand(group) and on_demand + unit(group) > high_on_demand)
+
         task = next((g for g in groups if g["role"] == "TASK"), None)
         core = next((g for g in groups if g["role"] == "CORE"), None)
-        if task is not None and current + unit(task) <= high:
+        if task is not None and may_grow(task):
             self._set(runtime, task, task["requested"] + 1, why)
-        elif (
-            core is not None
-            and current + unit(core) <= high
-            and (core["requested"] + 1) * unit(core) <= high_core
-        ):
+        elif core is not None and may_grow(core) and (core["requested"] + 1) * unit(core) <= high_core:
             self._set(runtime, core, core["requested"] + 1, why)
 
     def _shrink(self, runtime: ClusterRuntime, cluster: ClusterDoc, groups: list[InstanceGroupDoc],
@@ -112,6 +126,10 @@ class ManagedScaling(ClusterOperation):
         log.info("%s: managed scaling: %s %s → %d (%s)", runtime.cid, group["role"], group["id"], wanted, why)
         _set_requested(runtime, group["id"], wanted)
         self.since = self.clock()
+
+
+def _on_demand(group: InstanceGroupDoc) -> bool:
+    return (group.get("market") or "ON_DEMAND") == "ON_DEMAND"
 
 
 def _set_requested(runtime: ClusterRuntime, group_id: str, wanted: int) -> None:
