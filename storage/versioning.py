@@ -28,7 +28,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -147,7 +147,8 @@ def _archived(store: Store, bucket: str, key: str, with_meta: bool = True) -> li
 def versions_of(store: Store, bucket: str, key: str) -> list[Version]:
     """Every version of the key, newest (the latest) first."""
     current = _current(store, bucket, key)
-    return ([current] if current else []) + _archived(store, bucket, key)
+    older = _archived(store, bucket, key) if key in keys_with_versions(store, bucket) else []
+    return ([current] if current else []) + older
 
 
 def latest_marker(store: Store, bucket: str, key: str) -> Version | None:
@@ -164,9 +165,17 @@ def find(store: Store, bucket: str, key: str, version_id: str) -> Version:
     current = _current(store, bucket, key)
     if current is not None and current.version_id == version_id:
         return current
-    for version in _archived(store, bucket, key):
-        if version.version_id == version_id:
-            return version
+    if key in keys_with_versions(store, bucket):
+        for version in _archived(store, bucket, key, with_meta=False):
+            if version.version_id != version_id:
+                continue
+            if version.marker:
+                return version
+            try:
+                meta = objfile.read_meta_at(version.path)
+            except (FileNotFoundError, objfile.CorruptObject):
+                break
+            return replace(version, meta=meta, last_modified=meta.last_modified)
     raise no_such_version(key, version_id)
 
 
