@@ -234,7 +234,8 @@ def test_release_labels(emr):
     every = page["ReleaseLabels"] + emr.list_release_labels(NextToken=page["NextToken"])["ReleaseLabels"]
     assert every[-1] == "emr-4.0.0" and "emr-5.12.3" in every and len(every) == len(set(every)) == 143
     oldest = emr.describe_release_label(ReleaseLabel="emr-4.0.0")
-    assert oldest["Applications"] == [{"Name": "Hadoop", "Version": "3.5.0"}]
+    # Spark came with the first release label (emr-4.0.0), so every label offers it.
+    assert oldest["Applications"] == [{"Name": "Hadoop", "Version": "3.5.0"}, {"Name": "Spark"}]
     assert error_of(emr.describe_release_label, ReleaseLabel="emr-3.0.0")["Code"] == "ValidationException"
     assert error_of(emr.list_release_labels, NextToken="later")["Code"] == "ValidationException"
 

@@ -128,7 +128,7 @@ def test_launch_conversation_tags_group_and_teardown(proxy, image_name):
     assert {r["CidrIp"] for p in tcp.values() for r in p["IpRanges"]} == {RESILIN}
     [everything] = [p for p in group["IpPermissions"] if p["IpProtocol"] == "-1"]
     assert [p["GroupId"] for p in everything["UserIdGroupPairs"]] == [group["GroupId"]]
-    assert len(group["IpPermissions"]) == 7
+    assert len(group["IpPermissions"]) == 8
 
     instances = {i["InstanceId"]: i for i in _live(client, cid)}
     assert sorted(instances) == sorted(info.id for _, info in running)
