@@ -125,10 +125,15 @@ def nodes(resilin: ResilinProcess, emr, cid: str) -> list[dict]:
     found = []
     for inst in emr.list_instances(ClusterId=cid, InstanceStates=["RUNNING"])["Instances"]:
         cloud = next(
-            c for c in CLOUDS if subprocess.run(
+            (c for c in CLOUDS if subprocess.run(
                 ["podman", "container", "exists", f"resilin-{c}-{inst['Ec2InstanceId']}"]
-            ).returncode == 0
+            ).returncode == 0),
+            None,
         )  # fmt: skip
+        if cloud is None:
+            # Terminated a moment ago: its container is gone before the cluster's next look at
+            # its instances marks it so.
+            continue
         found.append(
             {
                 "role": roles[inst["InstanceFleetId"]],
