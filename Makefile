@@ -22,7 +22,9 @@ demo: setup
 
 # Every tier (tests/unit, service, cloud and cluster).  The local cloud's tests run instances
 # from the real node image that setup has built; the storage's 5 GiB object is checked too.
+# MinIO (built once from the Go module proxy) is the external S3 service of clusters on any S3.
 test: setup
+	@scripts/setup-minio.sh >/dev/null
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest RESILIN_BIG_TESTS=1 .venv/bin/pytest -v -rs
@@ -30,6 +32,7 @@ test: setup
 # Only the longer cluster suites (several clusters each): EMR semantics with the AWS CLI and
 # mrjob, Hadoop configurations, step types, resizing and failed nodes.
 test-extended: setup
+	@scripts/setup-minio.sh >/dev/null
 	RESILIN_TEST_NODE_IMAGE=localhost/resilin-node:latest .venv/bin/pytest -v -rs -m extended
 
 bench: setup

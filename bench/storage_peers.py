@@ -4,8 +4,9 @@
 * ``moto``: moto's standalone server (``moto_server`` from the venv).
 * ``s3rver``: the npm package, installed on first use into a cache directory
   outside the work tree (``$RESILIN_BENCH_CACHE`` or ``~/.cache/resilin-bench``).
-* ``minio``: MinIO's server, built on first use from the Go module proxy (MinIO publishes no
-  semantic versions, so a pseudo-version of its main branch is pinned) into the same cache.
+* ``minio``: MinIO's server, built on first use from the Go module proxy by
+  scripts/setup-minio.sh (MinIO publishes no semantic versions: it pins a pseudo-version of its
+  main branch) into the same cache.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from resilin.aws.sigv4 import Credentials
 from resilin.service.children import Child
 from resilin.storage.testing import StorageProcess
 
+ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 S3RVER_VERSION = "3.7.1"
-MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # github.com/minio/minio, 2026-02-12
-GO = "/usr/lib/go-1.23/bin/go"  # setup's Go; it fetches a newer toolchain from the module proxy if MinIO needs one
 MINIO_CREDS = Credentials("minio-bench", "minio-bench-secret", "")
 S3RVER_CREDS = Credentials("S3RVER", "S3RVER", "123456789000")
 BENCH_CREDS = Credentials("AKIABENCH00000000001", "bench/secret/key/000000000000000000000", "111111111111")
@@ -67,23 +67,16 @@ def s3rver_script() -> Path:
 
 
 def minio_binary() -> Path:
-    """The minio command, built (once, a few minutes) with the Go toolchain if needed."""
-    bin_dir = cache_dir() / "minio" / MINIO_VERSION
-    binary = bin_dir / "minio"
-    if binary.exists():
-        return binary
-    if not Path(GO).exists():
-        raise RuntimeError(f"Go is needed to build MinIO for the benchmark ({GO}, which setup installs)")
-    bin_dir.mkdir(parents=True, exist_ok=True)
+    """The minio command, built (once, a few minutes) by scripts/setup-minio.sh if needed."""
     built = subprocess.run(
-        [GO, "install", f"github.com/minio/minio@{MINIO_VERSION}"],
-        env=dict(os.environ, GOBIN=str(bin_dir), CGO_ENABLED="0"),
+        [str(ROOT / "scripts" / "setup-minio.sh")],
         capture_output=True,
         text=True,
+        env=dict(os.environ, RESILIN_TOOLS_CACHE=str(cache_dir())),
     )
     if built.returncode != 0:
         raise RuntimeError(f"building MinIO failed: {built.stderr.strip()[-300:]}")
-    return binary
+    return Path(built.stdout.strip().splitlines()[-1])
 
 
 def free_port() -> int:

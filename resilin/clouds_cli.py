@@ -76,6 +76,15 @@ def describe(settings: Settings, cloud: CloudConfig) -> dict:
         "Quota": {"Instances": cloud.quota.instances, "VCpus": cloud.quota.vcpus},
         "Fallback": list(cloud.fallback),
         "SshViaGateway": cloud.ssh_via_gateway,
+        # Never the keys: which accounts have some is what an operator checks.
+        "Storage": {
+            "Endpoint": cloud.storage.endpoint,
+            "Region": cloud.storage.region,
+            "PathStyle": cloud.storage.path_style,
+            "Accounts": sorted(cloud.storage.accounts),
+        }
+        if cloud.storage is not None
+        else "Resilin's storage",
     }
 
 
@@ -105,6 +114,12 @@ def list_clouds(settings: Settings, output: str = "text", out: TextIO = sys.stdo
             ),
             ("fallback", ", ".join(cloud.fallback) or "-"),
             *([("ssh", "through the cloud's gateway")] if cloud.ssh_via_gateway else []),
+            (
+                "storage",
+                f"{cloud.storage.endpoint} (keys for {', '.join(sorted(cloud.storage.accounts)) or 'no account'})"
+                if cloud.storage is not None
+                else "Resilin's storage",
+            ),
         ]
         for key, value in rows:
             print(f"  {key:<16} {value}", file=out)

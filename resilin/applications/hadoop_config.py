@@ -163,6 +163,7 @@ class ClusterSpec:
         ""  # the cluster's temporary storage credentials (resilin.cluster.cluster_credentials)
     )
     spark: bool = False  # Spark on YARN too (resilin.applications.spark)
+    path_style: bool = True  # buckets in the path, as Resilin's storage and most S3 services want
     # Storage as each cloud's nodes reach it (cloud → endpoint), where it differs from
     # ``storage_endpoint``: a local cloud's nodes reach the host only by its address on their network.
     cloud_storage_endpoints: dict[str, str] = field(default_factory=dict)
@@ -310,6 +311,7 @@ def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
         "storage_endpoint": spec.storage_endpoint_for(node),
         "storage_endpoint_per_cloud": len(set(spec.cloud_storage_endpoints.values())) > 1,
         "region": spec.region,
+        "path_style": spec.path_style,
         "access_key": spec.access_key,
         "secret_key": spec.secret_key,
         "session_token": spec.session_token,

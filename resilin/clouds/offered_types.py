@@ -24,6 +24,7 @@ def offered_types(settings: Settings) -> OfferedTypes:
             cloud.name == settings.default_cloud,
             local if cloud.kind == "local" else None,
             configured_range(cloud),
+            frozenset(cloud.storage.accounts) if cloud.storage is not None else None,
         )
         for cloud in settings.clouds
     )

@@ -44,6 +44,7 @@ from resilin.provisioners.ec2client import (
     error_text,
 )
 from resilin.settings.cloud_config import CloudConfig
+from resilin.settings.external_storage import ExternalStorage
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,11 @@ class Placement:
     # The cloud's EC2 API as one of Resilin's accounts sees it (local clouds), to find its key pairs.
     account_client: Callable[[Credentials], EC2Client] | None = None
     _images: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def external_storage(self) -> ExternalStorage | None:
+        """The S3 service this cloud's clusters use instead of Resilin's storage, if any."""
+        return self.cloud.storage if self.cloud is not None else None
 
     def image(self, release_label: str | None) -> str:
         """The image id for a release label, looked up once (DescribeImages) and remembered."""
@@ -236,7 +242,16 @@ class ClusterProvisioner:
         if any(g["cloud"] or g.get("spread") for g in cluster["groups"]):
             return [name]  # placed by the user (type@cloud): it stays there
         cloud = self._placement(name).cloud
-        return [name, *(c for c in (cloud.fallback if cloud else ()) if c != name)]
+        # A fallback must keep the cluster's data where its s3:// paths say: the same storage.
+        storage = cloud.storage if cloud else None
+        return [
+            name,
+            *(
+                c
+                for c in (cloud.fallback if cloud else ())
+                if c != name and self._placement(c).external_storage == storage
+            ),
+        ]
 
     # -- provisioning ---------------------------------------------------------------
     def provision(self, cluster: ClusterDoc) -> list[ReadyInstance]:

@@ -53,13 +53,14 @@ class CloudRegistry:
     def _make(self, name: str, cloud: CloudConfig) -> Placement:
         settings = self.settings
         if name not in self.local:
+            own = settings.extra.get(
+                "storage_public_endpoint", f"http://{settings.bind_host}:{settings.storage_port}"
+            )
             return Placement(
                 name,
                 EC2Client(cloud),
                 cloud.image_id or settings.node_image,
-                settings.extra.get(
-                    "storage_public_endpoint", f"http://{settings.bind_host}:{settings.storage_port}"
-                ),
+                cloud.storage.endpoint if cloud.storage else own,
                 cloud=cloud,
                 ssh_cidr=cloud.ssh_cidr or "0.0.0.0/0",
             )
@@ -76,9 +77,20 @@ class CloudRegistry:
             name,
             client_as(local.credentials),
             cloud.image_id or settings.node_image,
-            f"http://{local.gateway}:{settings.storage_port}",
+            nodes_storage_endpoint(cloud, local.gateway, settings.storage_port),
             cloud=cloud,
             ssh_cidr=f"{local.gateway}/32",  # Resilin reaches its instances from the network's gateway
             # The cloud as an account of Resilin's sees it: where Ec2KeyName's key pairs are found.
             account_client=client_as,
         )
+
+
+def nodes_storage_endpoint(cloud: CloudConfig, gateway: str, storage_port: int) -> str:
+    """Storage as a local cloud's nodes reach it: through the host's address on their network.
+
+    A service on the host's loopback (an external S3 there) is reached at the same port of that
+    address; it must listen there too, and the host shield lets the nodes through to it."""
+    external = cloud.storage
+    if external is None:
+        return f"http://{gateway}:{storage_port}"
+    return external.endpoint_via(gateway) if external.on_loopback else external.endpoint

@@ -116,15 +116,19 @@ def keep_logs(node: Node, count: int, local_dir: Path, upload: Callable[[str, by
                     log.warning("could not ship bootstrap action log %s/%s: %s", n, name, exc)
 
 
-def storage_client(endpoint: str, credentials: Credentials, region: str) -> Any:  # boto3 is untyped
-    """boto3's S3 client on Resilin's storage, as the cluster's account."""
+def storage_client(
+    endpoint: str, credentials: Credentials, region: str, path_style: bool = True
+) -> Any:  # boto3 is untyped
+    """boto3's S3 client on the cluster's storage, as the cluster's account."""
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
         aws_access_key_id=credentials.access_key,
         aws_secret_access_key=credentials.secret_key,
         region_name=region,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        config=Config(
+            s3={"addressing_style": "path" if path_style else "virtual"}, retries={"max_attempts": 3}
+        ),
     )
 
 

@@ -175,14 +175,35 @@ class ClusterRuntime:
         return placement
 
     def storage(self) -> Any:  # boto3's S3 client
-        """An S3 client on Resilin's storage as the cluster's account (bootstrap scripts, logs)."""
+        """An S3 client on the cluster's storage as its account (bootstrap scripts, logs): Resilin's,
+        or the external S3 service its cloud names."""
+        external = self.placement.external_storage
+        if external is None:
+            return bootstrap.storage_client(
+                self.placement.storage_endpoint, self.credentials_for(self.cluster["account"]), self.region
+            )
         return bootstrap.storage_client(
-            self.placement.storage_endpoint, self.credentials_for(self.cluster["account"]), self.region
+            external.endpoint, self._external_credentials(), external.region, path_style=external.path_style
         )
 
     def node_credentials(self) -> Credentials:
-        """The cluster's own storage credentials, which its nodes get (never the user's key)."""
+        """The storage credentials the cluster's nodes get: the cluster's own on Resilin's storage
+        (never the user's key), or the account's keys on its cloud's external S3 service."""
+        if self.placement.external_storage is not None:
+            return self._external_credentials()
         return ClusterCredentials(self.store.redis).issue(self.cid, self.cluster["account"])
+
+    def _external_credentials(self) -> Credentials:
+        external = self.placement.external_storage
+        assert external is not None
+        creds = external.credentials_for(self.cluster["account"])
+        if creds is None:  # placement checks this first; the configuration may have changed since
+            raise ClusterFailure(
+                states.VALIDATION_ERROR,
+                f"The storage of cloud {self.placement.cloud_name} ({external.endpoint}) has no keys "
+                f"for account {self.cluster['account']}.",
+            )
+        return creds
 
     @property
     def known_hosts(self) -> Path:

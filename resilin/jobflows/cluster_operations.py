@@ -94,9 +94,9 @@ class ClusterOperations(ServiceBase):
             bool(params.get("CustomAmiId")) or any(map(asks_custom_ami, groups)), release
         )
         offers = self.offered_types()
-        placement_checks.check_ranges(
-            offers, placement_checks.clouds_of(groups, placement_checks.home_cloud(offers, groups))
-        )
+        home = placement_checks.home_cloud(offers, groups)
+        placement_checks.check_ranges(offers, placement_checks.clouds_of(groups, home))
+        placement_checks.check_storage(offers, home, caller.account_id)
         for configurations in [
             params.get("Configurations", []),
             *(g.get("configurations", []) for g in groups),

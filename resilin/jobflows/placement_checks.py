@@ -1,5 +1,6 @@
 """The clouds a cluster's groups are placed in, and RunJobFlow's and AddInstanceGroups' refusal of
-a cluster whose clouds' private ranges overlap (the overlay network routes them without NAT).
+a cluster whose clouds' private ranges overlap (the overlay network routes them without NAT), or
+whose cloud's external S3 service has no keys for the cluster's account.
 
 Only the ranges the settings give are known here (a local cloud's subnet, an ec2 cloud's
 ``private_range``); a cloud whose range only the cloud itself can tell is checked again when
@@ -54,3 +55,14 @@ def check_ranges(offers: Sequence[CloudOffer], clouds: Iterable[str]) -> None:
     refusal = overlapping_ranges_refusal(ranges)
     if refusal is not None:
         raise ValidationError(refusal)
+
+
+def check_storage(offers: Sequence[CloudOffer], home: str | None, account: str) -> None:
+    """ValidationError when the cluster's cloud keeps data on an external S3 service that has no
+    keys for ``account`` (resilin.settings.external_storage)."""
+    offer = next((o for o in offers if o.cloud == home), None)
+    if offer is not None and offer.storage_accounts is not None and account not in offer.storage_accounts:
+        raise ValidationError(
+            f"Cloud {home} keeps cluster data on an external S3 service, and this account has no "
+            "access to it there. Ask the operator for keys, or place the cluster in another cloud."
+        )

@@ -145,6 +145,8 @@ class CloudOffer:
     types: tuple[OfferedType, ...] | None
     # Its instances' private addresses (CIDR) when the settings say; None: known once placed.
     private_range: str | None = None
+    # Accounts with keys on the cloud's external S3 service; None: the cloud uses Resilin's storage.
+    storage_accounts: frozenset[str] | None = None
 
 
 OfferedTypes = Callable[[], Sequence[CloudOffer]]

@@ -102,8 +102,12 @@ def _serve_local_cloud(rt: Runtime, cloud: CloudConfig, port: int) -> list[IList
     )
     # The network must exist now: the storage service listens on its gateway address.
     gateway = ensure_network(cloud)
-    # Its instances run users' code: of the host they reach storage on the gateway, nothing else.
-    host_shield.shield(bridge_interface(cloud.name), gateway, [settings.storage_port])
+    # Its instances run users' code: of the host they reach storage on the gateway, nothing else
+    # (an external S3 service on the host's loopback is reached there too: registry.nodes_storage_endpoint).
+    storage_ports = [settings.storage_port]
+    if cloud.storage is not None and cloud.storage.on_loopback:
+        storage_ports.append(cloud.storage.port)
+    host_shield.shield(bridge_interface(cloud.name), gateway, storage_ports)
     listening = listen(site, settings.localcloud_host, port)
     endpoint = f"http://{config_module.connect_address(settings.localcloud_host)}:{port}"
     rt.local_clouds[cloud.name] = LocalCloudRuntime(cloud, endpoint, gateway, cloud_creds)

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from resilin.settings.external_storage import ExternalStorage, ExternalStorageError, parse_external_storage
+
 DEFAULT_REGION = "us-east-1"
 CLOUD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")  # also part of network and container names
 INSTANCE_TYPE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9-]+$")
@@ -72,6 +74,8 @@ class CloudConfig:
     # One instance of a cluster here gets a public address (its gateway), the others none: Resilin
     # reaches them through it (SSH ProxyJump), as EMR users reach core nodes through the master.
     ssh_via_gateway: bool = False
+    # An S3 service other than Resilin's storage for this cloud's clusters (``[clouds.storage]``).
+    storage: ExternalStorage | None = None
 
     def image_for_release(self, release_label: str | None) -> str:
         """The image configured for ``release_label``: its own, else the cloud's default, else "".
@@ -91,6 +95,7 @@ class CloudConfig:
 # Settings of one [[clouds]] table; anything else is a typo and is refused.
 COMMON_KEYS = {
     "name",
+    "storage",
     "kind",
     "region",
     "instance_types",
@@ -216,6 +221,15 @@ def _images(t: _Table) -> dict[str, str]:
     return dict(raw)
 
 
+def _storage(t: _Table) -> ExternalStorage | None:
+    if "storage" not in t.table:
+        return None
+    try:
+        return parse_external_storage(t.table["storage"], t.where)
+    except ExternalStorageError as exc:
+        raise CloudConfigError(str(exc)) from None
+
+
 def parse_cloud(table: Mapping[str, Any], where: str) -> CloudConfig:
     """One ``[[clouds]]`` table, checked; ``where`` prefixes every error message."""
     if not isinstance(table, dict):
@@ -246,6 +260,7 @@ def parse_cloud(table: Mapping[str, Any], where: str) -> CloudConfig:
         quota=_quota(t),
         fallback=t.str_list("fallback"),
         ssh_via_gateway=t.bool("ssh_via_gateway", False),
+        storage=_storage(t),
     )
     if name in common["fallback"]:
         raise t.fail("'fallback' cannot name the cloud itself")

@@ -47,6 +47,8 @@ def home(cloud, node_image, tmp_path_factory):
         '[clouds.instance_types]\n"x9.huge" = { vcpus = 96, memory_mib = 393216 }\n\n'
         f'[[clouds]]\nname = "down"\nendpoint = "http://127.0.0.1:{free_port()}"\n{keys}\n'
         '[[clouds]]\nname = "local-x"\nkind = "local"\nsubnet = "10.99.1.0/24"\n'
+        '[clouds.storage]\nendpoint = "http://127.0.0.1:9000"\n'
+        '[clouds.storage.accounts.111111111111]\naccess_key = "minio-user"\nsecret_key = "minio-secret-key"\n'
     )
     return home
 
@@ -76,6 +78,8 @@ def test_list_shows_every_cloud_and_its_settings(home, cloud):
         "fallback         local-x" in listed.stdout and f"access key {ALICE.access_key[:4]}…" in listed.stdout
     )
     assert ALICE.secret_key not in listed.stdout  # secrets are never shown
+    assert "storage          http://127.0.0.1:9000 (keys for 111111111111)" in listed.stdout
+    assert "minio-secret-key" not in listed.stdout
     as_json = json.loads(_cli(home, "list", "--output", "json").stdout)
     by_name = {c["Name"]: c for c in as_json["Clouds"]}
     assert list(by_name) == ["good", "badkeys", "noimage", "down", "local-x"]
@@ -85,6 +89,13 @@ def test_list_shows_every_cloud_and_its_settings(home, cloud):
         "HourlyPrice": 0.0104,
     }
     assert by_name["local-x"]["Subnet"] == "10.99.1.0/24" and by_name["good"]["Default"] is True
+    assert by_name["local-x"]["Storage"] == {
+        "Endpoint": "http://127.0.0.1:9000",
+        "Region": "us-east-1",
+        "PathStyle": True,
+        "Accounts": ["111111111111"],
+    }
+    assert by_name["good"]["Storage"] == "Resilin's storage"
 
 
 def test_check_tells_what_works_and_what_does_not(home, cloud, node_image):

@@ -102,3 +102,18 @@ def test_each_clouds_nodes_reach_storage_by_their_own_clouds_endpoint():
         "http://10.1.0.1:9",
         "http://10.1.0.1:9",
     ]
+
+
+def test_an_external_s3_service_is_reached_as_its_settings_say():
+    spec = spread_spec()
+    spec.storage_endpoint, spec.region, spec.path_style = "https://s3.example.org", "eu-west-3", False
+    written = _decoded_writes(hadoop_config.render_node_script(spec, spec.nodes[0]))
+    core_site = next(w for w in written if "<configuration>" in w and "fs.defaultFS" in w)
+    props = {
+        p.findtext("name"): p.findtext("value")
+        for p in etree.fromstring(core_site.split("\n", 1)[1].encode()).iter("property")
+    }
+    assert props["fs.s3a.endpoint"] == "https://s3.example.org"
+    assert props["fs.s3a.endpoint.region"] == "eu-west-3"
+    assert props["fs.s3a.path.style.access"] == "false"
+    assert props["fs.s3a.connection.ssl.enabled"] == "true"

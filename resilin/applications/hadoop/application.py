@@ -50,15 +50,22 @@ class HadoopApplication(Application):
         home = cluster.get("home_rack") or topology.home_rack(instances, master["cloud"])
         for node in nodes:
             node.rack = topology.rack_of(node.cloud, master["cloud"], home)
+        external = runtime.placement.external_storage
         return ClusterSpec(
             cluster_id=runtime.cid,
             nodes=nodes,
             storage_endpoint=runtime.placement.storage_endpoint,
+            # A cluster's storage is its master's cloud's.  Resilin's own is reached at each cloud's
+            # address for it; an external service at the one endpoint that cloud names.
             cloud_storage_endpoints={
-                cloud: runtime.placements(cloud).storage_endpoint
+                cloud: placement.storage_endpoint
                 for cloud in {n.cloud for n in nodes if n.cloud}
-            },
-            region=runtime.region,
+                if (placement := runtime.placements(cloud)).external_storage is None
+            }
+            if external is None
+            else {},
+            region=external.region if external is not None else runtime.region,
+            path_style=external.path_style if external is not None else True,
             access_key=creds.access_key,
             secret_key=creds.secret_key,
             session_token=creds.session_token,
