@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLOUD, SUBNET = cloud_and_subnet("xs", 95)
 MINIO_USER, MINIO_SECRET = "resilin-test-minio", "minio-secret-" + os.urandom(6).hex()
 BUCKET = "external-wc"
-BOOTSTRAP_MARKER = "bootstrap action ran on MinIO's script"
+BOOTSTRAP_MARKER = "bootstrap action fetched from MinIO ran"
 
 
 @pytest.fixture(scope="module")
