@@ -228,7 +228,7 @@ def _answer(fields: dict[str, str], bucket: str, key: str, meta: ObjectMeta, hos
         return Response(303, headers | {"Location": f"{redirect}{'&' if '?' in redirect else '?'}{query}"})
     status = fields.get("success_action_status")
     if status == "201":
-        doc = s3xml.root("PostResponse")
+        doc = s3xml.root("PostResponse", namespaced=False)  # S3's own carries no namespace
         s3xml.subs(
             doc, [("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", meta.quoted_etag)]
         )
