@@ -86,9 +86,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def _child(name: str, command: list[str], log: Path, ready: re.Pattern[str]) -> Iterator[tuple[str, int]]:
+def _child(
+    name: str, command: list[str], log: Path, ready: re.Pattern[str], env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
     """A peer on port 0, serving once it prints ``ready`` (whose group 1 says where): (where, pid)."""
-    child = Child(name, command, log, ready=ready)
+    child = Child(name, command, log, ready=ready, env=env)
     where = child.start(timeout=30)
     try:
         yield where, child.process.pid  # type: ignore[union-attr]

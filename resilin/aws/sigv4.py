@@ -116,8 +116,16 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
     return key
 
 
+# Both cached: a client's requests repeat the same names, credential scopes, dates and
+# signed-header lists, and encoding them anew is a fair share of a small request's CPU.
+@functools.lru_cache(maxsize=8192)
 def _uri_encode(text: str) -> str:
     return quote(text, safe="-_.~")
+
+
+@functools.lru_cache(maxsize=8192)
+def _query_decode(text: str) -> str:
+    return unquote(text.replace("+", "%20"))
 
 
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
@@ -127,7 +135,7 @@ def parse_query(raw_query: str) -> list[tuple[str, str]]:
         if not part:
             continue
         name, _, value = part.partition("=")
-        pairs.append((unquote(name.replace("+", "%20")), unquote(value.replace("+", "%20"))))
+        pairs.append((_query_decode(name), _query_decode(value)))
     return pairs
 
 
