@@ -117,3 +117,5 @@ def test_an_external_s3_service_is_reached_as_its_settings_say():
     assert props["fs.s3a.endpoint.region"] == "eu-west-3"
     assert props["fs.s3a.path.style.access"] == "false"
     assert props["fs.s3a.connection.ssl.enabled"] == "true"
+    # The classic stream: Hadoop 3.5's default holds object data in the reader's heap.
+    assert props["fs.s3a.input.stream.type"] == "classic"
