@@ -67,7 +67,12 @@ def running_resilin(cloud: str, subnet: str):
     if subprocess.run(["podman", "image", "exists", NODE_IMAGE]).returncode != 0:
         pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
     home = Path(tempfile.mkdtemp(prefix=f"resilin-{cloud}-"))
-    proc = new_process(home, cloud, subnet, node_image=NODE_IMAGE)
+    yield from serving(new_process(home, cloud, subnet, node_image=NODE_IMAGE), [cloud])
+
+
+def serving(proc: ResilinProcess, clouds: Iterable[str]):
+    """Start ``proc`` for a test module; at the end, end its clusters as a user would, stop it,
+    remove its home and check that no instance of ``clouds`` was left behind (a generator)."""
     proc.start()
     try:
         yield proc
@@ -76,10 +81,10 @@ def running_resilin(cloud: str, subnet: str):
             end_clusters(proc)
         finally:
             proc.stop()
-            print(proc.log_tail(150))
-            leaked = remove_cloud(cloud)
-            remove_wan(home)
-            shutil.rmtree(home, ignore_errors=True)
+            print(proc.log_tail(200))
+            leaked = [c for cloud in clouds for c in remove_cloud(cloud)]
+            remove_wan(proc.home)
+            shutil.rmtree(proc.home, ignore_errors=True)
         assert leaked == [], f"containers left behind: {leaked}"
 
 
@@ -122,18 +127,7 @@ def running_multicloud_resilin(
         f'default_cloud = "{default}"\nreconcile_interval = 5\n'
         f'wan_network = "{wan_network}"\nwan_subnet = "{wan_subnet}"\n\n{listed}'
     )
-    proc.start()
-    try:
-        yield proc
-    finally:
-        try:
-            end_clusters(proc)
-        finally:
-            proc.stop()
-            print(proc.log_tail(200))
-            leaked = [c for cloud in clouds for c in remove_cloud(cloud)]
-            shutil.rmtree(home, ignore_errors=True)
-        assert leaked == [], f"containers left behind: {leaked}"
+    yield from serving(proc, clouds)
 
 
 def cloud_ec2(proc: ResilinProcess, cloud: str, account: int | None = None):

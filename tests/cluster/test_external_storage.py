@@ -21,12 +21,11 @@ from botocore.config import Config
 
 from resilin import demo
 from resilin.provisioners.localcloud import host_shield
-from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.provisioners.localcloud.server import bridge_interface
 from resilin.service.ports import free_port
 from resilin.service.process import ResilinProcess
 from resilin.settings.config import new_credentials
-from tests.clusters import NODE_IMAGE, cloud_and_subnet, end_clusters, wait_for
+from tests.clusters import NODE_IMAGE, cloud_and_subnet, serving, wait_for
 
 pytestmark = [
     pytest.mark.cluster,
@@ -109,18 +108,7 @@ def resilin(minio):
         f'[clouds.storage.accounts.{proc.accounts[0].account_id}]\n'
         f'access_key = "{MINIO_USER}"\nsecret_key = "{MINIO_SECRET}"\n'
     )  # fmt: skip
-    proc.start()
-    try:
-        yield proc
-    finally:
-        try:
-            end_clusters(proc)
-        finally:
-            proc.stop()
-            print(proc.log_tail(150))
-            leaked = remove_cloud(CLOUD)
-            shutil.rmtree(home, ignore_errors=True)
-        assert leaked == [], f"containers left behind: {leaked}"
+    yield from serving(proc, [CLOUD])
 
 
 def test_an_account_without_keys_on_the_external_service_cannot_place_a_cluster_there(resilin):
