@@ -116,8 +116,3 @@ def _accounts(raw: Any, where: str) -> dict[str, tuple[str, str]]:
             )
         accounts[account] = (keys["access_key"], keys["secret_key"])
     return accounts
-
-
-def placeable(storage: ExternalStorage | None, account: str) -> bool:
-    """Whether an account's cluster may use a cloud with this storage (None: Resilin's own)."""
-    return storage is None or account in storage.accounts
