@@ -30,6 +30,7 @@ SHELL_SCRIPTS = [
     "scripts/setup.sh",
     "scripts/setup-venv.sh",
     "scripts/setup-podman.sh",
+    "scripts/setup-minio.sh",
     "docker/node/build.sh",
     ".ci/run",
     "Makefile",
