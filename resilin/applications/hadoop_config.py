@@ -194,6 +194,8 @@ class ClusterSpec:
 
 # EMR's s3-dist-cp, installed on the master as a command (see hadoop_templates/s3_dist_cp.py).
 S3_DIST_CP = resources.files("resilin.hadoop_templates") / "s3_dist_cp.py"
+# Log shipping without a JVM, installed on every node (see hadoop_templates/s3_put_tree.py).
+S3_PUT_TREE = resources.files("resilin.hadoop_templates") / "s3_put_tree.py"
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("resilin.hadoop_templates", "."),
@@ -389,6 +391,7 @@ def render_node_script(spec: ClusterSpec, node: NodeSpec) -> str:
         | {
             "bootstrap_script": spec.bootstrap_script,
             "s3_dist_cp": S3_DIST_CP.read_text() if node.role == "MASTER" else "",
+            "s3_put_tree": S3_PUT_TREE.read_text(),
         }
     )
 

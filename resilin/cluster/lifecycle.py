@@ -119,12 +119,19 @@ def teardown(runtime: ClusterRuntime, application: Application, monitor: Cluster
     # Steps are over as soon as the cluster is going: clients waiting on them learn it now.
     _cancel_active_steps(runtime)
     nodes = runtime.sessions.snapshot()
+    started = time.monotonic()
     application.ship_logs(runtime, nodes)
+    shipped = time.monotonic()
     # Before the instances go: the network's addresses, routes and rules are released with them.
     errors = leave_network(runtime)
     for node in nodes.values():
         node.close()
+    left = time.monotonic()
     errors += runtime.provisioner.teardown()
+    log.info(
+        "%s: teardown: logs shipped in %.1fs, network left in %.1fs, instances released in %.1fs",
+        cid, shipped - started, left - shipped, time.monotonic() - left,
+    )  # fmt: skip
     known_hosts.remove(runtime.known_hosts, cid)
     reason = runtime.cluster.get("state_reason") or {}
     code, message = _member_reason(reason)

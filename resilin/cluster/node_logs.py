@@ -35,7 +35,8 @@ for c in {CONTAINER_LOGS}/application_*/container_*; do
     [ -f "$f" ] && gzip -c "$f" >"$tmp/containers/$app/$(basename "$c")/$(basename "$f").gz"
   done
 done
-# Two JVM starts in all: `put` merges the node/ and containers/ trees into the cluster's
-# prefix, which must exist first (a fresh LogUri prefix does not).
-hadoop fs -mkdir -p {dest} && hadoop fs -put -f "$tmp"/* {dest}
+# Without a JVM (resilin-s3-put-tree, hadoop_templates/s3_put_tree.py); if that cannot, Hadoop's
+# `put` merges the node/ and containers/ trees into the cluster's prefix, made first.
+resilin-s3-put-tree "$tmp" {dest} ||
+  {{ hadoop fs -mkdir -p {dest} && hadoop fs -put -f "$tmp"/* {dest}; }}
 """

@@ -86,9 +86,12 @@ dest={dest}
 ship="$logs"/ship
 mkdir -p "$ship"
 for f in controller stdout stderr syslog; do gzip -c "$logs/$f" >"$ship/$f.gz" 2>/dev/null; done
-# `put` needs the destination's parent to exist, which a fresh LogUri prefix does not.
-hadoop fs -mkdir -p "$dest" >>"$logs"/controller 2>&1
-hadoop fs -put -f "$ship"/*.gz "$dest" >>"$logs"/controller 2>&1 || echo "could not ship logs to $dest" >>"$logs"/controller
+# Without a JVM (resilin-s3-put-tree); if that cannot, with Hadoop's `put`, which needs the
+# destination made first (a fresh LogUri prefix is not there).
+resilin-s3-put-tree "$ship" "$dest" 2>>"$logs"/controller ||
+  {{ hadoop fs -mkdir -p "$dest" >>"$logs"/controller 2>&1 &&
+     hadoop fs -put -f "$ship"/*.gz "$dest" >>"$logs"/controller 2>&1; }} ||
+  echo "could not ship logs to $dest" >>"$logs"/controller
 """
     return f"""#!/bin/bash
 set -u

@@ -95,7 +95,12 @@ def test_the_cluster_runs_spark_when_its_applications_name_it():
 
 def test_the_history_server_script_makes_the_event_log_directory_and_prints_the_version_last():
     script = history_server_script("10.0.0.2")
-    assert "hdfs dfs -mkdir -p /var/log/spark/apps" in script
+    # through WebHDFS (no JVM), the event log directory open to every user as EMR has it
+    assert (
+        "http://10.0.0.2:9870/webhdfs/v1/var/log/spark/apps?op=MKDIRS&user.name=hadoop&permission=1777"
+        in script
+    )
+    assert "http://10.0.0.2:9870/webhdfs/v1/user/hadoop?op=MKDIRS&user.name=hadoop'" in script
     assert "start-history-server.sh" in script and "http://10.0.0.2:18080/" in script
     assert script.rstrip().endswith("cat /usr/lib/spark/VERSION")
 

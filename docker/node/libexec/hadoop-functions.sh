@@ -63,10 +63,21 @@ HADOOP_JAVA17_OPTS="-XX:+IgnoreUnrecognizedVMOptions
  --add-exports=java.base/sun.net.dns=ALL-UNNAMED
  --add-exports=java.base/sun.net.util=ALL-UNNAMED"
 
-# hadoop_classpath: conf dir first, then every jar of the install.
+# Class-data sharing: the classes these launchers' JVMs load, mapped from one archive built with
+# the image (docker/node/cds-train.sh).  Java uses it only while the class path starts with the
+# one it was built for (the jars), and otherwise loads every class from the jars, silently.
+HADOOP_CDS_ARCHIVE=$HADOOP_HOME/share/hadoop/hadoop.jsa
+HADOOP_CDS_OPTS=""
+if [ -f "$HADOOP_CDS_ARCHIVE" ]; then
+    HADOOP_CDS_OPTS="-XX:SharedArchiveFile=$HADOOP_CDS_ARCHIVE -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
+fi
+
+# hadoop_classpath: every jar of the install, then the conf dir.  The jars come first so that
+# the class-data sharing archive applies (it needs directories after them); no jar carries a
+# file of the conf dir's names, so the conf dir's files are still the ones found.
 hadoop_classpath() {
     # share/hadoop/hdfs holds webapps/ (the HDFS web UIs), as in Apache's layout.
-    local cp="$HADOOP_CONF_DIR:$HADOOP_HOME/share/hadoop/hdfs:$HADOOP_LIB_DIR/*"
+    local cp="$HADOOP_LIB_DIR/*:$HADOOP_CONF_DIR:$HADOOP_HOME/share/hadoop/hdfs"
     if [ -n "${HADOOP_CLASSPATH:-}" ]; then
         if [ -n "${HADOOP_USER_CLASSPATH_FIRST:-}" ]; then
             cp="$HADOOP_CLASSPATH:$cp"
@@ -93,7 +104,7 @@ hadoop_exec() {
     # shellcheck disable=SC2086
     exec "$JAVA_HOME/bin/java" \
         -Xmx"${HADOOP_CLIENT_HEAPSIZE_MAX:-512m}" \
-        $HADOOP_JAVA17_OPTS \
+        $HADOOP_CDS_OPTS $HADOOP_JAVA17_OPTS \
         -Djava.net.preferIPv4Stack=true \
         -Dhadoop.log.dir="$HADOOP_LOG_DIR" \
         -Dhadoop.log.file=hadoop.log \
@@ -116,7 +127,7 @@ hadoop_exec_daemon() {
         -Dproc_"$name" \
         -Xmx"${HADOOP_HEAPSIZE_MAX:-512m}" \
         ${HADOOP_HEAPSIZE_MIN:+-Xms$HADOOP_HEAPSIZE_MIN} \
-        $HADOOP_JAVA17_OPTS \
+        $HADOOP_CDS_OPTS $HADOOP_JAVA17_OPTS \
         -Djava.net.preferIPv4Stack=true \
         -Dhadoop.log.dir="$HADOOP_LOG_DIR" \
         -Dhadoop.log.file="$name.log" \

@@ -22,16 +22,23 @@ SPARK = "Spark"
 def history_server_script(master_ip: str) -> str:
     """Creates the event log directory in HDFS, starts the history server and waits until it
     answers; prints the installed Spark version last."""
-    event_dir = shlex.quote(config.EVENT_LOG_DIR.removeprefix("hdfs://"))
+    event_dir = config.EVENT_LOG_DIR.removeprefix("hdfs://")
+    # The directories through WebHDFS: two `hdfs dfs` commands would each start a JVM.
+    webhdfs = f"http://{master_ip}:9870/webhdfs/v1"
+    mkdirs = [
+        shlex.quote(f"{webhdfs}{path}?op=MKDIRS&user.name=hadoop" + (f"&permission={mode}" if mode else ""))
+        for path, mode in ((event_dir, "1777"), ("/user/hadoop", ""))
+    ]
     return f"""set -euo pipefail
-hdfs dfs -mkdir -p {event_dir} /user/hadoop
-hdfs dfs -chmod 1777 {event_dir}
+for url in {" ".join(mkdirs)}; do
+  curl -sSf -m 30 -X PUT "$url" | grep -q '"boolean":true' || {{ echo "could not create $url" >&2; exit 1; }}
+done
 {config.SPARK_HOME}/sbin/start-history-server.sh >/dev/null
 deadline=$((SECONDS + {HISTORY_TIMEOUT}))
 until curl -s -o /dev/null -m 5 http://{master_ip}:{config.HISTORY_PORT}/api/v1/applications; do
   [ $SECONDS -lt $deadline ] || {{ echo "Spark's history server did not answer on port {config.HISTORY_PORT}" >&2;
     tail -n 20 /var/log/spark/*HistoryServer*.out >&2 || true; exit 1; }}
-  sleep 1
+  sleep 0.25
 done
 cat {config.VERSION_FILE}
 """
