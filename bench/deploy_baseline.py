@@ -109,8 +109,14 @@ def one_run(
         with ThreadPoolExecutor(max_workers=nodes) as pool:
             list(pool.map(lambda i: _exec(names[i], render_node_script(spec, specs[i])), range(nodes)))
         result["hadoop_configured"] = time.monotonic() - t0
-        _exec(names[0], render_wait_ready(spec, READY_TIMEOUT), timeout=READY_TIMEOUT + 30)
-        _exec(names[0], history_server_script(ips[0]))  # Spark's, as a cluster with Spark starts it
+        # The readiness check and Spark's history server side by side, as Resilin runs them.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            waits = [
+                pool.submit(_exec, names[0], render_wait_ready(spec, READY_TIMEOUT), READY_TIMEOUT + 30),
+                pool.submit(_exec, names[0], history_server_script(ips[0])),
+            ]
+            for wait in waits:
+                wait.result()
         result["hadoop_ready"] = time.monotonic() - t0
         streaming = [
             a.replace(f"s3://{bucket}/output/", f"s3://{bucket}/baseline-output/")

@@ -138,6 +138,12 @@ client report hdfs dfsadmin -report
 client get hadoop fs -copyToLocal -f /words.txt "$WORK/copy.txt"
 client nodes yarn node -list
 client version hadoop version
+# S3A's and the AWS SDK's classes (steps and log shipping read and write s3://): a listing of a
+# bucket at an address where nothing listens, without retries, loads most of them.
+client s3a hadoop fs -D fs.s3a.endpoint=http://127.0.0.1:1 -D fs.s3a.endpoint.region=us-east-1 \
+    -D fs.s3a.path.style.access=true -D fs.s3a.access.key=training -D fs.s3a.secret.key=training \
+    -D fs.s3a.retry.limit=0 -D fs.s3a.attempts.maximum=0 -D fs.s3a.connection.establish.timeout=1s \
+    -D fs.s3a.input.stream.type=classic -ls s3a://training/ || true
 
 # A MapReduce job, as a step submits one (the job client's classes): streaming, with shell
 # commands for mapper and reducer.

@@ -118,16 +118,26 @@ class HadoopApplication(Application):
         runtime.progress("Waiting for HDFS and YARN to register every node")
         master = next(i for i in instances if i["role"] == "MASTER")
         waited = time.monotonic()
-        result = runtime.sessions[master["id"]].run_script(
-            render_wait_ready(spec, HADOOP_READY_TIMEOUT), timeout=HADOOP_READY_TIMEOUT + 30
-        )
-        waited = time.monotonic() - waited
-        if result.exit_status != 0:
-            raise ClusterFailure(
-                states.BOOTSTRAP_FAILURE, f"Hadoop did not become ready: {result.stderr.strip()}"
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            alongside = pool.submit(self.start_alongside, runtime, master)
+            result = runtime.sessions[master["id"]].run_script(
+                render_wait_ready(spec, HADOOP_READY_TIMEOUT), timeout=HADOOP_READY_TIMEOUT + 30
             )
+            if result.exit_status != 0:
+                raise ClusterFailure(
+                    states.BOOTSTRAP_FAILURE, f"Hadoop did not become ready: {result.stderr.strip()}"
+                )
+            if not alongside.done():
+                runtime.progress(self.alongside_progress)
+            alongside.result()  # its ClusterFailure, if it failed
+        waited = time.monotonic() - waited
         slowest = max(timings.values(), key=lambda t: t.daemons + t.bootstrap)
         return StartTiming(daemons=slowest.daemons, bootstrap=slowest.bootstrap, ready_wait=waited)
+
+    alongside_progress = ""  # what the cluster reports while start_alongside still runs
+
+    def start_alongside(self, runtime: ClusterRuntime, master: InstanceDoc) -> None:
+        """What starts on the master while HDFS and YARN register their nodes (raises ClusterFailure)."""
 
     # -- growing -----------------------------------------------------------------------
     def add_nodes(self, runtime: ClusterRuntime, new: list[tuple[InstanceDoc, Node]]) -> None:

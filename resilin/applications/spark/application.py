@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shlex
 
-from resilin.applications.base import StartTiming
 from resilin.applications.hadoop.application import HadoopApplication
 from resilin.applications.hadoop_config import ClusterSpec
 from resilin.applications.spark import config
@@ -30,11 +29,17 @@ def history_server_script(master_ip: str) -> str:
         for path, mode in ((event_dir, "1777"), ("/user/hadoop", ""))
     ]
     return f"""set -euo pipefail
+deadline=$((SECONDS + {HISTORY_TIMEOUT}))
+# HDFS out of safe mode first (the NameNode's JMX; the readiness check runs beside this).
+nn='http://{master_ip}:9870/jmx?qry=Hadoop:service=NameNode,name=FSNamesystemState'
+until curl -s -m 5 "$nn" | grep -Eq '"FSState" *: *"Operational"'; do
+  [ $SECONDS -lt $deadline ] || {{ echo "HDFS did not leave safe mode" >&2; exit 1; }}
+  sleep 0.25
+done
 for url in {" ".join(mkdirs)}; do
   curl -sSf -m 30 -X PUT "$url" | grep -q '"boolean":true' || {{ echo "could not create $url" >&2; exit 1; }}
 done
 {config.SPARK_HOME}/sbin/start-history-server.sh >/dev/null
-deadline=$((SECONDS + {HISTORY_TIMEOUT}))
 until curl -s -o /dev/null -m 5 http://{master_ip}:{config.HISTORY_PORT}/api/v1/applications; do
   [ $SECONDS -lt $deadline ] || {{ echo "Spark's history server did not answer on port {config.HISTORY_PORT}" >&2;
     tail -n 20 /var/log/spark/*HistoryServer*.out >&2 || true; exit 1; }}
@@ -56,10 +61,10 @@ class SparkApplication(HadoopApplication):
         spec.spark = True
         return spec
 
-    def configure(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> StartTiming:
-        timing = super().configure(runtime, instances)
-        runtime.progress("Starting Spark's history server")
-        master = next(i for i in instances if i["role"] == "MASTER")
+    alongside_progress = "Starting Spark's history server"
+
+    def start_alongside(self, runtime: ClusterRuntime, master: InstanceDoc) -> None:
+        """Spark's history server, started as soon as HDFS answers, while YARN's nodes register."""
         done = runtime.sessions[master["id"]].run_script(
             history_server_script(master["private_ip"]), timeout=HISTORY_TIMEOUT + 60
         )
@@ -75,4 +80,3 @@ class SparkApplication(HadoopApplication):
                     app["Version"] = version
 
         runtime.store.update_cluster(runtime.cid, record_version)
-        return timing
