@@ -11,6 +11,7 @@ import logging
 import shlex
 import threading
 import time
+from collections.abc import Callable
 
 from resilin.clouds.ssh import CommandResult, Node, SshError
 from resilin.steps import commands as step_scripts
@@ -23,9 +24,12 @@ PID_WAIT = 30  # a step that just started may not have written its process group
 
 
 class RunningStep:
-    def __init__(self, step_id: str, master: Node, script: str) -> None:
+    def __init__(
+        self, step_id: str, master: Node, script: str, on_end: Callable[[], None] = lambda: None
+    ) -> None:
         self.step_id = step_id
         self.master = master
+        self.on_end = on_end  # wakes the cluster's worker: the step's end is recorded at once
         self.result: CommandResult | None = None
         self.error: Exception | None = None
         self.killed = False  # the cancellation reached the step's processes
@@ -38,6 +42,8 @@ class RunningStep:
             self.result = self.master.run_script(script)
         except Exception as exc:  # SSH dropped: the step's fate is unknown
             self.error = exc
+        finally:
+            self.on_end()
 
     @property
     def done(self) -> bool:
@@ -94,6 +100,8 @@ exit 0
                 )
         except Exception as exc:
             log.warning("step %s: cancelling failed: %s", self.step_id, exc)
+        finally:
+            self.on_end()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)

@@ -29,7 +29,9 @@ def run_steps(runtime: ClusterRuntime) -> None:
     starting (as mrjob adds them right after RunJobFlow) run even without keep-alive.
     """
     logs = StepLogs(runtime)
-    scheduler = StepScheduler(runtime.store, runtime.cid, runtime.master, logs.keep, logs.log_file)
+    scheduler = StepScheduler(
+        runtime.store, runtime.cid, runtime.master, logs.keep, logs.log_file, runtime.wake.set
+    )
     idle = IdleClock()
     try:
         while True:

@@ -47,12 +47,14 @@ class StepScheduler:
         master: Callable[[], Node],
         keep_logs: Callable[[Node, str], None],
         log_file: Callable[[str], str],
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.cid = cluster_id
         self.master = master
         self.keep_logs = keep_logs
         self.log_file = log_file
+        self.wake = wake  # called as a running step ends, so that the next tick comes at once
         self.running: dict[str, RunningStep] = {}
         self.last_end: str | None = None  # how the step that ended last ended
         self.hold = False
@@ -101,7 +103,7 @@ class StepScheduler:
         if not self._claim(sid):
             return
         self.hold = False  # new work: a protected cluster's hold after a failure is over
-        self.running[sid] = RunningStep(sid, self.master(), script)
+        self.running[sid] = RunningStep(sid, self.master(), script, self.wake)
         log.info("%s: step %s (%s) started", self.cid, sid, step["name"])
 
     def _claim(self, sid: str) -> bool:
