@@ -82,6 +82,8 @@ def describe(settings: Settings, cloud: CloudConfig) -> dict:
             "Region": cloud.storage.region,
             "PathStyle": cloud.storage.path_style,
             "Accounts": sorted(cloud.storage.accounts),
+            # 0: the nodes get the account's keys; else each cluster's session keys last this long.
+            "SessionSeconds": cloud.storage.session_seconds,
         }
         if cloud.storage is not None
         else "Resilin's storage",
@@ -116,7 +118,12 @@ def list_clouds(settings: Settings, output: str = "text", out: TextIO = sys.stdo
             *([("ssh", "through the cloud's gateway")] if cloud.ssh_via_gateway else []),
             (
                 "storage",
-                f"{cloud.storage.endpoint} (keys for {', '.join(sorted(cloud.storage.accounts)) or 'no account'})"
+                f"{cloud.storage.endpoint} (keys for {', '.join(sorted(cloud.storage.accounts)) or 'no account'}"
+                + (
+                    f"; nodes get {cloud.storage.session_seconds} s session keys)"
+                    if cloud.storage.session_seconds
+                    else ")"
+                )
                 if cloud.storage is not None
                 else "Resilin's storage",
             ),

@@ -64,5 +64,9 @@ class Application(ABC):
         """Apply the group's pending configurations to its nodes, or go back to the previous ones."""
 
     @abstractmethod
+    def rewrite_storage_keys(self, runtime: ClusterRuntime) -> None:
+        """Give every running node the cluster's current storage keys (they were renewed)."""
+
+    @abstractmethod
     def ship_logs(self, runtime: ClusterRuntime, nodes: dict[str, Node]) -> None:
         """The nodes' logs to the cluster's LogUri as the cluster ends (best effort)."""

@@ -25,6 +25,7 @@ from resilin.cluster.network import NetworkFailure
 from resilin.cluster.node_health import ClusterMonitor
 from resilin.cluster.operations import running_cluster_operations
 from resilin.cluster.runtime import ClusterFailure, ClusterRuntime, TerminationRequested
+from resilin.cluster.storage_sessions import StorageSessions
 from resilin.jobflows import states
 from resilin.jobflows.documents import ClusterDoc, StateReason
 from resilin.jobflows.store import StateConflict
@@ -158,6 +159,7 @@ def teardown(runtime: ClusterRuntime, application: Application, monitor: Cluster
     runtime.store.transition_cluster(cid, final)
     provision_phase.delete_key(runtime)
     ClusterCredentials(runtime.store.redis).revoke(cid)  # after the nodes' logs were shipped
+    StorageSessions(runtime.store.redis).forget(cid)
 
 
 def leave_network(runtime: ClusterRuntime) -> list[str]:

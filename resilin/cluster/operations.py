@@ -11,6 +11,7 @@ Relocation will be one more.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,6 +25,7 @@ from resilin.cluster.managed_scaling import ManagedScaling
 from resilin.cluster.operation import ARRESTED, RESIZING, ClusterOperation
 from resilin.cluster.resize import Resizer
 from resilin.cluster.runtime import ClusterRuntime
+from resilin.cluster.storage_sessions import StorageSessionError, StorageSessions
 from resilin.jobflows import states
 from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc
 from resilin.provisioners.ec2client import EC2Client
@@ -158,6 +160,38 @@ class ApplyConfigurations(ClusterOperation):
                 self.application.reconfigure(runtime, group["id"])
 
 
+class RenewStorageKeys(ClusterOperation):
+    """Session keys on an external S3 service renewed at half their life and written to the
+    nodes (resilin.cluster.storage_sessions); a failed renewal is tried again a minute later."""
+
+    def __init__(self, application: Application) -> None:
+        self.application = application
+
+    def wanted(self, runtime: ClusterRuntime) -> bool:
+        external = runtime.placement.external_storage
+        if external is None or not external.session_seconds:
+            return False
+        current = StorageSessions(runtime.store.redis).current(runtime.cid)
+        return current is not None and (current.renew_due(time.time()) or not current.pushed)
+
+    def run(self, runtime: ClusterRuntime) -> None:
+        external = runtime.placement.external_storage
+        assert external is not None
+        sessions = StorageSessions(runtime.store.redis)
+        current = sessions.current(runtime.cid)
+        now = time.time()
+        if current is None or current.renew_due(now):
+            try:
+                sessions.assume(runtime.cid, runtime.cluster["account"], external, pushed=False)
+            except StorageSessionError as exc:
+                sessions.retry_later(runtime.cid, now)
+                log.warning("%s: storage keys not renewed, trying again later: %s", runtime.cid, exc)
+                return
+        self.application.rewrite_storage_keys(runtime)
+        sessions.pushed(runtime.cid)
+        log.info("%s: new storage session keys written to the nodes", runtime.cid)
+
+
 def running_cluster_operations(runtime: ClusterRuntime, application: Application) -> list[ClusterOperation]:
     """The operations the monitor runs, in the order it runs them each round."""
     resizer = Resizer(runtime, application)
@@ -169,6 +203,7 @@ def running_cluster_operations(runtime: ClusterRuntime, application: Application
         ManagedScaling(metrics),
         ResizeGroups(resizer),
         ApplyConfigurations(application),
+        RenewStorageKeys(application),
     ]
 
 

@@ -32,6 +32,7 @@ from resilin.cluster import bootstrap
 from resilin.cluster.cluster_credentials import ClusterCredentials
 from resilin.cluster.network import ClusterNetwork, NetworkContext
 from resilin.cluster.sessions import NodeSessions
+from resilin.cluster.storage_sessions import StorageSessionError, StorageSessions
 from resilin.jobflows import states
 from resilin.jobflows.documents import ClusterDoc, InstanceDoc
 from resilin.jobflows.store import JobFlowStore, StateConflict
@@ -188,10 +189,27 @@ class ClusterRuntime:
 
     def node_credentials(self) -> Credentials:
         """The storage credentials the cluster's nodes get: the cluster's own on Resilin's storage
-        (never the user's key), or the account's keys on its cloud's external S3 service."""
-        if self.placement.external_storage is not None:
+        (never the user's key); on its cloud's external S3 service, the cluster's session keys
+        where that service issues them, else the account's keys."""
+        external = self.placement.external_storage
+        if external is None:
+            return ClusterCredentials(self.store.redis).issue(self.cid, self.cluster["account"])
+        if not external.session_seconds:
             return self._external_credentials()
-        return ClusterCredentials(self.store.redis).issue(self.cid, self.cluster["account"])
+        sessions = StorageSessions(self.store.redis)
+        current = sessions.current(self.cid)
+        if current is not None and current.expires > time.time():
+            return current.credentials
+        self._external_credentials()  # the account has keys there (refused clearly if not)
+        try:
+            # The first keys reach the nodes with their configuration; later ones (the old ones
+            # expired while Resilin was down) are written to the running nodes by the monitor.
+            fresh = sessions.assume(self.cid, self.cluster["account"], external, pushed=current is None)
+            return fresh.credentials
+        except StorageSessionError as exc:
+            raise ClusterFailure(
+                states.VALIDATION_ERROR, f"The storage of cloud {self.placement.cloud_name}: {exc}"
+            ) from None
 
     def _external_credentials(self) -> Credentials:
         external = self.placement.external_storage

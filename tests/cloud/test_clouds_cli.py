@@ -94,6 +94,7 @@ def test_list_shows_every_cloud_and_its_settings(home, cloud):
         "Region": "us-east-1",
         "PathStyle": True,
         "Accounts": ["111111111111"],
+        "SessionSeconds": 0,
     }
     assert by_name["good"]["Storage"] == "Resilin's storage"
 

@@ -2,7 +2,8 @@
 the local cloud's ``[clouds.storage]``.  The word count's input, its streaming scripts, a bootstrap
 action and LogUri are all on MinIO; the nodes reach it through their network's gateway (the host
 shield opens its port).  Nothing lands in Resilin's storage, and an account with no keys on MinIO
-cannot place a cluster in that cloud."""
+cannot place a cluster in that cloud.  The nodes hold session keys from MinIO's STS, made for the
+cluster, never the account's; renewed, they reach every node and the next step uses them."""
 
 from __future__ import annotations
 
@@ -12,20 +13,20 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+from xml.etree import ElementTree
 
-import boto3
 import pytest
-from botocore.config import Config
+import redis
 
 from resilin import demo
 from resilin.provisioners.localcloud import host_shield
 from resilin.provisioners.localcloud.server import bridge_interface
 from resilin.service.ports import free_port
-from resilin.service.process import ResilinProcess
+from resilin.service.process import ResilinProcess, cloud_containers
 from resilin.settings.config import new_credentials
 from tests.clusters import NODE_IMAGE, cloud_and_subnet, serving, wait_for
+from tests.minio_server import running_minio, s3_client
 
 pytestmark = [
     pytest.mark.cluster,
@@ -36,54 +37,18 @@ ROOT = Path(__file__).resolve().parents[2]
 CLOUD, SUBNET = cloud_and_subnet("xs", 95)
 MINIO_USER, MINIO_SECRET = "resilin-test-minio", "minio-secret-" + os.urandom(6).hex()
 BUCKET = "external-wc"
+SESSION_SECONDS = 900  # STS's shortest
 BOOTSTRAP_MARKER = "bootstrap action fetched from MinIO ran"
 
 
 @pytest.fixture(scope="module")
 def minio():
-    """MinIO's server on every address of the host (its loopback for Resilin, the gateway for nodes)."""
-    built = subprocess.run([ROOT / "scripts" / "setup-minio.sh"], capture_output=True, text=True)
-    if built.returncode != 0:
-        pytest.fail(f"MinIO is missing and could not be built: {built.stderr[-500:]}")
-    binary = built.stdout.strip().splitlines()[-1]
-    data = Path(tempfile.mkdtemp(prefix="resilin-minio-"))
-    port = free_port()
-    env = os.environ | {"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD": MINIO_SECRET}
-    log = open(data.with_suffix(".log"), "wb")
-    proc = subprocess.Popen(
-        [binary, "server", str(data / "export"), "--address", f":{port}",
-         "--console-address", f"127.0.0.1:{free_port()}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_for("MinIO to serve", lambda: _live(endpoint), timeout=60, interval=0.5)
+    with running_minio(MINIO_USER, MINIO_SECRET) as endpoint:
         yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-        shutil.rmtree(data, ignore_errors=True)
-        data.with_suffix(".log").unlink(missing_ok=True)
-
-
-def _live(endpoint: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{endpoint}/minio/health/live", timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
 
 
 def minio_s3(endpoint: str):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=MINIO_USER,
-        aws_secret_access_key=MINIO_SECRET,
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    return s3_client(endpoint, MINIO_USER, MINIO_SECRET)
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +70,33 @@ def resilin(minio):
         f'default_cloud = "{CLOUD}"\n\n{accounts}'
         f'[[clouds]]\nname = "{CLOUD}"\nkind = "local"\nsubnet = "{SUBNET}"\n\n'
         f'[clouds.storage]\nendpoint = "{minio}"\nregion = "us-east-1"\npath_style = true\n'
+        f"session_seconds = {SESSION_SECONDS}\n"
         f'[clouds.storage.accounts.{proc.accounts[0].account_id}]\n'
         f'access_key = "{MINIO_USER}"\nsecret_key = "{MINIO_SECRET}"\n'
+        f'role_arn = "arn:aws:iam::{proc.accounts[0].account_id}:role/emr-nodes"\n'
     )  # fmt: skip
     yield from serving(proc, [CLOUD])
+
+
+def _step_ended(emr, cid: str, step_id: str) -> bool:
+    state = emr.describe_step(ClusterId=cid, StepId=step_id)["Step"]["Status"]["State"]
+    assert state not in ("FAILED", "CANCELLED", "INTERRUPTED"), state
+    return state == "COMPLETED"
+
+
+def _keys_on_nodes() -> dict[str, tuple[str, str]]:
+    """Each node's S3A access key and session token, from its core-site.xml."""
+    keys = {}
+    for container in cloud_containers(CLOUD):
+        text = subprocess.run(
+            ["podman", "exec", container, "cat", "/etc/hadoop/core-site.xml"], capture_output=True, text=True
+        ).stdout
+        props = {
+            p.findtext("name"): p.findtext("value") or ""
+            for p in ElementTree.fromstring(text).iter("property")
+        }
+        keys[container] = (props["fs.s3a.access.key"], props.get("fs.s3a.session.token", ""))
+    return keys
 
 
 def test_an_account_without_keys_on_the_external_service_cannot_place_a_cluster_there(resilin):
@@ -139,16 +127,55 @@ def test_word_count_reads_and_writes_the_external_service(resilin, minio):
         ReleaseLabel="emr-7.5.0",
         LogUri=f"s3://{BUCKET}/logs/",
         Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge", "InstanceCount": 2,
-                   "KeepJobFlowAliveWhenNoSteps": False},
+                   "KeepJobFlowAliveWhenNoSteps": True},
         BootstrapActions=[{"Name": "say", "ScriptBootstrapAction": {"Path": f"s3://{BUCKET}/bootstrap.sh"}}],
         Steps=[demo.streaming_step(BUCKET)],
         Applications=[{"Name": "Hadoop"}],
     )["JobFlowId"]  # fmt: skip
     started = time.monotonic()
-    cluster, step, _ = demo.watch(emr, cid, print, timeout=1500)
-    print(f"cluster ended after {time.monotonic() - started:.0f} s")
+    [step_id] = [s["Id"] for s in emr.list_steps(ClusterId=cid)["Steps"]]
+    wait_for("the word count", lambda: _step_ended(emr, cid, step_id), timeout=1200, interval=2)
+    print(f"word count ended after {time.monotonic() - started:.0f} s")
+
+    # The nodes hold the cluster's own session keys from MinIO's STS, never the account's keys.
+    first = _keys_on_nodes()
+    assert MINIO_USER not in first and MINIO_SECRET not in first
+    [(key, token)] = set(first.values())
+    assert token, first
+    state = redis.Redis(unix_socket_path=str(resilin.home / "redis" / "redis.sock"))
+    session = {k.decode(): v.decode() for k, v in state.hgetall(f"resilin:storage-session:{cid}").items()}
+    assert session["access"] == key and session["token"] == token
+    assert float(session["expires"]) - float(session["issued"]) <= SESSION_SECONDS
+
+    # Renewal comes at half a session's life; bring it forward.  Every node gets the new keys.
+    state.hset(f"resilin:storage-session:{cid}", "renew_at", "0")
+    renewed = wait_for(
+        "renewed keys on every node",
+        lambda: (keys := _keys_on_nodes()) and key not in {k for k, _ in keys.values()} and keys,
+        timeout=120, interval=1,
+    )  # fmt: skip
+    [(new_key, new_token)] = set(renewed.values())
+    assert new_key != key and new_token and new_token != token
+    # A step after the renewal reaches MinIO with the new keys.
+    copy = emr.add_job_flow_steps(JobFlowId=cid, Steps=[{
+        "Name": "copy with renewed keys", "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar",
+                          "Args": ["hadoop", "fs", "-cp", f"s3://{BUCKET}/bootstrap.sh", f"s3://{BUCKET}/renewed/copy"]},
+    }])["StepIds"][0]  # fmt: skip
+    wait_for("the copy", lambda: _step_ended(emr, cid, copy), timeout=600, interval=2)
+    assert (
+        s3.get_object(Bucket=BUCKET, Key="renewed/copy")["Body"]
+        .read()
+        .decode()
+        .endswith(f"{BOOTSTRAP_MARKER}'\n")
+    )
+
+    emr.terminate_job_flows(JobFlowIds=[cid])
+    cluster, _, _ = demo.watch(emr, cid, print, timeout=600)
+    step = emr.describe_step(ClusterId=cid, StepId=step_id)["Step"]
     assert step["Status"]["State"] == "COMPLETED", (step["Status"], cluster["Status"])
     assert cluster["Status"]["State"] == "TERMINATED"
+    assert not state.exists(f"resilin:storage-session:{cid}")
 
     # The output, the step's logs and the bootstrap action's logs are on MinIO.
     assert demo.read_output(s3, BUCKET) == demo.python_count(texts)

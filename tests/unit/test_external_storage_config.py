@@ -46,6 +46,22 @@ def test_settings_are_read_and_keys_are_per_account():
     assert parse_cloud({"name": "plain", "kind": "ec2"}, "x").storage is None
 
 
+def test_session_keys_settings():
+    plain = _cloud(_storage()).storage
+    assert plain is not None and plain.session_seconds == 0
+    accounts = {
+        ACCOUNT: {"access_key": "k", "secret_key": "s", "role_arn": "arn:aws:iam::123456789012:role/n"}
+    }
+    storage = _cloud(_storage(session_seconds=43200, accounts=accounts)).storage
+    assert storage is not None
+    assert storage.session_seconds == 43200
+    assert storage.sessions_endpoint == storage.endpoint  # MinIO and RGW serve STS beside S3
+    assert storage.role_for(ACCOUNT) == "arn:aws:iam::123456789012:role/n"
+    assert storage.role_for(OTHER).startswith("arn:aws:iam::")
+    aws = _cloud(_storage(session_seconds=3600, sts_endpoint="https://sts.eu-west-3.amazonaws.com/")).storage
+    assert aws is not None and aws.sessions_endpoint == "https://sts.eu-west-3.amazonaws.com"
+
+
 @pytest.mark.parametrize(
     ("storage", "message"),
     [
@@ -57,6 +73,11 @@ def test_settings_are_read_and_keys_are_per_account():
         (_storage(sessions=True), "unknown setting(s) sessions"),
         (_storage(accounts={"alice": {"access_key": "a", "secret_key": "s"}}), "'alice' is not a 12-digit"),
         (_storage(accounts={ACCOUNT: {"access_key": "a"}}), f"accounts.{ACCOUNT} must be"),
+        (_storage(accounts={ACCOUNT: {"access_key": "a", "secret_key": "s", "role": "r"}}), "must be"),
+        (_storage(session_seconds=60), "'session_seconds' must be a number of seconds from 900"),
+        (_storage(session_seconds="12h"), "'session_seconds' must be"),
+        (_storage(session_seconds=True), "'session_seconds' must be"),
+        (_storage(sts_endpoint="sts.amazonaws.com"), "'sts_endpoint' must be an http(s) URL"),
         (_storage(accounts={ACCOUNT: {"access_key": "a", "secret_key": ""}}), f"accounts.{ACCOUNT} must be"),
     ],
 )

@@ -18,7 +18,12 @@ from resilin.applications.base import Application, NodesRejected, StartTiming
 from resilin.applications.hadoop import membership, topology
 from resilin.applications.hadoop.membership import MembershipError, wait_nodes, write_excludes
 from resilin.applications.hadoop.reconfigure import Reconfigurer
-from resilin.applications.hadoop_config import ClusterSpec, render_membership_update, render_wait_ready
+from resilin.applications.hadoop_config import (
+    ClusterSpec,
+    render_membership_update,
+    render_reconfigure_script,
+    render_wait_ready,
+)
 from resilin.clouds.ssh import Node, SshError
 from resilin.cluster import bootstrap, node_logs, node_setup
 from resilin.cluster.runtime import ClusterFailure, ClusterRuntime
@@ -206,6 +211,25 @@ class HadoopApplication(Application):
 
     def reconfigure(self, runtime: ClusterRuntime, group_id: str) -> None:
         Reconfigurer(runtime, lambda instances: self.spec(runtime, instances)).apply(group_id)
+
+    def rewrite_storage_keys(self, runtime: ClusterRuntime) -> None:
+        """Every node's configuration files written again with the cluster's current storage keys
+        (S3A reads them from core-site.xml); no daemon restarts, since JVMs started from then on
+        read the new keys and those already running hold keys still valid for half a session."""
+        instances = runtime.live_instances()
+        spec = self.spec(runtime, instances)
+        by_ip = {n.ip: n for n in spec.nodes}
+
+        def one(instance: InstanceDoc) -> None:
+            script = render_reconfigure_script(spec, by_ip[instance["private_ip"]], restart=())
+            result = runtime.sessions[instance["id"]].run_script(script, timeout=120)
+            if result.exit_status != 0:
+                raise RuntimeError(  # the monitor logs it and tries again next round
+                    f"Writing new storage keys on {instance['ec2_id']} failed: {result.stderr.strip()[-300:]}",
+                )
+
+        with ThreadPoolExecutor(max_workers=min(8, len(instances) or 1)) as pool:
+            list(pool.map(one, instances))
 
     # -- the end -----------------------------------------------------------------------
     def ship_logs(self, runtime: ClusterRuntime, nodes: dict[str, Node]) -> None:
