@@ -63,6 +63,8 @@ def _object_action(method: str, query: Mapping[str, str]) -> str | None:
             return "s3:GetObjectAcl"
         if "attributes" in query:
             return "s3:GetObjectAttributes"
+        if "torrent" in query:
+            return "s3:GetObjectTorrent"
         if "uploadId" in query:
             return "s3:ListMultipartUploadParts"
         return "s3:GetObject"
@@ -82,6 +84,7 @@ _OF_A_VERSION = {
     "s3:GetObjectTagging": "s3:GetObjectVersionTagging", "s3:PutObjectTagging": "s3:PutObjectVersionTagging",
     "s3:DeleteObjectTagging": "s3:DeleteObjectVersionTagging",
     "s3:GetObjectAttributes": "s3:GetObjectVersionAttributes",
+    "s3:GetObjectTorrent": "s3:GetObjectVersionTorrent",
 }  # fmt: skip
 
 

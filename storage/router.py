@@ -21,6 +21,7 @@ from resilin.storage import (
     object_ops,
     object_tagging_ops,
     tagging_ops,
+    torrent,
 )
 from resilin.storage.context import Call, Response
 from resilin.storage.errors import S3Error, method_not_allowed, not_implemented
@@ -33,7 +34,7 @@ _UNSUPPORTED_BUCKET = {
     "accelerate", "analytics", "encryption", "intelligent-tiering", "inventory", "logging",
     "metrics", "notification", "replication", "requestPayment", "website",
 }  # fmt: skip
-_UNSUPPORTED_OBJECT = {"restore", "select", "torrent"}
+_UNSUPPORTED_OBJECT = {"restore", "select"}
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,10 @@ def _object_route(method: str, query: dict[str, str], copy: bool) -> Handler:
     unsupported = _UNSUPPORTED_OBJECT.intersection(query)
     if unsupported:
         raise not_implemented(f"The object sub-resource ?{sorted(unsupported)[0]}")
+    if "torrent" in query:
+        if method != "GET":
+            raise method_not_allowed(method, "OBJECT")
+        return torrent.get_object_torrent
     if "acl" in query and method in ("GET", "PUT"):
         return acl_ops.get_object_acl if method == "GET" else acl_ops.put_object_acl
     if "tagging" in query and method in _OBJECT_TAGGING:

@@ -78,9 +78,12 @@ def resilin(minio):
     yield from serving(proc, [CLOUD])
 
 
-def _step_ended(emr, cid: str, step_id: str) -> bool:
+def _step_ended(resilin, emr, cid: str, step_id: str) -> bool:
     state = emr.describe_step(ClusterId=cid, StepId=step_id)["Step"]["Status"]["State"]
-    assert state not in ("FAILED", "CANCELLED", "INTERRUPTED"), state
+    if state in ("FAILED", "CANCELLED", "INTERRUPTED"):
+        logs = resilin.home / "logs" / cid / "steps" / step_id
+        tails = {f.name: f.read_text(errors="replace")[-1500:] for f in logs.glob("std*") if f.is_file()}
+        pytest.fail(f"step {step_id} {state}: {tails}")
     return state == "COMPLETED"
 
 
@@ -134,7 +137,7 @@ def test_word_count_reads_and_writes_the_external_service(resilin, minio):
     )["JobFlowId"]  # fmt: skip
     started = time.monotonic()
     [step_id] = [s["Id"] for s in emr.list_steps(ClusterId=cid)["Steps"]]
-    wait_for("the word count", lambda: _step_ended(emr, cid, step_id), timeout=1200, interval=2)
+    wait_for("the word count", lambda: _step_ended(resilin, emr, cid, step_id), timeout=1200, interval=2)
     print(f"word count ended after {time.monotonic() - started:.0f} s")
 
     # The nodes hold the cluster's own session keys from MinIO's STS, never the account's keys.
@@ -160,11 +163,11 @@ def test_word_count_reads_and_writes_the_external_service(resilin, minio):
     copy = emr.add_job_flow_steps(JobFlowId=cid, Steps=[{
         "Name": "copy with renewed keys", "ActionOnFailure": "CONTINUE",
         "HadoopJarStep": {"Jar": "command-runner.jar",
-                          "Args": ["hadoop", "fs", "-cp", f"s3://{BUCKET}/bootstrap.sh", f"s3://{BUCKET}/renewed/copy"]},
+                          "Args": ["hadoop", "fs", "-cp", f"s3://{BUCKET}/bootstrap.sh", f"s3://{BUCKET}/renewed-copy"]},
     }])["StepIds"][0]  # fmt: skip
-    wait_for("the copy", lambda: _step_ended(emr, cid, copy), timeout=600, interval=2)
+    wait_for("the copy", lambda: _step_ended(resilin, emr, cid, copy), timeout=600, interval=2)
     assert (
-        s3.get_object(Bucket=BUCKET, Key="renewed/copy")["Body"]
+        s3.get_object(Bucket=BUCKET, Key="renewed-copy")["Body"]
         .read()
         .decode()
         .endswith(f"{BOOTSTRAP_MARKER}'\n")
