@@ -63,6 +63,21 @@ class Application(ABC):
     def reconfigure(self, runtime: ClusterRuntime, group_id: str) -> None:
         """Apply the group's pending configurations to its nodes, or go back to the previous ones."""
 
+    # -- relocation (resilin.migrate.pipeline) ---------------------------------------------
+    state_paths: list[str] = []  # what a node holds that a move carries: the rest is rendered again
+
+    def quiesce(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
+        """Save the application's state to disk and stop it on ``instances`` (ApplicationError if not)."""
+        raise ApplicationError(f"{self.name} clusters cannot be relocated")
+
+    def resume(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
+        """Start it again on ``instances`` from the state they kept (a move that failed)."""
+        raise ApplicationError(f"{self.name} clusters cannot be relocated")
+
+    def configure_moved(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
+        """Configure and start new ``instances`` that hold a moved cluster's state."""
+        raise ApplicationError(f"{self.name} clusters cannot be relocated")
+
     @abstractmethod
     def rewrite_storage_keys(self, runtime: ClusterRuntime) -> None:
         """Give every running node the cluster's current storage keys (they were renewed)."""

@@ -345,6 +345,37 @@ class ClusterProvisioner:
             raise
         return ready
 
+    def check_room(self, cloud: str, groups: list[InstanceGroupDoc]) -> None:
+        """NoRoom (or ProvisioningFailed for an unknown cloud) unless ``groups`` (each with its
+        type and count there) fit cloud ``cloud``: its instance types and quotas.  Nothing is made."""
+        placement = self._placement(cloud)
+        self._check_offer(placement, groups)
+        try:
+            placement.image("")
+        except (ProvisioningError, ClientError, BotoCoreError) as exc:
+            raise NoRoom(
+                states.VALIDATION_ERROR, f"Cloud {cloud} has no image for the cluster: {exc}"
+            ) from exc
+
+    def launch_into(
+        self, cloud: str, cluster: ClusterDoc, groups: list[InstanceGroupDoc]
+    ) -> list[ReadyInstance]:
+        """Instances for ``groups`` (each placed in ``cloud`` with its type and count there), with
+        the cluster's key pair and security group, reachable over SSH (relocation).  All or
+        nothing: what was launched is terminated if any of it fails."""
+        placement = self._placement(cloud)
+        ready: list[ReadyInstance] = []
+        try:
+            for group in groups:
+                ready += self._grow_in(placement, cluster, group, group["requested"])
+        except ProvisioningFailed:
+            for instance in ready:
+                instance.node.close()
+            if ready:
+                placement.client.terminate([i.doc["ec2_id"] for i in ready])
+            raise
+        return ready
+
     def _group_home(self, group: InstanceGroupDoc) -> str:
         """Where a group's instances go when its request named no cloud: the cluster's cloud, or
         for a spread fleet's unnamed candidates the default cloud, as at provisioning."""

@@ -5,7 +5,7 @@ are: failed nodes are replaced, then groups are brought to their requested size,
 given new configurations have them applied (a reconfiguration waits for its group's resize,
 as on EMR).  Automatic scaling policies set groups' requested sizes just before the resize.
 An operation takes the cluster's runtime, never the thread that runs the cluster.
-Relocation will be one more.
+A relocation (RelocateCluster) is the last of them.
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ from resilin.cluster.runtime import ClusterRuntime
 from resilin.cluster.storage_sessions import StorageSessionError, StorageSessions
 from resilin.jobflows import states
 from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc
+from resilin.migrate.pipeline import RelocationPipeline
 from resilin.provisioners.ec2client import EC2Client
 
 log = logging.getLogger(__name__)
+
+STEP_TICK = 1.5  # longer than the step scheduler's tick (resilin.steps.step_phase)
 
 
 def _active_groups(runtime: ClusterRuntime) -> list[InstanceGroupDoc]:
@@ -192,6 +195,26 @@ class RenewStorageKeys(ClusterOperation):
         log.info("%s: new storage session keys written to the nodes", runtime.cid)
 
 
+class Relocate(ClusterOperation):
+    """RelocateCluster's move (resilin.migrate.pipeline), at a step boundary: the step scheduler
+    starts no step while a relocation is asked for, and the move begins once none runs."""
+
+    def __init__(self, application: Application) -> None:
+        self.application = application
+
+    def wanted(self, runtime: ClusterRuntime) -> bool:
+        if not runtime.cluster.get("relocation"):
+            return False
+        return not any(s["state"] == states.STEP_RUNNING for s in runtime.store.steps_of(runtime.cid))
+
+    def run(self, runtime: ClusterRuntime) -> None:
+        # The scheduler may have read the cluster just before the request and started a step:
+        # give it a tick, and begin only if still no step runs.
+        time.sleep(STEP_TICK)
+        if self.wanted(runtime):
+            RelocationPipeline(runtime, self.application).run()
+
+
 def running_cluster_operations(runtime: ClusterRuntime, application: Application) -> list[ClusterOperation]:
     """The operations the monitor runs, in the order it runs them each round."""
     resizer = Resizer(runtime, application)
@@ -204,6 +227,7 @@ def running_cluster_operations(runtime: ClusterRuntime, application: Application
         ResizeGroups(resizer),
         ApplyConfigurations(application),
         RenewStorageKeys(application),
+        Relocate(application),
     ]
 
 

@@ -147,7 +147,9 @@ class ClusterRuntime:
         return [i for i in self.store.instances_of(self.cid) if i["state"] in LIVE]
 
     def master_instance(self) -> InstanceDoc:
-        return next(i for i in self.store.instances_of(self.cid) if i["role"] == "MASTER")
+        """The cluster's master: the live one (a relocated cluster's old master is terminated)."""
+        masters = [i for i in self.store.instances_of(self.cid) if i["role"] == "MASTER"]
+        return next((i for i in masters if i["state"] in LIVE), None) or next(iter(masters))
 
     def master(self) -> Node:
         return self.sessions[self.master_instance()["id"]]

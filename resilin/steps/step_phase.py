@@ -51,8 +51,11 @@ def run_steps(runtime: ClusterRuntime) -> None:
             else:
                 _set_state(runtime, states.WAITING, verdict.message)
                 # Termination protection also keeps the auto-termination policy from ending the cluster.
-                if not cluster["termination_protected"] and idle.expired(
-                    cluster, runtime.master(), runtime.master_instance()["private_ip"]
+                # A move in progress is not idleness.
+                if (
+                    not cluster["termination_protected"]
+                    and not cluster.get("relocation")
+                    and idle.expired(cluster, runtime.master(), runtime.master_instance()["private_ip"])
                 ):
                     message = (
                         f"Auto-terminated: the cluster was idle for more than the "

@@ -76,12 +76,16 @@ class StepScheduler:
                 self.running[sid].cancel()
             else:  # asked to cancel before it ever ran
                 self._end(sid, states.CANCELLED)
-        self._start_pending(cluster, [s for s in steps.values() if s["state"] == states.PENDING])
+        # A cluster being relocated starts no step: the move waits for a step boundary, and steps
+        # added meanwhile wait for the move.
+        relocating = bool(cluster.get("relocation"))
+        if not relocating:
+            self._start_pending(cluster, [s for s in steps.values() if s["state"] == states.PENDING])
         if self.terminate:
             return Verdict(running=False, message=states.MSG_STEP_FAILED, terminate=True)
         if self.running:
             return Verdict(running=True, message=states.MSG_RUNNING_STEP)
-        return Verdict(running=False, message=_READY_AFTER[self.last_end], hold=self.hold)
+        return Verdict(running=False, message=_READY_AFTER[self.last_end], hold=self.hold or relocating)
 
     # -- starting -------------------------------------------------------
     def _start_pending(self, cluster: ClusterDoc, pending: list[StepDoc]) -> None:

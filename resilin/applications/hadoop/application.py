@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from resilin.applications.base import Application, NodesRejected, StartTiming
-from resilin.applications.hadoop import membership, topology
+from resilin.applications.base import Application, ApplicationError, NodesRejected, StartTiming
+from resilin.applications.hadoop import membership, quiesce, topology
 from resilin.applications.hadoop.membership import MembershipError, wait_nodes, write_excludes
 from resilin.applications.hadoop.reconfigure import Reconfigurer
 from resilin.applications.hadoop_config import (
     ClusterSpec,
+    daemons_for,
     render_membership_update,
     render_reconfigure_script,
     render_wait_ready,
@@ -212,6 +214,64 @@ class HadoopApplication(Application):
     def reconfigure(self, runtime: ClusterRuntime, group_id: str) -> None:
         Reconfigurer(runtime, lambda instances: self.spec(runtime, instances)).apply(group_id)
 
+    # -- relocation ----------------------------------------------------------------------
+    state_paths = quiesce.STATE_PATHS
+
+    def quiesce(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
+        """HDFS's namespace saved in safe mode, then every daemon stopped: the master's first
+        (nothing is written once it stops), then the workers'."""
+        spec = self.spec(runtime, instances)
+        by_ip = {n.ip: n for n in spec.nodes}
+        master = next(i for i in instances if i["role"] == "MASTER")
+
+        def one(instance: InstanceDoc, is_master: bool = False) -> None:
+            daemons = list(daemons_for(spec, by_ip[instance["private_ip"]]))
+            done = runtime.sessions[instance["id"]].run_script(
+                quiesce.stop_script(daemons, master=is_master), timeout=quiesce.QUIESCE_TIMEOUT
+            )
+            if done.exit_status != 0:
+                raise ApplicationError(
+                    f"Stopping Hadoop on {instance['ec2_id']} failed: {done.stderr.strip()[-300:]}"
+                )
+
+        one(master, is_master=True)
+        _each([i for i in instances if i is not master], one)
+
+    def resume(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
+        spec = self.spec(runtime, instances)
+        by_ip = {n.ip: n for n in spec.nodes}
+        master = next(i for i in instances if i["role"] == "MASTER")
+
+        def one(instance: InstanceDoc) -> None:
+            daemons = list(daemons_for(spec, by_ip[instance["private_ip"]]))
+            done = runtime.sessions[instance["id"]].run_script(quiesce.start_script(daemons), timeout=300)
+            if done.exit_status != 0:
+                raise ApplicationError(
+                    f"Starting Hadoop on {instance['ec2_id']} failed: {done.stderr.strip()[-300:]}"
+                )
+
+        _each(instances, one)  # DataNodes and NodeManagers retry until the master's daemons answer
+        ready = runtime.sessions[master["id"]].run_script(
+            render_wait_ready(spec, quiesce.START_TIMEOUT), timeout=quiesce.START_TIMEOUT + 30
+        )
+        if ready.exit_status != 0:
+            raise ApplicationError(f"HDFS and YARN did not come back: {ready.stderr.strip()[-300:]}")
+        self.start_alongside(runtime, master)
+
+    def configure_moved(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
+        """As a new cluster's configuration (the NameNode is not formatted: its state is there),
+        with HDFS's safe-mode extension cut short once every block is reported."""
+        master = next(i for i in instances if i["role"] == "MASTER")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            shortcut = pool.submit(
+                runtime.sessions[master["id"]].run_script,
+                quiesce.leave_safemode_when_reported(master["private_ip"]),
+                quiesce.START_TIMEOUT,
+            )
+            self.configure(runtime, instances)
+            if shortcut.result().exit_status != 0:
+                log.warning("%s: the NameNode's safe mode was not cut short", runtime.cid)
+
     def rewrite_storage_keys(self, runtime: ClusterRuntime) -> None:
         """Every node's configuration files written again with the cluster's current storage keys
         (S3A reads them from core-site.xml); no daemon restarts, since JVMs started from then on
@@ -253,3 +313,10 @@ class HadoopApplication(Application):
         shipped = [i for i in runtime.store.instances_of(cid) if i["id"] in nodes]
         with ThreadPoolExecutor(max_workers=min(16, len(shipped) or 1)) as pool:
             list(pool.map(ship, shipped))
+
+
+def _each(instances: list[InstanceDoc], work: Callable[[InstanceDoc], None]) -> None:
+    """``work`` on every instance at once; the first failure is raised once all have ended."""
+    if instances:
+        with ThreadPoolExecutor(max_workers=min(8, len(instances))) as pool:
+            list(pool.map(work, instances))

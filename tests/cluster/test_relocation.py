@@ -1,0 +1,191 @@
+"""RelocateCluster on real clusters: a WAITING cluster of a master and three core nodes, with data
+written to HDFS by a step, moved from one local cloud to another over the overlay.  Real parts
+throughout: two local clouds of one ``resilin server`` and their WAN, the gateways' WireGuard,
+Hadoop, Redis (the move's index), boto3 with the model Resilin ships.  One cluster is shared by
+the tests, in file order; the last one tears it down and checks that nothing is left."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+
+import boto3
+import botocore.session
+import pytest
+
+from resilin.api.models import data_path
+from tests.clusters import cloud_ec2, running_multicloud_resilin, terminate_and_check_nothing_left, wait_for
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(shutil.which("podman") is None, reason="needs podman"),
+]
+
+PID = os.getpid() % 100000
+CLOUD_A, CLOUD_B, CLOUD_SMALL = f"ra{PID}", f"rb{PID}", f"rs{PID}"
+CLOUDS = {
+    CLOUD_A: f"10.81.{PID % 250}.0/24",
+    CLOUD_B: f"10.82.{PID % 250}.0/24",
+    CLOUD_SMALL: f"10.83.{PID % 250}.0/24",
+}
+WAN = f"resilin-wan-rl{PID}"
+DATA_MIB = 24  # at replication 3 on three DataNodes: every block is on each of them
+
+
+@pytest.fixture(scope="module")
+def resilin():
+    yield from running_multicloud_resilin(
+        CLOUDS, WAN, f"100.74.{PID % 250}.0/24", extra={CLOUD_SMALL: "quota = { instances = 2 }\n"}
+    )
+
+
+@pytest.fixture(scope="module")
+def emr(resilin):
+    """An EMR client that knows RelocateCluster from the model file Resilin ships, as a user's
+    boto3 does once AWS_DATA_PATH names that directory."""
+    session = botocore.session.get_session()
+    loader = session.get_component("data_loader")
+    loader.search_paths.insert(0, str(data_path()))
+    endpoints = resilin.endpoints()
+    return boto3.Session(botocore_session=session).client(
+        "emr",
+        endpoint_url=endpoints.api,
+        region_name="us-east-1",
+        aws_access_key_id=endpoints.access_key,
+        aws_secret_access_key=endpoints.secret_key,
+    )
+
+
+def _step(emr, cid: str, name: str, script: str) -> str:
+    return emr.add_job_flow_steps(JobFlowId=cid, Steps=[{
+        "Name": name, "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]},
+    }])["StepIds"][0]  # fmt: skip
+
+
+def _stdout(resilin, emr, cid: str, sid: str, timeout: float = 600) -> str:
+    def ended() -> str | None:
+        state = emr.describe_step(ClusterId=cid, StepId=sid)["Step"]["Status"]["State"]
+        assert state not in ("FAILED", "CANCELLED", "INTERRUPTED"), _logs(resilin, cid, sid)
+        return state if state == "COMPLETED" else None
+
+    wait_for(f"step {sid}", ended, timeout=timeout, interval=1)
+    return (resilin.home / "logs" / cid / "steps" / sid / "stdout").read_text()
+
+
+def _logs(resilin, cid: str, sid: str) -> str:
+    folder = resilin.home / "logs" / cid / "steps" / sid
+    return str({f.name: f.read_text(errors="replace")[-1500:] for f in folder.glob("std*")})
+
+
+CHECKSUMS = "hdfs dfs -checksum /data/* | sort"
+
+
+@pytest.fixture(scope="module")
+def cluster(resilin, emr) -> dict:
+    """A master and three core nodes in cloud A, WAITING, with DATA_MIB of random data in HDFS."""
+    cid = emr.run_job_flow(
+        Name="to be moved",
+        ReleaseLabel="emr-7.5.0",
+        Instances={"MasterInstanceType": "m5.large", "SlaveInstanceType": "m5.large", "InstanceCount": 4,
+                   "KeepJobFlowAliveWhenNoSteps": True},
+        Applications=[{"Name": "Hadoop"}],
+    )["JobFlowId"]  # fmt: skip
+    wait_for(
+        f"{cid} to wait", lambda: emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"] == "WAITING",
+        timeout=900, interval=1,
+    )  # fmt: skip
+    write = _step(
+        emr, cid, "write data",
+        f"set -e; hadoop fs -mkdir -p /data; for i in 1 2; do head -c {DATA_MIB // 2}M /dev/urandom > /tmp/part$i; "
+        "hadoop fs -D dfs.replication=3 -put -f /tmp/part$i /data/part$i; done; "
+        "yes 'the same line again' | head -c 8M | hadoop fs -put -f - /data/text; " + CHECKSUMS,
+    )  # fmt: skip
+    before = _stdout(resilin, emr, cid, write)
+    assert before.count("/data/") == 3, before
+    groups = {g["Id"]: g["InstanceType"] for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"]}
+    return {"id": cid, "checksums": before, "groups": groups}
+
+
+def test_a_destination_without_room_is_refused_before_anything_stops(resilin, emr, cluster):
+    cid = cluster["id"]
+    emr.relocate_cluster(ClusterId=cid, TargetCloud=CLOUD_SMALL)
+    wait_for("the refusal", lambda: not emr.describe_cluster_relocation(ClusterId=cid).get("Relocation"),
+             timeout=120, interval=1)  # fmt: skip
+    [past] = emr.describe_cluster_relocation(ClusterId=cid)["PastRelocations"]
+    assert past["Outcome"] == "FAILED" and "Refused before anything stopped" in past["Message"], past
+    assert "quota of 2" in past["Message"], past
+    assert emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"] == "WAITING"
+    # HDFS never stopped: the data reads as before.
+    assert _stdout(resilin, emr, cid, _step(emr, cid, "read", CHECKSUMS)) == cluster["checksums"]
+
+
+def test_the_cluster_moves_with_its_data_and_each_distinct_content_crosses_once(resilin, emr, cluster):
+    cid = cluster["id"]
+    old = {i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid)["Instances"]}
+    emr.relocate_cluster(ClusterId=cid, TargetCloud=CLOUD_B)
+    # A step added during the move waits for it.
+    waiting = _step(emr, cid, "after the move", "hdfs fsck / | tail -n 30; " + CHECKSUMS)
+    phases: list[str] = []
+
+    def moved() -> bool:
+        now = emr.describe_cluster_relocation(ClusterId=cid).get("Relocation")
+        if now is None:
+            return True
+        if not phases or phases[-1] != now["Phase"]:
+            phases.append(now["Phase"])
+            reason = emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["StateChangeReason"]["Message"]
+            assert reason.startswith(f"Relocating to {CLOUD_B}: "), reason
+        return False
+
+    started = time.monotonic()
+    wait_for("the move", moved, timeout=1200, interval=0.5)
+    print(f"moved in {time.monotonic() - started:.0f} s through {phases}")
+    past = emr.describe_cluster_relocation(ClusterId=cid)["PastRelocations"][0]  # newest first
+    assert past["Outcome"] == "COMPLETED", past
+    assert {"QUIESCING", "TRANSFERRING", "STARTING"} <= set(phases), phases
+
+    cluster_now = emr.describe_cluster(ClusterId=cid)["Cluster"]
+    assert cluster_now["Status"]["State"] in ("WAITING", "RUNNING")
+    groups = {g["Id"]: g["InstanceType"] for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"]}
+    assert groups == cluster["groups"]
+    running = emr.list_instances(ClusterId=cid, InstanceStates=["RUNNING"])["Instances"]
+    new = {i["Ec2InstanceId"] for i in running}
+    assert len(new) == 4 and not new & old
+    in_b = {i["InstanceId"] for r in cloud_ec2(resilin, CLOUD_B).describe_instances()["Reservations"]
+            for i in r["Instances"] if i["State"]["Name"] == "running"}  # fmt: skip
+    assert new <= in_b
+    in_a = [i for r in cloud_ec2(resilin, CLOUD_A).describe_instances()["Reservations"] for i in r["Instances"]
+            if i["State"]["Name"] not in ("terminated", "shutting-down")]  # fmt: skip
+    assert in_a == []
+
+    # The step added meanwhile ran after the move, on the moved data: every block there, every
+    # checksum as before.
+    after = _stdout(resilin, emr, cid, waiting)
+    assert "is HEALTHY" in after and re.search(r"Missing blocks:\s+0", after), after
+    assert after.endswith(cluster["checksums"]), after
+    step = emr.describe_step(ClusterId=cid, StepId=waiting)["Step"]
+    assert step["Status"]["Timeline"]["StartDateTime"] >= past["EndDateTime"]
+
+    # Each distinct content crossed the WAN once: with every block on all three DataNodes,
+    # about a third of the state's bytes were read for sending.
+    record = _record(resilin, cid)
+    assert record["setnx_winners"] == record["distinct_contents"], record
+    assert record["wan_raw"] == record["distinct_bytes"] < 0.4 * record["bytes_total"], record
+
+
+def _record(resilin, cid: str) -> dict:
+    import redis
+
+    from resilin.jobflows.store import JobFlowStore
+
+    store = JobFlowStore(redis.Redis(unix_socket_path=str(resilin.home / "redis" / "redis.sock")))
+    cluster = store.get_cluster(cid)
+    assert cluster is not None
+    return cluster["relocations"][-1]
+
+
+def test_nothing_is_left_in_either_cloud(resilin, emr, cluster):
+    terminate_and_check_nothing_left(resilin, emr, cluster["id"], CLOUDS)
