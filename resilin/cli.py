@@ -1,4 +1,4 @@
-"""The ``resilin`` command: run the services, or run the end-to-end demo against them."""
+"""The ``resilin`` command: run the services, run the end-to-end demo against them, or act on clusters."""
 
 from __future__ import annotations
 
@@ -159,6 +159,25 @@ def cmd_clouds(args: argparse.Namespace) -> int:
     return clouds_cli.check_clouds(settings, args.names)
 
 
+def cmd_clusters(args: argparse.Namespace) -> int:
+    from resilin import clusters_cli
+
+    settings = _settings_or_say_why(args.home)
+    if settings is None:
+        return 2
+    client = clusters_cli.emr_client(settings, args.endpoint_url)
+    return clusters_cli.relocate(
+        client, args.cluster_id, args.to, args.instance_groups, wait=args.wait, output=args.output
+    )
+
+
+def cmd_models_path(args: argparse.Namespace) -> int:
+    from resilin.api import models
+
+    print(models.data_path())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="resilin", description=__doc__)
     parser.add_argument("--home", type=Path, default=os.environ.get("RESILIN_HOME"),
@@ -188,8 +207,42 @@ def main(argv: list[str] | None = None) -> int:
     )
     checking.add_argument("names", nargs="*", metavar="CLOUD", help="clouds to check (default: all)")
     clouds.set_defaults(func=cmd_clouds)
+    _add_clusters(sub)
+    sub.add_parser(
+        "models-path",
+        help="the directory of Resilin's EMR operations for boto3 and the AWS CLI: "
+        "export AWS_DATA_PATH=$(resilin models-path)",
+    ).set_defaults(func=cmd_models_path)
     args = parser.parse_args(argv)
     return args.func(args)
+
+
+def _instance_group(spec: str) -> dict[str, str]:
+    from resilin.clusters_cli import instance_group  # boto3 is loaded only by the commands that use it
+
+    return instance_group(spec)
+
+
+def _add_clusters(sub: argparse._SubParsersAction) -> None:
+    clusters = sub.add_parser("clusters", help="act on clusters through the running Resilin's EMR API")
+    clusters_sub = clusters.add_subparsers(dest="clusters_command", required=True)
+    relocate = clusters_sub.add_parser(
+        "relocate",
+        help="move a cluster, or some of its instance groups, to another cloud (RelocateCluster)",
+        description="Ask Resilin to move a WAITING or RUNNING cluster to another configured cloud, then "
+        "follow the move until it ends (exit status 0 when it completed).",
+    )
+    relocate.add_argument("cluster_id", metavar="CLUSTER_ID", help="the cluster (j-...)")
+    relocate.add_argument("--to", required=True, metavar="CLOUD", help="the destination cloud's name")
+    relocate.add_argument("--instance-group", dest="instance_groups", action="append", default=[],
+                          type=_instance_group, metavar="ID[=TYPE]",
+                          help="move only this group (repeatable), with another instance type if given; "
+                          "default: every group, with its own type")  # fmt: skip
+    relocate.add_argument("--no-wait", dest="wait", action="store_false",
+                          help="return once the relocation is accepted")  # fmt: skip
+    relocate.add_argument("--output", choices=["text", "json"], default="text")
+    relocate.add_argument("--endpoint-url", help="the EMR API (default: api_port of resilin.toml)")
+    clusters.set_defaults(func=cmd_clusters)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,32 @@ class ExcludedNode(TypedDict):
     hostname: str
 
 
+# How far a relocation has gone, as its pipeline writes it: bytes_total, bytes_sent, chunks_total,
+# chunks_sent, phase_started (epoch seconds), eta_seconds.
+RelocationProgress = dict[str, float]
+
+
+class RelocationDoc(TypedDict):
+    """A relocation in progress (RelocateCluster): written by the API, then moved on by the
+    orchestrator's relocation pipeline, which removes it when it ends."""
+
+    destination: str  # a configured cloud's name
+    groups: dict[str, str]  # instance group id → its instance type in the destination
+    phase: str  # a resilin.jobflows.relocations.RelocationPhase
+    requested: float  # epoch seconds
+    progress: RelocationProgress
+    # Where the moving groups were when the request came, for DescribeClusterRelocation (several
+    # clouds: their names separated by commas).  Written by the API; the pipeline need not read it.
+    source: NotRequired[str]
+
+
+# A relocation that has ended, appended by the pipeline to the cluster's ``relocations``: source,
+# destination, groups (as in RelocationDoc), requested, ended (epoch seconds), outcome (a
+# resilin.jobflows.relocations.RelocationOutcome), message, bytes_sent, downtime_seconds; the
+# pipeline may add figures of its own.
+RelocationRecord = dict[str, Any]
+
+
 class ClusterDoc(TypedDict):
     """A cluster (job flow), from RunJobFlow until it is deleted with its account's history."""
 
@@ -178,11 +204,19 @@ class ClusterDoc(TypedDict):
     excluded_nodes: NotRequired[dict[str, ExcludedNode]]
     phases: NotRequired[dict[str, float]]
     configure_timing: NotRequired[dict[str, float]]
+    # RelocateCluster: the relocation in progress, and those that ended (oldest first).
+    relocation: NotRequired[RelocationDoc]
+    relocations: NotRequired[list[RelocationRecord]]
 
 
 class GroupSummary(TypedDict):
     instance_type: str
     requested: int
+
+
+class RelocationSummary(TypedDict):
+    destination: str
+    phase: str
 
 
 class ClusterSummaryDoc(TypedDict):
@@ -198,6 +232,7 @@ class ClusterSummaryDoc(TypedDict):
     visible_to_all_users: bool
     created_by: str | None
     groups: list[GroupSummary]
+    relocation: NotRequired[RelocationSummary]  # while the cluster is relocated
 
 
 class StepFailure(TypedDict, total=False):

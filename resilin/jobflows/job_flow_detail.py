@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from resilin.jobflows import releases, states, views
+from resilin.jobflows import releases, relocations, states, views
 from resilin.jobflows.base import ServiceBase
 from resilin.jobflows.caller import Caller, as_caller
 from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc, StepDoc
@@ -154,7 +154,8 @@ class JobFlowDetailOperations(ServiceBase):
                         "StartDateTime": views.ts(timeline.get("ready")),
                         "ReadyDateTime": views.ts(timeline.get("ready")),
                         "EndDateTime": views.ts(timeline.get("end")),
-                        "LastStateChangeReason": (cluster.get("state_reason") or {}).get("message"),
+                        "LastStateChangeReason": relocations.status_message(cluster)
+                        or (cluster.get("state_reason") or {}).get("message"),
                     }
                 ),
                 "Instances": views.strip(

@@ -15,6 +15,7 @@ from resilin.jobflows.instance_operations import InstanceOperations
 from resilin.jobflows.job_flow_detail import JobFlowDetailOperations
 from resilin.jobflows.policy_operations import PolicyOperations
 from resilin.jobflows.release_operations import ReleaseOperations
+from resilin.jobflows.relocation_operations import RelocationOperations
 from resilin.jobflows.security_configurations import SecurityConfigurationOperations
 from resilin.jobflows.step_operations import MAX_ACTIVE_STEPS, MAX_STEP_STRING_CHARS, StepOperations, new_step
 
@@ -29,5 +30,6 @@ class EmrService(
     ReleaseOperations,
     SecurityConfigurationOperations,
     JobFlowDetailOperations,
+    RelocationOperations,
 ):
     """Every EMR operation Resilin implements (``snake_case`` of the operation's name)."""

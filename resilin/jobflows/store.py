@@ -91,6 +91,9 @@ def _summary(cluster: ClusterDoc) -> bytes:
     light["groups"] = [
         {"instance_type": g["instance_type"], "requested": g["requested"]} for g in cluster["groups"]
     ]
+    relocation = cluster.get("relocation")
+    if relocation:  # ListClusters' StateChangeReason says where the cluster is going
+        light["relocation"] = {"destination": relocation["destination"], "phase": relocation["phase"]}
     return _dump(light)
 
 

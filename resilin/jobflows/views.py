@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from resilin.jobflows import states
+from resilin.jobflows import relocations, states
 from resilin.jobflows.documents import (
     AutoScalingPolicyDoc,
     BootstrapActionDoc,
@@ -60,9 +60,13 @@ def _reason(reason: StateReason | None) -> dict:
 
 def cluster_status(cluster: ClusterDoc | ClusterSummaryDoc) -> dict:
     timeline = cluster["timeline"]
+    reason = _reason(cluster.get("state_reason"))
+    relocating = relocations.status_message(cluster)
+    if relocating:  # the state stays as it is while a relocation runs; the reason says so (Code kept)
+        reason["Message"] = relocating
     return {
         "State": cluster["state"],
-        "StateChangeReason": _reason(cluster.get("state_reason")),
+        "StateChangeReason": reason,
         "Timeline": strip(
             {
                 "CreationDateTime": ts(timeline.get("created")),
