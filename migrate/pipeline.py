@@ -67,6 +67,8 @@ class RelocationPipeline:
         self.swapped = False
         self.down_since: float | None = None
         self.figures: dict[str, int] = {}  # what the move carried, for its record
+        self.leaving: list[InstanceDoc] = []  # the source instances of the groups that move
+        self.staying: list[InstanceDoc] = []  # the others (a partial move: the master stays)
 
     # -- the move's record -------------------------------------------------------------
     def _request(self) -> dict[str, Any]:
@@ -120,13 +122,28 @@ class RelocationPipeline:
     def run(self) -> None:
         request = self._request()
         destination = request["destination"]
-        source = self.runtime.placement.cloud_name
-        moving = self._moving_groups(request)
+        try:
+            moving = self._moving_groups(request)
+        except KeyError as exc:  # a group ended since the request was accepted
+            self._finish(
+                self.runtime.placement.cloud_name,
+                "FAILED",
+                f"Refused before anything stopped: no group {exc}",
+            )
+            return
+        ids = {g["id"] for g in moving}
+        self.leaving = [i for i in self.runtime.live_instances() if i["group_id"] in ids]
+        self.staying = [i for i in self.runtime.live_instances() if i["group_id"] not in ids]
+        source = ", ".join(sorted({i["cloud"] for i in self.leaving})) or self.runtime.placement.cloud_name
         try:
             self.phase("PLANNING")
             self._plan(source, destination, moving)
         except RelocationRefused as exc:
             self._finish(source, "FAILED", f"Refused before anything stopped: {exc}")
+            return
+        except Exception as exc:  # nothing was stopped or launched yet
+            log.exception("%s: planning the relocation failed", self.cid)
+            self._finish(source, "FAILED", f"Planning failed before anything stopped: {_reason(exc)}")
             return
         try:
             self._move(source, destination, moving)
@@ -143,7 +160,7 @@ class RelocationPipeline:
                     states.INTERNAL_ERROR,
                     f"Relocation failed and the cluster could not be restarted: {again}",
                 ) from None
-            self._finish(source, "ROLLED_BACK", f"{message}; the cluster runs in cloud {source} as before")
+            self._finish(source, "ROLLED_BACK", f"{message}; the cluster runs as before")
             return
         self._finish(source, "COMPLETED", f"Relocated from cloud {source} to cloud {destination}")
 
@@ -163,15 +180,17 @@ class RelocationPipeline:
     # -- plan ------------------------------------------------------------------------
     def _plan(self, source: str, destination: str, moving: list[InstanceGroupDoc]) -> None:
         runtime = self.runtime
-        if {g["id"] for g in moving} != {g["id"] for g in runtime.cluster["groups"] if g["requested"]}:
-            raise RelocationRefused("moving only some instance groups is not supported yet; move them all")
-        if any(i.get("cloud") == destination for i in runtime.live_instances()):
-            raise RelocationRefused(f"the cluster already has instances in cloud {destination}")
-        refusal = runtime.network.spread_refusal({source, destination})
+        if not self.leaving:
+            raise RelocationRefused("the instance groups to move have no running instance")
+        if any(i["cloud"] == destination for i in self.leaving):
+            raise RelocationRefused(f"instances of the groups to move are already in cloud {destination}")
+        # During the move every cloud of the cluster and the destination must reach each other.
+        clouds = {i["cloud"] for i in self.leaving + self.staying} | {destination}
+        refusal = runtime.network.spread_refusal(clouds)
         if refusal is not None:
             raise RelocationRefused(refusal)
         try:
-            ranges = private_ranges.spread_refusal([runtime.placements(c) for c in (source, destination)])
+            ranges = private_ranges.spread_refusal([runtime.placements(c) for c in sorted(clouds)])
         except KeyError:
             raise RelocationRefused(f"cloud {destination} is not configured") from None
         if ranges is not None:
@@ -180,7 +199,11 @@ class RelocationPipeline:
             runtime.provisioner.check_room(destination, moving)
         except ProvisioningFailed as exc:
             raise RelocationRefused(exc.message) from None
-        if runtime.placements(destination).external_storage != runtime.placement.external_storage:
+        master_moves = any(i["role"] == "MASTER" for i in self.leaving)
+        if (
+            master_moves
+            and runtime.placements(destination).external_storage != runtime.placement.external_storage
+        ):
             raise RelocationRefused(
                 f"cloud {destination} keeps cluster data on other storage than cloud {source}: "
                 "the cluster's s3:// paths would point elsewhere"
@@ -189,22 +212,24 @@ class RelocationPipeline:
     # -- the move ----------------------------------------------------------------------
     def _move(self, source: str, destination: str, moving: list[InstanceGroupDoc]) -> None:
         runtime = self.runtime
-        old = runtime.live_instances()
+        old, staying = self.leaving, self.staying
         self.phase("LAUNCHING")
         self.new = runtime.provisioner.launch_into(destination, runtime.cluster, moving)
         for ready in self.new:
             runtime.sessions.add(ready.doc["id"], ready.node)
         new_docs = [r.doc for r in self.new]
         try:
-            runtime.network.join(old + new_docs, runtime.network_context())
+            runtime.network.join(staying + old + new_docs, runtime.network_context())
         except NetworkFailure as exc:
             raise RelocationFailed(f"the network could not join cloud {destination}: {exc}") from None
         pairs = _pair(old, new_docs)
 
+        # All of Hadoop stops, also on the nodes that stay: HDFS's state must not change while
+        # the moving nodes' part of it is read.
         self.phase("QUIESCING")
         self.quiesced = True
         self.down_since = time.time()
-        self._stop(old)
+        self._stop(staying + old)
 
         self.phase("CAPTURING")
         manifests = self._capture(old)
@@ -246,10 +271,10 @@ class RelocationPipeline:
         self.phase("REBUILDING")
         self._swap(old, new_docs)
         self.phase("STARTING")
-        self._start_destination(new_docs)
+        self._start_destination(staying, new_docs)
 
         self.phase("RELEASING")
-        self._release(source, old)
+        self._release(old, whole_cloud=source if not staying else None)
 
     def _stop(self, old: list[InstanceDoc]) -> None:
         try:
@@ -283,12 +308,15 @@ class RelocationPipeline:
             self.store.put_instance(self.cid, doc)
         self.swapped = True
 
-    def _start_destination(self, new_docs: list[InstanceDoc]) -> None:
+    def _start_destination(self, staying: list[InstanceDoc], new_docs: list[InstanceDoc]) -> None:
+        """Hadoop configured again on every node with the new addresses, and started."""
         runtime = self.runtime
         try:
-            self.application.configure_moved(runtime, new_docs)
+            self.application.configure_moved(runtime, staying, new_docs)
         except ClusterFailure as exc:
             raise RelocationFailed(f"the cluster did not start in the destination: {exc.message}") from None
+        except ApplicationError as exc:
+            raise RelocationFailed(f"the cluster did not start in the destination: {exc}") from None
         for doc in new_docs:
             doc["state"] = states.INSTANCE_RUNNING
             doc.setdefault("timeline", {})["ready"] = time.time()
@@ -303,9 +331,12 @@ class RelocationPipeline:
                     group["cloud"] = destination
 
         self.store.update_cluster(self.cid, placed)
-        runtime.provisioner.placement = runtime.placements(destination)
+        if any(i["role"] == "MASTER" for i in new_docs):  # the cluster's cloud is its master's
+            runtime.provisioner.placement = runtime.placements(destination)
 
-    def _release(self, source: str, old: list[InstanceDoc]) -> None:
+    def _release(self, old: list[InstanceDoc], whole_cloud: str | None) -> None:
+        """The source instances let go: with the cluster's key and group there when none of the
+        cluster stays in that cloud (``whole_cloud``), else one by one."""
         runtime = self.runtime
         nodes = {i["ec2_id"]: runtime.sessions[i["id"]] for i in old if _has_session(runtime, i["id"])}
         try:
@@ -316,9 +347,21 @@ class RelocationPipeline:
             node = runtime.sessions.pop(instance["id"])
             if node is not None:
                 node.close()
-        errors = runtime.provisioner.release(source)
-        if errors:
-            log.warning("%s: releasing cloud %s: %s", self.cid, source, "; ".join(errors))
+        if whole_cloud is not None and "," not in whole_cloud:
+            errors = runtime.provisioner.release(whole_cloud)
+            if errors:
+                log.warning("%s: releasing cloud %s: %s", self.cid, whole_cloud, "; ".join(errors))
+        else:
+            by_cloud: dict[str, list[str]] = {}
+            for instance in old:
+                by_cloud.setdefault(instance["cloud"], []).append(instance["ec2_id"])
+            for cloud, ec2_ids in by_cloud.items():
+                client = runtime.placements(cloud).client
+                try:
+                    client.terminate(ec2_ids)
+                    client.wait_terminated(ec2_ids, timeout=300)
+                except Exception as exc:  # the teardown sweep by tag catches them at the latest
+                    log.warning("%s: terminating %s in cloud %s failed: %s", self.cid, ec2_ids, cloud, exc)
         try:
             runtime.network.join(runtime.live_instances(), runtime.network_context())
         except NetworkFailure as exc:
@@ -328,13 +371,6 @@ class RelocationPipeline:
     def _roll_back(self) -> None:
         """The destination is let go; the source, untouched, starts again."""
         runtime = self.runtime
-        new_ids = {r.doc["id"] for r in self.new}
-        old = [
-            i for i in self.store.instances_of(self.cid)
-            if i["id"] not in new_ids and (i["state"] in (states.INSTANCE_BOOTSTRAPPING, states.INSTANCE_RUNNING)
-                                           or (self.swapped and i["state"] == states.INSTANCE_TERMINATED
-                                               and (i.get("state_reason") or {}).get("message") == "Relocated to another cloud"))
-        ]  # fmt: skip
         for ready in self.new:
             runtime.sessions.pop(ready.doc["id"])
             ready.node.close()
@@ -348,18 +384,19 @@ class RelocationPipeline:
                 runtime.placements(cloud).client.terminate([r.doc["ec2_id"] for r in self.new])
             except Exception as exc:  # the teardown sweep by tag catches them at the latest
                 log.warning("%s: terminating the destination instances failed: %s", self.cid, exc)
-        for doc in old:
-            if doc["state"] == states.INSTANCE_TERMINATED:
+        if self.swapped:
+            for doc in self.leaving:
                 doc["state"] = states.INSTANCE_RUNNING
                 doc.pop("state_reason", None)
                 doc.get("timeline", {}).pop("end", None)
                 self.store.put_instance(self.cid, doc)
+        everyone = self.staying + self.leaving
         try:
-            runtime.network.join(old, runtime.network_context())
+            runtime.network.join(everyone, runtime.network_context())
         except NetworkFailure as exc:
             log.warning("%s: re-forming the network after a failed move: %s", self.cid, exc)
         if self.quiesced:
-            self._restart_source(old)
+            self._restart_source(everyone)
 
     def _restart_source(self, old: list[InstanceDoc]) -> None:
         try:

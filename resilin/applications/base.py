@@ -74,8 +74,11 @@ class Application(ABC):
         """Start it again on ``instances`` from the state they kept (a move that failed)."""
         raise ApplicationError(f"{self.name} clusters cannot be relocated")
 
-    def configure_moved(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
-        """Configure and start new ``instances`` that hold a moved cluster's state."""
+    def configure_moved(
+        self, runtime: ClusterRuntime, staying: list[InstanceDoc], moved: list[InstanceDoc]
+    ) -> None:
+        """Configure and start the ``moved`` instances, new ones holding moved state, with the
+        ``staying`` ones (a partial move) told the new addresses and started again."""
         raise ApplicationError(f"{self.name} clusters cannot be relocated")
 
     @abstractmethod

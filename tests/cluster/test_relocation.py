@@ -176,6 +176,38 @@ def test_the_cluster_moves_with_its_data_and_each_distinct_content_crosses_once(
     assert record["wan_raw"] == record["distinct_bytes"] < 0.4 * record["bytes_total"], record
 
 
+def test_the_core_group_moves_back_while_the_master_stays(resilin, emr, cluster):
+    """A partial move: only the core group goes (back to cloud A); the master stays in B, and the
+    overlay joins them during and after the move."""
+    cid = cluster["id"]
+    core = next(g["Id"] for g in emr.list_instance_groups(ClusterId=cid)["InstanceGroups"]
+                if g["InstanceGroupType"] == "CORE")  # fmt: skip
+    emr.relocate_cluster(ClusterId=cid, TargetCloud=CLOUD_A, InstanceGroups=[{"InstanceGroupId": core}])
+    wait_for("the partial move", lambda: not emr.describe_cluster_relocation(ClusterId=cid).get("Relocation"),
+             timeout=1200, interval=1)  # fmt: skip
+    past = emr.describe_cluster_relocation(ClusterId=cid)["PastRelocations"][0]
+    assert past["Outcome"] == "COMPLETED", past
+
+    running = emr.list_instances(ClusterId=cid, InstanceStates=["RUNNING"])["Instances"]
+    by_group: dict[str, set[str]] = {}
+    for instance in running:
+        by_group.setdefault(instance["InstanceGroupId"], set()).add(instance["Ec2InstanceId"])
+    in_a, in_b = _running_in(resilin, CLOUD_A), _running_in(resilin, CLOUD_B)
+    assert len(by_group[core]) == 3 and by_group[core] <= in_a
+    [master] = [ids for gid, ids in by_group.items() if gid != core]
+    assert len(master) == 1 and master <= in_b and len(in_b) == 1
+
+    after = _stdout(
+        resilin, emr, cid, _step(emr, cid, "after the partial move", "hdfs fsck / | tail -n 30; " + CHECKSUMS)
+    )
+    assert "is HEALTHY" in after and after.endswith(cluster["checksums"]), after
+
+
+def _running_in(resilin, cloud: str) -> set[str]:
+    return {i["InstanceId"] for r in cloud_ec2(resilin, cloud).describe_instances()["Reservations"]
+            for i in r["Instances"] if i["State"]["Name"] == "running"}  # fmt: skip
+
+
 def _record(resilin, cid: str) -> dict:
     import redis
 

@@ -238,39 +238,72 @@ class HadoopApplication(Application):
         _each([i for i in instances if i is not master], one)
 
     def resume(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
+        """Hadoop started again on ``instances`` from the state they kept (a move that failed)."""
         spec = self.spec(runtime, instances)
-        by_ip = {n.ip: n for n in spec.nodes}
-        master = next(i for i in instances if i["role"] == "MASTER")
+        self._start_kept(runtime, spec, instances)
+        self._wait_ready(runtime, spec, next(i for i in instances if i["role"] == "MASTER"))
 
-        def one(instance: InstanceDoc) -> None:
-            daemons = list(daemons_for(spec, by_ip[instance["private_ip"]]))
-            done = runtime.sessions[instance["id"]].run_script(quiesce.start_script(daemons), timeout=300)
-            if done.exit_status != 0:
-                raise ApplicationError(
-                    f"Starting Hadoop on {instance['ec2_id']} failed: {done.stderr.strip()[-300:]}"
-                )
-
-        _each(instances, one)  # DataNodes and NodeManagers retry until the master's daemons answer
-        ready = runtime.sessions[master["id"]].run_script(
-            render_wait_ready(spec, quiesce.START_TIMEOUT), timeout=quiesce.START_TIMEOUT + 30
-        )
-        if ready.exit_status != 0:
-            raise ApplicationError(f"HDFS and YARN did not come back: {ready.stderr.strip()[-300:]}")
-        self.start_alongside(runtime, master)
-
-    def configure_moved(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
-        """As a new cluster's configuration (the NameNode is not formatted: its state is there),
-        with HDFS's safe-mode extension cut short once every block is reported."""
-        master = next(i for i in instances if i["role"] == "MASTER")
+    def configure_moved(
+        self, runtime: ClusterRuntime, staying: list[InstanceDoc], moved: list[InstanceDoc]
+    ) -> None:
+        """The moved instances configured as new nodes (bootstrap actions included; the NameNode is
+        not formatted, its state is there), the staying ones' files rendered again for the new
+        addresses and their daemons started; HDFS's safe-mode extension is cut short once every
+        block is reported."""
+        everyone = staying + moved
+        master = next(i for i in everyone if i["role"] == "MASTER")
         with ThreadPoolExecutor(max_workers=1) as pool:
             shortcut = pool.submit(
                 runtime.sessions[master["id"]].run_script,
                 quiesce.leave_safemode_when_reported(master["private_ip"]),
                 quiesce.START_TIMEOUT,
             )
-            self.configure(runtime, instances)
+            if not staying:
+                self.configure(runtime, moved)
+            else:
+                spec = self.spec(runtime, everyone)
+                self._start_kept(runtime, spec, staying)
+                try:
+                    node_setup.configure_nodes(
+                        spec,
+                        [(i, runtime.sessions[i["id"]]) for i in moved],
+                        HADOOP_READY_TIMEOUT,
+                        on_done=lambda instance, node, status: self.keep_bootstrap_logs(
+                            runtime, instance, node
+                        ),
+                    )
+                except node_setup.NodeSetupError as exc:
+                    raise ApplicationError(exc.message) from None
+                self._wait_ready(runtime, spec, master)
             if shortcut.result().exit_status != 0:
                 log.warning("%s: the NameNode's safe mode was not cut short", runtime.cid)
+
+    def _start_kept(self, runtime: ClusterRuntime, spec: ClusterSpec, instances: list[InstanceDoc]) -> None:
+        """``instances``' files rendered for ``spec`` (node list, addresses) and their daemons
+        started from the state they hold; no bootstrap action runs again."""
+        by_ip = {n.ip: n for n in spec.nodes}
+        self.update_membership(runtime, spec, instances)
+
+        def one(instance: InstanceDoc) -> None:
+            node = by_ip[instance["private_ip"]]
+            script = render_reconfigure_script(spec, node, restart=()) + quiesce.start_script(
+                list(daemons_for(spec, node))
+            )
+            done = runtime.sessions[instance["id"]].run_script(script, timeout=300)
+            if done.exit_status != 0:
+                raise ApplicationError(
+                    f"Starting Hadoop on {instance['ec2_id']} failed: {done.stderr.strip()[-300:]}"
+                )
+
+        _each(instances, one)  # DataNodes and NodeManagers retry until the master's daemons answer
+
+    def _wait_ready(self, runtime: ClusterRuntime, spec: ClusterSpec, master: InstanceDoc) -> None:
+        ready = runtime.sessions[master["id"]].run_script(
+            render_wait_ready(spec, quiesce.START_TIMEOUT), timeout=quiesce.START_TIMEOUT + 30
+        )
+        if ready.exit_status != 0:
+            raise ApplicationError(f"HDFS and YARN did not come back: {ready.stderr.strip()[-300:]}")
+        self.start_alongside(runtime, master)
 
     def rewrite_storage_keys(self, runtime: ClusterRuntime) -> None:
         """Every node's configuration files written again with the cluster's current storage keys
