@@ -67,6 +67,7 @@ class RelocationPipeline:
         self.swapped = False
         self.down_since: float | None = None
         self.figures: dict[str, int] = {}  # what the move carried, for its record
+        self.phases: list[tuple[str, float]] = []  # each phase and when it began
         self.leaving: list[InstanceDoc] = []  # the source instances of the groups that move
         self.staying: list[InstanceDoc] = []  # the others (a partial move: the master stays)
 
@@ -77,6 +78,8 @@ class RelocationPipeline:
         return dict(relocation)
 
     def phase(self, name: str, **progress: Any) -> None:
+        self.phases.append((name, time.time()))
+
         def change(c: ClusterDoc) -> None:
             relocation = c.get("relocation")
             if relocation is not None:
@@ -111,6 +114,7 @@ class RelocationPipeline:
                     "message": message,
                     "bytes_sent": self.report.wan_wire,
                     **self.figures,
+                    "phase_seconds": _durations(self.phases, ended),
                     "downtime_seconds": downtime if outcome == "COMPLETED" or self.quiesced else 0.0,
                 }
             )
@@ -437,3 +441,9 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, ProvisioningFailed):
         return exc.message
     return f"{type(exc).__name__}: {exc}"
+
+
+def _durations(phases: list[tuple[str, float]], ended: float) -> dict[str, float]:
+    """Seconds spent in each phase, from the times they began."""
+    ends = [t for _, t in phases[1:]] + [ended]
+    return {name: round(end - began, 2) for (name, began), end in zip(phases, ends, strict=True)}

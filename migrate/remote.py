@@ -30,23 +30,41 @@ def node_program(name: str) -> str:
     return resources.files("resilin.migrate").joinpath("node", name).read_text()
 
 
+START_TIMEOUT = 30.0  # opening the session and the program's first line: a node that died meanwhile
+# (its SSH connection open but nothing answering) must fail the move, not hang it
+
+
 class RemoteProgram:
     def __init__(self, node: Node, name: str, settings: dict[str, Any], timeout: float) -> None:
         self.name = name
         self.node = node
-        transport = node.connect().get_transport()
-        if transport is None:
-            raise SshError(f"{node.host}: no SSH transport")
-        self.channel: paramiko.Channel = transport.open_session()
-        self.channel.settimeout(timeout)
-        self.channel.exec_command(BOOTSTRAP)
-        line = json.dumps({"program": node_program(name), "name": name, "settings": settings})
-        self.channel.sendall(line.encode() + b"\n")
+        self.timeout = timeout
+        try:
+            transport = node.connect().get_transport()
+            if transport is None:
+                raise SshError(f"{node.host}: no SSH transport")
+            self.channel: paramiko.Channel = transport.open_session(timeout=START_TIMEOUT)
+            self.channel.settimeout(START_TIMEOUT)
+            self.channel.exec_command(BOOTSTRAP)
+            line = json.dumps({"program": node_program(name), "name": name, "settings": settings})
+            self.channel.sendall(line.encode() + b"\n")
+        except (paramiko.SSHException, OSError) as exc:
+            raise SshError(f"{node.host}: {name} could not start: {exc}") from None
         self._stdout = self.channel.makefile("rb")
+        self._started = False
 
     def lines(self) -> Iterator[dict[str, Any]]:
         """Each JSON line the program prints, until it exits (a line that is not JSON is an error)."""
-        for raw in self._stdout:
+        while True:
+            try:
+                raw = self._stdout.readline()
+            except (TimeoutError, OSError, paramiko.SSHException) as exc:
+                raise SshError(f"{self.node.host}: {self.name} did not answer: {exc}") from None
+            if not raw:
+                return
+            if not self._started:  # it runs: from now on its own pace is the limit
+                self._started = True
+                self.channel.settimeout(self.timeout)
             try:
                 yield json.loads(raw)
             except ValueError:

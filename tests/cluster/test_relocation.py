@@ -122,6 +122,39 @@ def test_a_destination_without_room_is_refused_before_anything_stops(resilin, em
     assert _stdout(resilin, emr, cid, _step(emr, cid, "read", CHECKSUMS)) == cluster["checksums"]
 
 
+def test_destination_instances_that_die_during_the_move_roll_it_back(resilin, emr, cluster):
+    """The destination's instances are terminated by their cloud while the source quiesces: the
+    transfer cannot reach them, the move rolls back, and the source runs again with its data."""
+    cid = cluster["id"]
+    before = {
+        i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid, InstanceStates=["RUNNING"])["Instances"]
+    }
+    emr.relocate_cluster(ClusterId=cid, TargetCloud=CLOUD_B)
+
+    def quiescing() -> bool:
+        now = emr.describe_cluster_relocation(ClusterId=cid).get("Relocation")
+        assert now is not None, "the move ended before the fault"
+        return now["Phase"] == "QUIESCING"
+
+    wait_for("the source to quiesce", quiescing, timeout=300, interval=0.2)
+    ec2 = cloud_ec2(resilin, CLOUD_B)
+    ec2.terminate_instances(InstanceIds=sorted(_running_in(resilin, CLOUD_B)))
+    wait_for("the roll-back", lambda: not emr.describe_cluster_relocation(ClusterId=cid).get("Relocation"),
+             timeout=900, interval=1)  # fmt: skip
+    past = emr.describe_cluster_relocation(ClusterId=cid)["PastRelocations"][0]
+    assert past["Outcome"] == "ROLLED_BACK", past
+    assert emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"] == "WAITING"
+    now = {
+        i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid, InstanceStates=["RUNNING"])["Instances"]
+    }
+    assert now == before and now <= _running_in(resilin, CLOUD_A)
+    assert _running_in(resilin, CLOUD_B) == set()
+    after = _stdout(
+        resilin, emr, cid, _step(emr, cid, "after the roll-back", "hdfs fsck / | tail -n 30; " + CHECKSUMS)
+    )
+    assert "is HEALTHY" in after and after.endswith(cluster["checksums"]), after
+
+
 def test_the_cluster_moves_with_its_data_and_each_distinct_content_crosses_once(resilin, emr, cluster):
     cid = cluster["id"]
     old = {i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid)["Instances"]}

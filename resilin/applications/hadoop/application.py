@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from resilin.applications.base import Application, ApplicationError, NodesRejected, StartTiming
 from resilin.applications.hadoop import membership, quiesce, topology
@@ -218,8 +219,7 @@ class HadoopApplication(Application):
     state_paths = quiesce.STATE_PATHS
 
     def quiesce(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
-        """HDFS's namespace saved in safe mode, then every daemon stopped: the master's first
-        (nothing is written once it stops), then the workers'."""
+        """HDFS's namespace saved in safe mode and every daemon stopped, on every node at once."""
         spec = self.spec(runtime, instances)
         by_ip = {n.ip: n for n in spec.nodes}
         master = next(i for i in instances if i["role"] == "MASTER")
@@ -234,14 +234,16 @@ class HadoopApplication(Application):
                     f"Stopping Hadoop on {instance['ec2_id']} failed: {done.stderr.strip()[-300:]}"
                 )
 
-        one(master, is_master=True)
-        _each([i for i in instances if i is not master], one)
+        # All at once: the master's save needs no DataNode, and no block is written in safe mode.
+        _each(instances, lambda instance: one(instance, is_master=instance is master))
 
     def resume(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
         """Hadoop started again on ``instances`` from the state they kept (a move that failed)."""
         spec = self.spec(runtime, instances)
-        self._start_kept(runtime, spec, instances)
-        self._wait_ready(runtime, spec, next(i for i in instances if i["role"] == "MASTER"))
+        master = next(i for i in instances if i["role"] == "MASTER")
+        with _safemode_shortcut(runtime, master):
+            self._start_kept(runtime, spec, instances)
+            self._wait_ready(runtime, spec, master)
 
     def configure_moved(
         self, runtime: ClusterRuntime, staying: list[InstanceDoc], moved: list[InstanceDoc]
@@ -252,12 +254,7 @@ class HadoopApplication(Application):
         block is reported."""
         everyone = staying + moved
         master = next(i for i in everyone if i["role"] == "MASTER")
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            shortcut = pool.submit(
-                runtime.sessions[master["id"]].run_script,
-                quiesce.leave_safemode_when_reported(master["private_ip"]),
-                quiesce.START_TIMEOUT,
-            )
+        with _safemode_shortcut(runtime, master):
             if not staying:
                 self.configure(runtime, moved)
             else:
@@ -275,8 +272,6 @@ class HadoopApplication(Application):
                 except node_setup.NodeSetupError as exc:
                     raise ApplicationError(exc.message) from None
                 self._wait_ready(runtime, spec, master)
-            if shortcut.result().exit_status != 0:
-                log.warning("%s: the NameNode's safe mode was not cut short", runtime.cid)
 
     def _start_kept(self, runtime: ClusterRuntime, spec: ClusterSpec, instances: list[InstanceDoc]) -> None:
         """``instances``' files rendered for ``spec`` (node list, addresses) and their daemons
@@ -353,3 +348,18 @@ def _each(instances: list[InstanceDoc], work: Callable[[InstanceDoc], None]) -> 
     if instances:
         with ThreadPoolExecutor(max_workers=min(8, len(instances))) as pool:
             list(pool.map(work, instances))
+
+
+@contextmanager
+def _safemode_shortcut(runtime: ClusterRuntime, master: InstanceDoc) -> Iterator[None]:
+    """While the block runs, the NameNode on ``master`` leaves safe mode as soon as every block
+    is reported (quiesce.leave_safemode_when_reported), rather than after its extension."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        shortcut = pool.submit(
+            runtime.sessions[master["id"]].run_script,
+            quiesce.leave_safemode_when_reported(master["private_ip"]),
+            quiesce.START_TIMEOUT,
+        )
+        yield
+        if shortcut.result().exit_status != 0:
+            log.warning("%s: the NameNode's safe mode was not cut short", runtime.cid)
