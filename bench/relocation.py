@@ -76,9 +76,24 @@ def wan_bytes(gateway: dict) -> int:
     script = (
         f"for i in $(ls /sys/class/net); do ip -o -4 addr show dev $i | grep -q ' {prefix}' && "
         "echo $(( $(cat /sys/class/net/$i/statistics/rx_bytes) + $(cat /sys/class/net/$i/statistics/tx_bytes) )); "
-        "done"
+        "done; true"
     )
-    return int(two_clouds.on(gateway["container"], script).split()[0])
+    found = two_clouds.on(gateway["container"], script).split()
+    return int(found[0]) if found else 0
+
+
+def cloud_wan_bytes(cloud: str) -> int:
+    """rx+tx bytes through the WAN interfaces of a cloud's instances (its gateway's, whichever
+    instance that is now; 0 for instances that have none)."""
+    names = subprocess.run(["podman", "ps", "--format", "{{.Names}}", "--filter", f"name=resilin-{cloud}-"],
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    total = 0
+    for name in names:
+        try:
+            total += wan_bytes({"container": name})
+        except subprocess.CalledProcessError:  # let go meanwhile
+            pass
+    return total
 
 
 def per_node_plan(manifests: dict[str, Manifest], destinations: dict[str, str]) -> TransferPlan:
@@ -105,17 +120,18 @@ def relocate(proc, emr, cid: str, destination: str, gateway_a: dict, store: JobF
         aws_access_key_id=endpoints.access_key, aws_secret_access_key=endpoints.secret_key,
     )  # fmt: skip
     print(f"\nmoving the cluster to cloud {destination} with RelocateCluster", flush=True)
-    before, started, last = wan_bytes(gateway_a), time.monotonic(), 0
+    source = gateway_a["cloud"]
+    started, before, last = time.monotonic(), 0, 0
     relocating.relocate_cluster(ClusterId=cid, TargetCloud=destination)
     phase = ""
     while (now := relocating.describe_cluster_relocation(ClusterId=cid).get("Relocation")) is not None:
         if now["Phase"] != phase:
             phase = now["Phase"]
             print(f"  [{time.monotonic() - started:6.1f}s] {phase.lower()}", flush=True)
-        try:  # the A gateway is released at the end: its last reading counts
-            last = wan_bytes(gateway_a)
-        except (subprocess.CalledProcessError, IndexError, ValueError):
-            pass
+            if phase == "QUIESCING":  # the overlay joins A and B again from the launch on
+                before = last = cloud_wan_bytes(source)
+        if phase in ("QUIESCING", "CAPTURING", "TRANSFERRING", "REBUILDING", "STARTING"):
+            last = max(last, cloud_wan_bytes(source))  # A's instances go at the end: the last reading counts
         time.sleep(0.5)
     seconds = time.monotonic() - started
     past = relocating.describe_cluster_relocation(ClusterId=cid)["PastRelocations"][0]

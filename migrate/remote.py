@@ -30,12 +30,17 @@ def node_program(name: str) -> str:
     return resources.files("resilin.migrate").joinpath("node", name).read_text()
 
 
-START_TIMEOUT = 30.0  # opening the session and the program's first line: a node that died meanwhile
-# (its SSH connection open but nothing answering) must fail the move, not hang it
+START_TIMEOUT = 30.0  # opening the session (and, for a program that says so at once, its start):
+# a node that died meanwhile (its SSH connection open but nothing answering) must fail the move,
+# not hang it
 
 
 class RemoteProgram:
-    def __init__(self, node: Node, name: str, settings: dict[str, Any], timeout: float) -> None:
+    def __init__(
+        self, node: Node, name: str, settings: dict[str, Any], timeout: float, announces: bool = False
+    ) -> None:
+        """``announces``: the program prints a first line as soon as it runs (the receiver's port),
+        so that line is awaited START_TIMEOUT at most; ``timeout`` bounds every later wait."""
         self.name = name
         self.node = node
         self.timeout = timeout
@@ -44,7 +49,7 @@ class RemoteProgram:
             if transport is None:
                 raise SshError(f"{node.host}: no SSH transport")
             self.channel: paramiko.Channel = transport.open_session(timeout=START_TIMEOUT)
-            self.channel.settimeout(START_TIMEOUT)
+            self.channel.settimeout(START_TIMEOUT if announces else timeout)
             self.channel.exec_command(BOOTSTRAP)
             line = json.dumps({"program": node_program(name), "name": name, "settings": settings})
             self.channel.sendall(line.encode() + b"\n")

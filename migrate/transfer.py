@@ -72,7 +72,9 @@ class _Receiver:
             "links": [vars(e) for e in manifest.entries if e.kind == "l"],
         }
         self.dest = dest
-        self.program = RemoteProgram(endpoint.node, "receive.py", settings, TRANSFER_TIMEOUT_S)
+        self.program = RemoteProgram(
+            endpoint.node, "receive.py", settings, TRANSFER_TIMEOUT_S, announces=True
+        )
         first = next(self.program.lines(), None)
         if first is None or "port" not in first:
             raise TransferError(f"{dest}: the receiver did not start: {self.program.stderr().strip()}")
