@@ -12,10 +12,9 @@ import shutil
 import time
 
 import boto3
-import botocore.session
 import pytest
 
-from resilin.api.models import data_path
+from resilin.api.models import emr_session
 from tests.clusters import cloud_ec2, running_multicloud_resilin, terminate_and_check_nothing_left, wait_for
 
 pytestmark = [
@@ -45,11 +44,8 @@ def resilin():
 def emr(resilin):
     """An EMR client that knows RelocateCluster from the model file Resilin ships, as a user's
     boto3 does once AWS_DATA_PATH names that directory."""
-    session = botocore.session.get_session()
-    loader = session.get_component("data_loader")
-    loader.search_paths.insert(0, str(data_path()))
     endpoints = resilin.endpoints()
-    return boto3.Session(botocore_session=session).client(
+    return boto3.Session(botocore_session=emr_session()).client(
         "emr",
         endpoint_url=endpoints.api,
         region_name="us-east-1",
