@@ -43,6 +43,7 @@ import boto3  # noqa: E402
 
 import overlay as two_clouds  # noqa: E402
 from resilin.api.models import emr_session  # noqa: E402
+from resilin.applications.hadoop import quiesce  # noqa: E402
 from resilin.clouds.ssh import KeyPair, Node  # noqa: E402
 from resilin.jobflows.store import JobFlowStore  # noqa: E402
 from resilin.migrate.capture import capture  # noqa: E402
@@ -55,7 +56,7 @@ from resilin.provisioners.localcloud.process import remove_cloud  # noqa: E402
 from resilin.service import local_runtime  # noqa: E402
 from resilin.service.redis_server import PrivateRedis  # noqa: E402
 
-STATE = ["/var/lib/hadoop/dfs/name", "/var/lib/hadoop/dfs/data"]
+STATE = quiesce.STATE_PATHS  # what a move carries of each node
 EXAMPLES = "/opt/hadoop/share/hadoop/mapreduce/hadoop-mapreduce-examples-3.5.0.jar"
 
 

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from resilin.applications.base import Application, ApplicationError
 from resilin.clouds import private_ranges
 from resilin.clouds.provisioning import ProvisioningFailed, ReadyInstance
 from resilin.cluster.network import NetworkFailure
+from resilin.cluster.node_setup import on_each
 from resilin.cluster.runtime import ClusterFailure, ClusterRuntime
 from resilin.jobflows import states
 from resilin.jobflows.documents import ClusterDoc, InstanceDoc, InstanceGroupDoc
@@ -295,7 +294,7 @@ class RelocationPipeline:
             )
 
         try:
-            _each(old, one)
+            on_each(old, one)
         except ManifestError as exc:
             raise RelocationFailed(f"capturing the state failed: {exc}") from None
         return manifests
@@ -342,7 +341,7 @@ class RelocationPipeline:
         """The source instances let go: with the cluster's key and group there when none of the
         cluster stays in that cloud (``whole_cloud``), else one by one."""
         runtime = self.runtime
-        nodes = {i["ec2_id"]: runtime.sessions[i["id"]] for i in old if _has_session(runtime, i["id"])}
+        nodes = {i["ec2_id"]: node for i in old if (node := runtime.sessions.get(i["id"])) is not None}
         try:
             self.application.ship_logs(runtime, nodes)  # the source nodes' daemon logs, as at teardown
         except Exception as exc:
@@ -418,21 +417,6 @@ def _pair(old: list[InstanceDoc], new: list[InstanceDoc]) -> dict[str, InstanceD
     for doc in sorted(old, key=lambda d: d["private_ip"]):
         pairs[doc["id"]] = by_group[doc["group_id"]].pop(0)
     return pairs
-
-
-def _each(instances: list[InstanceDoc], work: Callable[[InstanceDoc], None]) -> None:
-    if not instances:
-        return
-    with ThreadPoolExecutor(max_workers=min(8, len(instances))) as pool:
-        list(pool.map(work, instances))
-
-
-def _has_session(runtime: ClusterRuntime, instance_id: str) -> bool:
-    try:
-        runtime.sessions[instance_id]
-    except KeyError:
-        return False
-    return True
 
 
 def _reason(exc: BaseException) -> str:

@@ -93,3 +93,11 @@ def configure_nodes(
         return {}
     with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
         return dict(pool.map(one, targets))
+
+
+def on_each(instances: list[InstanceDoc], work: Callable[[InstanceDoc], None]) -> None:
+    """``work`` on every instance at once (eight at a time); the first failure is raised once
+    all have ended."""
+    if instances:
+        with ThreadPoolExecutor(max_workers=min(8, len(instances))) as pool:
+            list(pool.map(work, instances))

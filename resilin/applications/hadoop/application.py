@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -235,7 +235,7 @@ class HadoopApplication(Application):
                 )
 
         # All at once: the master's save needs no DataNode, and no block is written in safe mode.
-        _each(instances, lambda instance: one(instance, is_master=instance is master))
+        node_setup.on_each(instances, lambda instance: one(instance, is_master=instance is master))
 
     def resume(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
         """Hadoop started again on ``instances`` from the state they kept (a move that failed)."""
@@ -290,7 +290,9 @@ class HadoopApplication(Application):
                     f"Starting Hadoop on {instance['ec2_id']} failed: {done.stderr.strip()[-300:]}"
                 )
 
-        _each(instances, one)  # DataNodes and NodeManagers retry until the master's daemons answer
+        node_setup.on_each(
+            instances, one
+        )  # DataNodes and NodeManagers retry until the master's daemons answer
 
     def _wait_ready(self, runtime: ClusterRuntime, spec: ClusterSpec, master: InstanceDoc) -> None:
         ready = runtime.sessions[master["id"]].run_script(
@@ -316,8 +318,7 @@ class HadoopApplication(Application):
                     f"Writing new storage keys on {instance['ec2_id']} failed: {result.stderr.strip()[-300:]}",
                 )
 
-        with ThreadPoolExecutor(max_workers=min(8, len(instances) or 1)) as pool:
-            list(pool.map(one, instances))
+        node_setup.on_each(instances, one)
 
     # -- the end -----------------------------------------------------------------------
     def ship_logs(self, runtime: ClusterRuntime, nodes: dict[str, Node]) -> None:
@@ -341,13 +342,6 @@ class HadoopApplication(Application):
         shipped = [i for i in runtime.store.instances_of(cid) if i["id"] in nodes]
         with ThreadPoolExecutor(max_workers=min(16, len(shipped) or 1)) as pool:
             list(pool.map(ship, shipped))
-
-
-def _each(instances: list[InstanceDoc], work: Callable[[InstanceDoc], None]) -> None:
-    """``work`` on every instance at once; the first failure is raised once all have ended."""
-    if instances:
-        with ThreadPoolExecutor(max_workers=min(8, len(instances))) as pool:
-            list(pool.map(work, instances))
 
 
 @contextmanager
