@@ -78,21 +78,21 @@ class RelocationPipeline:
 
     def phase(self, name: str, **progress: Any) -> None:
         self.phases.append((name, time.time()))
-
-        def change(c: ClusterDoc) -> None:
-            relocation = c.get("relocation")
-            if relocation is not None:
-                relocation["phase"] = name
-                relocation.setdefault("progress", {}).update(progress | {"phase_started": time.time()})
-
-        self.store.update_cluster(self.cid, change)
+        self._update(name, progress | {"phase_started": time.time()})
         log.info("%s: relocation: %s", self.cid, name.lower())
 
     def _progress(self, **values: Any) -> None:
+        self._update(None, values)
+
+    def _update(self, phase: str | None, progress: dict[str, Any]) -> None:
+        """The relocation's phase (when given) and progress figures, in the cluster's document."""
+
         def change(c: ClusterDoc) -> None:
             relocation = c.get("relocation")
             if relocation is not None:
-                relocation.setdefault("progress", {}).update(values)
+                if phase is not None:
+                    relocation["phase"] = phase
+                relocation.setdefault("progress", {}).update(progress)
 
         self.store.update_cluster(self.cid, change)
 
