@@ -171,6 +171,28 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_console_url(args: argparse.Namespace) -> int:
+    from resilin.console.signin import presigned_link
+
+    settings = _settings_or_say_why(args.home)
+    if settings is None:
+        return 2
+    if not settings.console_port:
+        print("resilin: the web console is off: set console_port in resilin.toml", file=sys.stderr)
+        return 2
+    chosen = [c for c in settings.accounts if args.access_key in (None, c.access_key)]
+    if not chosen:
+        print(f"resilin: no account has the access key {args.access_key}", file=sys.stderr)
+        return 2
+    base = f"http://{config_module.connect_address(settings.api_host)}:{settings.console_port}"
+    try:
+        print(presigned_link(base, chosen[0], settings.region, args.expires_in))
+    except ValueError as exc:
+        print(f"resilin: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_models_path(args: argparse.Namespace) -> int:
     from resilin.api import models
 
@@ -208,6 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     checking.add_argument("names", nargs="*", metavar="CLOUD", help="clouds to check (default: all)")
     clouds.set_defaults(func=cmd_clouds)
     _add_clusters(sub)
+    console = sub.add_parser(
+        "console-url",
+        help="print a sign-in link to the web console: presigned with an account's key, expiring, usable once",
+    )
+    console.add_argument("--access-key", help="the account's access key (default: the first of resilin.toml)")
+    console.add_argument("--expires-in", type=int, default=3600, metavar="SECONDS",
+                         help="how long the link may be used, as for `aws s3 presign` (default 3600)")  # fmt: skip
+    console.set_defaults(func=cmd_console_url)
     sub.add_parser(
         "models-path",
         help="the directory of Resilin's EMR operations for boto3 and the AWS CLI: "

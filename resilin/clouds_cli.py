@@ -134,18 +134,25 @@ def list_clouds(settings: Settings, output: str = "text", out: TextIO = sys.stdo
 
 
 class _Report:
-    def __init__(self, out: TextIO) -> None:
+    """Prints each check as it ends, and keeps them (status, text) for a caller that shows them."""
+
+    def __init__(self, out: TextIO, kept: list[tuple[str, str]] | None = None) -> None:
         self.out, self.failures = out, 0
+        self.kept = kept if kept is not None else []
+
+    def _line(self, status: str, what: str) -> None:
+        self.kept.append((status, what))
+        print(f"  {status:<5} {what}", file=self.out)
 
     def ok(self, what: str) -> None:
-        print(f"  ok    {what}", file=self.out)
+        self._line("ok", what)
 
     def fail(self, what: str) -> None:
         self.failures += 1
-        print(f"  FAIL  {what}", file=self.out)
+        self._line("FAIL", what)
 
     def skip(self, what: str) -> None:
-        print(f"  -     {what}", file=self.out)
+        self._line("-", what)
 
 
 def _client_for(settings: Settings, cloud: CloudConfig, report: _Report) -> EC2Client | None:
@@ -176,8 +183,14 @@ def _try(report: _Report, what: str, call: Callable[[], str]) -> bool:
         return False
 
 
-def check_cloud(settings: Settings, cloud: CloudConfig, out: TextIO = sys.stdout) -> bool:
-    report = _Report(out)
+def check_cloud(
+    settings: Settings,
+    cloud: CloudConfig,
+    out: TextIO = sys.stdout,
+    kept: list[tuple[str, str]] | None = None,
+) -> bool:
+    """Check ``cloud``, printing each check to ``out`` and adding it to ``kept`` (the console's page)."""
+    report = _Report(out, kept)
     print(
         f"{cloud.name} ({cloud.kind}{', default' if cloud.name == settings.default_cloud else ''})", file=out
     )

@@ -58,8 +58,9 @@ def cloud_and_subnet(prefix: str, second_octet: int) -> tuple[str, str]:
     return f"{prefix}{pid % 100000}", f"10.{second_octet}.{pid % 250}.0/24"
 
 
-def running_resilin(cloud: str, subnet: str):
-    """Start a ``resilin server`` for a test module; end its clusters, stop it, check nothing leaked.
+def running_resilin(cloud: str, subnet: str, console: bool = False):
+    """Start a ``resilin server`` for a test module (with its web console if ``console``); end its
+    clusters, stop it, check nothing leaked.
 
     Its home is a directory of its own rather than pytest's temporary directories, which
     other pytest runs on the machine prune while a long cluster test still uses them.
@@ -67,7 +68,7 @@ def running_resilin(cloud: str, subnet: str):
     if subprocess.run(["podman", "image", "exists", NODE_IMAGE]).returncode != 0:
         pytest.fail("the node image is missing: run docker/node/build.sh (make test does)")
     home = Path(tempfile.mkdtemp(prefix=f"resilin-{cloud}-"))
-    yield from serving(new_process(home, cloud, subnet, node_image=NODE_IMAGE), [cloud])
+    yield from serving(new_process(home, cloud, subnet, node_image=NODE_IMAGE, console=console), [cloud])
 
 
 def serving(proc: ResilinProcess, clouds: Iterable[str]):

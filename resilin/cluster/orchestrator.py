@@ -15,9 +15,11 @@ from pathlib import Path
 from resilin.applications.catalog import application_for
 from resilin.aws.sigv4 import Credentials
 from resilin.clouds.provisioning import PlacementLookup
+from resilin.clouds.ssh import Node
 from resilin.cluster import lifecycle
 from resilin.cluster.runtime import ClusterRuntime
 from resilin.jobflows import states
+from resilin.jobflows.documents import InstanceDoc
 from resilin.jobflows.store import JobFlowStore
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,16 @@ class Orchestrator:
         worker = ClusterWorker(cid, self.store, self.clouds, self.credentials_for, self.home, self.region)
         self.workers[cid] = worker
         worker.start()
+
+    def live_master(self, cid: str) -> tuple[Node, InstanceDoc] | None:
+        """The master of a cluster this process runs, with its SSH session; None when it has none."""
+        worker = self.workers.get(cid)
+        if worker is None or not worker.is_alive():
+            return None
+        runtime = worker.runtime
+        masters = [i for i in runtime.live_instances() if i["role"] == "MASTER"]
+        node = runtime.sessions.get(masters[0]["id"]) if masters else None
+        return (node, masters[0]) if node is not None else None
 
     def recover(self) -> None:
         """Clusters left active by a previous run: clean up what they launched, then resume or end them.

@@ -203,6 +203,8 @@ class ClusterDoc(TypedDict):
     home_rack: NotRequired[str]  # the rack of the master's cloud's nodes, fixed when Hadoop starts
     excluded_nodes: NotRequired[dict[str, ExcludedNode]]
     phases: NotRequired[dict[str, float]]
+    # [state, epoch seconds] at each change of state, the first being STARTING at creation.
+    state_history: NotRequired[list[list[Any]]]
     configure_timing: NotRequired[dict[str, float]]
     # RelocateCluster: the relocation in progress, and those that ended (oldest first).
     relocation: NotRequired[RelocationDoc]

@@ -257,8 +257,14 @@ class JobFlowStore:
 
         def checked(cluster: ClusterDoc) -> None:
             before = {g["id"]: g["state"] for g in cluster.get("groups", [])}
+            state_before = cluster["state"]
             change(cluster)
             states.require_group_transitions(before, cluster.get("groups", []))
+            if cluster["state"] != state_before:  # the console draws these as the cluster's phases
+                history = cluster.setdefault(
+                    "state_history", [[state_before, cluster["timeline"]["created"]]]
+                )
+                history.append([cluster["state"], time.time()])
 
         return self._update(_cluster_key(cid), checked, on_write=self._index_activity)
 

@@ -25,6 +25,8 @@ class ResilinProcess:
     localcloud_port: int = 0  # the local cloud's EC2 endpoint, where accounts import their key pairs
     node_image: str = "localhost/resilin-node:latest"
     bind_host: str = "127.0.0.1"  # storage's (and by default every service's) listening address
+    console_port: int = 0  # the web console; 0: none
+    console_ui_port: int = 0  # its clusters' web UIs (chosen with the console's)
 
     def endpoints(self, account: int = 0) -> Endpoints:
         creds = self.accounts[account]
@@ -37,6 +39,8 @@ class ResilinProcess:
 
     def write_config(self, subnet: str, redis_url: str = "") -> None:
         self.localcloud_port = self.localcloud_port or free_port()
+        if self.console_port:
+            self.console_ui_port = self.console_ui_port or free_port()
         accounts = "".join(
             f'[[accounts]]\naccount_id = "{c.account_id}"\naccess_key = "{c.access_key}"\nsecret_key = "{c.secret_key}"\n\n'
             for c in self.accounts
@@ -44,10 +48,19 @@ class ResilinProcess:
         (self.home / "resilin.toml").write_text(
             f'bind_host = "{self.bind_host}"\napi_port = {self.api_port}\nstorage_port = {self.storage_port}\n'
             f'localcloud_port = {self.localcloud_port}\nregion = "us-east-1"\ndefault_cloud = "{self.cloud}"\n'
+            + (
+                f"console_port = {self.console_port}\nconsole_ui_port = {self.console_ui_port}\n"
+                if self.console_port
+                else ""
+            )
             + (f'redis_url = "{redis_url}"\n' if redis_url else "")
             + f'node_image = "{self.node_image}"\n\n{accounts}'
             f'[[clouds]]\nname = "{self.cloud}"\nkind = "local"\nsubnet = "{subnet}"\n'
         )
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
 
     def start(self, timeout: float = 120) -> None:
         child = Child(
@@ -71,7 +84,12 @@ class ResilinProcess:
 
 
 def new_process(
-    home: Path, cloud: str, subnet: str, accounts: int = 2, node_image: str = "localhost/resilin-node:latest"
+    home: Path,
+    cloud: str,
+    subnet: str,
+    accounts: int = 2,
+    node_image: str = "localhost/resilin-node:latest",
+    console: bool = False,
 ) -> ResilinProcess:
     proc = ResilinProcess(
         home=home,
@@ -80,6 +98,7 @@ def new_process(
         accounts=[new_credentials(f"{i + 1:012d}") for i in range(accounts)],
         cloud=cloud,
         node_image=node_image,
+        console_port=free_port() if console else 0,
     )
     proc.write_config(subnet)
     return proc

@@ -73,6 +73,10 @@ class Runtime:
     def store(self) -> JobFlowStore:  # one for the EMR API, the orchestrator and reconciliation
         return JobFlowStore(self.redis.client)
 
+    @cached_property
+    def emr_service(self) -> EmrService:  # the core of the EMR API, which the console calls too
+        return EmrService(self.store, self.settings.region, offered_types(self.settings))
+
     def api_port(self) -> int:
         return port_of(self.services.getServiceNamed("EMR API").ports[0])
 
@@ -178,9 +182,67 @@ def _serve_api(rt: Runtime) -> list[IListeningPort]:
     from resilin.api.server import make_site
 
     settings = rt.settings
-    service = EmrService(rt.store, settings.region, offered_types(settings))
-    site = make_site(service, settings.credentials, settings.region, limits=settings.http_limits)
+    site = make_site(rt.emr_service, settings.credentials, settings.region, limits=settings.http_limits)
     return [listen(site, settings.api_host, settings.api_port)]
+
+
+def _serve_console(rt: Runtime) -> list[IListeningPort]:
+    """The web console and, on a port of its own, its clusters' web UIs (resilin/console)."""
+    from resilin.api.dispatch import Dispatcher
+    from resilin.aws.replay import SignatureLedger
+    from resilin.cluster.bootstrap import storage_client
+    from resilin.console import clouds_view, site, ui_site
+    from resilin.console.sessions import ConsoleSessions, Session
+    from resilin.jobflows.caller import Caller
+    from resilin.jobflows.documents import ClusterDoc
+
+    settings = rt.settings
+    offers = offered_types(settings)
+
+    def log_storage(cluster: ClusterDoc, session: Session) -> object:
+        # Where the cluster's nodes shipped their logs: its cloud's external S3 service, or Resilin's.
+        masters = [i for i in rt.store.instances_of(cluster["id"]) if i["role"] == "MASTER"]
+        cloud = settings.cloud(masters[0]["cloud"] if masters else settings.default_cloud)
+        creds = settings.credentials(session.access_key)
+        assert creds is not None  # the session was checked against the configured keys
+        if cloud.storage is None:
+            own = f"http://{config_module.connect_address(settings.bind_host)}:{settings.storage_port}"
+            return storage_client(own, creds, settings.region)
+        external = cloud.storage.credentials_for(cluster["account"])
+        if external is None:
+            raise RuntimeError(f"cloud {cloud.name}'s storage has no keys for account {cluster['account']}")
+        return storage_client(
+            cloud.storage.endpoint, external, cloud.storage.region, cloud.storage.path_style
+        )
+
+    def clouds_page(caller: Caller) -> dict:
+        return clouds_view.clouds_page(settings, rt.store, offers(), caller)
+
+    context = site.ConsoleContext(
+        lookup=settings.credentials,
+        region=settings.region,
+        store=rt.store,
+        sessions=ConsoleSessions(rt.redis.client),
+        ledger=SignatureLedger(rt.redis.client),
+        dispatcher=Dispatcher(rt.emr_service),
+        offers=offers,
+        live_master=lambda cid: rt.orchestrator.live_master(cid),
+        log_storage=log_storage,
+        clouds_page=clouds_page,
+        ui_port=settings.console_ui,
+    )
+    ports = [listen(site.make_site(context, settings.http_limits), settings.api_host, settings.console_port)]
+    ports.append(
+        listen(ui_site.make_site(context, settings.http_limits), settings.api_host, settings.console_ui)
+    )
+    host = config_module.connect_address(settings.api_host)
+    log.info(
+        "web console on http://%s:%d (clusters' web UIs on port %d)",
+        host,
+        settings.console_port,
+        settings.console_ui,
+    )
+    return ports
 
 
 def _start_orchestrator(rt: Runtime) -> None:
@@ -224,6 +286,8 @@ def services(settings: Settings) -> Runtime:
     add(ListeningService("storage", lambda: _serve_storage(rt)))
     add(ListeningService("EMR API", lambda: _serve_api(rt)))
     add(CallService("orchestrator", lambda: _start_orchestrator(rt)))
+    if settings.console_port:
+        add(ListeningService("web console", lambda: _serve_console(rt)))
     # Both loops begin once recovery has run: clusters left by a previous run are settled first.
     add(LoopInThread("orchestrator loop", 0, lambda: rt.orchestrator.dispatch_next(1), after=rt.recovered))
     # A reconcile_interval of 0 or less sweeps once, at start.
@@ -267,6 +331,11 @@ def serve(home: Path | None = None) -> None:
     # What `resilin server`'s parent (tests, the demo) waits for, as with every service of Resilin.
     api_url = f"http://{config_module.connect_address(settings.api_host)}:{runtime.api_port()}"
     reactor.callWhenRunning(print, f"listening on {api_url}", flush=True)
+    if settings.console_port:
+        console = f"http://{config_module.connect_address(settings.api_host)}:{settings.console_port}"
+        reactor.callWhenRunning(
+            print, f"web console on {console} (resilin console-url: a sign-in link)", flush=True
+        )
     # Installed once running: Twisted's own SIGTERM handler, set up by run(), would replace it.
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, _stop_promptly)
     reactor.run(installSignalHandlers=True)

@@ -46,6 +46,10 @@ class Settings:
     api_port: int = 8998
     storage_port: int = 8999
     localcloud_port: int = 8997
+    # The web console (resilin/console) on the API's address; 0: no console.  Its clusters' web UIs
+    # (HDFS, YARN, Spark) are served on a port of their own, a separate origin (resilin/console/ui_proxy.py).
+    console_port: int = 0
+    console_ui_port: int = 0  # 0 with a console: console_port + 1
     region: str = DEFAULT_REGION
     redis_url: str = ""  # empty: Resilin starts a private Redis server in its home
     accounts: tuple[Credentials, ...] = ()
@@ -64,6 +68,13 @@ class Settings:
     @property
     def api_host(self) -> str:
         return self.api_bind_host or self.bind_host
+
+    @property
+    def console_ui(self) -> int:
+        """The port of the clusters' web UIs behind the console (0: no console)."""
+        if not self.console_port:
+            return 0
+        return self.console_ui_port or self.console_port + 1
 
     @property
     def localcloud_host(self) -> str:
@@ -103,6 +114,8 @@ bind_host = "127.0.0.1"
 api_port = 8998
 storage_port = 8999
 localcloud_port = 8997
+console_port = 8996                       # the web console; 0: none (its clusters' web UIs: 8995)
+console_ui_port = 8995
 region = "us-east-1"
 # redis_url = "redis://127.0.0.1:6379/0"   # unset: Resilin runs its own Redis in its home
 default_cloud = "local"
@@ -276,6 +289,8 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
         "api_port",
         "storage_port",
         "localcloud_port",
+        "console_port",
+        "console_ui_port",
         "region",
         "redis_url",
         "default_cloud",
@@ -295,6 +310,8 @@ def load(home: Path | None = None, path: Path | None = None) -> Settings:
         api_port=int(raw.get("api_port", 8998)),
         storage_port=int(raw.get("storage_port", 8999)),
         localcloud_port=int(raw.get("localcloud_port", 8997)),
+        console_port=int(raw.get("console_port", 0)),
+        console_ui_port=int(raw.get("console_ui_port", 0)),
         region=raw.get("region", DEFAULT_REGION),
         redis_url=raw.get("redis_url", ""),
         accounts=tuple(accounts),

@@ -158,6 +158,11 @@ def check(settings: Settings, ports: bool = True) -> list[Finding]:
             (settings.api_host, settings.api_port, "EMR API"),
             (settings.bind_host, settings.storage_port, "storage"),
         ]
+        if settings.console_port:
+            wanted += [
+                (settings.api_host, settings.console_port, "web console"),
+                (settings.api_host, settings.console_ui, "clusters' web UIs (console)"),
+            ]
         wanted += [
             (settings.localcloud_host, p, f"local cloud {name}")
             for name, p in local_cloud_ports(settings).items()

@@ -80,6 +80,11 @@ def test_state_machine_refuses_illegal_transitions(service):
     service.store.transition_cluster(cid, states.BOOTSTRAPPING)
     done = service.store.transition_cluster(cid, states.RUNNING)
     assert done["timeline"]["ready"]
+    # Each change of state is kept with its time (the console's phase timeline), a refused one not.
+    history = done["state_history"]
+    assert [state for state, _ in history] == ["STARTING", "BOOTSTRAPPING", "RUNNING"]
+    assert history[0][1] == done["timeline"]["created"]
+    assert history[0][1] <= history[1][1] <= history[2][1]
 
 
 def test_terminate_marks_cluster_terminating_and_respects_protection(service):

@@ -1,0 +1,1 @@
+"""The web console: pages over Resilin's own EMR API, served by ``resilin server`` on console_port."""

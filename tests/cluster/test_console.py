@@ -1,0 +1,459 @@
+"""The web console against a running Resilin and a real cluster: over HTTP, and in headless Chromium.
+
+One server with its console and two accounts, and one cluster (master only, with Spark), shared by
+every test of the module.  The browser tests follow a user: sign in, watch the cluster go from
+STARTING to TERMINATED in the list without a reload, read a step's stdout, add a step from the
+console and see it run, open the cluster's Hadoop and Spark web UIs through Resilin, look at the
+clouds page, fail to see the cluster as the other account.  Each page is saved as a screenshot in
+$RESILIN_SCREENSHOTS (default: a folder under the system's temporary directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import urllib3
+
+from tests.clusters import cloud_and_subnet, running_resilin, wait_for
+
+CLOUD, SUBNET = cloud_and_subnet("con", 86)
+LOGS_BUCKET = "console-logs"
+STEP_TEXT = "hello from the first step"
+ADDED_TEXT = "added from the console"
+CHROMIUM = "/usr/bin/chromium"
+
+http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=60))
+
+
+@pytest.fixture(scope="module")
+def resilin():
+    yield from running_resilin(CLOUD, SUBNET, console=True)
+
+
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    folder = Path(
+        os.environ.get("RESILIN_SCREENSHOTS") or Path(tempfile.gettempdir()) / "resilin-console-shots"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def call(resilin, method: str, path: str, body=None, cookie: str = "", csrf: str = "", headers=None, port=0):
+    sent = {"Content-Type": "application/json"} | (headers or {})
+    if cookie:
+        sent["Cookie"] = cookie
+    if csrf:
+        sent["X-Csrf-Token"] = csrf
+    port = port or resilin.console_port
+    data = json.dumps(body).encode() if body is not None else None
+    return http.request(method, f"http://127.0.0.1:{port}{path}", body=data, headers=sent, redirect=False)
+
+
+def sign_in(resilin, account: int = 0) -> tuple[str, str]:
+    """The cookie and CSRF token of a new session of ``account``."""
+    creds = resilin.accounts[account]
+    answer = call(
+        resilin, "POST", "/session", {"AccessKeyId": creds.access_key, "SecretAccessKey": creds.secret_key}
+    )
+    assert answer.status == 200, answer.data
+    cookie = answer.headers["Set-Cookie"].split(";")[0]
+    return cookie, answer.json()["CsrfToken"]
+
+
+def console_url(resilin, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "resilin", "--home", str(resilin.home), "console-url", *args],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_sign_in_sessions_and_csrf(resilin):
+    page = call(resilin, "GET", "/")
+    assert page.status == 200 and b"console.js" in page.data
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+    creds = resilin.accounts[0]
+    wrong = call(resilin, "POST", "/session", {"AccessKeyId": creds.access_key, "SecretAccessKey": "x" * 40})
+    assert wrong.status == 403 and "does not match" in wrong.json()["message"]
+    unknown = call(
+        resilin, "POST", "/session", {"AccessKeyId": "AKIANOSUCHKEY0000000", "SecretAccessKey": "x"}
+    )
+    assert unknown.status == 403 and wrong.headers.get("Set-Cookie") is None
+
+    cookie, csrf = sign_in(resilin)
+    answer = call(
+        resilin, "POST", "/session", {"AccessKeyId": creds.access_key, "SecretAccessKey": creds.secret_key}
+    )
+    set_cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    assert creds.secret_key not in answer.data.decode()
+    assert call(resilin, "GET", "/session", cookie=cookie).json()["AccountId"] == creds.account_id
+
+    # No session: nothing is answered.
+    assert call(resilin, "POST", "/api/ListClusters", {}).status == 401
+    # A session without the CSRF token: an action is refused and changes nothing.
+    run = {"Name": "csrf", "Instances": {"MasterInstanceType": "m5.xlarge", "InstanceCount": 1}}
+    refused = call(resilin, "POST", "/api/RunJobFlow", run, cookie=cookie)
+    assert refused.status == 403 and refused.json()["__type"] == "InvalidCsrfToken"
+    refused = call(resilin, "POST", "/api/RunJobFlow", run, cookie=cookie, csrf="not-the-token")
+    assert refused.status == 403
+    # From another site's page, even with the token.
+    other = call(resilin, "POST", "/api/ListClusters", {}, cookie=cookie, csrf=csrf,
+                 headers={"Origin": "http://evil.example"})  # fmt: skip
+    assert other.status == 403 and other.json()["__type"] == "CrossOriginRequest"
+    listed = call(resilin, "POST", "/api/ListClusters", {}, cookie=cookie, csrf=csrf)
+    assert listed.status == 200 and listed.json()["Clusters"] == []
+    # An API error comes back as the API's own.
+    bad = call(resilin, "POST", "/api/DescribeCluster", {"ClusterId": "j-NOSUCH"}, cookie=cookie, csrf=csrf)
+    assert bad.status == 400 and bad.json()["__type"] == "InvalidRequestException"
+
+    # Signing out needs the token too; then the session is gone.
+    assert call(resilin, "DELETE", "/session", cookie=cookie).status == 403
+    assert call(resilin, "DELETE", "/session", cookie=cookie, csrf=csrf).status == 204
+    assert call(resilin, "GET", "/session", cookie=cookie).status == 401
+    assert call(resilin, "POST", "/api/ListClusters", {}, cookie=cookie, csrf=csrf).status == 401
+
+
+def test_console_url_links_are_presigned_expiring_and_single_use(resilin):
+    link = console_url(resilin)
+    assert link.startswith(f"{resilin.console_url}/signin?") and "X-Amz-Signature=" in link
+    assert resilin.accounts[0].secret_key not in link
+    first = http.request("GET", link, redirect=False)
+    assert first.status == 303 and first.headers["Location"] == "/"
+    cookie = first.headers["Set-Cookie"].split(";")[0]
+    assert (
+        call(resilin, "GET", "/session", cookie=cookie).json()["AccountId"] == resilin.accounts[0].account_id
+    )
+    again = http.request("GET", link, redirect=False)
+    assert again.status == 403 and b"used already" in again.data
+
+    other = console_url(resilin, "--access-key", resilin.accounts[1].access_key, "--expires-in", "60")
+    forged = other.replace(resilin.accounts[1].access_key, resilin.accounts[0].access_key)
+    assert http.request("GET", forged, redirect=False).status == 403
+    short = console_url(resilin, "--expires-in", "1")
+    time.sleep(2)
+    expired = http.request("GET", short, redirect=False)
+    assert expired.status == 403 and b"expired" in expired.data
+    assert http.request("GET", other, redirect=False).status == 303
+
+
+# -- in the browser --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browsers(tmp_path_factory):
+    """Start headless Chromium sessions on demand (each with a profile of its own); quit them all at the end."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path = shutil.which("chromedriver")
+    if driver_path is None or not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium and chromedriver are missing: setup installs chromium and chromium-driver")
+    started = []
+
+    def start():
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        profile = tmp_path_factory.mktemp("chromium")
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={profile}"):  # fmt: skip
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
+        started.append(driver)
+        return driver
+
+    yield start
+    for driver in started:
+        driver.quit()
+
+
+class Page:
+    """A browser on the console, with the waits and reads the tests use."""
+
+    def __init__(self, driver, base: str, shots: Path) -> None:
+        self.driver, self.base, self.shots = driver, base, shots
+
+    def find(self, css: str):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def all(self, css: str):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def text(self, css: str) -> str:
+        found = self.all(css)
+        return found[0].text if found else ""
+
+    def wait(self, what: str, check, timeout: float = 60):
+        def checked():
+            from selenium.common.exceptions import StaleElementReferenceException
+
+            try:
+                return check()
+            except StaleElementReferenceException:
+                return None  # the page redrew the element: look again
+
+        return wait_for(what, checked, timeout=timeout, interval=0.5)
+
+    def shot(self, name: str) -> None:
+        self.driver.save_screenshot(str(self.shots / f"{name}.png"))
+
+    def sign_in(self, creds) -> None:
+        self.driver.get(self.base + "/")
+        self.wait("the sign-in form", lambda: self.find("#signin").is_displayed())
+        self.find("#access-key").send_keys(creds.access_key)
+        self.find("#secret-key").send_keys(creds.secret_key)
+        self.find("#signin-button").click()
+        self.wait("the account in the header", lambda: self.text("#account") == creds.account_id)
+        # The secret stays nowhere in the page once sent, nor in the browser's storage.
+        assert self.find("#secret-key").get_attribute("value") == ""
+        stored = self.driver.execute_script(
+            "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage)"
+        )
+        assert creds.secret_key not in stored
+
+
+@pytest.fixture(scope="module")
+def alice(resilin, browsers, screenshots):
+    return Page(browsers(), resilin.console_url, screenshots)
+
+
+@pytest.fixture(scope="module")
+def cluster(resilin, alice):
+    """Account 0's cluster, started once Alice's clusters page is open (so that she sees it start)."""
+    alice.sign_in(resilin.accounts[0])
+    alice.shot("clusters-empty")
+    alice.driver.execute_script("window.resilinNoReload = 'still here'")  # lost if the page reloads
+    s3 = resilin.endpoints(0).client("s3")
+    s3.create_bucket(Bucket=LOGS_BUCKET)
+    emr = resilin.endpoints(0).client("emr")
+    cid = emr.run_job_flow(
+        Name="console",
+        ReleaseLabel="emr-7.5.0",
+        Applications=[{"Name": "Hadoop"}, {"Name": "Spark"}],
+        LogUri=f"s3://{LOGS_BUCKET}/logs/",
+        Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True},
+        Steps=[{
+            "Name": "greet",
+            "ActionOnFailure": "CONTINUE",
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", f"echo '{STEP_TEXT}'; sleep 2"]},
+        }],
+        Tags=[{"Key": "team", "Value": "console"}],
+    )["JobFlowId"]  # fmt: skip
+    return cid
+
+
+def _row_state(page: Page, cid: str) -> str:
+    return page.text(f'#clusters-table tr[data-cluster-id="{cid}"] td.state')
+
+
+def test_clusters_list_follows_the_cluster_as_it_starts(resilin, alice, cluster):
+    seen: list[str] = []
+
+    def ready() -> bool:
+        state = _row_state(alice, cluster)
+        if state and (not seen or seen[-1] != state):
+            seen.append(state)
+            if state in ("STARTING", "BOOTSTRAPPING"):
+                alice.shot(f"clusters-{state.lower()}")
+        return state == "WAITING"
+
+    alice.wait("the cluster to be WAITING in the list", ready, timeout=600)
+    assert seen[0] in ("STARTING", "BOOTSTRAPPING"), seen
+    assert seen[-1] == "WAITING", seen
+    row = f'#clusters-table tr[data-cluster-id="{cluster}"]'
+    assert alice.text(f"{row} td.clouds") == CLOUD
+    assert "emr-7.5.0" in alice.text(f"{row} td.release")
+    assert "Spark" in alice.text(f"{row} td.applications")
+    alice.shot("clusters")
+    assert alice.driver.execute_script("return window.resilinNoReload") == "still here"
+
+
+def test_cluster_page_steps_and_step_logs(resilin, alice, cluster):
+    alice.find(f'#clusters-table tr[data-cluster-id="{cluster}"] a.cluster-link').click()
+    alice.wait("the cluster page", lambda: alice.text("#cluster-state") == "WAITING")
+    step_row = "#steps-table tr[data-step-id]"
+    alice.wait("the first step to complete", lambda: alice.text(f"{step_row} td.step-state") == "COMPLETED")
+    # The phase timeline draws each state the cluster went through.
+    alice.wait("the phase timeline", lambda: len(alice.all("#phase-timeline rect")) >= 3)
+    assert "STARTING" in alice.find("#phase-timeline").text
+    assert alice.all("#instances-plot path, #instances-plot polyline, #instances-plot line")
+    assert alice.all("#steps-plot rect")
+    assert CLOUD in alice.text("#instances-table")
+    assert "team" in alice.text("#tags-table")
+    alice.shot("cluster")
+
+    alice.find(f"{step_row} a.step-link").click()
+    alice.wait("the step's stdout", lambda: STEP_TEXT in alice.text("#log-stdout"))
+    alice.wait("the step's controller log", lambda: "exitCode 0" in alice.text("#log-controller"))
+    assert alice.text("#step-state") == "COMPLETED"
+    alice.shot("step")
+    assert alice.driver.execute_script("return window.resilinNoReload") == "still here"
+
+
+def test_add_a_step_from_the_console_and_see_it_run(resilin, alice, cluster):
+    from selenium.webdriver.support.ui import Select
+
+    alice.driver.get(f"{resilin.console_url}/#/cluster/{cluster}")
+    alice.wait("the cluster page", lambda: alice.text("#cluster-state") == "WAITING")
+    alice.driver.execute_script("window.resilinNoReload = 'still here'")
+    alice.find("#step-name").send_keys("from the console")
+    jar = alice.find("#step-jar")
+    jar.clear()
+    jar.send_keys("command-runner.jar")
+    alice.find("#step-args").send_keys(f'bash -c "echo {ADDED_TEXT}"')
+    Select(alice.find("#step-failure")).select_by_value("CONTINUE")
+    alice.find("#add-step-button").click()
+
+    rows = "#steps-table tr[data-step-id]"
+    alice.wait("the added step in the list", lambda: "from the console" in alice.text("#steps-table"))
+    added = next(r for r in alice.all(rows) if "from the console" in r.text)
+    sid = added.get_attribute("data-step-id")
+    row = f'#steps-table tr[data-step-id="{sid}"]'
+    alice.wait("the added step to complete", lambda: alice.text(f"{row} td.step-state") == "COMPLETED", 300)
+    alice.find(f"{row} a.step-link").click()
+    alice.wait("the added step's stdout", lambda: ADDED_TEXT in alice.text("#log-stdout"))
+    assert alice.driver.execute_script("return window.resilinNoReload") == "still here"
+
+    # The API agrees: the step is the cluster's, run with the arguments the form gave.
+    step = resilin.endpoints(0).client("emr").describe_step(ClusterId=cluster, StepId=sid)["Step"]
+    assert step["Config"]["Args"] == ["bash", "-c", f"echo {ADDED_TEXT}"]
+    assert step["Status"]["State"] == "COMPLETED"
+
+
+def test_web_uis_through_resilin(resilin, alice, cluster):
+    alice.driver.get(f"{resilin.console_url}/#/cluster/{cluster}")
+    alice.wait("the web UI links", lambda: len(alice.all("#web-uis a")) >= 4)
+    links = {a.text: a.get_attribute("href") for a in alice.all("#web-uis a")}
+    base = f"http://127.0.0.1:{resilin.console_ui_port}/{cluster}/"
+    assert all(url.startswith(base) for url in links.values()), links
+
+    alice.driver.get(links["YARN ResourceManager"])
+    alice.wait("YARN's application list", lambda: "All Applications" in alice.driver.page_source)
+    assert alice.driver.current_url.startswith(base + "resourcemanager/")
+    alice.shot("ui-yarn")
+    alice.driver.get(links["HDFS NameNode"])
+    # The overview is filled in by the page's scripts from /jmx (absolute paths, sent back under the prefix).
+    alice.wait("the NameNode overview", lambda: "Security is" in alice.find("body").text, timeout=60)
+    alice.shot("ui-hdfs")
+    alice.driver.get(links["Spark History Server"])
+    alice.wait("Spark's history page", lambda: "History Server" in alice.driver.title)
+    alice.shot("ui-spark")
+
+    # Only with the console's session; never another account's cluster.
+    path = f"/{cluster}/resourcemanager/cluster"
+    assert call(resilin, "GET", path, port=resilin.console_ui_port).status == 401
+    bob_cookie, _ = sign_in(resilin, 1)
+    assert call(resilin, "GET", path, cookie=bob_cookie, port=resilin.console_ui_port).status == 404
+    alice_cookie, _ = sign_in(resilin, 0)
+    assert call(resilin, "POST", path, cookie=alice_cookie, port=resilin.console_ui_port).status == 405
+    answer = call(resilin, "GET", path, cookie=alice_cookie, port=resilin.console_ui_port)
+    assert answer.status == 200 and b"All Applications" in answer.data
+    # The master's own address never reaches the browser: links to its UIs are the proxy's.
+    master = resilin.endpoints(0).client("emr").list_instances(ClusterId=cluster)["Instances"][0]
+    assert f"{master['PrivateIpAddress']}:8088".encode() not in answer.data
+
+
+def test_clouds_page(resilin, alice, cluster):
+    alice.driver.get(f"{resilin.console_url}/#/clouds")
+    row = f'#clouds-table tr[data-cloud="{CLOUD}"]'
+    alice.wait("the cloud's health", lambda: alice.text(f"{row} td.health") == "healthy", timeout=90)
+    assert cluster in alice.text(row)
+    alice.shot("clouds")
+
+
+def test_another_account_sees_nothing_of_it(resilin, browsers, screenshots, cluster):
+    bob = Page(browsers(), resilin.console_url, screenshots)
+    bob.sign_in(resilin.accounts[1])
+    bob.wait(
+        "Bob's (empty) list",
+        lambda: bob.all("#clusters-empty") and bob.find("#clusters-empty").is_displayed(),
+    )
+    assert cluster not in bob.driver.page_source
+    bob.driver.get(f"{resilin.console_url}/#/cluster/{cluster}")
+    bob.wait("the refusal", lambda: "not valid" in bob.text("#error-banner"))
+    assert "console" not in bob.text("#cluster-summary")
+    bob.shot("other-account")
+
+    cookie, csrf = sign_in(resilin, 1)
+    for path in (f"/details/{cluster}", f"/logs/{cluster}/s-NONE/stdout"):
+        assert call(resilin, "GET", path, cookie=cookie).status == 404, path
+    described = call(
+        resilin, "POST", "/api/DescribeCluster", {"ClusterId": cluster}, cookie=cookie, csrf=csrf
+    )
+    assert described.status == 400
+    terminate = call(
+        resilin, "POST", "/api/TerminateJobFlows", {"JobFlowIds": [cluster]}, cookie=cookie, csrf=csrf
+    )
+    assert terminate.status == 400
+    emr = resilin.endpoints(0).client("emr")
+    assert emr.describe_cluster(ClusterId=cluster)["Cluster"]["Status"]["State"] == "WAITING"
+
+
+def test_terminate_respects_protection_and_the_list_follows(resilin, alice, cluster):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    alice.driver.get(f"{resilin.console_url}/#/cluster/{cluster}")
+    alice.wait("the cluster page", lambda: alice.text("#cluster-state") == "WAITING")
+    alice.find("#protection-button").click()
+    emr = resilin.endpoints(0).client("emr")
+    wait_for("protection", lambda: emr.describe_cluster(ClusterId=cluster)["Cluster"]["TerminationProtected"])
+    alice.find("#clone-button").click()
+    alice.wait("the clone command", lambda: "aws emr create-cluster" in alice.text("#clone-command"))
+    clone = alice.text("#clone-command")
+    assert "--release-label emr-7.5.0" in clone and "--termination-protected" in clone, clone
+
+    def confirm_terminate() -> None:
+        alice.find("#terminate-button").click()
+        WebDriverWait(alice.driver, 10).until(lambda d: d.switch_to.alert).accept()
+
+    confirm_terminate()
+    alice.wait("the refusal", lambda: "protect" in alice.text("#action-message").lower())
+    assert emr.describe_cluster(ClusterId=cluster)["Cluster"]["Status"]["State"] == "WAITING"
+    alice.shot("cluster-protected")
+
+    alice.find("#protection-button").click()
+    wait_for(
+        "no protection",
+        lambda: not emr.describe_cluster(ClusterId=cluster)["Cluster"]["TerminationProtected"],
+    )
+    confirm_terminate()
+    alice.driver.execute_script("window.location.hash = '#/clusters'")
+    alice.driver.execute_script("window.resilinNoReload = 'still here'")
+    seen: list[str] = []
+
+    def ended() -> bool:
+        state = _row_state(alice, cluster)
+        if state and (not seen or seen[-1] != state):
+            seen.append(state)
+        return state == "TERMINATED"
+
+    alice.wait("the cluster to be TERMINATED in the list", ended, timeout=300)
+    assert "TERMINATING" in seen or seen == ["TERMINATED"], seen
+    assert alice.driver.execute_script("return window.resilinNoReload") == "still here"
+    alice.shot("clusters-terminated")
+
+    # Once the cluster is gone, the step logs come from LogUri.
+    alice.find(f'#clusters-table tr[data-cluster-id="{cluster}"] a.cluster-link').click()
+    alice.wait("the ended cluster's page", lambda: alice.text("#cluster-state") == "TERMINATED")
+    alice.wait("the phase timeline to end", lambda: "TERMINATED" in alice.find("#phase-timeline").text)
+    alice.shot("cluster-terminated")
+    cookie, _ = sign_in(resilin, 0)
+    steps = emr.list_steps(ClusterId=cluster)["Steps"]
+    first = next(s for s in steps if s["Name"] == "greet")
+    answer = call(resilin, "GET", f"/logs/{cluster}/{first['Id']}/stdout", cookie=cookie).json()
+    assert answer["Source"] == "LogUri" and STEP_TEXT in answer["Data"] and answer["Complete"]
