@@ -166,6 +166,8 @@ class ConsoleResource(AwsResource[Answer]):
         path, method = head.raw_path, head.method
         if path in ("/", "/index.html") and method == "GET":
             return self.static("index.html", html=True)
+        if path == "/favicon.ico":
+            return Answer(204, {}, b"")  # none: a browser asks on every page
         if path.startswith("/static/") and method == "GET":
             return self.static(path.removeprefix("/static/"))
         if path == signin.SIGNIN_PATH and method == "GET":

@@ -29,6 +29,11 @@ LOGS_BUCKET = "console-logs"
 STEP_TEXT = "hello from the first step"
 ADDED_TEXT = "added from the console"
 CHROMIUM = "/usr/bin/chromium"
+# Prints, then runs a YARN application (MapReduce's pi, small), then waits: long enough to be watched.
+FIRST_STEP = (
+    f"echo '{STEP_TEXT}'; sleep 8; "
+    "hadoop jar /usr/lib/hadoop-mapreduce/hadoop-mapreduce-examples.jar pi 1 10 && sleep 5"
+)
 
 http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=60))
 
@@ -250,7 +255,7 @@ def cluster(resilin, alice):
         Steps=[{
             "Name": "greet",
             "ActionOnFailure": "CONTINUE",
-            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", f"echo '{STEP_TEXT}'; sleep 2"]},
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", FIRST_STEP]},
         }],
         Tags=[{"Key": "team", "Value": "console"}],
     )["JobFlowId"]  # fmt: skip
@@ -264,17 +269,16 @@ def _row_state(page: Page, cid: str) -> str:
 def test_clusters_list_follows_the_cluster_as_it_starts(resilin, alice, cluster):
     seen: list[str] = []
 
-    def ready() -> bool:
+    def running() -> bool:
         state = _row_state(alice, cluster)
         if state and (not seen or seen[-1] != state):
             seen.append(state)
             if state in ("STARTING", "BOOTSTRAPPING"):
                 alice.shot(f"clusters-{state.lower()}")
-        return state == "WAITING"
+        return state == "RUNNING"
 
-    alice.wait("the cluster to be WAITING in the list", ready, timeout=600)
-    assert seen[0] in ("STARTING", "BOOTSTRAPPING"), seen
-    assert seen[-1] == "WAITING", seen
+    alice.wait("the cluster to be RUNNING its step in the list", running, timeout=600)
+    assert seen[0] in ("STARTING", "BOOTSTRAPPING") and seen[-1] == "RUNNING", seen
     row = f'#clusters-table tr[data-cluster-id="{cluster}"]'
     assert alice.text(f"{row} td.clouds") == CLOUD
     assert "emr-7.5.0" in alice.text(f"{row} td.release")
@@ -283,26 +287,38 @@ def test_clusters_list_follows_the_cluster_as_it_starts(resilin, alice, cluster)
     assert alice.driver.execute_script("return window.resilinNoReload") == "still here"
 
 
-def test_cluster_page_steps_and_step_logs(resilin, alice, cluster):
+def test_a_running_steps_logs_are_tailed_live(resilin, alice, cluster):
     alice.find(f'#clusters-table tr[data-cluster-id="{cluster}"] a.cluster-link').click()
-    alice.wait("the cluster page", lambda: alice.text("#cluster-state") == "WAITING")
     step_row = "#steps-table tr[data-step-id]"
-    alice.wait("the first step to complete", lambda: alice.text(f"{step_row} td.step-state") == "COMPLETED")
+    alice.wait("the running step", lambda: alice.text(f"{step_row} td.step-state") == "RUNNING")
+    alice.find(f"{step_row} a.step-link").click()
+    alice.wait("the step's stdout", lambda: STEP_TEXT in alice.text("#log-stdout"))
+    # Read on the master while the step still runs, not once it has ended.
+    assert alice.text("#step-state") == "RUNNING"
+    alice.shot("step-running")
+    alice.wait("the step to complete", lambda: alice.text("#step-state") == "COMPLETED", timeout=300)
+    alice.wait("the step's controller log", lambda: "exitCode 0" in alice.text("#log-controller"))
+    # The YARN application the step started, linked to its page in the ResourceManager's UI.
+    app = alice.wait("the step's YARN application", lambda: alice.all("#step-applications a"))[0]
+    assert app.text.startswith("application_")
+    assert f"/{cluster}/resourcemanager/cluster/app/{app.text}" in app.get_attribute("href")
+    assert "Estimated value of Pi" in alice.text("#log-stdout")
+    alice.shot("step")
+    assert alice.driver.execute_script("return window.resilinNoReload") == "still here"
+
+
+def test_cluster_page_draws_its_phases_instances_and_steps(resilin, alice, cluster):
+    alice.find("#step-page a.cluster-crumb").click()
+    alice.wait("the cluster to wait", lambda: alice.text("#cluster-state") == "WAITING")
     # The phase timeline draws each state the cluster went through.
-    alice.wait("the phase timeline", lambda: len(alice.all("#phase-timeline rect")) >= 3)
-    assert "STARTING" in alice.find("#phase-timeline").text
+    alice.wait("the phase timeline", lambda: len(alice.all("#phase-timeline rect")) >= 4)
+    timeline = alice.find("#phase-timeline").text
+    assert all(state in timeline for state in ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")), timeline
     assert alice.all("#instances-plot path, #instances-plot polyline, #instances-plot line")
     assert alice.all("#steps-plot rect")
     assert CLOUD in alice.text("#instances-table")
     assert "team" in alice.text("#tags-table")
     alice.shot("cluster")
-
-    alice.find(f"{step_row} a.step-link").click()
-    alice.wait("the step's stdout", lambda: STEP_TEXT in alice.text("#log-stdout"))
-    alice.wait("the step's controller log", lambda: "exitCode 0" in alice.text("#log-controller"))
-    assert alice.text("#step-state") == "COMPLETED"
-    alice.shot("step")
-    assert alice.driver.execute_script("return window.resilinNoReload") == "still here"
 
 
 def test_add_a_step_from_the_console_and_see_it_run(resilin, alice, cluster):
@@ -343,8 +359,14 @@ def test_web_uis_through_resilin(resilin, alice, cluster):
     assert all(url.startswith(base) for url in links.values()), links
 
     alice.driver.get(links["YARN ResourceManager"])
-    alice.wait("YARN's application list", lambda: "All Applications" in alice.driver.page_source)
-    assert alice.driver.current_url.startswith(base + "resourcemanager/")
+    alice.wait("YARN's page", lambda: "About the Cluster" in alice.driver.title)
+    # Its links are absolute paths of the ResourceManager's own: they come back under its prefix.
+    from selenium.webdriver.common.by import By
+
+    alice.driver.find_element(By.LINK_TEXT, "Applications").click()
+    alice.wait("YARN's application list", lambda: "All Applications" in alice.driver.title)
+    assert alice.driver.current_url == base + "resourcemanager/cluster/apps"
+    alice.wait("the step's application", lambda: "QuasiMonteCarlo" in alice.find("body").text)
     alice.shot("ui-yarn")
     alice.driver.get(links["HDFS NameNode"])
     # The overview is filled in by the page's scripts from /jmx (absolute paths, sent back under the prefix).
@@ -355,7 +377,7 @@ def test_web_uis_through_resilin(resilin, alice, cluster):
     alice.shot("ui-spark")
 
     # Only with the console's session; never another account's cluster.
-    path = f"/{cluster}/resourcemanager/cluster"
+    path = f"/{cluster}/resourcemanager/cluster/apps"
     assert call(resilin, "GET", path, port=resilin.console_ui_port).status == 401
     bob_cookie, _ = sign_in(resilin, 1)
     assert call(resilin, "GET", path, cookie=bob_cookie, port=resilin.console_ui_port).status == 404
