@@ -214,8 +214,18 @@ class Page:
 
         return wait_for(what, checked, timeout=timeout, interval=0.5)
 
-    def shot(self, name: str) -> None:
-        self.driver.save_screenshot(str(self.shots / f"{name}.png"))
+    def shot(self, name: str, whole: bool = False) -> None:
+        """Save the window as ``name``.png; ``whole``: the whole page, however long."""
+        if not whole:
+            self.driver.save_screenshot(str(self.shots / f"{name}.png"))
+            return
+        size = self.driver.get_window_size()
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(size["width"], max(size["height"], height + 140))
+        try:
+            self.driver.save_screenshot(str(self.shots / f"{name}.png"))
+        finally:
+            self.driver.set_window_size(size["width"], size["height"])
 
     def sign_in(self, creds) -> None:
         self.driver.get(self.base + "/")
@@ -251,7 +261,14 @@ def cluster(resilin, alice):
         ReleaseLabel="emr-7.5.0",
         Applications=[{"Name": "Hadoop"}, {"Name": "Spark"}],
         LogUri=f"s3://{LOGS_BUCKET}/logs/",
-        Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True},
+        Instances={
+            "InstanceGroups": [
+                {"Name": "Master", "InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
+                # Empty until the console resizes it.
+                {"Name": "Task", "InstanceRole": "TASK", "InstanceType": "m5.xlarge", "InstanceCount": 0},
+            ],
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
         Steps=[{
             "Name": "greet",
             "ActionOnFailure": "CONTINUE",
@@ -318,7 +335,28 @@ def test_cluster_page_draws_its_phases_instances_and_steps(resilin, alice, clust
     assert alice.all("#steps-plot rect")
     assert CLOUD in alice.text("#instances-table")
     assert "team" in alice.text("#tags-table")
-    alice.shot("cluster")
+
+    # Resize the task group from the console: its instance joins, and the plot counts it.
+    task = next(r for r in alice.all("#groups-table tr[data-group-id]") if "TASK" in r.text)
+    gid = task.get_attribute("data-group-id")
+    count = alice.find(f'#groups-table tr[data-group-id="{gid}"] .resize-count')
+    count.clear()
+    count.send_keys("1")
+    alice.find(f'#groups-table tr[data-group-id="{gid}"] .resize-button').click()
+    emr = resilin.endpoints(0).client("emr")
+
+    def task_running() -> bool:
+        instances = emr.list_instances(ClusterId=cluster, InstanceGroupTypes=["TASK"])["Instances"]
+        return [i["Status"]["State"] for i in instances] == ["RUNNING"]
+
+    wait_for("the task instance", task_running, timeout=300)
+    rows = "#instances-table tr[data-instance-id]"
+    alice.wait(
+        "two instances on the page", lambda: [r.text.count("RUNNING") for r in alice.all(rows)] == [1, 1]
+    )
+    alice.wait("the plot to count two", lambda: "peak: 2" in alice.find("#instances-plot").text)
+    alice.wait("the cluster to wait", lambda: alice.text("#cluster-state") == "WAITING")
+    alice.shot("cluster", whole=True)
 
 
 def test_add_a_step_from_the_console_and_see_it_run(resilin, alice, cluster):
@@ -426,6 +464,45 @@ def test_another_account_sees_nothing_of_it(resilin, browsers, screenshots, clus
     assert emr.describe_cluster(ClusterId=cluster)["Cluster"]["Status"]["State"] == "WAITING"
 
 
+def _run_the_clone(resilin, emr, cluster: str, clone: str) -> None:
+    """The clone command, run as the console shows it with the AWS CLI, asks for the same cluster."""
+    aws = shutil.which("aws", path=os.path.dirname(sys.executable))
+    creds = resilin.accounts[0]
+    env = os.environ | {
+        "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+        "RESILIN_ENDPOINT": f"http://127.0.0.1:{resilin.api_port}",
+        "AWS_ACCESS_KEY_ID": creds.access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+    assert aws is not None
+    done = subprocess.run(["bash", "-c", clone], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    copy = json.loads(done.stdout)["ClusterId"]
+    try:
+        original = emr.describe_cluster(ClusterId=cluster)["Cluster"]
+        cloned = emr.describe_cluster(ClusterId=copy)["Cluster"]
+        for key in ("Name", "ReleaseLabel", "LogUri", "AutoTerminate", "TerminationProtected", "Tags"):
+            assert cloned[key] == original[key], key
+        assert [a["Name"] for a in cloned["Applications"]] == [a["Name"] for a in original["Applications"]]
+        steps = [(s["Name"], s["Config"]["Args"], s["ActionOnFailure"])
+                 for s in reversed(emr.list_steps(ClusterId=copy)["Steps"])]  # fmt: skip
+        assert steps[0] == ("greet", ["bash", "-c", FIRST_STEP], "CONTINUE"), steps
+        groups = emr.list_instance_groups(ClusterId=copy)["InstanceGroups"]
+        # The task group as it is now: resized to one instance.
+        assert sorted(
+            (g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups
+        ) == [
+            ("MASTER", "m5.xlarge", 1),
+            ("TASK", "m5.xlarge", 1),
+        ]
+    finally:
+        emr.set_termination_protection(JobFlowIds=[copy], TerminationProtected=False)
+        emr.terminate_job_flows(JobFlowIds=[copy])
+
+
 def test_terminate_respects_protection_and_the_list_follows(resilin, alice, cluster):
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -436,8 +513,9 @@ def test_terminate_respects_protection_and_the_list_follows(resilin, alice, clus
     wait_for("protection", lambda: emr.describe_cluster(ClusterId=cluster)["Cluster"]["TerminationProtected"])
     alice.find("#clone-button").click()
     alice.wait("the clone command", lambda: "aws emr create-cluster" in alice.text("#clone-command"))
-    clone = alice.text("#clone-command")
+    clone = alice.find("#clone-command").get_attribute("textContent")
     assert "--release-label emr-7.5.0" in clone and "--termination-protected" in clone, clone
+    _run_the_clone(resilin, emr, cluster, clone)
 
     def confirm_terminate() -> None:
         alice.find("#terminate-button").click()
@@ -468,6 +546,14 @@ def test_terminate_respects_protection_and_the_list_follows(resilin, alice, clus
     assert "TERMINATING" in seen or seen == ["TERMINATED"], seen
     assert alice.driver.execute_script("return window.resilinNoReload") == "still here"
     alice.shot("clusters-terminated")
+    # The filters are ListClusters' own.
+    from selenium.webdriver.support.ui import Select
+
+    Select(alice.find("#state-filter")).select_by_value("active")
+    row = f'#clusters-table tr[data-cluster-id="{cluster}"]'
+    alice.wait("the ended cluster to leave the active ones", lambda: not alice.all(row))
+    Select(alice.find("#state-filter")).select_by_value("TERMINATED")
+    alice.wait("the ended cluster among the terminated", lambda: _row_state(alice, cluster) == "TERMINATED")
 
     # Once the cluster is gone, the step logs come from LogUri.
     alice.find(f'#clusters-table tr[data-cluster-id="{cluster}"] a.cluster-link').click()

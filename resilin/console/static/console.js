@@ -290,6 +290,7 @@
     for (const id of S.timers) clearTimeout(id);
     S.timers.clear();
     S.token++;
+    unobservePlots();
     S.errors.clear();
     renderBanner();
   }
@@ -316,6 +317,7 @@
         if (alive()) clearError(key);
       } catch (e) {
         if (alive() && !e.sessionEnded) setError(key, e);
+        if (e && e.stopPolling) result = 'stop'; // nothing more to ask for: keep the error shown
       }
       running = false;
       if (!alive()) return;
@@ -434,16 +436,60 @@
 
   // ---------------------------------------------------------------- charts
 
+  // Plots are as wide as their card: measured at draw time, redrawn when the card changes width.
+  const PLOT_W = 900;
+  const PLOT_MIN_W = 360;
+  let plotObserver = null;
+
+  function plotWidth(svg) {
+    const box = svg.parentNode;
+    if (!box || !box.isConnected || !box.clientWidth) return PLOT_W;
+    const cs = window.getComputedStyle(box);
+    const w = box.clientWidth - (parseFloat(cs.paddingLeft) || 0) - (parseFloat(cs.paddingRight) || 0);
+    return w > 0 ? Math.max(PLOT_MIN_W, Math.floor(w)) : PLOT_W;
+  }
+
+  function observePlot(svg) {
+    const box = svg.parentNode;
+    if (!box || svg._observed || typeof ResizeObserver !== 'function') return;
+    if (!plotObserver) {
+      plotObserver = new ResizeObserver((entries) => {
+        const plots = entries.filter((en) => en.contentRect.width > 0).flatMap((en) => [...(en.target._plots || [])]);
+        // Redrawn in the next frame, outside of the observer's own notification.
+        window.requestAnimationFrame(() => {
+          for (const plot of plots) {
+            if (plot.isConnected && plot._redraw && plotWidth(plot) !== plot._drawnW) plot._redraw();
+          }
+        });
+      });
+    }
+    svg._observed = true;
+    if (!box._plots) {
+      box._plots = new Set();
+      plotObserver.observe(box);
+    }
+    box._plots.add(svg);
+  }
+
+  function unobservePlots() {
+    if (plotObserver) plotObserver.disconnect();
+    plotObserver = null;
+  }
+
   function resetSvg(svg, w, hgt) {
     svg.replaceChildren();
     svg.setAttribute('width', w);
     svg.setAttribute('height', hgt);
     svg.setAttribute('viewBox', `0 0 ${w} ${hgt}`);
+    svg._drawnW = w;
+    observePlot(svg);
   }
 
   function svgMessage(svg, msg) {
-    resetSvg(svg, 900, 48);
-    svg.append(svgEl('text', { x: 450, y: 28, 'text-anchor': 'middle', class: 'plot-empty' }, msg));
+    const W = plotWidth(svg);
+    resetSvg(svg, W, 48);
+    svg.append(svgEl('text', { x: W / 2, y: 28, 'text-anchor': 'middle', class: 'plot-empty' }, msg));
+    svg._redraw = () => svgMessage(svg, msg);
   }
 
   function timeTicks(t0, t1, maxTicks) {
@@ -478,60 +524,97 @@
     svg.append(svgEl('text', { x: x1, y: y + 30, 'text-anchor': 'end', class: 'axis-label' }, 'local time'));
   }
 
-  // rows: [{label, start, end, state, title}]
-  function drawGantt(svg, rows, labelW) {
-    const W = 900;
-    const x0 = labelW;
+  // Width of a label column for the given labels (12px text), within the plot's bounds.
+  function labelWidth(labels, W) {
+    const longest = Math.max(0, ...labels.map((l) => String(l).length));
+    return Math.round(Math.min(Math.max(120, longest * 7 + 20), W * 0.45));
+  }
+
+  // lanes: [{label, title, state, spans: [{start, end, title, marker}]}]; a marker span is an instant.
+  function drawGantt(svg, lanes) {
+    const W = plotWidth(svg);
+    const x0 = labelWidth(lanes.map((l) => l.label), W);
     const x1 = W - 20;
     const rowH = 22;
     const top = 8;
-    const t0 = Math.min(...rows.map((r) => r.start));
-    let t1 = Math.max(...rows.map((r) => r.end));
+    const spans = lanes.flatMap((l) => l.spans);
+    const t0 = Math.min(...spans.map((s) => s.start));
+    let t1 = Math.max(...spans.map((s) => s.end));
     if (t1 - t0 < 1) t1 = t0 + 1;
-    const axisY = top + rows.length * rowH + 4;
+    const axisY = top + lanes.length * rowH + 4;
     resetSvg(svg, W, Math.max(100, axisY + 36));
     const sx = (t) => x0 + ((t - t0) / (t1 - t0)) * (x1 - x0);
     drawTimeAxis(svg, x0, x1, axisY, t0, t1, top);
-    rows.forEach((r, i) => {
+    lanes.forEach((lane, i) => {
       const y = top + i * rowH;
-      svg.append(svgEl('text', { x: x0 - 8, y: y + rowH / 2 + 4, 'text-anchor': 'end', class: 'plot-label' }, r.label));
-      const bx = sx(r.start);
-      const rect = svgEl('rect', {
-        x: bx.toFixed(1), y: y + 3, width: Math.max(2, sx(r.end) - bx).toFixed(1), height: rowH - 6, rx: 2,
-        class: 'bar state-' + r.state,
-      });
-      rect.append(svgEl('title', null, r.title));
-      svg.append(rect);
+      const label = svgEl('text', { x: x0 - 8, y: y + rowH / 2 + 4, 'text-anchor': 'end', class: 'plot-label' }, lane.label);
+      if (lane.title) label.append(svgEl('title', null, lane.title));
+      svg.append(label);
+      for (const s of lane.spans) {
+        const bx = sx(s.start);
+        let shape;
+        if (s.marker) {
+          const cy = y + rowH / 2;
+          const r = (rowH - 6) / 2;
+          shape = svgEl('path', {
+            d: `M${bx.toFixed(1)},${cy - r} l${r},${r} l${-r},${r} l${-r},${-r} Z`,
+            class: 'bar marker state-' + lane.state,
+          });
+        } else {
+          shape = svgEl('rect', {
+            x: bx.toFixed(1), y: y + 3, width: Math.max(2, sx(s.end) - bx).toFixed(1), height: rowH - 6, rx: 2,
+            class: 'bar state-' + lane.state,
+          });
+        }
+        if (s.title) shape.append(svgEl('title', null, s.title));
+        svg.append(shape);
+      }
     });
   }
 
+  // One lane per state, in order of first appearance, holding every interval spent in that state.
   function drawPhases(svg, history) {
+    svg._redraw = () => drawPhases(svg, history);
     const hist = (history || []).filter((e) => toEpoch(e.Start) != null);
     if (!hist.length) {
       svgMessage(svg, 'No state history yet.');
+      svg._redraw = () => drawPhases(svg, history);
       return;
     }
     const now = nowSec();
-    const rows = hist.map((e, i) => {
+    const lanes = new Map();
+    hist.forEach((e, i) => {
       const start = toEpoch(e.Start);
       const final = FINAL_CLUSTER.has(e.State);
-      let end;
-      if (i + 1 < hist.length) end = toEpoch(hist[i + 1].Start);
-      else end = final ? start : Math.max(start, now);
-      const isLastFinal = final && i + 1 === hist.length;
-      const dur = fmtDuration(end - start);
-      return {
-        start,
-        end,
-        state: e.State,
-        label: isLastFinal ? `${e.State} at ${fmtTime(start).slice(11)}` : `${e.State} ${dur}`,
-        title: `${e.State}: ${fmtTime(start)}${isLastFinal ? '' : ' – ' + fmtTime(end) + ' (' + dur + ')'}`,
-      };
+      const next = i + 1 < hist.length ? toEpoch(hist[i + 1].Start) : null;
+      const end = next != null ? Math.max(start, next) : (final ? start : Math.max(start, now));
+      let lane = lanes.get(e.State);
+      if (!lane) {
+        lane = { state: e.State, final, total: 0, at: start, spans: [] };
+        lanes.set(e.State, lane);
+      }
+      if (final) {
+        lane.at = start;
+        lane.spans.push({ start, end: start, marker: true, title: `${e.State} at ${fmtTime(start)}` });
+      } else {
+        const dur = fmtDuration(end - start);
+        lane.total += end - start;
+        lane.spans.push({
+          start, end, title: `${e.State}: ${fmtTime(start)} – ${fmtTime(end)}${next == null ? ' (ongoing)' : ''} (${dur})`,
+        });
+      }
     });
-    drawGantt(svg, rows, 230);
+    const rows = [...lanes.values()].map((l) => {
+      const times = l.spans.length > 1 ? ` in ${l.spans.length} periods` : '';
+      return Object.assign(l, l.final
+        ? { label: `${l.state} at ${fmtTime(l.at).slice(11)}`, title: `${l.state} at ${fmtTime(l.at)}` }
+        : { label: `${l.state} ${fmtDuration(l.total)}`, title: `${l.state}: ${fmtDuration(l.total)}${times}` });
+    });
+    drawGantt(svg, rows);
   }
 
   function drawSteps(svg, steps) {
+    svg._redraw = () => drawSteps(svg, steps);
     const now = nowSec();
     const started = steps
       .filter((s) => toEpoch(s.Status && s.Status.Timeline && s.Status.Timeline.StartDateTime) != null)
@@ -546,19 +629,23 @@
       .slice(-20);
     if (!started.length) {
       svgMessage(svg, 'No step has started yet.');
+      svg._redraw = () => drawSteps(svg, steps);
       return;
     }
-    const rows = started.map(({ s, start, end }) => ({
-      start,
-      end,
-      state: s.Status.State,
-      label: `${truncate(s.Name || s.Id, 26)} ${fmtDuration(end - start)}`,
-      title: `${s.Name} (${s.Id}) ${s.Status.State}: ${fmtDuration(end - start)}`,
-    }));
-    drawGantt(svg, rows, 260);
+    const lanes = started.map(({ s, start, end }) => {
+      const title = `${s.Name} (${s.Id}) ${s.Status.State}: ${fmtDuration(end - start)}`;
+      return {
+        state: s.Status.State,
+        label: `${truncate(s.Name || s.Id, 26)} ${fmtDuration(end - start)}`,
+        title,
+        spans: [{ start, end, title }],
+      };
+    });
+    drawGantt(svg, lanes);
   }
 
   function drawInstances(svg, instances, cluster) {
+    svg._redraw = () => drawInstances(svg, instances, cluster);
     const events = [];
     for (const inst of instances || []) {
       const tl = (inst.Status && inst.Status.Timeline) || {};
@@ -570,6 +657,7 @@
     }
     if (!events.length) {
       svgMessage(svg, 'No instances yet.');
+      svg._redraw = () => drawInstances(svg, instances, cluster);
       return;
     }
     events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
@@ -590,7 +678,7 @@
     }
     pts.push([t1, n]);
 
-    const W = 900;
+    const W = plotWidth(svg);
     const H = 170;
     const L = 56;
     const R = 20;
@@ -803,6 +891,8 @@
     document.title = `${cid} · Resilin console`;
     const data = { cluster: null, details: null, groups: [], instances: [], steps: [], bootstraps: null };
     let poller = null;
+    let ended = false; // TERMINATED or TERMINATED_WITH_ERRORS: nothing left to change
+    const pending = new Set(); // controls disabled while their request runs
 
     // --- header and actions
     const title = h('span', null, cid);
@@ -815,6 +905,8 @@
     const protectionBtn = h('button', { id: 'protection-button', type: 'button', disabled: true },
       'Termination protection');
     const cloneBtn = h('button', { id: 'clone-button', type: 'button' }, 'Clone as CLI command');
+    const endedNote = h('span', { id: 'cluster-ended', class: 'ended-note muted', hidden: true },
+      'This cluster has ended.');
     const cloneCmd = h('pre', { id: 'clone-command' });
     const copyBtn = h('button', { id: 'clone-copy', type: 'button' }, 'Copy');
     const cloneBox = h('div', { class: 'card clone-box', hidden: true },
@@ -891,10 +983,10 @@
     const section = h('section', { id: 'cluster-page', 'data-cluster-id': cid },
       h('div', { class: 'crumbs' }, h('a', { href: '#/clusters' }, 'Clusters'), ' / ', h('span', { class: 'mono' }, cid)),
       h('div', { class: 'page-head' }, h('h2', null, title),
-        h('div', { class: 'actions' }, protectionBtn, terminateBtn, cloneBtn)),
+        h('div', { class: 'actions' }, endedNote, protectionBtn, terminateBtn, cloneBtn)),
       message,
       cloneBox,
-      h('div', { class: 'two-col' },
+      h('div', { class: 'two-col wide-left' },
         card('Summary', summary),
         card('Web interfaces', webUis)),
       card('Phases', phaseSvg),
@@ -907,6 +999,51 @@
         card('Tags', h('div', { class: 'table-wrap' }, tagsT.table))),
       card('Configurations', configs));
     $('content').replaceChildren(section);
+
+    // The cluster does not exist or belongs to another account: nothing else to show or do.
+    function showNotFound() {
+      document.title = 'Cluster not found · Resilin console';
+      section.replaceChildren(h('div', { id: 'cluster-not-found', class: 'card' },
+        h('h3', null, 'Cluster not found'),
+        h('p', null, 'No cluster ', h('span', { class: 'mono' }, cid),
+          ' is visible to this account: it may not exist, or it may belong to another account.'),
+        h('p', { class: 'not-found-back' }, h('a', { href: '#/clusters' }, '← Back to the clusters list'))));
+    }
+
+    // Whether DescribeCluster's error means there is no such cluster for this account, rather than a
+    // passing failure: always so for 400 and 404, and for other client errors before any answer.
+    function meansNotFound(e, first) {
+      if (!e || e.sessionEnded || !e.status) return false;
+      if (e.status === 400 || e.status === 404) return true;
+      return first && e.status > 400 && e.status < 500 && ![401, 408, 429].includes(e.status);
+    }
+
+    function setDisabled(el, off) {
+      const want = off || pending.has(el);
+      if (el.disabled !== want) el.disabled = want;
+    }
+
+    // Once the cluster has ended, what would change it is disabled (cloning stays possible).
+    function renderEnded() {
+      endedNote.hidden = !ended;
+      setDisabled(terminateBtn, ended);
+      setDisabled(protectionBtn, ended || !data.cluster);
+      for (const el of [stepName, stepType, stepJar, stepArgs, stepFailure, addStepBtn]) setDisabled(el, ended);
+      for (const tr of groupsT.tbody.rows) for (const el of tr._resize || []) setDisabled(el, ended);
+    }
+
+    // Run a request with `el` disabled meanwhile.
+    async function busy(el, fn) {
+      pending.add(el);
+      el.disabled = true;
+      try {
+        await fn();
+      } finally {
+        pending.delete(el);
+        el.disabled = false;
+        renderEnded();
+      }
+    }
 
     // --- renderers
     function renderSummary() {
@@ -931,7 +1068,8 @@
       setText(dd.ready, fmtTime(tl.ReadyDateTime));
       setText(dd.ended, fmtTime(tl.EndDateTime));
       setText(dd.elapsed, span(tl.CreationDateTime, tl.EndDateTime));
-      protectionBtn.disabled = false;
+      ended = FINAL_CLUSTER.has(st.State);
+      renderEnded();
       setText(protectionBtn, c.TerminationProtected ? 'Disable termination protection' : 'Enable termination protection');
       setText(configs, JSON.stringify(c.Configurations || [], null, 2));
       const tags = (c.Tags || []).slice().sort((a, b) => String(a.Key).localeCompare(String(b.Key)));
@@ -984,25 +1122,28 @@
             showAction('Enter the new number of instances.', true);
             return;
           }
-          btn.disabled = true;
-          try {
-            await api('ModifyInstanceGroups', {
-              ClusterId: cid, InstanceGroups: [{ InstanceGroupId: g.Id, InstanceCount: n }],
-            });
-            showAction(`Resize of ${g.Id} to ${n} instance(s) requested.`, false);
-            poller.now();
-          } catch (e) {
-            if (!e.sessionEnded) showAction(errText(e), true);
-          } finally {
-            btn.disabled = false;
-          }
+          await busy(btn, async () => {
+            try {
+              await api('ModifyInstanceGroups', {
+                ClusterId: cid, InstanceGroups: [{ InstanceGroupId: g.Id, InstanceCount: n }],
+              });
+              showAction(`Resize of ${g.Id} to ${n} instance(s) requested.`, false);
+              poller.now();
+            } catch (e) {
+              if (!e.sessionEnded) showAction(errText(e), true);
+            }
+          });
         });
+        input.disabled = ended;
+        btn.disabled = ended;
         resizeTd.append(input, btn);
+        resizeTd._controls = [input, btn];
       } else {
         resizeTd.append(h('span', { class: 'muted' }, '—'));
       }
       const tr = h('tr', null, ...cells, resizeTd);
       tr._cells = cells;
+      tr._resize = resizeTd._controls || [];
       return tr;
     }
 
@@ -1122,6 +1263,11 @@
         data.bootstraps ? Promise.resolve(data.bootstraps) : apiAll('ListBootstrapActions', q, 'BootstrapActions'),
       ]);
       if (!alive()) return;
+      if (res[0].status === 'rejected' && meansNotFound(res[0].reason, !data.cluster)) {
+        showNotFound();
+        res[0].reason.stopPolling = true; // its message stays in the banner
+        throw res[0].reason;
+      }
       const errors = [];
       const val = (i) => {
         if (res[i].status === 'fulfilled') return res[i].value;
@@ -1147,37 +1293,36 @@
     // --- actions
     terminateBtn.addEventListener('click', async () => {
       if (!window.confirm(`Terminate cluster ${cid}? This cannot be undone.`)) return;
-      terminateBtn.disabled = true;
-      try {
-        await api('TerminateJobFlows', { JobFlowIds: [cid] });
-        showAction(`Termination of ${cid} requested.`, false);
-        poller.now();
-      } catch (e) {
-        if (!e.sessionEnded) showAction(errText(e), true);
-      } finally {
-        terminateBtn.disabled = false;
-      }
+      await busy(terminateBtn, async () => {
+        try {
+          await api('TerminateJobFlows', { JobFlowIds: [cid] });
+          showAction(`Termination of ${cid} requested.`, false);
+          poller.now();
+        } catch (e) {
+          if (!e.sessionEnded) showAction(errText(e), true);
+        }
+      });
     });
 
     protectionBtn.addEventListener('click', async () => {
       if (!data.cluster) return;
       const want = !data.cluster.TerminationProtected;
-      protectionBtn.disabled = true;
-      try {
-        await api('SetTerminationProtection', { JobFlowIds: [cid], TerminationProtected: want });
-        data.cluster.TerminationProtected = want;
-        showAction(`Termination protection ${want ? 'enabled' : 'disabled'}.`, false);
-        renderSummary();
-        poller.now();
-      } catch (e) {
-        if (!e.sessionEnded) showAction(errText(e), true);
-      } finally {
-        protectionBtn.disabled = false;
-      }
+      await busy(protectionBtn, async () => {
+        try {
+          await api('SetTerminationProtection', { JobFlowIds: [cid], TerminationProtected: want });
+          data.cluster.TerminationProtected = want;
+          showAction(`Termination protection ${want ? 'enabled' : 'disabled'}.`, false);
+          renderSummary();
+          poller.now();
+        } catch (e) {
+          if (!e.sessionEnded) showAction(errText(e), true);
+        }
+      });
     });
 
     addStep.addEventListener('submit', async (ev) => {
       ev.preventDefault();
+      if (ended) return;
       let args;
       try {
         args = splitArgs(stepArgs.value);
@@ -1188,19 +1333,18 @@
       const commandRunner = stepType.value === 'command-runner';
       const jar = commandRunner ? 'command-runner.jar' : stepJar.value.trim();
       const name = stepName.value.trim() || (commandRunner ? 'Command' : 'Custom JAR');
-      addStepBtn.disabled = true;
-      try {
-        const r = await api('AddJobFlowSteps', {
-          JobFlowId: cid,
-          Steps: [{ Name: name, ActionOnFailure: stepFailure.value, HadoopJarStep: { Jar: jar, Args: args } }],
-        });
-        showAction(`Added step ${(r.StepIds || []).join(', ')}.`, false);
-        poller.now();
-      } catch (e) {
-        if (!e.sessionEnded) showAction(errText(e), true);
-      } finally {
-        addStepBtn.disabled = false;
-      }
+      await busy(addStepBtn, async () => {
+        try {
+          const r = await api('AddJobFlowSteps', {
+            JobFlowId: cid,
+            Steps: [{ Name: name, ActionOnFailure: stepFailure.value, HadoopJarStep: { Jar: jar, Args: args } }],
+          });
+          showAction(`Added step ${(r.StepIds || []).join(', ')}.`, false);
+          poller.now();
+        } catch (e) {
+          if (!e.sessionEnded) showAction(errText(e), true);
+        }
+      });
     });
 
     cloneBtn.addEventListener('click', async () => {
@@ -1252,11 +1396,24 @@
       ['started', 'Started'], ['ended', 'Ended'], ['duration', 'Duration'], ['details', 'Details'],
     ];
     const dd = {};
+    const dt = {};
     const summary = h('dl', { id: 'step-summary', class: 'summary' });
     for (const [key, label] of fields) {
       dd[key] = h('dd', { 'data-field': key });
-      summary.append(h('dt', null, label), dd[key]);
+      dt[key] = h('dt', null, label);
+      summary.append(dt[key], dd[key]);
     }
+    // Rows shown only when they have something to say.
+    const optional = (key, text) => {
+      setText(dd[key], text);
+      const hide = !text;
+      if (dd[key].hidden !== hide) {
+        dd[key].hidden = hide;
+        dt[key].hidden = hide;
+      }
+    };
+    dd.main.hidden = dt.main.hidden = true;
+    dd.details.hidden = dt.details.hidden = true;
     dd.state.append(stateSpan);
     dd.args.className = 'mono';
     dd.jar.className = 'mono';
@@ -1298,7 +1455,7 @@
         h('a', { href: '#/cluster/' + enc(cid), class: 'mono cluster-crumb' }, cid), ' / ',
         h('span', { class: 'mono' }, sid)),
       h('div', { class: 'page-head' }, h('h2', null, title)),
-      h('div', { class: 'two-col' },
+      h('div', { class: 'two-col wide-left' },
         card('Step', summary),
         card('YARN applications', appsList, appsNone)),
       panes.map((p) => p.box));
@@ -1318,7 +1475,7 @@
       setState(stateSpan, st.State, '');
       setText(dd.failure, s.ActionOnFailure || '');
       setText(dd.jar, cfg.Jar || '');
-      setText(dd.main, cfg.MainClass || '');
+      optional('main', cfg.MainClass || '');
       setText(dd.args, (cfg.Args || []).map(shellQuote).join(' '));
       setText(dd.created, fmtTime(tl.CreationDateTime));
       setText(dd.started, fmtTime(tl.StartDateTime));
@@ -1326,7 +1483,7 @@
       setText(dd.duration, span(tl.StartDateTime, tl.EndDateTime));
       const fd = st.FailureDetails || {};
       const reason = st.StateChangeReason || {};
-      setText(dd.details, [fd.Reason, fd.Message, fd.LogFile, reason.Message].filter(Boolean).join(' — '));
+      optional('details', [fd.Reason, fd.Message, fd.LogFile, reason.Message].filter(Boolean).join(' — '));
       return FINAL_STEP.has(stepState) ? 'stop' : undefined;
     });
 
