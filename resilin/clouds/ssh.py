@@ -47,6 +47,9 @@ class KeyPair:
         return paramiko.Ed25519Key.from_private_key(io.StringIO(self.private_openssh))
 
 
+EOF_GRACE = 2.0  # seconds a command's output is awaited after it exited, without its EOF (see Node.run)
+
+
 @dataclass
 class CommandResult:
     exit_status: int
@@ -173,13 +176,23 @@ class Node:
             channel.shutdown_write()
         out, err = node_files.TailBuffer(), node_files.TailBuffer()
         deadline = None if timeout is None else time.monotonic() + timeout
+        quiet_since: float | None = None  # exited, nothing to read, no EOF yet: since when
         while True:
             # Take what has arrived (up to a few MiB between deadline checks), so that paramiko's
             # buffer of the channel stays within its window.
-            _drain(channel.recv_ready, channel.recv, out)
-            _drain(channel.recv_stderr_ready, channel.recv_stderr, err)
+            taken = _drain(channel.recv_ready, channel.recv, out)
+            taken += _drain(channel.recv_stderr_ready, channel.recv_stderr, err)
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                break
+                # sshd may send the exit status while the end of a large output still waits in its
+                # buffers for our window: the output ends at the channel's EOF.  A background child
+                # that keeps the output open would hold the EOF back, so it is awaited only while
+                # output keeps coming, and EOF_GRACE seconds after the last of it.
+                if channel.eof_received:
+                    break
+                now = time.monotonic()
+                quiet_since = None if taken else quiet_since or now
+                if quiet_since is not None and now - quiet_since > EOF_GRACE:
+                    break
             if deadline is not None and time.monotonic() > deadline:
                 channel.close()
                 raise SshError(f"{self.host}: command timed out after {timeout}s")
@@ -225,12 +238,14 @@ def _jump_channel(node: Node, via: Node | Callable[[], Node], timeout: float) ->
 
 def _drain(
     ready: Callable[[], bool], recv: Callable[[int], bytes], into: node_files.TailBuffer, most: int = 4 << 20
-) -> None:
+) -> int:
+    """Read what has arrived, up to ``most`` bytes; how many were read."""
     taken = 0
     while taken < most and ready():
         chunk = recv(65536)
         into.write(chunk)
         taken += len(chunk)
+    return taken
 
 
 def quote_args(args: list[str]) -> str:
