@@ -41,6 +41,7 @@ from resilin.migrate.capture import capture
 from resilin.migrate.index import MoveIndex
 from resilin.migrate.manifest import Manifest, ManifestError
 from resilin.migrate.plan import plan_transfer
+from resilin.migrate.recovery import MOVED_MESSAGE
 from resilin.migrate.transfer import Endpoint, TransferError, TransferReport, transfer
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,17 @@ class RelocationPipeline:
 
         self.store.update_cluster(self.cid, change)
 
+    def _record_members(self) -> None:
+        """Which instances move and which stay, for undoing the move after a restart of Resilin."""
+
+        def change(c: ClusterDoc) -> None:
+            relocation = c.get("relocation")
+            if relocation is not None:
+                relocation["source_instances"] = [i["id"] for i in self.leaving]
+                relocation["staying_instances"] = [i["id"] for i in self.staying]
+
+        self.store.update_cluster(self.cid, change)
+
     def _finish(self, source: str, outcome: str, message: str) -> None:
         ended = time.time()
         downtime = round(ended - self.down_since, 1) if self.down_since is not None else 0.0
@@ -138,6 +150,7 @@ class RelocationPipeline:
         self.leaving = [i for i in self.runtime.live_instances() if i["group_id"] in ids]
         self.staying = [i for i in self.runtime.live_instances() if i["group_id"] not in ids]
         source = ", ".join(sorted({i["cloud"] for i in self.leaving})) or self.runtime.placement.cloud_name
+        self._record_members()
         try:
             self.phase("PLANNING")
             self._plan(source, destination, moving)
@@ -306,7 +319,7 @@ class RelocationPipeline:
             self.store.put_instance(self.cid, doc)
         for doc in old:
             doc["state"] = states.INSTANCE_TERMINATED
-            doc["state_reason"] = {"code": None, "message": "Relocated to another cloud"}
+            doc["state_reason"] = {"code": None, "message": MOVED_MESSAGE}
             doc.setdefault("timeline", {})["end"] = time.time()
             self.store.put_instance(self.cid, doc)
         self.swapped = True

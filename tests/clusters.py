@@ -79,6 +79,8 @@ def serving(proc: ResilinProcess, clouds: Iterable[str]):
         yield proc
     finally:
         try:
+            if proc.process is None:
+                proc.start()  # a test that stopped Resilin failed before starting it again
             end_clusters(proc)
         finally:
             proc.stop()

@@ -70,8 +70,10 @@ class Application(ABC):
         """Save the application's state to disk and stop it on ``instances`` (ApplicationError if not)."""
         raise ApplicationError(f"{self.name} clusters cannot be relocated")
 
-    def resume(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
-        """Start it again on ``instances`` from the state they kept (a move that failed)."""
+    def resume(self, runtime: ClusterRuntime, instances: list[InstanceDoc], stop_first: bool = False) -> None:
+        """Start it again on ``instances`` from the state they kept (a move that failed); with
+        ``stop_first``, what still runs of it is stopped before (a move cut short by a restart
+        of Resilin may have stopped only part of it)."""
         raise ApplicationError(f"{self.name} clusters cannot be relocated")
 
     def configure_moved(
@@ -80,6 +82,12 @@ class Application(ABC):
         """Configure and start the ``moved`` instances, new ones holding moved state, with the
         ``staying`` ones (a partial move) told the new addresses and started again."""
         raise ApplicationError(f"{self.name} clusters cannot be relocated")
+
+    # -- after a restart of Resilin (resilin.cluster.adoption) ------------------------------
+    def adopt(self, runtime: ClusterRuntime) -> None:
+        """Take back a cluster that kept running while Resilin was down: rebuild what the
+        application held in memory from the cluster's document (ApplicationError if it cannot)."""
+        raise ApplicationError(f"{self.name} clusters are not taken back after a restart")
 
     @abstractmethod
     def rewrite_storage_keys(self, runtime: ClusterRuntime) -> None:

@@ -746,6 +746,43 @@ class ClusterProvisioner:
         reason = (inst.get("StateReason") or {}).get("Message", "")
         return f", which is {inst['State']['Name']}" + (f" ({reason})" if reason else "")
 
+    # -- after a restart of Resilin (resilin.cluster.adoption) -----------------------------
+    def remember(self, name: str) -> None:
+        """Count cloud ``name`` among those the cluster is released from at its teardown (its
+        instances and security group found by tag there, its key pair by name)."""
+        self.resources.setdefault(name, CloudResources()).key_name = self.key_name
+
+    def take_back(self, name: str, instance_ids: list[str]) -> list[str]:
+        """What the cluster holds in cloud ``name`` known again (its instances, security group and
+        key pair) for the cluster's later operations and release; the ids no longer running."""
+        placement = self._placement(name)
+        client = placement.client
+        self.remember(placement.cloud_name)
+        resources = self.resources[placement.cloud_name]
+        resources.instances = list(instance_ids)
+        try:
+            groups = client.security_groups_by_tag({TAG_CLUSTER: self.cid})
+        except ClientError as exc:
+            if error_code(exc) not in UNSUPPORTED_ERRORS:
+                raise
+            groups = []
+        resources.security_group = groups[0]["GroupId"] if groups else ""
+        described = client.describe(instance_ids) if instance_ids else {}
+        return [i for i in instance_ids if (described.get(i) or {}).get("State", {}).get("Name") != "running"]
+
+    def release_strays(self, name: str, keep: set[str]) -> list[str]:
+        """The cluster's instances in cloud ``name`` other than ``keep`` (launched by work a restart
+        cut short) terminated, and waited for; their ids."""
+        client = self._placement(name).client
+        strays = sorted({i.id for i in client.find_by_tag(TAG_CLUSTER, self.cid)} - keep)
+        if strays:
+            client.terminate(strays)
+            client.wait_terminated(strays, timeout=self.limits.release_timeout)
+            log.info(
+                "%s: terminated %d instance(s) left in cloud %s: %s", self.cid, len(strays), name, strays
+            )
+        return strays
+
     # -- release --------------------------------------------------------------------
     def teardown(self) -> list[str]:
         """Release the cluster in every cloud it touched; returns what could not be done."""
@@ -762,8 +799,7 @@ class ClusterProvisioner:
                 placement = self.placement_for(name)
             except KeyError:
                 continue
-            resources = self.resources.setdefault(placement.cloud_name, CloudResources())
-            resources.key_name = self.key_name
+            self.remember(placement.cloud_name)
             errors += self.release(placement.cloud_name)
         return errors
 

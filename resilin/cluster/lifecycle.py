@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from resilin.applications.base import Application
 from resilin.clouds import known_hosts
 from resilin.clouds.provisioning import ProvisioningFailed
-from resilin.cluster import placement_report
+from resilin.cluster import adoption, placement_report
 from resilin.cluster import provision as provision_phase
 from resilin.cluster.cluster_credentials import ClusterCredentials
 from resilin.cluster.network import NetworkFailure
@@ -43,11 +44,31 @@ class Lifecycle:
         self.monitor: ClusterMonitor | None = None
 
     def run(self) -> None:
+        self._live(self._start)
+
+    def resume(self) -> None:
+        """After a restart of Resilin: the running cluster taken back, then on as before."""
+        self._live(self._take_back)
+
+    def _start(self) -> None:
+        provision_phase.provision(self.runtime)
+        join_network(self.runtime)
+        configure(self.runtime, self.application)
+
+    def _take_back(self) -> None:
+        self.runtime.progress("Resilin restarted: reaching the cluster's nodes again")
+        try:
+            adoption.adopt(self.runtime, self.application)
+        except adoption.NotAdoptable as exc:
+            raise ClusterFailure(
+                states.INTERNAL_ERROR, f"Resilin was restarted and could not take the cluster back: {exc}"
+            ) from None
+
+    def _live(self, begin: Callable[[], None]) -> None:
+        """``begin``, then the steps beside the running cluster's operations, until the cluster ends."""
         runtime = self.runtime
         try:
-            provision_phase.provision(runtime)
-            join_network(runtime)
-            configure(runtime, self.application)
+            begin()
             self.monitor = ClusterMonitor(runtime, running_cluster_operations(runtime, self.application))
             self.monitor.start()
             run_steps(runtime)

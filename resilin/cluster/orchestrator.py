@@ -46,8 +46,13 @@ class ClusterWorker(threading.Thread):
     def wake(self) -> threading.Event:
         return self.runtime.wake
 
+    resuming = False  # taking back a running cluster after a restart of Resilin
+
     def run(self) -> None:
-        self.lifecycle.run()
+        if self.resuming:
+            self.lifecycle.resume()
+        else:
+            self.lifecycle.run()
 
 
 class Orchestrator:
@@ -100,14 +105,25 @@ class Orchestrator:
         return (node, masters[0]) if node is not None else None
 
     def recover(self) -> None:
-        """Clusters left active by a previous run: clean up what they launched, then resume or end them.
+        """Clusters left active by a previous run: take them back, or clean up and start or end them.
 
-        A cluster still STARTING is provisioned afresh; one further along cannot be resumed
-        (its SSH sessions and running steps are gone), so it ends TERMINATED_WITH_ERRORS.
+        A running cluster (WAITING or RUNNING) is taken back as it is (resilin.cluster.adoption).
+        A cluster still STARTING is provisioned afresh.  One caught configuring or terminating
+        cannot be resumed half-way, so what it launched is released and it ends
+        TERMINATED_WITH_ERRORS.
         """
         for cid in self.store.active_cluster_ids():
             cluster = self.store.get_cluster(cid)
             if cluster is None or cid in self.workers:
+                continue
+            if cluster["state"] in (states.WAITING, states.RUNNING) and not cluster["terminate_requested"]:
+                log.info("%s: taking the cluster back after a restart", cid)
+                worker = ClusterWorker(
+                    cid, self.store, self.clouds, self.credentials_for, self.home, self.region
+                )
+                worker.resuming = True
+                self.workers[cid] = worker
+                worker.start()
                 continue
             runtime = ClusterRuntime(
                 cid, self.store, self.clouds, self.credentials_for, self.home, self.region

@@ -94,6 +94,16 @@ def save_key(runtime: ClusterRuntime, key: KeyPair) -> None:
     (path.with_suffix(".pub")).write_text(key.public_line + "\n")
 
 
+def load_key(runtime: ClusterRuntime) -> KeyPair | None:
+    """The cluster's key as :func:`save_key` kept it; None when it is gone."""
+    try:
+        private = runtime.key_path.read_text()
+        public = runtime.key_path.with_suffix(".pub").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return KeyPair(private, public)
+
+
 def delete_key(runtime: ClusterRuntime) -> None:
     for path in (runtime.key_path, runtime.key_path.with_suffix(".pub")):
         path.unlink(missing_ok=True)

@@ -143,6 +143,10 @@ class RelocationDoc(TypedDict):
     # Where the moving groups were when the request came, for DescribeClusterRelocation (several
     # clouds: their names separated by commas).  Written by the API; the pipeline need not read it.
     source: NotRequired[str]
+    # Written by the pipeline before anything stops: the ids of the instances that move and of
+    # those that stay, so that a move cut short by a restart can be undone (resilin.migrate.recovery).
+    source_instances: NotRequired[list[str]]
+    staying_instances: NotRequired[list[str]]
 
 
 # A relocation that has ended, appended by the pipeline to the cluster's ``relocations``: source,

@@ -97,6 +97,9 @@ resilin-s3-put-tree "$ship" "$dest" 2>>"$logs"/controller ||
 set -u
 logs={logs}
 mkdir -p "$logs" {workdir}
+# This script's own pid, and its exit status once the logs are shipped: a Resilin restarted while
+# the step runs takes the step back from these (reattach_script).
+echo $$ >"$logs"/wrapper.pid
 cd {workdir}
 : >"$logs"/syslog
 note() {{ echo "$(date -u '+%F %T,%3N') INFO $*" >>"$logs"/controller; }}
@@ -118,7 +121,25 @@ else
   note "Step failed with exitCode $rc and took $((SECONDS - started)) seconds"
 fi
 {upload}
+echo $rc >"$logs"/exit.tmp && mv "$logs"/exit.tmp "$logs"/exit
 exit $rc
+"""
+
+
+def reattach_script(step_id: str) -> str:
+    """Waits on the master for a step started by an earlier run of Resilin, and exits with the
+    step's exit status (255 when its script ended without recording one)."""
+    logs = shlex.quote(f"{STEP_LOG_ROOT}/{step_id}")
+    return f"""logs={logs}
+while [ ! -s "$logs"/exit ]; do
+  if ! kill -0 "$(cat "$logs"/wrapper.pid 2>/dev/null)" 2>/dev/null; then
+    [ -s "$logs"/exit ] && break
+    echo "the step's script ended without recording its exit status" >&2
+    exit 255
+  fi
+  sleep 0.5
+done
+exit "$(cat "$logs"/exit)"
 """
 
 

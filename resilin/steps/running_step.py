@@ -37,6 +37,11 @@ class RunningStep:
         self._thread = threading.Thread(target=self._run, args=(script,), name=f"step-{step_id}", daemon=True)
         self._thread.start()
 
+    @classmethod
+    def reattach(cls, step_id: str, master: Node, on_end: Callable[[], None] = lambda: None) -> RunningStep:
+        """A step an earlier run of Resilin started, which runs on: followed until its script ends."""
+        return cls(step_id, master, step_scripts.reattach_script(step_id), on_end)
+
     def _run(self, script: str) -> None:
         try:
             self.result = self.master.run_script(script)

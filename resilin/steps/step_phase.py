@@ -32,6 +32,7 @@ def run_steps(runtime: ClusterRuntime) -> None:
     scheduler = StepScheduler(
         runtime.store, runtime.cid, runtime.master, logs.keep, logs.log_file, runtime.wake.set
     )
+    scheduler.reattach()  # steps still running on the master after Resilin restarted
     idle = IdleClock()
     try:
         while True:

@@ -87,6 +87,19 @@ class StepScheduler:
             return Verdict(running=True, message=states.MSG_RUNNING_STEP)
         return Verdict(running=False, message=_READY_AFTER[self.last_end], hold=self.hold or relocating)
 
+    def reattach(self) -> None:
+        """Follow the steps an earlier run of Resilin left running (or being cancelled) on the
+        master: their scripts outlive the SSH session that started them."""
+        for step in self.store.steps_of(self.cid):
+            if (
+                step["state"] in (states.STEP_RUNNING, states.CANCEL_PENDING)
+                and step["id"] not in self.running
+            ):
+                if step["state"] == states.CANCEL_PENDING and not step["timeline"].get("start"):
+                    continue  # never started: the next tick cancels it
+                self.running[step["id"]] = RunningStep.reattach(step["id"], self.master(), self.wake)
+                log.info("%s: step %s followed again after a restart", self.cid, step["id"])
+
     # -- starting -------------------------------------------------------
     def _start_pending(self, cluster: ClusterDoc, pending: list[StepDoc]) -> None:
         level = max(1, int(cluster.get("step_concurrency_level") or 1))

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import time
 
 import boto3
 import pytest
 
 from resilin.api.models import emr_session
+from resilin.service.process import cloud_containers
 from tests.clusters import cloud_ec2, running_multicloud_resilin, terminate_and_check_nothing_left, wait_for
 
 pytestmark = [
@@ -151,6 +153,53 @@ def test_destination_instances_that_die_during_the_move_roll_it_back(resilin, em
     assert "is HEALTHY" in after and after.endswith(cluster["checksums"]), after
 
 
+def test_a_move_cut_short_by_a_restart_of_resilin_rolls_back_with_the_source_intact(resilin, emr, cluster):
+    """Resilin is killed (SIGKILL) once the source has stopped for the move: after its restart the
+    cluster is taken back, the move is rolled back, the destination's instances are released and
+    the source runs again with its data, the same instances as before."""
+    cid = cluster["id"]
+    before = {
+        i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid, InstanceStates=["RUNNING"])["Instances"]
+    }
+    emr.relocate_cluster(ClusterId=cid, TargetCloud=CLOUD_B)
+    seen: list[str] = []
+
+    def source_stopped() -> bool:
+        now = emr.describe_cluster_relocation(ClusterId=cid).get("Relocation")
+        assert now is not None, f"the move ended before Resilin was killed, after {seen}"
+        seen.append(now["Phase"])
+        return now["Phase"] in ("CAPTURING", "TRANSFERRING", "REBUILDING", "STARTING")
+
+    wait_for("the move to stop the source", source_stopped, timeout=300, interval=0.1)
+    resilin.process.send_signal(signal.SIGKILL)
+    resilin.process.wait()
+    resilin.process = None
+    assert cloud_containers(CLOUD_B), "the destination's instances outlive Resilin"
+    print(f"killed in phase {seen[-1]}")
+
+    resilin.start()
+    wait_for("the roll-back", lambda: not emr.describe_cluster_relocation(ClusterId=cid).get("Relocation"),
+             timeout=900, interval=1)  # fmt: skip
+    past = emr.describe_cluster_relocation(ClusterId=cid)["PastRelocations"][0]
+    assert past["Outcome"] == "ROLLED_BACK" and "restarted" in past["Message"], past
+    wait_for(
+        f"{cid} to wait again",
+        lambda: emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"] == "WAITING",
+        timeout=300, interval=1,
+    )  # fmt: skip
+    now = {
+        i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid, InstanceStates=["RUNNING"])["Instances"]
+    }
+    assert now == before and now <= _running_in(resilin, CLOUD_A)
+    assert _running_in(resilin, CLOUD_B) == set()
+    after = _stdout(
+        resilin, emr, cid, _step(emr, cid, "after the restart", "hdfs fsck / | tail -n 30; " + CHECKSUMS)
+    )
+    assert "is HEALTHY" in after and after.endswith(cluster["checksums"]), after
+    # The move's index in Redis went with it.
+    assert not list(_redis(resilin).scan_iter(match=f"*{cid}-relocation*"))
+
+
 def test_the_cluster_moves_with_its_data_and_each_distinct_content_crosses_once(resilin, emr, cluster):
     cid = cluster["id"]
     old = {i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid)["Instances"]}
@@ -237,12 +286,16 @@ def _running_in(resilin, cloud: str) -> set[str]:
             for i in r["Instances"] if i["State"]["Name"] == "running"}  # fmt: skip
 
 
-def _record(resilin, cid: str) -> dict:
+def _redis(resilin):
     import redis
 
+    return redis.Redis(unix_socket_path=str(resilin.home / "redis" / "redis.sock"))
+
+
+def _record(resilin, cid: str) -> dict:
     from resilin.jobflows.store import JobFlowStore
 
-    store = JobFlowStore(redis.Redis(unix_socket_path=str(resilin.home / "redis" / "redis.sock")))
+    store = JobFlowStore(_redis(resilin))
     cluster = store.get_cluster(cid)
     assert cluster is not None
     return cluster["relocations"][-1]

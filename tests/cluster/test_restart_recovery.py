@@ -76,6 +76,75 @@ def test_killed_while_bootstrapping_ends_cluster_and_reclaims_instances(resilin)
     assert cloud_containers(CLOUD) == []
 
 
+def test_a_running_cluster_and_its_step_are_taken_back_after_a_restart(resilin):
+    """Resilin is killed (SIGKILL) while a step runs: after its restart the cluster carries on with
+    the same instances, the step ends COMPLETED with all its output, and data written to HDFS
+    before the restart is read after it."""
+    emr = resilin.endpoints().client("emr")
+    cid = emr.run_job_flow(
+        Name="outlives resilin",
+        ReleaseLabel="emr-7.5.0",
+        Instances={
+            "MasterInstanceType": "m5.xlarge",
+            "InstanceCount": 2,
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
+    )["JobFlowId"]
+    _wait_state(emr, cid, {"WAITING"}, timeout=600)
+    before = {i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid)["Instances"]}
+    script = (
+        "set -e; echo before the restart | hadoop fs -put -f - /kept; "
+        "for i in $(seq 30); do [ -e /tmp/go-on ] && break; sleep 1; done; echo step-end-$(hadoop fs -cat /kept)"
+    )
+    [sid] = emr.add_job_flow_steps(JobFlowId=cid, Steps=[{
+        "Name": "runs across a restart", "ActionOnFailure": "CANCEL_AND_WAIT",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]},
+    }])["StepIds"]  # fmt: skip
+    wait_for(
+        "the step to run",
+        lambda: emr.describe_step(ClusterId=cid, StepId=sid)["Step"]["Status"]["State"] == "RUNNING",
+        timeout=120,
+        interval=0.5,
+    )
+    time.sleep(3)  # the step is under way on the master
+    resilin.process.send_signal(signal.SIGKILL)
+    resilin.process.wait()
+    resilin.process = None
+
+    resilin.start()
+    step = _wait_step(emr, cid, sid, timeout=300)
+    assert step["Status"]["State"] == "COMPLETED", step["Status"]
+    stdout = (resilin.home / "logs" / cid / "steps" / sid / "stdout").read_text()
+    assert "step-end-before the restart" in stdout, stdout
+    cluster = _wait_state(emr, cid, {"WAITING"}, timeout=120)
+    assert {i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid)["Instances"]} == before
+    assert len(cloud_containers(CLOUD)) == 2
+    assert "restarted" not in cluster["Status"]["StateChangeReason"].get("Message", "")
+
+    # A step added after the restart reads what was written before it.
+    [again] = emr.add_job_flow_steps(JobFlowId=cid, Steps=[{
+        "Name": "after the restart", "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["hadoop", "fs", "-cat", "/kept"]},
+    }])["StepIds"]  # fmt: skip
+    assert _wait_step(emr, cid, again)["Status"]["State"] == "COMPLETED"
+    assert (resilin.home / "logs" / cid / "steps" / again / "stdout").read_text() == "before the restart\n"
+
+    emr.terminate_job_flows(JobFlowIds=[cid])
+    cluster = _wait_state(emr, cid, {"TERMINATED", "TERMINATED_WITH_ERRORS"}, timeout=300)
+    assert cluster["Status"]["State"] == "TERMINATED", cluster["Status"]
+    assert cloud_containers(CLOUD) == []
+
+
+def _wait_step(emr, cid: str, sid: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        step = emr.describe_step(ClusterId=cid, StepId=sid)["Step"]
+        if step["Status"]["State"] in ("COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"):
+            return step
+        time.sleep(0.5)
+    raise TimeoutError(f"step {sid} never ended")
+
+
 def test_cluster_still_starting_at_a_restart_is_provisioned_afresh(resilin):
     emr = resilin.endpoints().client("emr")
     cid = emr.run_job_flow(

@@ -95,13 +95,25 @@ class HadoopApplication(Application):
         bootstrap.keep_logs(node, len(actions), local, upload)
 
     # -- start -------------------------------------------------------------------------
-    def configure(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> StartTiming:
+    def _render_bootstrap(self, runtime: ClusterRuntime) -> None:
         try:
             self.bootstrap_script = bootstrap.render(
                 runtime.cluster.get("bootstrap_actions") or [], bootstrap.fetcher(runtime.storage())
             )
         except bootstrap.BootstrapError as exc:
             raise ClusterFailure(states.BOOTSTRAP_FAILURE, str(exc)) from None
+
+    def adopt(self, runtime: ClusterRuntime) -> None:
+        """The daemons ran on while Resilin was down; only the bootstrap script nodes added later
+        run is rendered again (the actions are fetched from where the cluster's request names)."""
+        try:
+            self._render_bootstrap(runtime)
+        except ClusterFailure as exc:
+            raise ApplicationError(f"the cluster's bootstrap actions: {exc.message}") from None
+        self.configured = True
+
+    def configure(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> StartTiming:
+        self._render_bootstrap(runtime)
         spec = self.spec(runtime, instances)
 
         def fix_replication(c: ClusterDoc) -> None:
@@ -220,14 +232,21 @@ class HadoopApplication(Application):
 
     def quiesce(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
         """HDFS's namespace saved in safe mode and every daemon stopped, on every node at once."""
-        spec = self.spec(runtime, instances)
+        self._stop(runtime, self.spec(runtime, instances), instances, save=True)
+
+    def _stop(
+        self, runtime: ClusterRuntime, spec: ClusterSpec, instances: list[InstanceDoc], save: bool = False
+    ) -> None:
+        """Every daemon of ``instances`` stopped; with ``save``, after the master saved HDFS's
+        namespace in safe mode."""
         by_ip = {n.ip: n for n in spec.nodes}
         master = next(i for i in instances if i["role"] == "MASTER")
 
-        def one(instance: InstanceDoc, is_master: bool = False) -> None:
+        def one(instance: InstanceDoc) -> None:
             daemons = list(daemons_for(spec, by_ip[instance["private_ip"]]))
             done = runtime.sessions[instance["id"]].run_script(
-                quiesce.stop_script(daemons, master=is_master), timeout=quiesce.QUIESCE_TIMEOUT
+                quiesce.stop_script(daemons, master=save and instance is master),
+                timeout=quiesce.QUIESCE_TIMEOUT,
             )
             if done.exit_status != 0:
                 raise ApplicationError(
@@ -235,12 +254,14 @@ class HadoopApplication(Application):
                 )
 
         # All at once: the master's save needs no DataNode, and no block is written in safe mode.
-        node_setup.on_each(instances, lambda instance: one(instance, is_master=instance is master))
+        node_setup.on_each(instances, one)
 
-    def resume(self, runtime: ClusterRuntime, instances: list[InstanceDoc]) -> None:
+    def resume(self, runtime: ClusterRuntime, instances: list[InstanceDoc], stop_first: bool = False) -> None:
         """Hadoop started again on ``instances`` from the state they kept (a move that failed)."""
         spec = self.spec(runtime, instances)
         master = next(i for i in instances if i["role"] == "MASTER")
+        if stop_first:  # no namespace save: a NameNode may be down already, and its edit log is whole
+            self._stop(runtime, spec, instances)
         with _safemode_shortcut(runtime, master):
             self._start_kept(runtime, spec, instances)
             self._wait_ready(runtime, spec, master)
