@@ -405,7 +405,7 @@ class RelocationPipeline:
                 doc["state"] = states.INSTANCE_RUNNING
                 doc.pop("state_reason", None)
                 doc.get("timeline", {}).pop("end", None)
-                self.store.put_instance(self.cid, doc)
+                self.store.restore_instance(self.cid, doc)
         everyone = self.staying + self.leaving
         try:
             runtime.network.join(everyone, runtime.network_context())

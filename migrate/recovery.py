@@ -68,7 +68,7 @@ def settle_documents(runtime: ClusterRuntime) -> InterruptedMove | None:
             doc["state"] = states.INSTANCE_RUNNING
             doc.pop("state_reason", None)
             doc.get("timeline", {}).pop("end", None)
-            runtime.store.put_instance(runtime.cid, doc)
+            runtime.store.restore_instance(runtime.cid, doc)
         elif doc["id"] not in source | staying and doc["state"] != states.INSTANCE_TERMINATED:
             runtime.set_instance_state(doc, states.INSTANCE_TERMINATED, None, "Relocation rolled back")
     return move

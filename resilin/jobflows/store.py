@@ -375,6 +375,11 @@ class JobFlowStore:
         if refused:
             raise StateConflict(f"instance {instance['id']} cannot go from {refused} to {instance['state']}")
 
+    def restore_instance(self, cid: str, instance: InstanceDoc) -> None:
+        """Store ``instance`` whatever its stored state: only for a relocation's roll-back, which
+        gives a source instance it had swapped out (TERMINATED) back its running state."""
+        self.redis.hset(_instances_key(cid), instance["id"], _dump(instance))
+
     def instances_of(self, cid: str) -> list[InstanceDoc]:
         docs: list[InstanceDoc] = [_load(raw) for raw in self.redis.hvals(_instances_key(cid))]
         return sorted(docs, key=lambda d: (d.get("role") != "MASTER", d["id"]))

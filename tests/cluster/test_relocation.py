@@ -120,21 +120,23 @@ def test_a_destination_without_room_is_refused_before_anything_stops(resilin, em
     assert _stdout(resilin, emr, cid, _step(emr, cid, "read", CHECKSUMS)) == cluster["checksums"]
 
 
-def test_destination_instances_that_die_during_the_move_roll_it_back(resilin, emr, cluster):
-    """The destination's instances are terminated by their cloud while the source quiesces: the
-    transfer cannot reach them, the move rolls back, and the source runs again with its data."""
+@pytest.mark.parametrize("phase", ["QUIESCING", "STARTING"])
+def test_destination_instances_that_die_during_the_move_roll_it_back(resilin, emr, cluster, phase):
+    """The destination's instances are terminated by their cloud while the source quiesces (the
+    transfer cannot reach them), or while they start as the cluster's, after the swap: the move
+    rolls back, and the source runs again with its data, its instances RUNNING again."""
     cid = cluster["id"]
     before = {
         i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid, InstanceStates=["RUNNING"])["Instances"]
     }
     emr.relocate_cluster(ClusterId=cid, TargetCloud=CLOUD_B)
 
-    def quiescing() -> bool:
+    def reached() -> bool:
         now = emr.describe_cluster_relocation(ClusterId=cid).get("Relocation")
         assert now is not None, "the move ended before the fault"
-        return now["Phase"] == "QUIESCING"
+        return now["Phase"] == phase
 
-    wait_for("the source to quiesce", quiescing, timeout=300, interval=0.2)
+    wait_for(f"the move's {phase.lower()} phase", reached, timeout=300, interval=0.1)
     ec2 = cloud_ec2(resilin, CLOUD_B)
     ec2.terminate_instances(InstanceIds=sorted(_running_in(resilin, CLOUD_B)))
     wait_for("the roll-back", lambda: not emr.describe_cluster_relocation(ClusterId=cid).get("Relocation"),
