@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 
 import boto3
@@ -32,13 +33,17 @@ CLOUDS = {
     CLOUD_SMALL: f"10.83.{PID % 250}.0/24",
 }
 WAN = f"resilin-wan-rl{PID}"
+WAN_SUBNET = f"100.74.{PID % 250}.0/24"
+# The headers around a byte the move sends, per packet on a WAN interface: Ethernet 14, IP 20,
+# UDP 8, WireGuard 32 and up to 15 of padding, then the tunnelled IP 20 and TCP 32.
+WAN_PACKET_HEADERS = 141
 DATA_MIB = 24  # at replication 3 on three DataNodes: every block is on each of them
 
 
 @pytest.fixture(scope="module")
 def resilin():
     yield from running_multicloud_resilin(
-        CLOUDS, WAN, f"100.74.{PID % 250}.0/24", extra={CLOUD_SMALL: "quota = { instances = 2 }\n"}
+        CLOUDS, WAN, WAN_SUBNET, extra={CLOUD_SMALL: "quota = { instances = 2 }\n"}
     )
 
 
@@ -209,6 +214,7 @@ def test_the_cluster_moves_with_its_data_and_each_distinct_content_crosses_once(
     # A step added during the move waits for it.
     waiting = _step(emr, cid, "after the move", "hdfs fsck / | tail -n 30; " + CHECKSUMS)
     phases: list[str] = []
+    wan = {"before": (0, 0), "last": (0, 0)}  # cloud A's WAN interfaces: (bytes, packets)
 
     def moved() -> bool:
         now = emr.describe_cluster_relocation(ClusterId=cid).get("Relocation")
@@ -218,6 +224,10 @@ def test_the_cluster_moves_with_its_data_and_each_distinct_content_crosses_once(
             phases.append(now["Phase"])
             reason = emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["StateChangeReason"]["Message"]
             assert reason.startswith(f"Relocating to {CLOUD_B}: "), reason
+            if now["Phase"] == "QUIESCING":  # the overlay joined A and B at the launch
+                wan["before"] = wan["last"] = _wan_counters(CLOUD_A)
+        if now["Phase"] in ("CAPTURING", "TRANSFERRING", "REBUILDING", "STARTING"):
+            wan["last"] = max(wan["last"], _wan_counters(CLOUD_A))  # A's instances go at RELEASING
         return False
 
     started = time.monotonic()
@@ -254,6 +264,12 @@ def test_the_cluster_moves_with_its_data_and_each_distinct_content_crosses_once(
     record = _record(resilin, cid)
     assert record["setnx_winners"] == record["distinct_contents"], record
     assert record["wan_raw"] == record["distinct_bytes"] < 0.4 * record["bytes_total"], record
+    # What cloud A's WAN interfaces counted, less the headers of each packet, is what the move
+    # sent compressed, within 10 %.
+    sent, packets = (last - first for last, first in zip(wan["last"], wan["before"], strict=True))
+    print(f"WAN: {sent} bytes in {packets} packets; the move sent {record['wan_wire']} bytes compressed")
+    assert 0.9 * record["wan_wire"] <= sent - packets * WAN_PACKET_HEADERS, (sent, packets, record)
+    assert sent - packets * WAN_PACKET_HEADERS <= 1.1 * record["wan_wire"], (sent, packets, record)
 
 
 def test_the_core_group_moves_back_while_the_master_stays(resilin, emr, cluster):
@@ -286,6 +302,26 @@ def test_the_core_group_moves_back_while_the_master_stays(resilin, emr, cluster)
 def _running_in(resilin, cloud: str) -> set[str]:
     return {i["InstanceId"] for r in cloud_ec2(resilin, cloud).describe_instances()["Reservations"]
             for i in r["Instances"] if i["State"]["Name"] == "running"}  # fmt: skip
+
+
+def _wan_counters(cloud: str) -> tuple[int, int]:
+    """Bytes and packets both ways through the WAN interfaces of a cloud's instances (its
+    gateway's; instances without one count nothing)."""
+    prefix = WAN_SUBNET.rsplit(".", 1)[0] + "."
+    script = (
+        f"for i in $(ls /sys/class/net); do ip -o -4 addr show dev $i | grep -q ' {prefix}' && "
+        "cat /sys/class/net/$i/statistics/{rx_bytes,tx_bytes,rx_packets,tx_packets}; done; true"
+    )
+    names = subprocess.run(["podman", "ps", "--format", "{{.Names}}", "--filter", f"name=resilin-{cloud}-"],
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    sent = packets = 0
+    for name in names:
+        done = subprocess.run(["podman", "exec", name, "bash", "-c", script], capture_output=True, text=True)
+        numbers = [int(n) for n in done.stdout.split()]
+        for at in range(0, len(numbers) - 3, 4):
+            sent += numbers[at] + numbers[at + 1]
+            packets += numbers[at + 2] + numbers[at + 3]
+    return sent, packets
 
 
 def _redis(resilin):
