@@ -145,10 +145,13 @@ client s3a hadoop fs -D fs.s3a.endpoint=http://127.0.0.1:1 -D fs.s3a.endpoint.re
     -D fs.s3a.retry.limit=0 -D fs.s3a.attempts.maximum=0 -D fs.s3a.connection.establish.timeout=1s \
     -D fs.s3a.input.stream.type=classic -ls s3a://training/ || true
 
-# A MapReduce job, as a step submits one (the job client's classes): streaming, with shell
-# commands for mapper and reducer.
+# A MapReduce job, as a step submits one: streaming, with shell commands for mapper and reducer.
+# The job client's classes, and those of the ApplicationMaster and the tasks YARN starts (their
+# JVMs map the archive too: libexec/yarn-container-cds).
 streaming=$(ls $HH/share/hadoop/tools/lib/hadoop-streaming-*.jar | head -n1)
 if ! timeout 300 env HADOOP_CLIENT_OPTS="$(classlist jobclient)" hadoop jar "$streaming" \
+    -D yarn.app.mapreduce.am.command-opts="$(classlist appmaster)" \
+    -D mapreduce.map.java.opts="$(classlist map)" -D mapreduce.reduce.java.opts="$(classlist reduce)" \
     -input /words.txt -output /out -mapper 'tr " " "\n"' -reducer 'uniq -c' \
     >>"$WORK/logs/job.out" 2>&1; then
     log "the training job did not complete (the archive covers the daemons and clients)"
