@@ -495,6 +495,59 @@ def test_streaming_with_files_archives_and_the_legacy_jar_path(resilin, emr, s3,
     } <= keys
 
 
+# A streaming mapper that reports its task JVM (its parent): the start of the JVM's class path and
+# the class-data sharing archive it was given.
+JVM_PROBE = """#!/usr/bin/env python3
+import os, sys
+for _ in sys.stdin:
+    pass
+args = [a.decode() for a in open(f"/proc/{os.getppid()}/cmdline", "rb").read().split(b"\\0")]
+cp = args[args.index("-cp") + 1] if "-cp" in args else os.environ["CLASSPATH"]
+archive = [a.split("=", 1)[1] for a in args if a.startswith("-XX:SharedArchiveFile=")]
+print(f"{cp.split(':')[0]}\\t{archive[-1] if archive else 'none'}\\t{os.getcwd()}")
+"""
+
+
+def _jvm_probe(emr, s3, cluster, output: str, *options: str) -> list[list[str]]:
+    """Runs the probe as a map-only job (one map per input file); a line per task JVM."""
+    run_step(
+        emr,
+        cluster,
+        ["hadoop-streaming", *options, "-files", f"s3://{BUCKET}/jvm_probe.py",
+         "-mapper", "jvm_probe.py", "-numReduceTasks", "0",
+         "-input", f"s3://{BUCKET}/input/", "-output", f"s3://{BUCKET}/{output}/"],
+        name=output,
+    )  # fmt: skip
+    lines = []
+    for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{output}/part-")["Contents"]:
+        body = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read().decode()
+        lines += [line.split("\t") for line in body.splitlines() if line]
+    return lines
+
+
+def test_task_jvms_map_hadoops_classes_from_the_archive(emr, s3, cluster):
+    s3.put_object(Bucket=BUCKET, Key="jvm_probe.py", Body=JVM_PROBE.encode())
+    archive = "/opt/hadoop/share/hadoop/hadoop.jsa"
+    # -Xshare:on (last, so it wins) makes a JVM that cannot map the archive refuse to start, so the
+    # job completing shows every task and the ApplicationMaster mapped it; the cluster's own
+    # java.opts (Configurations: -Xmx400m) are replaced here, the admin options stay.
+    on = "-Xmx400m -Xshare:on"
+    tasks = _jvm_probe(
+        emr, s3, cluster, "cds-default",
+        "-D", f"mapreduce.map.java.opts={on}", "-D", f"yarn.app.mapreduce.am.command-opts={on}",
+    )  # fmt: skip
+    assert len(tasks) == 6, tasks  # one map per input file
+    for first, used, _cwd in tasks:
+        assert first == "/opt/hadoop/share/hadoop/common/lib/*", tasks
+        assert used == archive, tasks
+    # A job asking for its own classes first keeps YARN's class path (its working directory, then
+    # its jar), without the archive; Hadoop's classes still load, from the jars.
+    tasks = _jvm_probe(emr, s3, cluster, "cds-user-first", "-D", "mapreduce.job.user.classpath.first=true")
+    assert len(tasks) == 6, tasks
+    for first, used, cwd in tasks:
+        assert (first, used) == (cwd, "none"), tasks
+
+
 def test_s3_dist_cp(emr, s3, cluster):
     inputs = expected_counts(s3)
     run_step(
