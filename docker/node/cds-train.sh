@@ -163,10 +163,13 @@ for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 pids=()
 
-# The union of the lists: plain class names only (lines naming a custom loader's classes or
-# lambda forms are specific to one JVM's run).
+# The union of the lists: the class names, then the lambdas (@lambda-proxy, @lambda-form-invoker:
+# the AWS SDK alone spins up hundreds in each JVM that touches S3), which Java archives only once
+# the classes they name are loaded.  Lines naming a custom loader's classes are specific to one run.
 cat "$LISTS"/*.classlist | grep -E '^[A-Za-z0-9_$/]+$' | LC_ALL=C sort -u >"$WORK/all.classlist"
-log "$(wc -l <"$WORK/all.classlist") classes"
+classes=$(wc -l <"$WORK/all.classlist")
+cat "$LISTS"/*.classlist | grep -E '^@(lambda-proxy|lambda-form-invoker) ' | awk '!seen[$0]++' >>"$WORK/all.classlist"
+log "$classes classes, $(($(wc -l <"$WORK/all.classlist") - classes)) lambdas"
 java -Xshare:dump -XX:SharedClassListFile="$WORK/all.classlist" -XX:SharedArchiveFile="$ARCHIVE.tmp" \
     -cp "$HH/share/hadoop/common/lib/*" >"$WORK/logs/dump.out" 2>&1 ||
     { log "dump failed"; tail -20 "$WORK/logs/dump.out" >&2; exit 1; }
