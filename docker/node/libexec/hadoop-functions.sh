@@ -72,6 +72,17 @@ if [ -f "$HADOOP_CDS_ARCHIVE" ]; then
     HADOOP_CDS_OPTS="-XX:SharedArchiveFile=$HADOOP_CDS_ARCHIVE -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
 fi
 
+# The daemons' JIT on a small node: with two CPUs or fewer, C2 compiling a daemon's start-up
+# code costs more CPU than the start-up itself (a 3-node cluster's daemons: 40 CPU-seconds to
+# start, 27 with C1 alone) and later competes with the node's tasks for the same cores.  C1's
+# code serves a small node's daemons well; on larger nodes the JVM's default (C1, then C2)
+# stays.  A cluster's hadoop-env can choose otherwise: options in HADOOP_OPTS or a daemon's own
+# come later on the command line, so -XX:TieredStopAtLevel=4 there restores C2.
+HADOOP_DAEMON_JIT_OPTS=""
+if [ "$(nproc 2>/dev/null || echo 4)" -le 2 ]; then
+    HADOOP_DAEMON_JIT_OPTS="-XX:TieredStopAtLevel=1"
+fi
+
 # hadoop_classpath: every jar of the install, then the conf dir.  The jars come first so that
 # the class-data sharing archive applies (it needs directories after them); no jar carries a
 # file of the conf dir's names, so the conf dir's files are still the ones found.
@@ -127,7 +138,7 @@ hadoop_exec_daemon() {
         -Dproc_"$name" \
         -Xmx"${HADOOP_HEAPSIZE_MAX:-512m}" \
         ${HADOOP_HEAPSIZE_MIN:+-Xms$HADOOP_HEAPSIZE_MIN} \
-        $HADOOP_CDS_OPTS $HADOOP_JAVA17_OPTS \
+        $HADOOP_CDS_OPTS $HADOOP_DAEMON_JIT_OPTS $HADOOP_JAVA17_OPTS \
         -Djava.net.preferIPv4Stack=true \
         -Dhadoop.log.dir="$HADOOP_LOG_DIR" \
         -Dhadoop.log.file="$name.log" \
