@@ -51,6 +51,9 @@ UNSUPPORTED_ERRORS = {"UnsupportedOperation", "InvalidAction", "NotImplemented"}
 HOST_KEYS_BEGIN = "-----BEGIN SSH HOST KEY KEYS-----"
 HOST_KEYS_END = "-----END SSH HOST KEY KEYS-----"
 LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+# First wait between polls of instances' states or consoles, growing by half each time: a local
+# cloud's instances run within half a second, and four polls cover the first second.
+FIRST_POLL = 0.1
 
 
 class ProvisioningError(Exception):
@@ -432,7 +435,7 @@ class EC2Client:
         self, ids: Sequence[str], timeout: float, done: Callable[[dict[str, dict]], bool], what: str
     ) -> dict:
         deadline = time.monotonic() + timeout
-        delay = 0.25  # growing by half each time: quick for fast clouds, few calls for slow ones
+        delay = FIRST_POLL  # growing by half each time: quick for fast clouds, few calls for slow ones
         while True:
             # Right after RunInstances, EC2 may not know the ids yet (eventual consistency).
             found = self._describe_known(ids)
@@ -494,7 +497,7 @@ class EC2Client:
     def host_keys(self, instance_id: str, timeout: float = 300) -> list[str]:
         """The instance's SSH host public keys (``type base64``), as it printed them on its console."""
         deadline = time.monotonic() + timeout
-        delay = 0.25
+        delay = FIRST_POLL
         while True:
             # boto3 has already base64-decoded the console text.
             text = self._call("get_console_output", InstanceId=instance_id, Latest=True).get("Output") or ""

@@ -410,7 +410,7 @@ echo "Spark $SPARK_VERSION (Scala 2.13, Hadoop $(ls "$SH/jars" | sed -n 's/^hado
 echo "$SPARK_VERSION" >"$SH/VERSION"
 install -m 0755 "$HERE"/bin/* "$HH/bin/"
 install -m 0644 "$HERE"/libexec/*.sh "$HH/libexec/"
-install -m 0755 "$HERE/libexec/yarn-container-cds" "$HH/libexec/"
+install -m 0755 "$HERE/libexec/yarn-container-opts" "$HH/libexec/"
 mkdir -p "$ROOT/etc/hadoop"
 install -m 0644 "$HERE"/conf/* "$ROOT/etc/hadoop/"
 install -m 0755 "$HERE/init.sh" "$ROOT/usr/local/sbin/resilin-init"

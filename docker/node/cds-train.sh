@@ -147,7 +147,7 @@ client s3a hadoop fs -D fs.s3a.endpoint=http://127.0.0.1:1 -D fs.s3a.endpoint.re
 
 # A MapReduce job, as a step submits one: streaming, with shell commands for mapper and reducer.
 # The job client's classes, and those of the ApplicationMaster and the tasks YARN starts (their
-# JVMs map the archive too: libexec/yarn-container-cds).
+# JVMs map the archive too: libexec/yarn-container-opts).
 streaming=$(ls $HH/share/hadoop/tools/lib/hadoop-streaming-*.jar | head -n1)
 if ! timeout 300 env HADOOP_CLIENT_OPTS="$(classlist jobclient)" hadoop jar "$streaming" \
     -D yarn.app.mapreduce.am.command-opts="$(classlist appmaster)" \

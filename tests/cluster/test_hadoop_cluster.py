@@ -135,7 +135,13 @@ def cluster(resilin, emr):
                 "Classification": "hadoop-env",
                 "Properties": {},
                 "Configurations": [
-                    {"Classification": "export", "Properties": {"HADOOP_HEAPSIZE_MAX": "700m"}}
+                    {
+                        "Classification": "export",
+                        "Properties": {
+                            "HADOOP_HEAPSIZE_MAX": "700m",
+                            "YARN_RESOURCEMANAGER_OPTS": "-XX:TieredStopAtLevel=4",
+                        },
+                    }
                 ],
             },
         ],
@@ -330,6 +336,13 @@ def test_failing_bootstrap_action_ends_the_cluster_and_keeps_its_output(resilin,
 
 
 # -- the long-lived cluster ------------------------------------------------
+def last_jvm_flag(ip: str, port: int, flag: str) -> str | None:
+    """The value a daemon's JVM took for -XX:``flag`` (the last one given wins), from its JMX."""
+    runtime = http_json(f"http://{ip}:{port}/jmx?qry=java.lang:type=Runtime")["beans"][0]
+    values = [a.split("=", 1)[1] for a in runtime["InputArguments"] if a.startswith(f"-XX:{flag}=")]
+    return values[-1] if values else None
+
+
 def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
     described = emr.describe_cluster(ClusterId=cluster)["Cluster"]
     assert described["ReleaseLabel"] == "emr-7.5.0"
@@ -352,16 +365,21 @@ def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
             "bash",
             "-c",
             f"hdfs getconf -confKey {CORE_SITE_KEY}; hdfs getconf -confKey mapreduce.map.memory.mb; "
-            f"cat /usr/local/share/bootstrap-marker; dpkg-query -W -f='${{Status}}\\n' {PROBE_PACKAGE}",
+            f"cat /usr/local/share/bootstrap-marker; dpkg-query -W -f='${{Status}}\\n' {PROBE_PACKAGE}; nproc",
         ],  # fmt: skip
         name="getconf",
     )
-    assert step_output(resilin, cluster, step["Id"]).splitlines() == [
+    *conf, cpus = step_output(resilin, cluster, step["Id"]).splitlines()
+    assert conf == [
         "from-configurations",
         "512",
         "user=hadoop args=one two",
         "install ok installed",
     ]
+    # The daemons' JIT: C1 alone on a node of two CPUs or fewer, the JVM's default on larger ones;
+    # a daemon's own options from hadoop-env come later on its command line and win.
+    assert last_jvm_flag(ip, 9870, "TieredStopAtLevel") == ("1" if int(cpus) <= 2 else None)
+    assert last_jvm_flag(ip, 8088, "TieredStopAtLevel") == "4"
     # Arguments and Properties reach the step's command as given: no shell expansion, and a
     # line ending a here-document does not end the step's script.
     hostile = ["$HOME", "it's", 'say "hi" `id`', "one\nEOF\nRESILIN_STEP_COMMAND\nRESILIN_EOF_B64\ntwo"]
@@ -503,8 +521,10 @@ for _ in sys.stdin:
     pass
 args = [a.decode() for a in open(f"/proc/{os.getppid()}/cmdline", "rb").read().split(b"\\0")]
 cp = args[args.index("-cp") + 1] if "-cp" in args else os.environ["CLASSPATH"]
-archive = [a.split("=", 1)[1] for a in args if a.startswith("-XX:SharedArchiveFile=")]
-print(f"{cp.split(':')[0]}\\t{archive[-1] if archive else 'none'}\\t{os.getcwd()}")
+def last(flag):
+    values = [a.split("=", 1)[1] for a in args if a.startswith(f"-XX:{flag}=")]
+    return values[-1] if values else "none"
+print(f"{cp.split(':')[0]}\\t{last('SharedArchiveFile')}\\t{os.getcwd()}\\t{last('Tier4InvocationThreshold')}")
 """
 
 
@@ -525,27 +545,31 @@ def _jvm_probe(emr, s3, cluster, output: str, *options: str) -> list[list[str]]:
     return lines
 
 
-def test_task_jvms_map_hadoops_classes_from_the_archive(emr, s3, cluster):
+def test_task_jvms_map_hadoops_classes_from_the_archive_and_take_the_jobs_jit_options(emr, s3, cluster):
     s3.put_object(Bucket=BUCKET, Key="jvm_probe.py", Body=JVM_PROBE.encode())
     archive = "/opt/hadoop/share/hadoop/hadoop.jsa"
     # -Xshare:on (last, so it wins) makes a JVM that cannot map the archive refuse to start, so the
     # job completing shows every task and the ApplicationMaster mapped it; the cluster's own
     # java.opts (Configurations: -Xmx400m) are replaced here, the admin options stay.
+    # A job's java.opts come after the admin options: its own JIT threshold wins.
     on = "-Xmx400m -Xshare:on"
     tasks = _jvm_probe(
         emr, s3, cluster, "cds-default",
-        "-D", f"mapreduce.map.java.opts={on}", "-D", f"yarn.app.mapreduce.am.command-opts={on}",
+        "-D", f"mapreduce.map.java.opts={on} -XX:Tier4InvocationThreshold=5000",
+        "-D", f"yarn.app.mapreduce.am.command-opts={on}",
     )  # fmt: skip
     assert len(tasks) == 6, tasks  # one map per input file
-    for first, used, _cwd in tasks:
+    for first, used, _cwd, tier4 in tasks:
         assert first == "/opt/hadoop/share/hadoop/common/lib/*", tasks
         assert used == archive, tasks
+        assert tier4 == "5000", tasks
     # A job asking for its own classes first keeps YARN's class path (its working directory, then
-    # its jar), without the archive; Hadoop's classes still load, from the jars.
+    # its jar), without the archive; Hadoop's classes still load, from the jars.  Its JVMs have
+    # the image's JIT options for a job's JVMs: C2 for what is truly hot only.
     tasks = _jvm_probe(emr, s3, cluster, "cds-user-first", "-D", "mapreduce.job.user.classpath.first=true")
     assert len(tasks) == 6, tasks
-    for first, used, cwd in tasks:
-        assert (first, used) == (cwd, "none"), tasks
+    for first, used, cwd, tier4 in tasks:
+        assert (first, used, tier4) == (cwd, "none", "100000"), tasks
 
 
 def test_s3_dist_cp(emr, s3, cluster):

@@ -35,6 +35,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from resilin import demo
+from resilin.applications.spark import config as spark_config
 from resilin.service.process import cloud_containers
 from tests.clusters import NODE_IMAGE, aws_cli, cloud_and_subnet, running_resilin, user_key_pair, wait_for
 
@@ -370,6 +371,7 @@ def test_spark_defaults_reach_the_application_seen_on_the_history_server(resilin
         assert properties["spark.resilin.marker"] == DEFAULTS_MARKER
         assert properties["spark.master"] == "yarn"
         assert properties["spark.dynamicAllocation.enabled"] == "true"
+        assert properties["spark.executor.defaultJavaOptions"] == spark_config.JOB_JIT_OPTIONS
         assert app["attempts"][-1]["completed"] is True
 
 

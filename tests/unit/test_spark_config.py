@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +63,21 @@ def test_spark_defaults_are_emrs_and_the_classification_wins():
         assert props[f"spark.hadoop.mapreduce.outputcommitter.factory.scheme.{scheme}"] == (
             "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
         )
+
+
+def test_spark_jobs_jvms_take_the_jit_options_of_hadoops_job_jvms():
+    """Spark's driver and executors get the node image's JIT options of a job's JVMs, which a
+    job's extraJavaOptions (after them) or the classification can override."""
+    functions = Path(__file__).resolve().parents[2] / "docker/node/libexec/hadoop-functions.sh"
+    image = subprocess.run(
+        ["bash", "-c", 'HADOOP_HOME=/nonexistent; . "$1" >/dev/null; echo "$HADOOP_JOB_JIT_OPTS"', "-", functions],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert "-XX:Tier4InvocationThreshold=100000" in image.split()
+    props = config.defaults("10.0.0.2", (2688, 384, 2), {})
+    assert props["spark.driver.defaultJavaOptions"] == props["spark.executor.defaultJavaOptions"] == image
+    props = config.defaults("10.0.0.2", (2688, 384, 2), {"spark.executor.defaultJavaOptions": ""})
+    assert props["spark.executor.defaultJavaOptions"] == ""
 
 
 def test_spark_defaults_file_escapes_as_java_properties():
