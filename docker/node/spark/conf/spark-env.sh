@@ -8,9 +8,6 @@ export SPARK_LOG_DIR=${SPARK_LOG_DIR:-/var/log/spark}
 export SPARK_PID_DIR=${SPARK_PID_DIR:-/var/run/spark}
 # Every node has Spark's Python package: executors take it from there, nothing is uploaded.
 export PYSPARK_ARCHIVES_PATH=local:/usr/lib/spark/python/lib/pyspark.zip,local:$(ls /usr/lib/spark/python/lib/py4j-*-src.zip)
-# The history server's JIT on a small node: C1 alone with two CPUs or fewer, as for Hadoop's
-# daemons (see /opt/hadoop/libexec/hadoop-functions.sh).  A cluster's spark-env setting
-# SPARK_DAEMON_JAVA_OPTS replaces this.
-if [ "$(nproc 2>/dev/null || echo 4)" -le 2 ]; then
-  export SPARK_DAEMON_JAVA_OPTS="-XX:TieredStopAtLevel=1 ${SPARK_DAEMON_JAVA_OPTS:-}"
-fi
+# The history server's JIT is that of Hadoop's daemons (C1 alone on a node of two CPUs or
+# fewer).  A cluster's spark-env setting SPARK_DAEMON_JAVA_OPTS replaces this.
+export SPARK_DAEMON_JAVA_OPTS="$(. /opt/hadoop/libexec/jvm-jit.sh && echo "$HADOOP_DAEMON_JIT_OPTS") ${SPARK_DAEMON_JAVA_OPTS:-}"
