@@ -348,6 +348,13 @@ def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
     assert described["ReleaseLabel"] == "emr-7.5.0"
     assert described["Applications"] == [{"Name": "Hadoop", "Version": "3.5.0"}]
     ip = master_ip(emr, cluster)
+    # A running cluster's HDFS has the directories EMR users expect: /tmp open to all, sticky,
+    # and the hadoop user's home.
+    status = f"http://{ip}:9870/webhdfs/v1/%s?op=GETFILESTATUS&user.name=hadoop"
+    tmp = http_json(status % "tmp")["FileStatus"]
+    assert (tmp["type"], tmp["permission"]) == ("DIRECTORY", "1777")
+    home = http_json(status % "user/hadoop")["FileStatus"]
+    assert (home["type"], home["owner"]) == ("DIRECTORY", "hadoop")
     # The web UIs answer from the host; the hadoop-env export set the NameNode's heap.
     heap = http_json(f"http://{ip}:9870/jmx?qry=java.lang:type=Memory")["beans"][0]["HeapMemoryUsage"]["max"]
     assert 600 * 2**20 < heap <= 700 * 2**20

@@ -117,7 +117,6 @@ def test_the_history_server_script_makes_the_event_log_directory_and_prints_the_
         "http://10.0.0.2:9870/webhdfs/v1/var/log/spark/apps?op=MKDIRS&user.name=hadoop&permission=1777"
         in script
     )
-    assert "http://10.0.0.2:9870/webhdfs/v1/user/hadoop?op=MKDIRS&user.name=hadoop'" in script
     assert "start-history-server.sh" in script and "http://10.0.0.2:18080/" in script
     assert script.rstrip().endswith("cat /usr/lib/spark/VERSION")
 

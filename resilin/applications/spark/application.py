@@ -20,14 +20,13 @@ SPARK = "Spark"
 
 def history_server_script(master_ip: str) -> str:
     """Creates the event log directory in HDFS, starts the history server and waits until it
-    answers; prints the installed Spark version last."""
+    answers; prints the installed Spark version last. (/tmp and /user/hadoop are made by
+    Hadoop's readiness check.)"""
     event_dir = config.EVENT_LOG_DIR.removeprefix("hdfs://")
-    # The directories through WebHDFS: two `hdfs dfs` commands would each start a JVM.
-    webhdfs = f"http://{master_ip}:9870/webhdfs/v1"
-    mkdirs = [
-        shlex.quote(f"{webhdfs}{path}?op=MKDIRS&user.name=hadoop" + (f"&permission={mode}" if mode else ""))
-        for path, mode in ((event_dir, "1777"), ("/user/hadoop", ""))
-    ]
+    # Through WebHDFS: `hdfs dfs` would start a JVM.
+    mkdir = shlex.quote(
+        f"http://{master_ip}:9870/webhdfs/v1{event_dir}?op=MKDIRS&user.name=hadoop&permission=1777"
+    )
     return f"""set -euo pipefail
 deadline=$((SECONDS + {HISTORY_TIMEOUT}))
 # HDFS out of safe mode first (the NameNode's JMX; the readiness check runs beside this).
@@ -36,9 +35,7 @@ until curl -s -m 5 "$nn" | grep -Eq '"FSState" *: *"Operational"'; do
   [ $SECONDS -lt $deadline ] || {{ echo "HDFS did not leave safe mode" >&2; exit 1; }}
   sleep 0.25
 done
-for url in {" ".join(mkdirs)}; do
-  curl -sSf -m 30 -X PUT "$url" | grep -q '"boolean":true' || {{ echo "could not create $url" >&2; exit 1; }}
-done
+curl -sSf -m 30 -X PUT {mkdir} | grep -q '"boolean":true' || {{ echo "could not create {event_dir} in HDFS" >&2; exit 1; }}
 {config.SPARK_HOME}/sbin/start-history-server.sh >/dev/null
 until curl -s -o /dev/null -m 5 http://{master_ip}:{config.HISTORY_PORT}/api/v1/applications; do
   [ $SECONDS -lt $deadline ] || {{ echo "Spark's history server did not answer on port {config.HISTORY_PORT}" >&2;
