@@ -325,8 +325,9 @@ class Machines:
 
     async def remove(self, *instance_ids: str) -> None:
         """Remove the instances' containers (one podman call for all) and call them terminated."""
-        names = [self.container_name(iid) for iid in instance_ids]
+        names, began = [self.container_name(iid) for iid in instance_ids], time.monotonic()
         await deferToThread(self.podman.remove, names, TERMINATE_GRACE)
+        log.info("removed %d instance(s) in %.2fs", len(names), time.monotonic() - began)
         for instance_id in instance_ids:
             record = self.store.get(instance_id)
             if record is not None:

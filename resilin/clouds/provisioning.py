@@ -817,19 +817,23 @@ class ClusterProvisioner:
             client = self.placement_for(name).client
         except KeyError:
             return [f"cloud {name} is no longer configured"]
-        instances = set(resources.instances)
-        try:  # also whatever was launched but never answered for (a lost RunInstances response)
-            instances |= {i.id for i in client.find_by_tag(TAG_CLUSTER, self.cid)}
-        except (ClientError, BotoCoreError) as exc:
-            log.warning("%s: could not list instances in cloud %s: %s", self.cid, name, exc)
-        if instances:
+        known = set(resources.instances)
+        try:
+            client.terminate(sorted(known))
+            # Then, while those shut down, whatever was launched but never answered for (a lost
+            # RunInstances response), found by the cluster's tag.
             try:
-                client.terminate(sorted(instances))
-                client.wait_terminated(sorted(instances), timeout=self.limits.release_timeout)
-                log.info("%s: terminated %d instance(s) in cloud %s", self.cid, len(instances), name)
-            except Exception as exc:
-                log.error("%s: terminating instances in cloud %s failed: %s", self.cid, name, exc)
-                errors.append(f"terminating instances in cloud {name}: {error_text(exc)}")
+                tagged = {i.id for i in client.find_by_tag(TAG_CLUSTER, self.cid)}
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("%s: could not list instances in cloud %s: %s", self.cid, name, exc)
+                tagged = set()
+            client.terminate(sorted(tagged - known))
+            if known | tagged:
+                client.wait_terminated(sorted(known | tagged), timeout=self.limits.release_timeout)
+                log.info("%s: terminated %d instance(s) in cloud %s", self.cid, len(known | tagged), name)
+        except Exception as exc:
+            log.error("%s: terminating instances in cloud %s failed: %s", self.cid, name, exc)
+            errors.append(f"terminating instances in cloud {name}: {error_text(exc)}")
         groups = {resources.security_group} - {""}
         try:
             groups |= {g["GroupId"] for g in client.security_groups_by_tag({TAG_CLUSTER: self.cid})}
