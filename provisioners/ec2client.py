@@ -53,7 +53,7 @@ HOST_KEYS_END = "-----END SSH HOST KEY KEYS-----"
 LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 # Waits between polls of instances' states or consoles: 50 ms, growing by a quarter each time.
 # A local cloud's instances run, and leave, within half a second, where a poll lands at most
-# ~0.1 s after the change; a slow cloud sees about 30 calls in its first minute (20 at 0.1 s, growing by half).
+# ~0.1 s after the change; a slow cloud sees about 30 calls in its first minute.
 FIRST_POLL = 0.05
 POLL_GROWTH = 1.25
 

@@ -325,7 +325,8 @@ class Machines:
 
     async def remove(self, *instance_ids: str) -> None:
         """Remove the instances' containers (one podman call for all) and call them terminated."""
-        names, began = [self.container_name(iid) for iid in instance_ids], time.monotonic()
+        names = [self.container_name(iid) for iid in instance_ids]
+        began = time.monotonic()
         await deferToThread(self.podman.remove, names, TERMINATE_GRACE)
         log.info("removed %d instance(s) in %.2fs", len(names), time.monotonic() - began)
         for instance_id in instance_ids:

@@ -828,9 +828,10 @@ class ClusterProvisioner:
                 log.warning("%s: could not list instances in cloud %s: %s", self.cid, name, exc)
                 tagged = set()
             client.terminate(sorted(tagged - known))
-            if known | tagged:
-                client.wait_terminated(sorted(known | tagged), timeout=self.limits.release_timeout)
-                log.info("%s: terminated %d instance(s) in cloud %s", self.cid, len(known | tagged), name)
+            every = sorted(known | tagged)
+            if every:
+                client.wait_terminated(every, timeout=self.limits.release_timeout)
+                log.info("%s: terminated %d instance(s) in cloud %s", self.cid, len(every), name)
         except Exception as exc:
             log.error("%s: terminating instances in cloud %s failed: %s", self.cid, name, exc)
             errors.append(f"terminating instances in cloud {name}: {error_text(exc)}")
