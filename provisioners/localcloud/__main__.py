@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IReactorThreads
 
 from resilin.aws.httplimits import add_limit_option, limits_from_options
 from resilin.aws.sigv4 import Credentials
+from resilin.provisioners.localcloud.fence_hook import FenceHook
 from resilin.provisioners.localcloud.podman import PodmanError
 from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
 from resilin.provisioners.localcloud.server import ensure_network, local_cloud, make_site
@@ -92,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.exit(1, f"cannot create the WAN network {args.wan_network}: {exc}\n")
     elif args.wan_subnet:
         parser.error("--wan-subnet needs --wan-network")
+    fence_hook = FenceHook.create()  # instances' firewalls, loaded as podman starts them
+    reactor.addSystemEventTrigger("after", "shutdown", fence_hook.remove)
     try:
-        service = PodmanService().start()
+        service = PodmanService(fence_hook=fence_hook).start()
     except PodmanError as exc:
+        fence_hook.remove()
         parser.exit(1, f"cannot start podman's service: {exc}\n")
     reactor.addSystemEventTrigger("after", "shutdown", service.stop)
     site = make_site(

@@ -1,8 +1,10 @@
 """The podman side of the local cloud's instances: containers made, fenced, started, stopped and removed.
 
-An instance's container is created with its private address, initialised (its
-network namespace now exists), fenced by its security groups' firewall, and
-only then started, so nothing in it is ever reachable unfiltered.  Firewalls of
+An instance's container is created with its private address and fenced by its
+security groups' firewall before anything in it runs, so nothing in it is ever
+reachable unfiltered: podman's start loads the firewall through the fence hook
+(fence_hook.py), or, without the hook, the container is initialised (its network
+namespace now exists), fenced from here, and only then started.  Firewalls of
 running instances are refreshed whenever a group's rules or members change;
 refreshes are coalesced, so a launch of eight instances costs a few passes, not
 sixty-four.  Podman calls run in threads; records are read and saved on the
@@ -142,10 +144,12 @@ class Machines:
 
     async def launch(self, records: list[InstanceRecord]) -> None:
         """Bring a reservation's instances up together: containers created side by side, then
-        initialised, fenced and started with one podman call each for all of them (podman's
-        per-call cost, not the containers, is what made many instances slow).  An instance
-        that fails ends terminated; the others go on."""
+        fenced and started with one podman call each for all of them (podman's per-call cost,
+        not the containers, is what made many instances slow).  With the fence hook, podman's
+        start loads each firewall itself; otherwise the containers are initialised, fenced from
+        here, then started.  An instance that fails ends terminated; the others go on."""
         created, began = [], time.monotonic()
+        version = self._version  # the rules the firewalls below are made from
         creations = [Deferred.fromCoroutine(self._create(r)) for r in records]
         for record, (ok, result) in zip(
             records, await DeferredList(creations, consumeErrors=True), strict=True
@@ -161,18 +165,17 @@ class Machines:
         names = [self.container_name(r.instance_id) for r in created]
         marks = [time.monotonic()]
         try:
-            pids = await deferToThread(self.podman.init_all, names)
-            marks.append(time.monotonic())
-            version = self._version
-            fences = [
-                deferToThread(firewall.apply, pids[name], self.ruleset(r))
-                for r, name in zip(created, names, strict=True)
-                if r.security_groups
-            ]
-            for ok, result in await DeferredList(fences, consumeErrors=True):
-                if not ok:
-                    raise cast(Failure, result).value
-            marks.append(time.monotonic())
+            if self.podman.fence_hook is None:
+                pids = await deferToThread(self.podman.init_all, names)
+                fences = [
+                    deferToThread(firewall.apply, pids[name], self.ruleset(r))
+                    for r, name in zip(created, names, strict=True)
+                    if r.security_groups
+                ]
+                for ok, result in await DeferredList(fences, consumeErrors=True):
+                    if not ok:
+                        raise cast(Failure, result).value
+                marks.append(time.monotonic())
             await deferToThread(self.podman.start_all, names)
             marks.append(time.monotonic())
         except Exception as exc:
@@ -180,9 +183,11 @@ class Machines:
             log.warning("launching %d instances together failed (%s); one by one", len(created), exc)
             await DeferredList([Deferred.fromCoroutine(self.activate(r.instance_id)) for r in created])
             return
+        steps = ["fenced and started"] if len(marks) == 2 else ["initialised and fenced", "started"]
         log.info(
-            "launched %d instance(s): created %.2fs, initialised %.2fs, fenced %.2fs, started %.2fs",
-            len(created), marks[0] - began, marks[1] - marks[0], marks[2] - marks[1], marks[3] - marks[2],
+            "launched %d instance(s): created %.2fs, %s",
+            len(created), marks[0] - began,
+            ", ".join(f"{step} {end - start:.2f}s" for step, start, end in zip(steps, marks, marks[1:], strict=False)),
         )  # fmt: skip
         for record in created:
             await self._launched(record, version)
@@ -192,6 +197,7 @@ class Machines:
         env = {"RESILIN_SSH_PUBKEY": record.public_key, "RESILIN_USER_DATA_B64": record.user_data_b64}
         itype = self.types.get(record.instance_type)
         try:
+            annotations = self._prepare_fence(record)
             await deferToThread(
                 self.podman.create,
                 name=self.container_name(record.instance_id),
@@ -203,11 +209,20 @@ class Machines:
                 ip=record.private_ip,
                 limits=itype.container_limits() if itype else None,
                 devices=INSTANCE_DEVICES,
+                annotations=annotations,
             )
             await deferToThread(self.attach_wan, record.instance_id)  # before init: never unfenced
         except Exception as exc:
             return exc
         return None
+
+    def _prepare_fence(self, record: InstanceRecord) -> dict[str, str]:
+        """With the fence hook: keep the instance's firewall as it stands for its container's next
+        start; the annotations that make the hook load it.  None needed without security groups."""
+        hook = self.podman.fence_hook
+        if hook is None or not record.security_groups:
+            return {}
+        return hook.prepare(self.container_name(record.instance_id), self.ruleset(record))
 
     async def activate(self, instance_id: str) -> None:
         """Take one created container to running behind its firewall, then call the instance launched."""
@@ -244,6 +259,7 @@ class Machines:
     async def _fence_and_start(self, record: InstanceRecord) -> int:
         """Initialise the container, load its firewall, start it; returns the rules version applied."""
         name = self.container_name(record.instance_id)
+        self._prepare_fence(record)  # what the hook loads, if the container has it, is current
         try:
             pid = await deferToThread(self.podman.init, name)
         except PodmanError:
@@ -253,6 +269,7 @@ class Machines:
                 raise
         version = self._version
         if record.security_groups:
+            # Also with the hook: a container made before it, or by an earlier run, lacks it.
             await deferToThread(firewall.apply, pid, self.ruleset(record))
         if await deferToThread(self.podman.status, name) != "running":
             await deferToThread(self.podman.start, name)
@@ -266,6 +283,8 @@ class Machines:
             )
         except Exception as cleanup:
             log.error("cleanup of %s failed: %s", record.instance_id, cleanup)
+        if self.podman.fence_hook is not None:
+            self.podman.fence_hook.forget([self.container_name(record.instance_id)])
         current = self.store.get(record.instance_id) or record
         current.phase, current.terminated_at = TERMINATED, time.time()
         if isinstance(exc, LaunchFault):
@@ -329,6 +348,8 @@ class Machines:
         began = time.monotonic()
         await deferToThread(self.podman.remove, names, TERMINATE_GRACE)
         log.info("removed %d instance(s) in %.2fs", len(names), time.monotonic() - began)
+        if self.podman.fence_hook is not None:
+            self.podman.fence_hook.forget(names)
         for instance_id in instance_ids:
             record = self.store.get(instance_id)
             if record is not None:

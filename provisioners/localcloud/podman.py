@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from resilin.provisioners.localcloud import host_shield
+from resilin.provisioners.localcloud.fence_hook import FenceHook
 
 
 class PodmanError(Exception):
@@ -69,14 +70,19 @@ def initialised_pids(containers: Sequence[str], pids: Mapping[str, int]) -> dict
 
 
 class Podman:
-    def __init__(self, binary: str = "podman") -> None:
+    def __init__(self, binary: str = "podman", fence_hook: FenceHook | None = None) -> None:
         self.binary = binary
+        # With a fence hook, starting a container also loads its firewall (see fence_hook.py).
+        self.fence_hook = fence_hook
+
+    def global_flags(self) -> list[str]:
+        return ["--hooks-dir", str(self.fence_hook.hooks_dir)] if self.fence_hook else []
 
     def _run(
         self, *args: str, check: bool = True, env: Mapping[str, str] | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [self.binary, *args],
+            [self.binary, *self.global_flags(), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -175,6 +181,7 @@ class Podman:
         limits: Limits | None = None,
         command: Sequence[str] = (),
         devices: Sequence[str] = (),
+        annotations: Mapping[str, str] = {},
     ) -> str:
         """Create a container (not started); returns its id.
 
@@ -197,6 +204,8 @@ class Podman:
             args += limits.flags()
         for device in devices:
             args += ["--device", device]
+        for key, value in annotations.items():
+            args += ["--annotation", f"{key}={value}"]
         args += [image, *command]
         return self._run(*args, env=env, timeout=300).stdout.strip()
 

@@ -31,6 +31,7 @@ from typing import Any, TypeVar, cast
 import requests
 from podman import PodmanClient
 
+from resilin.provisioners.localcloud.fence_hook import FenceHook
 from resilin.provisioners.localcloud.podman import (
     Container,
     Limits,
@@ -60,8 +61,9 @@ class PodmanService:
     follows the thread that forked, and a pool thread may end before the process.
     """
 
-    def __init__(self, binary: str = "podman") -> None:
+    def __init__(self, binary: str = "podman", fence_hook: FenceHook | None = None) -> None:
         self.binary = binary
+        self.fence_hook = fence_hook
         self.process: subprocess.Popen[bytes] | None = None
         self._dir = ""
 
@@ -76,7 +78,14 @@ class PodmanService:
     def start(self, timeout: float = 30) -> PodmanService:
         self._dir = tempfile.mkdtemp(prefix="resilin-podman-")
         self.process = subprocess.Popen(
-            [self.binary, "system", "service", "--time=0", self.url],
+            [
+                self.binary,
+                *Podman(self.binary, self.fence_hook).global_flags(),
+                "system",
+                "service",
+                "--time=0",
+                self.url,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -114,7 +123,7 @@ class PodmanApi(Podman):
     """:class:`Podman` whose per-instance calls go to a :class:`PodmanService`."""
 
     def __init__(self, service: PodmanService, binary: str = "podman") -> None:
-        super().__init__(binary)
+        super().__init__(binary, service.fence_hook)  # the service's hooks, for the CLI fallback too
         self.service = service
         self._local = threading.local()  # one HTTP session per thread: sessions are not thread-safe
         # Long-lived threads for calls on many containers at once, so that their sessions (and the
@@ -170,6 +179,7 @@ class PodmanApi(Podman):
         limits: Limits | None = None,
         command: Sequence[str] = (),
         devices: Sequence[str] = (),
+        annotations: Mapping[str, str] = {},
     ) -> str:
         spec: dict[str, object] = {
             "name": name,
@@ -189,6 +199,8 @@ class PodmanApi(Podman):
             spec["command"] = list(command)
         if devices:
             spec["devices"] = [{"path": d} for d in devices]
+        if annotations:
+            spec["annotations"] = dict(annotations)
 
         def via_api() -> str:
             return str(self._call("post", "/containers/create", data=json.dumps(spec))["Id"])  # type: ignore[index]
@@ -197,6 +209,7 @@ class PodmanApi(Podman):
             return Podman.create(
                 self, name=name, image=image, hostname=hostname, network=network,
                 labels=labels, env=env, ip=ip, limits=limits, command=command, devices=devices,
+                annotations=annotations,
             )  # fmt: skip
 
         return self._or_cli(via_api, via_cli)

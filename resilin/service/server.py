@@ -39,6 +39,7 @@ from resilin.settings.config import CloudConfig, Settings
 from resilin.settings.installation import installation_id
 
 if TYPE_CHECKING:
+    from resilin.provisioners.localcloud.podman_api import PodmanApi
     from resilin.provisioners.localcloud.wan import Wan
 from resilin.settings.private_files import private_home, private_process
 
@@ -64,6 +65,7 @@ class Runtime:
     services: OrderedServices = field(default_factory=OrderedServices)
     redis: RedisService = field(init=False)
     local_clouds: dict[str, LocalCloudRuntime] = field(default_factory=dict)
+    podman: PodmanApi | None = None  # the local clouds' container engine, through podman's service
     wan: Wan | None = None  # the network between the local clouds, made before them
     orchestrator: Orchestrator = field(init=False)
     reconciler: Reconciler = field(init=False)
@@ -101,6 +103,7 @@ def _serve_local_cloud(rt: Runtime, cloud: CloudConfig, port: int) -> list[IList
         lookup,
         config_module.local_images(settings, cloud),
         operators=[LOCAL_CLOUD_ACCOUNT],  # Resilin operates its local clouds (faults through /admin/)
+        podman=rt.podman,
         limits=settings.http_limits,
         wan=rt.wan,
     )
@@ -118,6 +121,25 @@ def _serve_local_cloud(rt: Runtime, cloud: CloudConfig, port: int) -> list[IList
     log.info("local cloud %s: EC2 endpoint %s, network %s, gateway %s",
              cloud.name, endpoint, cloud.subnet, gateway)  # fmt: skip
     return [listening]
+
+
+def _start_container_engine(rt: Runtime) -> None:
+    """podman's REST service for the local clouds' container calls (a podman process per call costs
+    about 50 ms of CPU), told of the fence hook that loads an instance's firewall as it starts.
+    From the main thread: the service is to die with this process (see podman_api.PodmanService)."""
+    from resilin.provisioners.localcloud.fence_hook import FenceHook
+    from resilin.provisioners.localcloud.podman_api import PodmanApi, PodmanService
+
+    hook = FenceHook.create()
+    reactor.addSystemEventTrigger("after", "shutdown", hook.remove)
+    rt.podman = PodmanApi(PodmanService(fence_hook=hook).start())
+
+
+def _stop_container_engine(rt: Runtime) -> None:
+    # Calls still under way fall back to the podman command, which the hook serves until the
+    # process exits (the reactor's "after shutdown" below).
+    if rt.podman is not None:
+        rt.podman.service.stop()
 
 
 def _start_wan(rt: Runtime) -> None:
@@ -277,6 +299,11 @@ def services(settings: Settings) -> Runtime:
     ports_of_clouds = config_module.local_cloud_ports(settings)
     if any(cloud.kind == "local" for cloud in settings.clouds):
         add(CallService("WAN", lambda: _start_wan(rt), lambda: _stop_wan(rt)))
+        add(
+            CallService(
+                "container engine", lambda: _start_container_engine(rt), lambda: _stop_container_engine(rt)
+            )
+        )
     for cloud in settings.clouds:
         if cloud.kind == "local":
             serve = partial(_serve_local_cloud, rt, cloud, ports_of_clouds[cloud.name])
