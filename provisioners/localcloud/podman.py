@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from resilin.provisioners.localcloud import host_shield
 from resilin.provisioners.localcloud.fence_hook import FenceHook
+
+log = logging.getLogger(__name__)
 
 
 class PodmanError(Exception):
@@ -67,6 +71,26 @@ def initialised_pids(containers: Sequence[str], pids: Mapping[str, int]) -> dict
     if missing:
         raise PodmanError(f"podman init left {', '.join(missing)} without a process")
     return {c: pids[c] for c in containers}
+
+
+REMOVAL_ATTEMPTS = 3
+REMOVAL_RETRY_DELAY = 0.2  # seconds
+
+
+def removal_attempts(remove: Callable[[], object]) -> None:
+    """``remove`` (a forced removal), tried again if podman fails it.  podman 4 fails a forced
+    removal whose container exits of itself while it is being stopped ("could not be stopped …
+    container state improper: stopped"); the container is stopped by then, and the next attempt
+    removes it.  A terminated instance whose container stayed would be a leak."""
+    for attempt in range(1, REMOVAL_ATTEMPTS + 1):
+        try:
+            remove()
+            return
+        except PodmanError as exc:
+            if attempt == REMOVAL_ATTEMPTS:
+                raise
+            log.warning("podman removal failed (%s); again in %.1fs", exc, REMOVAL_RETRY_DELAY)
+            time.sleep(REMOVAL_RETRY_DELAY)
 
 
 class Podman:
@@ -295,4 +319,8 @@ class Podman:
 
     def remove(self, containers: Sequence[str], stop_timeout: int = 5) -> None:
         if containers:
-            self._run("rm", "--force", "--ignore", "--time", str(stop_timeout), *containers, timeout=300)
+            removal_attempts(
+                lambda: self._run(
+                    "rm", "--force", "--ignore", "--time", str(stop_timeout), *containers, timeout=300
+                )
+            )

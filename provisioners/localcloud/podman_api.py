@@ -38,6 +38,7 @@ from resilin.provisioners.localcloud.podman import (
     Podman,
     PodmanError,
     initialised_pids,
+    removal_attempts,
 )
 from resilin.service.children import stop_child
 
@@ -299,7 +300,9 @@ class PodmanApi(Podman):
     def remove(self, containers: Sequence[str], stop_timeout: int = 5) -> None:
         def remove_one(container: str) -> None:
             params = {"force": "true", "timeout": stop_timeout}
-            self._call("delete", f"/containers/{container}", params=params, missing_ok=True)
+            removal_attempts(
+                lambda: self._call("delete", f"/containers/{container}", params=params, missing_ok=True)
+            )
 
         self._or_cli(
             lambda: self._each(remove_one, containers), lambda: Podman.remove(self, containers, stop_timeout)
