@@ -231,8 +231,10 @@ ENDED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
 
 
 def phases_reached(timeline: Timeline) -> list[str]:
-    """The cluster states seen, in the order they were first seen."""
-    return [state for state in timeline.seen if not state.startswith("step ")]
+    """The cluster states reached, in order: STARTING, in which RunJobFlow creates every cluster (a
+    cluster that fails within the first poll is never seen in it), then the states polling saw."""
+    seen = [state for state in timeline.seen if not state.startswith("step ")]
+    return seen if seen[:1] == ["STARTING"] else ["STARTING", *seen]
 
 
 def summary(cluster: dict, step: dict, timeline: Timeline) -> list[str]:

@@ -140,7 +140,11 @@ def test_demo_reports_a_cluster_that_fails_before_its_step_starts(resilin):
     assert re.search(
         r"cluster ended TERMINATED_WITH_ERRORS \((INSTANCE_FAILURE|VALIDATION_ERROR): .*x9\.nonexistent", out
     )
-    assert "phases the cluster reached: STARTING -> TERMINATED_WITH_ERRORS\n" in out
+    # Whether a one-second poll catches the short TERMINATING depends on timing; the cluster never
+    # reaches BOOTSTRAPPING or RUNNING.
+    assert re.search(
+        r"phases the cluster reached: STARTING( -> TERMINATING)? -> TERMINATED_WITH_ERRORS\n", out
+    )
     assert re.search(r"  word-count step +not reached", out)
     assert re.search(r"FAILED: the step ended (CANCELLED|FAILED|PENDING)", out)
     assert "no cluster container is left" in out
