@@ -18,25 +18,32 @@ SHIP_TIMEOUT = 300
 
 
 def ship_script(log_uri: str, cluster_id: str, ec2_instance_id: str) -> str:
-    dest = shlex.quote(log_uri.rstrip("/") + "/" + cluster_id + "/")
+    prefix = log_uri.rstrip("/") + "/" + cluster_id
+    dest = shlex.quote(prefix + "/")
+    daemons_dest = shlex.quote(f"{prefix}/node/{ec2_instance_id}/applications/hadoop/")
+    containers_dest = shlex.quote(f"{prefix}/containers/")
     node = f"node/{ec2_instance_id}"
     return f"""set -u
+# One process compresses every log and uploads it, without a JVM (resilin-s3-put-tree,
+# hadoop_templates/s3_put_tree.py).
+resilin-s3-put-tree --gzip \\
+  --include '*.log' --include '*.out' {DAEMON_LOGS} {daemons_dest} \\
+  --include 'application_*/container_*/*' {CONTAINER_LOGS} {containers_dest} && exit 0
+# If it cannot: compressed here, then Hadoop's `put` merges the node/ and containers/ trees into
+# the cluster's prefix, made first.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/{node}/applications/hadoop"
 for f in {DAEMON_LOGS}/*.log {DAEMON_LOGS}/*.out; do
-  [ -f "$f" ] && gzip -c "$f" >"$tmp/{node}/applications/hadoop/$(basename "$f").gz"
+  [ -f "$f" ] && [ ! -L "$f" ] && gzip -c "$f" >"$tmp/{node}/applications/hadoop/$(basename "$f").gz"
 done
 for c in {CONTAINER_LOGS}/application_*/container_*; do
-  [ -d "$c" ] || continue
+  [ -d "$c" ] && [ ! -L "$c" ] || continue
   app=$(basename "$(dirname "$c")")
   mkdir -p "$tmp/containers/$app/$(basename "$c")"
   for f in "$c"/*; do
-    [ -f "$f" ] && gzip -c "$f" >"$tmp/containers/$app/$(basename "$c")/$(basename "$f").gz"
+    [ -f "$f" ] && [ ! -L "$f" ] && gzip -c "$f" >"$tmp/containers/$app/$(basename "$c")/$(basename "$f").gz"
   done
 done
-# Without a JVM (resilin-s3-put-tree, hadoop_templates/s3_put_tree.py); if that cannot, Hadoop's
-# `put` merges the node/ and containers/ trees into the cluster's prefix, made first.
-resilin-s3-put-tree "$tmp" {dest} ||
-  {{ hadoop fs -mkdir -p {dest} && hadoop fs -put -f "$tmp"/* {dest}; }}
+hadoop fs -mkdir -p {dest} && hadoop fs -put -f "$tmp"/* {dest}
 """

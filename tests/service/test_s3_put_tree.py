@@ -32,9 +32,10 @@ def core_site(conf: Path, settings: dict[str, str]) -> None:
     (conf / "core-site.xml").write_text(f'<?xml version="1.0"?><configuration>{props}</configuration>')
 
 
-def put_tree(conf: Path, local: Path, uri: str) -> subprocess.CompletedProcess:
+def put_tree(conf: Path, *args: str | Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HADOOP_CONF_DIR": str(conf)}
-    return subprocess.run([sys.executable, SCRIPT, str(local), uri], env=env, capture_output=True, text=True)
+    command = [sys.executable, SCRIPT, *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True)
 
 
 def settings(endpoint: str, secret: str = ALICE.secret_key) -> dict[str, str]:
@@ -78,6 +79,72 @@ def test_a_refused_upload_is_reported_so_the_caller_falls_back(storage, tmp_path
     assert "403" in done.stderr
     s3 = boto3_client(storage.endpoint, ALICE)
     assert "Contents" not in s3.list_objects_v2(Bucket="put-tree", Prefix="refused/")
+
+
+def test_a_nodes_logs_are_compressed_and_chosen_by_pattern_from_two_trees(storage, tmp_path):
+    # As a node ships its logs at termination (resilin/cluster/node_logs.py): daemon logs at the
+    # top of one folder, containers' logs two folders down in another.
+    logs = tmp_path / "hadoop"
+    container = logs / "yarn/containers/application_1_0001/container_1_0001_01_000002"
+    container.mkdir(parents=True)
+    daemon_log = b"2026-12-07 INFO DataNode: registered\n" * 2000
+    (logs / "hadoop-datanode.log").write_bytes(daemon_log)
+    (logs / "hadoop-datanode.out").write_bytes(b"ulimit -a\n")
+    (logs / "gc.tmp").write_bytes(b"not a log")  # no pattern names it
+    (logs / ".hidden.log").write_bytes(b"as the shell's * leaves it")
+    (container / "stdout").write_bytes(b"the task's own output\n")
+    (container / "deeper").mkdir()
+    (container / "deeper/file").write_bytes(b"below the pattern's depth")
+    os.symlink("/etc/passwd", container / "syslog")  # a link the task planted is not followed
+    os.mkfifo(container / "stderr")  # nor is a pipe read (it would never end)
+    core_site(tmp_path / "conf", settings(storage.endpoint))
+    done = put_tree(
+        tmp_path / "conf", "--gzip",
+        "--include", "*.log", "--include", "*.out", logs, "s3://put-tree/gz/node/i-1/applications/hadoop/",
+        "--include", "application_*/container_*/*", logs / "yarn/containers", "s3://put-tree/gz/containers",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    s3 = boto3_client(storage.endpoint, ALICE)
+    stored = {
+        o["Key"]: gzip.decompress(s3.get_object(Bucket="put-tree", Key=o["Key"])["Body"].read())
+        for o in s3.list_objects_v2(Bucket="put-tree", Prefix="gz/")["Contents"]
+    }
+    assert stored == {
+        "gz/node/i-1/applications/hadoop/hadoop-datanode.log.gz": daemon_log,
+        "gz/node/i-1/applications/hadoop/hadoop-datanode.out.gz": b"ulimit -a\n",
+        "gz/containers/application_1_0001/container_1_0001_01_000002/stdout.gz": b"the task's own output\n",
+    }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--gzip"],
+        ["only-a-folder"],
+        ["folder", "/not/s3"],
+        ["--include", "*.log"],
+        ["folder", "s3://b/p", "--include", "*.log"],
+        ["--unknown", "folder", "s3://b/p"],
+    ],
+)
+def test_a_command_line_that_names_no_tree_is_refused_with_the_usage(tmp_path, args):
+    done = put_tree(tmp_path, *args)
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: resilin-s3-put-tree")
+
+
+def test_nothing_to_ship_succeeds_without_settings(tmp_path):
+    (tmp_path / "logs").mkdir()
+    done = put_tree(
+        tmp_path / "no-conf",
+        "--gzip",
+        tmp_path / "logs",
+        "s3://put-tree/none/",
+        tmp_path / "gone",
+        "s3://put-tree/none/",
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_without_s3a_settings_it_fails_without_trying(tmp_path):
