@@ -139,9 +139,10 @@ def tree_files(tree: Tree) -> list[tuple[str, str]]:
     depth = max((len(p.split("/")) for p in tree.includes), default=None)
     for folder, folders, names in os.walk(tree.local_dir):
         under = os.path.relpath(folder, tree.local_dir)
-        level = 0 if under == "." else under.count(os.sep) + 1  # the parts of a path in ``folders``
+        # ``folder``'s parts below the tree: its files have one more, its subfolders' files two more.
+        level = 0 if under == "." else under.count(os.sep) + 1
         if depth is not None and level + 2 > depth:
-            folders.clear()  # their files would be deeper than any pattern
+            folders.clear()
         for name in sorted(names):
             path = os.path.join(folder, name)
             relative = os.path.relpath(path, tree.local_dir)
