@@ -14,6 +14,7 @@ reactor thread only.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
@@ -25,6 +26,7 @@ from twisted.python.failure import Failure
 from resilin.provisioners.localcloud import firewall, view
 from resilin.provisioners.localcloud.catalogue import InstanceType
 from resilin.provisioners.localcloud.faults import Faults
+from resilin.provisioners.localcloud.fence_hook import ANNOTATION
 from resilin.provisioners.localcloud.podman import Container, Podman, PodmanError
 from resilin.provisioners.localcloud.secgroups import SecurityGroups
 from resilin.provisioners.localcloud.store import (
@@ -49,6 +51,34 @@ TERMINATE_GRACE = 1
 # Every instance may open /dev/net/tun: harmless without CAP_NET_ADMIN, it lets a gateway attach to
 # the TUN device the host makes for it (SourceDestCheck off).
 INSTANCE_DEVICES = ("/dev/net/tun",)
+# A container initialised then fenced from here: tries when its process vanished before the fence.
+INIT_ATTEMPTS = 3
+INIT_RETRY_SECONDS = 0.2
+
+
+def init_and_fence(podman: Podman, name: str, ruleset: str | None) -> None:
+    """Initialise the container (its network namespace now exists) and load ``ruleset`` there
+    (blocking).  podman 4.3 lets a stop's late cleanup (conmon's exit command, after a stop through
+    the REST service) undo an initialisation made since: when the initialised process is gone
+    before its firewall is loaded, the container is initialised again."""
+    for attempt in range(1, INIT_ATTEMPTS + 1):
+        try:
+            pid = podman.init(name)
+        except PodmanError:
+            # Initialised or running already: a restart, or a launch with others, cut this short.
+            pid = podman.pid(name)
+            if pid <= 0:
+                raise
+        if ruleset is None:
+            return
+        try:
+            firewall.apply(pid, ruleset)
+            return
+        except firewall.FirewallError:
+            if attempt == INIT_ATTEMPTS or os.path.exists(f"/proc/{pid}"):
+                raise
+            log.info("%s: its initialised process went away before it was fenced; again", name)
+            time.sleep(INIT_RETRY_SECONDS)
 
 
 def container_name(cloud_name: str, instance_id: str) -> str:
@@ -257,20 +287,20 @@ class Machines:
         await self._up(current)
 
     async def _fence_and_start(self, record: InstanceRecord) -> int:
-        """Initialise the container, load its firewall, start it; returns the rules version applied."""
+        """Take the container to running behind its firewall; returns the rules version applied.
+
+        A container the fence hook guards is only started: the hook loads its firewall inside
+        podman's start, under podman's lock on the container, where no stop's late cleanup can cut
+        in.  Any other is initialised and fenced from here (init_and_fence), then started."""
         name = self.container_name(record.instance_id)
-        self._prepare_fence(record)  # what the hook loads, if the container has it, is current
-        try:
-            pid = await deferToThread(self.podman.init, name)
-        except PodmanError:
-            # Initialised or running already: a restart, or a launch with others, cut this short.
-            pid = await deferToThread(self.podman.pid, name)
-            if pid <= 0:
-                raise
         version = self._version
-        if record.security_groups:
-            # Also with the hook: a container made before it, or by an earlier run, lacks it.
-            await deferToThread(firewall.apply, pid, self.ruleset(record))
+        # With the hook, its script is rewritten; the container may predate the hook (no annotation).
+        if self._prepare_fence(record) and ANNOTATION in await deferToThread(self.podman.annotations, name):
+            if await deferToThread(self.podman.status, name) != "running":
+                await deferToThread(self.podman.start, name)
+            return version
+        ruleset = self.ruleset(record) if record.security_groups else None
+        await deferToThread(init_and_fence, self.podman, name, ruleset)
         if await deferToThread(self.podman.status, name) != "running":
             await deferToThread(self.podman.start, name)
         return version

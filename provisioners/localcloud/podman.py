@@ -278,6 +278,13 @@ class Podman:
             self._run("inspect", "--type", "container", "--format", "{{.State.Pid}}", container).stdout
         )
 
+    def annotations(self, container: str) -> dict[str, str]:
+        """The annotations the container was created with."""
+        found = self._run(
+            "inspect", "--type", "container", "--format", "{{json .Config.Annotations}}", container
+        ).stdout
+        return dict(json.loads(found) or {})
+
     def start(self, container: str) -> None:
         self._run("start", container, timeout=300)
 

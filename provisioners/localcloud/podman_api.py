@@ -256,6 +256,12 @@ class PodmanApi(Podman):
             lambda: int(self._inspect(container)["State"]["Pid"]), lambda: Podman.pid(self, container)
         )
 
+    def annotations(self, container: str) -> dict[str, str]:
+        return self._or_cli(
+            lambda: dict(self._inspect(container)["Config"].get("Annotations") or {}),
+            lambda: Podman.annotations(self, container),
+        )
+
     def status(self, container: str) -> str:
         return self._or_cli(
             lambda: str(self._inspect(container)["State"]["Status"]), lambda: Podman.status(self, container)

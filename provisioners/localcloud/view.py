@@ -58,6 +58,8 @@ def state_name(record: InstanceRecord, container: Container | None) -> str:
         return "stopped" if name == "stopped" else "stopping"
     if record.power == STOPPED and name == "running":
         return "running"  # started again behind our back
+    if record.power == STOPPED:
+        return "stopped"  # a start that failed may leave its container created or initialised
     return name
 
 
