@@ -294,13 +294,11 @@ class Machines:
         in.  Any other is initialised and fenced from here (init_and_fence), then started."""
         name = self.container_name(record.instance_id)
         version = self._version
-        # With the hook, its script is rewritten; the container may predate the hook (no annotation).
-        if self._prepare_fence(record) and ANNOTATION in await deferToThread(self.podman.annotations, name):
-            if await deferToThread(self.podman.status, name) != "running":
-                await deferToThread(self.podman.start, name)
-            return version
-        ruleset = self.ruleset(record) if record.security_groups else None
-        await deferToThread(init_and_fence, self.podman, name, ruleset)
+        hook_ready = self._prepare_fence(record)  # with the hook, the script it loads is rewritten
+        # Without the hook, or for a container made before it (no annotation): fenced from here.
+        if not hook_ready or ANNOTATION not in await deferToThread(self.podman.annotations, name):
+            ruleset = self.ruleset(record) if record.security_groups else None
+            await deferToThread(init_and_fence, self.podman, name, ruleset)
         if await deferToThread(self.podman.status, name) != "running":
             await deferToThread(self.podman.start, name)
         return version

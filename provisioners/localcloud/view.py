@@ -56,10 +56,10 @@ def state_name(record: InstanceRecord, container: Container | None) -> str:
         return "pending"
     if record.power == STOPPING:
         return "stopped" if name == "stopped" else "stopping"
-    if record.power == STOPPED and name == "running":
-        return "running"  # started again behind our back
     if record.power == STOPPED:
-        return "stopped"  # a start that failed may leave its container created or initialised
+        # Running: started again behind our back.  Anything else is stopped: a start that failed
+        # may leave its container created or initialised.
+        return "running" if name == "running" else "stopped"
     return name
 
 
