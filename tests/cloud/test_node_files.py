@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 
 import pytest
@@ -98,3 +99,17 @@ def test_endless_command_output_keeps_only_its_end(node):
     assert len(done.stdout) == len(done.stderr) == node_files.OUTPUT_LIMIT
     assert done.stdout.endswith("xxxxOUT-END") and set(done.stdout[:-7]) == {"x"}
     assert done.stderr.endswith("yyyyERR-END") and set(done.stderr[:-7]) == {"y"}
+
+
+def test_the_connection_to_sshd_sends_small_messages_at_once(node):
+    # Nagle's algorithm off: a session's open, a command and its exit status are small messages
+    # that would otherwise wait for the peer's delayed ACK (tens of milliseconds each).
+    transport = node.connect().get_transport()
+    assert transport is not None
+    assert transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_output_in_pieces_with_pauses_between_them_is_read_whole(node):
+    # The channel is looked at every millisecond at first, less often while nothing comes.
+    done = node.run("printf a; sleep 0.05; printf b >&2; sleep 0.3; printf c; exit 4", timeout=30)
+    assert (done.exit_status, done.stdout, done.stderr) == (4, "ac", "b")
