@@ -36,6 +36,10 @@ measured on their own:
   instance's PID 1;
 - sshd serving one accepted connection (key exchange, public-key authentication).
 
+It also times SSH itself on one instance (``--ssh-tries`` connections, ``--ssh-only`` for just
+that): a connection, its first command and the next, as Resilin's Node makes them and as paramiko
+does on its own (its socket, exec_command), side by side.
+
 N instances can be ready within 2x the time of one only if each costs at most
 2 × T(1) × CPUs / N CPU-seconds; the run compares that budget with these parts.
 
@@ -54,7 +58,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from resilin.clouds.ssh import KeyPair, Node
+import paramiko
+
+from resilin.clouds.ssh import KeyPair, Node, pinned_host_keys
 from resilin.provisioners.ec2client import EC2Client
 from resilin.provisioners.localcloud.machines import container_name
 from resilin.provisioners.localcloud.podman import Podman, PodmanError
@@ -64,6 +70,7 @@ from resilin.provisioners.localcloud.server import network_name
 from resilin.service.redis_server import PrivateRedis
 from resilin.settings.config import CloudConfig, new_credentials
 
+SSH_PARTS = ("connect", "first", "next")
 PHASES = ("RunInstances", "running", "SSH ready", "CPU busy %", "CPU s/instance", "terminated", "gone")
 
 
@@ -211,6 +218,70 @@ def instance_costs(
         client.wait_terminated([iid], timeout=300)
 
 
+def _ours(address: str, host_keys: list[str], key: KeyPair) -> tuple[float, float, float]:
+    """Seconds to connect as Resilin's Node does, to run a first command, then a second one."""
+    node = Node(address, host_keys, key)
+    t0 = time.monotonic()
+    node.connect()
+    t1 = time.monotonic()
+    node.run("true")
+    t2 = time.monotonic()
+    node.run("true")
+    t3 = time.monotonic()
+    node.close()
+    return t1 - t0, t2 - t1, t3 - t2
+
+
+def _paramiko_alone(address: str, host_keys: list[str], key: KeyPair) -> tuple[float, float, float]:
+    """The same with paramiko on its own: its own socket, exec_command, the same pinned host key."""
+    peer = paramiko.SSHClient()
+    for keytype, pub in pinned_host_keys(address, host_keys)[address].items():
+        peer.get_host_keys().add(address, keytype, pub)
+    peer.set_missing_host_key_policy(paramiko.RejectPolicy())
+    t0 = time.monotonic()
+    peer.connect(address, username="hadoop", pkey=key.pkey(), allow_agent=False, look_for_keys=False)
+    marks = [t0, time.monotonic()]
+    for _ in range(2):
+        _, out, _ = peer.exec_command("true")
+        out.channel.recv_exit_status()
+        marks.append(time.monotonic())
+    peer.close()
+    return marks[1] - marks[0], marks[2] - marks[1], marks[3] - marks[2]
+
+
+def ssh_latency(
+    client: EC2Client, image: str, itype: str, key: KeyPair, tries: int
+) -> dict[str, list[float]]:
+    """On one instance, ``tries`` times in turn: a new SSH connection, its first command and the
+    next one, by Resilin's Node and by paramiko alone (the peer).  Seconds per part."""
+    [iid] = client.launch(image, itype, 1, "provision-bench", {"bench": "ssh-latency"})
+    times: dict[str, list[float]] = {}
+    try:
+        [info] = client.wait_running([iid], timeout=300)
+        host_keys = client.host_keys(iid, timeout=300)
+        Node(info.address, host_keys, key).wait_reachable(300)  # sshd is up
+        for _ in range(tries):
+            ours = _ours(info.address, host_keys, key)
+            theirs = _paramiko_alone(info.address, host_keys, key)
+            for i, part in enumerate(SSH_PARTS):
+                times.setdefault(part, []).append(ours[i])
+                times.setdefault(f"peer {part}", []).append(theirs[i])
+    finally:
+        client.terminate([iid])
+        client.wait_terminated([iid], timeout=300)
+    return times
+
+
+def print_ssh_latency(times: dict[str, list[float]]) -> None:
+    runs = len(times["connect"])
+    print(f"\nSSH to one instance, milliseconds (median of {runs}): Resilin's Node beside paramiko alone")
+    print(f"{'part':<28} {'Resilin':>8} {'paramiko':>8} {'ratio':>6}")
+    labels = ("connect (key exchange, auth)", "first command", "next command")
+    for part, label in zip(SSH_PARTS, labels, strict=True):
+        ours, theirs = statistics.median(times[part]), statistics.median(times[f"peer {part}"])
+        print(f"{label:<28} {ours * 1000:8.1f} {theirs * 1000:8.1f} {ours / theirs:6.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -223,6 +294,8 @@ def main() -> int:
     parser.add_argument(
         "--floor-count", type=int, default=8, help="containers started at once for the engine floor"
     )
+    parser.add_argument("--ssh-tries", type=int, default=9, help="connections for the SSH latency figures")
+    parser.add_argument("--ssh-only", action="store_true", help="only the SSH latency figures")
     args = parser.parse_args()
 
     cloud = f"pbench{os.getpid() % 100000}"
@@ -255,6 +328,10 @@ def main() -> int:
             client.import_key_pair("provision-bench", key.public_line)
             image = client.image_for(args.image)
             print(f"local cloud {cloud}, image {args.image}, {os.cpu_count()} CPU(s)", flush=True)
+            ssh = ssh_latency(client, image, args.instance_type, key, args.ssh_tries)
+            if args.ssh_only:
+                print_ssh_latency(ssh)
+                return 0
             # Untimed: the first instance of a network also brings its bridge and firewall rules up.
             one_run(client, image, args.instance_type, key, 1, cloud)
             for count in args.sizes:
@@ -285,6 +362,7 @@ def main() -> int:
             if left:
                 print(f"removed containers left behind: {left}", file=sys.stderr)
 
+    print_ssh_latency(ssh)
     print()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"Provisioning on the local cloud, seconds (median of {args.repeat} run(s)); load average {load}")
