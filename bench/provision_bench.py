@@ -58,9 +58,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import paramiko
-
-from resilin.clouds.ssh import KeyPair, Node, pinned_host_keys
+from resilin.clouds.ssh import SSH_USER, KeyPair, Node, pinned_client
 from resilin.provisioners.ec2client import EC2Client
 from resilin.provisioners.localcloud.machines import container_name
 from resilin.provisioners.localcloud.podman import Podman, PodmanError
@@ -234,12 +232,9 @@ def _ours(address: str, host_keys: list[str], key: KeyPair) -> tuple[float, floa
 
 def _paramiko_alone(address: str, host_keys: list[str], key: KeyPair) -> tuple[float, float, float]:
     """The same with paramiko on its own: its own socket, exec_command, the same pinned host key."""
-    peer = paramiko.SSHClient()
-    for keytype, pub in pinned_host_keys(address, host_keys)[address].items():
-        peer.get_host_keys().add(address, keytype, pub)
-    peer.set_missing_host_key_policy(paramiko.RejectPolicy())
+    peer = pinned_client(address, host_keys)
     t0 = time.monotonic()
-    peer.connect(address, username="hadoop", pkey=key.pkey(), allow_agent=False, look_for_keys=False)
+    peer.connect(address, username=SSH_USER, pkey=key.pkey(), allow_agent=False, look_for_keys=False)
     marks = [t0, time.monotonic()]
     for _ in range(2):
         _, out, _ = peer.exec_command("true")

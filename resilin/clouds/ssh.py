@@ -76,6 +76,16 @@ def pinned_host_keys(host: str, public_lines: list[str]) -> paramiko.HostKeys:
     return keys
 
 
+def pinned_client(host: str, public_lines: list[str]) -> paramiko.SSHClient:
+    """An SSH client that accepts only these host keys for ``host`` and refuses any other."""
+    client = paramiko.SSHClient()
+    for hostname, entries in pinned_host_keys(host, public_lines).items():
+        for keytype, key in entries.items():
+            client.get_host_keys().add(hostname, keytype, key)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return client
+
+
 class Node:
     """One instance reachable over SSH as the ``hadoop`` user.
 
@@ -118,14 +128,7 @@ class Node:
             if self.via is not None
             else _direct_socket(self.host, self.port, timeout)
         )
-        client = paramiko.SSHClient()
-        known = pinned_host_keys(
-            self.host if self.port == 22 else f"[{self.host}]:{self.port}", self.host_keys
-        )
-        for hostname, entries in known.items():
-            for keytype, key in entries.items():
-                client.get_host_keys().add(hostname, keytype, key)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client = pinned_client(self.host if self.port == 22 else f"[{self.host}]:{self.port}", self.host_keys)
         try:
             client.connect(
                 self.host,
