@@ -425,6 +425,9 @@ chroot "$ROOT" /bin/bash /tmp/rootfs-setup.sh >&2
 log "stage 3: class-data sharing archive for the Hadoop launchers"
 install -m 0755 "$HERE/cds-train.sh" "$ROOT/tmp/cds-train.sh"
 unshare --net --uts chroot "$ROOT" /bin/bash -c 'ip link set lo up && hostname cds-train && /tmp/cds-train.sh' >&2
+log "stage 3: an empty HDFS namespace for new clusters' NameNodes"
+install -m 0755 "$HERE/empty-namespace.sh" "$ROOT/tmp/empty-namespace.sh"
+unshare --net --uts chroot "$ROOT" /bin/bash -c 'ip link set lo up && hostname empty-namespace && /tmp/empty-namespace.sh' >&2
 rm -rf "${ROOT:?}"/tmp/* "${ROOT:?}"/tmp/.[!.]* 2>/dev/null || true
 chroot_umount_all
 rm -f "$ROOT/tmp/rootfs-setup.sh"

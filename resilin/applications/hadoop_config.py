@@ -74,6 +74,8 @@ class NodeImageLayout:
     java_opts: str = ""
     streaming_jar: str = "/usr/lib/hadoop-mapreduce/hadoop-streaming.jar"
     daemon: str = "/opt/hadoop/bin/hadoop-daemon"
+    # An empty namespace formatted with the image (docker/node/empty-namespace.sh).
+    empty_namespace: str = "/opt/hadoop/share/hadoop/empty-namespace"
 
 
 @dataclass(frozen=True)
@@ -281,6 +283,31 @@ def merge_configurations(current: list[Doc], requested: list[Doc], kind: str) ->
     return merged
 
 
+# What `hdfs namenode -format` writes depends on these besides the formatting user: where the
+# namespace goes, the root directory's group and the erasure coding policies it enables.  A
+# cluster that sets any of them formats its own rather than copying the image's empty one.
+FORMAT_INPUTS = frozenset(
+    {
+        "dfs.namenode.name.dir",
+        "dfs.namenode.edits.dir",
+        "dfs.namenode.shared.edits.dir",
+        "dfs.permissions.superusergroup",
+        "dfs.nameservices",
+        "hadoop.tmp.dir",
+    }
+)
+FORMAT_INPUT_PREFIXES = ("dfs.namenode.ec.", "dfs.ha.")
+
+
+def image_namespace_fits(overrides: dict[str, dict[str, str]]) -> bool:
+    """Whether the image's empty namespace is what formatting with ``overrides`` would write."""
+    return not any(
+        key in FORMAT_INPUTS or key.startswith(FORMAT_INPUT_PREFIXES)
+        for classification in ("core-site", "hdfs-site")
+        for key in overrides.get(classification, {})
+    )
+
+
 def daemons_for(spec: ClusterSpec, node: NodeSpec) -> tuple[str, ...]:
     daemons = DAEMONS[node.role]
     if node.role == "MASTER" and not spec.workers:
@@ -327,6 +354,7 @@ def _node_context(spec: ClusterSpec, node: NodeSpec) -> dict:
         "topology": topology_context(spec),
         "hosts": hosts_context(spec.nodes),
         "spark_yarn_site": spark_config.yarn_site() if spec.spark else {},
+        "image_namespace": image_namespace_fits(overrides),
     }
     files = {name: _env.get_template(f"{name}.j2").render(context).strip() + "\n" for name in SITE_FILES}
     files["workers"] = ("\n".join(n.ip for n in spec.workers) or spec.master.ip) + "\n"

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -400,6 +401,37 @@ def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
     args, opts = json.loads(step_output(resilin, cluster, step["Id"]))
     assert args == hostile
     assert opts.endswith(' -Dresilin.test=it\'s"$HOME"$(id)')
+
+
+def test_the_namenode_runs_the_clusters_own_namespace_copied_from_the_images_empty_one(resilin, emr, cluster):
+    ip = master_ip(emr, cluster)
+    # What the running NameNode loaded: this cluster's id, and a block pool of the master's address.
+    info = http_json(f"http://{ip}:9870/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo")["beans"][0]
+    assert info["ClusterId"] == cluster
+    assert re.fullmatch(rf"BP-\d+-{re.escape(ip)}-\d+", info["BlockPoolId"]), info["BlockPoolId"]
+    assert len(json.loads(info["LiveNodes"])) == 2
+    # Copied rather than formatted, with ids of its own: none of the image's stays.
+    step = run_step(
+        emr,
+        cluster,
+        [
+            "bash",
+            "-c",
+            "cat /var/log/hadoop/namenode-format.log /var/lib/hadoop/dfs/name/current/VERSION "
+            "/opt/hadoop/share/hadoop/empty-namespace/VERSION",
+        ],  # fmt: skip
+        name="namespace",
+    )
+    made, *versions = step_output(resilin, cluster, step["Id"]).split("#")
+    assert (
+        made.strip() == f"namespace of cluster {cluster} made from /opt/hadoop/share/hadoop/empty-namespace"
+    )
+    ours, image = (dict(line.split("=", 1) for line in v.splitlines()[1:] if "=" in line) for v in versions)
+    assert ours["clusterID"] == cluster and ours["blockpoolID"] == info["BlockPoolId"]
+    assert ours["namespaceID"] != image["namespaceID"] and int(ours["namespaceID"]) > 0
+    assert {
+        k: v for k, v in ours.items() if k not in ("namespaceID", "clusterID", "blockpoolID", "cTime")
+    } == {k: v for k, v in image.items() if k not in ("namespaceID", "clusterID", "blockpoolID", "cTime")}
 
 
 def test_reconfiguring_the_core_group_restarts_its_nodemanagers_with_the_new_memory(resilin, emr, cluster):

@@ -109,3 +109,41 @@ def test_bootstrap_script_runs_and_stops_at_the_first_failure(tmp_path, monkeypa
     assert "bootstrap action 2 (bad.sh) failed with exit status 3: oops" in done.stderr
     assert (tmp_path / "logs/1/stdout").read_text() == "ran-x\n"
     assert not (tmp_path / "logs/3").exists()
+
+
+@pytest.mark.parametrize(
+    "configurations, copies",
+    [
+        (CONFIGS, True),
+        ([{"Classification": "hdfs-site", "Properties": {"dfs.replication": "2"}}], True),
+        (
+            [{"Classification": "hdfs-site", "Properties": {"dfs.permissions.superusergroup": "admins"}}],
+            False,
+        ),
+        (
+            [{"Classification": "hdfs-site", "Properties": {"dfs.namenode.name.dir": "file:///data/nn"}}],
+            False,
+        ),
+        (
+            [
+                {
+                    "Classification": "hdfs-site",
+                    "Properties": {"dfs.namenode.ec.system.default.policy": "XOR-2-1-1024k"},
+                }
+            ],
+            False,
+        ),
+        ([{"Classification": "core-site", "Properties": {"hadoop.tmp.dir": "/data/tmp"}}], False),
+    ],
+)
+def test_the_master_copies_the_images_empty_namespace_unless_its_format_would_differ(configurations, copies):
+    # The cluster runs the copy for real (tests/cluster/test_hadoop_cluster.py); here, which
+    # configurations keep to `hdfs namenode -format`, and that both ways are valid shell.
+    s = ClusterSpec(
+        "j-1", spec().nodes, "http://10.0.0.1:9", "us-east-1", "AK", "SK", "m5.xlarge", configurations
+    )
+    master, core = (render_node_script(s, n) for n in s.nodes)
+    assert ("/opt/hadoop/share/hadoop/empty-namespace" in master) is copies
+    assert "hdfs namenode -format -nonInteractive -force -clusterid 'j-1'" in master  # an older image's way
+    assert "namenode -format" not in core and "empty-namespace" not in core
+    bash_syntax_ok(master)
