@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from resilin import demo
+from resilin.applications.hadoop_config import NodeImageLayout
 from resilin.provisioners.localcloud.process import remove_cloud
 from resilin.service.process import cloud_containers, new_process
 
@@ -35,6 +36,7 @@ pytestmark = [
 CLOUD = f"hc{os.getpid() % 100000}"
 SUBNET = f"10.79.{100 + os.getpid() % 150}.0/24"
 BUCKET = "hadoop"
+EMPTY_NAMESPACE = NodeImageLayout.empty_namespace
 CORE_SITE_KEY = "resilin.test.marker"
 
 BOOTSTRAP = """#!/bin/bash
@@ -417,21 +419,20 @@ def test_the_namenode_runs_the_clusters_own_namespace_copied_from_the_images_emp
         [
             "bash",
             "-c",
-            "cat /var/log/hadoop/namenode-format.log /var/lib/hadoop/dfs/name/current/VERSION "
-            "/opt/hadoop/share/hadoop/empty-namespace/VERSION",
+            f"cat /var/log/hadoop/namenode-format.log /var/lib/hadoop/dfs/name/current/VERSION "
+            f"{EMPTY_NAMESPACE}/VERSION",
         ],  # fmt: skip
         name="namespace",
     )
     made, *versions = step_output(resilin, cluster, step["Id"]).split("#")
-    assert (
-        made.strip() == f"namespace of cluster {cluster} made from /opt/hadoop/share/hadoop/empty-namespace"
-    )
+    assert made.strip() == f"namespace of cluster {cluster} made from {EMPTY_NAMESPACE}"
     ours, image = (dict(line.split("=", 1) for line in v.splitlines()[1:] if "=" in line) for v in versions)
     assert ours["clusterID"] == cluster and ours["blockpoolID"] == info["BlockPoolId"]
     assert ours["namespaceID"] != image["namespaceID"] and int(ours["namespaceID"]) > 0
-    assert {
-        k: v for k, v in ours.items() if k not in ("namespaceID", "clusterID", "blockpoolID", "cTime")
-    } == {k: v for k, v in image.items() if k not in ("namespaceID", "clusterID", "blockpoolID", "cTime")}
+    identity = ("namespaceID", "clusterID", "blockpoolID", "cTime")
+    assert {k: v for k, v in ours.items() if k not in identity} == {
+        k: v for k, v in image.items() if k not in identity
+    }
 
 
 def test_reconfiguring_the_core_group_restarts_its_nodemanagers_with_the_new_memory(resilin, emr, cluster):

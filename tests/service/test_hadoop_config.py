@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from resilin.applications.hadoop_config import ClusterSpec, NodeSpec, render_node_script
+from resilin.applications.hadoop_config import ClusterSpec, NodeImageLayout, NodeSpec, render_node_script
 from resilin.cluster import bootstrap
 
 CONFIGS = [
@@ -143,7 +143,7 @@ def test_the_master_copies_the_images_empty_namespace_unless_its_format_would_di
         "j-1", spec().nodes, "http://10.0.0.1:9", "us-east-1", "AK", "SK", "m5.xlarge", configurations
     )
     master, core = (render_node_script(s, n) for n in s.nodes)
-    assert ("/opt/hadoop/share/hadoop/empty-namespace" in master) is copies
+    assert (f"empty={NodeImageLayout.empty_namespace}" in master) is copies
     assert "hdfs namenode -format -nonInteractive -force -clusterid 'j-1'" in master  # an older image's way
     assert "namenode -format" not in core and "empty-namespace" not in core
     bash_syntax_ok(master)
