@@ -1,16 +1,20 @@
 #!/bin/bash
-# Builds the class-data sharing archive of the Hadoop launchers (/opt/hadoop/share/hadoop/hadoop.jsa).
+# Builds the class-data sharing archives of Hadoop's launchers (/opt/hadoop/share/hadoop/hadoop.jsa)
+# and of Spark's JVMs (/usr/lib/spark/spark.jsa).
 #
 # Runs inside the node rootfs during build.sh.  A JVM started by a launcher in /opt/hadoop/bin
 # maps the classes it needs from this archive instead of reading, verifying and parsing them
 # from 200 jars: a daemon or a `hadoop fs` command starts on about a third less CPU, which is
-# most of a small cluster's start-up on a machine with few cores.
+# most of a small cluster's start-up on a machine with few cores.  Spark's history server,
+# launcher, drivers and executors do the same with Spark's own archive (its jars are others).
 #
 # Which classes: those a short training run loads — every daemon a node runs, started on
 # loopback with its own configuration under $WORK, the client commands Resilin's scripts and
-# steps use, and one MapReduce job submitted to that YARN.  Each JVM writes its class list
-# (-XX:DumpLoadedClassList); the union is dumped with -Xshare:dump.  The archive only holds
-# classes, never state: a class missing from it is loaded from its jar as before.
+# steps use, one MapReduce job submitted to that YARN, then two PySpark jobs (cluster and
+# client mode) and the Spark history server reading their event logs.  Each JVM writes its
+# class list (-XX:DumpLoadedClassList); each archive is dumped from the union of its JVMs'
+# lists with -Xshare:dump.  An archive only holds classes, never state: a class missing from it
+# is loaded from its jar as before.
 set -euo pipefail
 
 HH=/opt/hadoop
@@ -157,22 +161,125 @@ if ! timeout 300 env HADOOP_CLIENT_OPTS="$(classlist jobclient)" hadoop jar "$st
     log "the training job did not complete (the archive covers the daemons and clients)"
     tail -5 "$WORK/logs/job.out" >&2 || true
 fi
-log "training run: $((SECONDS - t0))s, $(ls "$LISTS" | wc -l) class lists"
+log "Hadoop's training run: $((SECONDS - t0))s, $(ls "$LISTS" | wc -l) class lists"
+
+# Spark: its launcher (spark-class's org.apache.spark.launcher.Main), spark-submit, a PySpark job's
+# driver, ApplicationMaster and executor on this YARN in both deploy modes, then the history
+# server replaying their event logs and serving its pages and REST API.
+SH=/usr/lib/spark
+SPARK_ARCHIVE=$SH/spark.jsa
+SPARK_LISTS=$WORK/spark-lists
+SPARK_CONF=$WORK/spark-conf
+mkdir -p "$SPARK_LISTS" "$SPARK_CONF"
+events=hdfs://127.0.0.1:38020/spark-events
+cp /etc/spark/conf/log4j2.properties "$SPARK_CONF/"
+{
+    echo "spark.master yarn"
+    echo "spark.yarn.jars local:$SH/jars/*"
+    echo "spark.yarn.populateHadoopClasspath false"
+    echo "spark.eventLog.enabled true"
+    echo "spark.eventLog.dir $events"
+    echo "spark.history.fs.logDirectory $events"
+    echo "spark.history.fs.update.interval 1s"
+    echo "spark.history.ui.port 38080"
+    echo "spark.ui.port 38040"
+    echo "spark.driver.memory 512m"
+    echo "spark.yarn.am.memory 512m"
+    echo "spark.executor.memory 512m"
+    echo "spark.executor.instances 1"
+    echo "spark.pyspark.python python3"
+    echo "spark.hadoop.fs.s3a.endpoint http://127.0.0.1:1"
+    echo "spark.hadoop.fs.s3a.endpoint.region us-east-1"
+    echo "spark.hadoop.fs.s3a.path.style.access true"
+    echo "spark.hadoop.fs.s3a.access.key training"
+    echo "spark.hadoop.fs.s3a.secret.key training"
+    echo "spark.hadoop.fs.s3a.retry.limit 0"
+    echo "spark.hadoop.fs.s3a.attempts.maximum 0"
+    echo "spark.hadoop.fs.s3a.connection.establish.timeout 1s"
+} >"$SPARK_CONF/spark-defaults.conf"
+# A word count as steps run them (DataFrame and RDD), and an S3A listing where nothing listens
+# (S3A's and the AWS SDK's classes in the driver).
+cat >"$WORK/job.py" <<'PY'
+import sys
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+spark = SparkSession.builder.appName("class-data sharing training").getOrCreate()
+words = spark.read.text(sys.argv[1]).select(F.explode(F.split("value", " ")).alias("word"))
+words.groupBy("word").count().write.mode("overwrite").csv(sys.argv[2] + "/dataframe")
+lines = spark.sparkContext.textFile(sys.argv[1])
+lines.flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(lambda a, b: a + b).saveAsTextFile(sys.argv[2] + "/rdd")
+try:
+    spark.read.text("s3a://training/none").count()
+except Exception:
+    pass
+spark.stop()
+PY
+export SPARK_HOME=$SH SPARK_CONF_DIR=$SPARK_CONF YARN_CONF_DIR=$CONF SPARK_LOG_DIR=$WORK/logs SPARK_PID_DIR=$WORK
+export PYSPARK_ARCHIVES_PATH=local:$SH/python/lib/pyspark.zip,local:$(ls $SH/python/lib/py4j-*-src.zip)
+unset SPARK_DAEMON_JAVA_OPTS SPARK_SUBMIT_OPTS SPARK_LAUNCHER_OPTS
+spark_classlist() { echo "-XX:DumpLoadedClassList=$SPARK_LISTS/$1-$RANDOM.classlist"; }
+client mkdir-events hadoop fs -mkdir -p /spark-events
+for mode in cluster client; do
+    if ! timeout 300 env SPARK_LAUNCHER_OPTS="$(spark_classlist launcher)" \
+        SPARK_SUBMIT_OPTS="$(spark_classlist submit-$mode)" \
+        "$SH/bin/spark-submit" --deploy-mode "$mode" \
+        --conf spark.driver.extraJavaOptions="$(spark_classlist driver-$mode)" \
+        --conf spark.yarn.am.extraJavaOptions="$(spark_classlist am-$mode)" \
+        --conf spark.executor.extraJavaOptions="$(spark_classlist executor-$mode)" \
+        "$WORK/job.py" /words.txt "/spark-out-$mode" >>"$WORK/logs/spark-job.out" 2>&1; then
+        log "the Spark training job ($mode mode) did not complete"
+        tail -5 "$WORK/logs/spark-job.out" >&2 || true
+    fi
+done
+SPARK_LAUNCHER_OPTS="$(spark_classlist launcher)" SPARK_DAEMON_JAVA_OPTS="$(spark_classlist history)" \
+    "$SH/sbin/start-history-server.sh" >"$WORK/logs/spark-history.out" 2>&1
+history_pid=$(cat "$WORK"/spark-*HistoryServer*.pid 2>/dev/null || true)
+[ -n "$history_pid" ] && pids+=("$history_pid")
+if port_up 38080 120 "${history_pid:-$$}"; then
+    api=http://127.0.0.1:38080/api/v1
+    for _ in $(seq 60); do
+        [ "$(curl -sf "$api/applications?status=completed" | grep -c '"id"')" -ge 2 ] && break
+        sleep 1
+    done
+    for app in $(curl -sf "$api/applications" | sed -n 's/.*"id" *: *"\([^"]*\)".*/\1/p'); do
+        for page in "" /jobs /stages /executors /environment /allexecutors; do
+            curl -sf -o /dev/null "$api/applications/$app$page" || true
+        done
+        curl -sf -o /dev/null -L "http://127.0.0.1:38080/history/$app/jobs/" || true
+    done
+    curl -sf -o /dev/null http://127.0.0.1:38080/ || true
+else
+    log "Spark's history server did not start"
+fi
+log "Spark's training run: $((SECONDS - t0))s, $(ls "$SPARK_LISTS" | wc -l) class lists"
 
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 pids=()
 
-# The union of the lists: the class names, then the lambdas (@lambda-proxy, @lambda-form-invoker:
-# the AWS SDK alone spins up hundreds in each JVM that touches S3), which Java archives only once
-# the classes they name are loaded.  Lines naming a custom loader's classes are specific to one run.
-cat "$LISTS"/*.classlist | grep -E '^[A-Za-z0-9_$/]+$' | LC_ALL=C sort -u >"$WORK/all.classlist"
-classes=$(wc -l <"$WORK/all.classlist")
-cat "$LISTS"/*.classlist | grep -E '^@(lambda-proxy|lambda-form-invoker) ' | awk '!seen[$0]++' >>"$WORK/all.classlist"
-log "$classes classes, $(($(wc -l <"$WORK/all.classlist") - classes)) lambdas"
-java -Xshare:dump -XX:SharedClassListFile="$WORK/all.classlist" -XX:SharedArchiveFile="$ARCHIVE.tmp" \
-    -cp "$HH/share/hadoop/common/lib/*" >"$WORK/logs/dump.out" 2>&1 ||
-    { log "dump failed"; tail -20 "$WORK/logs/dump.out" >&2; exit 1; }
-mv "$ARCHIVE.tmp" "$ARCHIVE"
-chmod 0644 "$ARCHIVE"
-log "archive $(du -h "$ARCHIVE" | cut -f1) in $((SECONDS - t0))s"
+# dump_archive <archive> <class path> <lists directory>: the union of the lists — the class
+# names, then the lambdas (@lambda-proxy, @lambda-form-invoker: the AWS SDK alone spins up
+# hundreds in each JVM that touches S3), which Java archives only once the classes they name are
+# loaded; lines naming a custom loader's classes are specific to one run — dumped for that class
+# path.
+dump_archive() {
+    local archive=$1 classpath=$2 lists=$3 classes union=$WORK/union.classlist
+    cat "$lists"/*.classlist | grep -E '^[A-Za-z0-9_$/]+$' | LC_ALL=C sort -u >"$union"
+    classes=$(wc -l <"$union")
+    cat "$lists"/*.classlist | grep -E '^@(lambda-proxy|lambda-form-invoker) ' | awk '!seen[$0]++' >>"$union"
+    log "$archive: $classes classes, $(($(wc -l <"$union") - classes)) lambdas"
+    java -Xshare:dump -XX:SharedClassListFile="$union" -XX:SharedArchiveFile="$archive.tmp" \
+        -cp "$classpath" >"$WORK/logs/dump.out" 2>&1 ||
+        { log "dump of $archive failed"; tail -20 "$WORK/logs/dump.out" >&2; exit 1; }
+    mv "$archive.tmp" "$archive"
+    chmod 0644 "$archive"
+    log "$archive: $(du -h "$archive" | cut -f1) in $((SECONDS - t0))s"
+}
+dump_archive "$ARCHIVE" "$HH/share/hadoop/common/lib/*" "$LISTS"
+if ls "$SPARK_LISTS"/*.classlist >/dev/null 2>&1; then
+    dump_archive "$SPARK_ARCHIVE" "$SH/jars/*" "$SPARK_LISTS"
+else
+    log "no Spark class lists: Spark's JVMs will load their classes from the jars"
+fi

@@ -91,28 +91,51 @@ counts.write.mode("overwrite").csv(output)
 spark.stop()
 """
 
-# Cluster mode, with a helper module shipped by --py-files and a setting passed by --conf.
+# Cluster mode, with a helper module shipped by --py-files and a setting passed by --conf.  It
+# also writes, to its third argument, whether its driver's JVM and its executors' map the image's
+# class-data sharing archive.
 WORD_COUNT_WITH_HELPER = """
+import json
 import sys
 
 from pyspark.sql import SparkSession
 
 import helpers
 
-source, output = sys.argv[1], sys.argv[2]
+source, output, jvms = sys.argv[1], sys.argv[2], sys.argv[3]
 spark = SparkSession.builder.getOrCreate()
 assert spark.conf.get("spark.resilin.test.marker") == "from --conf", spark.conf.get("spark.resilin.test.marker")
 lines = spark.sparkContext.textFile(source)
 counts = lines.flatMap(helpers.words).map(lambda w: (w, 1)).reduceByKey(lambda a, b: a + b)
 spark.createDataFrame(counts, ["word", "count"]).write.csv(output)
+mapped = {
+    "driver": helpers.jvm_maps_archive(),
+    "executors": lines.mapPartitions(lambda _: [helpers.jvm_maps_archive()]).collect(),
+}
+spark.sparkContext.parallelize([json.dumps(mapped)], 1).saveAsTextFile(jvms)
 spark.stop()
 """
-HELPERS = """
+HELPERS = f"""
+import os
 import re
 
 
 def words(line):
     return re.findall(r"[a-z']+", line.lower())
+
+
+def jvm_maps_archive():
+    \"\"\"Whether the JVM this Python process runs under (its nearest java ancestor) has the
+    class-data sharing archive mapped; None outside a JVM.\"\"\"
+    pid = os.getpid()
+    while pid > 1:
+        with open(f"/proc/{{pid}}/comm") as comm:
+            if comm.read().strip() == "java":
+                with open(f"/proc/{{pid}}/maps") as maps:
+                    return "{spark_config.CDS_ARCHIVE}" in maps.read()
+        with open(f"/proc/{{pid}}/stat") as stat:
+            pid = int(stat.read().rsplit(")", 1)[1].split()[1])
+    return None
 """
 
 FAILING = """
@@ -283,6 +306,7 @@ def spark(resilin):
                 "word count, cluster mode", "spark-submit", "--master", "yarn", "--deploy-mode", "cluster",
                 "--py-files", f"s3://{BUCKET}/jobs/helpers.py", "--conf", "spark.resilin.test.marker=from --conf",
                 f"s3a://{BUCKET}/jobs/wordcount_cluster.py", f"s3a://{BUCKET}/input/", f"s3a://{BUCKET}/output-cluster/",
+                f"s3a://{BUCKET}/jvms-cluster/",
             ),
             command_step("failing", "spark-submit", f"s3://{BUCKET}/jobs/failing.py"),
         ],
@@ -371,7 +395,7 @@ def test_spark_defaults_reach_the_application_seen_on_the_history_server(resilin
         assert properties["spark.resilin.marker"] == DEFAULTS_MARKER
         assert properties["spark.master"] == "yarn"
         assert properties["spark.dynamicAllocation.enabled"] == "true"
-        assert properties["spark.executor.defaultJavaOptions"] == spark_config.JOB_JIT_OPTIONS
+        assert properties["spark.executor.defaultJavaOptions"].startswith(spark_config.JOB_JIT_OPTIONS)
         assert app["attempts"][-1]["completed"] is True
 
 
@@ -416,6 +440,24 @@ def test_cluster_mode_with_py_files_and_conf(resilin, spark):
         w for t in spark["texts"].values() for w in re.findall(r"[a-z']+", t.lower())
     )
     assert csv_counts(s3, "output-cluster/") == dict(expected)
+
+
+def test_spark_jvms_map_the_images_class_data_archive(resilin, spark):
+    """The history server, and a cluster-mode application's driver and executors, map Spark's
+    classes from the image's archive (the archive is mapped only when Java accepted it for the
+    JVM's class path)."""
+    endpoints = resilin.endpoints()
+    emr, s3 = endpoints.client("emr"), endpoints.client("s3")
+    step = wait_step(emr, spark["cid"], spark["steps"]["word count, cluster mode"])
+    assert step["Status"]["State"] == "COMPLETED", step["Status"]
+    part = s3.get_object(Bucket=BUCKET, Key="jvms-cluster/part-00000")["Body"].read().decode()
+    mapped = json.loads(part)
+    assert mapped["driver"] is True, mapped
+    assert mapped["executors"] and all(e is True for e in mapped["executors"]), mapped
+    # As the history server's user: reading another user's /proc/<pid>/maps takes CAP_SYS_PTRACE.
+    master = next(c for c in _containers() if _is_master(c))
+    history = _podman_exec(master, "grep -c spark.jsa /proc/$(pgrep -f '[d]eploy.history.HistoryServer')/maps")
+    assert history.strip().isdigit() and int(history) > 0, history
 
 
 def test_a_failing_pyspark_step_fails_and_publishes_nothing(resilin, spark):

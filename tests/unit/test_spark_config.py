@@ -75,9 +75,28 @@ def test_spark_jobs_jvms_take_the_jit_options_of_hadoops_job_jvms():
     ).stdout.strip()  # fmt: skip
     assert "-XX:Tier4InvocationThreshold=100000" in image.split()
     props = config.defaults("10.0.0.2", (2688, 384, 2), {})
-    assert props["spark.driver.defaultJavaOptions"] == props["spark.executor.defaultJavaOptions"] == image
+    expected = f"{image} {config.CDS_OPTIONS}"
+    assert props["spark.driver.defaultJavaOptions"] == props["spark.executor.defaultJavaOptions"] == expected
     props = config.defaults("10.0.0.2", (2688, 384, 2), {"spark.executor.defaultJavaOptions": ""})
     assert props["spark.executor.defaultJavaOptions"] == ""
+
+
+def test_spark_jvms_map_the_images_class_data_archive_with_its_jars_first():
+    """Drivers, ApplicationMasters and executors get the archive's options, and Spark's jars at
+    the front of their class path (where Java needs them to use the archive); a job's own
+    extraClassPath, or Spark's switch that puts its jars right after that, keeps them off."""
+    props = config.defaults("10.0.0.2", (2688, 384, 2), {})
+    assert (
+        props["spark.driver.extraClassPath"]
+        == props["spark.executor.extraClassPath"]
+        == "/usr/lib/spark/jars/*"
+    )
+    assert props["spark.yarn.am.extraJavaOptions"] == config.CDS_OPTIONS
+    assert "-XX:SharedArchiveFile=/usr/lib/spark/spark.jsa" in config.CDS_OPTIONS.split()
+    own = config.defaults("10.0.0.2", (2688, 384, 2), {"spark.driver.extraClassPath": "/opt/lib/*"})
+    assert own["spark.driver.extraClassPath"] == "/opt/lib/*"
+    first = config.defaults("10.0.0.2", (2688, 384, 2), {config.USER_CLASS_PATH_FIRST: "true"})
+    assert "spark.driver.extraClassPath" not in first and "spark.executor.extraClassPath" not in first
 
 
 def test_spark_defaults_file_escapes_as_java_properties():

@@ -10,4 +10,19 @@ export SPARK_PID_DIR=${SPARK_PID_DIR:-/var/run/spark}
 export PYSPARK_ARCHIVES_PATH=local:/usr/lib/spark/python/lib/pyspark.zip,local:$(ls /usr/lib/spark/python/lib/py4j-*-src.zip)
 # The history server's JIT is that of Hadoop's daemons (C1 alone on a node of two CPUs or
 # fewer).  A cluster's spark-env setting SPARK_DAEMON_JAVA_OPTS replaces this.
-export SPARK_DAEMON_JAVA_OPTS="$(. /opt/hadoop/libexec/jvm-jit.sh && echo "$HADOOP_DAEMON_JIT_OPTS") ${SPARK_DAEMON_JAVA_OPTS:-}"
+daemon_jit=$(. /opt/hadoop/libexec/jvm-jit.sh && echo "$HADOOP_DAEMON_JIT_OPTS")
+export SPARK_DAEMON_JAVA_OPTS="$daemon_jit ${SPARK_DAEMON_JAVA_OPTS:-}"
+# Class-data sharing (docker/node/cds-train.sh): the history server and spark-class's launcher map
+# Spark's classes from the image's archive rather than reading them from the jars.  Java uses it
+# only while the class path starts with the jars it was built from: the history server's
+# SPARK_DAEMON_CLASSPATH comes first on its class path (before the conf dirs, whose file names no
+# jar carries), and the launcher's class path is the jars alone.  Drivers and executors get the
+# same through spark-defaults (resilin.applications.spark.config).
+if [ -f "$SPARK_HOME/spark.jsa" ]; then
+    spark_cds="-XX:SharedArchiveFile=$SPARK_HOME/spark.jsa -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
+    export SPARK_DAEMON_JAVA_OPTS="$spark_cds $SPARK_DAEMON_JAVA_OPTS"
+    export SPARK_DAEMON_CLASSPATH=${SPARK_DAEMON_CLASSPATH:-$SPARK_HOME/jars/*}
+    export SPARK_LAUNCHER_OPTS="$spark_cds $daemon_jit ${SPARK_LAUNCHER_OPTS:-}"
+    unset spark_cds
+fi
+unset daemon_jit
