@@ -456,7 +456,9 @@ def test_spark_jvms_map_the_images_class_data_archive(resilin, spark):
     assert mapped["executors"] and all(e is True for e in mapped["executors"]), mapped
     # As the history server's user: reading another user's /proc/<pid>/maps takes CAP_SYS_PTRACE.
     master = next(c for c in _containers() if _is_master(c))
-    history = _podman_exec(master, "grep -c spark.jsa /proc/$(pgrep -f '[d]eploy.history.HistoryServer')/maps")
+    history = _podman_exec(
+        master, "grep -c spark.jsa /proc/$(pgrep -f '[d]eploy.history.HistoryServer')/maps"
+    )
     assert history.strip().isdigit() and int(history) > 0, history
 
 
