@@ -59,6 +59,11 @@ CDS_CLASS_PATH = f"{SPARK_HOME}/jars/*"
 USER_CLASS_PATH_FIRST = "spark.yarn.user.classpath.first"
 
 
+def is_true(properties: dict[str, str], name: str) -> bool:
+    """Whether the property ``name`` is set to true, as Spark reads a boolean (any case, spaces around)."""
+    return properties.get(name, "").strip().lower() == "true"
+
+
 def executor_sizing(container_mb: int, vcores: int) -> tuple[int, int, int]:
     """(executor memory MiB, its overhead MiB, cores) for a worker whose MapReduce map container is
     ``container_mb`` and NodeManager has ``vcores``: one executor takes a map container's memory,
@@ -114,7 +119,7 @@ def defaults(
     }
     for scheme in SCHEMES_ON_S3A:
         props[f"spark.hadoop.mapreduce.outputcommitter.factory.scheme.{scheme}"] = S3A_COMMITTER_FACTORY
-    if overrides.get(USER_CLASS_PATH_FIRST, "").strip().lower() != "true":
+    if not is_true(overrides, USER_CLASS_PATH_FIRST):
         props["spark.driver.extraClassPath"] = CDS_CLASS_PATH
         props["spark.executor.extraClassPath"] = CDS_CLASS_PATH
     return props | (maximized or {}) | overrides
@@ -141,7 +146,7 @@ def check_spark_classification(properties: dict[str, str]) -> None:
 
 
 def maximizes(spark_properties: dict[str, str]) -> bool:
-    return spark_properties.get(MAXIMIZE, "false").strip().lower() == "true"
+    return is_true(spark_properties, MAXIMIZE)
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ def maximized(hardware: Hardware, requested: dict[str, str]) -> dict[str, str]:
         "spark.driver.memory": f"{max(512, hardware.driver_room_mb - driver_overhead)}m",
         "spark.default.parallelism": str(2 * hardware.worker_vcores * max(1, hardware.workers)),
     }
-    if requested.get("spark.dynamicAllocation.enabled", "").strip().lower() != "true":
+    if not is_true(requested, "spark.dynamicAllocation.enabled"):
         props["spark.executor.instances"] = str(max(1, hardware.workers))
     return props
 
