@@ -421,8 +421,9 @@ echo "$TAG" >"$ROOT/etc/resilin-node-release"
 
 chroot_mount "$ROOT"
 chroot "$ROOT" /bin/bash /tmp/rootfs-setup.sh >&2
-# The class-data sharing archive, from a training run of Hadoop's daemons on a loopback of its own.
-log "stage 3: class-data sharing archive for the Hadoop launchers"
+# The class-data sharing archives, from a training run of Hadoop's daemons and Spark's jobs on a
+# loopback of its own.
+log "stage 3: class-data sharing archives for Hadoop's and Spark's JVMs"
 install -m 0755 "$HERE/cds-train.sh" "$ROOT/tmp/cds-train.sh"
 unshare --net --uts chroot "$ROOT" /bin/bash -c 'ip link set lo up && hostname cds-train && /tmp/cds-train.sh' >&2
 log "stage 3: an empty HDFS namespace for new clusters' NameNodes"

@@ -93,7 +93,9 @@ export HADOOP_CONF_DIR=$CONF HADOOP_LOG_DIR=$WORK/logs HADOOP_PID_DIR=$WORK
 export HADOOP_ROOT_LOGGER=WARN,console
 export PATH=$HH/bin:$PATH
 unset HADOOP_OPTS HADOOP_CLIENT_OPTS
-classlist() { echo "-XX:DumpLoadedClassList=$LISTS/$1.classlist"; }
+# classlist <name> [<directory>]: the option that records a JVM's loaded classes in a list of its
+# own (a random suffix keeps JVMs of the same name apart), in $LISTS unless told otherwise.
+classlist() { echo "-XX:DumpLoadedClassList=${2:-$LISTS}/$1-$RANDOM.classlist"; }
 
 daemon() {  # daemon <command> <subcommand> <name>: in the background, its class list recorded
     local var=$4
@@ -112,7 +114,7 @@ port_up() {  # port_up <port> <seconds> <pid>: false once the port's daemon has 
 client() {  # client <name> <command...>: a client command, its class list recorded
     local name=$1
     shift
-    HADOOP_CLIENT_OPTS=$(classlist "$name-$RANDOM") "$@" >>"$WORK/logs/clients.out" 2>&1
+    HADOOP_CLIENT_OPTS=$(classlist "$name") "$@" >>"$WORK/logs/clients.out" 2>&1
 }
 
 t0=$SECONDS
@@ -219,21 +221,20 @@ PY
 export SPARK_HOME=$SH SPARK_CONF_DIR=$SPARK_CONF YARN_CONF_DIR=$CONF SPARK_LOG_DIR=$WORK/logs SPARK_PID_DIR=$WORK
 export PYSPARK_ARCHIVES_PATH=local:$SH/python/lib/pyspark.zip,local:$(ls $SH/python/lib/py4j-*-src.zip)
 unset SPARK_DAEMON_JAVA_OPTS SPARK_SUBMIT_OPTS SPARK_LAUNCHER_OPTS
-spark_classlist() { echo "-XX:DumpLoadedClassList=$SPARK_LISTS/$1-$RANDOM.classlist"; }
 client mkdir-events hadoop fs -mkdir -p /spark-events
 for mode in cluster client; do
-    if ! timeout 300 env SPARK_LAUNCHER_OPTS="$(spark_classlist launcher)" \
-        SPARK_SUBMIT_OPTS="$(spark_classlist submit-$mode)" \
+    if ! timeout 300 env SPARK_LAUNCHER_OPTS="$(classlist launcher "$SPARK_LISTS")" \
+        SPARK_SUBMIT_OPTS="$(classlist submit-$mode "$SPARK_LISTS")" \
         "$SH/bin/spark-submit" --deploy-mode "$mode" \
-        --conf spark.driver.extraJavaOptions="$(spark_classlist driver-$mode)" \
-        --conf spark.yarn.am.extraJavaOptions="$(spark_classlist am-$mode)" \
-        --conf spark.executor.extraJavaOptions="$(spark_classlist executor-$mode)" \
+        --conf spark.driver.extraJavaOptions="$(classlist driver-$mode "$SPARK_LISTS")" \
+        --conf spark.yarn.am.extraJavaOptions="$(classlist am-$mode "$SPARK_LISTS")" \
+        --conf spark.executor.extraJavaOptions="$(classlist executor-$mode "$SPARK_LISTS")" \
         "$WORK/job.py" /words.txt "/spark-out-$mode" >>"$WORK/logs/spark-job.out" 2>&1; then
         log "the Spark training job ($mode mode) did not complete"
         tail -5 "$WORK/logs/spark-job.out" >&2 || true
     fi
 done
-SPARK_LAUNCHER_OPTS="$(spark_classlist launcher)" SPARK_DAEMON_JAVA_OPTS="$(spark_classlist history)" \
+SPARK_LAUNCHER_OPTS="$(classlist launcher "$SPARK_LISTS")" SPARK_DAEMON_JAVA_OPTS="$(classlist history "$SPARK_LISTS")" \
     "$SH/sbin/start-history-server.sh" >"$WORK/logs/spark-history.out" 2>&1
 history_pid=$(cat "$WORK"/spark-*HistoryServer*.pid 2>/dev/null || true)
 [ -n "$history_pid" ] && pids+=("$history_pid")

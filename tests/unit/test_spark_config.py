@@ -99,6 +99,23 @@ def test_spark_jvms_map_the_images_class_data_archive_with_its_jars_first():
     assert "spark.driver.extraClassPath" not in first and "spark.executor.extraClassPath" not in first
 
 
+def test_spark_jvms_take_the_class_data_sharing_options_the_image_gives_its_shells(tmp_path):
+    """The options in spark-defaults are those the image's jvm-cds.sh gives Hadoop's launchers and
+    Spark's history server for the same archive; without the archive file there are none."""
+    jvm_cds = Path(__file__).resolve().parents[2] / "docker/node/libexec/jvm-cds.sh"
+
+    def image_options(archive: Path) -> str:
+        return subprocess.run(
+            ["bash", "-c", '. "$1" && cds_options "$2"', "-", jvm_cds, archive],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+
+    archive = tmp_path / "spark.jsa"
+    assert image_options(archive) == ""
+    archive.write_bytes(b"")
+    assert image_options(archive) == config.CDS_OPTIONS.replace(config.CDS_ARCHIVE, str(archive))
+
+
 def test_spark_defaults_file_escapes_as_java_properties():
     text = config.defaults_file({"spark.a": "x y", "spark.b": " lead", "a=b": "c\nd", "spark.c": "C:\\tmp"})
     lines = text.splitlines()[1:]

@@ -66,11 +66,10 @@ HADOOP_JAVA17_OPTS="-XX:+IgnoreUnrecognizedVMOptions
 # Class-data sharing: the classes these launchers' JVMs load, mapped from one archive built with
 # the image (docker/node/cds-train.sh).  Java uses it only while the class path starts with the
 # one it was built for (the jars), and otherwise loads every class from the jars, silently.
+# shellcheck disable=SC1091
+. "${BASH_SOURCE[0]%/*}/jvm-cds.sh"
 HADOOP_CDS_ARCHIVE=$HADOOP_HOME/share/hadoop/hadoop.jsa
-HADOOP_CDS_OPTS=""
-if [ -f "$HADOOP_CDS_ARCHIVE" ]; then
-    HADOOP_CDS_OPTS="-XX:SharedArchiveFile=$HADOOP_CDS_ARCHIVE -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
-fi
+HADOOP_CDS_OPTS=$(cds_options "$HADOOP_CDS_ARCHIVE")
 
 # The JIT options of daemons and of a job's JVMs, shared with Spark's spark-env.sh.
 # shellcheck disable=SC1091

@@ -18,11 +18,10 @@ export SPARK_DAEMON_JAVA_OPTS="$daemon_jit ${SPARK_DAEMON_JAVA_OPTS:-}"
 # SPARK_DAEMON_CLASSPATH comes first on its class path (before the conf dirs, whose file names no
 # jar carries), and the launcher's class path is the jars alone.  Drivers and executors get the
 # same through spark-defaults (resilin.applications.spark.config).
-if [ -f "$SPARK_HOME/spark.jsa" ]; then
-    spark_cds="-XX:SharedArchiveFile=$SPARK_HOME/spark.jsa -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
+spark_cds=$(. /opt/hadoop/libexec/jvm-cds.sh && cds_options "$SPARK_HOME/spark.jsa")
+if [ -n "$spark_cds" ]; then
     export SPARK_DAEMON_JAVA_OPTS="$spark_cds $SPARK_DAEMON_JAVA_OPTS"
     export SPARK_DAEMON_CLASSPATH=${SPARK_DAEMON_CLASSPATH:-$SPARK_HOME/jars/*}
     export SPARK_LAUNCHER_OPTS="$spark_cds $daemon_jit ${SPARK_LAUNCHER_OPTS:-}"
-    unset spark_cds
 fi
-unset daemon_jit
+unset daemon_jit spark_cds
