@@ -375,11 +375,14 @@ def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
             "bash",
             "-c",
             f"hdfs getconf -confKey {CORE_SITE_KEY}; hdfs getconf -confKey mapreduce.map.memory.mb; "
-            f"cat /usr/local/share/bootstrap-marker; dpkg-query -W -f='${{Status}}\\n' {PROBE_PACKAGE}; nproc",
+            f"cat /usr/local/share/bootstrap-marker; dpkg-query -W -f='${{Status}}\\n' {PROBE_PACKAGE}; "
+            # The JIT level a `hadoop` command's JVM ran with, as the JVM itself reports it.
+            "HADOOP_CLIENT_OPTS=-XX:+PrintFlagsFinal hadoop version | awk '$2 == \"TieredStopAtLevel\" {print $4}'; "
+            "nproc",
         ],  # fmt: skip
         name="getconf",
     )
-    *conf, cpus = step_output(resilin, cluster, step["Id"]).splitlines()
+    *conf, client_jit, cpus = step_output(resilin, cluster, step["Id"]).splitlines()
     assert conf == [
         "from-configurations",
         "512",
@@ -390,6 +393,8 @@ def test_release_and_configurations_are_what_hadoop_runs(resilin, emr, cluster):
     # a daemon's own options from hadoop-env come later on its command line and win.
     assert last_jvm_flag(ip, 9870, "TieredStopAtLevel") == ("1" if int(cpus) <= 2 else None)
     assert last_jvm_flag(ip, 8088, "TieredStopAtLevel") == "4"
+    # Hadoop's commands (a step's job client, `hadoop fs`) too; larger nodes keep C2.
+    assert client_jit == ("1" if int(cpus) <= 2 else "4")
     # Arguments and Properties reach the step's command as given: no shell expansion, and a
     # line ending a here-document does not end the step's script.
     hostile = ["$HOME", "it's", 'say "hi" `id`', "one\nEOF\nRESILIN_STEP_COMMAND\nRESILIN_EOF_B64\ntwo"]
@@ -554,17 +559,23 @@ def test_streaming_with_files_archives_and_the_legacy_jar_path(resilin, emr, s3,
 
 
 # A streaming mapper that reports its task JVM (its parent): the start of the JVM's class path and
-# the class-data sharing archive it was given.
+# the class-data sharing archive it was given; then the JIT level of its job's ApplicationMaster,
+# read from the AM's own JMX through the ResourceManager's proxy, and the node's CPUs.
 JVM_PROBE = """#!/usr/bin/env python3
-import os, sys
+import json, os, sys, urllib.request
 for _ in sys.stdin:
     pass
 args = [a.decode() for a in open(f"/proc/{os.getppid()}/cmdline", "rb").read().split(b"\\0")]
 cp = args[args.index("-cp") + 1] if "-cp" in args else os.environ["CLASSPATH"]
-def last(flag):
+def last(flag, args=args):
     values = [a.split("=", 1)[1] for a in args if a.startswith(f"-XX:{flag}=")]
     return values[-1] if values else "none"
-print(f"{cp.split(':')[0]}\\t{last('SharedArchiveFile')}\\t{os.getcwd()}\\t{last('Tier4InvocationThreshold')}")
+app = "application_" + "_".join(os.environ["CONTAINER_ID"].split("_")[-4:-2])
+url = f"http://{os.environ['yarn_resourcemanager_hostname']}:8088/proxy/{app}/jmx?qry=java.lang:type=Runtime"
+am = json.load(urllib.request.urlopen(url, timeout=30))["beans"][0]["InputArguments"]
+fields = [cp.split(':')[0], last('SharedArchiveFile'), os.getcwd(), last('Tier4InvocationThreshold'),
+          last('TieredStopAtLevel', am), str(len(os.sched_getaffinity(0)))]
+print("\\t".join(fields))
 """
 
 
@@ -599,16 +610,18 @@ def test_task_jvms_map_hadoops_classes_from_the_archive_and_take_the_jobs_jit_op
         "-D", f"yarn.app.mapreduce.am.command-opts={on}",
     )  # fmt: skip
     assert len(tasks) == 6, tasks  # one map per input file
-    for first, used, _cwd, tier4 in tasks:
+    for first, used, _cwd, tier4, am_jit, cpus in tasks:
         assert first == "/opt/hadoop/share/hadoop/common/lib/*", tasks
         assert used == archive, tasks
         assert tier4 == "5000", tasks
+        # The ApplicationMaster drives the job: on a small node it has the daemons' C1 alone.
+        assert am_jit == ("1" if int(cpus) <= 2 else "none"), tasks
     # A job asking for its own classes first keeps YARN's class path (its working directory, then
     # its jar), without the archive; Hadoop's classes still load, from the jars.  Its JVMs have
     # the image's JIT options for a job's JVMs: C2 for what is truly hot only.
     tasks = _jvm_probe(emr, s3, cluster, "cds-user-first", "-D", "mapreduce.job.user.classpath.first=true")
     assert len(tasks) == 6, tasks
-    for first, used, cwd, tier4 in tasks:
+    for first, used, cwd, tier4, _am_jit, _cpus in tasks:
         assert (first, used, tier4) == (cwd, "none", "100000"), tasks
 
 

@@ -8,10 +8,14 @@ The rules that need no shell are in tests/unit/test_hadoop_config.py.
 from __future__ import annotations
 
 import base64
+import os
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from resilin.applications.hadoop_config import ClusterSpec, NodeImageLayout, NodeSpec, render_node_script
 from resilin.cluster import bootstrap
@@ -147,3 +151,39 @@ def test_the_master_copies_the_images_empty_namespace_unless_its_format_would_di
     assert "hdfs namenode -format -nonInteractive -force -clusterid 'j-1'" in master  # an older image's way
     assert "namenode -format" not in core and "empty-namespace" not in core
     bash_syntax_ok(master)
+
+
+def test_the_application_master_takes_a_clients_jit_and_tasks_a_jobs(tmp_path):
+    """The admin options in mapred-site, with their $(…) evaluated by bash as a container's launch
+    script does, running the image's own yarn-container-opts: the ApplicationMaster gets the JIT of
+    the JVMs that drive a job (C1 alone on a node of two CPUs or fewer), map and reduce tasks that
+    of a job's tasks (C2 for what is truly hot)."""
+    libexec = tmp_path / "libexec"  # installed as the image's build does: the script executable
+    shutil.copytree(Path(__file__).resolve().parents[2] / "docker/node/libexec", libexec)
+    (libexec / "yarn-container-opts").chmod(0o755)
+    site = written_files(render_node_script(spec(), spec().nodes[1]))["mapred-site.xml"]
+    props = {
+        p.findtext("name"): p.findtext("value") for p in etree.fromstring(site.encode()).iter("property")
+    }
+
+    def evaluated(name: str) -> list[str]:
+        value = props[name].replace("/opt/hadoop/libexec", str(libexec))
+        done = subprocess.run(
+            ["bash", "-c", f"echo {value}"], env={"PATH": "/usr/bin:/bin", "HADOOP_HOME": "/nonexistent"},
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return done.stdout.split()
+
+    def image(variable: str) -> list[str]:
+        return subprocess.run(
+            ["bash", "-c", f'. "$1" && echo "${variable}"', "-", libexec / "jvm-jit.sh"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+
+    client, job = image("HADOOP_CLIENT_JIT_OPTS"), image("HADOOP_JOB_JIT_OPTS")
+    cpus = len(os.sched_getaffinity(0))
+    assert client == (["-XX:TieredStopAtLevel=1"] if cpus <= 2 else job)
+    assert "-XX:Tier4InvocationThreshold=100000" in job
+    assert evaluated("yarn.app.mapreduce.am.admin-command-opts") == client
+    for task in ("map", "reduce"):
+        assert evaluated(f"mapreduce.admin.{task}.child.java.opts")[-len(job) :] == job

@@ -107,7 +107,7 @@ hadoop_exec() {
     # shellcheck disable=SC2086
     exec "$JAVA_HOME/bin/java" \
         -Xmx"${HADOOP_CLIENT_HEAPSIZE_MAX:-512m}" \
-        $HADOOP_CDS_OPTS $HADOOP_JOB_JIT_OPTS $HADOOP_JAVA17_OPTS \
+        $HADOOP_CDS_OPTS $HADOOP_CLIENT_JIT_OPTS $HADOOP_JAVA17_OPTS \
         -Djava.net.preferIPv4Stack=true \
         -Dhadoop.log.dir="$HADOOP_LOG_DIR" \
         -Dhadoop.log.file=hadoop.log \
