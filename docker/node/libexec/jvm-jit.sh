@@ -14,9 +14,10 @@ if [ "$(nproc 2>/dev/null || echo 4)" -le 2 ]; then
 fi
 
 # The JIT of a job's tasks (yarn-container-opts), and of its client and ApplicationMaster on
-# larger nodes: they mostly live for seconds, and C2 compiling their start-up code took a third of a small job's
-# CPU.  C2 compiles only what is truly hot here: twenty times the usual invocation and loop
-# counts, which a long task's inner loops reach within moments and start-up code never does.
+# larger nodes: they mostly live for seconds, and C2 compiling their start-up code took a third
+# of a small job's CPU.  C2 compiles only what is truly hot here: twenty times the usual
+# invocation and loop counts, which a long task's inner loops reach within moments and start-up
+# code never does.
 HADOOP_JOB_JIT_OPTS="-XX:Tier4InvocationThreshold=100000 -XX:Tier4MinInvocationThreshold=12000"
 HADOOP_JOB_JIT_OPTS+=" -XX:Tier4CompileThreshold=300000 -XX:Tier4BackEdgeThreshold=800000"
 

@@ -37,8 +37,8 @@ ENV_FILE = "spark-env.sh"
 LOG4J2_FILE = "log4j2.properties"
 S3A_COMMITTER_FACTORY = "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
 SCHEMES_ON_S3A = ("s3", "s3a", "s3n")  # core-site maps s3:// and s3n:// to S3A
-# The JIT of an application's driver and executors, as for a MapReduce job's JVMs (the node
-# image's HADOOP_JOB_JIT_OPTS, docker/node/libexec/hadoop-functions.sh): C2 compiles only what
+# The JIT of an application's driver and executors, as for a MapReduce job's tasks (the node
+# image's HADOOP_JOB_JIT_OPTS, docker/node/libexec/jvm-jit.sh): C2 compiles only what
 # is truly hot, which a long stage's inner loops reach within moments and start-up code never does.
 JOB_JIT_OPTIONS = (
     "-XX:Tier4InvocationThreshold=100000 -XX:Tier4MinInvocationThreshold=12000"
