@@ -12,13 +12,13 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from resilin.applications.hadoop_config import ClusterSpec, NodeImageLayout, NodeSpec, render_node_script
 from resilin.cluster import bootstrap
+from tests.node_image_shell import LIBEXEC, sourced
 
 CONFIGS = [
     {"Classification": "yarn-site", "Properties": {"yarn.nodemanager.resource.memory-mb": "3000"}},
@@ -159,9 +159,10 @@ def test_the_application_master_takes_a_clients_jit_and_tasks_a_jobs(tmp_path):
     the JVMs that drive a job (C1 alone on a node of two CPUs or fewer), map and reduce tasks that
     of a job's tasks (C2 for what is truly hot)."""
     libexec = tmp_path / "libexec"  # installed as the image's build does: the script executable
-    shutil.copytree(Path(__file__).resolve().parents[2] / "docker/node/libexec", libexec)
+    shutil.copytree(LIBEXEC, libexec)
     (libexec / "yarn-container-opts").chmod(0o755)
-    site = written_files(render_node_script(spec(), spec().nodes[1]))["mapred-site.xml"]
+    cluster = spec()
+    site = written_files(render_node_script(cluster, cluster.nodes[1]))["mapred-site.xml"]
     props = {
         p.findtext("name"): p.findtext("value") for p in etree.fromstring(site.encode()).iter("property")
     }
@@ -174,13 +175,8 @@ def test_the_application_master_takes_a_clients_jit_and_tasks_a_jobs(tmp_path):
         )  # fmt: skip
         return done.stdout.split()
 
-    def image(variable: str) -> list[str]:
-        return subprocess.run(
-            ["bash", "-c", f'. "$1" && echo "${variable}"', "-", libexec / "jvm-jit.sh"],
-            capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
-
-    client, job = image("HADOOP_CLIENT_JIT_OPTS"), image("HADOOP_JOB_JIT_OPTS")
+    client = sourced("jvm-jit.sh", 'echo "$HADOOP_CLIENT_JIT_OPTS"').split()
+    job = sourced("jvm-jit.sh", 'echo "$HADOOP_JOB_JIT_OPTS"').split()
     cpus = len(os.sched_getaffinity(0))
     assert client == (["-XX:TieredStopAtLevel=1"] if cpus <= 2 else job)
     assert "-XX:Tier4InvocationThreshold=100000" in job

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +14,7 @@ from resilin.applications.spark.application import history_server_script, runs_s
 from resilin.errors import ValidationError
 from resilin.steps import commands as steps
 from resilin.steps import yarn_apps
+from tests.node_image_shell import sourced
 
 
 def _spec(spark: bool, configurations: list | None = None) -> ClusterSpec:
@@ -68,11 +67,7 @@ def test_spark_defaults_are_emrs_and_the_classification_wins():
 def test_spark_jobs_jvms_take_the_jit_options_of_hadoops_job_jvms():
     """Spark's driver and executors get the node image's JIT options of a job's JVMs, which a
     job's extraJavaOptions (after them) or the classification can override."""
-    functions = Path(__file__).resolve().parents[2] / "docker/node/libexec/hadoop-functions.sh"
-    image = subprocess.run(
-        ["bash", "-c", 'HADOOP_HOME=/nonexistent; . "$1" >/dev/null; echo "$HADOOP_JOB_JIT_OPTS"', "-", functions],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    image = sourced("jvm-jit.sh", 'echo "$HADOOP_JOB_JIT_OPTS"')
     assert "-XX:Tier4InvocationThreshold=100000" in image.split()
     props = config.defaults("10.0.0.2", (2688, 384, 2), {})
     expected = f"{image} {config.CDS_OPTIONS}"
@@ -102,18 +97,11 @@ def test_spark_jvms_map_the_images_class_data_archive_with_its_jars_first():
 def test_spark_jvms_take_the_class_data_sharing_options_the_image_gives_its_shells(tmp_path):
     """The options in spark-defaults are those the image's jvm-cds.sh gives Hadoop's launchers and
     Spark's history server for the same archive; without the archive file there are none."""
-    jvm_cds = Path(__file__).resolve().parents[2] / "docker/node/libexec/jvm-cds.sh"
-
-    def image_options(archive: Path) -> str:
-        return subprocess.run(
-            ["bash", "-c", '. "$1" && cds_options "$2"', "-", jvm_cds, archive],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-
     archive = tmp_path / "spark.jsa"
-    assert image_options(archive) == ""
+    assert sourced("jvm-cds.sh", 'cds_options "$1"', archive) == ""
     archive.write_bytes(b"")
-    assert image_options(archive) == config.CDS_OPTIONS.replace(config.CDS_ARCHIVE, str(archive))
+    expected = config.CDS_OPTIONS.replace(config.CDS_ARCHIVE, str(archive))
+    assert sourced("jvm-cds.sh", 'cds_options "$1"', archive) == expected
 
 
 def test_spark_defaults_file_escapes_as_java_properties():
